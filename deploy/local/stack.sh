@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# The local stack: a real Redis, a real MariaDB and a real Kafka-protocol broker (tansu) on loopback,
+# each on its own port with its own data folder, so they never fight system servers.
+#
+#   stack.sh up | down | status | env | install | clean-tests
+#   stack.sh start SERVICE | stop SERVICE      (SERVICE: redis, mysql, kafka; data is kept)
+#
+# Everything is overridable through the environment, which is how fault-injection tests start
+# private servers of their own:
+#   SECKILL_STACK_DIR   state folder (default: ~/.local/state/seckill/stack, outside any clone,
+#                       so every clone on a machine shares one stack)
+#   SECKILL_STACK_REDIS_PORT (16379)  SECKILL_STACK_MYSQL_PORT (13306)  SECKILL_STACK_KAFKA_PORT (19092)
+#
+# `up` is idempotent: a server that already answers is left alone. `down` stops only what `up`
+# or `start` started (the pid files in the state folder).
+set -euo pipefail
+
+STATE_DIR="${SECKILL_STACK_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/seckill/stack}"
+REDIS_PORT="${SECKILL_STACK_REDIS_PORT:-16379}"
+MYSQL_PORT="${SECKILL_STACK_MYSQL_PORT:-13306}"
+KAFKA_PORT="${SECKILL_STACK_KAFKA_PORT:-19092}"
+MYSQL_USER=seckill
+MYSQL_PASSWORD=seckill
+TANSU_VERSION=0.6.0
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+TANSU="${SECKILL_TANSU_BIN:-$CARGO_BIN/tansu}"
+
+log() { printf 'stack: %s\n' "$*" >&2; }
+die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# detach PIDFILE LOG CMD...: run a server in its own session with only stdin/stdout/stderr open,
+# so it holds no pipe of whoever called this script (CI runners wait on those).
+detach() {
+  local pidfile=$1 logfile=$2; shift 2
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec setsid "$@" </dev/null >>"$logfile" 2>&1
+  ) &
+  echo $! >"$pidfile"
+}
+
+wait_for() { # wait_for NAME SECONDS CMD...
+  local name=$1 secs=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || die "$name did not answer within ${secs}s (logs in $STATE_DIR/$name)"
+    sleep 0.2
+  done
+}
+
+# ---------------------------------------------------------------------------------------- install
+need_apt=()
+check_packages() {
+  need_apt=()
+  command -v redis-server >/dev/null || need_apt+=(redis-server)
+  command -v redis-cli >/dev/null || need_apt+=(redis-tools)
+  command -v mariadbd >/dev/null || need_apt+=(mariadb-server)
+  command -v mariadb >/dev/null || need_apt+=(mariadb-client)
+}
+
+install_all() {
+  check_packages
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      log "installing ${need_apt[*]} from Debian's packages"
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    else
+      die "missing ${need_apt[*]}; run: sudo apt-get install -y ${need_apt[*]}"
+    fi
+  fi
+  if [ ! -x "$TANSU" ]; then
+    command -v cargo >/dev/null || die "cargo is needed to build the tansu broker"
+    log "building the tansu $TANSU_VERSION broker into $CARGO_BIN (once per machine, about 12 minutes)"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features libsql --quiet
+  fi
+}
+
+# ------------------------------------------------------------------------------------------ redis
+redis_ping() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping | grep -q PONG; }
+start_redis() {
+  if redis_ping 2>/dev/null; then log "redis already answers on $REDIS_PORT"; return; fi
+  mkdir -p "$STATE_DIR/redis"
+  # noeviction: stock keys must never be evicted; AOF everysec: at most a second of writes lost
+  # on a host crash, none on a process crash.
+  detach "$STATE_DIR/redis/redis.pid" "$STATE_DIR/redis/redis.log" \
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$STATE_DIR/redis" \
+    --appendonly yes --appendfsync everysec --maxmemory 2gb --maxmemory-policy noeviction \
+    --save '' --daemonize no --protected-mode no
+  wait_for redis 30 redis_ping
+  log "redis up on 127.0.0.1:$REDIS_PORT"
+}
+stop_redis() {
+  if pid_alive "$STATE_DIR/redis/redis.pid"; then
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || kill "$(cat "$STATE_DIR/redis/redis.pid")" || true
+    while pid_alive "$STATE_DIR/redis/redis.pid"; do sleep 0.1; done
+    log "redis stopped"
+  fi
+}
+
+# ------------------------------------------------------------------------------------------ mysql
+MYSQL_SOCK() { echo "$STATE_DIR/mysql/mysqld.sock"; }
+mysql_ping() { mariadb -h 127.0.0.1 -P "$MYSQL_PORT" -u "$MYSQL_USER" -p"$MYSQL_PASSWORD" -e 'SELECT 1' >/dev/null; }
+start_mysql() {
+  if mysql_ping 2>/dev/null; then log "mariadb already answers on $MYSQL_PORT"; return; fi
+  local dir="$STATE_DIR/mysql" me
+  me=$(id -un)
+  mkdir -p "$dir"
+  local fresh=0
+  if [ ! -d "$dir/data/mysql" ]; then
+    log "initialising a MariaDB data folder in $dir/data"
+    mariadb-install-db --datadir="$dir/data" --user="$me" --auth-root-authentication-method=socket \
+      --skip-test-db >"$dir/install.log" 2>&1 || die "mariadb-install-db failed, see $dir/install.log"
+    fresh=1
+  fi
+  cat >"$dir/my.cnf" <<CNF
+[mariadbd]
+datadir=$dir/data
+socket=$(MYSQL_SOCK)
+port=$MYSQL_PORT
+bind-address=127.0.0.1
+pid-file=$dir/mariadbd.pid
+log-error=$dir/mariadbd.log
+skip-name-resolve
+max_connections=2000
+innodb_buffer_pool_size=512M
+innodb_log_file_size=256M
+innodb_lock_wait_timeout=10
+character-set-server=utf8mb4
+collation-server=utf8mb4_bin
+CNF
+  detach "$dir/mariadbd.launcher.pid" "$dir/mariadbd.out" mariadbd --defaults-file="$dir/my.cnf" --user="$me"
+  wait_for mysql 60 mariadb-admin --socket="$(MYSQL_SOCK)" -uroot ping
+  if [ $fresh = 1 ] || ! mysql_ping 2>/dev/null; then
+    mariadb --socket="$(MYSQL_SOCK)" -uroot <<SQL
+CREATE USER IF NOT EXISTS '$MYSQL_USER'@'127.0.0.1' IDENTIFIED BY '$MYSQL_PASSWORD';
+CREATE USER IF NOT EXISTS '$MYSQL_USER'@'localhost' IDENTIFIED BY '$MYSQL_PASSWORD';
+GRANT ALL PRIVILEGES ON *.* TO '$MYSQL_USER'@'127.0.0.1' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO '$MYSQL_USER'@'localhost' WITH GRANT OPTION;
+CREATE DATABASE IF NOT EXISTS seckill;
+SQL
+  fi
+  wait_for mysql 30 mysql_ping
+  log "mariadb up on 127.0.0.1:$MYSQL_PORT"
+}
+stop_mysql() {
+  if pid_alive "$STATE_DIR/mysql/mariadbd.pid"; then
+    kill "$(cat "$STATE_DIR/mysql/mariadbd.pid")" || true
+    while pid_alive "$STATE_DIR/mysql/mariadbd.pid"; do sleep 0.1; done
+    log "mariadb stopped"
+  fi
+}
+
+# ------------------------------------------------------------------------------------------ kafka
+kafka_ping() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
+start_kafka() {
+  if kafka_ping; then log "kafka broker already answers on $KAFKA_PORT"; return; fi
+  [ -x "$TANSU" ] || die "the tansu broker is not installed; run: $0 install"
+  local dir="$STATE_DIR/kafka"
+  mkdir -p "$dir"
+  # tansu reads a .env from its working directory and misreads absolute sqlite paths, so it runs
+  # inside its own folder with a relative database path; the advertised address must be explicit.
+  (cd "$dir" && detach "$dir/tansu.pid" "$dir/tansu.log" "$TANSU" broker \
+      --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+      --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+      --storage-engine "sqlite://tansu.db")
+  wait_for kafka 60 kafka_ping
+  log "kafka broker (tansu) up on 127.0.0.1:$KAFKA_PORT"
+}
+stop_kafka() {
+  if pid_alive "$STATE_DIR/kafka/tansu.pid"; then
+    kill "$(cat "$STATE_DIR/kafka/tansu.pid")" || true
+    local n=0
+    while pid_alive "$STATE_DIR/kafka/tansu.pid"; do
+      sleep 0.1; n=$((n + 1))
+      [ $n -lt 100 ] || kill -9 "$(cat "$STATE_DIR/kafka/tansu.pid")" 2>/dev/null || true
+    done
+    log "kafka broker stopped"
+  fi
+}
+
+# ------------------------------------------------------------------------------------------ verbs
+print_env() {
+  cat <<ENV
+export SECKILL_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/
+export SECKILL_MYSQL_URL=mysql://$MYSQL_USER:$MYSQL_PASSWORD@127.0.0.1:$MYSQL_PORT/seckill
+export SECKILL_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+ENV
+}
+
+status() {
+  local rc=0
+  if redis_ping 2>/dev/null; then echo "redis  up    127.0.0.1:$REDIS_PORT"; else echo "redis  down"; rc=1; fi
+  if mysql_ping >/dev/null 2>&1; then echo "mysql  up    127.0.0.1:$MYSQL_PORT"; else echo "mysql  down"; rc=1; fi
+  if kafka_ping; then echo "kafka  up    127.0.0.1:$KAFKA_PORT"; else echo "kafka  down"; rc=1; fi
+  return $rc
+}
+
+clean_tests() { # drop the databases test runs create (seckill_t_*); the stack's own stays
+  local dbs
+  dbs=$(mariadb -h 127.0.0.1 -P "$MYSQL_PORT" -u "$MYSQL_USER" -p"$MYSQL_PASSWORD" -N -e \
+    "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'seckill\_t\_%'")
+  for db in $dbs; do
+    mariadb -h 127.0.0.1 -P "$MYSQL_PORT" -u "$MYSQL_USER" -p"$MYSQL_PASSWORD" -e "DROP DATABASE \`$db\`"
+  done
+  [ -z "$dbs" ] || log "dropped $(echo "$dbs" | wc -l) test databases"
+}
+
+one() { # one start|stop SERVICE
+  case "${2:-}" in
+    redis) "$1_redis" ;;
+    mysql) "$1_mysql" ;;
+    kafka) "$1_kafka" ;;
+    *) die "usage: $0 $1 redis|mysql|kafka" ;;
+  esac
+}
+
+case "${1:-}" in
+  install) install_all ;;
+  up) install_all; mkdir -p "$STATE_DIR"; start_redis; start_mysql; start_kafka ;;
+  down) stop_kafka; stop_mysql; stop_redis ;;
+  status) status ;;
+  env) print_env ;;
+  clean-tests) clean_tests ;;
+  start|stop) one "$1" "${2:-}" ;;
+  *) echo "usage: $0 up|down|status|env|install|clean-tests|start SERVICE|stop SERVICE" >&2; exit 2 ;;
+esac

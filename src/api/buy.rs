@@ -1,0 +1,111 @@
+//! `/api/v1`: buyers reserve units and look up their orders.
+
+use std::net::SocketAddr;
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{ConnectInfo, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    error::ApiResult,
+    extract::{ApiPath, Buyer, parse_json},
+};
+use crate::{
+    buy::{BuyAnswer, BuyRequest},
+    domain::{FieldError, IdempotencyKey},
+    state::AppState,
+};
+
+/// Buyer routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/sales/{sale_id}/items/{item_id}/orders",
+            post(create_order),
+        )
+        .route("/api/v1/orders/{order_id}", get(get_order))
+}
+
+/// The buy body; empty means one unit.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BuyBody {
+    quantity: Option<i64>,
+}
+
+async fn create_order(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Buyer(user): Buyer,
+    ApiPath((sale_id, item_id)): ApiPath<(u64, u64)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let body: BuyBody = if body.iter().all(u8::is_ascii_whitespace) {
+        BuyBody::default()
+    } else {
+        parse_json(&body)?
+    };
+    let quantity = match body.quantity.unwrap_or(1) {
+        q @ 1..=10_000 => q as u32,
+        q => {
+            return Err(
+                FieldError::new("quantity", format!("must be between 1 and 10000, got {q}")).into(),
+            );
+        }
+    };
+    let idempotency_key = headers
+        .get("idempotency-key")
+        .map(|v| IdempotencyKey::parse(v.to_str().unwrap_or("\u{0}")))
+        .transpose()?;
+    let answer = state
+        .buy
+        .buy(BuyRequest {
+            sale_id,
+            item_id,
+            user: &user,
+            quantity,
+            idempotency_key: idempotency_key.as_ref(),
+            client_ip: Some(peer.ip()),
+        })
+        .await?;
+    let (order_id, replayed) = match answer {
+        BuyAnswer::Reserved { order_id } => (order_id, false),
+        BuyAnswer::Replayed { order_id } => (order_id, true),
+    };
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "order_id": order_id,
+            "status": "reserved",
+            "sale_id": sale_id,
+            "item_id": item_id,
+            "quantity": quantity,
+        })),
+    )
+        .into_response();
+    let h = response.headers_mut();
+    if let Ok(loc) = HeaderValue::from_str(&format!("/api/v1/orders/{order_id}")) {
+        h.insert(header::LOCATION, loc);
+    }
+    if replayed {
+        h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+async fn get_order(
+    State(state): State<AppState>,
+    Buyer(user): Buyer,
+    ApiPath(order_id): ApiPath<Uuid>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(state.orders.find(order_id, &user).await?))
+}

@@ -1,0 +1,213 @@
+//! The one place errors become HTTP answers.
+//!
+//! Every error body is `{"code": "...", "detail": "..."}` (plus `field` for bad input), so
+//! clients switch on `code`. Internal causes (Redis, MySQL, Kafka) are logged with their chain
+//! and answered with a generic 500/503: a client never sees a stack of internals.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use crate::{auth::AuthError, domain::FieldError, stock::StockError};
+
+/// Result of a handler.
+pub type ApiResult<T, E = ApiError> = Result<T, E>;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 422: a field of the request is invalid.
+    #[error("{0}")]
+    Invalid(#[from] FieldError),
+    /// 422: the body is not JSON.
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// 401: missing or bad credentials.
+    #[error("{0}")]
+    Unauthorized(#[from] AuthError),
+    /// 404: no such resource.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 409: the request conflicts with the resource's state (`code` says how).
+    #[error("{detail}")]
+    Conflict {
+        /// Machine-readable reason (`sold_out`, `limit_exceeded`, `version_conflict`, ...).
+        code: &'static str,
+        /// Human-readable detail.
+        detail: String,
+    },
+    /// 403: the sale has not started.
+    #[error("the sale has not started")]
+    NotStarted,
+    /// 410: the sale has ended.
+    #[error("the sale has ended")]
+    Ended,
+    /// 428: a precondition (version) is required.
+    #[error("{0}")]
+    PreconditionRequired(&'static str),
+    /// 429: a token bucket is empty.
+    #[error("too many requests")]
+    RateLimited {
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// 503: a dependency is down or the item is not ready; try again later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure; logged, never shown.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+    /// 500/503: MySQL failed.
+    #[error("database error")]
+    Db(#[from] sqlx::Error),
+    /// 503: Redis failed.
+    #[error("stock store error")]
+    Stock(#[from] StockError),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    /// A 409 with a code.
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid(_) | ApiError::MalformedJson(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::NotStarted => StatusCode::FORBIDDEN,
+            ApiError::Ended => StatusCode::GONE,
+            ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) | ApiError::Stock(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Db(e) if is_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) | ApiError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Invalid(_) => "invalid_field",
+            ApiError::MalformedJson(_) => "invalid_json",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict { code, .. } => code,
+            ApiError::NotStarted => "not_started",
+            ApiError::Ended => "ended",
+            ApiError::PreconditionRequired(_) => "version_required",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Stock(_) => "stock_unavailable",
+            ApiError::Db(e) if is_unavailable(e) => "database_unavailable",
+            ApiError::Internal(_) | ApiError::Db(_) => "internal",
+        }
+    }
+}
+
+/// Connection-level failures: the database is down or saturated, not a bug.
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+    )
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            ApiError::Internal(e) => {
+                tracing::error!(error.cause_chain = ?e, error.message = %e, "request failed");
+            }
+            ApiError::Db(e) => {
+                tracing::error!(error.cause_chain = ?e, error.message = %e, "database failure");
+            }
+            ApiError::Stock(e) => {
+                tracing::error!(error.cause_chain = ?e, error.message = %e, "redis failure");
+            }
+            _ => {}
+        }
+        let field = match &self {
+            ApiError::Invalid(f) => Some(f.field.as_str()),
+            _ => None,
+        };
+        let detail = match &self {
+            ApiError::Invalid(f) => f.detail.clone(),
+            other => other.to_string(),
+        };
+        let body = ErrorBody {
+            code: self.code(),
+            detail,
+            field,
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::RateLimited { retry_after } = &self {
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn business_outcomes_map_to_their_documented_statuses() {
+        assert_eq!(
+            ApiError::conflict("sold_out", "x").status(),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(ApiError::NotStarted.status(), StatusCode::FORBIDDEN);
+        assert_eq!(ApiError::Ended.status(), StatusCode::GONE);
+        assert_eq!(
+            ApiError::RateLimited {
+                retry_after: Duration::from_millis(10)
+            }
+            .status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            ApiError::Invalid(FieldError::new("name", "bad")).status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+
+    #[test]
+    fn rate_limited_answers_carry_retry_after() {
+        let r = ApiError::RateLimited {
+            retry_after: Duration::from_millis(300),
+        }
+        .into_response();
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn internal_causes_are_not_shown() {
+        let e = ApiError::Internal(anyhow::anyhow!("secret socket path /var/run/x"));
+        assert_eq!(e.to_string(), "internal error");
+    }
+}

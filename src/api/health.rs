@@ -1,0 +1,92 @@
+//! Liveness, readiness and metrics.
+//!
+//! `/healthz` answers while the process runs. `/readyz` answers 200 only when Redis, MySQL and
+//! Kafka all answer, and otherwise 503 naming what is down, so a load balancer stops sending
+//! buyers to an instance that cannot serve them.
+
+use std::time::Duration;
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::get,
+};
+use serde_json::json;
+
+use crate::{state::AppState, store};
+
+/// Longest a readiness probe waits for each dependency.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Health routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn healthz() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let redis = tokio::time::timeout(PROBE_TIMEOUT, state.redis.ping());
+    let mysql = tokio::time::timeout(PROBE_TIMEOUT, store::ping(&state.db));
+    let kafka = tokio::time::timeout(
+        PROBE_TIMEOUT,
+        state.kafka.ping(&state.settings.kafka.topic),
+    );
+    let (redis, mysql, kafka) = tokio::join!(redis, mysql, kafka);
+    let verdict = |r: Result<Result<(), String>, tokio::time::error::Elapsed>| match r {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(_) => Some("timed out".to_string()),
+    };
+    let checks = [
+        ("redis", verdict(redis.map(|r| r.map_err(|e| e.to_string())))),
+        ("mysql", verdict(mysql.map(|r| r.map_err(|e| e.to_string())))),
+        ("kafka", verdict(kafka.map(|r| r.map_err(|e| e.to_string())))),
+    ];
+    let down: Vec<&str> = checks
+        .iter()
+        .filter(|(_, err)| err.is_some())
+        .map(|(name, _)| *name)
+        .collect();
+    let details: serde_json::Map<String, serde_json::Value> = checks
+        .iter()
+        .map(|(name, err)| {
+            let v = match err {
+                None => json!("ok"),
+                Some(e) => json!(e),
+            };
+            (name.to_string(), v)
+        })
+        .collect();
+    if down.is_empty() {
+        (StatusCode::OK, Json(json!({"status": "ready", "checks": details})))
+    } else {
+        tracing::warn!(?down, "not ready");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "code": "not_ready",
+                "detail": format!("unavailable: {}", down.join(", ")),
+                "down": down,
+                "checks": details,
+            })),
+        )
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,98 @@
+//! HTTP: the router, extractors that turn bad input into JSON errors, and the layers every
+//! request passes (metrics, load shedding, timeout).
+
+pub mod admin;
+pub mod buy;
+pub mod error;
+pub mod extract;
+pub mod health;
+
+use std::time::Duration;
+
+use axum::{
+    BoxError, Router,
+    error_handling::HandleErrorLayer,
+    extract::{MatchedPath, Request, State},
+    http::StatusCode,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use tower::ServiceBuilder;
+
+use crate::state::AppState;
+
+pub use error::{ApiError, ApiResult};
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let max_in_flight = usize::try_from(state.settings.http.max_in_flight).unwrap_or(usize::MAX);
+    let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
+    Router::new()
+        .merge(health::router())
+        .merge(admin::router())
+        .merge(buy::router())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overloaded))
+                .load_shed()
+                .concurrency_limit(max_in_flight)
+                .timeout(timeout),
+        )
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+async fn overloaded(err: BoxError) -> Response {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Unavailable("the request timed out".into()).into_response()
+    } else if err.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::Unavailable("the service is overloaded; retry shortly".into()).into_response()
+    } else {
+        ApiError::Internal(anyhow::anyhow!("unhandled middleware error: {err}")).into_response()
+    }
+}
+
+/// Counts every request by matched route and status (bounded labels: routes, not paths).
+async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    let status = response.status();
+    let route = route.as_deref().unwrap_or("unmatched");
+    state
+        .metrics
+        .http_requests
+        .with_label_values(&[route, status_label(status)])
+        .inc();
+    response
+}
+
+fn status_label(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200 => "200",
+        201 => "201",
+        202 => "202",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        409 => "409",
+        410 => "410",
+        422 => "422",
+        428 => "428",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        s if s < 300 => "2xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
+}

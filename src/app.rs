@@ -1,0 +1,133 @@
+//! Running the roles of a process: the HTTP API with its background jobs, the order consumer,
+//! or all of them, until a shutdown signal.
+//!
+//! Shutdown order: stop accepting, let in-flight requests finish, let background Kafka
+//! deliveries finish and flush the producer, let the consumer commit what it persisted.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    api,
+    lock::LeaderElection,
+    state::{AppState, Services},
+};
+
+/// How often keyed token buckets are pruned.
+const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A bound HTTP listener with the services behind it.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds the configured address (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn bind(services: Arc<Services>) -> anyhow::Result<Self> {
+        let addr = services.settings.http.addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (SECKILL_HTTP_ADDR)"))?;
+        Ok(Self {
+            listener,
+            state: AppState(services),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves HTTP and runs the API's background jobs (outbox relay, prewarm scheduler,
+    /// limiter pruning) until `shutdown`, then drains.
+    ///
+    /// # Errors
+    /// The server failed.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let state = self.state;
+        let jobs = spawn_api_jobs(&state, &shutdown);
+        let router = api::router(state.clone());
+        tracing::info!(addr = %self.listener.local_addr()?, "serving HTTP");
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("HTTP server failed")?;
+        tracing::info!("HTTP stopped; draining Kafka deliveries");
+        let grace = Duration::from_secs(state.settings.http.shutdown_grace_secs);
+        state.outbox.drain(grace).await;
+        for job in jobs {
+            let _ = tokio::time::timeout(grace, job).await;
+        }
+        tracing::info!("API stopped cleanly");
+        Ok(())
+    }
+}
+
+fn spawn_api_jobs(
+    state: &AppState,
+    shutdown: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut jobs = Vec::new();
+    let relay_ttl = Duration::from_millis(state.settings.relay.interval_ms * 5).max(Duration::from_secs(5));
+    jobs.push(tokio::spawn(state.outbox.clone().run_relay(
+        state.db.clone(),
+        state.settings.relay.clone(),
+        state.settings.sale.clone(),
+        LeaderElection::new(state.lock.clone(), "relay", relay_ttl),
+        shutdown.clone(),
+    )));
+    jobs.push(tokio::spawn(state.admin.clone().run_scheduler(shutdown.clone())));
+    let gates = state.buy.gates().clone();
+    let token = shutdown.clone();
+    jobs.push(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = token.cancelled() => break,
+                () = tokio::time::sleep(LIMITER_PRUNE_INTERVAL) => gates.prune(),
+            }
+        }
+    }));
+    jobs
+}
+
+/// A token cancelled by SIGTERM or ctrl-c.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("ctrl-c: shutting down"),
+            () = term => tracing::info!("SIGTERM: shutting down"),
+        }
+        t.cancel();
+    });
+    token
+}

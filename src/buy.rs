@@ -1,0 +1,218 @@
+//! The buy path: gates, then one atomic Lua call, then the order handed to the outbox.
+//!
+//! Order of work is cheapest first: token buckets (memory), the cached sale window (memory),
+//! the local sold-out flag (memory), and only then Redis. The HTTP answer does not wait for
+//! Kafka: the reservation is durable in the Redis ledger the moment the script returns, and
+//! the outbox delivers it (see `outbox`).
+
+use std::{net::IpAddr, sync::Arc, time::Instant};
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::{
+    api::error::ApiError,
+    domain::{FieldError, IdempotencyKey, UserId},
+    gate::{Catalog, Gates, Rejected, SoldOutFlags},
+    kafka::events::OrderReserved,
+    metrics::Metrics,
+    outbox::Outbox,
+    stock::{DeductOutcome, StockService, stock_request},
+};
+
+/// One validated buy request.
+#[derive(Debug, Clone)]
+pub struct BuyRequest<'a> {
+    /// Sale id from the path.
+    pub sale_id: u64,
+    /// Item id from the path.
+    pub item_id: u64,
+    /// The verified buyer.
+    pub user: &'a UserId,
+    /// Units asked for (>= 1).
+    pub quantity: u32,
+    /// The client's idempotency key.
+    pub idempotency_key: Option<&'a IdempotencyKey>,
+    /// The client's address (per-IP bucket).
+    pub client_ip: Option<IpAddr>,
+}
+
+/// A successful buy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuyAnswer {
+    /// A new reservation.
+    Reserved {
+        /// The new order.
+        order_id: Uuid,
+    },
+    /// A retry with the same idempotency key: the first answer again.
+    Replayed {
+        /// The order of the first attempt.
+        order_id: Uuid,
+    },
+}
+
+/// Runs buys.
+#[derive(Clone)]
+pub struct BuyService {
+    gates: Arc<Gates>,
+    catalog: Catalog,
+    sold_out: Arc<SoldOutFlags>,
+    stock: StockService,
+    outbox: Outbox,
+    metrics: Arc<Metrics>,
+}
+
+impl BuyService {
+    /// A buy service over these parts.
+    pub fn new(
+        gates: Arc<Gates>,
+        catalog: Catalog,
+        sold_out: Arc<SoldOutFlags>,
+        stock: StockService,
+        outbox: Outbox,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            gates,
+            catalog,
+            sold_out,
+            stock,
+            outbox,
+            metrics,
+        }
+    }
+
+    /// The token buckets (pruned by a background task).
+    pub fn gates(&self) -> &Arc<Gates> {
+        &self.gates
+    }
+
+    /// Runs one buy and records its outcome and latency.
+    ///
+    /// # Errors
+    /// Every refusal (rate limited, not started, sold out, ...) as an [`ApiError`].
+    pub async fn buy(&self, req: BuyRequest<'_>) -> Result<BuyAnswer, ApiError> {
+        let started = Instant::now();
+        let result = self.run(&req).await;
+        let code = match &result {
+            Ok(BuyAnswer::Reserved { .. }) => "reserved",
+            Ok(BuyAnswer::Replayed { .. }) => "replayed",
+            Err(e) => e.code(),
+        };
+        self.metrics.buy_outcomes.with_label_values(&[code]).inc();
+        self.metrics
+            .buy_latency
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    fn gate(&self, r: Result<(), Rejected>) -> Result<(), ApiError> {
+        r.map_err(|rejected| {
+            self.metrics
+                .gate_rejections
+                .with_label_values(&[rejected.gate.label()])
+                .inc();
+            ApiError::RateLimited {
+                retry_after: rejected.retry_after,
+            }
+        })
+    }
+
+    async fn run(&self, req: &BuyRequest<'_>) -> Result<BuyAnswer, ApiError> {
+        self.gate(self.gates.check_global())?;
+        self.gate(self.gates.check_user(req.user.as_ref()))?;
+        if let Some(ip) = req.client_ip {
+            self.gate(self.gates.check_ip(ip))?;
+        }
+        let meta = self
+            .catalog
+            .item(req.item_id)
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("loading item metadata: {e}")))?
+            .filter(|m| m.sale_id == req.sale_id)
+            .ok_or(ApiError::NotFound("sale item"))?;
+        let now = Utc::now();
+        if now < meta.starts_at {
+            return Err(ApiError::NotStarted);
+        }
+        if now >= meta.ends_at {
+            return Err(ApiError::Ended);
+        }
+        if req.quantity > meta.per_user_limit {
+            return Err(FieldError::new(
+                "quantity",
+                format!("at most {} per user", meta.per_user_limit),
+            )
+            .into());
+        }
+        if self.sold_out.is_sold_out(req.item_id) {
+            self.metrics
+                .gate_rejections
+                .with_label_values(&["sold_out_flag"])
+                .inc();
+            return Err(sold_out());
+        }
+        let order_id = Uuid::now_v7();
+        let event = OrderReserved::new(
+            order_id,
+            req.sale_id,
+            req.item_id,
+            req.user.as_ref(),
+            req.quantity,
+            meta.price_cents,
+            now.timestamp_millis(),
+        );
+        let payload = event.to_bytes();
+        let outcome = self
+            .stock
+            .deduct(&stock_request(
+                &meta,
+                req.user.as_ref(),
+                req.quantity,
+                order_id,
+                &payload,
+                req.idempotency_key.map(AsRef::as_ref),
+            ))
+            .await?;
+        match outcome {
+            DeductOutcome::Reserved {
+                order_id,
+                remaining,
+            } => {
+                if remaining <= 0 {
+                    self.sold_out.mark(req.item_id);
+                }
+                tracing::debug!(%order_id, item_id = req.item_id, remaining, "reserved");
+                self.outbox
+                    .publish(req.sale_id, req.item_id, order_id, payload);
+                Ok(BuyAnswer::Reserved { order_id })
+            }
+            DeductOutcome::Replayed { order_id } => Ok(BuyAnswer::Replayed { order_id }),
+            DeductOutcome::SoldOut { remaining } if remaining <= 0 => {
+                self.sold_out.mark(req.item_id);
+                Err(sold_out())
+            }
+            DeductOutcome::SoldOut { remaining } => Err(ApiError::conflict(
+                "insufficient_stock",
+                format!("only {remaining} left"),
+            )),
+            DeductOutcome::LimitExceeded { bought, limit } => Err(ApiError::conflict(
+                "limit_exceeded",
+                format!("you hold {bought} of at most {limit} per user"),
+            )),
+            DeductOutcome::NotStarted { .. } => Err(ApiError::NotStarted),
+            DeductOutcome::Ended => Err(ApiError::Ended),
+            DeductOutcome::NotWarmed => Err(ApiError::Unavailable(
+                "the sale's stock is not ready yet; try again shortly".into(),
+            )),
+            DeductOutcome::BadArgument => Err(ApiError::Internal(anyhow::anyhow!(
+                "deduct script refused its arguments"
+            ))),
+        }
+    }
+}
+
+fn sold_out() -> ApiError {
+    ApiError::conflict("sold_out", "sold out")
+}

@@ -1,0 +1,452 @@
+//! A flash sale as an operator describes it, validated before anything is written.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::FieldError;
+
+/// Most items one sale may carry; bounds request size and prewarm time.
+pub const MAX_ITEMS: usize = 100;
+/// Most units of one item (the schema's INT UNSIGNED holds more; this is a sanity bound).
+pub const MAX_STOCK: i64 = 1_000_000_000;
+/// Highest price in cents (ten billion currency units).
+pub const MAX_PRICE_CENTS: i64 = 1_000_000_000_000;
+/// Highest per-user limit.
+pub const MAX_PER_USER_LIMIT: i64 = 10_000;
+/// Longest sale name and item title.
+pub const MAX_TEXT_LEN: usize = 200;
+/// Longest SKU.
+pub const MAX_SKU_LEN: usize = 64;
+
+/// `POST /admin/v1/sales` body, as sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSaleRequest {
+    /// Display name.
+    pub name: String,
+    /// RFC 3339 start.
+    pub starts_at: String,
+    /// RFC 3339 end.
+    pub ends_at: String,
+    /// The items on sale.
+    pub items: Vec<CreateItemRequest>,
+}
+
+/// One item of a [`CreateSaleRequest`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateItemRequest {
+    /// Stock-keeping unit, unique within the sale.
+    pub sku: String,
+    /// Display title.
+    pub title: String,
+    /// Price per unit in cents.
+    pub price_cents: i64,
+    /// Units on sale.
+    pub stock: i64,
+    /// Most units one user may buy.
+    pub per_user_limit: i64,
+}
+
+/// `PATCH /admin/v1/sales/{id}` body, as sent. Absent fields stay as they are.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSaleRequest {
+    /// The version the client read (or send `If-Match`).
+    pub version: Option<i64>,
+    /// New name.
+    pub name: Option<String>,
+    /// New RFC 3339 start.
+    pub starts_at: Option<String>,
+    /// New RFC 3339 end.
+    pub ends_at: Option<String>,
+    /// Item changes, by item id.
+    pub items: Option<Vec<PatchItemRequest>>,
+}
+
+/// One item change of a [`PatchSaleRequest`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchItemRequest {
+    /// Which item.
+    pub id: u64,
+    /// New title.
+    pub title: Option<String>,
+    /// New price.
+    pub price_cents: Option<i64>,
+    /// New stock (refused once the sale is warmed).
+    pub stock: Option<i64>,
+    /// New per-user limit.
+    pub per_user_limit: Option<i64>,
+}
+
+/// A validated new sale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSale {
+    /// Display name, trimmed.
+    pub name: String,
+    /// Window start.
+    pub starts_at: DateTime<Utc>,
+    /// Window end, after the start and in the future.
+    pub ends_at: DateTime<Utc>,
+    /// One or more items with unique SKUs.
+    pub items: Vec<NewItem>,
+}
+
+/// A validated new item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewItem {
+    /// Unique within the sale.
+    pub sku: String,
+    /// Display title.
+    pub title: String,
+    /// Cents per unit.
+    pub price_cents: u64,
+    /// Units on sale, 1..=10^9.
+    pub stock: u32,
+    /// Units one user may hold, >= 1.
+    pub per_user_limit: u32,
+}
+
+/// A validated change to a sale (checked against the stored sale by the admin service).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SalePatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New start.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// New end.
+    pub ends_at: Option<DateTime<Utc>>,
+    /// Item changes.
+    pub items: Vec<ItemPatch>,
+}
+
+/// A validated change to one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemPatch {
+    /// Which item.
+    pub id: u64,
+    /// New title.
+    pub title: Option<String>,
+    /// New price.
+    pub price_cents: Option<u64>,
+    /// New stock.
+    pub stock: Option<u32>,
+    /// New limit.
+    pub per_user_limit: Option<u32>,
+}
+
+fn text(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(FieldError::new(field, "must not contain control characters"));
+    }
+    Ok(trimmed.to_string())
+}
+
+fn time(field: &str, raw: &str) -> Result<DateTime<Utc>, FieldError> {
+    DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            FieldError::new(
+                field,
+                format!("'{raw}' is not an RFC 3339 time such as 2026-11-23T20:00:00Z ({e})"),
+            )
+        })
+}
+
+fn ranged(field: &str, v: i64, min: i64, max: i64) -> Result<i64, FieldError> {
+    if v < min || v > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be between {min} and {max}, got {v}"),
+        ));
+    }
+    Ok(v)
+}
+
+fn sku(field: &str, raw: &str) -> Result<String, FieldError> {
+    let s = raw.trim();
+    if s.is_empty() || s.len() > MAX_SKU_LEN {
+        return Err(FieldError::new(
+            field,
+            format!("must be 1 to {MAX_SKU_LEN} characters"),
+        ));
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(FieldError::new(
+            field,
+            "may contain only letters, digits, '-', '_' and '.'",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// Checks a window: the end after the start and in the future.
+///
+/// # Errors
+/// The window is empty or already over.
+pub fn check_window(
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), FieldError> {
+    if ends_at <= starts_at {
+        return Err(FieldError::new("ends_at", "must be after starts_at"));
+    }
+    if ends_at <= now {
+        return Err(FieldError::new("ends_at", "must be in the future"));
+    }
+    Ok(())
+}
+
+impl NewSale {
+    /// Validates a create request at time `now`.
+    ///
+    /// # Errors
+    /// The first rule the request breaks, naming its field.
+    pub fn parse(req: CreateSaleRequest, now: DateTime<Utc>) -> Result<Self, FieldError> {
+        let name = text("name", &req.name, MAX_TEXT_LEN)?;
+        let starts_at = time("starts_at", &req.starts_at)?;
+        let ends_at = time("ends_at", &req.ends_at)?;
+        check_window(starts_at, ends_at, now)?;
+        if req.items.is_empty() {
+            return Err(FieldError::new("items", "a sale needs at least one item"));
+        }
+        if req.items.len() > MAX_ITEMS {
+            return Err(FieldError::new(
+                "items",
+                format!("a sale may have at most {MAX_ITEMS} items"),
+            ));
+        }
+        let mut seen = HashSet::new();
+        let mut items = Vec::with_capacity(req.items.len());
+        for (i, item) in req.items.into_iter().enumerate() {
+            let f = |name: &str| format!("items[{i}].{name}");
+            let sku = sku(&f("sku"), &item.sku)?;
+            if !seen.insert(sku.clone()) {
+                return Err(FieldError::new(
+                    f("sku"),
+                    format!("sku '{sku}' appears more than once"),
+                ));
+            }
+            items.push(NewItem {
+                sku,
+                title: text(&f("title"), &item.title, MAX_TEXT_LEN)?,
+                price_cents: ranged(&f("price_cents"), item.price_cents, 0, MAX_PRICE_CENTS)?
+                    as u64,
+                stock: ranged(&f("stock"), item.stock, 1, MAX_STOCK)? as u32,
+                per_user_limit: ranged(
+                    &f("per_user_limit"),
+                    item.per_user_limit,
+                    1,
+                    MAX_PER_USER_LIMIT,
+                )? as u32,
+            });
+        }
+        Ok(Self {
+            name,
+            starts_at,
+            ends_at,
+            items,
+        })
+    }
+}
+
+impl SalePatch {
+    /// Validates the shape of a patch (relations with the stored sale are checked later).
+    ///
+    /// # Errors
+    /// The first rule the request breaks, naming its field.
+    pub fn parse(req: PatchSaleRequest) -> Result<Self, FieldError> {
+        let name = req
+            .name
+            .as_deref()
+            .map(|n| text("name", n, MAX_TEXT_LEN))
+            .transpose()?;
+        let starts_at = req
+            .starts_at
+            .as_deref()
+            .map(|t| time("starts_at", t))
+            .transpose()?;
+        let ends_at = req
+            .ends_at
+            .as_deref()
+            .map(|t| time("ends_at", t))
+            .transpose()?;
+        let mut items = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, item) in req.items.unwrap_or_default().into_iter().enumerate() {
+            let f = |name: &str| format!("items[{i}].{name}");
+            if !seen.insert(item.id) {
+                return Err(FieldError::new(f("id"), "item appears more than once"));
+            }
+            items.push(ItemPatch {
+                id: item.id,
+                title: item
+                    .title
+                    .as_deref()
+                    .map(|t| text(&f("title"), t, MAX_TEXT_LEN))
+                    .transpose()?,
+                price_cents: item
+                    .price_cents
+                    .map(|p| ranged(&f("price_cents"), p, 0, MAX_PRICE_CENTS).map(|v| v as u64))
+                    .transpose()?,
+                stock: item
+                    .stock
+                    .map(|s| ranged(&f("stock"), s, 1, MAX_STOCK).map(|v| v as u32))
+                    .transpose()?,
+                per_user_limit: item
+                    .per_user_limit
+                    .map(|l| {
+                        ranged(&f("per_user_limit"), l, 1, MAX_PER_USER_LIMIT).map(|v| v as u32)
+                    })
+                    .transpose()?,
+            });
+        }
+        Ok(Self {
+            name,
+            starts_at,
+            ends_at,
+            items,
+        })
+    }
+
+    /// True when the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.starts_at.is_none()
+            && self.ends_at.is_none()
+            && self.items.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn request() -> CreateSaleRequest {
+        CreateSaleRequest {
+            name: " Singles' Day ".into(),
+            starts_at: "2026-11-23T13:00:00Z".into(),
+            ends_at: "2026-11-23T14:00:00+00:00".into(),
+            items: vec![CreateItemRequest {
+                sku: "phone-1".into(),
+                title: "Phone".into(),
+                price_cents: 99_900,
+                stock: 1000,
+                per_user_limit: 1,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_good_request_becomes_a_sale() {
+        let sale = NewSale::parse(request(), now()).unwrap();
+        assert_eq!(sale.name, "Singles' Day");
+        assert_eq!(sale.ends_at - sale.starts_at, Duration::hours(1));
+        assert_eq!(sale.items[0].stock, 1000);
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        type Mutation = Box<dyn Fn(&mut CreateSaleRequest)>;
+        let cases: Vec<(Mutation, &str)> = vec![
+            (Box::new(|r| r.name = "  ".into()), "name"),
+            (Box::new(|r| r.starts_at = "tomorrow".into()), "starts_at"),
+            (Box::new(|r| r.ends_at = "2026-11-23T12:30:00Z".into()), "ends_at"),
+            (
+                Box::new(|r| {
+                    r.starts_at = "2026-11-23T10:00:00Z".into();
+                    r.ends_at = "2026-11-23T11:00:00Z".into();
+                }),
+                "ends_at",
+            ),
+            (Box::new(|r| r.items.clear()), "items"),
+            (Box::new(|r| r.items[0].stock = 0), "items[0].stock"),
+            (Box::new(|r| r.items[0].stock = MAX_STOCK + 1), "items[0].stock"),
+            (Box::new(|r| r.items[0].per_user_limit = 0), "items[0].per_user_limit"),
+            (Box::new(|r| r.items[0].price_cents = -1), "items[0].price_cents"),
+            (Box::new(|r| r.items[0].sku = "a b".into()), "items[0].sku"),
+            (Box::new(|r| r.items[0].title = String::new()), "items[0].title"),
+        ];
+        for (mutate, field) in cases {
+            let mut req = request();
+            mutate(&mut req);
+            let err = NewSale::parse(req, now()).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
+    }
+
+    #[test]
+    fn duplicate_skus_are_refused() {
+        let mut req = request();
+        let dup = CreateItemRequest {
+            sku: "phone-1".into(),
+            title: "Again".into(),
+            price_cents: 1,
+            stock: 1,
+            per_user_limit: 1,
+        };
+        req.items.push(dup);
+        assert_eq!(NewSale::parse(req, now()).unwrap_err().field, "items[1].sku");
+    }
+
+    #[test]
+    fn too_many_items_are_refused() {
+        let mut req = request();
+        req.items = (0..=MAX_ITEMS)
+            .map(|i| CreateItemRequest {
+                sku: format!("s{i}"),
+                title: "t".into(),
+                price_cents: 1,
+                stock: 1,
+                per_user_limit: 1,
+            })
+            .collect();
+        assert_eq!(NewSale::parse(req, now()).unwrap_err().field, "items");
+    }
+
+    #[test]
+    fn a_patch_validates_its_fields() {
+        let ok = SalePatch::parse(PatchSaleRequest {
+            name: Some("New".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(ok.name.as_deref(), Some("New"));
+        let err = SalePatch::parse(PatchSaleRequest {
+            items: Some(vec![PatchItemRequest {
+                id: 1,
+                title: None,
+                price_cents: Some(-5),
+                stock: None,
+                per_user_limit: None,
+            }]),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.field, "items[0].price_cents");
+    }
+}

@@ -1,0 +1,187 @@
+//! Token buckets (governor): one global bucket per instance, one per user and, when switched
+//! on, one per client IP. Keyed buckets are pruned periodically, so a flood of distinct users
+//! or addresses cannot grow memory without bound.
+
+use std::{net::IpAddr, num::NonZeroU32, time::Duration};
+
+use governor::{
+    DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock,
+};
+
+use crate::config::LimitSettings;
+
+/// Which gate turned a request away (the metrics label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// The instance-wide bucket.
+    Global,
+    /// The buyer's bucket.
+    User,
+    /// The client address's bucket.
+    Ip,
+}
+
+impl Gate {
+    /// Metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Gate::Global => "global",
+            Gate::User => "user",
+            Gate::Ip => "ip",
+        }
+    }
+}
+
+/// A request a bucket refused, and when the bucket will have a token again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejected {
+    /// Which gate.
+    pub gate: Gate,
+    /// How long until a token is available.
+    pub retry_after: Duration,
+}
+
+/// The buy endpoint's token buckets; a bucket with rate 0 is switched off.
+pub struct Gates {
+    global: Option<DefaultDirectRateLimiter>,
+    per_user: Option<DefaultKeyedRateLimiter<String>>,
+    per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+fn quota(per_sec: u64, burst: u64) -> Option<Quota> {
+    let rate = NonZeroU32::new(u32::try_from(per_sec).ok()?)?;
+    let burst = NonZeroU32::new(u32::try_from(burst).ok()?).unwrap_or(rate);
+    Some(Quota::per_second(rate).allow_burst(burst))
+}
+
+impl Gates {
+    /// Buckets per the settings.
+    pub fn new(limits: &LimitSettings) -> Self {
+        Self {
+            global: quota(limits.global_per_sec, limits.global_burst).map(RateLimiter::direct),
+            per_user: quota(limits.per_user_per_sec, limits.per_user_burst)
+                .map(RateLimiter::keyed),
+            per_ip: quota(limits.per_ip_per_sec, limits.per_ip_burst).map(RateLimiter::keyed),
+        }
+    }
+
+    /// Takes a token from the global bucket.
+    ///
+    /// # Errors
+    /// The bucket is empty.
+    pub fn check_global(&self) -> Result<(), Rejected> {
+        let Some(limiter) = &self.global else {
+            return Ok(());
+        };
+        limiter.check().map_err(|not_until| Rejected {
+            gate: Gate::Global,
+            retry_after: not_until.wait_time_from(limiter.clock().now()),
+        })
+    }
+
+    /// Takes a token from `user`'s bucket.
+    ///
+    /// # Errors
+    /// The bucket is empty.
+    pub fn check_user(&self, user: &str) -> Result<(), Rejected> {
+        let Some(limiter) = &self.per_user else {
+            return Ok(());
+        };
+        limiter
+            .check_key(&user.to_string())
+            .map_err(|not_until| Rejected {
+                gate: Gate::User,
+                retry_after: not_until.wait_time_from(limiter.clock().now()),
+            })
+    }
+
+    /// Takes a token from `ip`'s bucket.
+    ///
+    /// # Errors
+    /// The bucket is empty.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Rejected> {
+        let Some(limiter) = &self.per_ip else {
+            return Ok(());
+        };
+        limiter.check_key(&ip).map_err(|not_until| Rejected {
+            gate: Gate::Ip,
+            retry_after: not_until.wait_time_from(limiter.clock().now()),
+        })
+    }
+
+    /// Forgets keys whose buckets are full again (they behave exactly like new ones).
+    pub fn prune(&self) {
+        if let Some(l) = &self.per_user {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+        if let Some(l) = &self.per_ip {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+
+    /// Keys currently tracked (users + addresses); bounded by pruning.
+    pub fn tracked_keys(&self) -> usize {
+        self.per_user.as_ref().map_or(0, |l| l.len()) + self.per_ip.as_ref().map_or(0, |l| l.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(global: u64, user: u64, ip: u64) -> LimitSettings {
+        LimitSettings {
+            global_per_sec: global,
+            global_burst: global,
+            per_user_per_sec: user,
+            per_user_burst: user,
+            per_ip_per_sec: ip,
+            per_ip_burst: ip,
+        }
+    }
+
+    #[test]
+    fn a_user_bucket_empties_and_other_users_are_unaffected() {
+        let g = Gates::new(&limits(0, 2, 0));
+        assert!(g.check_user("a").is_ok());
+        assert!(g.check_user("a").is_ok());
+        let r = g.check_user("a").unwrap_err();
+        assert_eq!(r.gate, Gate::User);
+        assert!(r.retry_after > Duration::ZERO);
+        assert!(g.check_user("b").is_ok());
+    }
+
+    #[test]
+    fn the_global_bucket_limits_everyone() {
+        let g = Gates::new(&limits(3, 0, 0));
+        for _ in 0..3 {
+            g.check_global().unwrap();
+        }
+        assert_eq!(g.check_global().unwrap_err().gate, Gate::Global);
+    }
+
+    #[test]
+    fn a_zero_rate_switches_a_bucket_off() {
+        let g = Gates::new(&limits(0, 0, 0));
+        for _ in 0..10_000 {
+            g.check_global().unwrap();
+            g.check_user("a").unwrap();
+            g.check_ip(IpAddr::from([1, 2, 3, 4])).unwrap();
+        }
+        assert_eq!(g.tracked_keys(), 0);
+    }
+
+    #[test]
+    fn pruning_bounds_memory_under_a_flood_of_users() {
+        let g = Gates::new(&limits(0, 1_000_000, 0));
+        for i in 0..10_000 {
+            g.check_user(&format!("u{i}")).unwrap();
+        }
+        assert_eq!(g.tracked_keys(), 10_000);
+        std::thread::sleep(Duration::from_millis(20));
+        g.prune();
+        assert_eq!(g.tracked_keys(), 0);
+    }
+}

@@ -1,0 +1,57 @@
+//! A local sold-out flag per item: set when Redis says an item is sold out, trusted for a short
+//! interval, then Redis is asked again (stock can come back if an operator re-warms an item).
+//! After the sell-out, the losers are answered from memory and never touch Redis.
+
+use std::{
+    collections::HashMap,
+    sync::RwLock,
+    time::{Duration, Instant},
+};
+
+/// Per-item sold-out flags with an expiry.
+pub struct SoldOutFlags {
+    recheck_after: Duration,
+    flags: RwLock<HashMap<u64, Instant>>,
+}
+
+impl SoldOutFlags {
+    /// Flags trusted for `recheck_after`.
+    pub fn new(recheck_after: Duration) -> Self {
+        Self {
+            recheck_after,
+            flags: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// True while `item_id` is flagged sold out.
+    pub fn is_sold_out(&self, item_id: u64) -> bool {
+        let flags = self.flags.read().unwrap_or_else(|e| e.into_inner());
+        flags
+            .get(&item_id)
+            .is_some_and(|until| Instant::now() < *until)
+    }
+
+    /// Flags `item_id` sold out for the recheck interval.
+    pub fn mark(&self, item_id: u64) {
+        let mut flags = self.flags.write().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        flags.retain(|_, until| *until > now);
+        flags.insert(item_id, now + self.recheck_after);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flag_holds_for_the_interval_then_lapses() {
+        let f = SoldOutFlags::new(Duration::from_millis(30));
+        assert!(!f.is_sold_out(1));
+        f.mark(1);
+        assert!(f.is_sold_out(1));
+        assert!(!f.is_sold_out(2));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!f.is_sold_out(1));
+    }
+}

@@ -1,0 +1,97 @@
+//! The orders producer: idempotent (no duplicates from its own retries), `acks=all`, keyed by
+//! item so one item's orders stay in order on one partition.
+
+use std::time::Duration;
+
+use rdkafka::{
+    error::KafkaError,
+    producer::{FutureProducer, FutureRecord, Producer},
+};
+
+use super::KafkaEndpoint;
+
+/// One shared producer for the orders topic.
+#[derive(Clone)]
+pub struct OrderProducer {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl OrderProducer {
+    /// A producer for `topic` at `endpoint`; a message not acknowledged within
+    /// `message_timeout` is reported failed (the outbox relay takes it from there).
+    ///
+    /// # Errors
+    /// librdkafka refused the configuration.
+    pub fn new(
+        endpoint: &KafkaEndpoint,
+        topic: &str,
+        message_timeout: Duration,
+    ) -> Result<Self, KafkaError> {
+        let producer: FutureProducer = endpoint
+            .client_config()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "2")
+            .set(
+                "message.timeout.ms",
+                message_timeout.as_millis().to_string(),
+            )
+            .set("queue.buffering.max.messages", "1000000")
+            .create()?;
+        Ok(Self {
+            producer,
+            topic: topic.to_string(),
+        })
+    }
+
+    /// The topic written to.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Sends one message and waits for the broker's acknowledgement.
+    ///
+    /// # Errors
+    /// The local queue is full, or the broker did not acknowledge within the message timeout.
+    pub async fn send(&self, key: &str, payload: &[u8]) -> Result<(), KafkaError> {
+        let record = FutureRecord::to(&self.topic).key(key).payload(payload);
+        let delivery = self
+            .producer
+            .send_result(record)
+            .map_err(|(e, _)| e)?;
+        match delivery.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => Err(e),
+            Err(_) => Err(KafkaError::Canceled),
+        }
+    }
+
+    /// Sends a message to another topic (dead letters) and waits for the acknowledgement.
+    ///
+    /// # Errors
+    /// As [`OrderProducer::send`].
+    pub async fn send_to(&self, topic: &str, key: Option<&[u8]>, payload: &[u8]) -> Result<(), KafkaError> {
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(payload);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        let delivery = self
+            .producer
+            .send_result(record)
+            .map_err(|(e, _)| e)?;
+        match delivery.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => Err(e),
+            Err(_) => Err(KafkaError::Canceled),
+        }
+    }
+
+    /// Waits up to `timeout` for every queued message to be acknowledged (shutdown).
+    ///
+    /// # Errors
+    /// Messages were still unacknowledged at the deadline.
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.flush(timeout)
+    }
+}

@@ -1,0 +1,195 @@
+//! Distributed locks on Redis: `SET NX PX` with a random owner token; renew and release are
+//! compare-and-act Lua scripts, so an owner whose lock expired can never delete or extend the
+//! lock of the next owner. Used around prewarm and to elect one leader for periodic jobs.
+
+use std::{sync::Arc, time::Duration};
+
+use redis::AsyncCommands;
+use uuid::Uuid;
+
+use crate::{
+    redis_pool::RedisPool,
+    stock::{Keys, ScriptRegistry, StockError, scripts::ScriptKind},
+};
+
+/// A held lock: its key and the owner token that proves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockGuard {
+    key: String,
+    token: String,
+    ttl: Duration,
+}
+
+impl LockGuard {
+    /// The owner token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+/// Locks under one key builder.
+#[derive(Clone)]
+pub struct RedisLock {
+    redis: RedisPool,
+    keys: Keys,
+    scripts: Arc<ScriptRegistry>,
+}
+
+impl RedisLock {
+    /// Locks on `redis` with names under `keys`.
+    pub fn new(redis: RedisPool, keys: Keys, scripts: Arc<ScriptRegistry>) -> Self {
+        Self {
+            redis,
+            keys,
+            scripts,
+        }
+    }
+
+    /// Takes the lock `name` for `ttl` if nobody holds it.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn try_acquire(
+        &self,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<Option<LockGuard>, StockError> {
+        let key = self.keys.lock(name);
+        let token = Uuid::new_v4().to_string();
+        let mut conn = self.redis.get();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut conn)
+            .await?;
+        Ok(set.map(|_| LockGuard { key, token, ttl }))
+    }
+
+    /// Tries to take the lock until `wait` has passed.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn acquire(
+        &self,
+        name: &str,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<Option<LockGuard>, StockError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(guard) = self.try_acquire(name, ttl).await? {
+                return Ok(Some(guard));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Extends the lock by its ttl if the guard still owns it; `false` means it was lost.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn renew(&self, guard: &LockGuard) -> Result<bool, StockError> {
+        let script = self.scripts.latest(ScriptKind::LockRenew);
+        let mut conn = self.redis.get();
+        let renewed: i64 = self
+            .scripts
+            .invoke(&mut conn, script, &[&guard.key], |cmd| {
+                cmd.arg(&guard.token)
+                    .arg(guard.ttl.as_millis().max(1) as u64);
+            })
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    /// Releases the lock if the guard still owns it; `false` means it had been lost already.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn release(&self, guard: &LockGuard) -> Result<bool, StockError> {
+        let script = self.scripts.latest(ScriptKind::LockRelease);
+        let mut conn = self.redis.get();
+        let released: i64 = self
+            .scripts
+            .invoke(&mut conn, script, &[&guard.key], |cmd| {
+                cmd.arg(&guard.token);
+            })
+            .await?;
+        Ok(released == 1)
+    }
+
+    /// The token currently holding `name`, if any (tests and diagnostics).
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn holder(&self, name: &str) -> Result<Option<String>, StockError> {
+        let mut conn = self.redis.get();
+        Ok(conn.get(self.keys.lock(name)).await?)
+    }
+}
+
+/// Leadership of one periodic job across instances: the holder of the lock `leader:<job>`.
+/// Call [`LeaderElection::ensure`] before each run; it renews a held lock or tries to take a
+/// free one. A dead leader's lock expires after its ttl and another instance takes over.
+pub struct LeaderElection {
+    lock: RedisLock,
+    name: String,
+    ttl: Duration,
+    guard: Option<LockGuard>,
+}
+
+impl LeaderElection {
+    /// Election for job `job`; the lock lives `ttl` without renewal.
+    pub fn new(lock: RedisLock, job: &str, ttl: Duration) -> Self {
+        Self {
+            lock,
+            name: format!("leader:{job}"),
+            ttl,
+            guard: None,
+        }
+    }
+
+    /// True when this instance leads after the call.
+    ///
+    /// # Errors
+    /// Redis failed (leadership is then given up, to be safe).
+    pub async fn ensure(&mut self) -> Result<bool, StockError> {
+        if let Some(guard) = &self.guard {
+            match self.lock.renew(guard).await {
+                Ok(true) => return Ok(true),
+                Ok(false) => {
+                    tracing::warn!(job = %self.name, "lost leadership (lock expired or taken)");
+                    self.guard = None;
+                }
+                Err(e) => {
+                    self.guard = None;
+                    return Err(e);
+                }
+            }
+        }
+        self.guard = self.lock.try_acquire(&self.name, self.ttl).await?;
+        if self.guard.is_some() {
+            tracing::info!(job = %self.name, "became leader");
+        }
+        Ok(self.guard.is_some())
+    }
+
+    /// True when the last [`LeaderElection::ensure`] made or kept this instance leader.
+    pub fn is_leader(&self) -> bool {
+        self.guard.is_some()
+    }
+
+    /// Releases leadership (shutdown), so another instance takes over at once.
+    pub async fn step_down(&mut self) {
+        if let Some(guard) = self.guard.take()
+            && let Err(e) = self.lock.release(&guard).await
+        {
+            tracing::warn!(error.message = %e, "could not release leadership; it will expire");
+        }
+    }
+}

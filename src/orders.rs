@@ -1,0 +1,133 @@
+//! Where an order stands, for its buyer: `reserved` (in the Redis ledger, on its way),
+//! `persisted` or `rejected` (in MySQL). A buyer sees only their own orders; someone else's
+//! order id answers 404, exactly like an unknown one.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use moka::future::Cache;
+use redis::AsyncCommands;
+use serde::Serialize;
+use sqlx::MySqlPool;
+use uuid::Uuid;
+
+use crate::{
+    api::error::ApiError,
+    domain::UserId,
+    kafka::events::OrderReserved,
+    stock::StockService,
+    store::{
+        orders,
+        sales::{self, LiveItem},
+    },
+};
+
+/// How long the list of items with live ledgers is reused.
+const LIVE_ITEMS_TTL: Duration = Duration::from_secs(2);
+
+/// An order as its buyer sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderStatusView {
+    /// Order id.
+    pub order_id: Uuid,
+    /// `reserved`, `persisted` or `rejected`.
+    pub status: &'static str,
+    /// Sale id.
+    pub sale_id: u64,
+    /// Item id.
+    pub item_id: u64,
+    /// Units.
+    pub quantity: u32,
+    /// Cents per unit.
+    pub price_cents: u64,
+    /// When it was reserved.
+    pub reserved_at: Option<DateTime<Utc>>,
+    /// When MySQL stored it.
+    pub persisted_at: Option<DateTime<Utc>>,
+    /// Why MySQL rejected it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reject_reason: Option<String>,
+}
+
+/// Finds orders in MySQL, then in the ledgers of live items.
+#[derive(Clone)]
+pub struct OrderLookup {
+    db: MySqlPool,
+    stock: StockService,
+    grace: chrono::Duration,
+    live: Cache<(), Arc<Vec<LiveItem>>>,
+}
+
+impl OrderLookup {
+    /// A lookup over these stores; ledgers of sales ended more than `grace` ago are not searched.
+    pub fn new(db: MySqlPool, stock: StockService, grace: chrono::Duration) -> Self {
+        Self {
+            db,
+            stock,
+            grace,
+            live: Cache::builder().time_to_live(LIVE_ITEMS_TTL).build(),
+        }
+    }
+
+    /// The order `order_id` if it belongs to `user`.
+    ///
+    /// # Errors
+    /// 404 when unknown or someone else's; store failures.
+    pub async fn find(&self, order_id: Uuid, user: &UserId) -> Result<OrderStatusView, ApiError> {
+        if let Some(row) = orders::get_order(&self.db, order_id).await? {
+            if row.user_id != user.as_ref() {
+                return Err(ApiError::NotFound("order"));
+            }
+            return Ok(OrderStatusView {
+                order_id,
+                status: if row.status == orders::STATUS_PERSISTED {
+                    "persisted"
+                } else {
+                    "rejected"
+                },
+                sale_id: row.sale_id,
+                item_id: row.item_id,
+                quantity: row.quantity,
+                price_cents: row.price_cents,
+                reserved_at: Some(row.reserved_at),
+                persisted_at: Some(row.persisted_at),
+                reject_reason: row.reject_reason,
+            });
+        }
+        let db = self.db.clone();
+        let since = Utc::now() - self.grace;
+        let items = self
+            .live
+            .try_get_with((), async move { sales::live_items(&db, since).await.map(Arc::new) })
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing live items: {e}")))?;
+        let id = order_id.to_string();
+        for item in items.iter() {
+            let keys = self.stock.keys().item(item.sale_id, item.item_id);
+            let mut conn = self.stock.redis().get();
+            let payload: Option<Vec<u8>> = conn
+                .hget(&keys.ledger, &id)
+                .await
+                .map_err(crate::stock::StockError::from)?;
+            let Some(payload) = payload else { continue };
+            let event = OrderReserved::parse(&payload).map_err(|e| {
+                ApiError::Internal(anyhow::anyhow!("ledger entry {id} unreadable: {e}"))
+            })?;
+            if event.user_id != user.as_ref() {
+                return Err(ApiError::NotFound("order"));
+            }
+            return Ok(OrderStatusView {
+                order_id,
+                status: "reserved",
+                sale_id: event.sale_id,
+                item_id: event.item_id,
+                quantity: event.quantity,
+                price_cents: event.price_cents,
+                reserved_at: DateTime::from_timestamp_millis(event.reserved_at_ms),
+                persisted_at: None,
+                reject_reason: None,
+            });
+        }
+        Err(ApiError::NotFound("order"))
+    }
+}

@@ -1,0 +1,225 @@
+//! Delivery of reservations from the Redis ledger (the outbox) to Kafka.
+//!
+//! The buy path answers as soon as the Lua script has written the reservation to the ledger and
+//! the outbox set; it does not wait for Kafka. Delivery happens in the background: an order
+//! leaves the outbox set only after the broker's ack. The relay re-emits entries that stayed
+//! unacknowledged too long (service killed between deduct and ack, Kafka down), so a confirmed
+//! reservation survives a SIGKILL of the service. Duplicates are harmless: the consumer skips
+//! order ids it already stored. The ledger itself is never trimmed; it expires with the sale
+//! plus the grace period.
+
+use std::{sync::Arc, time::Duration, time::Instant};
+
+use chrono::Utc;
+use redis::AsyncCommands;
+use sqlx::MySqlPool;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use uuid::Uuid;
+
+use crate::{
+    config::{RelaySettings, SaleSettings},
+    kafka::producer::OrderProducer,
+    lock::LeaderElection,
+    metrics::Metrics,
+    stock::StockService,
+    store::sales::{self, LiveItem},
+};
+
+/// Most outbox entries re-emitted per item per relay pass.
+const RELAY_BATCH: isize = 500;
+
+/// What one relay pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayReport {
+    /// Items scanned.
+    pub items: u64,
+    /// Entries re-emitted and acknowledged.
+    pub relayed: u64,
+    /// Entries whose re-emission failed (left for the next pass).
+    pub failed: u64,
+    /// Entries still unacknowledged after the pass (all ages).
+    pub backlog: u64,
+}
+
+/// Hands reservations to Kafka and marks them delivered.
+#[derive(Clone)]
+pub struct Outbox {
+    producer: OrderProducer,
+    stock: StockService,
+    metrics: Arc<Metrics>,
+    tasks: TaskTracker,
+}
+
+impl Outbox {
+    /// An outbox over `stock`'s Redis, delivering with `producer`.
+    pub fn new(producer: OrderProducer, stock: StockService, metrics: Arc<Metrics>) -> Self {
+        Self {
+            producer,
+            stock,
+            metrics,
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// The producer (the consumer's dead-letter path and repair reuse it).
+    pub fn producer(&self) -> &OrderProducer {
+        &self.producer
+    }
+
+    /// Starts delivering one fresh reservation in the background.
+    pub fn publish(&self, sale_id: u64, item_id: u64, order_id: Uuid, payload: Vec<u8>) {
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            if let Err(e) = this.deliver(sale_id, item_id, order_id, &payload).await {
+                tracing::warn!(%order_id, item_id, error.message = %e, "order not delivered to Kafka yet; the outbox relay will retry");
+            }
+        });
+    }
+
+    /// Sends one ledger entry and, on the broker's ack, removes it from the outbox set.
+    ///
+    /// # Errors
+    /// Kafka did not acknowledge, or Redis failed to record the ack (the entry will be sent
+    /// again; the consumer dedupes).
+    pub async fn deliver(
+        &self,
+        sale_id: u64,
+        item_id: u64,
+        order_id: Uuid,
+        payload: &[u8],
+    ) -> anyhow::Result<()> {
+        let started = Instant::now();
+        self.metrics.kafka_in_flight.inc();
+        let sent = self.producer.send(&item_id.to_string(), payload).await;
+        self.metrics.kafka_in_flight.dec();
+        if let Err(e) = sent {
+            self.metrics.kafka_produce_errors.inc();
+            return Err(e.into());
+        }
+        self.metrics
+            .kafka_produce_latency
+            .observe(started.elapsed().as_secs_f64());
+        let keys = self.stock.keys().item(sale_id, item_id);
+        let mut conn = self.stock.redis().get();
+        let _: i64 = conn.zrem(&keys.outbox, order_id.to_string()).await?;
+        Ok(())
+    }
+
+    /// Re-emits, for each item, outbox entries older than `older_than`.
+    ///
+    /// # Errors
+    /// Redis failed while scanning.
+    pub async fn relay_once(
+        &self,
+        items: &[LiveItem],
+        older_than: Duration,
+    ) -> anyhow::Result<RelayReport> {
+        let mut report = RelayReport::default();
+        let cutoff = Utc::now().timestamp_millis() - older_than.as_millis() as i64;
+        for item in items {
+            report.items += 1;
+            let keys = self.stock.keys().item(item.sale_id, item.item_id);
+            let mut conn = self.stock.redis().get();
+            let stale: Vec<String> = conn
+                .zrangebyscore_limit(&keys.outbox, "-inf", cutoff, 0, RELAY_BATCH)
+                .await?;
+            if !stale.is_empty() {
+                let payloads: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+                    .arg(&keys.ledger)
+                    .arg(&stale)
+                    .query_async(&mut conn)
+                    .await?;
+                let mut sends = Vec::with_capacity(stale.len());
+                for (id, payload) in stale.iter().zip(payloads) {
+                    let Ok(order_id) = Uuid::parse_str(id) else {
+                        tracing::error!(order_id = %id, "outbox holds a malformed order id; left for a human");
+                        report.failed += 1;
+                        continue;
+                    };
+                    let Some(payload) = payload else {
+                        tracing::error!(%order_id, item_id = item.item_id, "outbox entry without a ledger entry; left for reconciliation");
+                        report.failed += 1;
+                        continue;
+                    };
+                    sends.push(async move {
+                        let result = self
+                            .deliver(item.sale_id, item.item_id, order_id, &payload)
+                            .await;
+                        (order_id, result)
+                    });
+                }
+                // Concurrently: with Kafka down each send waits out the message timeout.
+                for (order_id, result) in futures::future::join_all(sends).await {
+                    match result {
+                        Ok(()) => {
+                            report.relayed += 1;
+                            self.metrics.outbox_relayed.inc();
+                        }
+                        Err(e) => {
+                            report.failed += 1;
+                            tracing::warn!(%order_id, error.message = %e, "relay could not deliver; will retry");
+                        }
+                    }
+                }
+            }
+            let backlog: u64 = conn.zcard(&keys.outbox).await?;
+            report.backlog += backlog;
+        }
+        self.metrics.outbox_backlog.set(report.backlog as i64);
+        Ok(report)
+    }
+
+    /// Runs the relay every `relay.interval_ms` while this instance holds the relay lock,
+    /// until `shutdown`.
+    pub async fn run_relay(
+        self,
+        db: MySqlPool,
+        relay: RelaySettings,
+        sale: SaleSettings,
+        mut leader: LeaderElection,
+        shutdown: CancellationToken,
+    ) {
+        let interval = Duration::from_millis(relay.interval_ms);
+        let older_than = Duration::from_millis(relay.redeliver_after_ms);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(interval) => {}
+            }
+            match leader.ensure().await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "relay leader check failed");
+                    continue;
+                }
+            }
+            let since = Utc::now() - chrono::Duration::seconds(sale.grace_secs as i64);
+            let items = match sales::live_items(&db, since).await {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "relay could not list live items");
+                    continue;
+                }
+            };
+            match self.relay_once(&items, older_than).await {
+                Ok(r) if r.relayed > 0 || r.failed > 0 => {
+                    tracing::info!(relayed = r.relayed, failed = r.failed, backlog = r.backlog, "outbox relay pass");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error.message = %e, "outbox relay pass failed"),
+            }
+        }
+        leader.step_down().await;
+    }
+
+    /// Waits for background deliveries to finish (up to `timeout`), then flushes the producer.
+    pub async fn drain(&self, timeout: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(timeout, self.tasks.wait()).await.is_err() {
+            tracing::warn!("shutdown: some deliveries still pending; the relay will re-emit them");
+        }
+        let producer = self.producer.clone();
+        let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
+    }
+}

@@ -1,0 +1,382 @@
+//! The admin side of a sale: create, show, list, change, prewarm.
+//!
+//! MySQL is the source of truth; Redis receives a sale's stock by prewarm, under a distributed
+//! lock so two instances never warm one sale at once. Every Redis key of a sale expires at the
+//! sale's end plus the grace period, computed in one place and never zero or negative.
+
+pub mod view;
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::MySqlPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    api::error::ApiError,
+    config::SaleSettings,
+    domain::{NewSale, SalePatch, sale::check_window, FieldError},
+    gate::Catalog,
+    lock::RedisLock,
+    stock::{PrewarmItem, PrewarmMode, PrewarmOutcome, StockService},
+    store::{
+        orders,
+        sales::{self, STATUS_WARMED, SaleRecord},
+    },
+};
+
+pub use view::{ItemView, Phase, SaleView};
+
+/// How long the prewarm lock lives if its holder dies mid-way.
+const PREWARM_LOCK_TTL: Duration = Duration::from_secs(30);
+/// How long a prewarm waits for another instance's prewarm of the same sale.
+const PREWARM_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How often the scheduler looks for sales coming within the prewarm lead time.
+const SCHEDULER_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What a prewarm did for one item.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrewarmedItem {
+    /// Item id.
+    pub item_id: u64,
+    /// `warmed` or `already_warmed`.
+    pub outcome: &'static str,
+    /// Units in Redis afterwards.
+    pub remaining: i64,
+}
+
+/// What a prewarm did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrewarmReport {
+    /// Sale id.
+    pub sale_id: u64,
+    /// When every key expires.
+    pub expires_at: DateTime<Utc>,
+    /// Per item.
+    pub items: Vec<PrewarmedItem>,
+}
+
+/// Hooks run after a sale changed (cache invalidation of the read path).
+pub trait SaleChangeListener: Send + Sync {
+    /// Called after a sale was created or changed in MySQL and Redis.
+    fn sale_changed(&self, sale_id: u64) -> futures::future::BoxFuture<'_, ()>;
+}
+
+/// Admin operations on sales.
+#[derive(Clone)]
+pub struct SaleAdmin {
+    db: MySqlPool,
+    stock: StockService,
+    lock: RedisLock,
+    catalog: Catalog,
+    settings: SaleSettings,
+    listeners: Vec<Arc<dyn SaleChangeListener>>,
+}
+
+impl SaleAdmin {
+    /// Admin operations over these stores.
+    pub fn new(
+        db: MySqlPool,
+        stock: StockService,
+        lock: RedisLock,
+        catalog: Catalog,
+        settings: SaleSettings,
+    ) -> Self {
+        Self {
+            db,
+            stock,
+            lock,
+            catalog,
+            settings,
+            listeners: Vec::new(),
+        }
+    }
+
+    /// Adds a listener told about every change.
+    pub fn with_listener(mut self, listener: Arc<dyn SaleChangeListener>) -> Self {
+        self.listeners.push(listener);
+        self
+    }
+
+    async fn notify(&self, sale_id: u64) {
+        for l in &self.listeners {
+            l.sale_changed(sale_id).await;
+        }
+    }
+
+    /// When a sale's keys expire: its end plus the grace period.
+    pub fn expiry_of(&self, ends_at: DateTime<Utc>) -> DateTime<Utc> {
+        ends_at + chrono::Duration::seconds(self.settings.grace_secs.max(1) as i64)
+    }
+
+    /// Creates a sale and, if it starts within the prewarm lead time, warms it.
+    ///
+    /// # Errors
+    /// Invalid input (nothing written) or a store failure.
+    pub async fn create(&self, sale: NewSale) -> Result<(SaleView, Option<String>), ApiError> {
+        let record = sales::insert_sale(&self.db, &sale, &self.settings.script_version).await?;
+        let id = record.sale.id;
+        tracing::info!(sale_id = id, items = record.items.len(), starts_at = %record.sale.starts_at, "sale created");
+        let lead = chrono::Duration::seconds(self.settings.prewarm_lead_secs as i64);
+        let mut prewarm_error = None;
+        if record.sale.starts_at - Utc::now() <= lead
+            && let Err(e) = self.prewarm(id, false).await
+        {
+            tracing::error!(sale_id = id, error.message = %e, "prewarm at creation failed; the scheduler will retry");
+            prewarm_error = Some(e.to_string());
+        }
+        self.notify(id).await;
+        Ok((self.view(id).await?, prewarm_error))
+    }
+
+    /// A sale with live figures.
+    ///
+    /// # Errors
+    /// No such sale, or MySQL failed.
+    pub async fn view(&self, id: u64) -> Result<SaleView, ApiError> {
+        let record = sales::get_sale(&self.db, id)
+            .await?
+            .ok_or(ApiError::NotFound("sale"))?;
+        self.view_of(record).await
+    }
+
+    async fn view_of(&self, record: SaleRecord) -> Result<SaleView, ApiError> {
+        let mut items = Vec::with_capacity(record.items.len());
+        for item in record.items {
+            let snapshot = match self.stock.snapshot(item.sale_id, item.id).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(item_id = item.id, error.message = %e, "redis figures unavailable for the admin view");
+                    None
+                }
+            };
+            let totals = orders::item_totals(&self.db, item.id).await?;
+            items.push(ItemView::new(item, snapshot, totals));
+        }
+        Ok(SaleView {
+            phase: Phase::of(record.sale.starts_at, record.sale.ends_at, Utc::now()),
+            sale: record.sale,
+            items,
+        })
+    }
+
+    /// One page of sales, newest first, and the total.
+    ///
+    /// # Errors
+    /// MySQL failed.
+    pub async fn list(&self, limit: u32, offset: u64) -> Result<(Vec<sales::SaleRow>, u64), ApiError> {
+        Ok(sales::list_sales(&self.db, limit, offset).await?)
+    }
+
+    /// Applies a change made before the sale starts, if `expected_version` is current.
+    ///
+    /// # Errors
+    /// 404, 409 (stale version, started, stock locked), 422, or a store failure (nothing
+    /// changed).
+    pub async fn patch(
+        &self,
+        id: u64,
+        expected_version: u32,
+        patch: SalePatch,
+    ) -> Result<SaleView, ApiError> {
+        let mut tx = self.db.begin().await?;
+        let record = sales::lock_sale(&mut tx, id)
+            .await?
+            .ok_or(ApiError::NotFound("sale"))?;
+        let sale = &record.sale;
+        if sale.version != expected_version {
+            return Err(ApiError::conflict(
+                "version_conflict",
+                format!(
+                    "the sale is at version {}, not {expected_version}; read it again",
+                    sale.version
+                ),
+            ));
+        }
+        let now = Utc::now();
+        if now >= sale.starts_at {
+            return Err(ApiError::conflict(
+                "sale_started",
+                "a sale can only be changed before it starts",
+            ));
+        }
+        let starts_at = patch.starts_at.unwrap_or(sale.starts_at);
+        let ends_at = patch.ends_at.unwrap_or(sale.ends_at);
+        check_window(starts_at, ends_at, now)?;
+        for (i, item) in patch.items.iter().enumerate() {
+            if !record.items.iter().any(|r| r.id == item.id) {
+                return Err(FieldError::new(
+                    format!("items[{i}].id"),
+                    format!("item {} is not part of sale {id}", item.id),
+                )
+                .into());
+            }
+            if item.stock.is_some() && sale.status == STATUS_WARMED {
+                return Err(ApiError::conflict(
+                    "stock_locked",
+                    "stock cannot change once the sale is warmed",
+                ));
+            }
+        }
+        let name = patch.name.clone().unwrap_or_else(|| sale.name.clone());
+        sales::apply_patch(&mut tx, sale, &name, starts_at, ends_at, &patch.items).await?;
+        if sale.status == STATUS_WARMED {
+            // Redis first, inside the MySQL transaction: a Redis failure rolls the change back.
+            for item in &record.items {
+                let p = patch.items.iter().find(|p| p.id == item.id);
+                let warm = PrewarmItem {
+                    sale_id: id,
+                    item_id: item.id,
+                    stock: u64::from(item.stock),
+                    per_user_limit: p
+                        .and_then(|p| p.per_user_limit)
+                        .unwrap_or(item.per_user_limit),
+                    price_cents: p.and_then(|p| p.price_cents).unwrap_or(item.price_cents),
+                    starts_at_ms: starts_at.timestamp_millis(),
+                    ends_at_ms: ends_at.timestamp_millis(),
+                    expire_at_ms: self.expiry_of(ends_at).timestamp_millis(),
+                    script_version: sale.script_version.clone(),
+                };
+                match self.stock.prewarm(&warm, PrewarmMode::Refresh).await? {
+                    PrewarmOutcome::Refreshed { .. } => {}
+                    other => {
+                        return Err(ApiError::Internal(anyhow::anyhow!(
+                            "refreshing item {} in Redis answered {other:?}",
+                            item.id
+                        )));
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+        for item in &record.items {
+            self.catalog.forget(item.id).await;
+        }
+        tracing::info!(sale_id = id, version = expected_version + 1, "sale changed");
+        self.notify(id).await;
+        self.view(id).await
+    }
+
+    /// Puts a sale's stock into Redis. Idempotent: a warmed sale is left as it is, unless
+    /// `force` (allowed only before the start and while no reservation exists).
+    ///
+    /// # Errors
+    /// 404, 409 (started, ended, busy, reservations exist), or a store failure.
+    pub async fn prewarm(&self, id: u64, force: bool) -> Result<PrewarmReport, ApiError> {
+        let guard = self
+            .lock
+            .acquire(&format!("prewarm:s{id}"), PREWARM_LOCK_TTL, PREWARM_LOCK_WAIT)
+            .await?
+            .ok_or_else(|| {
+                ApiError::conflict("prewarm_in_progress", "another instance is warming this sale")
+            })?;
+        let result = self.prewarm_locked(id, force).await;
+        if let Err(e) = self.lock.release(&guard).await {
+            tracing::warn!(sale_id = id, error.message = %e, "prewarm lock not released; it expires by itself");
+        }
+        result
+    }
+
+    async fn prewarm_locked(&self, id: u64, force: bool) -> Result<PrewarmReport, ApiError> {
+        let record = sales::get_sale(&self.db, id)
+            .await?
+            .ok_or(ApiError::NotFound("sale"))?;
+        let sale = &record.sale;
+        let now = Utc::now();
+        if force && now >= sale.starts_at {
+            return Err(ApiError::conflict(
+                "sale_started",
+                "force re-warm is only allowed before the sale starts",
+            ));
+        }
+        let expires_at = self.expiry_of(sale.ends_at);
+        if expires_at <= now + chrono::Duration::seconds(1) {
+            return Err(ApiError::conflict(
+                "sale_expired",
+                "the sale and its grace period are over; nothing to warm",
+            ));
+        }
+        let mode = if force {
+            PrewarmMode::Force
+        } else {
+            PrewarmMode::Warm
+        };
+        let mut items = Vec::with_capacity(record.items.len());
+        for item in &record.items {
+            let warm = PrewarmItem {
+                sale_id: id,
+                item_id: item.id,
+                stock: u64::from(item.initial_stock),
+                per_user_limit: item.per_user_limit,
+                price_cents: item.price_cents,
+                starts_at_ms: sale.starts_at.timestamp_millis(),
+                ends_at_ms: sale.ends_at.timestamp_millis(),
+                expire_at_ms: expires_at.timestamp_millis(),
+                script_version: sale.script_version.clone(),
+            };
+            let (outcome, remaining) = match self.stock.prewarm(&warm, mode).await? {
+                PrewarmOutcome::Warmed { remaining } => ("warmed", remaining),
+                PrewarmOutcome::AlreadyWarmed { remaining } => ("already_warmed", remaining),
+                PrewarmOutcome::HasReservations { .. } => {
+                    return Err(ApiError::conflict(
+                        "has_reservations",
+                        format!("item {} already has reservations; it cannot be re-warmed", item.id),
+                    ));
+                }
+                PrewarmOutcome::BadExpiry => {
+                    return Err(ApiError::conflict(
+                        "sale_expired",
+                        "the computed expiry is not in the future",
+                    ));
+                }
+                other => {
+                    return Err(ApiError::Internal(anyhow::anyhow!(
+                        "prewarm of item {} answered {other:?}",
+                        item.id
+                    )));
+                }
+            };
+            items.push(PrewarmedItem {
+                item_id: item.id,
+                outcome,
+                remaining,
+            });
+        }
+        sales::mark_warmed(&self.db, id).await?;
+        for item in &record.items {
+            self.catalog.forget(item.id).await;
+        }
+        tracing::info!(sale_id = id, force, expires_at = %expires_at, "sale warmed");
+        Ok(PrewarmReport {
+            sale_id: id,
+            expires_at,
+            items,
+        })
+    }
+
+    /// Warms sales as they come within the lead time, until `shutdown`.
+    pub async fn run_scheduler(self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(SCHEDULER_INTERVAL) => {}
+            }
+            let now = Utc::now();
+            let horizon = now + chrono::Duration::seconds(self.settings.prewarm_lead_secs as i64);
+            let due = match sales::due_for_prewarm(&self.db, horizon, now).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "prewarm scheduler could not list sales");
+                    continue;
+                }
+            };
+            for id in due {
+                match self.prewarm(id, false).await {
+                    Ok(_) => self.notify(id).await,
+                    Err(e) => tracing::warn!(sale_id = id, error.message = %e, "scheduled prewarm failed"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The services of one process, built once from the settings and shared by every handler and
+//! background job. Building fails fast, with one clear line, when a server is unreachable.
+
+use std::{ops::Deref, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use sqlx::MySqlPool;
+
+use crate::{
+    auth::Authenticator,
+    buy::BuyService,
+    config::Settings,
+    gate::{Catalog, Gates, SoldOutFlags},
+    kafka::{KafkaEndpoint, producer::OrderProducer},
+    lock::RedisLock,
+    metrics::Metrics,
+    orders::OrderLookup,
+    outbox::Outbox,
+    redis_pool::RedisPool,
+    sales::SaleAdmin,
+    stock::{Keys, ScriptRegistry, StockService},
+    store,
+};
+
+/// Everything a request or job may need.
+pub struct Services {
+    /// Effective settings.
+    pub settings: Arc<Settings>,
+    /// MySQL pool.
+    pub db: MySqlPool,
+    /// Redis connections.
+    pub redis: RedisPool,
+    /// Kafka location (keeps the embedded cluster alive).
+    pub kafka: KafkaEndpoint,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Stock scripts and snapshots.
+    pub stock: StockService,
+    /// Distributed locks.
+    pub lock: RedisLock,
+    /// Ledger -> Kafka delivery.
+    pub outbox: Outbox,
+    /// Caller verification.
+    pub auth: Authenticator,
+    /// The buy path.
+    pub buy: BuyService,
+    /// Admin operations.
+    pub admin: SaleAdmin,
+    /// Buyers' order lookups.
+    pub orders: OrderLookup,
+}
+
+/// A cheap-to-clone handle on [`Services`], the axum state.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Services>);
+
+impl Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+impl Services {
+    /// Connects to Redis, MySQL and Kafka (running migrations when configured) and builds every
+    /// service.
+    ///
+    /// # Errors
+    /// A server is unreachable or refuses us; the message names which and where.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let metrics = Arc::new(Metrics::new());
+        let redis = tokio::time::timeout(Duration::from_secs(10), RedisPool::connect(&settings.redis))
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out"))
+            .and_then(|r| r.map_err(anyhow::Error::from))
+            .with_context(|| format!("cannot reach Redis at {}", settings.redis.url))?;
+        let db = store::connect(&settings.mysql)
+            .await
+            .with_context(|| format!("cannot reach MySQL at {}", redacted(settings.mysql.url.expose())))?;
+        if settings.mysql.migrate_on_start {
+            store::migrate(&db)
+                .await
+                .context("applying database migrations failed")?;
+        }
+        let kafka = KafkaEndpoint::resolve(&settings)
+            .await
+            .with_context(|| format!("cannot reach Kafka at {}", settings.kafka.brokers))?;
+        Self::assemble(settings, metrics, redis, db, kafka).await
+    }
+
+    /// Builds the services over already-open connections (tests share servers this way).
+    ///
+    /// # Errors
+    /// Loading the Lua scripts or creating the producer failed.
+    pub async fn assemble(
+        settings: Arc<Settings>,
+        metrics: Arc<Metrics>,
+        redis: RedisPool,
+        db: MySqlPool,
+        kafka: KafkaEndpoint,
+    ) -> anyhow::Result<Self> {
+        let scripts = Arc::new(ScriptRegistry::new(metrics.clone()));
+        scripts
+            .load_all(&mut redis.get())
+            .await
+            .context("loading Lua scripts into Redis failed")?;
+        let keys = Keys::new(&settings.redis.key_prefix);
+        let stock = StockService::new(redis.clone(), keys.clone(), scripts.clone());
+        let lock = RedisLock::new(redis.clone(), keys, scripts);
+        let producer = OrderProducer::new(
+            &kafka,
+            &settings.kafka.topic,
+            settings.kafka_message_timeout(),
+        )
+        .context("creating the Kafka producer failed")?;
+        let outbox = Outbox::new(producer, stock.clone(), metrics.clone());
+        let catalog = Catalog::new(db.clone());
+        let buy = BuyService::new(
+            Arc::new(Gates::new(&settings.limits)),
+            catalog.clone(),
+            Arc::new(SoldOutFlags::new(Duration::from_millis(
+                settings.sale.sold_out_recheck_ms,
+            ))),
+            stock.clone(),
+            outbox.clone(),
+            metrics.clone(),
+        );
+        let admin = SaleAdmin::new(
+            db.clone(),
+            stock.clone(),
+            lock.clone(),
+            catalog,
+            settings.sale.clone(),
+        );
+        let orders = OrderLookup::new(
+            db.clone(),
+            stock.clone(),
+            chrono::Duration::seconds(settings.sale.grace_secs as i64),
+        );
+        Ok(Self {
+            auth: Authenticator::new(&settings),
+            settings,
+            db,
+            redis,
+            kafka,
+            metrics,
+            stock,
+            lock,
+            outbox,
+            buy,
+            admin,
+            orders,
+        })
+    }
+}
+
+/// A connection URL with its password replaced, safe for logs and error lines.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_are_hidden_in_urls() {
+        assert_eq!(
+            redacted("mysql://seckill:pw@127.0.0.1:3306/db"),
+            "mysql://seckill:***@127.0.0.1:3306/db"
+        );
+        assert_eq!(redacted("redis://127.0.0.1/"), "redis://127.0.0.1/");
+    }
+}

@@ -1,0 +1,120 @@
+//! The one place Redis key names are built.
+//!
+//! Every key of one sale item carries the hash tag `{s<sale>:i<item>}`, so a multi-key script
+//! over them stays in one Redis Cluster slot. The configured prefix comes first, outside the tag,
+//! so several deployments (or parallel tests) can share one server.
+
+use std::sync::Arc;
+
+/// Builds key names under one prefix.
+#[derive(Clone, Debug, Default)]
+pub struct Keys {
+    prefix: Arc<str>,
+}
+
+/// The keys of one sale item, in the order the stock scripts expect them as `KEYS[1..6]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemKeys {
+    /// Remaining units.
+    pub stock: String,
+    /// Window, limit, price, expiry, script version.
+    pub meta: String,
+    /// User -> units reserved.
+    pub buyers: String,
+    /// Order id -> reservation payload; the outbox record.
+    pub ledger: String,
+    /// Order ids not yet acknowledged by Kafka, scored by reserve time.
+    pub outbox: String,
+    /// User + idempotency key -> order id.
+    pub idem: String,
+}
+
+impl ItemKeys {
+    /// The keys as script `KEYS`, in contract order.
+    pub fn as_script_keys(&self) -> [&str; 6] {
+        [
+            &self.stock,
+            &self.meta,
+            &self.buyers,
+            &self.ledger,
+            &self.outbox,
+            &self.idem,
+        ]
+    }
+}
+
+impl Keys {
+    /// Keys under `prefix` (may be empty).
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The keys of one sale item.
+    pub fn item(&self, sale_id: u64, item_id: u64) -> ItemKeys {
+        let base = format!("{}sk:{{s{sale_id}:i{item_id}}}", self.prefix);
+        ItemKeys {
+            stock: format!("{base}:stock"),
+            meta: format!("{base}:meta"),
+            buyers: format!("{base}:buyers"),
+            ledger: format!("{base}:ledger"),
+            outbox: format!("{base}:outbox"),
+            idem: format!("{base}:idem"),
+        }
+    }
+
+    /// A distributed lock by name (`prewarm:s12`, `leader:reconcile`).
+    pub fn lock(&self, name: &str) -> String {
+        format!("{}sk:lock:{{{name}}}", self.prefix)
+    }
+
+    /// The serialised public detail of a sale (read path cache).
+    pub fn sale_detail(&self, sale_id: u64) -> String {
+        format!("{}sk:sale:{{s{sale_id}}}:detail", self.prefix)
+    }
+
+    /// The Bloom filter of existing sale ids.
+    pub fn sale_bloom(&self) -> String {
+        format!("{}sk:sales:bloom", self.prefix)
+    }
+
+    /// The pub/sub channel on which sale changes are announced to every instance.
+    pub fn sale_invalidations(&self) -> String {
+        format!("{}sk:sales:invalidate", self.prefix)
+    }
+
+    /// The prefix itself (tests use it to find their keys).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Redis Cluster hashes only the part between the first `{` and the next `}`.
+    fn hash_tag(key: &str) -> &str {
+        let open = key.find('{').expect("tag open");
+        let close = key[open..].find('}').expect("tag close") + open;
+        &key[open + 1..close]
+    }
+
+    #[test]
+    fn all_keys_of_an_item_share_one_hash_tag() {
+        let keys = Keys::new("t1:").item(12, 34);
+        for key in keys.as_script_keys() {
+            assert_eq!(hash_tag(key), "s12:i34", "{key}");
+            assert!(key.starts_with("t1:sk:"), "{key}");
+        }
+    }
+
+    #[test]
+    fn different_items_get_different_tags() {
+        let k = Keys::new("");
+        assert_ne!(hash_tag(&k.item(1, 2).stock), hash_tag(&k.item(1, 3).stock));
+        assert_ne!(hash_tag(&k.item(1, 2).stock), hash_tag(&k.item(2, 2).stock));
+        assert_eq!(k.item(1, 2).stock, "sk:{s1:i2}:stock");
+    }
+}

@@ -1,0 +1,258 @@
+//! Stock in Redis: prewarm, atomic deduction, snapshots.
+//!
+//! Invariant: stock is only ever decremented inside `deduct.vN.lua`, which in the same atomic
+//! step records the buyer's units and appends the reservation to the item's ledger, so
+//! `initial_stock == remaining + sum(ledger quantities)` holds at every instant.
+
+pub mod keys;
+pub mod outcome;
+pub mod scripts;
+
+use std::sync::Arc;
+
+use redis::AsyncCommands;
+use uuid::Uuid;
+
+use crate::{redis_pool::RedisPool, stock::scripts::ScriptKind};
+
+pub use keys::{ItemKeys, Keys};
+pub use outcome::{DeductOutcome, PrewarmOutcome};
+pub use scripts::ScriptRegistry;
+
+/// Failures of the stock layer (not business outcomes: those are [`DeductOutcome`] values).
+#[derive(Debug, thiserror::Error)]
+pub enum StockError {
+    /// Redis failed or timed out.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A sale is pinned to a script version this build lacks.
+    #[error(transparent)]
+    UnknownScript(#[from] scripts::UnknownScript),
+    /// A script answered outside its contract.
+    #[error(transparent)]
+    UnexpectedReply(#[from] outcome::UnexpectedReply),
+}
+
+/// How prewarm treats an item that is already in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrewarmMode {
+    /// Write only if absent (idempotent).
+    Warm,
+    /// Overwrite stock; refused once reservations exist.
+    Force,
+    /// Update window, limit, price and expiries; keep stock.
+    Refresh,
+}
+
+impl PrewarmMode {
+    fn as_arg(self) -> &'static str {
+        match self {
+            PrewarmMode::Warm => "warm",
+            PrewarmMode::Force => "force",
+            PrewarmMode::Refresh => "refresh",
+        }
+    }
+}
+
+/// Everything prewarm writes for one item.
+#[derive(Debug, Clone)]
+pub struct PrewarmItem {
+    /// Sale id.
+    pub sale_id: u64,
+    /// Item id.
+    pub item_id: u64,
+    /// Units to put on sale.
+    pub stock: u64,
+    /// Most units one user may hold.
+    pub per_user_limit: u32,
+    /// Price per unit in cents.
+    pub price_cents: u64,
+    /// Window start, Unix ms.
+    pub starts_at_ms: i64,
+    /// Window end, Unix ms.
+    pub ends_at_ms: i64,
+    /// When every key expires: the end plus the grace period, Unix ms.
+    pub expire_at_ms: i64,
+    /// Script version the sale is pinned to.
+    pub script_version: String,
+}
+
+/// One reservation request.
+#[derive(Debug, Clone)]
+pub struct DeductRequest<'a> {
+    /// Sale id.
+    pub sale_id: u64,
+    /// Item id.
+    pub item_id: u64,
+    /// Script version of the sale.
+    pub script_version: &'a str,
+    /// The buyer.
+    pub user_id: &'a str,
+    /// Units asked for.
+    pub quantity: u32,
+    /// Id the new order gets if reserved.
+    pub order_id: Uuid,
+    /// Reservation payload stored in the ledger (the Kafka message).
+    pub payload: &'a [u8],
+    /// Client's idempotency key, if any.
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// A [`DeductRequest`] for an item of the catalog.
+pub fn stock_request<'a>(
+    meta: &'a crate::store::sales::ItemMeta,
+    user_id: &'a str,
+    quantity: u32,
+    order_id: Uuid,
+    payload: &'a [u8],
+    idempotency_key: Option<&'a str>,
+) -> DeductRequest<'a> {
+    DeductRequest {
+        sale_id: meta.sale_id,
+        item_id: meta.item_id,
+        script_version: &meta.script_version,
+        user_id,
+        quantity,
+        order_id,
+        payload,
+        idempotency_key,
+    }
+}
+
+/// Live figures of one item in Redis.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemSnapshot {
+    /// Remaining units; `None` when the item is not in Redis.
+    pub remaining: Option<i64>,
+    /// Units initially warmed; `None` when not in Redis.
+    pub initial: Option<i64>,
+    /// Reservations in the ledger.
+    pub reservations: u64,
+    /// Reservations not yet acknowledged by Kafka.
+    pub undelivered: u64,
+}
+
+/// Stock operations on Redis.
+#[derive(Clone)]
+pub struct StockService {
+    redis: RedisPool,
+    keys: Keys,
+    scripts: Arc<ScriptRegistry>,
+}
+
+impl StockService {
+    /// A service over `redis` with keys under `keys` and scripts from `scripts`.
+    pub fn new(redis: RedisPool, keys: Keys, scripts: Arc<ScriptRegistry>) -> Self {
+        Self {
+            redis,
+            keys,
+            scripts,
+        }
+    }
+
+    /// The key builder.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The Redis connections.
+    pub fn redis(&self) -> &RedisPool {
+        &self.redis
+    }
+
+    /// The script registry.
+    pub fn scripts(&self) -> &Arc<ScriptRegistry> {
+        &self.scripts
+    }
+
+    /// Writes (or refreshes) one item's stock and metadata, every key expiring at
+    /// `item.expire_at_ms`.
+    ///
+    /// # Errors
+    /// Redis failed or the sale's script version is unknown.
+    pub async fn prewarm(
+        &self,
+        item: &PrewarmItem,
+        mode: PrewarmMode,
+    ) -> Result<PrewarmOutcome, StockError> {
+        let script = self
+            .scripts
+            .get(ScriptKind::Prewarm, &item.script_version)?;
+        let keys = self.keys.item(item.sale_id, item.item_id);
+        let mut conn = self.redis.get();
+        let reply: Vec<redis::Value> = self
+            .scripts
+            .invoke(&mut conn, script, &keys.as_script_keys(), |cmd| {
+                cmd.arg(item.stock)
+                    .arg(item.per_user_limit)
+                    .arg(item.starts_at_ms)
+                    .arg(item.ends_at_ms)
+                    .arg(item.expire_at_ms)
+                    .arg(item.price_cents)
+                    .arg(&item.script_version)
+                    .arg(mode.as_arg());
+            })
+            .await?;
+        Ok(PrewarmOutcome::from_reply(reply)?)
+    }
+
+    /// Runs the atomic reservation script for one request.
+    ///
+    /// # Errors
+    /// Redis failed, or the sale's script version is unknown.
+    pub async fn deduct(&self, req: &DeductRequest<'_>) -> Result<DeductOutcome, StockError> {
+        let script = self.scripts.get(ScriptKind::Deduct, req.script_version)?;
+        let keys = self.keys.item(req.sale_id, req.item_id);
+        let mut conn = self.redis.get();
+        let mut order_buf = Uuid::encode_buffer();
+        let order_id: &str = req.order_id.hyphenated().encode_lower(&mut order_buf);
+        let reply: Vec<redis::Value> = self
+            .scripts
+            .invoke(&mut conn, script, &keys.as_script_keys(), |cmd| {
+                cmd.arg(req.user_id)
+                    .arg(req.quantity)
+                    .arg(&*order_id)
+                    .arg(req.payload)
+                    .arg(req.idempotency_key.unwrap_or(""));
+            })
+            .await?;
+        Ok(DeductOutcome::from_reply(reply)?)
+    }
+
+    /// Live figures of one item, read in one pipeline (one slot, so cluster-safe).
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn snapshot(&self, sale_id: u64, item_id: u64) -> Result<ItemSnapshot, StockError> {
+        let keys = self.keys.item(sale_id, item_id);
+        let mut conn = self.redis.get();
+        let (remaining, initial, reservations, undelivered): (
+            Option<i64>,
+            Option<i64>,
+            u64,
+            u64,
+        ) = redis::pipe()
+            .get(&keys.stock)
+            .hget(&keys.meta, "initial_stock")
+            .hlen(&keys.ledger)
+            .zcard(&keys.outbox)
+            .query_async(&mut conn)
+            .await?;
+        Ok(ItemSnapshot {
+            remaining,
+            initial,
+            reservations,
+            undelivered,
+        })
+    }
+
+    /// Remaining units only (the sale page's approximate stock).
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn remaining(&self, sale_id: u64, item_id: u64) -> Result<Option<i64>, StockError> {
+        let keys = self.keys.item(sale_id, item_id);
+        let mut conn = self.redis.get();
+        Ok(conn.get(&keys.stock).await?)
+    }
+}

@@ -1,0 +1,197 @@
+//! Typed replies of the stock scripts. Business outcomes are values, not errors: a sold-out
+//! answer is the common case on the hot path and must cost nothing more than a match.
+
+use redis::Value;
+use uuid::Uuid;
+
+/// What `prewarm.vN.lua` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrewarmOutcome {
+    /// Stock and metadata written.
+    Warmed {
+        /// Units now in Redis.
+        remaining: i64,
+    },
+    /// The item was warmed before; nothing changed.
+    AlreadyWarmed {
+        /// Units currently in Redis.
+        remaining: i64,
+    },
+    /// Metadata and expiries updated; stock untouched.
+    Refreshed {
+        /// Units currently in Redis.
+        remaining: i64,
+    },
+    /// The computed expiry is not in the future; nothing written.
+    BadExpiry,
+    /// A forced overwrite was refused because reservations exist.
+    HasReservations {
+        /// Units currently in Redis.
+        remaining: i64,
+    },
+    /// A refresh found no warmed item.
+    NotWarmed,
+    /// The script refused its arguments.
+    BadArgument,
+}
+
+/// What `deduct.vN.lua` decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeductOutcome {
+    /// Units reserved under a new order.
+    Reserved {
+        /// The order id.
+        order_id: Uuid,
+        /// Units left after this reservation.
+        remaining: i64,
+    },
+    /// The same user and idempotency key reserved before; the earlier order is returned.
+    Replayed {
+        /// The earlier order id.
+        order_id: Uuid,
+    },
+    /// The item has no stock in Redis (not warmed yet, or expired).
+    NotWarmed,
+    /// The sale window has not opened.
+    NotStarted {
+        /// Opening time, Unix milliseconds.
+        starts_at_ms: i64,
+    },
+    /// The sale window has closed.
+    Ended,
+    /// The user would exceed the per-user limit.
+    LimitExceeded {
+        /// Units the user already holds.
+        bought: i64,
+        /// The per-user limit.
+        limit: i64,
+    },
+    /// Fewer units remain than asked for (none, when sold out).
+    SoldOut {
+        /// Units left.
+        remaining: i64,
+    },
+    /// The script refused its arguments.
+    BadArgument,
+}
+
+/// A script reply that does not match its documented contract.
+#[derive(Debug, thiserror::Error)]
+#[error("unexpected reply from {script}: {reply:?}")]
+pub struct UnexpectedReply {
+    script: &'static str,
+    reply: Vec<Value>,
+}
+
+fn int_at(reply: &[Value], i: usize) -> Option<i64> {
+    match reply.get(i)? {
+        Value::Int(n) => Some(*n),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn uuid_at(reply: &[Value], i: usize) -> Option<Uuid> {
+    match reply.get(i)? {
+        Value::BulkString(b) => Uuid::try_parse_ascii(b).ok(),
+        Value::SimpleString(s) => Uuid::try_parse(s).ok(),
+        _ => None,
+    }
+}
+
+impl PrewarmOutcome {
+    /// Reads a `prewarm.vN.lua` reply.
+    ///
+    /// # Errors
+    /// The reply does not match the script's contract.
+    pub fn from_reply(reply: Vec<Value>) -> Result<Self, UnexpectedReply> {
+        let remaining = int_at(&reply, 1).unwrap_or(0);
+        let outcome = match int_at(&reply, 0) {
+            Some(1) => Self::Warmed { remaining },
+            Some(2) => Self::AlreadyWarmed { remaining },
+            Some(3) => Self::Refreshed { remaining },
+            Some(-1) => Self::BadExpiry,
+            Some(-2) => Self::HasReservations { remaining },
+            Some(-3) => Self::NotWarmed,
+            Some(-4) => Self::BadArgument,
+            _ => {
+                return Err(UnexpectedReply {
+                    script: "prewarm",
+                    reply,
+                });
+            }
+        };
+        Ok(outcome)
+    }
+}
+
+impl DeductOutcome {
+    /// Reads a `deduct.vN.lua` reply.
+    ///
+    /// # Errors
+    /// The reply does not match the script's contract.
+    pub fn from_reply(reply: Vec<Value>) -> Result<Self, UnexpectedReply> {
+        let bad = |reply| UnexpectedReply {
+            script: "deduct",
+            reply,
+        };
+        let outcome = match int_at(&reply, 0) {
+            Some(1) => match (uuid_at(&reply, 1), int_at(&reply, 2)) {
+                (Some(order_id), Some(remaining)) => Self::Reserved {
+                    order_id,
+                    remaining,
+                },
+                _ => return Err(bad(reply)),
+            },
+            Some(2) => match uuid_at(&reply, 1) {
+                Some(order_id) => Self::Replayed { order_id },
+                None => return Err(bad(reply)),
+            },
+            Some(-1) => Self::NotWarmed,
+            Some(-2) => Self::NotStarted {
+                starts_at_ms: int_at(&reply, 1).unwrap_or(0),
+            },
+            Some(-3) => Self::Ended,
+            Some(-4) => Self::LimitExceeded {
+                bought: int_at(&reply, 1).unwrap_or(0),
+                limit: int_at(&reply, 2).unwrap_or(0),
+            },
+            Some(-5) => Self::SoldOut {
+                remaining: int_at(&reply, 1).unwrap_or(0),
+            },
+            Some(-6) => Self::BadArgument,
+            _ => return Err(bad(reply)),
+        };
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reservation_reply_carries_the_order_and_remaining_units() {
+        let id = Uuid::now_v7();
+        let reply = vec![
+            Value::Int(1),
+            Value::BulkString(id.to_string().into_bytes()),
+            Value::Int(41),
+        ];
+        assert_eq!(
+            DeductOutcome::from_reply(reply).unwrap(),
+            DeductOutcome::Reserved {
+                order_id: id,
+                remaining: 41
+            }
+        );
+    }
+
+    #[test]
+    fn an_unknown_code_is_an_error_not_a_guess() {
+        assert!(DeductOutcome::from_reply(vec![Value::Int(9)]).is_err());
+        assert!(DeductOutcome::from_reply(vec![Value::Int(1), Value::Int(3)]).is_err());
+        assert!(PrewarmOutcome::from_reply(vec![]).is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! The versioned Lua script registry.
+//!
+//! Scripts live in `lua/<name>.<version>.lua` and are compiled into the binary. Calls go out as
+//! `EVALSHA`; when Redis answers `NOSCRIPT` (restart, failover, `SCRIPT FLUSH`) the script is
+//! loaded again and the call retried once. A sale is pinned to the version it was warmed with,
+//! so a process that knows v1 and v2 runs each sale with its own semantics.
+
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisResult, ServerErrorKind};
+
+use crate::{metrics::Metrics, redis_pool::RedisConn};
+
+/// Script versions this build knows, oldest first. New sales use the configured one.
+pub const KNOWN_VERSIONS: &[&str] = &["v1"];
+
+/// What a script does; each kind has one file per version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ScriptKind {
+    /// Write an item's stock and metadata with expiries (`prewarm.vN.lua`).
+    Prewarm,
+    /// Reserve units for a buyer atomically (`deduct.vN.lua`).
+    Deduct,
+    /// Compare-and-delete of a lock (`lock_release.vN.lua`).
+    LockRelease,
+    /// Compare-and-extend of a lock (`lock_renew.vN.lua`).
+    LockRenew,
+}
+
+impl ScriptKind {
+    /// The file stem of this kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScriptKind::Prewarm => "prewarm",
+            ScriptKind::Deduct => "deduct",
+            ScriptKind::LockRelease => "lock_release",
+            ScriptKind::LockRenew => "lock_renew",
+        }
+    }
+}
+
+/// Every script file compiled into this build.
+const SOURCES: &[(ScriptKind, &str, &str)] = &[
+    (
+        ScriptKind::Prewarm,
+        "v1",
+        include_str!("../../lua/prewarm.v1.lua"),
+    ),
+    (
+        ScriptKind::Deduct,
+        "v1",
+        include_str!("../../lua/deduct.v1.lua"),
+    ),
+    (
+        ScriptKind::LockRelease,
+        "v1",
+        include_str!("../../lua/lock_release.v1.lua"),
+    ),
+    (
+        ScriptKind::LockRenew,
+        "v1",
+        include_str!("../../lua/lock_renew.v1.lua"),
+    ),
+];
+
+/// One script of one version with its SHA1.
+#[derive(Debug)]
+pub struct VersionedScript {
+    /// The script's kind.
+    pub kind: ScriptKind,
+    /// Its version (`v1`).
+    pub version: &'static str,
+    /// `name.version`, the metrics label and log name.
+    pub label: String,
+    body: &'static str,
+    sha: String,
+}
+
+/// A script kind/version this build does not have.
+#[derive(Debug, thiserror::Error)]
+#[error("no Lua script {kind}.{version} in this build")]
+pub struct UnknownScript {
+    kind: &'static str,
+    version: String,
+}
+
+/// All scripts of this build, by kind and version.
+pub struct ScriptRegistry {
+    scripts: HashMap<(ScriptKind, &'static str), Arc<VersionedScript>>,
+    metrics: Arc<Metrics>,
+}
+
+impl ScriptRegistry {
+    /// Builds the registry from the compiled-in sources.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        let scripts = SOURCES
+            .iter()
+            .map(|&(kind, version, body)| {
+                let sha = redis::Script::new(body).get_hash().to_string();
+                let script = VersionedScript {
+                    kind,
+                    version,
+                    label: format!("{}.{version}", kind.name()),
+                    body,
+                    sha,
+                };
+                ((kind, version), Arc::new(script))
+            })
+            .collect();
+        Self { scripts, metrics }
+    }
+
+    /// The script of `kind` at `version`.
+    ///
+    /// # Errors
+    /// This build has no such script (a sale pinned to a version that was removed).
+    pub fn get(&self, kind: ScriptKind, version: &str) -> Result<&Arc<VersionedScript>, UnknownScript> {
+        self.scripts
+            .iter()
+            .find(|((k, v), _)| *k == kind && *v == version)
+            .map(|(_, s)| s)
+            .ok_or_else(|| UnknownScript {
+                kind: kind.name(),
+                version: version.to_string(),
+            })
+    }
+
+    /// The newest version of a kind that is not tied to a sale (locks).
+    pub fn latest(&self, kind: ScriptKind) -> &Arc<VersionedScript> {
+        let newest = KNOWN_VERSIONS.last().copied().unwrap_or("v1");
+        self.get(kind, newest)
+            .or_else(|_| self.get(kind, "v1"))
+            .expect("every kind has a v1")
+    }
+
+    /// Loads every script (start-up warm-up; calls also load lazily on NOSCRIPT).
+    ///
+    /// # Errors
+    /// Redis refused a script (a syntax error would show up here, at start-up).
+    pub async fn load_all(&self, conn: &mut RedisConn) -> RedisResult<()> {
+        for script in self.scripts.values() {
+            let _: String = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(script.body)
+                .query_async(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `script` with `keys` and the arguments `args` adds, by `EVALSHA`, reloading once on
+    /// `NOSCRIPT`.
+    ///
+    /// # Errors
+    /// Redis failed or the reply does not convert to `T`.
+    pub async fn invoke<T: FromRedisValue>(
+        &self,
+        conn: &mut RedisConn,
+        script: &VersionedScript,
+        keys: &[&str],
+        args: impl Fn(&mut Cmd),
+    ) -> RedisResult<T> {
+        let started = Instant::now();
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&script.sha).arg(keys.len()).arg(keys);
+        args(&mut cmd);
+        let mut result = cmd.query_async::<T>(conn).await;
+        if matches!(&result, Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)) {
+            self.metrics.script_reloads.inc();
+            tracing::warn!(script = %script.label, "Redis lost the script (NOSCRIPT); loading it again");
+            let _: String = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(script.body)
+                .query_async(conn)
+                .await?;
+            result = cmd.query_async::<T>(conn).await;
+        }
+        self.metrics
+            .script_latency
+            .with_label_values(&[script.label.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            self.metrics
+                .script_errors
+                .with_label_values(&[script.label.as_str()])
+                .inc();
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_version_has_every_sale_script() {
+        let reg = ScriptRegistry::new(Arc::new(Metrics::new()));
+        for v in KNOWN_VERSIONS {
+            reg.get(ScriptKind::Prewarm, v).unwrap();
+            reg.get(ScriptKind::Deduct, v).unwrap();
+        }
+        assert!(reg.get(ScriptKind::Deduct, "v999").is_err());
+    }
+
+    #[test]
+    fn every_script_opens_with_its_contract() {
+        for (kind, version, body) in SOURCES {
+            let head: String = body.lines().take(3).collect();
+            assert!(
+                head.starts_with(&format!("-- {}.{version}:", kind.name())),
+                "{}.{version} must open with its name",
+                kind.name()
+            );
+            assert!(body.contains("KEYS[1]"), "{} lacks a KEYS contract", kind.name());
+            assert!(body.contains("Returns"), "{} lacks a Returns contract", kind.name());
+        }
+    }
+}

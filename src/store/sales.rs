@@ -1,0 +1,331 @@
+//! Queries over `sales` and `sale_items`.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{MySql, MySqlPool, QueryBuilder, Transaction};
+
+use crate::domain::{NewSale, sale::ItemPatch};
+
+/// Status of a sale whose stock is not in Redis yet.
+pub const STATUS_CREATED: &str = "created";
+/// Status of a sale whose stock is in Redis.
+pub const STATUS_WARMED: &str = "warmed";
+
+/// One `sales` row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct SaleRow {
+    /// Sale id.
+    pub id: u64,
+    /// Display name.
+    pub name: String,
+    /// Window start.
+    pub starts_at: DateTime<Utc>,
+    /// Window end.
+    pub ends_at: DateTime<Utc>,
+    /// `created` or `warmed`.
+    pub status: String,
+    /// Lua script version the sale is pinned to.
+    pub script_version: String,
+    /// When its stock went into Redis.
+    pub warmed_at: Option<DateTime<Utc>>,
+    /// Optimistic-concurrency version.
+    pub version: u32,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One `sale_items` row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ItemRow {
+    /// Item id.
+    pub id: u64,
+    /// Owning sale.
+    pub sale_id: u64,
+    /// SKU, unique within the sale.
+    pub sku: String,
+    /// Display title.
+    pub title: String,
+    /// Cents per unit.
+    pub price_cents: u64,
+    /// Units put on sale.
+    pub initial_stock: u32,
+    /// MySQL-side remaining units (decremented by the consumer).
+    pub stock: u32,
+    /// Units one user may hold.
+    pub per_user_limit: u32,
+    /// Row version.
+    pub version: u32,
+}
+
+/// A sale with its items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleRecord {
+    /// The sale.
+    pub sale: SaleRow,
+    /// Its items, by id.
+    pub items: Vec<ItemRow>,
+}
+
+/// What the buy path needs to know about an item, joined with its sale.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ItemMeta {
+    /// Item id.
+    pub item_id: u64,
+    /// Sale id.
+    pub sale_id: u64,
+    /// Cents per unit.
+    pub price_cents: u64,
+    /// Units one user may hold.
+    pub per_user_limit: u32,
+    /// Window start.
+    pub starts_at: DateTime<Utc>,
+    /// Window end.
+    pub ends_at: DateTime<Utc>,
+    /// Script version of the sale.
+    pub script_version: String,
+}
+
+/// A sale item whose Redis keys may still hold reservations (relay, order lookup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct LiveItem {
+    /// Sale id.
+    pub sale_id: u64,
+    /// Item id.
+    pub item_id: u64,
+}
+
+const SALE_COLUMNS: &str = "id, name, starts_at, ends_at, status, script_version, warmed_at, \
+                            version, created_at, updated_at";
+const ITEM_COLUMNS: &str =
+    "id, sale_id, sku, title, price_cents, initial_stock, stock, per_user_limit, version";
+
+/// Inserts a sale and its items in one transaction.
+///
+/// # Errors
+/// The database failed; nothing is written.
+pub async fn insert_sale(
+    pool: &MySqlPool,
+    sale: &NewSale,
+    script_version: &str,
+) -> Result<SaleRecord, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let result = sqlx::query(
+        "INSERT INTO sales (name, starts_at, ends_at, status, script_version) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&sale.name)
+    .bind(sale.starts_at)
+    .bind(sale.ends_at)
+    .bind(STATUS_CREATED)
+    .bind(script_version)
+    .execute(&mut *tx)
+    .await?;
+    let sale_id = result.last_insert_id();
+    let mut insert = QueryBuilder::<MySql>::new(
+        "INSERT INTO sale_items (sale_id, sku, title, price_cents, initial_stock, stock, per_user_limit) ",
+    );
+    insert.push_values(&sale.items, |mut row, item| {
+        row.push_bind(sale_id)
+            .push_bind(&item.sku)
+            .push_bind(&item.title)
+            .push_bind(item.price_cents)
+            .push_bind(item.stock)
+            .push_bind(item.stock)
+            .push_bind(item.per_user_limit);
+    });
+    insert.build().execute(&mut *tx).await?;
+    let record = fetch_sale(&mut tx, sale_id, false)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+async fn fetch_sale(
+    tx: &mut Transaction<'_, MySql>,
+    id: u64,
+    for_update: bool,
+) -> Result<Option<SaleRecord>, sqlx::Error> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    let sale: Option<SaleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SALE_COLUMNS} FROM sales WHERE id = ?{lock}"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(sale) = sale else { return Ok(None) };
+    let items: Vec<ItemRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ITEM_COLUMNS} FROM sale_items WHERE sale_id = ? ORDER BY id{lock}"
+    )))
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(Some(SaleRecord { sale, items }))
+}
+
+/// A sale with its items.
+///
+/// # Errors
+/// The database failed.
+pub async fn get_sale(pool: &MySqlPool, id: u64) -> Result<Option<SaleRecord>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let record = fetch_sale(&mut tx, id, false).await?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+/// A sale with its items, rows locked until `tx` ends (PATCH, prewarm bookkeeping).
+///
+/// # Errors
+/// The database failed.
+pub async fn lock_sale(
+    tx: &mut Transaction<'_, MySql>,
+    id: u64,
+) -> Result<Option<SaleRecord>, sqlx::Error> {
+    fetch_sale(tx, id, true).await
+}
+
+/// One page of sales, newest first, and the total count.
+///
+/// # Errors
+/// The database failed.
+pub async fn list_sales(
+    pool: &MySqlPool,
+    limit: u32,
+    offset: u64,
+) -> Result<(Vec<SaleRow>, u64), sqlx::Error> {
+    let rows: Vec<SaleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SALE_COLUMNS} FROM sales ORDER BY id DESC LIMIT ? OFFSET ?"
+    )))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sales")
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total.max(0) as u64))
+}
+
+/// Writes a validated patch to a sale locked by [`lock_sale`] and bumps its version.
+///
+/// # Errors
+/// The database failed.
+pub async fn apply_patch(
+    tx: &mut Transaction<'_, MySql>,
+    sale: &SaleRow,
+    name: &str,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    items: &[ItemPatch],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sales SET name = ?, starts_at = ?, ends_at = ?, version = version + 1 WHERE id = ?",
+    )
+    .bind(name)
+    .bind(starts_at)
+    .bind(ends_at)
+    .bind(sale.id)
+    .execute(&mut **tx)
+    .await?;
+    for item in items {
+        sqlx::query(
+            "UPDATE sale_items SET title = COALESCE(?, title), price_cents = COALESCE(?, price_cents), \
+             initial_stock = COALESCE(?, initial_stock), stock = COALESCE(?, stock), \
+             per_user_limit = COALESCE(?, per_user_limit), version = version + 1 \
+             WHERE id = ? AND sale_id = ?",
+        )
+        .bind(&item.title)
+        .bind(item.price_cents)
+        .bind(item.stock)
+        .bind(item.stock)
+        .bind(item.per_user_limit)
+        .bind(item.id)
+        .bind(sale.id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records that a sale's stock is in Redis.
+///
+/// # Errors
+/// The database failed.
+pub async fn mark_warmed(pool: &MySqlPool, id: u64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sales SET status = ?, warmed_at = COALESCE(warmed_at, CURRENT_TIMESTAMP(3)) WHERE id = ?",
+    )
+    .bind(STATUS_WARMED)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The buy path's view of one item.
+///
+/// # Errors
+/// The database failed.
+pub async fn item_meta(pool: &MySqlPool, item_id: u64) -> Result<Option<ItemMeta>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT i.id AS item_id, i.sale_id, i.price_cents, i.per_user_limit, s.starts_at, s.ends_at, \
+         s.script_version FROM sale_items i JOIN sales s ON s.id = i.sale_id WHERE i.id = ?",
+    )
+    .bind(item_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Items of warmed sales that ended after `ended_after` (still active, or recently ended).
+///
+/// # Errors
+/// The database failed.
+pub async fn live_items(
+    pool: &MySqlPool,
+    ended_after: DateTime<Utc>,
+) -> Result<Vec<LiveItem>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT i.sale_id, i.id AS item_id FROM sale_items i JOIN sales s ON s.id = i.sale_id \
+         WHERE s.status = ? AND s.ends_at > ? ORDER BY i.id",
+    )
+    .bind(STATUS_WARMED)
+    .bind(ended_after)
+    .fetch_all(pool)
+    .await
+}
+
+/// Ids of sales not yet warmed whose start is before `starts_before` and that have not ended.
+///
+/// # Errors
+/// The database failed.
+pub async fn due_for_prewarm(
+    pool: &MySqlPool,
+    starts_before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<u64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM sales WHERE status = ? AND starts_at <= ? AND ends_at > ? ORDER BY starts_at",
+    )
+    .bind(STATUS_CREATED)
+    .bind(starts_before)
+    .bind(now)
+    .fetch_all(pool)
+    .await
+}
+
+/// Ids of warmed sales that ended after `ended_after` (reconciliation's periodic set).
+///
+/// # Errors
+/// The database failed.
+pub async fn sales_to_reconcile(
+    pool: &MySqlPool,
+    ended_after: DateTime<Utc>,
+) -> Result<Vec<u64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM sales WHERE status = ? AND ends_at > ? ORDER BY id")
+        .bind(STATUS_WARMED)
+        .bind(ended_after)
+        .fetch_all(pool)
+        .await
+}

@@ -1,0 +1,23 @@
+//! Logging: human-readable lines or JSON, filtered by the settings (or `RUST_LOG`).
+
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::config::{LogFormat, LogSettings};
+
+/// Installs the global subscriber once; later calls (tests building several apps) are no-ops.
+pub fn init(settings: &LogSettings) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&settings.filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match settings.format {
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_current_span(true).with_target(true))
+            .try_init(),
+        LogFormat::Text => registry
+            .with(fmt::layer().with_target(false).with_writer(std::io::stderr))
+            .try_init(),
+    };
+    // A subscriber already installed (tests) is fine.
+    let _ = result;
+}

@@ -1,0 +1,52 @@
+//! Liveness and readiness.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, spawn_with, test_settings, STACK};
+
+#[tokio::test]
+async fn healthz_answers_and_readyz_reports_every_dependency_ready() {
+    let app = spawn_app().await;
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["checks"]["redis"], "ok");
+    assert_eq!(body["checks"]["mysql"], "ok");
+    assert_eq!(body["checks"]["kafka"], "ok");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_names_the_dependency_that_is_down() {
+    let app = spawn_app().await;
+    // Close the app's MySQL pool: MySQL is now unreachable for this instance only.
+    app.db().close().await;
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "not_ready");
+    assert_eq!(body["down"], serde_json::json!(["mysql"]));
+    assert_eq!(body["checks"]["redis"], "ok");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_at_start_up_is_one_clear_error() {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.redis.url = "redis://127.0.0.1:1/".into();
+    let err = seckill::state::Services::build(settings).await.err().expect("build fails");
+    let line = format!("{err:#}");
+    assert!(line.starts_with("cannot reach Redis at redis://127.0.0.1:1/"), "{line}");
+    assert!(!line.contains('\n'), "one line: {line}");
+}
+
+#[tokio::test]
+async fn unknown_routes_answer_json() {
+    let app = spawn_with(test_settings("embedded").await).await;
+    let r = app.http.get(app.url("/nope")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "not_found");
+}

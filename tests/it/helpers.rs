@@ -1,0 +1,256 @@
+//! The test harness: each test gets its own app on port 0, its own MySQL database, its own Redis
+//! key prefix and its own Kafka topic and consumer group, all on the real servers of the local
+//! stack (`deploy/local/stack.sh up`). Tests therefore run in parallel and never FLUSHALL.
+
+#![allow(dead_code)]
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
+
+use reqwest::StatusCode;
+use seckill::{
+    app::Application,
+    auth::mint_token,
+    config::Settings,
+    redis_pool::RedisPool,
+    state::Services,
+    stock::Keys,
+};
+use serde_json::{Value, json};
+use sqlx::{Connection, MySqlConnection, MySqlPool};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Admin token of every test app.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// JWT secret of every test app.
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789";
+
+/// Where the stack's servers are (the variables `stack.sh env` prints).
+pub struct Stack {
+    pub redis_url: String,
+    pub mysql_url: String,
+    pub kafka_brokers: String,
+}
+
+pub static STACK: LazyLock<Stack> = LazyLock::new(|| Stack {
+    redis_url: std::env::var("SECKILL_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:16379/".into()),
+    mysql_url: std::env::var("SECKILL_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://seckill:seckill@127.0.0.1:13306/seckill".into()),
+    kafka_brokers: std::env::var("SECKILL_KAFKA_BROKERS")
+        .unwrap_or_else(|_| "127.0.0.1:19092".into()),
+});
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var("TEST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("TEST_LOG").unwrap())
+            .with_test_writer()
+            .try_init();
+    }
+});
+
+/// A short unique suffix.
+pub fn unique() -> String {
+    Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+/// The stack's MySQL URL with another database name.
+pub fn mysql_url_for(db: &str) -> String {
+    let base = &STACK.mysql_url;
+    let cut = base.rfind('/').expect("a database path");
+    format!("{}/{db}", &base[..cut])
+}
+
+/// Creates an empty database and returns its URL.
+pub async fn fresh_database() -> String {
+    let name = format!("seckill_t_{}", unique());
+    let mut conn = MySqlConnection::connect(&STACK.mysql_url)
+        .await
+        .expect("MariaDB of the local stack answers (run deploy/local/stack.sh up)");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    mysql_url_for(&name)
+}
+
+/// Settings for an isolated test app; `kafka` is a bootstrap list or `embedded`.
+pub async fn test_settings(kafka: &str) -> Settings {
+    LazyLock::force(&TRACING);
+    let id = unique();
+    let mut s = Settings {
+        admin_token: seckill::config::Secret::new(ADMIN_TOKEN),
+        jwt_secret: seckill::config::Secret::new(JWT_SECRET),
+        ..Settings::default()
+    };
+    s.http.addr = "127.0.0.1:0".parse().unwrap();
+    s.redis.url = STACK.redis_url.clone();
+    s.redis.pool_size = 2;
+    s.redis.key_prefix = format!("t{id}:");
+    s.mysql.url = seckill::config::Secret::new(fresh_database().await);
+    s.mysql.max_connections = 8;
+    s.kafka.brokers = kafka.to_string();
+    s.kafka.topic = format!("seckill-t-{id}");
+    s.kafka.dead_letter_topic = format!("seckill-t-{id}-dlq");
+    s.kafka.group_id = format!("g-{id}");
+    s.kafka.partitions = 2;
+    s.limits.global_per_sec = 0;
+    s.limits.per_user_per_sec = 0;
+    s.relay.interval_ms = 200;
+    s.relay.redeliver_after_ms = 1_000;
+    s.sale.grace_secs = 3_600;
+    s.reconcile.interval_secs = 0;
+    s.reconcile.ledger_grace_secs = 0;
+    s
+}
+
+/// A running app.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub services: Arc<Services>,
+    pub shutdown: CancellationToken,
+    pub server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub fn settings(&self) -> &Settings {
+        &self.services.settings
+    }
+    pub fn db(&self) -> &MySqlPool {
+        &self.services.db
+    }
+    pub fn redis(&self) -> &RedisPool {
+        &self.services.redis
+    }
+    pub fn keys(&self) -> Keys {
+        Keys::new(&self.settings().redis.key_prefix)
+    }
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Creates a one-item sale that started a second ago and runs `minutes`.
+    pub async fn create_live_sale(&self, stock: i64, per_user_limit: i64) -> (u64, u64) {
+        let now = chrono::Utc::now();
+        let (status, body) = self
+            .admin(
+                reqwest::Method::POST,
+                "/admin/v1/sales",
+                Some(json!({
+                    "name": "test sale",
+                    "starts_at": (now - chrono::Duration::seconds(1)).to_rfc3339(),
+                    "ends_at": (now + chrono::Duration::minutes(30)).to_rfc3339(),
+                    "items": [{"sku": "sku-1", "title": "Item", "price_cents": 1999,
+                               "stock": stock, "per_user_limit": per_user_limit}],
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["status"], "warmed", "{body}");
+        (
+            body["id"].as_u64().unwrap(),
+            body["items"][0]["id"].as_u64().unwrap(),
+        )
+    }
+
+    /// A buy as `user`; returns status, headers and body.
+    pub async fn buy(
+        &self,
+        sale: u64,
+        item: u64,
+        user: &str,
+        quantity: u32,
+        idempotency_key: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let token = mint_token(JWT_SECRET, user, 600).unwrap();
+        let mut req = self
+            .http
+            .post(self.url(&format!("/api/v1/sales/{sale}/items/{item}/orders")))
+            .bearer_auth(token)
+            .json(&json!({ "quantity": quantity }));
+        if let Some(k) = idempotency_key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Stops the app gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(h) = self.server.take() {
+            h.await.expect("server task").expect("server stopped cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Starts an app with `settings`.
+pub async fn spawn_with(settings: Settings) -> TestApp {
+    let services = Arc::new(Services::build(settings).await.expect("services build"));
+    let app = Application::bind(services.clone()).await.expect("bind");
+    let addr = app.local_addr();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        services,
+        shutdown,
+        server: Some(server),
+    }
+}
+
+/// Starts an app on the stack's real broker.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(test_settings(&STACK.kafka_brokers).await).await
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests against the real Redis, MariaDB and Kafka broker of the local stack.
+
+mod helpers;
+
+mod health;
+mod stack;

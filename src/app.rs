@@ -43,7 +43,9 @@ impl Application {
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The shared state.
@@ -84,7 +86,8 @@ fn spawn_api_jobs(
     shutdown: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut jobs = Vec::new();
-    let relay_ttl = Duration::from_millis(state.settings.relay.interval_ms * 5).max(Duration::from_secs(5));
+    let relay_ttl =
+        Duration::from_millis(state.settings.relay.interval_ms * 5).max(Duration::from_secs(5));
     jobs.push(tokio::spawn(state.outbox.clone().run_relay(
         state.db.clone(),
         state.settings.relay.clone(),
@@ -92,7 +95,9 @@ fn spawn_api_jobs(
         LeaderElection::new(state.lock.clone(), "relay", relay_ttl),
         shutdown.clone(),
     )));
-    jobs.push(tokio::spawn(state.admin.clone().run_scheduler(shutdown.clone())));
+    jobs.push(tokio::spawn(
+        state.admin.clone().run_scheduler(shutdown.clone()),
+    ));
     let gates = state.buy.gates().clone();
     let token = shutdown.clone();
     jobs.push(tokio::spawn(async move {

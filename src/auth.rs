@@ -111,7 +111,11 @@ fn bearer(authorization: Option<&str>) -> Option<&str> {
 ///
 /// # Errors
 /// Signing failed (never for HS256 with a non-empty secret).
-pub fn mint_token(secret: &str, user_id: &str, ttl_secs: u64) -> Result<String, jsonwebtoken::errors::Error> {
+pub fn mint_token(
+    secret: &str,
+    user_id: &str,
+    ttl_secs: u64,
+) -> Result<String, jsonwebtoken::errors::Error> {
     let exp = jsonwebtoken::get_current_timestamp() + ttl_secs;
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -138,8 +142,14 @@ mod tests {
     fn the_admin_token_must_match_exactly() {
         let a = auth(UserIdentity::Jwt);
         assert!(a.check_admin(Some("Bearer change-me-admin")).is_ok());
-        assert_eq!(a.check_admin(Some("Bearer change-me-admiN")), Err(AuthError::Invalid));
-        assert_eq!(a.check_admin(Some("change-me-admin")), Err(AuthError::Missing));
+        assert_eq!(
+            a.check_admin(Some("Bearer change-me-admiN")),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            a.check_admin(Some("change-me-admin")),
+            Err(AuthError::Missing)
+        );
         assert_eq!(a.check_admin(None), Err(AuthError::Missing));
     }
 
@@ -147,7 +157,9 @@ mod tests {
     fn a_signed_token_names_the_buyer() {
         let a = auth(UserIdentity::Jwt);
         let t = mint_token(Settings::default().jwt_secret.expose(), "alice", 60).unwrap();
-        let user = a.buyer(Some(&format!("Bearer {t}")), Some("mallory")).unwrap();
+        let user = a
+            .buyer(Some(&format!("Bearer {t}")), Some("mallory"))
+            .unwrap();
         assert_eq!(user.as_ref(), "alice");
     }
 
@@ -155,7 +167,10 @@ mod tests {
     fn forged_expired_and_missing_tokens_are_refused() {
         let a = auth(UserIdentity::Jwt);
         let forged = mint_token("another-secret-of-16+", "alice", 60).unwrap();
-        assert_eq!(a.buyer(Some(&format!("Bearer {forged}")), None), Err(AuthError::Invalid));
+        assert_eq!(
+            a.buyer(Some(&format!("Bearer {forged}")), None),
+            Err(AuthError::Invalid)
+        );
         let secret = Settings::default().jwt_secret;
         let expired = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -166,7 +181,10 @@ mod tests {
             &EncodingKey::from_secret(secret.expose().as_bytes()),
         )
         .unwrap();
-        assert_eq!(a.buyer(Some(&format!("Bearer {expired}")), None), Err(AuthError::Invalid));
+        assert_eq!(
+            a.buyer(Some(&format!("Bearer {expired}")), None),
+            Err(AuthError::Invalid)
+        );
         assert_eq!(a.buyer(None, Some("alice")), Err(AuthError::Missing));
     }
 

@@ -423,22 +423,17 @@ impl Settings {
             .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k != "SECKILL_CONFIG")
             .collect();
         apply_env(&mut tree, &env)?;
-        let settings: Settings =
-            serde_path_to_error::deserialize(tree.clone()).map_err(|e| {
-                let path: Vec<String> = e
-                    .path()
-                    .iter()
-                    .map(|seg| seg.to_string())
-                    .collect();
-                let mut shown = &tree;
-                for part in &path {
-                    shown = shown.get(part.as_str()).unwrap_or(shown);
-                }
-                ConfigError::new(
-                    env_name(&path),
-                    format!("{} (got {shown})", e.inner().message()),
-                )
-            })?;
+        let settings: Settings = serde_path_to_error::deserialize(tree.clone()).map_err(|e| {
+            let path: Vec<String> = e.path().iter().map(|seg| seg.to_string()).collect();
+            let mut shown = &tree;
+            for part in &path {
+                shown = shown.get(part.as_str()).unwrap_or(shown);
+            }
+            ConfigError::new(
+                env_name(&path),
+                format!("{} (got {shown})", e.inner().message()),
+            )
+        })?;
         settings.validate()?;
         Ok(settings)
     }
@@ -479,9 +474,7 @@ impl Settings {
         {
             return Err(ConfigError::new(
                 "SECKILL_REDIS_URL",
-                format!(
-                    "'{redis}' is not a redis://, rediss:// or redis+cluster:// URL"
-                ),
+                format!("'{redis}' is not a redis://, rediss:// or redis+cluster:// URL"),
             ));
         }
         positive("SECKILL_REDIS_POOL_SIZE", self.redis.pool_size)?;
@@ -502,7 +495,10 @@ impl Settings {
         positive("SECKILL_MYSQL_MAX_CONNECTIONS", self.mysql.max_connections)?;
         non_empty("SECKILL_KAFKA_BROKERS", &self.kafka.brokers)?;
         non_empty("SECKILL_KAFKA_TOPIC", &self.kafka.topic)?;
-        non_empty("SECKILL_KAFKA_DEAD_LETTER_TOPIC", &self.kafka.dead_letter_topic)?;
+        non_empty(
+            "SECKILL_KAFKA_DEAD_LETTER_TOPIC",
+            &self.kafka.dead_letter_topic,
+        )?;
         non_empty("SECKILL_KAFKA_GROUP_ID", &self.kafka.group_id)?;
         if self.kafka.topic == self.kafka.dead_letter_topic {
             return Err(ConfigError::new(
@@ -511,13 +507,31 @@ impl Settings {
             ));
         }
         positive("SECKILL_KAFKA_PARTITIONS", self.kafka.partitions)?;
-        positive("SECKILL_KAFKA_MESSAGE_TIMEOUT_MS", self.kafka.message_timeout_ms)?;
+        positive(
+            "SECKILL_KAFKA_MESSAGE_TIMEOUT_MS",
+            self.kafka.message_timeout_ms,
+        )?;
         positive("SECKILL_HTTP_MAX_IN_FLIGHT", self.http.max_in_flight)?;
-        positive("SECKILL_HTTP_REQUEST_TIMEOUT_SECS", self.http.request_timeout_secs)?;
+        positive(
+            "SECKILL_HTTP_REQUEST_TIMEOUT_SECS",
+            self.http.request_timeout_secs,
+        )?;
         for (key, rate, burst) in [
-            ("SECKILL_LIMITS_GLOBAL_BURST", self.limits.global_per_sec, self.limits.global_burst),
-            ("SECKILL_LIMITS_PER_USER_BURST", self.limits.per_user_per_sec, self.limits.per_user_burst),
-            ("SECKILL_LIMITS_PER_IP_BURST", self.limits.per_ip_per_sec, self.limits.per_ip_burst),
+            (
+                "SECKILL_LIMITS_GLOBAL_BURST",
+                self.limits.global_per_sec,
+                self.limits.global_burst,
+            ),
+            (
+                "SECKILL_LIMITS_PER_USER_BURST",
+                self.limits.per_user_per_sec,
+                self.limits.per_user_burst,
+            ),
+            (
+                "SECKILL_LIMITS_PER_IP_BURST",
+                self.limits.per_ip_per_sec,
+                self.limits.per_ip_burst,
+            ),
         ] {
             if rate > 0 {
                 positive(key, burst)?;
@@ -527,7 +541,10 @@ impl Settings {
             }
         }
         positive("SECKILL_SALE_GRACE_SECS", self.sale.grace_secs)?;
-        positive("SECKILL_SALE_SOLD_OUT_RECHECK_MS", self.sale.sold_out_recheck_ms)?;
+        positive(
+            "SECKILL_SALE_SOLD_OUT_RECHECK_MS",
+            self.sale.sold_out_recheck_ms,
+        )?;
         if !crate::stock::scripts::KNOWN_VERSIONS.contains(&self.sale.script_version.as_str()) {
             return Err(ConfigError::new(
                 "SECKILL_SALE_SCRIPT_VERSION",
@@ -539,11 +556,17 @@ impl Settings {
             ));
         }
         positive("SECKILL_RELAY_INTERVAL_MS", self.relay.interval_ms)?;
-        positive("SECKILL_RELAY_REDELIVER_AFTER_MS", self.relay.redeliver_after_ms)?;
+        positive(
+            "SECKILL_RELAY_REDELIVER_AFTER_MS",
+            self.relay.redeliver_after_ms,
+        )?;
         positive("SECKILL_CONSUMER_BATCH_MAX", self.consumer.batch_max)?;
         positive("SECKILL_CACHE_LOCAL_TTL_SECS", self.cache.local_ttl_secs)?;
         positive("SECKILL_CACHE_REDIS_TTL_SECS", self.cache.redis_ttl_secs)?;
-        positive("SECKILL_CACHE_NEGATIVE_TTL_SECS", self.cache.negative_ttl_secs)?;
+        positive(
+            "SECKILL_CACHE_NEGATIVE_TTL_SECS",
+            self.cache.negative_ttl_secs,
+        )?;
         Ok(())
     }
 
@@ -569,7 +592,9 @@ pub fn env_name(path: &[String]) -> String {
 pub fn env_names() -> Vec<String> {
     let tree = toml::Value::try_from(Settings::default()).expect("defaults serialise");
     let mut out = Vec::new();
-    collect_leaves(&tree, &mut Vec::new(), &mut |path, _| out.push(env_name(path)));
+    collect_leaves(&tree, &mut Vec::new(), &mut |path, _| {
+        out.push(env_name(path))
+    });
     out
 }
 
@@ -724,16 +749,15 @@ mod tests {
 
     #[test]
     fn a_bad_number_names_the_key() {
-        let err = Settings::load_from(None, env(&[("SECKILL_REDIS_POOL_SIZE", "lots")]))
-            .unwrap_err();
+        let err =
+            Settings::load_from(None, env(&[("SECKILL_REDIS_POOL_SIZE", "lots")])).unwrap_err();
         assert_eq!(err.key, "SECKILL_REDIS_POOL_SIZE");
         assert!(err.to_string().contains("'lots'"), "{err}");
     }
 
     #[test]
     fn a_bad_address_names_the_key() {
-        let err =
-            Settings::load_from(None, env(&[("SECKILL_HTTP_ADDR", "nowhere")])).unwrap_err();
+        let err = Settings::load_from(None, env(&[("SECKILL_HTTP_ADDR", "nowhere")])).unwrap_err();
         assert!(err.to_string().contains("nowhere"), "{err}");
     }
 
@@ -745,8 +769,7 @@ mod tests {
 
     #[test]
     fn relations_are_validated() {
-        let err = Settings::load_from(None, env(&[("SECKILL_REDIS_URL", "http://x")]))
-            .unwrap_err();
+        let err = Settings::load_from(None, env(&[("SECKILL_REDIS_URL", "http://x")])).unwrap_err();
         assert_eq!(err.key, "SECKILL_REDIS_URL");
         let err = Settings::load_from(None, env(&[("SECKILL_JWT_SECRET", "short")])).unwrap_err();
         assert_eq!(err.key, "SECKILL_JWT_SECRET");
@@ -768,8 +791,8 @@ mod tests {
             "[kafka]\ntopic = \"from-file\"\npartitions = 8\n[http]\naddr = \"127.0.0.1:7000\"\n",
         )
         .unwrap();
-        let s = Settings::load_from(Some(&file), env(&[("SECKILL_KAFKA_TOPIC", "from-env")]))
-            .unwrap();
+        let s =
+            Settings::load_from(Some(&file), env(&[("SECKILL_KAFKA_TOPIC", "from-env")])).unwrap();
         assert_eq!(s.kafka.topic, "from-env");
         assert_eq!(s.kafka.partitions, 8);
         assert_eq!(s.http.addr.port(), 7000);

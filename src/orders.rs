@@ -98,7 +98,9 @@ impl OrderLookup {
         let since = Utc::now() - self.grace;
         let items = self
             .live
-            .try_get_with((), async move { sales::live_items(&db, since).await.map(Arc::new) })
+            .try_get_with((), async move {
+                sales::live_items(&db, since).await.map(Arc::new)
+            })
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing live items: {e}")))?;
         let id = order_id.to_string();

@@ -204,7 +204,12 @@ impl Outbox {
             };
             match self.relay_once(&items, older_than).await {
                 Ok(r) if r.relayed > 0 || r.failed > 0 => {
-                    tracing::info!(relayed = r.relayed, failed = r.failed, backlog = r.backlog, "outbox relay pass");
+                    tracing::info!(
+                        relayed = r.relayed,
+                        failed = r.failed,
+                        backlog = r.backlog,
+                        "outbox relay pass"
+                    );
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error.message = %e, "outbox relay pass failed"),
@@ -216,7 +221,10 @@ impl Outbox {
     /// Waits for background deliveries to finish (up to `timeout`), then flushes the producer.
     pub async fn drain(&self, timeout: Duration) {
         self.tasks.close();
-        if tokio::time::timeout(timeout, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(timeout, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("shutdown: some deliveries still pending; the relay will re-emit them");
         }
         let producer = self.producer.clone();

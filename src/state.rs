@@ -70,14 +70,18 @@ impl Services {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let metrics = Arc::new(Metrics::new());
-        let redis = tokio::time::timeout(Duration::from_secs(10), RedisPool::connect(&settings.redis))
-            .await
-            .map_err(|_| anyhow::anyhow!("timed out"))
-            .and_then(|r| r.map_err(anyhow::Error::from))
-            .with_context(|| format!("cannot reach Redis at {}", settings.redis.url))?;
-        let db = store::connect(&settings.mysql)
-            .await
-            .with_context(|| format!("cannot reach MySQL at {}", redacted(settings.mysql.url.expose())))?;
+        let redis =
+            tokio::time::timeout(Duration::from_secs(10), RedisPool::connect(&settings.redis))
+                .await
+                .map_err(|_| anyhow::anyhow!("timed out"))
+                .and_then(|r| r.map_err(anyhow::Error::from))
+                .with_context(|| format!("cannot reach Redis at {}", settings.redis.url))?;
+        let db = store::connect(&settings.mysql).await.with_context(|| {
+            format!(
+                "cannot reach MySQL at {}",
+                redacted(settings.mysql.url.expose())
+            )
+        })?;
         if settings.mysql.migrate_on_start {
             store::migrate(&db)
                 .await

@@ -12,7 +12,12 @@ pub fn init(settings: &LogSettings) {
     let registry = tracing_subscriber::registry().with(filter);
     let result = match settings.format {
         LogFormat::Json => registry
-            .with(fmt::layer().json().with_current_span(true).with_target(true))
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_target(true),
+            )
             .try_init(),
         LogFormat::Text => registry
             .with(fmt::layer().with_target(false).with_writer(std::io::stderr))

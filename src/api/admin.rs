@@ -47,7 +47,11 @@ async fn create_sale(
     if let Some(e) = prewarm_error {
         body["prewarm_error"] = json!(e);
     }
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(body)))
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

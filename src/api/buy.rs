@@ -57,9 +57,11 @@ async fn create_order(
     let quantity = match body.quantity.unwrap_or(1) {
         q @ 1..=10_000 => q as u32,
         q => {
-            return Err(
-                FieldError::new("quantity", format!("must be between 1 and 10000, got {q}")).into(),
-            );
+            return Err(FieldError::new(
+                "quantity",
+                format!("must be between 1 and 10000, got {q}"),
+            )
+            .into());
         }
     };
     let idempotency_key = headers

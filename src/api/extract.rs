@@ -9,7 +9,11 @@ use axum::{
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::{auth::TRUSTED_USER_HEADER, domain::{FieldError, UserId}, state::AppState};
+use crate::{
+    auth::TRUSTED_USER_HEADER,
+    domain::{FieldError, UserId},
+    state::AppState,
+};
 
 /// A JSON body; type errors name the field by its JSON path (`items[0].stock`).
 pub struct ApiJson<T>(pub T);
@@ -149,7 +153,10 @@ mod tests {
 
     #[test]
     fn a_missing_field_is_named_itself() {
-        assert_eq!(field_of(r#"{"starts_at":"a","ends_at":"b","items":[]}"#), "name");
+        assert_eq!(
+            field_of(r#"{"starts_at":"a","ends_at":"b","items":[]}"#),
+            "name"
+        );
         let json = r#"{"name":"n","starts_at":"a","ends_at":"b","items":[{"sku":"s","title":"t","price_cents":1,"per_user_limit":1}]}"#;
         assert_eq!(field_of(json), "items[0].stock");
     }

@@ -38,10 +38,7 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let redis = tokio::time::timeout(PROBE_TIMEOUT, state.redis.ping());
     let mysql = tokio::time::timeout(PROBE_TIMEOUT, store::ping(&state.db));
-    let kafka = tokio::time::timeout(
-        PROBE_TIMEOUT,
-        state.kafka.ping(&state.settings.kafka.topic),
-    );
+    let kafka = tokio::time::timeout(PROBE_TIMEOUT, state.kafka.ping(&state.settings.kafka.topic));
     let (redis, mysql, kafka) = tokio::join!(redis, mysql, kafka);
     let verdict = |r: Result<Result<(), String>, tokio::time::error::Elapsed>| match r {
         Ok(Ok(())) => None,
@@ -49,9 +46,18 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Err(_) => Some("timed out".to_string()),
     };
     let checks = [
-        ("redis", verdict(redis.map(|r| r.map_err(|e| e.to_string())))),
-        ("mysql", verdict(mysql.map(|r| r.map_err(|e| e.to_string())))),
-        ("kafka", verdict(kafka.map(|r| r.map_err(|e| e.to_string())))),
+        (
+            "redis",
+            verdict(redis.map(|r| r.map_err(|e| e.to_string()))),
+        ),
+        (
+            "mysql",
+            verdict(mysql.map(|r| r.map_err(|e| e.to_string()))),
+        ),
+        (
+            "kafka",
+            verdict(kafka.map(|r| r.map_err(|e| e.to_string()))),
+        ),
     ];
     let down: Vec<&str> = checks
         .iter()
@@ -69,7 +75,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         })
         .collect();
     if down.is_empty() {
-        (StatusCode::OK, Json(json!({"status": "ready", "checks": details})))
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "checks": details})),
+        )
     } else {
         tracing::warn!(?down, "not ready");
         (

@@ -32,7 +32,10 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(buy::router())
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(overloaded))

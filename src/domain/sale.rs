@@ -150,7 +150,10 @@ fn text(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
         ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(FieldError::new(field, "must not contain control characters"));
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(trimmed.to_string())
 }
@@ -375,7 +378,10 @@ mod tests {
         let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|r| r.name = "  ".into()), "name"),
             (Box::new(|r| r.starts_at = "tomorrow".into()), "starts_at"),
-            (Box::new(|r| r.ends_at = "2026-11-23T12:30:00Z".into()), "ends_at"),
+            (
+                Box::new(|r| r.ends_at = "2026-11-23T12:30:00Z".into()),
+                "ends_at",
+            ),
             (
                 Box::new(|r| {
                     r.starts_at = "2026-11-23T10:00:00Z".into();
@@ -385,11 +391,23 @@ mod tests {
             ),
             (Box::new(|r| r.items.clear()), "items"),
             (Box::new(|r| r.items[0].stock = 0), "items[0].stock"),
-            (Box::new(|r| r.items[0].stock = MAX_STOCK + 1), "items[0].stock"),
-            (Box::new(|r| r.items[0].per_user_limit = 0), "items[0].per_user_limit"),
-            (Box::new(|r| r.items[0].price_cents = -1), "items[0].price_cents"),
+            (
+                Box::new(|r| r.items[0].stock = MAX_STOCK + 1),
+                "items[0].stock",
+            ),
+            (
+                Box::new(|r| r.items[0].per_user_limit = 0),
+                "items[0].per_user_limit",
+            ),
+            (
+                Box::new(|r| r.items[0].price_cents = -1),
+                "items[0].price_cents",
+            ),
             (Box::new(|r| r.items[0].sku = "a b".into()), "items[0].sku"),
-            (Box::new(|r| r.items[0].title = String::new()), "items[0].title"),
+            (
+                Box::new(|r| r.items[0].title = String::new()),
+                "items[0].title",
+            ),
         ];
         for (mutate, field) in cases {
             let mut req = request();
@@ -410,7 +428,10 @@ mod tests {
             per_user_limit: 1,
         };
         req.items.push(dup);
-        assert_eq!(NewSale::parse(req, now()).unwrap_err().field, "items[1].sku");
+        assert_eq!(
+            NewSale::parse(req, now()).unwrap_err().field,
+            "items[1].sku"
+        );
     }
 
     #[test]

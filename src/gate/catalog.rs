@@ -42,9 +42,7 @@ impl Catalog {
         let db = &self.db;
         self.items
             .try_get_with(item_id, async move {
-                sales::item_meta(db, item_id)
-                    .await
-                    .map(|m| m.map(Arc::new))
+                sales::item_meta(db, item_id).await.map(|m| m.map(Arc::new))
             })
             .await
     }

@@ -59,8 +59,7 @@ impl Gates {
     pub fn new(limits: &LimitSettings) -> Self {
         Self {
             global: quota(limits.global_per_sec, limits.global_burst).map(RateLimiter::direct),
-            per_user: quota(limits.per_user_per_sec, limits.per_user_burst)
-                .map(RateLimiter::keyed),
+            per_user: quota(limits.per_user_per_sec, limits.per_user_burst).map(RateLimiter::keyed),
             per_ip: quota(limits.per_ip_per_sec, limits.per_ip_burst).map(RateLimiter::keyed),
         }
     }

@@ -45,8 +45,8 @@ impl KafkaEndpoint {
             (settings.kafka.dead_letter_topic.clone(), 1),
         ];
         if settings.kafka_is_embedded() {
-            let embedded = tokio::task::spawn_blocking(move || EmbeddedKafka::start(&topics))
-                .await??;
+            let embedded =
+                tokio::task::spawn_blocking(move || EmbeddedKafka::start(&topics)).await??;
             return Ok(Self {
                 bootstrap: embedded.bootstrap_servers().into(),
                 embedded: Some(Arc::new(embedded)),
@@ -99,9 +99,7 @@ impl KafkaEndpoint {
         let admin: AdminClient<DefaultClientContext> = self.client_config().create()?;
         let new_topics: Vec<NewTopic<'_>> = topics
             .iter()
-            .map(|(name, partitions)| {
-                NewTopic::new(name, *partitions, TopicReplication::Fixed(1))
-            })
+            .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
             .collect();
         let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
         let results = admin.create_topics(&new_topics, &opts).await?;

@@ -56,10 +56,7 @@ impl OrderProducer {
     /// The local queue is full, or the broker did not acknowledge within the message timeout.
     pub async fn send(&self, key: &str, payload: &[u8]) -> Result<(), KafkaError> {
         let record = FutureRecord::to(&self.topic).key(key).payload(payload);
-        let delivery = self
-            .producer
-            .send_result(record)
-            .map_err(|(e, _)| e)?;
+        let delivery = self.producer.send_result(record).map_err(|(e, _)| e)?;
         match delivery.await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err((e, _))) => Err(e),
@@ -71,15 +68,17 @@ impl OrderProducer {
     ///
     /// # Errors
     /// As [`OrderProducer::send`].
-    pub async fn send_to(&self, topic: &str, key: Option<&[u8]>, payload: &[u8]) -> Result<(), KafkaError> {
+    pub async fn send_to(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<(), KafkaError> {
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(payload);
         if let Some(k) = key {
             record = record.key(k);
         }
-        let delivery = self
-            .producer
-            .send_result(record)
-            .map_err(|(e, _)| e)?;
+        let delivery = self.producer.send_result(record).map_err(|(e, _)| e)?;
         match delivery.await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err((e, _))) => Err(e),

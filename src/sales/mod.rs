@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api::error::ApiError,
     config::SaleSettings,
-    domain::{NewSale, SalePatch, sale::check_window, FieldError},
+    domain::{FieldError, NewSale, SalePatch, sale::check_window},
     gate::Catalog,
     lock::RedisLock,
     stock::{PrewarmItem, PrewarmMode, PrewarmOutcome, StockService},
@@ -165,7 +165,11 @@ impl SaleAdmin {
     ///
     /// # Errors
     /// MySQL failed.
-    pub async fn list(&self, limit: u32, offset: u64) -> Result<(Vec<sales::SaleRow>, u64), ApiError> {
+    pub async fn list(
+        &self,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(Vec<sales::SaleRow>, u64), ApiError> {
         Ok(sales::list_sales(&self.db, limit, offset).await?)
     }
 
@@ -266,10 +270,17 @@ impl SaleAdmin {
     pub async fn prewarm(&self, id: u64, force: bool) -> Result<PrewarmReport, ApiError> {
         let guard = self
             .lock
-            .acquire(&format!("prewarm:s{id}"), PREWARM_LOCK_TTL, PREWARM_LOCK_WAIT)
+            .acquire(
+                &format!("prewarm:s{id}"),
+                PREWARM_LOCK_TTL,
+                PREWARM_LOCK_WAIT,
+            )
             .await?
             .ok_or_else(|| {
-                ApiError::conflict("prewarm_in_progress", "another instance is warming this sale")
+                ApiError::conflict(
+                    "prewarm_in_progress",
+                    "another instance is warming this sale",
+                )
             })?;
         let result = self.prewarm_locked(id, force).await;
         if let Err(e) = self.lock.release(&guard).await {
@@ -321,7 +332,10 @@ impl SaleAdmin {
                 PrewarmOutcome::HasReservations { .. } => {
                     return Err(ApiError::conflict(
                         "has_reservations",
-                        format!("item {} already has reservations; it cannot be re-warmed", item.id),
+                        format!(
+                            "item {} already has reservations; it cannot be re-warmed",
+                            item.id
+                        ),
                     ));
                 }
                 PrewarmOutcome::BadExpiry => {
@@ -374,7 +388,9 @@ impl SaleAdmin {
             for id in due {
                 match self.prewarm(id, false).await {
                     Ok(_) => self.notify(id).await,
-                    Err(e) => tracing::warn!(sale_id = id, error.message = %e, "scheduled prewarm failed"),
+                    Err(e) => {
+                        tracing::warn!(sale_id = id, error.message = %e, "scheduled prewarm failed")
+                    }
                 }
             }
         }

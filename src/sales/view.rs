@@ -3,11 +3,11 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::stock::ItemSnapshot;
 use crate::store::{
     orders::ItemTotals,
     sales::{ItemRow, SaleRow},
 };
-use crate::stock::ItemSnapshot;
 
 /// Where a sale stands in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

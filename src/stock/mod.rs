@@ -226,18 +226,14 @@ impl StockService {
     pub async fn snapshot(&self, sale_id: u64, item_id: u64) -> Result<ItemSnapshot, StockError> {
         let keys = self.keys.item(sale_id, item_id);
         let mut conn = self.redis.get();
-        let (remaining, initial, reservations, undelivered): (
-            Option<i64>,
-            Option<i64>,
-            u64,
-            u64,
-        ) = redis::pipe()
-            .get(&keys.stock)
-            .hget(&keys.meta, "initial_stock")
-            .hlen(&keys.ledger)
-            .zcard(&keys.outbox)
-            .query_async(&mut conn)
-            .await?;
+        let (remaining, initial, reservations, undelivered): (Option<i64>, Option<i64>, u64, u64) =
+            redis::pipe()
+                .get(&keys.stock)
+                .hget(&keys.meta, "initial_stock")
+                .hlen(&keys.ledger)
+                .zcard(&keys.outbox)
+                .query_async(&mut conn)
+                .await?;
         Ok(ItemSnapshot {
             remaining,
             initial,

@@ -114,7 +114,11 @@ impl ScriptRegistry {
     ///
     /// # Errors
     /// This build has no such script (a sale pinned to a version that was removed).
-    pub fn get(&self, kind: ScriptKind, version: &str) -> Result<&Arc<VersionedScript>, UnknownScript> {
+    pub fn get(
+        &self,
+        kind: ScriptKind,
+        version: &str,
+    ) -> Result<&Arc<VersionedScript>, UnknownScript> {
         self.scripts
             .iter()
             .find(|((k, v), _)| *k == kind && *v == version)
@@ -212,8 +216,16 @@ mod tests {
                 "{}.{version} must open with its name",
                 kind.name()
             );
-            assert!(body.contains("KEYS[1]"), "{} lacks a KEYS contract", kind.name());
-            assert!(body.contains("Returns"), "{} lacks a Returns contract", kind.name());
+            assert!(
+                body.contains("KEYS[1]"),
+                "{} lacks a KEYS contract",
+                kind.name()
+            );
+            assert!(
+                body.contains("Returns"),
+                "{} lacks a Returns contract",
+                kind.name()
+            );
         }
     }
 }

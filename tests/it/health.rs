@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, spawn_with, test_settings, STACK};
+use crate::helpers::{STACK, spawn_app, spawn_with, test_settings};
 
 #[tokio::test]
 async fn healthz_answers_and_readyz_reports_every_dependency_ready() {
@@ -36,9 +36,15 @@ async fn readyz_names_the_dependency_that_is_down() {
 async fn an_unreachable_server_at_start_up_is_one_clear_error() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
     settings.redis.url = "redis://127.0.0.1:1/".into();
-    let err = seckill::state::Services::build(settings).await.err().expect("build fails");
+    let err = seckill::state::Services::build(settings)
+        .await
+        .err()
+        .expect("build fails");
     let line = format!("{err:#}");
-    assert!(line.starts_with("cannot reach Redis at redis://127.0.0.1:1/"), "{line}");
+    assert!(
+        line.starts_with("cannot reach Redis at redis://127.0.0.1:1/"),
+        "{line}"
+    );
     assert!(!line.contains('\n'), "one line: {line}");
 }
 

@@ -13,11 +13,7 @@ use std::{
 
 use reqwest::StatusCode;
 use seckill::{
-    app::Application,
-    auth::mint_token,
-    config::Settings,
-    redis_pool::RedisPool,
-    state::Services,
+    app::Application, auth::mint_token, config::Settings, redis_pool::RedisPool, state::Services,
     stock::Keys,
 };
 use serde_json::{Value, json};
@@ -138,7 +134,12 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self
             .http
             .request(method, self.url(path))
@@ -203,7 +204,9 @@ impl TestApp {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(h) = self.server.take() {
-            h.await.expect("server task").expect("server stopped cleanly");
+            h.await
+                .expect("server task")
+                .expect("server stopped cleanly");
         }
     }
 }

@@ -2,5 +2,7 @@
 
 mod helpers;
 
+mod admin;
 mod health;
+mod lua_scripts;
 mod stack;

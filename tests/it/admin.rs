@@ -1,0 +1,498 @@
+//! The admin API: create, show, list, change and warm sales.
+
+use chrono::{Duration, Utc};
+use redis::AsyncCommands;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+
+fn sale_body(starts_in: Duration, lasts: Duration) -> Value {
+    let now = Utc::now();
+    json!({
+        "name": "Singles' Day",
+        "starts_at": (now + starts_in).to_rfc3339(),
+        "ends_at": (now + starts_in + lasts).to_rfc3339(),
+        "items": [
+            {"sku": "phone", "title": "Phone", "price_cents": 99900, "stock": 100, "per_user_limit": 2},
+            {"sku": "case", "title": "Case", "price_cents": 1500, "stock": 5000, "per_user_limit": 5}
+        ]
+    })
+}
+
+/// Every key under the app's prefix.
+async fn keys_of(app: &TestApp) -> Vec<String> {
+    let mut conn = app.redis().get();
+    let pattern = format!("{}*", app.keys().prefix());
+    let mut cursor: u64 = 0;
+    let mut all = Vec::new();
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        all.extend(batch);
+        if next == 0 {
+            return all;
+        }
+        cursor = next;
+    }
+}
+
+async fn sale_rows(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM sales")
+        .fetch_one(app.db())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn creating_a_sale_writes_mysql_and_redis_with_ttls_aligned_to_its_end() {
+    let app = spawn_app().await;
+    let body = sale_body(Duration::minutes(5), Duration::hours(1));
+    let (status, sale) = app
+        .admin(Method::POST, "/admin/v1/sales", Some(body.clone()))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    assert_eq!(sale["status"], "warmed");
+    assert_eq!(sale["phase"], "upcoming");
+    assert_eq!(sale["script_version"], "v1");
+    assert_eq!(sale["version"], 1);
+    let id = sale["id"].as_u64().unwrap();
+    let items = sale["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["redis_remaining"], 100);
+    assert_eq!(items[1]["redis_remaining"], 5000);
+    assert_eq!(items[0]["reserved_units"], 0);
+    assert_eq!(items[0]["persisted_units"], 0);
+
+    // MySQL holds the sale and its items.
+    let (stock, initial): (u32, u32) = sqlx::query_as(
+        "SELECT stock, initial_stock FROM sale_items WHERE sale_id = ? AND sku = 'phone'",
+    )
+    .bind(id)
+    .fetch_one(app.db())
+    .await
+    .unwrap();
+    assert_eq!((stock, initial), (100, 100));
+
+    // Every Redis key expires within a second of ends_at + grace.
+    let ends_at = chrono::DateTime::parse_from_rfc3339(body["ends_at"].as_str().unwrap()).unwrap();
+    let expected_ms = (ends_at.timestamp_millis() + app.settings().sale.grace_secs as i64 * 1000)
+        - Utc::now().timestamp_millis();
+    let keys = keys_of(&app).await;
+    assert_eq!(keys.len(), 4, "stock and meta of two items: {keys:?}");
+    let mut conn = app.redis().get();
+    for key in keys {
+        let pttl: i64 = conn.pttl(&key).await.unwrap();
+        assert!(pttl > 0, "{key} must expire, pttl {pttl}");
+        assert!(
+            (pttl - expected_ms).abs() < 1_000,
+            "{key}: pttl {pttl} vs expected {expected_ms}"
+        );
+    }
+
+    // GET shows the same numbers; the list shows the sale.
+    let (status, shown) = app
+        .admin(Method::GET, &format!("/admin/v1/sales/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown["items"][0]["redis_remaining"], 100);
+    assert_eq!(shown["items"][0]["stock"], 100);
+    let (status, list) = app
+        .admin(Method::GET, "/admin/v1/sales?limit=10", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["sales"][0]["id"], id);
+}
+
+#[tokio::test]
+async fn every_validation_rule_answers_422_naming_its_field_and_writes_nothing() {
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let good = sale_body(Duration::minutes(5), Duration::hours(1));
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Mutation)> = vec![
+        ("name", Box::new(|b| b["name"] = json!(""))),
+        ("name", Box::new(|b| b["name"] = json!("x".repeat(201)))),
+        (
+            "starts_at",
+            Box::new(|b| b["starts_at"] = json!("next tuesday")),
+        ),
+        (
+            "ends_at",
+            Box::new(move |b| {
+                b["starts_at"] = json!((now + Duration::hours(2)).to_rfc3339());
+                b["ends_at"] = json!((now + Duration::hours(1)).to_rfc3339());
+            }),
+        ),
+        (
+            "ends_at",
+            Box::new(move |b| {
+                b["starts_at"] = json!((now - Duration::hours(2)).to_rfc3339());
+                b["ends_at"] = json!((now - Duration::hours(1)).to_rfc3339());
+            }),
+        ),
+        ("items", Box::new(|b| b["items"] = json!([]))),
+        (
+            "items[0].stock",
+            Box::new(|b| b["items"][0]["stock"] = json!(0)),
+        ),
+        (
+            "items[0].stock",
+            Box::new(|b| b["items"][0]["stock"] = json!(1_000_000_001_i64)),
+        ),
+        (
+            "items[0].stock",
+            Box::new(|b| b["items"][0]["stock"] = json!("ten")),
+        ),
+        (
+            "items[1].per_user_limit",
+            Box::new(|b| b["items"][1]["per_user_limit"] = json!(0)),
+        ),
+        (
+            "items[1].sku",
+            Box::new(|b| b["items"][1]["sku"] = json!("phone")),
+        ),
+        (
+            "items[0].price_cents",
+            Box::new(|b| b["items"][0]["price_cents"] = json!(-1)),
+        ),
+        (
+            "items[0].title",
+            Box::new(|b| {
+                b["items"][0].as_object_mut().unwrap().remove("title");
+            }),
+        ),
+    ];
+    for (field, mutate) in cases {
+        let mut body = good.clone();
+        mutate(&mut body);
+        let (status, err) = app.admin(Method::POST, "/admin/v1/sales", Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {err}");
+        assert_eq!(err["code"], "invalid_field", "{err}");
+        assert_eq!(err["field"], field, "{err}");
+        assert!(err["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+    // Broken JSON is a 422 too.
+    let r = app
+        .http
+        .post(app.url("/admin/v1/sales"))
+        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid_json");
+
+    assert_eq!(sale_rows(&app).await, 0, "no sale row written");
+    assert!(keys_of(&app).await.is_empty(), "no Redis key written");
+}
+
+#[tokio::test]
+async fn missing_or_wrong_admin_tokens_get_401_and_write_nothing() {
+    let app = spawn_app().await;
+    let body = sale_body(Duration::minutes(5), Duration::hours(1));
+    let r = app
+        .http
+        .post(app.url("/admin/v1/sales"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "unauthorized");
+    let r = app
+        .http
+        .post(app.url("/admin/v1/sales"))
+        .bearer_auth("test-admin-tokeN")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = app
+        .http
+        .get(app.url("/admin/v1/sales"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(sale_rows(&app).await, 0);
+}
+
+#[tokio::test]
+async fn a_flushed_script_is_loaded_again_and_the_call_succeeds() {
+    let app = spawn_app().await;
+    let (sale, item) = app.create_live_sale(10, 1).await;
+    let mut conn = app.redis().get();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let before = app.services.metrics.script_reloads.get();
+    let (status, body) = app.buy(sale, item, "alice", 1, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(app.services.metrics.script_reloads.get(), before + 1);
+    // Prewarm (another script) also recovers.
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (status, body) = app
+        .admin(
+            Method::POST,
+            &format!("/admin/v1/sales/{sale}/prewarm"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["items"][0]["outcome"], "already_warmed");
+    assert_eq!(body["items"][0]["remaining"], 9);
+}
+
+#[tokio::test]
+async fn two_patches_with_the_same_version_give_one_200_and_one_409() {
+    let app = spawn_app().await;
+    let (status, sale) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/sales",
+            Some(sale_body(Duration::hours(2), Duration::hours(1))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = sale["id"].as_u64().unwrap();
+    let path = format!("/admin/v1/sales/{id}");
+    let a = app.admin(
+        Method::PATCH,
+        &path,
+        Some(json!({"version": 1, "name": "A"})),
+    );
+    let b = app.admin(
+        Method::PATCH,
+        &path,
+        Some(json!({"version": 1, "name": "B"})),
+    );
+    let ((sa, ba), (sb, bb)) = tokio::join!(a, b);
+    let mut statuses = [sa, sb];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CONFLICT],
+        "{ba} {bb}"
+    );
+    let conflict = if sa == StatusCode::CONFLICT { &ba } else { &bb };
+    assert_eq!(conflict["code"], "version_conflict");
+    let (_, now) = app.admin(Method::GET, &path, None).await;
+    assert_eq!(now["version"], 2);
+
+    // If-Match works as well, and a missing version is a 428.
+    let r = app
+        .http
+        .patch(app.url(&path))
+        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .header("If-Match", "\"2\"")
+        .json(&json!({"name": "C"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, err) = app
+        .admin(Method::PATCH, &path, Some(json!({"name": "D"})))
+        .await;
+    assert_eq!(status, StatusCode::PRECONDITION_REQUIRED, "{err}");
+    assert_eq!(err["code"], "version_required");
+}
+
+#[tokio::test]
+async fn a_patch_moves_the_window_and_refreshes_redis_expiries() {
+    let app = spawn_app().await;
+    let (_, sale) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/sales",
+            Some(sale_body(Duration::minutes(30), Duration::hours(1))),
+        )
+        .await;
+    assert_eq!(sale["status"], "warmed");
+    let id = sale["id"].as_u64().unwrap();
+    let item = sale["items"][0]["id"].as_u64().unwrap();
+    let new_end = Utc::now() + Duration::hours(5);
+    let (status, body) = app
+        .admin(
+            Method::PATCH,
+            &format!("/admin/v1/sales/{id}"),
+            Some(json!({"version": 1, "ends_at": new_end.to_rfc3339(),
+                        "items": [{"id": item, "price_cents": 89900}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["items"][0]["price_cents"], 89900);
+    let keys = app.keys().item(id, item);
+    let mut conn = app.redis().get();
+    let pttl: i64 = conn.pttl(&keys.stock).await.unwrap();
+    let expected = (new_end.timestamp_millis() + app.settings().sale.grace_secs as i64 * 1000)
+        - Utc::now().timestamp_millis();
+    assert!((pttl - expected).abs() < 1_000, "pttl {pttl} vs {expected}");
+    let price: i64 = conn.hget(&keys.meta, "price_cents").await.unwrap();
+    assert_eq!(price, 89900);
+
+    // Stock cannot change once warmed; an unknown item is named.
+    let (status, err) = app
+        .admin(
+            Method::PATCH,
+            &format!("/admin/v1/sales/{id}"),
+            Some(json!({"version": 2, "items": [{"id": item, "stock": 5}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    assert_eq!(err["code"], "stock_locked");
+    let (status, err) = app
+        .admin(
+            Method::PATCH,
+            &format!("/admin/v1/sales/{id}"),
+            Some(json!({"version": 2, "items": [{"id": 999999, "title": "x"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["field"], "items[0].id");
+}
+
+#[tokio::test]
+async fn a_started_sale_cannot_be_patched_or_force_warmed() {
+    let app = spawn_app().await;
+    let (sale, _) = app.create_live_sale(10, 1).await;
+    let (status, err) = app
+        .admin(
+            Method::PATCH,
+            &format!("/admin/v1/sales/{sale}"),
+            Some(json!({"version": 1, "name": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(err["code"], "sale_started");
+    let (status, err) = app
+        .admin(
+            Method::POST,
+            &format!("/admin/v1/sales/{sale}/prewarm?force=true"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(err["code"], "sale_started");
+}
+
+#[tokio::test]
+async fn a_sale_far_ahead_is_warmed_later_and_prewarm_is_idempotent() {
+    let app = spawn_app().await;
+    // Starts beyond the prewarm lead time: created, not warmed.
+    let lead = app.settings().sale.prewarm_lead_secs as i64;
+    let (status, sale) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/sales",
+            Some(sale_body(Duration::seconds(lead + 600), Duration::hours(1))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(sale["status"], "created");
+    assert!(sale["items"][0]["redis_remaining"].is_null());
+    let id = sale["id"].as_u64().unwrap();
+    let item = sale["items"][0]["id"].as_u64().unwrap();
+
+    // Stock may still change before warming.
+    let (status, body) = app
+        .admin(
+            Method::PATCH,
+            &format!("/admin/v1/sales/{id}"),
+            Some(json!({"version": 1, "items": [{"id": item, "stock": 7}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let path = format!("/admin/v1/sales/{id}/prewarm");
+    let (status, first) = app.admin(Method::POST, &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["items"][0]["outcome"], "warmed");
+    assert_eq!(first["items"][0]["remaining"], 7);
+    let (status, second) = app.admin(Method::POST, &path, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(second["items"][0]["outcome"], "already_warmed");
+    // Force before the start overwrites (no reservations can exist yet).
+    let (status, forced) = app
+        .admin(Method::POST, &format!("{path}?force=true"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{forced}");
+    assert_eq!(forced["items"][0]["outcome"], "warmed");
+    let (_, shown) = app
+        .admin(Method::GET, &format!("/admin/v1/sales/{id}"), None)
+        .await;
+    assert_eq!(shown["status"], "warmed");
+}
+
+#[tokio::test]
+async fn unknown_sales_and_bad_paths_are_json_errors() {
+    let app = spawn_app().await;
+    let (status, err) = app.admin(Method::GET, "/admin/v1/sales/424242", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(err["code"], "not_found");
+    let (status, err) = app.admin(Method::GET, "/admin/v1/sales/abc", None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["field"], "path");
+    let (status, err) = app
+        .admin(Method::GET, "/admin/v1/sales?limit=0", None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["field"], "limit");
+}
+
+#[tokio::test]
+async fn prewarm_waits_for_another_instances_lock_and_then_gives_up_with_409() {
+    let app = spawn_app().await;
+    let lead = app.settings().sale.prewarm_lead_secs as i64;
+    let (_, sale) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/sales",
+            Some(sale_body(Duration::seconds(lead + 600), Duration::hours(1))),
+        )
+        .await;
+    let id = sale["id"].as_u64().unwrap();
+    // Another instance is warming this sale.
+    let guard = app
+        .services
+        .lock
+        .try_acquire(
+            &format!("prewarm:s{id}"),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, err) = app
+        .admin(Method::POST, &format!("/admin/v1/sales/{id}/prewarm"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    assert_eq!(err["code"], "prewarm_in_progress");
+    let keys = keys_of(&app).await;
+    assert!(
+        keys.iter().all(|k| k.contains(":lock:")),
+        "nothing warmed while the lock is held: {keys:?}"
+    );
+    app.services.lock.release(&guard).await.unwrap();
+    let (status, _) = app
+        .admin(Method::POST, &format!("/admin/v1/sales/{id}/prewarm"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -1,0 +1,298 @@
+//! Each Lua script's documented return codes, tested directly against Redis.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use redis::AsyncCommands;
+use seckill::{
+    config::RedisSettings,
+    lock::{LeaderElection, RedisLock},
+    metrics::Metrics,
+    redis_pool::RedisPool,
+    stock::{
+        DeductOutcome, DeductRequest, Keys, PrewarmItem, PrewarmMode, PrewarmOutcome,
+        ScriptRegistry, StockService,
+    },
+};
+use uuid::Uuid;
+
+use crate::helpers::{STACK, unique};
+
+async fn service() -> StockService {
+    let redis = RedisPool::connect(&RedisSettings {
+        url: STACK.redis_url.clone(),
+        pool_size: 1,
+        key_prefix: String::new(),
+    })
+    .await
+    .unwrap();
+    let scripts = Arc::new(ScriptRegistry::new(Arc::new(Metrics::new())));
+    StockService::new(redis, Keys::new(&format!("t{}:", unique())), scripts)
+}
+
+fn item(stock: u64, limit: u32, starts_in_ms: i64, lasts_ms: i64) -> PrewarmItem {
+    let now = Utc::now().timestamp_millis();
+    PrewarmItem {
+        sale_id: 1,
+        item_id: 1,
+        stock,
+        per_user_limit: limit,
+        price_cents: 100,
+        starts_at_ms: now + starts_in_ms,
+        ends_at_ms: now + starts_in_ms + lasts_ms,
+        expire_at_ms: now + starts_in_ms + lasts_ms + 60_000,
+        script_version: "v1".into(),
+    }
+}
+
+async fn deduct(
+    s: &StockService,
+    user: &str,
+    qty: u32,
+    idem: Option<&str>,
+) -> (Uuid, DeductOutcome) {
+    let order_id = Uuid::now_v7();
+    let payload = format!("{{\"order\":\"{order_id}\",\"user\":\"{user}\",\"qty\":{qty}}}");
+    let out = s
+        .deduct(&DeductRequest {
+            sale_id: 1,
+            item_id: 1,
+            script_version: "v1",
+            user_id: user,
+            quantity: qty,
+            order_id,
+            payload: payload.as_bytes(),
+            idempotency_key: idem,
+        })
+        .await
+        .unwrap();
+    (order_id, out)
+}
+
+#[tokio::test]
+async fn prewarm_return_codes() {
+    let s = service().await;
+    let live = item(10, 2, -1_000, 60_000);
+    assert_eq!(
+        s.prewarm(&live, PrewarmMode::Refresh).await.unwrap(),
+        PrewarmOutcome::NotWarmed
+    );
+    assert_eq!(
+        s.prewarm(&live, PrewarmMode::Warm).await.unwrap(),
+        PrewarmOutcome::Warmed { remaining: 10 }
+    );
+    assert_eq!(
+        s.prewarm(&live, PrewarmMode::Warm).await.unwrap(),
+        PrewarmOutcome::AlreadyWarmed { remaining: 10 }
+    );
+    assert_eq!(
+        s.prewarm(&live, PrewarmMode::Refresh).await.unwrap(),
+        PrewarmOutcome::Refreshed { remaining: 10 }
+    );
+    let (_, out) = deduct(&s, "u1", 1, None).await;
+    assert!(matches!(out, DeductOutcome::Reserved { remaining: 9, .. }));
+    assert_eq!(
+        s.prewarm(&live, PrewarmMode::Force).await.unwrap(),
+        PrewarmOutcome::HasReservations { remaining: 9 }
+    );
+    let mut expired = live.clone();
+    expired.expire_at_ms = Utc::now().timestamp_millis() - 1;
+    assert_eq!(
+        s.prewarm(&expired, PrewarmMode::Warm).await.unwrap(),
+        PrewarmOutcome::BadExpiry
+    );
+    let mut empty_window = live.clone();
+    empty_window.ends_at_ms = empty_window.starts_at_ms;
+    assert_eq!(
+        s.prewarm(&empty_window, PrewarmMode::Warm).await.unwrap(),
+        PrewarmOutcome::BadArgument
+    );
+    // A forced warm of an item without reservations overwrites it.
+    let fresh = service().await;
+    fresh.prewarm(&live, PrewarmMode::Warm).await.unwrap();
+    let mut more = live.clone();
+    more.stock = 50;
+    assert_eq!(
+        fresh.prewarm(&more, PrewarmMode::Force).await.unwrap(),
+        PrewarmOutcome::Warmed { remaining: 50 }
+    );
+}
+
+#[tokio::test]
+async fn deduct_return_codes() {
+    let s = service().await;
+    let (_, out) = deduct(&s, "u1", 1, None).await;
+    assert_eq!(out, DeductOutcome::NotWarmed);
+
+    s.prewarm(&item(3, 2, -1_000, 60_000), PrewarmMode::Warm)
+        .await
+        .unwrap();
+    let (id1, out) = deduct(&s, "u1", 1, Some("k1")).await;
+    assert_eq!(
+        out,
+        DeductOutcome::Reserved {
+            order_id: id1,
+            remaining: 2
+        }
+    );
+    // Same user and key: the first order comes back, nothing deducted.
+    let (_, out) = deduct(&s, "u1", 1, Some("k1")).await;
+    assert_eq!(out, DeductOutcome::Replayed { order_id: id1 });
+    // Same key, another user: a separate reservation.
+    let (_, out) = deduct(&s, "u2", 2, Some("k1")).await;
+    assert!(
+        matches!(out, DeductOutcome::Reserved { remaining: 0, .. }),
+        "{out:?}"
+    );
+    let (_, out) = deduct(&s, "u1", 2, None).await;
+    assert_eq!(
+        out,
+        DeductOutcome::LimitExceeded {
+            bought: 1,
+            limit: 2
+        }
+    );
+    let (_, out) = deduct(&s, "u3", 1, None).await;
+    assert_eq!(out, DeductOutcome::SoldOut { remaining: 0 });
+    let (_, out) = deduct(&s, "", 1, None).await;
+    assert_eq!(out, DeductOutcome::BadArgument);
+
+    let keys = s.keys().item(1, 1);
+    let mut conn = s.redis().get();
+    let ledger: Vec<String> = conn.hkeys(&keys.ledger).await.unwrap();
+    assert_eq!(ledger.len(), 2);
+    let outbox: Vec<String> = conn.zrange(&keys.outbox, 0, -1).await.unwrap();
+    assert_eq!(outbox.len(), 2, "each reservation waits for its Kafka ack");
+    for key in [&keys.buyers, &keys.ledger, &keys.outbox, &keys.idem] {
+        let ttl: i64 = conn.pttl(key).await.unwrap();
+        assert!(ttl > 0, "{key} must expire with the sale, pttl {ttl}");
+    }
+
+    let upcoming = service().await;
+    let not_yet = item(3, 1, 60_000, 60_000);
+    upcoming.prewarm(&not_yet, PrewarmMode::Warm).await.unwrap();
+    let (_, out) = deduct(&upcoming, "u1", 1, None).await;
+    assert_eq!(
+        out,
+        DeductOutcome::NotStarted {
+            starts_at_ms: not_yet.starts_at_ms
+        }
+    );
+
+    let over = service().await;
+    let mut ended = item(3, 1, -120_000, 60_000);
+    ended.expire_at_ms = Utc::now().timestamp_millis() + 60_000;
+    over.prewarm(&ended, PrewarmMode::Warm).await.unwrap();
+    let (_, out) = deduct(&over, "u1", 1, None).await;
+    assert_eq!(out, DeductOutcome::Ended);
+
+    let partial = service().await;
+    partial
+        .prewarm(&item(2, 5, -1_000, 60_000), PrewarmMode::Warm)
+        .await
+        .unwrap();
+    let (_, out) = deduct(&partial, "u1", 3, None).await;
+    assert_eq!(out, DeductOutcome::SoldOut { remaining: 2 });
+}
+
+#[tokio::test]
+async fn stock_plus_ledger_always_equals_the_initial_stock() {
+    let s = service().await;
+    s.prewarm(&item(50, 3, -1_000, 60_000), PrewarmMode::Warm)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for u in 0..40 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..3 {
+                deduct(&s, &format!("u{u}"), 1 + (u % 2), None).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let keys = s.keys().item(1, 1);
+    let mut conn = s.redis().get();
+    let remaining: i64 = conn.get(&keys.stock).await.unwrap();
+    let entries: Vec<String> = conn.hvals(&keys.ledger).await.unwrap();
+    let reserved: i64 = entries
+        .iter()
+        .map(|e| {
+            let v: serde_json::Value = serde_json::from_str(e).unwrap();
+            v["qty"].as_i64().unwrap()
+        })
+        .sum();
+    assert_eq!(remaining, 0);
+    assert_eq!(remaining + reserved, 50);
+    let buyers: Vec<(String, i64)> = conn.hgetall(&keys.buyers).await.unwrap();
+    assert!(buyers.iter().all(|(_, units)| *units <= 3));
+}
+
+#[tokio::test]
+async fn lock_scripts_act_only_for_the_owner() {
+    let s = service().await;
+    let lock = RedisLock::new(s.redis().clone(), s.keys().clone(), s.scripts().clone());
+    let a = lock
+        .try_acquire("prewarm:s1", Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("free lock");
+    assert!(
+        lock.try_acquire("prewarm:s1", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .is_none(),
+        "held lock"
+    );
+    assert!(lock.renew(&a).await.unwrap());
+    assert!(lock.release(&a).await.unwrap());
+    assert!(
+        !lock.release(&a).await.unwrap(),
+        "second release is a no-op"
+    );
+    assert!(
+        !lock.renew(&a).await.unwrap(),
+        "a released lock cannot be renewed"
+    );
+
+    // An expired owner cannot release the next owner's lock.
+    let short = lock
+        .try_acquire("prewarm:s2", Duration::from_millis(100))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let next = lock
+        .try_acquire("prewarm:s2", Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("expired lock is free");
+    assert!(!lock.release(&short).await.unwrap());
+    assert_eq!(
+        lock.holder("prewarm:s2").await.unwrap().as_deref(),
+        Some(next.token())
+    );
+}
+
+#[tokio::test]
+async fn one_leader_at_a_time_and_a_dead_leaders_lock_expires() {
+    let s = service().await;
+    let lock = RedisLock::new(s.redis().clone(), s.keys().clone(), s.scripts().clone());
+    let ttl = Duration::from_millis(300);
+    let mut a = LeaderElection::new(lock.clone(), "job", ttl);
+    let mut b = LeaderElection::new(lock.clone(), "job", ttl);
+    assert!(a.ensure().await.unwrap());
+    assert!(!b.ensure().await.unwrap());
+    assert!(a.ensure().await.unwrap(), "the leader renews");
+    // `a` dies without stepping down: after the ttl, `b` takes over and `a` learns it lost.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(b.ensure().await.unwrap());
+    assert!(!a.ensure().await.unwrap());
+    b.step_down().await;
+    assert!(
+        a.ensure().await.unwrap(),
+        "stepping down frees the lock at once"
+    );
+}

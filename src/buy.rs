@@ -146,7 +146,10 @@ impl BuyService {
             )
             .into());
         }
-        if self.sold_out.is_sold_out(req.item_id) {
+        // A retry carrying an idempotency key must reach the script, which returns the first
+        // answer (the buyer may be a winner whose response was lost); everyone else is
+        // answered from the flag.
+        if req.idempotency_key.is_none() && self.sold_out.is_sold_out(req.item_id) {
             self.metrics
                 .gate_rejections
                 .with_label_values(&["sold_out_flag"])

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod admin;
+mod buy;
 mod health;
 mod lua_scripts;
 mod stack;

@@ -1,0 +1,339 @@
+//! The buy path: gates, atomic deduction, answers, order lookups.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{Duration, Utc};
+use redis::AsyncCommands;
+use reqwest::{Method, StatusCode};
+use seckill::auth::mint_token;
+use serde_json::{Value, json};
+
+use crate::helpers::{JWT_SECRET, STACK, spawn_app, spawn_with, test_settings};
+
+#[tokio::test]
+async fn a_stampede_sells_exactly_the_stock_and_retries_get_their_first_answer() {
+    let app = spawn_app().await;
+    let stock = 40;
+    let (sale, item) = app.create_live_sale(stock, 1).await;
+    // 300 distinct users, each trying twice with the same idempotency key and once without.
+    let mut tasks = Vec::new();
+    for u in 0..300 {
+        let http = app.http.clone();
+        let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
+        tasks.push(tokio::spawn(async move {
+            let token = mint_token(JWT_SECRET, &format!("user-{u}"), 600).unwrap();
+            let mut answers = Vec::new();
+            for attempt in 0..3 {
+                let mut req = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({"quantity": 1}));
+                if attempt < 2 {
+                    req = req.header("Idempotency-Key", format!("key-{u}"));
+                }
+                let r = req.send().await.unwrap();
+                let status = r.status();
+                let body: Value = r.json().await.unwrap();
+                answers.push((status, body));
+            }
+            (u, answers)
+        }));
+    }
+    let mut winners = HashMap::new();
+    let mut codes: HashMap<String, usize> = HashMap::new();
+    for t in tasks {
+        let (u, answers) = t.await.unwrap();
+        let (s0, b0) = &answers[0];
+        let (s1, b1) = &answers[1];
+        let (s2, b2) = &answers[2];
+        if *s0 == StatusCode::ACCEPTED {
+            // The retry with the same key returns the same order.
+            assert_eq!(*s1, StatusCode::ACCEPTED, "{b1}");
+            assert_eq!(b1["order_id"], b0["order_id"]);
+            // A new attempt without the key is refused: the per-user limit, or the sold-out
+            // flag once the item is gone.
+            assert_eq!(*s2, StatusCode::CONFLICT, "{b2}");
+            assert!(
+                b2["code"] == "limit_exceeded" || b2["code"] == "sold_out",
+                "{b2}"
+            );
+            winners.insert(u, b0["order_id"].as_str().unwrap().to_string());
+        } else {
+            assert_eq!(*s0, StatusCode::CONFLICT, "{b0}");
+        }
+        for (_, b) in &answers {
+            if let Some(c) = b["code"].as_str() {
+                *codes.entry(c.to_string()).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        stock as usize,
+        "exactly the stock is sold: {codes:?}"
+    );
+    let distinct: HashSet<_> = winners.values().collect();
+    assert_eq!(
+        distinct.len(),
+        winners.len(),
+        "every winner has their own order"
+    );
+
+    let keys = app.keys().item(sale, item);
+    let mut conn = app.redis().get();
+    let remaining: i64 = conn.get(&keys.stock).await.unwrap();
+    let ledger: HashMap<String, String> = conn.hgetall(&keys.ledger).await.unwrap();
+    let buyers: HashMap<String, i64> = conn.hgetall(&keys.buyers).await.unwrap();
+    assert_eq!(remaining, 0);
+    assert_eq!(ledger.len(), stock as usize);
+    assert!(
+        buyers.values().all(|units| *units == 1),
+        "nobody above the limit"
+    );
+    for id in winners.values() {
+        assert!(ledger.contains_key(id), "order {id} is in the ledger");
+    }
+}
+
+#[tokio::test]
+async fn each_refusal_has_its_status_and_code() {
+    let app = spawn_app().await;
+    let (sale, item) = app.create_live_sale(2, 1).await;
+    let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
+
+    // 401: no token, a forged token.
+    let r = app.http.post(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "unauthorized");
+    let forged = mint_token("not-the-secret-at-all", "alice", 60).unwrap();
+    let r = app
+        .http
+        .post(&url)
+        .bearer_auth(forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // 422: bad bodies and headers.
+    let token = mint_token(JWT_SECRET, "alice", 60).unwrap();
+    for (body, field) in [
+        (json!({"quantity": 0}), "quantity"),
+        (json!({"quantity": "two"}), "quantity"),
+        (json!({"quantity": 2}), "quantity"),
+        (json!({"qty": 1}), "qty"),
+    ] {
+        let r = app
+            .http
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let err: Value = r.json().await.unwrap();
+        assert_eq!(err["field"], field, "{err}");
+    }
+    let r = app
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "has spaces")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = app
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid_json");
+
+    // 404: unknown item, or an item of another sale.
+    let (s, err) = app.buy(sale, 999_999, "alice", 1, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{err}");
+    let (s, _) = app.buy(sale + 1, item, "alice", 1, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Nothing was reserved by any of the above.
+    let mut conn = app.redis().get();
+    let remaining: i64 = conn.get(app.keys().item(sale, item).stock).await.unwrap();
+    assert_eq!(remaining, 2);
+
+    // 202, then 409 limit_exceeded, then 409 sold_out.
+    let (s, ok) = app.buy(sale, item, "alice", 1, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{ok}");
+    assert_eq!(ok["status"], "reserved");
+    let (s, err) = app.buy(sale, item, "alice", 1, None).await;
+    assert_eq!(
+        (s, err["code"].as_str()),
+        (StatusCode::CONFLICT, Some("limit_exceeded"))
+    );
+    let (s, _) = app.buy(sale, item, "bob", 1, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, err) = app.buy(sale, item, "carol", 1, None).await;
+    assert_eq!(
+        (s, err["code"].as_str()),
+        (StatusCode::CONFLICT, Some("sold_out"))
+    );
+    // The local flag answers the next loser without Redis.
+    let flagged = app
+        .services
+        .metrics
+        .gate_rejections
+        .with_label_values(&["sold_out_flag"])
+        .get();
+    let (s, _) = app.buy(sale, item, "dave", 1, None).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(
+        app.services
+            .metrics
+            .gate_rejections
+            .with_label_values(&["sold_out_flag"])
+            .get(),
+        flagged + 1
+    );
+}
+
+#[tokio::test]
+async fn the_sale_window_is_enforced() {
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let (status, sale) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/sales",
+            Some(json!({
+                "name": "later",
+                "starts_at": (now + Duration::minutes(10)).to_rfc3339(),
+                "ends_at": (now + Duration::minutes(20)).to_rfc3339(),
+                "items": [{"sku": "a", "title": "A", "price_cents": 1, "stock": 5, "per_user_limit": 1}],
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (id, item) = (
+        sale["id"].as_u64().unwrap(),
+        sale["items"][0]["id"].as_u64().unwrap(),
+    );
+    let (s, err) = app.buy(id, item, "alice", 1, None).await;
+    assert_eq!(
+        (s, err["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_started"))
+    );
+
+    // A sale whose end has passed (written straight to MySQL: the API refuses such windows).
+    let (s2, i2) = app.create_live_sale(5, 1).await;
+    sqlx::query("UPDATE sales SET ends_at = ? WHERE id = ?")
+        .bind(now - Duration::seconds(1))
+        .bind(s2)
+        .execute(app.db())
+        .await
+        .unwrap();
+    let (s, err) = app.buy(s2, i2, "alice", 1, None).await;
+    assert_eq!(
+        (s, err["code"].as_str()),
+        (StatusCode::GONE, Some("ended")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_user_bucket_answers_429_with_retry_after() {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.limits.per_user_per_sec = 1;
+    settings.limits.per_user_burst = 2;
+    let app = spawn_with(settings).await;
+    let (sale, item) = app.create_live_sale(100, 10).await;
+    let token = mint_token(JWT_SECRET, "eager", 60).unwrap();
+    let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
+    let mut limited = None;
+    for _ in 0..4 {
+        let r = app
+            .http
+            .post(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("the third request within a second is limited");
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "rate_limited");
+    // Another user is unaffected.
+    let (s, _) = app.buy(sale, item, "patient", 1, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn buyers_see_their_own_orders_only() {
+    let app = spawn_app().await;
+    let (sale, item) = app.create_live_sale(5, 1).await;
+    let (_, ok) = app.buy(sale, item, "alice", 1, None).await;
+    let order = ok["order_id"].as_str().unwrap();
+    let get = |user: &str| {
+        let token = mint_token(JWT_SECRET, user, 60).unwrap();
+        app.http
+            .get(app.url(&format!("/api/v1/orders/{order}")))
+            .bearer_auth(token)
+            .send()
+    };
+    let r = get("alice").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "reserved");
+    assert_eq!(body["item_id"], item);
+    assert_eq!(body["quantity"], 1);
+    let r = get("mallory").await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = app
+        .http
+        .get(app.url("/api/v1/orders/not-a-uuid"))
+        .bearer_auth(mint_token(JWT_SECRET, "alice", 60).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn behind_a_gateway_the_trusted_header_names_the_buyer() {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.user_identity = seckill::config::UserIdentity::TrustedHeader;
+    let app = spawn_with(settings).await;
+    let (sale, item) = app.create_live_sale(5, 1).await;
+    let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
+    let r = app
+        .http
+        .post(&url)
+        .header("X-User-Id", "gw-user")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = app
+        .http
+        .post(&url)
+        .header("X-User-Id", "gw-user")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT, "the same user, limit 1");
+    let r = app.http.post(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}

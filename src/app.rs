@@ -12,8 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api,
+    config::Settings,
+    consumer::OrderConsumer,
+    kafka::{KafkaEndpoint, producer::OrderProducer},
     lock::LeaderElection,
-    state::{AppState, Services},
+    metrics::Metrics,
+    state::{AppState, Services, redacted},
+    store,
 };
 
 /// How often keyed token buckets are pruned.
@@ -135,4 +140,67 @@ pub fn shutdown_on_signals() -> CancellationToken {
         t.cancel();
     });
     token
+}
+
+/// What the order consumer needs: MySQL, Kafka, a producer for dead letters, metrics.
+pub struct ConsumerParts {
+    db: sqlx::MySqlPool,
+    kafka: KafkaEndpoint,
+    producer: OrderProducer,
+    metrics: Arc<Metrics>,
+}
+
+impl ConsumerParts {
+    /// Connects what `seckill consume` needs (Redis is not among it).
+    ///
+    /// # Errors
+    /// MySQL or Kafka unreachable.
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let db = store::connect(&settings.mysql).await.with_context(|| {
+            format!(
+                "cannot reach MySQL at {}",
+                redacted(settings.mysql.url.expose())
+            )
+        })?;
+        if settings.mysql.migrate_on_start {
+            store::migrate(&db)
+                .await
+                .context("applying database migrations failed")?;
+        }
+        let kafka = KafkaEndpoint::resolve(settings)
+            .await
+            .with_context(|| format!("cannot reach Kafka at {}", settings.kafka.brokers))?;
+        let producer = OrderProducer::new(
+            &kafka,
+            &settings.kafka.topic,
+            settings.kafka_message_timeout(),
+        )?;
+        Ok(Self {
+            db,
+            kafka,
+            producer,
+            metrics: Arc::new(Metrics::new()),
+        })
+    }
+
+    /// Reuses the connections of a full process (`seckill all`, tests).
+    pub fn from_services(services: &Services) -> Self {
+        Self {
+            db: services.db.clone(),
+            kafka: services.kafka.clone(),
+            producer: services.outbox.producer().clone(),
+            metrics: services.metrics.clone(),
+        }
+    }
+
+    /// Runs the consumer until `shutdown`.
+    ///
+    /// # Errors
+    /// The consumer could not be created.
+    pub async fn run(self, settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let consumer =
+            OrderConsumer::new(settings, &self.kafka, self.db, self.producer, self.metrics)
+                .context("creating the Kafka consumer failed")?;
+        consumer.run(shutdown).await
+    }
 }

@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc};
 use clap::{Parser, Subcommand};
 
 use crate::{
-    app::{Application, shutdown_on_signals},
+    app::{Application, ConsumerParts, shutdown_on_signals},
     config::{Settings, env_names},
     state::Services,
     store, telemetry,
@@ -98,7 +98,29 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             app.run_until_stopped(shutdown_on_signals()).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Consume | Command::All | Command::Reconcile { .. } => {
+        Command::Consume => {
+            let shutdown = shutdown_on_signals();
+            let parts = ConsumerParts::connect(&settings).await?;
+            parts.run(&settings, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::All => {
+            let shutdown = shutdown_on_signals();
+            let services = Arc::new(Services::build(settings).await?);
+            let parts = ConsumerParts::from_services(&services);
+            let consumer = tokio::spawn({
+                let settings = services.settings.clone();
+                let shutdown = shutdown.clone();
+                async move { parts.run(&settings, shutdown).await }
+            });
+            let app = Application::bind(services).await?;
+            let served = app.run_until_stopped(shutdown.clone()).await;
+            shutdown.cancel();
+            consumer.await??;
+            served?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reconcile { .. } => {
             anyhow::bail!("this command is not yet available in this build")
         }
     }

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod buy;
 pub mod cli;
 pub mod config;
+pub mod consumer;
 pub mod domain;
 pub mod gate;
 pub mod kafka;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rdkafka::{
     error::KafkaError,
+    message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord, Producer},
 };
 
@@ -64,17 +65,24 @@ impl OrderProducer {
         }
     }
 
-    /// Sends a message to another topic (dead letters) and waits for the acknowledgement.
+    /// Sends a message to the dead-letter `topic` with the reason in a `seckill-error` header,
+    /// and waits for the acknowledgement.
     ///
     /// # Errors
     /// As [`OrderProducer::send`].
-    pub async fn send_to(
+    pub async fn send_dead_letter(
         &self,
         topic: &str,
         key: Option<&[u8]>,
         payload: &[u8],
+        reason: &str,
     ) -> Result<(), KafkaError> {
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(payload);
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "seckill-error",
+            value: Some(reason),
+        });
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(topic).payload(payload).headers(headers);
         if let Some(k) = key {
             record = record.key(k);
         }

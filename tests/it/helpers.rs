@@ -13,7 +13,11 @@ use std::{
 
 use reqwest::StatusCode;
 use seckill::{
-    app::Application, auth::mint_token, config::Settings, redis_pool::RedisPool, state::Services,
+    app::{Application, ConsumerParts},
+    auth::mint_token,
+    config::Settings,
+    redis_pool::RedisPool,
+    state::Services,
     stock::Keys,
 };
 use serde_json::{Value, json};
@@ -115,6 +119,7 @@ pub struct TestApp {
     pub services: Arc<Services>,
     pub shutdown: CancellationToken,
     pub server: Option<JoinHandle<anyhow::Result<()>>>,
+    pub consumer: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestApp {
@@ -217,13 +222,24 @@ impl Drop for TestApp {
     }
 }
 
-/// Starts an app with `settings`.
+/// Starts an app (API and order consumer, as `seckill all`) with `settings`.
 pub async fn spawn_with(settings: Settings) -> TestApp {
+    spawn_roles(settings, true).await
+}
+
+/// Starts the API and, if `with_consumer`, the order consumer.
+pub async fn spawn_roles(settings: Settings, with_consumer: bool) -> TestApp {
     let services = Arc::new(Services::build(settings).await.expect("services build"));
     let app = Application::bind(services.clone()).await.expect("bind");
     let addr = app.local_addr();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let consumer = with_consumer.then(|| {
+        let parts = ConsumerParts::from_services(&services);
+        let settings = services.settings.clone();
+        let token = shutdown.clone();
+        tokio::spawn(async move { parts.run(&settings, token).await })
+    });
     TestApp {
         addr,
         base: format!("http://{addr}"),
@@ -231,6 +247,7 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
         services,
         shutdown,
         server: Some(server),
+        consumer,
     }
 }
 
@@ -255,5 +272,134 @@ where
             "condition not met within {timeout:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Writes `settings` to a TOML file for a child `seckill` process.
+pub fn write_config(settings: &Settings) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("seckill-it-{}", unique()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("seckill.toml");
+    std::fs::write(&path, toml::to_string(settings).unwrap()).unwrap();
+    path
+}
+
+/// Starts `seckill <command>` as a child process with the settings in `config`.
+pub fn spawn_process(command: &str, config: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_seckill"))
+        .arg(command)
+        .arg("--config")
+        .arg(config)
+        .env_remove("SECKILL_REDIS_URL")
+        .env_remove("SECKILL_MYSQL_URL")
+        .env_remove("SECKILL_KAFKA_BROKERS")
+        .env(
+            "RUST_LOG",
+            std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("seckill binary starts")
+}
+
+/// Produces events straight to the app's orders topic (as the outbox would).
+pub async fn produce_events(settings: &Settings, events: &[seckill::kafka::events::OrderReserved]) {
+    let endpoint = seckill::kafka::KafkaEndpoint::from_bootstrap(&settings.kafka.brokers);
+    let producer = seckill::kafka::producer::OrderProducer::new(
+        &endpoint,
+        &settings.kafka.topic,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let sends = events
+        .iter()
+        .map(|e| {
+            let producer = producer.clone();
+            let payload = e.to_bytes();
+            let key = e.key();
+            async move { producer.send(&key, &payload).await }
+        })
+        .collect::<Vec<_>>();
+    for r in futures::future::join_all(sends).await {
+        r.expect("event produced");
+    }
+}
+
+/// Orders of an item in MySQL: (rows, persisted units, MySQL-side stock).
+pub async fn mysql_figures(db: &MySqlPool, item: u64) -> (i64, i64, i64) {
+    let (rows, units): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN status='persisted' THEN quantity END),0) AS SIGNED) FROM orders WHERE item_id = ?",
+    )
+    .bind(item)
+    .fetch_one(db)
+    .await
+    .unwrap();
+    let stock: i64 =
+        sqlx::query_scalar("SELECT CAST(stock AS SIGNED) FROM sale_items WHERE id = ?")
+            .bind(item)
+            .fetch_one(db)
+            .await
+            .unwrap();
+    (rows, units, stock)
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A private server of the stack script (own folder and port), for fault injection that must
+/// not disturb the shared servers other tests use.
+pub struct PrivateServer {
+    pub service: &'static str,
+    pub dir: std::path::PathBuf,
+    pub port: u16,
+}
+
+impl PrivateServer {
+    pub fn start(service: &'static str) -> Self {
+        let s = Self {
+            service,
+            dir: std::env::temp_dir().join(format!("seckill-private-{}", unique())),
+            port: free_port(),
+        };
+        s.run("start");
+        s
+    }
+
+    fn script() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/stack.sh")
+    }
+
+    pub fn run(&self, verb: &str) {
+        let port_var = match self.service {
+            "redis" => "SECKILL_STACK_REDIS_PORT",
+            "mysql" => "SECKILL_STACK_MYSQL_PORT",
+            _ => "SECKILL_STACK_KAFKA_PORT",
+        };
+        let status = std::process::Command::new(Self::script())
+            .arg(verb)
+            .arg(self.service)
+            .env("SECKILL_STACK_DIR", &self.dir)
+            .env(port_var, self.port.to_string())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "stack.sh {verb} {} failed", self.service);
+    }
+
+    pub fn stop(&self) {
+        self.run("stop");
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        self.run("stop");
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

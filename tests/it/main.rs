@@ -4,6 +4,7 @@ mod helpers;
 
 mod admin;
 mod buy;
+mod consumer;
 mod health;
 mod lua_scripts;
 mod stack;

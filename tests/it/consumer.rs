@@ -1,0 +1,305 @@
+//! The order consumer: Kafka -> MySQL under row locks, idempotent, batched, nothing lost.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use rdkafka::{
+    ClientConfig, Message,
+    consumer::{Consumer, StreamConsumer},
+    message::Headers,
+};
+use reqwest::StatusCode;
+use seckill::{auth::mint_token, kafka::events::OrderReserved};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::helpers::{
+    JWT_SECRET, PrivateServer, STACK, eventually, mysql_figures, produce_events, spawn_app,
+    spawn_process, spawn_roles, test_settings, unique, write_config,
+};
+
+fn events(sale: u64, item: u64, n: usize, user_prefix: &str) -> Vec<OrderReserved> {
+    (0..n)
+        .map(|i| {
+            OrderReserved::new(
+                Uuid::now_v7(),
+                sale,
+                item,
+                &format!("{user_prefix}{i}"),
+                1,
+                1999,
+                Utc::now().timestamp_millis(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn reservations_become_persisted_orders() {
+    let app = spawn_app().await;
+    let (sale, item) = app.create_live_sale(10, 1).await;
+    let mut orders = Vec::new();
+    for u in 0..4 {
+        let (s, body) = app.buy(sale, item, &format!("u{u}"), 1, None).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+        orders.push(body["order_id"].as_str().unwrap().to_string());
+    }
+    let db = app.db().clone();
+    eventually(Duration::from_secs(60), || {
+        let db = db.clone();
+        async move { (mysql_figures(&db, item).await == (4, 4, 6)).then_some(()) }
+    })
+    .await;
+    let token = mint_token(JWT_SECRET, "u0", 60).unwrap();
+    let r = app
+        .http
+        .get(app.url(&format!("/api/v1/orders/{}", orders[0])))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "persisted", "{body}");
+    assert!(body["persisted_at"].is_string());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn redelivered_events_leave_one_row_each_and_stock_decremented_once() {
+    let app = spawn_app().await;
+    let (sale, item) = app.create_live_sale(100, 1).await;
+    let batch = events(sale, item, 30, "r");
+    produce_events(app.settings(), &batch).await;
+    produce_events(app.settings(), &batch).await;
+    let db = app.db().clone();
+    eventually(Duration::from_secs(60), || {
+        let db = db.clone();
+        async move { (mysql_figures(&db, item).await.0 == 30).then_some(()) }
+    })
+    .await;
+    // Let any second copies arrive, then check nothing changed.
+    let dup = app
+        .services
+        .metrics
+        .consumer_orders
+        .with_label_values(&["duplicate"]);
+    eventually(Duration::from_secs(60), || {
+        let v = dup.get();
+        async move { (v >= 30).then_some(()) }
+    })
+    .await;
+    assert_eq!(mysql_figures(app.db(), item).await, (30, 30, 70));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn orders_mysql_cannot_honour_are_stored_as_rejected() {
+    let app = spawn_app().await;
+    let (sale, item) = app.create_live_sale(3, 1).await;
+    // As if Redis had lost data: one user twice, and more units than the stock.
+    let mut batch = events(sale, item, 4, "x");
+    batch.push(OrderReserved::new(
+        Uuid::now_v7(),
+        sale,
+        item,
+        "x0",
+        1,
+        1999,
+        0,
+    ));
+    produce_events(app.settings(), &batch).await;
+    let db = app.db().clone();
+    eventually(Duration::from_secs(60), || {
+        let db = db.clone();
+        async move { (mysql_figures(&db, item).await.0 == 5).then_some(()) }
+    })
+    .await;
+    let (rows, units, stock) = mysql_figures(app.db(), item).await;
+    assert_eq!((rows, units, stock), (5, 3, 0));
+    let reasons: Vec<String> = sqlx::query_scalar(
+        "SELECT reject_reason FROM orders WHERE item_id = ? AND status = 'rejected' ORDER BY reject_reason",
+    )
+    .bind(item)
+    .fetch_all(app.db())
+    .await
+    .unwrap();
+    assert_eq!(reasons, ["stock_exhausted", "user_limit"]);
+}
+
+#[tokio::test]
+async fn an_unparseable_message_goes_to_the_dead_letter_topic_and_consumption_goes_on() {
+    let app = spawn_app().await;
+    let (sale, item) = app.create_live_sale(10, 1).await;
+    let endpoint = seckill::kafka::KafkaEndpoint::from_bootstrap(&STACK.kafka_brokers);
+    let producer = seckill::kafka::producer::OrderProducer::new(
+        &endpoint,
+        &app.settings().kafka.topic,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    producer.send("1", b"{not an event").await.unwrap();
+    produce_events(app.settings(), &events(sale, item, 2, "ok")).await;
+    let db = app.db().clone();
+    eventually(Duration::from_secs(60), || {
+        let db = db.clone();
+        async move { (mysql_figures(&db, item).await.0 == 2).then_some(()) }
+    })
+    .await;
+    let dlq: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &STACK.kafka_brokers)
+        .set("group.id", format!("dlq-{}", unique()))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dlq.subscribe(&[&app.settings().kafka.dead_letter_topic])
+        .unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(60), dlq.recv())
+        .await
+        .expect("a dead letter")
+        .unwrap();
+    assert_eq!(msg.payload(), Some(&b"{not an event"[..]));
+    let header = msg.headers().expect("headers").get(0);
+    assert_eq!(header.key, "seckill-error");
+}
+
+#[tokio::test]
+async fn a_consumer_killed_mid_batch_persists_every_order_exactly_once_after_restart() {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.consumer.batch_max = 50;
+    // The API runs in-process without a consumer; the consumer is a child process we kill.
+    let app = spawn_roles(settings.clone(), false).await;
+    let (sale, item) = app.create_live_sale(5_000, 1).await;
+    let batch = events(sale, item, 3_000, "k");
+    produce_events(app.settings(), &batch).await;
+    let config = write_config(app.settings());
+    let mut child = spawn_process("consume", &config);
+    let db = app.db().clone();
+    eventually(Duration::from_secs(90), || {
+        let db = db.clone();
+        async move {
+            let rows = mysql_figures(&db, item).await.0;
+            (rows > 0).then_some(())
+        }
+    })
+    .await;
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    let at_kill = mysql_figures(app.db(), item).await.0;
+    assert!(at_kill < 3_000, "killed mid-stream ({at_kill} rows)");
+    let mut child = spawn_process("consume", &config);
+    eventually(Duration::from_secs(120), || {
+        let db = db.clone();
+        async move { (mysql_figures(&db, item).await.0 == 3_000).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(mysql_figures(app.db(), item).await, (3_000, 3_000, 2_000));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn mariadb_stopped_during_consumption_loses_nothing_and_duplicates_nothing() {
+    let mysql = PrivateServer::start("mysql");
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    let db_name = format!("seckill_t_{}", unique());
+    let admin_url = format!("mysql://seckill:seckill@127.0.0.1:{}/seckill", mysql.port);
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::MySqlConnection::connect(&admin_url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    settings.mysql.url = seckill::config::Secret::new(format!(
+        "mysql://seckill:seckill@127.0.0.1:{}/{db_name}",
+        mysql.port
+    ));
+    let app = crate::helpers::spawn_with(settings).await;
+    let (sale, item) = app.create_live_sale(1_000, 1).await;
+    produce_events(app.settings(), &events(sale, item, 100, "a")).await;
+    let db = app.db().clone();
+    eventually(Duration::from_secs(60), || {
+        let db = db.clone();
+        async move { (mysql_figures(&db, item).await.0 == 100).then_some(()) }
+    })
+    .await;
+    mysql.stop();
+    produce_events(app.settings(), &events(sale, item, 150, "b")).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    mysql.run("start");
+    eventually(Duration::from_secs(120), || {
+        let db = db.clone();
+        async move {
+            match sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM orders")
+                .fetch_one(&db)
+                .await
+            {
+                Ok(250) => Some(()),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    assert_eq!(mysql_figures(app.db(), item).await, (250, 250, 750));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_consumers_in_one_group_persist_every_order_once() {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.kafka.partitions = 4;
+    let app = spawn_roles(settings, false).await;
+    // Several items, so keys spread over the partitions.
+    let now = Utc::now();
+    let (status, sale) = app
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/sales",
+            Some(serde_json::json!({
+                "name": "many",
+                "starts_at": (now - chrono::Duration::seconds(1)).to_rfc3339(),
+                "ends_at": (now + chrono::Duration::minutes(30)).to_rfc3339(),
+                "items": (0..8).map(|i| serde_json::json!({
+                    "sku": format!("s{i}"), "title": "t", "price_cents": 1, "stock": 1000, "per_user_limit": 1
+                })).collect::<Vec<_>>(),
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let sale_id = sale["id"].as_u64().unwrap();
+    let items: Vec<u64> = sale["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_u64().unwrap())
+        .collect();
+    let all: Vec<OrderReserved> = items
+        .iter()
+        .flat_map(|item| events(sale_id, *item, 100, "m"))
+        .collect();
+    let config = write_config(app.settings());
+    let mut a = spawn_process("consume", &config);
+    let mut b = spawn_process("consume", &config);
+    produce_events(app.settings(), &all).await;
+    let db = app.db().clone();
+    eventually(Duration::from_secs(120), || {
+        let db = db.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            (n == 800).then_some(())
+        }
+    })
+    .await;
+    for item in &items {
+        assert_eq!(mysql_figures(app.db(), *item).await, (100, 100, 900));
+    }
+    a.kill().unwrap();
+    b.kill().unwrap();
+    a.wait().unwrap();
+    b.wait().unwrap();
+}

@@ -7,4 +7,5 @@ mod buy;
 mod consumer;
 mod health;
 mod lua_scripts;
+mod outbox;
 mod stack;

@@ -1,0 +1,168 @@
+//! No confirmed reservation is lost: the service killed mid-stampede, Kafka down during buys.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use rdkafka::{
+    ClientConfig, Message,
+    consumer::{Consumer, StreamConsumer},
+};
+use redis::AsyncCommands;
+use reqwest::StatusCode;
+use seckill::{auth::mint_token, kafka::events::OrderReserved};
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    ADMIN_TOKEN, JWT_SECRET, PrivateServer, eventually, free_port, spawn_process, spawn_roles,
+    test_settings, unique, write_config, STACK,
+};
+
+/// Reads the topic from the start until every id of `expected` was seen; returns all ids seen.
+async fn order_ids_in_topic(brokers: &str, topic: &str, expected: &HashSet<String>) -> HashSet<String> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("reader-{}", unique()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut seen = HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while !expected.is_subset(&seen) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        assert!(!left.is_zero(), "missing from Kafka: {:?}", expected.difference(&seen).take(5).collect::<Vec<_>>());
+        if let Ok(Ok(msg)) = tokio::time::timeout(left.min(Duration::from_secs(5)), consumer.recv()).await {
+            let event = OrderReserved::parse(msg.payload().unwrap()).unwrap();
+            seen.insert(event.order_id.to_string());
+        }
+    }
+    seen
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    eventually(Duration::from_secs(60), || async move {
+        match http.get(format!("{base}/readyz")).send().await {
+            Ok(r) if r.status() == StatusCode::OK => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_service_killed_mid_stampede_still_delivers_every_confirmed_reservation() {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = write_config(&settings);
+    let base = format!("http://{}", settings.http.addr);
+    let http = reqwest::Client::new();
+    let mut child = spawn_process("serve", &config);
+    wait_ready(&http, &base).await;
+
+    let now = chrono::Utc::now();
+    let sale: Value = http
+        .post(format!("{base}/admin/v1/sales"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({
+            "name": "kill",
+            "starts_at": (now - chrono::Duration::seconds(1)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::minutes(30)).to_rfc3339(),
+            "items": [{"sku": "k", "title": "K", "price_cents": 1, "stock": 100000, "per_user_limit": 1}],
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (sale_id, item) = (sale["id"].as_u64().unwrap(), sale["items"][0]["id"].as_u64().unwrap());
+    let url = format!("{base}/api/v1/sales/{sale_id}/items/{item}/orders");
+
+    let confirmed = Arc::new(Mutex::new(HashSet::new()));
+    let mut workers = Vec::new();
+    for w in 0..32 {
+        let (http, url, confirmed) = (http.clone(), url.clone(), confirmed.clone());
+        workers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let token = mint_token(JWT_SECRET, &format!("w{w}-{i}"), 600).unwrap();
+                match http.post(&url).bearer_auth(token).send().await {
+                    Ok(r) if r.status() == StatusCode::ACCEPTED => {
+                        let body: Value = r.json().await.unwrap();
+                        confirmed.lock().unwrap().insert(body["order_id"].as_str().unwrap().to_string());
+                    }
+                    Ok(_) => {}
+                    Err(_) => break, // the service is gone
+                }
+            }
+        }));
+    }
+    eventually(Duration::from_secs(60), || {
+        let n = confirmed.lock().unwrap().len();
+        async move { (n >= 300).then_some(()) }
+    })
+    .await;
+    child.kill().expect("SIGKILL while buys are in flight");
+    child.wait().unwrap();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let confirmed = confirmed.lock().unwrap().clone();
+
+    // Restart: the relay re-emits whatever the dead process had not delivered.
+    let mut child = spawn_process("serve", &config);
+    wait_ready(&http, &base).await;
+    let seen = order_ids_in_topic(&settings.kafka.brokers, &settings.kafka.topic, &confirmed).await;
+    assert!(confirmed.is_subset(&seen));
+    // Nothing in Kafka that Redis does not know: every id sent is in the ledger.
+    let redis = seckill::redis_pool::RedisPool::connect(&settings.redis).await.unwrap();
+    let keys = seckill::stock::Keys::new(&settings.redis.key_prefix).item(sale_id, item);
+    let ledger: Vec<String> = redis.get().hkeys(&keys.ledger).await.unwrap();
+    let ledger: HashSet<String> = ledger.into_iter().collect();
+    assert!(seen.is_subset(&ledger), "every delivered order is a ledger entry");
+    assert!(confirmed.is_subset(&ledger));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn buys_during_a_kafka_outage_are_confirmed_and_drain_when_it_returns() {
+    let kafka = PrivateServer::start("kafka");
+    let brokers = format!("127.0.0.1:{}", kafka.port);
+    let mut settings = test_settings(&brokers).await;
+    settings.kafka.message_timeout_ms = 2_000;
+    let app = spawn_roles(settings, false).await;
+    let (sale, item) = app.create_live_sale(1_000, 1).await;
+    let mut confirmed = HashSet::new();
+    for u in 0..20 {
+        let (s, body) = app.buy(sale, item, &format!("before-{u}"), 1, None).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+        confirmed.insert(body["order_id"].as_str().unwrap().to_string());
+    }
+    kafka.stop();
+    for u in 0..20 {
+        let (s, body) = app.buy(sale, item, &format!("during-{u}"), 1, None).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "buys keep being confirmed from the ledger: {body}");
+        confirmed.insert(body["order_id"].as_str().unwrap().to_string());
+    }
+    let keys = app.keys().item(sale, item);
+    let waiting: u64 = app.redis().get().zcard(&keys.outbox).await.unwrap();
+    assert!(waiting >= 20, "undelivered reservations wait in the outbox ({waiting})");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    kafka.run("start");
+    let seen = order_ids_in_topic(&brokers, &app.settings().kafka.topic, &confirmed).await;
+    assert!(confirmed.is_subset(&seen));
+    let redis = app.redis().clone();
+    eventually(Duration::from_secs(60), || {
+        let redis = redis.clone();
+        let outbox = keys.outbox.clone();
+        async move {
+            let n: u64 = redis.get().zcard(&outbox).await.unwrap();
+            (n == 0).then_some(())
+        }
+    })
+    .await;
+}

@@ -103,6 +103,14 @@ fn spawn_api_jobs(
     jobs.push(tokio::spawn(
         state.admin.clone().run_scheduler(shutdown.clone()),
     ));
+    let every = state.settings.reconcile.interval_secs;
+    if every > 0 {
+        let ttl = Duration::from_secs(every.saturating_mul(3)).max(Duration::from_secs(10));
+        jobs.push(tokio::spawn(state.reconciler.clone().run_periodically(
+            LeaderElection::new(state.lock.clone(), "reconcile", ttl),
+            shutdown.clone(),
+        )));
+    }
     let gates = state.buy.gates().clone();
     let token = shutdown.clone();
     jobs.push(tokio::spawn(async move {

@@ -120,8 +120,19 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             served?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Reconcile { .. } => {
-            anyhow::bail!("this command is not yet available in this build")
+        Command::Reconcile { sale, json, repair } => {
+            let services = Services::build(settings).await?;
+            let report = services.reconciler.run_once(sale, repair).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_table());
+            }
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }

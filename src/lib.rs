@@ -22,6 +22,7 @@ pub mod lock;
 pub mod metrics;
 pub mod orders;
 pub mod outbox;
+pub mod reconcile;
 pub mod redis_pool;
 pub mod sales;
 pub mod state;

@@ -16,6 +16,7 @@ use crate::{
     metrics::Metrics,
     orders::OrderLookup,
     outbox::Outbox,
+    reconcile::Reconciler,
     redis_pool::RedisPool,
     sales::SaleAdmin,
     stock::{Keys, ScriptRegistry, StockService},
@@ -48,6 +49,8 @@ pub struct Services {
     pub admin: SaleAdmin,
     /// Buyers' order lookups.
     pub orders: OrderLookup,
+    /// Reconciliation runs.
+    pub reconciler: Reconciler,
 }
 
 /// A cheap-to-clone handle on [`Services`], the axum state.
@@ -142,7 +145,16 @@ impl Services {
             stock.clone(),
             chrono::Duration::seconds(settings.sale.grace_secs as i64),
         );
+        let reconciler = Reconciler::new(
+            db.clone(),
+            stock.clone(),
+            kafka.clone(),
+            outbox.clone(),
+            settings.clone(),
+            metrics.clone(),
+        );
         Ok(Self {
+            reconciler,
             auth: Authenticator::new(&settings),
             settings,
             db,

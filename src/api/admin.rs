@@ -33,6 +33,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/sales", post(create_sale).get(list_sales))
         .route("/admin/v1/sales/{id}", get(get_sale).patch(patch_sale))
         .route("/admin/v1/sales/{id}/prewarm", post(prewarm_sale))
+        .route("/admin/v1/sales/{id}/reconcile", post(reconcile_sale))
+        .route("/admin/v1/sales/{id}/reconciliation", get(reconciliation))
 }
 
 async fn create_sale(
@@ -145,4 +147,45 @@ async fn prewarm_sale(
 ) -> ApiResult<impl IntoResponse> {
     let report = state.admin.prewarm(id, q.force.unwrap_or(false)).await?;
     Ok(Json(report))
+}
+
+#[derive(Debug, Deserialize)]
+struct ReconcileQuery {
+    repair: Option<bool>,
+}
+
+async fn reconcile_sale(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<u64>,
+    ApiQuery(q): ApiQuery<ReconcileQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let report = state
+        .reconciler
+        .run_once(id, q.repair.unwrap_or(false))
+        .await?;
+    Ok(Json(report))
+}
+
+/// Reports kept in the history answer.
+const HISTORY: u32 = 20;
+
+async fn reconciliation(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<u64>,
+) -> ApiResult<impl IntoResponse> {
+    if crate::store::sales::get_sale(&state.db, id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound("sale"));
+    }
+    let latest = crate::store::reports::latest_body(&state.db, id)
+        .await?
+        .map(|b| serde_json::from_str::<serde_json::Value>(&b))
+        .transpose()
+        .map_err(anyhow::Error::from)?;
+    let history = crate::store::reports::history(&state.db, id, HISTORY).await?;
+    Ok(Json(json!({ "latest": latest, "history": history })))
 }

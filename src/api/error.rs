@@ -171,6 +171,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::reconcile::ReconcileError> for ApiError {
+    fn from(e: crate::reconcile::ReconcileError) -> Self {
+        use crate::reconcile::ReconcileError;
+        match e {
+            ReconcileError::UnknownSale(_) => ApiError::NotFound("sale"),
+            ReconcileError::Db(e) => ApiError::Db(e),
+            ReconcileError::Redis(e) => ApiError::Stock(StockError::Redis(e)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

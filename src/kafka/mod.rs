@@ -4,6 +4,7 @@
 
 pub mod embedded;
 pub mod events;
+pub mod lag;
 pub mod producer;
 
 use std::{sync::Arc, time::Duration};

@@ -2,6 +2,7 @@
 //! MySQL is the final guard and sees only winners, batched; the crowd never reaches it.
 
 pub mod orders;
+pub mod reports;
 
 pub mod sales;
 

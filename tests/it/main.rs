@@ -8,4 +8,5 @@ mod consumer;
 mod health;
 mod lua_scripts;
 mod outbox;
+mod reconcile;
 mod stack;

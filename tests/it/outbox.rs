@@ -16,12 +16,16 @@ use seckill::{auth::mint_token, kafka::events::OrderReserved};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ADMIN_TOKEN, JWT_SECRET, PrivateServer, eventually, free_port, spawn_process, spawn_roles,
-    test_settings, unique, write_config, STACK,
+    ADMIN_TOKEN, JWT_SECRET, PrivateServer, STACK, eventually, free_port, spawn_process,
+    spawn_roles, test_settings, unique, write_config,
 };
 
 /// Reads the topic from the start until every id of `expected` was seen; returns all ids seen.
-async fn order_ids_in_topic(brokers: &str, topic: &str, expected: &HashSet<String>) -> HashSet<String> {
+async fn order_ids_in_topic(
+    brokers: &str,
+    topic: &str,
+    expected: &HashSet<String>,
+) -> HashSet<String> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("reader-{}", unique()))
@@ -34,8 +38,14 @@ async fn order_ids_in_topic(brokers: &str, topic: &str, expected: &HashSet<Strin
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     while !expected.is_subset(&seen) {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        assert!(!left.is_zero(), "missing from Kafka: {:?}", expected.difference(&seen).take(5).collect::<Vec<_>>());
-        if let Ok(Ok(msg)) = tokio::time::timeout(left.min(Duration::from_secs(5)), consumer.recv()).await {
+        assert!(
+            !left.is_zero(),
+            "missing from Kafka: {:?}",
+            expected.difference(&seen).take(5).collect::<Vec<_>>()
+        );
+        if let Ok(Ok(msg)) =
+            tokio::time::timeout(left.min(Duration::from_secs(5)), consumer.recv()).await
+        {
             let event = OrderReserved::parse(msg.payload().unwrap()).unwrap();
             seen.insert(event.order_id.to_string());
         }
@@ -79,7 +89,10 @@ async fn a_service_killed_mid_stampede_still_delivers_every_confirmed_reservatio
         .json()
         .await
         .unwrap();
-    let (sale_id, item) = (sale["id"].as_u64().unwrap(), sale["items"][0]["id"].as_u64().unwrap());
+    let (sale_id, item) = (
+        sale["id"].as_u64().unwrap(),
+        sale["items"][0]["id"].as_u64().unwrap(),
+    );
     let url = format!("{base}/api/v1/sales/{sale_id}/items/{item}/orders");
 
     let confirmed = Arc::new(Mutex::new(HashSet::new()));
@@ -92,7 +105,10 @@ async fn a_service_killed_mid_stampede_still_delivers_every_confirmed_reservatio
                 match http.post(&url).bearer_auth(token).send().await {
                     Ok(r) if r.status() == StatusCode::ACCEPTED => {
                         let body: Value = r.json().await.unwrap();
-                        confirmed.lock().unwrap().insert(body["order_id"].as_str().unwrap().to_string());
+                        confirmed
+                            .lock()
+                            .unwrap()
+                            .insert(body["order_id"].as_str().unwrap().to_string());
                     }
                     Ok(_) => {}
                     Err(_) => break, // the service is gone
@@ -118,11 +134,16 @@ async fn a_service_killed_mid_stampede_still_delivers_every_confirmed_reservatio
     let seen = order_ids_in_topic(&settings.kafka.brokers, &settings.kafka.topic, &confirmed).await;
     assert!(confirmed.is_subset(&seen));
     // Nothing in Kafka that Redis does not know: every id sent is in the ledger.
-    let redis = seckill::redis_pool::RedisPool::connect(&settings.redis).await.unwrap();
+    let redis = seckill::redis_pool::RedisPool::connect(&settings.redis)
+        .await
+        .unwrap();
     let keys = seckill::stock::Keys::new(&settings.redis.key_prefix).item(sale_id, item);
     let ledger: Vec<String> = redis.get().hkeys(&keys.ledger).await.unwrap();
     let ledger: HashSet<String> = ledger.into_iter().collect();
-    assert!(seen.is_subset(&ledger), "every delivered order is a ledger entry");
+    assert!(
+        seen.is_subset(&ledger),
+        "every delivered order is a ledger entry"
+    );
     assert!(confirmed.is_subset(&ledger));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -145,12 +166,19 @@ async fn buys_during_a_kafka_outage_are_confirmed_and_drain_when_it_returns() {
     kafka.stop();
     for u in 0..20 {
         let (s, body) = app.buy(sale, item, &format!("during-{u}"), 1, None).await;
-        assert_eq!(s, StatusCode::ACCEPTED, "buys keep being confirmed from the ledger: {body}");
+        assert_eq!(
+            s,
+            StatusCode::ACCEPTED,
+            "buys keep being confirmed from the ledger: {body}"
+        );
         confirmed.insert(body["order_id"].as_str().unwrap().to_string());
     }
     let keys = app.keys().item(sale, item);
     let waiting: u64 = app.redis().get().zcard(&keys.outbox).await.unwrap();
-    assert!(waiting >= 20, "undelivered reservations wait in the outbox ({waiting})");
+    assert!(
+        waiting >= 20,
+        "undelivered reservations wait in the outbox ({waiting})"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     kafka.run("start");
     let seen = order_ids_in_topic(&brokers, &app.settings().kafka.topic, &confirmed).await;

@@ -1,0 +1,351 @@
+//! Reconciliation: reads each item of a sale from Redis (stock, ledger, buyers) and MySQL
+//! (orders, stock), plus the consumer group's Kafka lag, runs the checks, stores the report,
+//! and — only when asked — repairs what is safe to repair: ledger entries missing from MySQL
+//! are re-emitted to Kafka (the consumer deduplicates by order id). Re-emitting is safe only
+//! while the item's MySQL stock balances (`mysql_stock + persisted == initial`); otherwise the
+//! entries stay listed for a human.
+
+pub mod checks;
+pub mod report;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use chrono::Utc;
+use redis::AsyncCommands;
+use sqlx::MySqlPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    config::Settings,
+    kafka::{KafkaEndpoint, events::OrderReserved, lag::consumer_lag},
+    lock::LeaderElection,
+    metrics::Metrics,
+    outbox::Outbox,
+    stock::StockService,
+    store::{
+        orders, reports,
+        sales::{self, ItemRow},
+    },
+};
+
+use checks::{ItemFacts, LedgerEntry, OrderFact, check_item, missing_in_mysql};
+pub use report::{CheckOut, ItemReport, SaleReport};
+
+/// Ledger fields read per HSCAN round trip; keeps Redis responsive while a big ledger is read.
+const HSCAN_COUNT: usize = 1_000;
+
+/// Failures of a run (not discrepancies: those are in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// No such sale.
+    #[error("sale {0} not found")]
+    UnknownSale(u64),
+    /// MySQL failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Redis failed.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// Runs reconciliation.
+#[derive(Clone)]
+pub struct Reconciler {
+    db: MySqlPool,
+    stock: StockService,
+    kafka: KafkaEndpoint,
+    outbox: Outbox,
+    settings: Arc<Settings>,
+    metrics: Arc<Metrics>,
+}
+
+impl Reconciler {
+    /// A reconciler over these stores.
+    pub fn new(
+        db: MySqlPool,
+        stock: StockService,
+        kafka: KafkaEndpoint,
+        outbox: Outbox,
+        settings: Arc<Settings>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            db,
+            stock,
+            kafka,
+            outbox,
+            settings,
+            metrics,
+        }
+    }
+
+    /// Reconciles one sale, repairing if `repair`, and stores the report.
+    ///
+    /// # Errors
+    /// Unknown sale, or a store failed while reading.
+    pub async fn run_once(&self, sale_id: u64, repair: bool) -> Result<SaleReport, ReconcileError> {
+        let record = sales::get_sale(&self.db, sale_id)
+            .await?
+            .ok_or(ReconcileError::UnknownSale(sale_id))?;
+        let now_ms = Utc::now().timestamp_millis();
+        let grace_ms = self.settings.reconcile.ledger_grace_secs as i64 * 1000;
+        let lag = self.kafka_lag().await;
+        let mut report = SaleReport {
+            sale_id,
+            generated_at: Utc::now(),
+            ok: true,
+            discrepancies: 0,
+            kafka_consumer_lag: lag,
+            repair,
+            repaired: 0,
+            repaired_ids: Vec::new(),
+            not_repaired: Vec::new(),
+            items: Vec::new(),
+        };
+        for item in &record.items {
+            let (facts, payloads) = self.gather(item).await?;
+            let checks = check_item(&facts, now_ms, grace_ms);
+            if repair {
+                self.repair(
+                    item,
+                    &facts,
+                    &checks,
+                    &payloads,
+                    now_ms,
+                    grace_ms,
+                    &mut report,
+                )
+                .await;
+            }
+            let failing = checks.iter().filter(|c| !c.ok).count() as u32;
+            report.discrepancies += failing;
+            report.items.push(ItemReport {
+                item_id: item.id,
+                sku: item.sku.clone(),
+                initial_stock: facts.initial_stock,
+                redis_remaining: facts.redis_remaining,
+                reserved_units: facts.ledger.iter().map(|e| i64::from(e.quantity)).sum(),
+                ledger_entries: facts.ledger.len() as u64,
+                persisted_units: facts
+                    .orders
+                    .iter()
+                    .filter(|o| o.status == orders::STATUS_PERSISTED)
+                    .map(|o| i64::from(o.quantity))
+                    .sum(),
+                persisted_orders: facts
+                    .orders
+                    .iter()
+                    .filter(|o| o.status == orders::STATUS_PERSISTED)
+                    .count() as u64,
+                rejected_orders: facts
+                    .orders
+                    .iter()
+                    .filter(|o| o.status != orders::STATUS_PERSISTED)
+                    .count() as u64,
+                mysql_stock: facts.mysql_stock,
+                checks: checks.into_iter().map(CheckOut::from).collect(),
+            });
+        }
+        report.ok = report.discrepancies == 0;
+        let body = serde_json::to_string(&report).expect("a report serialises");
+        reports::insert(
+            &self.db,
+            sale_id,
+            report.ok,
+            report.discrepancies,
+            report.repaired,
+            &body,
+        )
+        .await?;
+        self.metrics
+            .reconcile_discrepancies
+            .with_label_values(&[&sale_id.to_string()])
+            .set(i64::from(report.discrepancies));
+        if report.ok {
+            tracing::info!(
+                sale_id,
+                repaired = report.repaired,
+                "reconciliation: all checks ok"
+            );
+        } else {
+            tracing::warn!(
+                sale_id,
+                discrepancies = report.discrepancies,
+                repaired = report.repaired,
+                "reconciliation found discrepancies"
+            );
+        }
+        Ok(report)
+    }
+
+    async fn kafka_lag(&self) -> Option<i64> {
+        let endpoint = self.kafka.clone();
+        let topic = self.settings.kafka.topic.clone();
+        let group = self.settings.kafka.group_id.clone();
+        let lag =
+            tokio::task::spawn_blocking(move || consumer_lag(&endpoint, &topic, &group)).await;
+        match lag {
+            Ok(Ok(lag)) => {
+                self.metrics.consumer_lag.set(lag);
+                Some(lag)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error.message = %e, "consumer lag unavailable");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Reads one item from both stores; also returns the raw ledger payloads for repair.
+    async fn gather(
+        &self,
+        item: &ItemRow,
+    ) -> Result<(ItemFacts, HashMap<Uuid, Vec<u8>>), ReconcileError> {
+        let keys = self.stock.keys().item(item.sale_id, item.id);
+        let mut conn = self.stock.redis().get();
+        let redis_remaining: Option<i64> = conn.get(&keys.stock).await?;
+        let ledger_available: bool = conn.exists(&keys.meta).await?;
+        let buyers: HashMap<String, i64> = conn.hgetall(&keys.buyers).await?;
+        let mut ledger = Vec::new();
+        let mut unreadable = Vec::new();
+        let mut payloads = HashMap::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, fields): (u64, Vec<(String, Vec<u8>)>) = redis::cmd("HSCAN")
+                .arg(&keys.ledger)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(HSCAN_COUNT)
+                .query_async(&mut conn)
+                .await?;
+            for (field, payload) in fields {
+                match OrderReserved::parse(&payload) {
+                    Ok(e) if e.order_id.to_string() == field => {
+                        ledger.push(LedgerEntry {
+                            order_id: e.order_id,
+                            user_id: e.user_id,
+                            quantity: e.quantity,
+                            reserved_at_ms: e.reserved_at_ms,
+                        });
+                        payloads.insert(e.order_id, payload);
+                    }
+                    _ => unreadable.push(field),
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let rows = orders::item_orders(&self.db, item.id).await?;
+        let fresh: (u32,) = sqlx::query_as("SELECT stock FROM sale_items WHERE id = ?")
+            .bind(item.id)
+            .fetch_one(&self.db)
+            .await?;
+        let facts = ItemFacts {
+            initial_stock: i64::from(item.initial_stock),
+            per_user_limit: i64::from(item.per_user_limit),
+            mysql_stock: i64::from(fresh.0),
+            redis_remaining,
+            ledger,
+            unreadable_ledger: unreadable,
+            buyers,
+            orders: rows
+                .into_iter()
+                .map(|o| OrderFact {
+                    order_id: o.order_id,
+                    user_id: o.user_id,
+                    quantity: o.quantity,
+                    status: o.status,
+                    reserved_at_ms: o.reserved_at.timestamp_millis(),
+                })
+                .collect(),
+            ledger_available,
+        };
+        Ok((facts, payloads))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn repair(
+        &self,
+        item: &ItemRow,
+        facts: &ItemFacts,
+        checks: &[checks::Check],
+        payloads: &HashMap<Uuid, Vec<u8>>,
+        now_ms: i64,
+        grace_ms: i64,
+        report: &mut SaleReport,
+    ) {
+        let missing = missing_in_mysql(facts, now_ms, grace_ms);
+        if missing.is_empty() {
+            return;
+        }
+        let balanced = checks
+            .iter()
+            .any(|c| c.name == "mysql_stock_balance" && c.ok);
+        if !balanced {
+            report.not_repaired.push(format!(
+                "item {}: {} ledger entries missing from MySQL, but its MySQL stock does not balance, so re-emitting could double-count; resolve by hand",
+                item.id,
+                missing.len()
+            ));
+            return;
+        }
+        for id in missing {
+            let Some(payload) = payloads.get(&id) else {
+                continue;
+            };
+            match self
+                .outbox
+                .deliver(item.sale_id, item.id, id, payload)
+                .await
+            {
+                Ok(()) => {
+                    report.repaired += 1;
+                    report.repaired_ids.push(id.to_string());
+                    tracing::info!(order_id = %id, item_id = item.id, "repair: ledger entry re-emitted to Kafka");
+                }
+                Err(e) => report
+                    .not_repaired
+                    .push(format!("order {id}: re-emit failed: {e}")),
+            }
+        }
+    }
+
+    /// Reconciles active and recently ended sales every `interval_secs` while this instance
+    /// holds the reconcile lock, until `shutdown`. Never repairs.
+    pub async fn run_periodically(self, mut leader: LeaderElection, shutdown: CancellationToken) {
+        let interval = Duration::from_secs(self.settings.reconcile.interval_secs.max(1));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(interval) => {}
+            }
+            match leader.ensure().await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "reconcile leader check failed");
+                    continue;
+                }
+            }
+            let since = Utc::now()
+                - chrono::Duration::seconds(self.settings.reconcile.ended_window_secs as i64);
+            let sales = match sales::sales_to_reconcile(&self.db, since).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "could not list sales to reconcile");
+                    continue;
+                }
+            };
+            for sale_id in sales {
+                if let Err(e) = self.run_once(sale_id, false).await {
+                    tracing::warn!(sale_id, error.message = %e, "periodic reconciliation failed");
+                }
+            }
+        }
+        leader.step_down().await;
+    }
+}

@@ -1,0 +1,168 @@
+//! A sale's reconciliation report and its readable table form.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::checks::Check;
+
+/// What one run found for one sale.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SaleReport {
+    /// Sale id.
+    pub sale_id: u64,
+    /// When the run happened.
+    pub generated_at: DateTime<Utc>,
+    /// True when every check of every item passed.
+    pub ok: bool,
+    /// Failing checks over all items.
+    pub discrepancies: u32,
+    /// Messages of the orders topic the consumer group has not committed; `null` when Kafka
+    /// did not answer.
+    pub kafka_consumer_lag: Option<i64>,
+    /// True when this run was asked to repair.
+    pub repair: bool,
+    /// Ledger entries re-emitted to Kafka by repair.
+    pub repaired: u32,
+    /// Order ids re-emitted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repaired_ids: Vec<String>,
+    /// Why some missing entries were left for a human.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_repaired: Vec<String>,
+    /// Per item.
+    pub items: Vec<ItemReport>,
+}
+
+/// Figures and checks of one item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemReport {
+    /// Item id.
+    pub item_id: u64,
+    /// SKU.
+    pub sku: String,
+    /// Units put on sale.
+    pub initial_stock: i64,
+    /// Redis remaining units (`null`: key missing or expired).
+    pub redis_remaining: Option<i64>,
+    /// Units in the Redis ledger.
+    pub reserved_units: i64,
+    /// Entries in the Redis ledger.
+    pub ledger_entries: u64,
+    /// Units of persisted MySQL orders.
+    pub persisted_units: i64,
+    /// Persisted MySQL orders.
+    pub persisted_orders: u64,
+    /// Rejected MySQL orders.
+    pub rejected_orders: u64,
+    /// MySQL-side remaining units.
+    pub mysql_stock: i64,
+    /// The checks.
+    pub checks: Vec<CheckOut>,
+}
+
+/// A check as stored (owned name, so reports deserialise).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckOut {
+    /// Check name.
+    pub name: String,
+    /// Verdict.
+    pub ok: bool,
+    /// Figures.
+    pub detail: String,
+    /// Things wrong.
+    pub count: u64,
+    /// Ids to look at.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sample_ids: Vec<String>,
+}
+
+impl From<Check> for CheckOut {
+    fn from(c: Check) -> Self {
+        Self {
+            name: c.name.to_string(),
+            ok: c.ok,
+            detail: c.detail,
+            count: c.count,
+            sample_ids: c.sample_ids,
+        }
+    }
+}
+
+fn opt(v: Option<i64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+impl SaleReport {
+    /// The report as a table for terminals.
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Reconciliation of sale {} at {} — {}",
+            self.sale_id,
+            self.generated_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            if self.ok {
+                "ALL CHECKS OK".to_string()
+            } else {
+                format!("{} DISCREPANCIES", self.discrepancies)
+            }
+        );
+        let _ = writeln!(out, "Kafka consumer lag: {}", opt(self.kafka_consumer_lag));
+        let _ = writeln!(
+            out,
+            "\n{:>8} {:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9}",
+            "item",
+            "sku",
+            "initial",
+            "redis",
+            "reserved",
+            "persisted",
+            "orders",
+            "rejected",
+            "mysql"
+        );
+        for i in &self.items {
+            let _ = writeln!(
+                out,
+                "{:>8} {:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9}",
+                i.item_id,
+                truncate(&i.sku, 12),
+                i.initial_stock,
+                opt(i.redis_remaining),
+                i.reserved_units,
+                i.persisted_units,
+                i.persisted_orders,
+                i.rejected_orders,
+                i.mysql_stock
+            );
+        }
+        for i in &self.items {
+            let _ = writeln!(out, "\nitem {} checks:", i.item_id);
+            for c in &i.checks {
+                let _ = writeln!(
+                    out,
+                    "  {:<4} {:<24} {}",
+                    if c.ok { "ok" } else { "FAIL" },
+                    c.name,
+                    c.detail
+                );
+                if !c.sample_ids.is_empty() {
+                    let _ = writeln!(out, "       ids: {}", c.sample_ids.join(", "));
+                }
+            }
+        }
+        if self.repair {
+            let _ = writeln!(out, "\nrepair: re-emitted {} ledger entries", self.repaired);
+            for reason in &self.not_repaired {
+                let _ = writeln!(out, "  left for a human: {reason}");
+            }
+        }
+        out
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}

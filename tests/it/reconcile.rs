@@ -1,0 +1,300 @@
+//! Reconciliation: clean reports, drift detection with the right ids, repair, leadership.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::helpers::{
+    STACK, TestApp, eventually, mysql_figures, spawn_app, spawn_with, test_settings, write_config,
+};
+
+/// A live sale with `n` persisted orders; returns (sale, item, order ids).
+async fn drained_sale(app: &TestApp, n: usize) -> (u64, u64, Vec<String>) {
+    let (sale, item) = app.create_live_sale(50, 1).await;
+    let mut ids = Vec::new();
+    for u in 0..n {
+        let (s, body) = app.buy(sale, item, &format!("r{u}"), 1, None).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+        ids.push(body["order_id"].as_str().unwrap().to_string());
+    }
+    let db = app.db().clone();
+    eventually(Duration::from_secs(60), || {
+        let db = db.clone();
+        async move { (mysql_figures(&db, item).await.0 == n as i64).then_some(()) }
+    })
+    .await;
+    (sale, item, ids)
+}
+
+async fn reconcile(app: &TestApp, sale: u64, repair: bool) -> Value {
+    let (status, report) = app
+        .admin(
+            Method::POST,
+            &format!("/admin/v1/sales/{sale}/reconcile?repair={repair}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    report
+}
+
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["items"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report}"))
+}
+
+fn failing(report: &Value) -> Vec<String> {
+    report["items"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_clean_sale_after_draining_reports_every_check_ok() {
+    let app = spawn_app().await;
+    let (sale, _, _) = drained_sale(&app, 5).await;
+    let report = reconcile(&app, sale, false).await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["discrepancies"], 0);
+    let item = &report["items"][0];
+    assert_eq!(item["initial_stock"], 50);
+    assert_eq!(item["redis_remaining"], 45);
+    assert_eq!(item["reserved_units"], 5);
+    assert_eq!(item["persisted_units"], 5);
+    assert_eq!(item["mysql_stock"], 45);
+    assert!(item["checks"].as_array().unwrap().len() >= 9);
+    assert!(report["kafka_consumer_lag"].is_i64(), "{report}");
+
+    let (status, stored) = app
+        .admin(
+            Method::GET,
+            &format!("/admin/v1/sales/{sale}/reconciliation"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stored["latest"]["ok"], true);
+    assert_eq!(stored["history"].as_array().unwrap().len(), 1);
+    let (status, _) = app
+        .admin(Method::POST, "/admin/v1/sales/999999/reconcile", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_deleted_ledger_entry_is_found_with_its_id() {
+    let app = spawn_app().await;
+    let (sale, item, ids) = drained_sale(&app, 3).await;
+    let keys = app.keys().item(sale, item);
+    let _: i64 = app.redis().get().hdel(&keys.ledger, &ids[1]).await.unwrap();
+    let report = reconcile(&app, sale, false).await;
+    assert_eq!(report["ok"], false);
+    assert_eq!(
+        check(&report, "no_orphan_orders")["sample_ids"],
+        serde_json::json!([ids[1]])
+    );
+    assert!(failing(&report).contains(&"stock_balance".to_string()));
+}
+
+#[tokio::test]
+async fn a_deleted_order_row_is_found_with_its_id() {
+    let app = spawn_app().await;
+    let (sale, _, ids) = drained_sale(&app, 3).await;
+    sqlx::query("DELETE FROM orders WHERE order_id = ?")
+        .bind(Uuid::parse_str(&ids[2]).unwrap())
+        .execute(app.db())
+        .await
+        .unwrap();
+    let report = reconcile(&app, sale, false).await;
+    assert_eq!(
+        check(&report, "ledger_persisted")["sample_ids"],
+        serde_json::json!([ids[2]])
+    );
+    assert!(failing(&report).contains(&"mysql_stock_balance".to_string()));
+    // The stock does not balance, so repair refuses to re-emit and says why.
+    let repaired = reconcile(&app, sale, true).await;
+    assert_eq!(repaired["repaired"], 0);
+    assert!(
+        repaired["not_repaired"][0]
+            .as_str()
+            .unwrap()
+            .contains("does not balance")
+    );
+}
+
+#[tokio::test]
+async fn a_changed_stock_key_is_found() {
+    let app = spawn_app().await;
+    let (sale, item, _) = drained_sale(&app, 2).await;
+    let keys = app.keys().item(sale, item);
+    let _: () = redis::cmd("SET")
+        .arg(&keys.stock)
+        .arg(40)
+        .arg("KEEPTTL")
+        .query_async(&mut app.redis().get())
+        .await
+        .unwrap();
+    let report = reconcile(&app, sale, false).await;
+    assert_eq!(failing(&report), vec!["stock_balance"]);
+    assert!(
+        check(&report, "stock_balance")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("remaining 40")
+    );
+}
+
+#[tokio::test]
+async fn a_duplicated_order_is_found_with_both_ids() {
+    let app = spawn_app().await;
+    let (sale, _, ids) = drained_sale(&app, 2).await;
+    let copy = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO orders (order_id, sale_id, item_id, user_id, quantity, price_cents, status, reserved_at) \
+         SELECT ?, sale_id, item_id, user_id, quantity, price_cents, status, reserved_at FROM orders WHERE order_id = ?",
+    )
+    .bind(copy)
+    .bind(Uuid::parse_str(&ids[0]).unwrap())
+    .execute(app.db())
+    .await
+    .unwrap();
+    let report = reconcile(&app, sale, false).await;
+    let dup = check(&report, "no_duplicate_orders");
+    assert_eq!(dup["ok"], false);
+    let listed: Vec<&str> = dup["sample_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        listed.contains(&ids[0].as_str()) && listed.contains(&copy.to_string().as_str()),
+        "{dup}"
+    );
+    assert_eq!(
+        check(&report, "no_orphan_orders")["sample_ids"],
+        serde_json::json!([copy.to_string()])
+    );
+}
+
+#[tokio::test]
+async fn repair_re_drives_a_lost_order_and_the_next_report_is_clean() {
+    let app = spawn_app().await;
+    let (sale, item, ids) = drained_sale(&app, 3).await;
+    // As if its Kafka message had been lost: no row, and MySQL stock never decremented.
+    let lost = Uuid::parse_str(&ids[0]).unwrap();
+    sqlx::query("DELETE FROM orders WHERE order_id = ?")
+        .bind(lost)
+        .execute(app.db())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE sale_items SET stock = stock + 1 WHERE id = ?")
+        .bind(item)
+        .execute(app.db())
+        .await
+        .unwrap();
+    let before = reconcile(&app, sale, false).await;
+    assert_eq!(failing(&before), vec!["ledger_persisted"]);
+    assert_eq!(
+        check(&before, "ledger_persisted")["sample_ids"],
+        serde_json::json!([ids[0]])
+    );
+
+    let repaired = reconcile(&app, sale, true).await;
+    assert_eq!(repaired["repaired"], 1, "{repaired}");
+    assert_eq!(repaired["repaired_ids"], serde_json::json!([ids[0]]));
+    let db = app.db().clone();
+    eventually(Duration::from_secs(60), || {
+        let db = db.clone();
+        async move { (mysql_figures(&db, item).await.0 == 3).then_some(()) }
+    })
+    .await;
+    let after = reconcile(&app, sale, false).await;
+    assert_eq!(after["ok"], true, "{after}");
+    let (_, stored) = app
+        .admin(
+            Method::GET,
+            &format!("/admin/v1/sales/{sale}/reconciliation"),
+            None,
+        )
+        .await;
+    let history = stored["history"].as_array().unwrap();
+    assert_eq!(history.len(), 3);
+    assert_eq!(history[0]["ok"], true, "newest first");
+    assert_eq!(history[1]["repaired"], 1);
+}
+
+#[tokio::test]
+async fn the_cli_prints_a_table_and_exits_non_zero_on_a_discrepancy() {
+    let app = spawn_app().await;
+    let (sale, item, _) = drained_sale(&app, 2).await;
+    let config = write_config(app.settings());
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_seckill"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env_remove("SECKILL_REDIS_URL")
+            .env_remove("SECKILL_MYSQL_URL")
+            .env_remove("SECKILL_KAFKA_BROKERS")
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let sale_arg = sale.to_string();
+    let out = run(&["reconcile", "--sale", &sale_arg]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    assert!(table.contains("ALL CHECKS OK"), "{table}");
+    assert!(table.contains("ledger_persisted"));
+
+    let keys = app.keys().item(sale, item);
+    let _: () = redis::cmd("SET")
+        .arg(&keys.stock)
+        .arg(1)
+        .arg("KEEPTTL")
+        .query_async(&mut app.redis().get())
+        .await
+        .unwrap();
+    let out = run(&["reconcile", "--sale", &sale_arg, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    let out = run(&["reconcile", "--sale", "abc"]);
+    assert_eq!(out.status.code(), Some(2), "clap rejects a bad id");
+}
+
+#[tokio::test]
+async fn two_instances_run_the_periodic_job_one_at_a_time() {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.reconcile.interval_secs = 1;
+    let a = spawn_with(settings.clone()).await;
+    let b = spawn_with(settings).await;
+    let (sale, _) = a.create_live_sale(10, 1).await;
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    let runs: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM reconciliation_reports WHERE sale_id = ?")
+            .bind(sale)
+            .fetch_one(a.db())
+            .await
+            .unwrap();
+    let secs = started.elapsed().as_secs() as i64;
+    assert!(runs >= 1, "the leader ran");
+    assert!(
+        runs <= secs + 1,
+        "{runs} runs in {secs} s: only one instance runs the job"
+    );
+    drop(b);
+}

@@ -2,7 +2,7 @@
 # The local stack: a real Redis, a real MariaDB and a real Kafka-protocol broker (tansu) on loopback,
 # each on its own port with its own data folder, so they never fight system servers.
 #
-#   stack.sh up | down | status | env | install | clean-tests
+#   stack.sh up [SERVICE...] | down | status | env | install | clean-tests
 #   stack.sh start SERVICE | stop SERVICE      (SERVICE: redis, mysql, kafka; data is kept)
 #
 # Everything is overridable through the environment, which is how fault-injection tests start
@@ -74,7 +74,7 @@ install_all() {
       die "missing ${need_apt[*]}; run: sudo apt-get install -y ${need_apt[*]}"
     fi
   fi
-  if [ ! -x "$TANSU" ]; then
+  if [ "${WANT_KAFKA:-1}" = 1 ] && [ ! -x "$TANSU" ]; then
     command -v cargo >/dev/null || die "cargo is needed to build the tansu broker"
     log "building the tansu $TANSU_VERSION broker into $CARGO_BIN (once per machine, about 12 minutes)"
     cargo install tansu --version "$TANSU_VERSION" --locked --features libsql --quiet
@@ -222,7 +222,21 @@ one() { # one start|stop SERVICE
 
 case "${1:-}" in
   install) install_all ;;
-  up) install_all; mkdir -p "$STATE_DIR"; start_redis; start_mysql; start_kafka ;;
+  up)
+    shift
+    services=("$@")
+    [ ${#services[@]} -gt 0 ] || services=(redis mysql kafka)
+    WANT_KAFKA=0
+    for svc in "${services[@]}"; do [ "$svc" = kafka ] && WANT_KAFKA=1; done
+    install_all
+    mkdir -p "$STATE_DIR"
+    for svc in "${services[@]}"; do
+      case "$svc" in
+        redis|mysql|kafka) "start_$svc" ;;
+        *) die "unknown service $svc (redis, mysql, kafka)" ;;
+      esac
+    done
+    ;;
   down) stop_kafka; stop_mysql; stop_redis ;;
   status) status ;;
   env) print_env ;;

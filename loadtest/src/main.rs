@@ -1,1 +1,68 @@
-fn main() {}
+//! `loadtest`: see `loadtest --help`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = loadtest::Args::parse();
+    let progress = !args.no_progress;
+    match loadtest::run(args, progress).await {
+        Ok(summary) => {
+            print!("{}", summary.render());
+            if let Some(report) = &summary.reconciliation {
+                println!("\nreconciliation report:\n{}", render_report(report));
+            }
+            if summary.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A compact table of the report's items and checks.
+fn render_report(report: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "  sale {}: {} (kafka consumer lag {})",
+        report["sale_id"],
+        if report["ok"] == true {
+            "all checks ok"
+        } else {
+            "DISCREPANCIES"
+        },
+        report["kafka_consumer_lag"]
+    );
+    for item in report["items"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "  item {}: initial {}  redis remaining {}  reserved {}  persisted {}  rejected {}  mysql stock {}",
+            item["item_id"],
+            item["initial_stock"],
+            item["redis_remaining"],
+            item["reserved_units"],
+            item["persisted_units"],
+            item["rejected_orders"],
+            item["mysql_stock"]
+        );
+        for c in item["checks"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "    {:<4} {:<24} {}",
+                if c["ok"] == true { "ok" } else { "FAIL" },
+                c["name"].as_str().unwrap_or_default(),
+                c["detail"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    s
+}

@@ -6,6 +6,7 @@ mod admin;
 mod buy;
 mod consumer;
 mod health;
+mod loadtest;
 mod lua_scripts;
 mod outbox;
 mod reconcile;

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Quickstart: the whole product on one machine, in one command.
+#
+#   1. Redis and MariaDB from Debian's packages on their own loopback ports (installed if
+#      missing and run as root); Kafka is librdkafka's in-process mock cluster (`embedded`).
+#   2. Release build of `seckill` and `loadtest`.
+#   3. `seckill all` (API + outbox relay + order consumer + reconciler in one process).
+#   4. The loadtest creates a sale, hammers it, waits for the consumer to drain, and prints
+#      its summary and the sale's reconciliation report.
+#   5. Everything this script started is stopped; the exit code is 0 only if the report is clean.
+#
+# Knobs (environment): QUICKSTART_PORT (18080), QUICKSTART_DURATION (10s), QUICKSTART_STOCK
+# (10000), QUICKSTART_USERS (50000), QUICKSTART_CONCURRENCY (64).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+PORT="${QUICKSTART_PORT:-18080}"
+DURATION="${QUICKSTART_DURATION:-10s}"
+STOCK="${QUICKSTART_STOCK:-10000}"
+USERS="${QUICKSTART_USERS:-50000}"
+CONCURRENCY="${QUICKSTART_CONCURRENCY:-64}"
+LOG_DIR="${TMPDIR:-/tmp}/seckill-quickstart"
+mkdir -p "$LOG_DIR"
+
+say() { printf '\n== %s\n' "$*"; }
+
+say "starting Redis and MariaDB (deploy/local/stack.sh)"
+deploy/local/stack.sh up redis mysql
+eval "$(deploy/local/stack.sh env)"
+
+say "building release binaries"
+cargo build --release --quiet -p seckill -p loadtest --bins
+
+export SECKILL_KAFKA_BROKERS=embedded
+export SECKILL_HTTP_ADDR="127.0.0.1:$PORT"
+export SECKILL_MYSQL_URL="${SECKILL_MYSQL_URL%/*}/seckill_quickstart"
+SECKILL_ADMIN_TOKEN="qs-admin-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+SECKILL_JWT_SECRET="qs-jwt-$(od -An -N16 -tx8 /dev/urandom | tr -d ' \n')"
+export SECKILL_ADMIN_TOKEN SECKILL_JWT_SECRET
+# The loadtest plays many users from one address; keep the per-user buckets generous.
+export SECKILL_LIMITS_PER_USER_PER_SEC=50 SECKILL_LIMITS_PER_USER_BURST=50
+export SECKILL_RECONCILE_LEDGER_GRACE_SECS=5
+mariadb -h 127.0.0.1 -P "${SECKILL_STACK_MYSQL_PORT:-13306}" -u seckill -pseckill \
+  -e 'CREATE DATABASE IF NOT EXISTS seckill_quickstart'
+
+say "starting seckill all on $SECKILL_HTTP_ADDR (log: $LOG_DIR/seckill.log)"
+target/release/seckill all >"$LOG_DIR/seckill.log" 2>&1 &
+SECKILL_PID=$!
+cleanup() {
+  if kill -0 "$SECKILL_PID" 2>/dev/null; then
+    kill -TERM "$SECKILL_PID" 2>/dev/null || true
+    wait "$SECKILL_PID" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+
+# GET /readyz with bash alone (no curl needed on a fresh machine).
+ready() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$PORT" \
+    && printf 'GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3 \
+    && head -n1 <&3 | grep -q ' 200 ') 2>/dev/null
+}
+for _ in $(seq 1 120); do
+  if ready; then break; fi
+  kill -0 "$SECKILL_PID" 2>/dev/null || { tail -20 "$LOG_DIR/seckill.log"; echo "seckill exited" >&2; exit 1; }
+  sleep 0.5
+done
+ready || { tail -20 "$LOG_DIR/seckill.log"; echo "seckill did not become ready" >&2; exit 1; }
+
+say "loadtest: a sale of $STOCK units, $USERS users, $CONCURRENCY in flight for $DURATION"
+set +e
+target/release/loadtest --base-url "http://$SECKILL_HTTP_ADDR" --create-sale \
+  --stock "$STOCK" --per-user-limit 1 --users "$USERS" --concurrency "$CONCURRENCY" \
+  --duration "$DURATION" --verify --json "$LOG_DIR/loadtest.json" \
+  $( [ -t 1 ] || echo --no-progress )
+status=$?
+set -e
+
+say "stopping seckill (SIGTERM: finish requests, flush Kafka, commit the consumer)"
+cleanup
+trap - EXIT
+if [ $status -eq 0 ]; then
+  say "quickstart OK: the reconciliation report is clean (figures in $LOG_DIR/loadtest.json)"
+else
+  say "quickstart FAILED (exit $status); see $LOG_DIR/seckill.log"
+fi
+exit $status

@@ -1,0 +1,334 @@
+//! Command-line arguments and their validation into a [`Plan`].
+
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Load generator for seckill.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "loadtest", version, about)]
+pub struct Args {
+    /// Base URL of the seckill API.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub base_url: String,
+    /// Admin token (to create the sale and verify).
+    #[arg(
+        long,
+        env = "SECKILL_ADMIN_TOKEN",
+        default_value = "change-me-admin",
+        hide_env_values = true
+    )]
+    pub admin_token: String,
+    /// Secret that signs buyers' tokens (the loadtest acts as the login system).
+    #[arg(
+        long,
+        env = "SECKILL_JWT_SECRET",
+        default_value = "change-me-jwt-secret",
+        hide_env_values = true
+    )]
+    pub jwt_secret: String,
+    /// What to hit.
+    #[arg(long, value_enum, default_value_t = Endpoint::Buy)]
+    pub endpoint: Endpoint,
+    /// Create a one-item sale that starts now and target it.
+    #[arg(long, conflicts_with_all = ["sale", "item"])]
+    pub create_sale: bool,
+    /// Stock of the created sale.
+    #[arg(long, default_value_t = 10_000)]
+    pub stock: u64,
+    /// Per-user limit of the created sale.
+    #[arg(long, default_value_t = 1)]
+    pub per_user_limit: u64,
+    /// Existing sale to target.
+    #[arg(long, requires = "item")]
+    pub sale: Option<u64>,
+    /// Existing item to target.
+    #[arg(long, requires = "sale")]
+    pub item: Option<u64>,
+    /// Distinct simulated buyers.
+    #[arg(long, default_value_t = 100_000)]
+    pub users: u64,
+    /// Open loop: requests per second, latency measured from each request's intended start
+    /// (corrected for coordinated omission).
+    #[arg(long, conflicts_with = "concurrency")]
+    pub rate: Option<u64>,
+    /// Closed loop: requests in flight at once, each sent when the previous answered.
+    #[arg(long)]
+    pub concurrency: Option<u64>,
+    /// Connections used in open-loop mode.
+    #[arg(long, default_value_t = 256)]
+    pub connections: u64,
+    /// How long to run (e.g. 10s, 1m).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Stop after this many requests.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Per-request timeout.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    pub timeout: Duration,
+    /// After the run: wait for the consumer to drain, check the invariants through the admin
+    /// API and print the reconciliation report. Exit code 1 if anything is off.
+    #[arg(long)]
+    pub verify: bool,
+    /// Longest wait for the consumer to drain in --verify.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "120s")]
+    pub drain_timeout: Duration,
+    /// Write every figure as JSON to this file.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+    /// No progress bar (CI logs).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// The request the load consists of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    /// `POST /api/v1/sales/{sale}/items/{item}/orders` as random users.
+    Buy,
+    /// `GET /healthz` (the baseline for ratios).
+    Healthz,
+    /// `GET /api/v1/sales/{sale}` (the public sale page).
+    SalePage,
+}
+
+/// How load is offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "mode")]
+pub enum Mode {
+    /// Fixed arrival rate over `connections` connections.
+    OpenLoop {
+        /// Requests per second.
+        rate: u64,
+        /// Connections.
+        connections: u64,
+    },
+    /// Fixed number of requests in flight.
+    ClosedLoop {
+        /// Requests in flight.
+        concurrency: u64,
+    },
+}
+
+/// What to do, validated.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The arguments.
+    pub args: Args,
+    /// Open or closed loop.
+    pub mode: Mode,
+    /// Duration limit, if any.
+    pub duration: Option<Duration>,
+    /// Request limit, if any.
+    pub requests: Option<u64>,
+}
+
+/// A combination of arguments that cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ArgError(pub String);
+
+impl Args {
+    /// Checks the combination and turns it into a plan.
+    ///
+    /// # Errors
+    /// An [`ArgError`] saying which arguments conflict or are missing.
+    pub fn plan(self) -> Result<Plan, ArgError> {
+        let err = |m: &str| Err(ArgError(m.to_string()));
+        let mode = match (self.rate, self.concurrency) {
+            (Some(0), _) => return err("--rate must be at least 1"),
+            (_, Some(0)) => return err("--concurrency must be at least 1"),
+            (Some(rate), None) => {
+                if self.connections == 0 {
+                    return err("--connections must be at least 1");
+                }
+                Mode::OpenLoop {
+                    rate,
+                    connections: self.connections,
+                }
+            }
+            (None, Some(concurrency)) => Mode::ClosedLoop { concurrency },
+            (None, None) => {
+                return err("choose --rate R (open loop) or --concurrency C (closed loop)");
+            }
+            (Some(_), Some(_)) => return err("--rate and --concurrency exclude each other"),
+        };
+        if self.duration.is_none() && self.requests.is_none() {
+            return err("give --duration, --requests, or both");
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) || self.requests == Some(0) {
+            return err("--duration and --requests must be positive");
+        }
+        if self.endpoint != Endpoint::Healthz && !self.create_sale && self.sale.is_none() {
+            return err("give --create-sale or --sale ID --item ID");
+        }
+        if self.users == 0 {
+            return err("--users must be at least 1");
+        }
+        if self.create_sale && (self.stock == 0 || self.per_user_limit == 0) {
+            return err("--stock and --per-user-limit must be at least 1");
+        }
+        if self.verify && self.endpoint != Endpoint::Buy {
+            return err("--verify checks a buy run; use it with --endpoint buy");
+        }
+        if !(self.base_url.starts_with("http://")) {
+            return err("--base-url must be an http:// URL");
+        }
+        Ok(Plan {
+            duration: self.duration,
+            requests: self.requests,
+            mode,
+            args: self,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Plan, String> {
+        let mut all = vec!["loadtest"];
+        all.extend_from_slice(args);
+        Args::try_parse_from(all)
+            .map_err(|e| e.to_string())
+            .and_then(|a| a.plan().map_err(|e| e.0))
+    }
+
+    #[test]
+    fn a_closed_loop_run_against_a_new_sale_is_accepted() {
+        let p = parse(&["--create-sale", "--concurrency", "8", "--duration", "2s"]).unwrap();
+        assert_eq!(p.mode, Mode::ClosedLoop { concurrency: 8 });
+        assert_eq!(p.duration, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn an_open_loop_run_against_an_existing_item_is_accepted() {
+        let p = parse(&[
+            "--sale",
+            "1",
+            "--item",
+            "2",
+            "--rate",
+            "500",
+            "--requests",
+            "100",
+        ])
+        .unwrap();
+        assert_eq!(
+            p.mode,
+            Mode::OpenLoop {
+                rate: 500,
+                connections: 256
+            }
+        );
+        assert_eq!(p.requests, Some(100));
+    }
+
+    #[test]
+    fn conflicting_or_missing_arguments_are_refused() {
+        assert!(
+            parse(&["--create-sale", "--duration", "1s"])
+                .unwrap_err()
+                .contains("--rate")
+        );
+        assert!(
+            parse(&[
+                "--create-sale",
+                "--rate",
+                "1",
+                "--concurrency",
+                "1",
+                "--duration",
+                "1s"
+            ])
+            .is_err()
+        );
+        assert!(
+            parse(&["--create-sale", "--concurrency", "1"])
+                .unwrap_err()
+                .contains("--duration")
+        );
+        assert!(
+            parse(&["--concurrency", "1", "--duration", "1s"])
+                .unwrap_err()
+                .contains("--create-sale")
+        );
+        assert!(
+            parse(&["--sale", "1", "--concurrency", "1", "--duration", "1s"]).is_err(),
+            "--sale needs --item"
+        );
+        assert!(
+            parse(&[
+                "--create-sale",
+                "--sale",
+                "1",
+                "--item",
+                "1",
+                "--concurrency",
+                "1",
+                "--duration",
+                "1s"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["--create-sale", "--concurrency", "0", "--duration", "1s"]).is_err());
+        assert!(parse(&["--create-sale", "--rate", "0", "--duration", "1s"]).is_err());
+        assert!(parse(&["--create-sale", "--concurrency", "1", "--duration", "soon"]).is_err());
+        assert!(parse(&["--create-sale", "--concurrency", "1", "--requests", "0"]).is_err());
+        assert!(
+            parse(&[
+                "--create-sale",
+                "--stock",
+                "0",
+                "--concurrency",
+                "1",
+                "--requests",
+                "5"
+            ])
+            .is_err()
+        );
+        assert!(
+            parse(&[
+                "--endpoint",
+                "healthz",
+                "--verify",
+                "--concurrency",
+                "1",
+                "--requests",
+                "5"
+            ])
+            .is_err()
+        );
+        assert!(
+            parse(&[
+                "--base-url",
+                "ftp://x",
+                "--endpoint",
+                "healthz",
+                "--concurrency",
+                "1",
+                "--requests",
+                "5"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn healthz_needs_no_sale() {
+        assert!(
+            parse(&[
+                "--endpoint",
+                "healthz",
+                "--concurrency",
+                "4",
+                "--requests",
+                "10"
+            ])
+            .is_ok()
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! The loadtest harness, run in-process against a real app, verifies what the product promises.
+
+use loadtest::Args;
+
+use crate::helpers::{ADMIN_TOKEN, JWT_SECRET, spawn_app};
+
+fn args(base: &str, extra: &[&str]) -> Args {
+    use clap::Parser;
+    let mut all = vec![
+        "loadtest",
+        "--base-url",
+        base,
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--jwt-secret",
+        JWT_SECRET,
+        "--no-progress",
+    ];
+    all.extend_from_slice(extra);
+    Args::try_parse_from(all).unwrap()
+}
+
+#[tokio::test]
+async fn a_closed_loop_run_sells_the_stock_and_verifies_clean() {
+    let app = spawn_app().await;
+    let summary = loadtest::run(
+        args(
+            &app.base,
+            &[
+                "--create-sale",
+                "--stock",
+                "50",
+                "--per-user-limit",
+                "1",
+                "--users",
+                "400",
+                "--concurrency",
+                "16",
+                "--requests",
+                "1500",
+                "--verify",
+                "--drain-timeout",
+                "90s",
+            ],
+        ),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.requests, 1500);
+    assert_eq!(summary.outcomes.total(), 1500);
+    assert_eq!(summary.outcomes.reserved, 50, "{}", summary.render());
+    assert_eq!(summary.outcomes.errors + summary.outcomes.timeouts, 0);
+    let v = summary.verification.as_ref().expect("verified");
+    assert!(v.ok, "{}", summary.render());
+    assert_eq!((v.reservations, v.persisted_units, v.stock), (50, 50, 50));
+    assert_eq!(summary.reconciliation.as_ref().unwrap()["ok"], true);
+    assert!(summary.latency.p50_ms > 0.0);
+}
+
+#[tokio::test]
+async fn an_open_loop_run_offers_its_rate_and_counts_every_answer() {
+    let app = spawn_app().await;
+    let (sale, item) = app.create_live_sale(5, 1).await;
+    let (s, i) = (sale.to_string(), item.to_string());
+    let summary = loadtest::run(
+        args(
+            &app.base,
+            &[
+                "--sale",
+                &s,
+                "--item",
+                &i,
+                "--users",
+                "50",
+                "--rate",
+                "400",
+                "--connections",
+                "8",
+                "--duration",
+                "1s",
+            ],
+        ),
+        false,
+    )
+    .await
+    .unwrap();
+    // About 400 requests scheduled in one second, each counted once.
+    assert!(
+        (350..=401).contains(&summary.requests),
+        "{}",
+        summary.render()
+    );
+    assert_eq!(summary.outcomes.reserved, 5);
+    assert_eq!(
+        summary.outcomes.sold_out + summary.outcomes.limit_exceeded + summary.outcomes.reserved,
+        summary.requests,
+        "{}",
+        summary.render()
+    );
+}
+
+#[tokio::test]
+async fn verify_fails_when_the_stores_disagree() {
+    let app = spawn_app().await;
+    let summary = loadtest::run(
+        args(
+            &app.base,
+            &[
+                "--create-sale",
+                "--stock",
+                "5",
+                "--users",
+                "20",
+                "--concurrency",
+                "4",
+                "--requests",
+                "40",
+            ],
+        ),
+        false,
+    )
+    .await
+    .unwrap();
+    let (sale, item) = (summary.sale_id.unwrap(), summary.item_id.unwrap());
+    // Drift: the Redis stock key no longer balances with the ledger.
+    let keys = app.keys().item(sale, item);
+    let _: () = redis::cmd("SET")
+        .arg(&keys.stock)
+        .arg(3)
+        .arg("KEEPTTL")
+        .query_async(&mut app.redis().get())
+        .await
+        .unwrap();
+    let (s, i) = (sale.to_string(), item.to_string());
+    let again = loadtest::run(
+        args(
+            &app.base,
+            &[
+                "--sale",
+                &s,
+                "--item",
+                &i,
+                "--users",
+                "20",
+                "--concurrency",
+                "2",
+                "--requests",
+                "4",
+                "--verify",
+            ],
+        ),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(!again.passed());
+    let v = again.verification.unwrap();
+    assert!(!v.ok);
+    assert!(
+        v.problems.iter().any(|p| p.contains("stock_balance")),
+        "{v:?}"
+    );
+}

@@ -1,7 +1,7 @@
 //! Queries over `orders`, above all the batch persistence the consumer runs.
 //!
 //! Invariant: `sale_items.stock` only goes down inside [`persist_batch`], under
-//! `SELECT ... FOR UPDATE` on the item row, in the same transaction that inserts the orders.
+//! `SELECT ... FOR UPDATE` on the item rows, in the same transaction that inserts the orders.
 //! Items are locked in id order, so two consumers never deadlock on each other.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -75,9 +75,20 @@ struct Decided<'a> {
     reject: Option<&'static str>,
 }
 
-/// Persists a batch of events in one transaction: per item (in id order) lock the row, skip
-/// order ids already stored, check MySQL-side stock and per-user totals, insert, decrement.
-/// An order MySQL cannot honour is stored as `rejected` with its reason, never dropped.
+/// An item row locked for the batch.
+#[derive(sqlx::FromRow)]
+struct LockedItem {
+    id: u64,
+    sale_id: u64,
+    stock: u32,
+    per_user_limit: u32,
+    price_cents: u64,
+}
+
+/// Persists a batch of events in one transaction: lock the batch's item rows (one statement,
+/// in id order), skip order ids already stored, check MySQL-side stock and per-user totals,
+/// insert, decrement. A handful of statements per batch however many items it spans. An order
+/// MySQL cannot honour is stored as `rejected` with its reason, never dropped.
 ///
 /// # Errors
 /// The database failed; the transaction is rolled back and nothing is written.
@@ -87,89 +98,74 @@ pub async fn persist_batch(
 ) -> Result<BatchOutcome, sqlx::Error> {
     let mut outcome = BatchOutcome::default();
     let mut seen = HashSet::with_capacity(events.len());
-    let mut by_item: BTreeMap<u64, Vec<&OrderReserved>> = BTreeMap::new();
+    let mut unique = Vec::with_capacity(events.len());
     for e in events {
         if seen.insert(e.order_id) {
-            by_item.entry(e.item_id).or_default().push(e);
+            unique.push(e);
         } else {
             outcome.duplicates += 1;
         }
     }
-    let mut tx = pool.begin().await?;
-    for (item_id, events) in by_item {
-        let item = persist_item(&mut tx, item_id, &events).await?;
-        outcome.persisted += item.persisted;
-        outcome.rejected += item.rejected;
-        outcome.duplicates += item.duplicates;
-    }
-    tx.commit().await?;
-    Ok(outcome)
-}
-
-async fn persist_item(
-    tx: &mut Transaction<'_, MySql>,
-    item_id: u64,
-    events: &[&OrderReserved],
-) -> Result<BatchOutcome, sqlx::Error> {
-    let mut outcome = BatchOutcome::default();
-    let row: Option<(u64, u32, u32, u64)> = sqlx::query_as(
-        "SELECT sale_id, stock, per_user_limit, price_cents FROM sale_items WHERE id = ? FOR UPDATE",
-    )
-    .bind(item_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-
-    let existing = existing_ids(tx, events).await?;
-    let fresh: Vec<&OrderReserved> = events
-        .iter()
-        .copied()
-        .filter(|e| !existing.contains(&e.order_id))
-        .collect();
-    outcome.duplicates += (events.len() - fresh.len()) as u64;
-    if fresh.is_empty() {
+    if unique.is_empty() {
         return Ok(outcome);
     }
-
-    let decided: Vec<Decided<'_>> = match row {
-        None => fresh
-            .iter()
-            .map(|e| Decided {
-                event: e,
-                sale_id: e.sale_id,
-                price_cents: e.price_cents,
-                reject: Some("unknown_item"),
-            })
-            .collect(),
-        Some((sale_id, stock, limit, price_cents)) => {
-            let mut totals = user_totals(tx, item_id, &fresh).await?;
-            let mut remaining = u64::from(stock);
-            fresh
-                .iter()
-                .map(|e| {
-                    let qty = u64::from(e.quantity);
-                    let held = totals.entry(e.user_id.as_str()).or_insert(0);
-                    let reject = if *held + qty > u64::from(limit) {
-                        Some("user_limit")
-                    } else if qty > remaining {
-                        Some("stock_exhausted")
-                    } else {
-                        *held += qty;
-                        remaining -= qty;
-                        None
-                    };
-                    if e.sale_id != sale_id {
-                        tracing::warn!(order_id = %e.order_id, item_id, "event names another sale than the item row");
-                    }
-                    Decided {
-                        event: e,
-                        sale_id,
-                        price_cents,
-                        reject,
-                    }
-                })
-                .collect()
-        }
+    let item_ids: Vec<u64> = {
+        let set: BTreeMap<u64, ()> = unique.iter().map(|e| (e.item_id, ())).collect();
+        set.into_keys().collect()
     };
+
+    let mut tx = pool.begin().await?;
+    let items = lock_items(&mut tx, &item_ids).await?;
+    let existing = existing_ids(&mut tx, &unique).await?;
+    let fresh: Vec<&OrderReserved> = unique
+        .into_iter()
+        .filter(|e| !existing.contains(&e.order_id))
+        .collect();
+    outcome.duplicates += existing.len() as u64;
+    if fresh.is_empty() {
+        tx.commit().await?;
+        return Ok(outcome);
+    }
+    let mut totals = user_totals(&mut tx, &fresh).await?;
+
+    let mut remaining: HashMap<u64, u64> =
+        items.iter().map(|i| (i.id, u64::from(i.stock))).collect();
+    let mut units: BTreeMap<u64, u64> = BTreeMap::new();
+    let decided: Vec<Decided<'_>> = fresh
+        .iter()
+        .map(|e| {
+            let Some(item) = items.iter().find(|i| i.id == e.item_id) else {
+                return Decided {
+                    event: e,
+                    sale_id: e.sale_id,
+                    price_cents: e.price_cents,
+                    reject: Some("unknown_item"),
+                };
+            };
+            let qty = u64::from(e.quantity);
+            let held = totals.entry((e.item_id, e.user_id.as_str())).or_insert(0);
+            let left = remaining.entry(e.item_id).or_insert(0);
+            let reject = if *held + qty > u64::from(item.per_user_limit) {
+                Some("user_limit")
+            } else if qty > *left {
+                Some("stock_exhausted")
+            } else {
+                *held += qty;
+                *left -= qty;
+                *units.entry(e.item_id).or_insert(0) += qty;
+                None
+            };
+            if e.sale_id != item.sale_id {
+                tracing::warn!(order_id = %e.order_id, item_id = e.item_id, "event names another sale than the item row");
+            }
+            Decided {
+                event: e,
+                sale_id: item.sale_id,
+                price_cents: item.price_cents,
+                reject,
+            }
+        })
+        .collect();
 
     for chunk in decided.chunks(CHUNK) {
         let mut insert = QueryBuilder::<MySql>::new(
@@ -193,32 +189,57 @@ async fn persist_item(
                 .push_bind(d.reject)
                 .push_bind(reserved_at);
         });
-        insert.build().execute(&mut **tx).await?;
+        insert.build().execute(&mut *tx).await?;
     }
 
-    let units: u64 = decided
-        .iter()
-        .filter(|d| d.reject.is_none())
-        .map(|d| u64::from(d.event.quantity))
-        .sum();
+    if !units.is_empty() {
+        let mut update =
+            QueryBuilder::<MySql>::new("UPDATE sale_items SET stock = stock - CASE id");
+        for (id, n) in &units {
+            update
+                .push(" WHEN ")
+                .push_bind(*id)
+                .push(" THEN ")
+                .push_bind(*n);
+        }
+        update.push(" END, version = version + 1 WHERE id IN (");
+        let mut sep = update.separated(", ");
+        for id in units.keys() {
+            sep.push_bind(*id);
+        }
+        update.push(")");
+        update.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+
     outcome.persisted = decided.iter().filter(|d| d.reject.is_none()).count() as u64;
     outcome.rejected = decided.len() as u64 - outcome.persisted;
     for d in decided.iter().filter(|d| d.reject.is_some()) {
         tracing::warn!(
             order_id = %d.event.order_id,
-            item_id,
+            item_id = d.event.item_id,
             reason = d.reject.unwrap_or_default(),
             "order rejected by MySQL (Redis and MySQL disagree; reconciliation will show it)"
         );
     }
-    if units > 0 {
-        sqlx::query("UPDATE sale_items SET stock = stock - ?, version = version + 1 WHERE id = ?")
-            .bind(units)
-            .bind(item_id)
-            .execute(&mut **tx)
-            .await?;
-    }
     Ok(outcome)
+}
+
+/// Locks the item rows of a batch in one statement; InnoDB takes the locks in primary-key
+/// order, so two consumers locking overlapping items never deadlock on each other.
+async fn lock_items(
+    tx: &mut Transaction<'_, MySql>,
+    ids: &[u64],
+) -> Result<Vec<LockedItem>, sqlx::Error> {
+    let mut q = QueryBuilder::<MySql>::new(
+        "SELECT id, sale_id, stock, per_user_limit, price_cents FROM sale_items WHERE id IN (",
+    );
+    let mut sep = q.separated(", ");
+    for id in ids {
+        sep.push_bind(*id);
+    }
+    q.push(") ORDER BY id FOR UPDATE");
+    q.build_query_as().fetch_all(&mut **tx).await
 }
 
 async fn existing_ids(
@@ -239,37 +260,41 @@ async fn existing_ids(
     Ok(found)
 }
 
+/// Persisted units per (item, user) among the batch's buyers, probing the
+/// `(item_id, user_id, status)` index with exactly the pairs the batch holds.
 async fn user_totals<'e>(
     tx: &mut Transaction<'_, MySql>,
-    item_id: u64,
     events: &[&'e OrderReserved],
-) -> Result<HashMap<&'e str, u64>, sqlx::Error> {
-    let users: Vec<&'e str> = {
+) -> Result<HashMap<(u64, &'e str), u64>, sqlx::Error> {
+    let pairs: Vec<(u64, &'e str)> = {
         let mut set = HashSet::new();
         events
             .iter()
-            .map(|e| e.user_id.as_str())
-            .filter(|u| set.insert(*u))
+            .map(|e| (e.item_id, e.user_id.as_str()))
+            .filter(|p| set.insert(*p))
             .collect()
     };
-    let mut totals: HashMap<&'e str, u64> = HashMap::with_capacity(users.len());
-    for chunk in users.chunks(CHUNK) {
+    let mut totals = HashMap::with_capacity(pairs.len());
+    for chunk in pairs.chunks(CHUNK) {
         let mut q = QueryBuilder::<MySql>::new(
-            "SELECT user_id, CAST(SUM(quantity) AS SIGNED) FROM orders WHERE item_id = ",
+            "SELECT item_id, user_id, CAST(SUM(quantity) AS SIGNED) FROM orders WHERE (item_id, user_id, status) IN (",
         );
-        q.push_bind(item_id);
-        q.push(" AND status = ");
-        q.push_bind(STATUS_PERSISTED);
-        q.push(" AND user_id IN (");
         let mut sep = q.separated(", ");
-        for u in chunk {
-            sep.push_bind(*u);
+        for (item, user) in chunk {
+            sep.push("(")
+                .push_bind_unseparated(*item)
+                .push_unseparated(", ")
+                .push_bind_unseparated(*user)
+                .push_unseparated(", ")
+                .push_bind_unseparated(STATUS_PERSISTED)
+                .push_unseparated(")");
         }
-        q.push(") GROUP BY user_id");
-        let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut **tx).await?;
-        for (user, units) in rows {
-            if let Some(u) = chunk.iter().find(|u| **u == user) {
-                totals.insert(u, units.max(0) as u64);
+        q.push(") GROUP BY item_id, user_id");
+        let rows: Vec<(u64, String, i64)> = q.build_query_as().fetch_all(&mut **tx).await?;
+        let asked: HashSet<&'e str> = chunk.iter().map(|(_, u)| *u).collect();
+        for (item, user, units) in rows {
+            if let Some(u) = asked.get(user.as_str()) {
+                totals.insert((item, *u), units.max(0) as u64);
             }
         }
     }

@@ -303,3 +303,27 @@ async fn two_consumers_in_one_group_persist_every_order_once() {
     a.wait().unwrap();
     b.wait().unwrap();
 }
+
+#[tokio::test]
+async fn a_later_batch_sees_the_units_a_user_already_holds_in_mysql() {
+    let app = crate::helpers::spawn_roles(test_settings(&STACK.kafka_brokers).await, false).await;
+    let (sale, item) = app.create_live_sale(10, 2).await;
+    let first = vec![
+        OrderReserved::new(Uuid::now_v7(), sale, item, "holder", 2, 1, 0),
+        OrderReserved::new(Uuid::now_v7(), sale, item, "other", 1, 1, 0),
+    ];
+    let out = seckill::store::orders::persist_batch(app.db(), &first)
+        .await
+        .unwrap();
+    assert_eq!((out.persisted, out.rejected, out.duplicates), (2, 0, 0));
+    let second = vec![
+        OrderReserved::new(Uuid::now_v7(), sale, item, "holder", 1, 1, 0),
+        OrderReserved::new(Uuid::now_v7(), sale, item, "other", 1, 1, 0),
+        first[0].clone(),
+    ];
+    let out = seckill::store::orders::persist_batch(app.db(), &second)
+        .await
+        .unwrap();
+    assert_eq!((out.persisted, out.rejected, out.duplicates), (1, 1, 1));
+    assert_eq!(mysql_figures(app.db(), item).await, (4, 4, 6));
+}

@@ -69,12 +69,16 @@ remaining = redis.call('DECRBY', KEYS[1], qty)
 redis.call('HINCRBY', KEYS[3], user, qty)
 redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
 redis.call('ZADD', KEYS[5], now, ARGV[3])
-local expire_at = meta[4]
-redis.call('PEXPIREAT', KEYS[3], expire_at)
-redis.call('PEXPIREAT', KEYS[4], expire_at)
-redis.call('PEXPIREAT', KEYS[5], expire_at)
 if idem_field then
   redis.call('HSET', KEYS[6], idem_field, ARGV[3])
+end
+-- Every key expires with the sale. A key gets its expiry when this call created it (it then
+-- holds exactly one entry); later writes keep it, so the common case writes no expiry at all.
+local expire_at = meta[4]
+if redis.call('HLEN', KEYS[3]) == 1 then redis.call('PEXPIREAT', KEYS[3], expire_at) end
+if redis.call('HLEN', KEYS[4]) == 1 then redis.call('PEXPIREAT', KEYS[4], expire_at) end
+if redis.call('ZCARD', KEYS[5]) == 1 then redis.call('PEXPIREAT', KEYS[5], expire_at) end
+if idem_field and redis.call('HLEN', KEYS[6]) == 1 then
   redis.call('PEXPIREAT', KEYS[6], expire_at)
 end
 return {1, ARGV[3], remaining}

@@ -1,9 +1,12 @@
 //! The buy path: gates, then one atomic Lua call, then the order handed to the outbox.
 //!
-//! Order of work is cheapest first: token buckets (memory), the cached sale window (memory),
-//! the local sold-out flag (memory), and only then Redis. The HTTP answer does not wait for
-//! Kafka: the reservation is durable in the Redis ledger the moment the script returns, and
-//! the outbox delivers it (see `outbox`).
+//! Order of work is cheapest first, all in memory until the script: the instance's token
+//! bucket, the cached sale window, the local sold-out flag, then the buyer's token and bucket,
+//! and only then Redis. Window and sold-out answers come before authentication on purpose:
+//! they are public facts (the sale page shows them), and after a sell-out they are the answer
+//! to almost every request, so they must cost as little as a health check. The HTTP answer
+//! does not wait for Kafka: the reservation is durable in the Redis ledger the moment the
+//! script returns, and the outbox delivers it (see `outbox`).
 
 use std::{net::IpAddr, sync::Arc, time::Instant};
 
@@ -12,6 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     api::error::ApiError,
+    auth::Authenticator,
     domain::{FieldError, IdempotencyKey, UserId},
     gate::{Catalog, Gates, Rejected, SoldOutFlags},
     kafka::events::OrderReserved,
@@ -27,8 +31,10 @@ pub struct BuyRequest<'a> {
     pub sale_id: u64,
     /// Item id from the path.
     pub item_id: u64,
-    /// The verified buyer.
-    pub user: &'a UserId,
+    /// The `Authorization` header, verified only after the public gates.
+    pub authorization: Option<&'a str>,
+    /// The gateway's user header (trusted-header mode).
+    pub trusted_user: Option<&'a str>,
     /// Units asked for (>= 1).
     pub quantity: u32,
     /// The client's idempotency key.
@@ -38,23 +44,28 @@ pub struct BuyRequest<'a> {
 }
 
 /// A successful buy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuyAnswer {
     /// A new reservation.
     Reserved {
         /// The new order.
         order_id: Uuid,
+        /// The buyer.
+        user: UserId,
     },
     /// A retry with the same idempotency key: the first answer again.
     Replayed {
         /// The order of the first attempt.
         order_id: Uuid,
+        /// The buyer.
+        user: UserId,
     },
 }
 
 /// Runs buys.
 #[derive(Clone)]
 pub struct BuyService {
+    auth: Arc<Authenticator>,
     gates: Arc<Gates>,
     catalog: Catalog,
     sold_out: Arc<SoldOutFlags>,
@@ -66,6 +77,7 @@ pub struct BuyService {
 impl BuyService {
     /// A buy service over these parts.
     pub fn new(
+        auth: Arc<Authenticator>,
         gates: Arc<Gates>,
         catalog: Catalog,
         sold_out: Arc<SoldOutFlags>,
@@ -74,6 +86,7 @@ impl BuyService {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            auth,
             gates,
             catalog,
             sold_out,
@@ -121,7 +134,6 @@ impl BuyService {
 
     async fn run(&self, req: &BuyRequest<'_>) -> Result<BuyAnswer, ApiError> {
         self.gate(self.gates.check_global())?;
-        self.gate(self.gates.check_user(req.user.as_ref()))?;
         if let Some(ip) = req.client_ip {
             self.gate(self.gates.check_ip(ip))?;
         }
@@ -139,13 +151,6 @@ impl BuyService {
         if now >= meta.ends_at {
             return Err(ApiError::Ended);
         }
-        if req.quantity > meta.per_user_limit {
-            return Err(FieldError::new(
-                "quantity",
-                format!("at most {} per user", meta.per_user_limit),
-            )
-            .into());
-        }
         // A retry carrying an idempotency key must reach the script, which returns the first
         // answer (the buyer may be a winner whose response was lost); everyone else is
         // answered from the flag.
@@ -156,12 +161,21 @@ impl BuyService {
                 .inc();
             return Err(sold_out());
         }
+        let user = self.auth.buyer(req.authorization, req.trusted_user)?;
+        self.gate(self.gates.check_user(user.as_ref()))?;
+        if req.quantity > meta.per_user_limit {
+            return Err(FieldError::new(
+                "quantity",
+                format!("at most {} per user", meta.per_user_limit),
+            )
+            .into());
+        }
         let order_id = Uuid::now_v7();
         let event = OrderReserved::new(
             order_id,
             req.sale_id,
             req.item_id,
-            req.user.as_ref(),
+            user.as_ref(),
             req.quantity,
             meta.price_cents,
             now.timestamp_millis(),
@@ -171,7 +185,7 @@ impl BuyService {
             .stock
             .deduct(&stock_request(
                 &meta,
-                req.user.as_ref(),
+                user.as_ref(),
                 req.quantity,
                 order_id,
                 &payload,
@@ -188,10 +202,10 @@ impl BuyService {
                 }
                 tracing::debug!(%order_id, item_id = req.item_id, remaining, "reserved");
                 self.outbox
-                    .publish(req.sale_id, req.item_id, order_id, payload);
-                Ok(BuyAnswer::Reserved { order_id })
+                    .publish(req.sale_id, req.item_id, order_id, &payload);
+                Ok(BuyAnswer::Reserved { order_id, user })
             }
-            DeductOutcome::Replayed { order_id } => Ok(BuyAnswer::Replayed { order_id }),
+            DeductOutcome::Replayed { order_id } => Ok(BuyAnswer::Replayed { order_id, user }),
             DeductOutcome::SoldOut { remaining } if remaining <= 0 => {
                 self.sold_out.mark(req.item_id);
                 Err(sold_out())

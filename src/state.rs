@@ -42,7 +42,7 @@ pub struct Services {
     /// Ledger -> Kafka delivery.
     pub outbox: Outbox,
     /// Caller verification.
-    pub auth: Authenticator,
+    pub auth: Arc<Authenticator>,
     /// The buy path.
     pub buy: BuyService,
     /// Admin operations.
@@ -123,7 +123,9 @@ impl Services {
         .context("creating the Kafka producer failed")?;
         let outbox = Outbox::new(producer, stock.clone(), metrics.clone());
         let catalog = Catalog::new(db.clone());
+        let auth = Arc::new(Authenticator::new(&settings));
         let buy = BuyService::new(
+            auth.clone(),
             Arc::new(Gates::new(&settings.limits)),
             catalog.clone(),
             Arc::new(SoldOutFlags::new(Duration::from_millis(
@@ -155,7 +157,7 @@ impl Services {
         );
         Ok(Self {
             reconciler,
-            auth: Authenticator::new(&settings),
+            auth,
             settings,
             db,
             redis,

@@ -4,8 +4,7 @@ use std::net::SocketAddr;
 
 use axum::{
     Json, Router,
-    body::Bytes,
-    extract::{ConnectInfo, State},
+    extract::{ConnectInfo, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -19,6 +18,7 @@ use super::{
     extract::{ApiPath, Buyer, parse_json},
 };
 use crate::{
+    auth::TRUSTED_USER_HEADER,
     buy::{BuyAnswer, BuyRequest},
     domain::{FieldError, IdempotencyKey},
     state::AppState,
@@ -41,14 +41,24 @@ struct BuyBody {
     quantity: Option<i64>,
 }
 
+/// Largest buy body accepted (it holds one small number).
+const MAX_BODY: usize = 1024;
+
 async fn create_order(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Buyer(user): Buyer,
     ApiPath((sale_id, item_id)): ApiPath<(u64, u64)>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> ApiResult<Response> {
+    // Headers are read in place (extracting a HeaderMap would copy it on the hottest route).
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+        FieldError::new(
+            "body",
+            format!("unreadable or larger than {MAX_BODY} bytes: {e}"),
+        )
+    })?;
     let body: BuyBody = if body.iter().all(u8::is_ascii_whitespace) {
         BuyBody::default()
     } else {
@@ -73,15 +83,16 @@ async fn create_order(
         .buy(BuyRequest {
             sale_id,
             item_id,
-            user: &user,
+            authorization: header_str(headers, "authorization"),
+            trusted_user: header_str(headers, TRUSTED_USER_HEADER),
             quantity,
             idempotency_key: idempotency_key.as_ref(),
             client_ip: Some(peer.ip()),
         })
         .await?;
     let (order_id, replayed) = match answer {
-        BuyAnswer::Reserved { order_id } => (order_id, false),
-        BuyAnswer::Replayed { order_id } => (order_id, true),
+        BuyAnswer::Reserved { order_id, .. } => (order_id, false),
+        BuyAnswer::Replayed { order_id, .. } => (order_id, true),
     };
     let mut response = (
         StatusCode::ACCEPTED,
@@ -102,6 +113,10 @@ async fn create_order(
         h.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 async fn get_order(

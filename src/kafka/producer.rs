@@ -6,7 +6,7 @@ use std::time::Duration;
 use rdkafka::{
     error::KafkaError,
     message::{Header, OwnedHeaders},
-    producer::{FutureProducer, FutureRecord, Producer},
+    producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer},
 };
 
 use super::KafkaEndpoint;
@@ -49,6 +49,16 @@ impl OrderProducer {
     /// The topic written to.
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// Queues one message without waiting; the future resolves on the broker's ack (or its
+    /// failure after the message timeout).
+    ///
+    /// # Errors
+    /// The local queue is full.
+    pub fn enqueue(&self, key: &str, payload: &[u8]) -> Result<DeliveryFuture, KafkaError> {
+        let record = FutureRecord::to(&self.topic).key(key).payload(payload);
+        self.producer.send_result(record).map_err(|(e, _)| e)
     }
 
     /// Sends one message and waits for the broker's acknowledgement.

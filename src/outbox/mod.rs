@@ -8,12 +8,14 @@
 //! order ids it already stored. The ledger itself is never trimmed; it expires with the sale
 //! plus the grace period.
 
+mod pipeline;
+
 use std::{sync::Arc, time::Duration, time::Instant};
 
 use chrono::Utc;
 use redis::AsyncCommands;
 use sqlx::MySqlPool;
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
@@ -47,17 +49,20 @@ pub struct Outbox {
     producer: OrderProducer,
     stock: StockService,
     metrics: Arc<Metrics>,
-    tasks: TaskTracker,
+    pipeline: pipeline::Pipeline,
 }
 
 impl Outbox {
     /// An outbox over `stock`'s Redis, delivering with `producer`.
+    ///
+    /// Must be called inside a Tokio runtime: it starts the delivery pipeline's task.
     pub fn new(producer: OrderProducer, stock: StockService, metrics: Arc<Metrics>) -> Self {
+        let pipeline = pipeline::Pipeline::start(stock.clone(), metrics.clone());
         Self {
             producer,
             stock,
             metrics,
-            tasks: TaskTracker::new(),
+            pipeline,
         }
     }
 
@@ -66,14 +71,17 @@ impl Outbox {
         &self.producer
     }
 
-    /// Starts delivering one fresh reservation in the background.
-    pub fn publish(&self, sale_id: u64, item_id: u64, order_id: Uuid, payload: Vec<u8>) {
-        let this = self.clone();
-        self.tasks.spawn(async move {
-            if let Err(e) = this.deliver(sale_id, item_id, order_id, &payload).await {
-                tracing::warn!(%order_id, item_id, error.message = %e, "order not delivered to Kafka yet; the outbox relay will retry");
+    /// Starts delivering one fresh reservation in the background: the message is queued in
+    /// the producer and the pipeline marks it delivered on the broker's ack, batching the
+    /// Redis writes. If it cannot even be queued, it stays in the outbox for the relay.
+    pub fn publish(&self, sale_id: u64, item_id: u64, order_id: Uuid, payload: &[u8]) {
+        match self.producer.enqueue(&item_id.to_string(), payload) {
+            Ok(delivery) => self.pipeline.track(sale_id, item_id, order_id, delivery),
+            Err(e) => {
+                self.metrics.kafka_produce_errors.inc();
+                tracing::warn!(%order_id, item_id, error.message = %e, "order not queued for Kafka; the outbox relay will send it");
             }
-        });
+        }
     }
 
     /// Sends one ledger entry and, on the broker's ack, removes it from the outbox set.
@@ -218,15 +226,10 @@ impl Outbox {
         leader.step_down().await;
     }
 
-    /// Waits for background deliveries to finish (up to `timeout`), then flushes the producer.
+    /// Waits for background deliveries to be acknowledged and recorded (up to `timeout`),
+    /// then flushes the producer. Reservations published afterwards stay for the relay.
     pub async fn drain(&self, timeout: Duration) {
-        self.tasks.close();
-        if tokio::time::timeout(timeout, self.tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("shutdown: some deliveries still pending; the relay will re-emit them");
-        }
+        self.pipeline.stop(timeout).await;
         let producer = self.producer.clone();
         let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
     }

@@ -1,0 +1,162 @@
+//! The delivery pipeline of fresh reservations: one task awaits every queued message's
+//! delivery future and records acks in Redis in batches (one `ZREM` per item per flush),
+//! instead of a task and a round trip per order.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use futures::{FutureExt, StreamExt, stream::FuturesUnordered};
+use rdkafka::producer::DeliveryFuture;
+use tokio::{sync::mpsc, task::JoinHandle};
+use uuid::Uuid;
+
+use crate::{metrics::Metrics, stock::StockService};
+
+/// Acks gathered before a flush is forced.
+const FLUSH_AT: usize = 256;
+/// Longest an ack waits before it is written to Redis.
+const FLUSH_EVERY: Duration = Duration::from_millis(5);
+
+enum Msg {
+    Track {
+        sale_id: u64,
+        item_id: u64,
+        order_id: Uuid,
+        started: Instant,
+        delivery: DeliveryFuture,
+    },
+    Stop(Duration),
+}
+
+/// Handle on the pipeline task.
+#[derive(Clone)]
+pub struct Pipeline {
+    tx: mpsc::UnboundedSender<Msg>,
+    stopped: Arc<AtomicBool>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Pipeline {
+    /// Starts the pipeline task.
+    pub fn start(stock: StockService, metrics: Arc<Metrics>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(rx, stock, metrics.clone()));
+        Self {
+            tx,
+            stopped: Arc::new(AtomicBool::new(false)),
+            task: Arc::new(Mutex::new(Some(task))),
+            metrics,
+        }
+    }
+
+    /// Follows one queued message until its ack.
+    pub fn track(&self, sale_id: u64, item_id: u64, order_id: Uuid, delivery: DeliveryFuture) {
+        if self.stopped.load(Ordering::Relaxed) {
+            return; // shutting down: the entry stays in the outbox for the relay
+        }
+        self.metrics.kafka_in_flight.inc();
+        let msg = Msg::Track {
+            sale_id,
+            item_id,
+            order_id,
+            started: Instant::now(),
+            delivery,
+        };
+        if self.tx.send(msg).is_err() {
+            self.metrics.kafka_in_flight.dec();
+        }
+    }
+
+    /// Stops taking new messages, waits up to `timeout` for those in flight, records their
+    /// acks and ends the task.
+    pub async fn stop(&self, timeout: Duration) {
+        self.stopped.store(true, Ordering::Relaxed);
+        let _ = self.tx.send(Msg::Stop(timeout));
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+type Acked = HashMap<(u64, u64), Vec<String>>;
+
+async fn run(mut rx: mpsc::UnboundedReceiver<Msg>, stock: StockService, metrics: Arc<Metrics>) {
+    let mut in_flight = FuturesUnordered::new();
+    let mut acked: Acked = HashMap::new();
+    let mut pending_acks = 0usize;
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            msg = rx.recv(), if deadline.is_none() => match msg {
+                Some(Msg::Track { sale_id, item_id, order_id, started, delivery }) => {
+                    in_flight.push(delivery.map(move |r| (sale_id, item_id, order_id, started, r)));
+                }
+                Some(Msg::Stop(timeout)) => deadline = Some(tokio::time::Instant::now() + timeout),
+                None => deadline = Some(tokio::time::Instant::now()),
+            },
+            Some((sale_id, item_id, order_id, started, result)) = in_flight.next() => {
+                metrics.kafka_in_flight.dec();
+                match result {
+                    Ok(Ok(_)) => {
+                        metrics.kafka_produce_latency.observe(started.elapsed().as_secs_f64());
+                        acked.entry((sale_id, item_id)).or_default().push(order_id.to_string());
+                        pending_acks += 1;
+                        if pending_acks >= FLUSH_AT {
+                            flush(&stock, &mut acked).await;
+                            pending_acks = 0;
+                        }
+                    }
+                    Ok(Err((e, _))) => {
+                        metrics.kafka_produce_errors.inc();
+                        tracing::warn!(%order_id, item_id, error.message = %e, "order not delivered to Kafka yet; the outbox relay will retry");
+                    }
+                    Err(_) => {
+                        metrics.kafka_produce_errors.inc();
+                        tracing::warn!(%order_id, item_id, "delivery report lost; the outbox relay will retry");
+                    }
+                }
+            },
+            _ = tick.tick() => {
+                if pending_acks > 0 {
+                    flush(&stock, &mut acked).await;
+                    pending_acks = 0;
+                }
+                if let Some(d) = deadline
+                    && (in_flight.is_empty() || tokio::time::Instant::now() >= d)
+                {
+                    if !in_flight.is_empty() {
+                        tracing::warn!(pending = in_flight.len(), "shutdown: deliveries still pending; the relay will re-emit them");
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    flush(&stock, &mut acked).await;
+}
+
+/// Removes acknowledged orders from their items' outbox sets, one command per item.
+async fn flush(stock: &StockService, acked: &mut Acked) {
+    for ((sale_id, item_id), ids) in acked.drain() {
+        let key = stock.keys().item(sale_id, item_id).outbox;
+        let mut conn = stock.redis().get();
+        let result: redis::RedisResult<i64> = redis::cmd("ZREM")
+            .arg(&key)
+            .arg(&ids)
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = result {
+            // Not fatal: the relay sends these again and the consumer dedupes them.
+            tracing::warn!(item_id, acks = ids.len(), error.message = %e, "recording Kafka acks failed");
+        }
+    }
+}

@@ -111,6 +111,12 @@ fn spawn_api_jobs(
             shutdown.clone(),
         )));
     }
+    jobs.push(tokio::spawn(crate::sale_page::invalidation::listen(
+        state.sale_pages.clone(),
+        state.redis.url().to_string(),
+        state.stock.keys().sale_invalidations(),
+        shutdown.clone(),
+    )));
     let gates = state.buy.gates().clone();
     let token = shutdown.clone();
     jobs.push(tokio::spawn(async move {

@@ -24,6 +24,7 @@ pub mod orders;
 pub mod outbox;
 pub mod reconcile;
 pub mod redis_pool;
+pub mod sale_page;
 pub mod sales;
 pub mod state;
 pub mod stock;

@@ -18,6 +18,7 @@ use crate::{
     outbox::Outbox,
     reconcile::Reconciler,
     redis_pool::RedisPool,
+    sale_page::SalePages,
     sales::SaleAdmin,
     stock::{Keys, ScriptRegistry, StockService},
     store,
@@ -51,6 +52,8 @@ pub struct Services {
     pub orders: OrderLookup,
     /// Reconciliation runs.
     pub reconciler: Reconciler,
+    /// The public sale page and its caches.
+    pub sale_pages: SalePages,
 }
 
 /// A cheap-to-clone handle on [`Services`], the axum state.
@@ -135,13 +138,26 @@ impl Services {
             outbox.clone(),
             metrics.clone(),
         );
+        let sale_pages = SalePages::new(
+            db.clone(),
+            stock.clone(),
+            lock.clone(),
+            &settings,
+            metrics.clone(),
+        );
+        let known = sale_pages
+            .rebuild_bloom()
+            .await
+            .context("rebuilding the Bloom filter of sale ids failed")?;
+        tracing::debug!(sales = known, "Bloom filter of sale ids rebuilt");
         let admin = SaleAdmin::new(
             db.clone(),
             stock.clone(),
             lock.clone(),
             catalog,
             settings.sale.clone(),
-        );
+        )
+        .with_listener(Arc::new(sale_pages.clone()));
         let orders = OrderLookup::new(
             db.clone(),
             stock.clone(),
@@ -156,6 +172,7 @@ impl Services {
             metrics.clone(),
         );
         Ok(Self {
+            sale_pages,
             reconciler,
             auth,
             settings,

@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
             post(create_order),
         )
         .route("/api/v1/orders/{order_id}", get(get_order))
+        .route("/api/v1/sales/{sale_id}", get(sale_page))
 }
 
 /// The buy body; empty means one unit.
@@ -125,4 +126,18 @@ async fn get_order(
     ApiPath(order_id): ApiPath<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(state.orders.find(order_id, &user).await?))
+}
+
+/// The public sale page (no token): window, phase, items, approximate remaining stock.
+async fn sale_page(
+    State(state): State<AppState>,
+    ApiPath(sale_id): ApiPath<u64>,
+) -> ApiResult<Response> {
+    match state.sale_pages.page(sale_id).await {
+        Ok(body) => Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response()),
+        Err(crate::sale_page::PageError::NotFound) => Err(crate::api::ApiError::NotFound("sale")),
+        Err(crate::sale_page::PageError::Store(e)) => Err(crate::api::ApiError::Unavailable(
+            format!("the sale page is unavailable: {e}"),
+        )),
+    }
 }

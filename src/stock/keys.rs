@@ -74,9 +74,19 @@ impl Keys {
         format!("{}sk:sale:{{s{sale_id}}}:detail", self.prefix)
     }
 
-    /// The Bloom filter of existing sale ids.
+    /// The Bloom filter of existing sale ids (tagged, so its rebuild key shares its slot).
     pub fn sale_bloom(&self) -> String {
-        format!("{}sk:sales:bloom", self.prefix)
+        format!("{}sk:{{sales}}:bloom", self.prefix)
+    }
+
+    /// A temporary key a Bloom filter is rebuilt under before it replaces the live one.
+    pub fn sale_bloom_rebuild(&self, unique: &str) -> String {
+        format!("{}sk:{{sales}}:bloom:rebuild:{unique}", self.prefix)
+    }
+
+    /// A sale id known not to exist (short-lived negative entry).
+    pub fn sale_missing(&self, sale_id: u64) -> String {
+        format!("{}sk:sale:{{s{sale_id}}}:missing", self.prefix)
     }
 
     /// The pub/sub channel on which sale changes are announced to every instance.

@@ -20,8 +20,17 @@ fn sale_body(starts_in: Duration, lasts: Duration) -> Value {
     })
 }
 
-/// Every key under the app's prefix.
+/// Every key of a sale (not the instance-wide Bloom filter or locks) under the app's prefix.
 async fn keys_of(app: &TestApp) -> Vec<String> {
+    all_keys_of(app)
+        .await
+        .into_iter()
+        .filter(|k| !k.contains(":lock:") && !k.contains("{sales}:bloom"))
+        .collect()
+}
+
+/// Every key under the app's prefix.
+async fn all_keys_of(app: &TestApp) -> Vec<String> {
     let mut conn = app.redis().get();
     let pattern = format!("{}*", app.keys().prefix());
     let mut cursor: u64 = 0;
@@ -487,9 +496,10 @@ async fn prewarm_waits_for_another_instances_lock_and_then_gives_up_with_409() {
     assert_eq!(err["code"], "prewarm_in_progress");
     let keys = keys_of(&app).await;
     assert!(
-        keys.iter().all(|k| k.contains(":lock:")),
+        keys.is_empty(),
         "nothing warmed while the lock is held: {keys:?}"
     );
+    assert!(all_keys_of(&app).await.iter().any(|k| k.contains(":lock:")));
     app.services.lock.release(&guard).await.unwrap();
     let (status, _) = app
         .admin(Method::POST, &format!("/admin/v1/sales/{id}/prewarm"), None)

@@ -10,4 +10,5 @@ mod loadtest;
 mod lua_scripts;
 mod outbox;
 mod reconcile;
+mod sale_page;
 mod stack;

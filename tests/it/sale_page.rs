@@ -1,0 +1,239 @@
+//! The public sale page: cache levels, penetration, breakdown, avalanche, invalidation.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use redis::AsyncCommands;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{STACK, TestApp, eventually, spawn_app, spawn_with, test_settings};
+
+fn mysql_loads(app: &TestApp) -> u64 {
+    app.services
+        .metrics
+        .cache_hits
+        .with_label_values(&["mysql"])
+        .get()
+}
+
+async fn upcoming_sale(app: &TestApp, minutes: i64) -> u64 {
+    let now = Utc::now();
+    let (status, sale) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/sales",
+            Some(json!({
+                "name": "Launch",
+                "starts_at": (now + chrono::Duration::minutes(minutes)).to_rfc3339(),
+                "ends_at": (now + chrono::Duration::minutes(minutes + 60)).to_rfc3339(),
+                "items": [{"sku": "p", "title": "Phone", "price_cents": 500, "stock": 10, "per_user_limit": 1}],
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    sale["id"].as_u64().unwrap()
+}
+
+async fn page(app: &TestApp, id: u64) -> (StatusCode, Value) {
+    let r = app
+        .http
+        .get(app.url(&format!("/api/v1/sales/{id}")))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_page_shows_the_sale_and_its_approximate_remaining_stock() {
+    let app = spawn_app().await;
+    let (sale, item) = app.create_live_sale(10, 1).await;
+    let (status, body) = page(&app, sale).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["name"], "test sale");
+    assert_eq!(body["phase"], "active");
+    assert_eq!(body["items"][0]["remaining"], 10);
+    assert_eq!(body["items"][0]["price_cents"], 1999);
+    app.buy(sale, item, "a", 1, None).await;
+    // Refreshed within about 100 ms.
+    eventually(Duration::from_secs(5), || async {
+        (page(&app, sale).await.1["items"][0]["remaining"] == 9).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_cold_requests_cost_at_most_two_mysql_queries() {
+    let app = spawn_app().await;
+    let sale = upcoming_sale(&app, 30).await;
+    let before = mysql_loads(&app);
+    let mut tasks = Vec::new();
+    for _ in 0..1_000 {
+        let (http, url) = (app.http.clone(), app.url(&format!("/api/v1/sales/{sale}")));
+        tasks.push(tokio::spawn(async move {
+            let r = http.get(url).send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }));
+    }
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["id"], sale);
+    }
+    let queries = mysql_loads(&app) - before;
+    assert!(
+        (1..=2).contains(&queries),
+        "{queries} MySQL queries for 1000 cold requests"
+    );
+}
+
+#[tokio::test]
+async fn unknown_ids_are_answered_404_almost_without_mysql() {
+    let app = spawn_app().await;
+    upcoming_sale(&app, 30).await;
+    let before = mysql_loads(&app);
+    let mut tasks = Vec::new();
+    for chunk in 0..50u64 {
+        let (http, base) = (app.http.clone(), app.base.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut not_found = 0;
+            for i in 0..200u64 {
+                let id = 1_000_000 + chunk * 7_919 + i * 104_729; // spread, never a real id
+                let r = http
+                    .get(format!("{base}/api/v1/sales/{id}"))
+                    .send()
+                    .await
+                    .unwrap();
+                if r.status() == StatusCode::NOT_FOUND {
+                    not_found += 1;
+                }
+            }
+            not_found
+        }));
+    }
+    let mut not_found = 0;
+    for t in tasks {
+        not_found += t.await.unwrap();
+    }
+    assert_eq!(not_found, 10_000);
+    let queries = mysql_loads(&app) - before;
+    assert!(
+        queries <= 100,
+        "{queries} MySQL queries for 10,000 unknown ids"
+    );
+    let rejected = app
+        .services
+        .metrics
+        .cache_rejections
+        .with_label_values(&["bloom"])
+        .get();
+    assert!(rejected >= 9_900, "the Bloom filter turned away {rejected}");
+}
+
+#[tokio::test]
+async fn a_change_through_one_instance_is_served_by_another_within_a_second() {
+    let settings = test_settings(&STACK.kafka_brokers).await;
+    let a = spawn_with(settings.clone()).await;
+    let b = spawn_with(settings).await;
+    let sale = upcoming_sale(&a, 30).await;
+    assert_eq!(
+        page(&b, sale).await.1["name"],
+        "Launch",
+        "b has the page cached"
+    );
+    let (status, _) = a
+        .admin(
+            Method::PATCH,
+            &format!("/admin/v1/sales/{sale}"),
+            Some(json!({"version": 1, "name": "Launch (moved)"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let changed = Instant::now();
+    loop {
+        if page(&b, sale).await.1["name"] == "Launch (moved)" {
+            break;
+        }
+        assert!(
+            changed.elapsed() < Duration::from_secs(1),
+            "b still serves the old name after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn cached_lifetimes_are_jittered_and_never_outlive_the_sale() {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.cache.redis_ttl_secs = 600;
+    settings.sale.grace_secs = 5;
+    let app = spawn_with(settings).await;
+    let mut ttls = Vec::new();
+    for _ in 0..12 {
+        let sale = upcoming_sale(&app, 30).await;
+        page(&app, sale).await;
+        let ttl: i64 = app
+            .redis()
+            .get()
+            .pttl(app.keys().sale_detail(sale))
+            .await
+            .unwrap();
+        ttls.push(ttl);
+    }
+    let (min, max) = (*ttls.iter().min().unwrap(), *ttls.iter().max().unwrap());
+    assert!(
+        min >= 480_000 - 2_000 && max <= 720_000,
+        "{ttls:?} within 600 s ± 20%"
+    );
+    assert!(max - min > 10_000, "lifetimes are spread: {ttls:?}");
+
+    // A sale ending in 20 s with 5 s of grace is cached at most 25 s, despite the 600 s base.
+    let now = Utc::now();
+    let (_, short) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/sales",
+            Some(json!({
+                "name": "short", "starts_at": now.to_rfc3339(),
+                "ends_at": (now + chrono::Duration::seconds(20)).to_rfc3339(),
+                "items": [{"sku": "s", "title": "S", "price_cents": 1, "stock": 1, "per_user_limit": 1}],
+            })),
+        )
+        .await;
+    let id = short["id"].as_u64().unwrap();
+    page(&app, id).await;
+    let ttl: i64 = app
+        .redis()
+        .get()
+        .pttl(app.keys().sale_detail(id))
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 25_000, "ttl {ttl} ms");
+}
+
+#[tokio::test]
+async fn two_cold_instances_share_one_fill_through_the_redis_mutex() {
+    let settings = test_settings(&STACK.kafka_brokers).await;
+    let a = spawn_with(settings.clone()).await;
+    let b = spawn_with(settings).await;
+    let sale = upcoming_sale(&a, 30).await;
+    let before = mysql_loads(&a) + mysql_loads(&b);
+    let mut tasks = Vec::new();
+    for i in 0..1_000 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let (http, url) = (app.http.clone(), app.url(&format!("/api/v1/sales/{sale}")));
+        tasks.push(tokio::spawn(async move {
+            http.get(url).send().await.unwrap().status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    let queries = mysql_loads(&a) + mysql_loads(&b) - before;
+    assert!(
+        (1..=2).contains(&queries),
+        "{queries} MySQL queries across two instances"
+    );
+}

@@ -1,4 +1,6 @@
-//! Logging: human-readable lines or JSON, filtered by the settings (or `RUST_LOG`).
+//! Logging: human-readable lines or JSON (one object per line, with the current request span:
+//! method, route, status, order id), filtered by the settings (or `RUST_LOG`). Logs go to
+//! stderr, so command output on stdout (reports, JSON) stays clean.
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -16,7 +18,8 @@ pub fn init(settings: &LogSettings) {
                 fmt::layer()
                     .json()
                     .with_current_span(true)
-                    .with_target(true),
+                    .with_target(true)
+                    .with_writer(std::io::stderr),
             )
             .try_init(),
         LogFormat::Text => registry

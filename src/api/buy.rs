@@ -95,6 +95,7 @@ async fn create_order(
         BuyAnswer::Reserved { order_id, .. } => (order_id, false),
         BuyAnswer::Replayed { order_id, .. } => (order_id, true),
     };
+    tracing::Span::current().record("order_id", tracing::field::display(order_id));
     let mut response = (
         StatusCode::ACCEPTED,
         Json(json!({

@@ -18,6 +18,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use tower::ServiceBuilder;
+use tracing::Instrument;
 
 use crate::state::AppState;
 
@@ -32,10 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(buy::router())
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            record_metrics,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(overloaded))
@@ -60,15 +58,22 @@ async fn overloaded(err: BoxError) -> Response {
     }
 }
 
-/// Counts every request by matched route and status (bounded labels: routes, not paths).
-async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let response = next.run(req).await;
+/// Wraps every request in a span (method, route, status, and the order id once the buy path
+/// knows it), so any log line inside carries them; counts it by route and status (bounded
+/// labels: route templates, not paths).
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route,
+        status = tracing::field::Empty,
+        order_id = tracing::field::Empty,
+    );
+    let response = next.run(req).instrument(span.clone()).await;
     let status = response.status();
-    let route = route.as_deref().unwrap_or("unmatched");
+    span.record("status", status.as_u16());
     state
         .metrics
         .http_requests

@@ -8,6 +8,7 @@ mod consumer;
 mod health;
 mod loadtest;
 mod lua_scripts;
+mod ops;
 mod outbox;
 mod reconcile;
 mod sale_page;

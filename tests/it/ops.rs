@@ -1,0 +1,309 @@
+//! Operating it: metrics that move by the right amounts, JSON logs with request spans, and a
+//! SIGTERM during load that loses nothing.
+
+use std::{
+    collections::HashSet,
+    io::{BufRead, BufReader},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use reqwest::StatusCode;
+use seckill::auth::mint_token;
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    ADMIN_TOKEN, JWT_SECRET, STACK, TestApp, eventually, free_port, mysql_figures, spawn_app,
+    test_settings, write_config,
+};
+
+/// The value of one sample line of the Prometheus text format.
+fn sample(text: &str, name: &str, labels: &str) -> f64 {
+    let prefix = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{labels}}} ")
+    };
+    text.lines()
+        .find(|l| l.starts_with(&prefix))
+        .and_then(|l| l[prefix.len()..].trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn scrape(app: &TestApp) -> String {
+    let r = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn metrics_move_by_the_right_amounts() {
+    let app = spawn_app().await;
+    let (sale, item) = app.create_live_sale(3, 1).await;
+    let before = scrape(&app).await;
+    for u in 0..5 {
+        app.buy(sale, item, &format!("m{u}"), 1, None).await;
+    }
+    let db = app.db().clone();
+    eventually(Duration::from_secs(60), || {
+        let db = db.clone();
+        async move { (mysql_figures(&db, item).await.0 == 3).then_some(()) }
+    })
+    .await;
+    let (status, _) = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/v1/sales/{sale}/reconcile"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let after = scrape(&app).await;
+    let delta =
+        |name: &str, labels: &str| sample(&after, name, labels) - sample(&before, name, labels);
+    let route = r#"route="/api/v1/sales/{sale_id}/items/{item_id}/orders""#;
+    assert_eq!(
+        delta("seckill_buy_outcomes_total", r#"code="reserved""#),
+        3.0,
+        "{after}"
+    );
+    assert_eq!(
+        delta("seckill_buy_outcomes_total", r#"code="sold_out""#),
+        2.0
+    );
+    assert_eq!(
+        delta(
+            "seckill_http_requests_total",
+            &format!(r#"{route},status="202""#)
+        ),
+        3.0
+    );
+    assert_eq!(
+        delta(
+            "seckill_http_requests_total",
+            &format!(r#"{route},status="409""#)
+        ),
+        2.0
+    );
+    assert_eq!(delta("seckill_buy_duration_seconds_count", ""), 5.0);
+    // The third reservation took the last unit and set the local flag: the two losers were
+    // answered from memory without running the script.
+    assert_eq!(
+        delta(
+            "seckill_script_duration_seconds_count",
+            r#"script="deduct.v1""#
+        ),
+        3.0
+    );
+    assert_eq!(
+        delta("seckill_gate_rejections_total", r#"gate="sold_out_flag""#),
+        2.0
+    );
+    assert_eq!(
+        delta("seckill_kafka_produce_duration_seconds_count", ""),
+        3.0
+    );
+    assert_eq!(
+        delta("seckill_consumer_orders_total", r#"outcome="persisted""#),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "seckill_reconcile_discrepancies",
+            &format!(r#"sale_id="{sale}""#)
+        ),
+        0.0
+    );
+    assert!(after.contains("seckill_consumer_lag "));
+    assert!(!after.contains("user_id"), "no user ids in labels");
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_span_and_order_id() {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    settings.log.format = seckill::config::LogFormat::Json;
+    let config = write_config(&settings);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_seckill"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "seckill=debug")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let base = format!("http://{}", settings.http.addr);
+    let http = reqwest::Client::new();
+    eventually(Duration::from_secs(60), || {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.get(format!("{base}/readyz"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+        }
+    })
+    .await;
+    let now = chrono::Utc::now();
+    let sale: Value = http
+        .post(format!("{base}/admin/v1/sales"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "logs", "starts_at": (now - chrono::Duration::seconds(1)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::minutes(5)).to_rfc3339(),
+            "items": [{"sku": "l", "title": "L", "price_cents": 1, "stock": 5, "per_user_limit": 1}]}))
+        .send().await.unwrap().json().await.unwrap();
+    let (s, i) = (
+        sale["id"].as_u64().unwrap(),
+        sale["items"][0]["id"].as_u64().unwrap(),
+    );
+    let r: Value = http
+        .post(format!("{base}/api/v1/sales/{s}/items/{i}/orders"))
+        .bearer_auth(mint_token(JWT_SECRET, "logger", 60).unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let order_id = r["order_id"].as_str().unwrap().to_string();
+    let found = eventually(Duration::from_secs(10), || {
+        let lines = lines.lock().unwrap().clone();
+        let order_id = order_id.clone();
+        async move {
+            lines.iter().find_map(|l| {
+                let v: Value = serde_json::from_str(l).ok()?;
+                (v["fields"]["order_id"] == order_id.as_str()).then_some(v)
+            })
+        }
+    })
+    .await;
+    assert_eq!(found["span"]["name"], "request");
+    assert_eq!(
+        found["span"]["route"],
+        "/api/v1/sales/{sale_id}/items/{item_id}/orders"
+    );
+    assert!(
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "every line is JSON"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_during_load_loses_no_confirmed_reservation() {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = write_config(&settings);
+    let base = format!("http://{}", settings.http.addr);
+    let http = reqwest::Client::new();
+    let start = || crate::helpers::spawn_process("all", &config);
+    let ready = |http: reqwest::Client, base: String| async move {
+        eventually(Duration::from_secs(60), || {
+            let (http, base) = (http.clone(), base.clone());
+            async move {
+                http.get(format!("{base}/readyz"))
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status() == 200)
+            }
+        })
+        .await;
+    };
+    let mut child = start();
+    ready(http.clone(), base.clone()).await;
+    let now = chrono::Utc::now();
+    let sale: Value = http
+        .post(format!("{base}/admin/v1/sales"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "term", "starts_at": (now - chrono::Duration::seconds(1)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::minutes(30)).to_rfc3339(),
+            "items": [{"sku": "t", "title": "T", "price_cents": 1, "stock": 100000, "per_user_limit": 1}]}))
+        .send().await.unwrap().json().await.unwrap();
+    let (sale_id, item) = (
+        sale["id"].as_u64().unwrap(),
+        sale["items"][0]["id"].as_u64().unwrap(),
+    );
+    let url = format!("{base}/api/v1/sales/{sale_id}/items/{item}/orders");
+    let confirmed = Arc::new(Mutex::new(HashSet::new()));
+    let mut workers = Vec::new();
+    for w in 0..16 {
+        let (http, url, confirmed) = (http.clone(), url.clone(), confirmed.clone());
+        workers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let token = mint_token(JWT_SECRET, &format!("t{w}-{i}"), 600).unwrap();
+                match http.post(&url).bearer_auth(token).send().await {
+                    Ok(r) if r.status() == StatusCode::ACCEPTED => {
+                        let body: Value = r.json().await.unwrap();
+                        confirmed
+                            .lock()
+                            .unwrap()
+                            .insert(body["order_id"].as_str().unwrap().to_string());
+                    }
+                    Ok(r) if r.status().is_server_error() => break,
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
+    eventually(Duration::from_secs(60), || {
+        let n = confirmed.lock().unwrap().len();
+        async move { (n >= 200).then_some(()) }
+    })
+    .await;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "a graceful shutdown exits 0, got {status}"
+    );
+    for w in workers {
+        w.await.unwrap();
+    }
+    let confirmed = confirmed.lock().unwrap().clone();
+
+    let mut child = start();
+    ready(http.clone(), base.clone()).await;
+    let db = sqlx::MySqlPool::connect(settings.mysql.url.expose())
+        .await
+        .unwrap();
+    let expected = confirmed.len() as i64;
+    eventually(Duration::from_secs(90), || {
+        let db = db.clone();
+        async move { (mysql_figures(&db, item).await.0 >= expected).then_some(()) }
+    })
+    .await;
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT order_id FROM orders WHERE item_id = ?")
+        .bind(item)
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    let persisted: HashSet<String> = ids.iter().map(|u| u.to_string()).collect();
+    let missing: Vec<_> = confirmed.difference(&persisted).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "confirmed but not persisted: {missing:?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

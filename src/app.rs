@@ -21,6 +21,8 @@ use crate::{
     store,
 };
 
+/// How often a stand-alone consumer refreshes its lag gauge.
+const CONSUMER_LAG_INTERVAL: Duration = Duration::from_secs(10);
 /// How often keyed token buckets are pruned.
 const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -205,6 +207,54 @@ impl ConsumerParts {
             producer: services.outbox.producer().clone(),
             metrics: services.metrics.clone(),
         }
+    }
+
+    /// Serves `/healthz`, `/readyz` (MySQL and Kafka) and `/metrics` on `addr` for a
+    /// stand-alone consumer, and refreshes the consumer-lag gauge, until `shutdown`.
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn serve_health(
+        &self,
+        addr: SocketAddr,
+        topic: String,
+        group: String,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (SECKILL_HTTP_ADDR)"))?;
+        tracing::info!(%addr, "consumer health and metrics endpoint");
+        let router = api::health::consumer_router(api::health::ConsumerProbe {
+            db: self.db.clone(),
+            kafka: self.kafka.clone(),
+            topic: topic.clone(),
+            metrics: self.metrics.clone(),
+        });
+        let (kafka, metrics, token) = (self.kafka.clone(), self.metrics.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                let (k, t, g) = (kafka.clone(), topic.clone(), group.clone());
+                if let Ok(Ok(lag)) =
+                    tokio::task::spawn_blocking(move || crate::kafka::lag::consumer_lag(&k, &t, &g))
+                        .await
+                {
+                    metrics.consumer_lag.set(lag);
+                }
+                tokio::select! {
+                    () = token.cancelled() => break,
+                    () = tokio::time::sleep(CONSUMER_LAG_INTERVAL) => {}
+                }
+            }
+        });
+        Ok(tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error.message = %e, "consumer health endpoint failed");
+            }
+        }))
     }
 
     /// Runs the consumer until `shutdown`.

@@ -29,7 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP API (admin + buy) with the outbox relay and the prewarm scheduler.
     Serve,
-    /// Run the order consumer: Kafka -> MySQL under row locks.
+    /// Run the order consumer: Kafka -> MySQL under row locks (health and metrics on
+    /// SECKILL_HTTP_ADDR).
     Consume,
     /// Reconcile one sale and print its report (exit code 1 when a check fails).
     Reconcile {
@@ -101,7 +102,17 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         Command::Consume => {
             let shutdown = shutdown_on_signals();
             let parts = ConsumerParts::connect(&settings).await?;
-            parts.run(&settings, shutdown).await?;
+            let health = parts
+                .serve_health(
+                    settings.http.addr,
+                    settings.kafka.topic.clone(),
+                    settings.kafka.group_id.clone(),
+                    shutdown.clone(),
+                )
+                .await?;
+            parts.run(&settings, shutdown.clone()).await?;
+            shutdown.cancel();
+            let _ = health.await;
             Ok(ExitCode::SUCCESS)
         }
         Command::All => {

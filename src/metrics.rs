@@ -7,6 +7,9 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// Prefix of every metric name.
+pub const NAMESPACE: &str = "seckill";
+
 /// Latency buckets in seconds, fine-grained below 10 ms where the hot path lives.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -63,7 +66,7 @@ impl Metrics {
     /// # Panics
     /// Only if two metrics share a name, which is a programming error caught by any test.
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("seckill".into()), None).expect("registry");
+        let registry = Registry::new_custom(Some(NAMESPACE.into()), None).expect("registry");
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let m = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
             registry.register(Box::new(m.clone())).expect("register");
@@ -193,6 +196,41 @@ impl Metrics {
             ),
             registry,
         }
+    }
+
+    /// The full name of every metric family (dashboards and alerts are checked against it).
+    pub fn names(&self) -> Vec<String> {
+        use prometheus::core::Collector;
+        let collectors: [&dyn Collector; 20] = [
+            &self.http_requests,
+            &self.buy_outcomes,
+            &self.buy_latency,
+            &self.gate_rejections,
+            &self.script_latency,
+            &self.script_errors,
+            &self.script_reloads,
+            &self.kafka_produce_latency,
+            &self.kafka_produce_errors,
+            &self.kafka_in_flight,
+            &self.outbox_backlog,
+            &self.outbox_relayed,
+            &self.consumer_lag,
+            &self.consumer_batch_size,
+            &self.consumer_persist_latency,
+            &self.consumer_orders,
+            &self.reconcile_discrepancies,
+            &self.cache_hits,
+            &self.cache_single_flight_waits,
+            &self.cache_rejections,
+        ];
+        collectors
+            .iter()
+            .flat_map(|c| {
+                c.desc()
+                    .into_iter()
+                    .map(|d| format!("{NAMESPACE}_{}", d.fq_name))
+            })
+            .collect()
     }
 
     /// The registry in Prometheus text exposition format.

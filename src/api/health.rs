@@ -99,3 +99,56 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         state.metrics.render(),
     )
 }
+
+/// What a stand-alone consumer's probes need.
+#[derive(Clone)]
+pub struct ConsumerProbe {
+    /// MySQL.
+    pub db: sqlx::MySqlPool,
+    /// Kafka.
+    pub kafka: crate::kafka::KafkaEndpoint,
+    /// The orders topic.
+    pub topic: String,
+    /// The process's metrics.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+}
+
+/// `/healthz`, `/readyz` (MySQL and Kafka) and `/metrics` for `seckill consume`.
+pub fn consumer_router(probe: ConsumerProbe) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(consumer_readyz))
+        .route(
+            "/metrics",
+            get(|State(p): State<ConsumerProbe>| async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    p.metrics.render(),
+                )
+            }),
+        )
+        .with_state(probe)
+}
+
+async fn consumer_readyz(State(p): State<ConsumerProbe>) -> impl IntoResponse {
+    let mysql = tokio::time::timeout(PROBE_TIMEOUT, store::ping(&p.db));
+    let kafka = tokio::time::timeout(PROBE_TIMEOUT, p.kafka.ping(&p.topic));
+    let (mysql, kafka) = tokio::join!(mysql, kafka);
+    let mut down = Vec::new();
+    if !matches!(mysql, Ok(Ok(()))) {
+        down.push("mysql");
+    }
+    if !matches!(kafka, Ok(Ok(()))) {
+        down.push("kafka");
+    }
+    if down.is_empty() {
+        (StatusCode::OK, Json(json!({"status": "ready"})))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(
+                json!({"code": "not_ready", "detail": format!("unavailable: {}", down.join(", ")), "down": down}),
+            ),
+        )
+    }
+}

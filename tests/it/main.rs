@@ -5,6 +5,7 @@ mod helpers;
 mod admin;
 mod buy;
 mod consumer;
+mod deploy;
 mod health;
 mod loadtest;
 mod lua_scripts;

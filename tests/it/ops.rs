@@ -307,3 +307,50 @@ async fn sigterm_during_load_loses_no_confirmed_reservation() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn a_standalone_consumer_serves_health_and_metrics() {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    let app = crate::helpers::spawn_roles(settings.clone(), false).await;
+    let (sale, item) = app.create_live_sale(10, 1).await;
+    settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = write_config(&settings);
+    let mut child = crate::helpers::spawn_process("consume", &config);
+    let base = format!("http://{}", settings.http.addr);
+    let http = reqwest::Client::new();
+    eventually(Duration::from_secs(60), || {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.get(format!("{base}/readyz"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+        }
+    })
+    .await;
+    app.buy(sale, item, "c1", 1, None).await;
+    let text = eventually(Duration::from_secs(60), || {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let t = http
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            (sample(
+                &t,
+                "seckill_consumer_orders_total",
+                r#"outcome="persisted""#,
+            ) == 1.0)
+                .then_some(t)
+        }
+    })
+    .await;
+    assert!(text.contains("seckill_consumer_batch_size_count"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

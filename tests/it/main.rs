@@ -9,6 +9,7 @@ mod deploy;
 mod health;
 mod loadtest;
 mod lua_scripts;
+mod openapi;
 mod ops;
 mod outbox;
 mod reconcile;

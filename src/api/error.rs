@@ -73,7 +73,7 @@ pub enum ApiError {
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     code: &'a str,
-    detail: String,
+    detail: std::borrow::Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }
@@ -151,9 +151,11 @@ impl IntoResponse for ApiError {
             ApiError::Invalid(f) => Some(f.field.as_str()),
             _ => None,
         };
+        // Borrowed where the text already exists: a sold-out answer is the common case.
         let detail = match &self {
-            ApiError::Invalid(f) => f.detail.clone(),
-            other => other.to_string(),
+            ApiError::Invalid(f) => std::borrow::Cow::Borrowed(f.detail.as_str()),
+            ApiError::Conflict { detail, .. } => std::borrow::Cow::Borrowed(detail.as_str()),
+            other => std::borrow::Cow::Owned(other.to_string()),
         };
         let body = ErrorBody {
             code: self.code(),

@@ -65,8 +65,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match execute(cli.command, settings).await {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!(error.cause_chain = ?e, "stopped");
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -145,5 +144,33 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
                 ExitCode::from(1)
             })
         }
+    }
+}
+
+/// The error and its causes on one line, without causes that only repeat the previous one
+/// (drivers often wrap an I/O error and print it twice).
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if parts.last().is_some_and(|prev| prev.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn repeated_causes_are_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let e = anyhow::Error::new(io)
+            .context("Connection refused")
+            .context("cannot reach Redis");
+        assert_eq!(one_line(&e), "cannot reach Redis: Connection refused");
     }
 }

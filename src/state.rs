@@ -74,6 +74,14 @@ impl Services {
     /// # Errors
     /// A server is unreachable or refuses us; the message names which and where.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let defaults = Settings::default();
+        if settings.admin_token == defaults.admin_token
+            || settings.jwt_secret == defaults.jwt_secret
+        {
+            tracing::warn!(
+                "SECKILL_ADMIN_TOKEN or SECKILL_JWT_SECRET still has its built-in default; set both before exposing this service"
+            );
+        }
         let settings = Arc::new(settings);
         let metrics = Arc::new(Metrics::new());
         let redis =

@@ -2,6 +2,8 @@
 //! method, route, status, order id), filtered by the settings (or `RUST_LOG`). Logs go to
 //! stderr, so command output on stdout (reports, JSON) stays clean.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::{LogFormat, LogSettings};
@@ -23,7 +25,12 @@ pub fn init(settings: &LogSettings) {
             )
             .try_init(),
         LogFormat::Text => registry
-            .with(fmt::layer().with_target(false).with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_target(false)
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
     // A subscriber already installed (tests) is fine.

@@ -4,6 +4,7 @@ mod helpers;
 
 mod admin;
 mod buy;
+mod cli;
 mod consumer;
 mod deploy;
 mod health;

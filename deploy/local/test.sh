@@ -9,4 +9,4 @@ deploy/local/stack.sh up
 eval "$(deploy/local/stack.sh env)"
 deploy/local/stack.sh clean-tests
 
-cargo test --workspace --all-targets "$@"
+cargo test --workspace "$@"

@@ -165,11 +165,11 @@ async fn an_unparseable_message_goes_to_the_dead_letter_topic_and_consumption_go
 #[tokio::test]
 async fn a_consumer_killed_mid_batch_persists_every_order_exactly_once_after_restart() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
-    settings.consumer.batch_max = 50;
+    settings.consumer.batch_max = 20;
     // The API runs in-process without a consumer; the consumer is a child process we kill.
     let app = spawn_roles(settings.clone(), false).await;
-    let (sale, item) = app.create_live_sale(5_000, 1).await;
-    let batch = events(sale, item, 3_000, "k");
+    let (sale, item) = app.create_live_sale(10_000, 1).await;
+    let batch = events(sale, item, 8_000, "k");
     produce_events(app.settings(), &batch).await;
     let config = write_config(app.settings());
     let mut child = spawn_process("consume", &config);
@@ -185,15 +185,15 @@ async fn a_consumer_killed_mid_batch_persists_every_order_exactly_once_after_res
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
     let at_kill = mysql_figures(app.db(), item).await.0;
-    assert!(at_kill < 3_000, "killed mid-stream ({at_kill} rows)");
+    assert!(at_kill < 8_000, "killed mid-stream ({at_kill} rows)");
     let mut child = spawn_process("consume", &config);
     eventually(Duration::from_secs(120), || {
         let db = db.clone();
-        async move { (mysql_figures(&db, item).await.0 == 3_000).then_some(()) }
+        async move { (mysql_figures(&db, item).await.0 == 8_000).then_some(()) }
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(mysql_figures(app.db(), item).await, (3_000, 3_000, 2_000));
+    assert_eq!(mysql_figures(app.db(), item).await, (8_000, 8_000, 2_000));
     child.kill().unwrap();
     child.wait().unwrap();
 }

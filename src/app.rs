@@ -190,6 +190,7 @@ impl ConsumerParts {
             &kafka,
             &settings.kafka.topic,
             settings.kafka_message_timeout(),
+            settings.kafka_linger(),
         )?;
         Ok(Self {
             db,

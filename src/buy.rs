@@ -35,8 +35,9 @@ pub struct BuyRequest<'a> {
     pub authorization: Option<&'a str>,
     /// The gateway's user header (trusted-header mode).
     pub trusted_user: Option<&'a str>,
-    /// Units asked for (>= 1).
-    pub quantity: u32,
+    /// The request body, `{"quantity": n}` or empty for one unit; parsed only after the
+    /// public gates, so the sold-out answer does not pay for it.
+    pub body: &'a [u8],
     /// The client's idempotency key.
     pub idempotency_key: Option<&'a IdempotencyKey>,
     /// The client's address (per-IP bucket).
@@ -52,6 +53,8 @@ pub enum BuyAnswer {
         order_id: Uuid,
         /// The buyer.
         user: UserId,
+        /// Units reserved.
+        quantity: u32,
     },
     /// A retry with the same idempotency key: the first answer again.
     Replayed {
@@ -59,6 +62,8 @@ pub enum BuyAnswer {
         order_id: Uuid,
         /// The buyer.
         user: UserId,
+        /// Units asked for by this retry.
+        quantity: u32,
     },
 }
 
@@ -183,9 +188,10 @@ impl BuyService {
             self.hot.flagged.inc();
             return Err(sold_out());
         }
+        let quantity = parse_quantity(req.body)?;
         let user = self.auth.buyer(req.authorization, req.trusted_user)?;
         self.gate(self.gates.check_user(user.as_ref()))?;
-        if req.quantity > meta.per_user_limit {
+        if quantity > meta.per_user_limit {
             return Err(FieldError::new(
                 "quantity",
                 format!("at most {} per user", meta.per_user_limit),
@@ -198,7 +204,7 @@ impl BuyService {
             req.sale_id,
             req.item_id,
             user.as_ref(),
-            req.quantity,
+            quantity,
             meta.price_cents,
             now.timestamp_millis(),
         );
@@ -208,7 +214,7 @@ impl BuyService {
             .deduct(&stock_request(
                 &meta,
                 user.as_ref(),
-                req.quantity,
+                quantity,
                 order_id,
                 &payload,
                 req.idempotency_key.map(AsRef::as_ref),
@@ -225,9 +231,17 @@ impl BuyService {
                 tracing::debug!(%order_id, item_id = req.item_id, remaining, "reserved");
                 self.outbox
                     .publish(req.sale_id, req.item_id, order_id, &payload);
-                Ok(BuyAnswer::Reserved { order_id, user })
+                Ok(BuyAnswer::Reserved {
+                    order_id,
+                    user,
+                    quantity,
+                })
             }
-            DeductOutcome::Replayed { order_id } => Ok(BuyAnswer::Replayed { order_id, user }),
+            DeductOutcome::Replayed { order_id } => Ok(BuyAnswer::Replayed {
+                order_id,
+                user,
+                quantity,
+            }),
             DeductOutcome::SoldOut { remaining } if remaining <= 0 => {
                 self.sold_out.mark(req.item_id);
                 Err(sold_out())
@@ -249,6 +263,32 @@ impl BuyService {
                 "deduct script refused its arguments"
             ))),
         }
+    }
+}
+
+/// The buy body; empty means one unit.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BuyBody {
+    quantity: Option<i64>,
+}
+
+/// Most units one request may ask for (the per-user limit usually bounds it far lower).
+const MAX_QUANTITY: i64 = 10_000;
+
+fn parse_quantity(body: &[u8]) -> Result<u32, ApiError> {
+    let body: BuyBody = if body.iter().all(u8::is_ascii_whitespace) {
+        BuyBody::default()
+    } else {
+        crate::api::extract::parse_json(body)?
+    };
+    match body.quantity.unwrap_or(1) {
+        q @ 1..=MAX_QUANTITY => Ok(q as u32),
+        q => Err(FieldError::new(
+            "quantity",
+            format!("must be between 1 and {MAX_QUANTITY}, got {q}"),
+        )
+        .into()),
     }
 }
 

@@ -135,6 +135,8 @@ pub struct KafkaSettings {
     /// How long the producer keeps retrying a message before reporting failure; the outbox
     /// relay takes over after that.
     pub message_timeout_ms: u64,
+    /// How long the producer lets messages gather into one request.
+    pub linger_ms: u64,
 }
 
 /// Token-bucket settings. A rate of 0 switches that limiter off.
@@ -296,6 +298,7 @@ impl Default for KafkaSettings {
             group_id: "seckill-order-consumer".into(),
             partitions: 4,
             message_timeout_ms: 5_000,
+            linger_ms: 20,
         }
     }
 }
@@ -328,7 +331,7 @@ impl Default for RelaySettings {
     fn default() -> Self {
         Self {
             interval_ms: 1_000,
-            redeliver_after_ms: 5_000,
+            redeliver_after_ms: 10_000,
         }
     }
 }
@@ -560,6 +563,15 @@ impl Settings {
             "SECKILL_RELAY_REDELIVER_AFTER_MS",
             self.relay.redeliver_after_ms,
         )?;
+        if self.relay.redeliver_after_ms <= self.kafka.message_timeout_ms {
+            return Err(ConfigError::new(
+                "SECKILL_RELAY_REDELIVER_AFTER_MS",
+                format!(
+                    "must exceed SECKILL_KAFKA_MESSAGE_TIMEOUT_MS ({}), or the relay re-sends messages the producer is still delivering",
+                    self.kafka.message_timeout_ms
+                ),
+            ));
+        }
         positive("SECKILL_CONSUMER_BATCH_MAX", self.consumer.batch_max)?;
         positive("SECKILL_CACHE_LOCAL_TTL_SECS", self.cache.local_ttl_secs)?;
         positive("SECKILL_CACHE_REDIS_TTL_SECS", self.cache.redis_ttl_secs)?;
@@ -573,6 +585,11 @@ impl Settings {
     /// True when the in-process mock Kafka cluster is selected.
     pub fn kafka_is_embedded(&self) -> bool {
         self.kafka.brokers.trim() == EMBEDDED_KAFKA
+    }
+
+    /// Producer linger as a duration.
+    pub fn kafka_linger(&self) -> Duration {
+        Duration::from_millis(self.kafka.linger_ms)
     }
 
     /// Producer delivery timeout as a duration.
@@ -779,6 +796,9 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.key, "SECKILL_KAFKA_DEAD_LETTER_TOPIC");
+        let err = Settings::load_from(None, env(&[("SECKILL_RELAY_REDELIVER_AFTER_MS", "5000")]))
+            .unwrap_err();
+        assert_eq!(err.key, "SECKILL_RELAY_REDELIVER_AFTER_MS");
     }
 
     #[test]

@@ -74,6 +74,7 @@ impl Services {
     /// # Errors
     /// A server is unreachable or refuses us; the message names which and where.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.validate()?;
         let defaults = Settings::default();
         if settings.admin_token == defaults.admin_token
             || settings.jwt_secret == defaults.jwt_secret
@@ -130,6 +131,7 @@ impl Services {
             &kafka,
             &settings.kafka.topic,
             settings.kafka_message_timeout(),
+            settings.kafka_linger(),
         )
         .context("creating the Kafka producer failed")?;
         let outbox = Outbox::new(producer, stock.clone(), metrics.clone());

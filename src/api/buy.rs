@@ -9,13 +9,12 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{
     error::ApiResult,
-    extract::{ApiPath, Buyer, parse_json},
+    extract::{ApiPath, Buyer},
 };
 use crate::{
     auth::TRUSTED_USER_HEADER,
@@ -33,13 +32,6 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/orders/{order_id}", get(get_order))
         .route("/api/v1/sales/{sale_id}", get(sale_page))
-}
-
-/// The buy body; empty means one unit.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BuyBody {
-    quantity: Option<i64>,
 }
 
 /// Largest buy body accepted (it holds one small number).
@@ -60,21 +52,6 @@ async fn create_order(
             format!("unreadable or larger than {MAX_BODY} bytes: {e}"),
         )
     })?;
-    let body: BuyBody = if body.iter().all(u8::is_ascii_whitespace) {
-        BuyBody::default()
-    } else {
-        parse_json(&body)?
-    };
-    let quantity = match body.quantity.unwrap_or(1) {
-        q @ 1..=10_000 => q as u32,
-        q => {
-            return Err(FieldError::new(
-                "quantity",
-                format!("must be between 1 and 10000, got {q}"),
-            )
-            .into());
-        }
-    };
     let idempotency_key = headers
         .get("idempotency-key")
         .map(|v| IdempotencyKey::parse(v.to_str().unwrap_or("\u{0}")))
@@ -86,14 +63,18 @@ async fn create_order(
             item_id,
             authorization: header_str(headers, "authorization"),
             trusted_user: header_str(headers, TRUSTED_USER_HEADER),
-            quantity,
+            body: &body,
             idempotency_key: idempotency_key.as_ref(),
             client_ip: Some(peer.ip()),
         })
         .await?;
-    let (order_id, replayed) = match answer {
-        BuyAnswer::Reserved { order_id, .. } => (order_id, false),
-        BuyAnswer::Replayed { order_id, .. } => (order_id, true),
+    let (order_id, quantity, replayed) = match answer {
+        BuyAnswer::Reserved {
+            order_id, quantity, ..
+        } => (order_id, quantity, false),
+        BuyAnswer::Replayed {
+            order_id, quantity, ..
+        } => (order_id, quantity, true),
     };
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
     let mut response = (

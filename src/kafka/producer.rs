@@ -20,7 +20,9 @@ pub struct OrderProducer {
 
 impl OrderProducer {
     /// A producer for `topic` at `endpoint`; a message not acknowledged within
-    /// `message_timeout` is reported failed (the outbox relay takes it from there).
+    /// `message_timeout` is reported failed (the outbox relay takes it from there). Messages
+    /// wait up to `linger` to travel in batches: librdkafka's per-request cost dominates when
+    /// every buy reserves, and nobody waits for this delivery.
     ///
     /// # Errors
     /// librdkafka refused the configuration.
@@ -28,12 +30,13 @@ impl OrderProducer {
         endpoint: &KafkaEndpoint,
         topic: &str,
         message_timeout: Duration,
+        linger: Duration,
     ) -> Result<Self, KafkaError> {
         let producer: FutureProducer = endpoint
             .client_config()
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "2")
+            .set("linger.ms", linger.as_millis().to_string())
             .set(
                 "message.timeout.ms",
                 message_timeout.as_millis().to_string(),

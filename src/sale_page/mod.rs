@@ -18,8 +18,9 @@ pub mod invalidation;
 pub mod ttl;
 
 use std::{
+    collections::HashMap,
     sync::{
-        Arc,
+        Arc, RwLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -46,6 +47,8 @@ use bloom::SaleBloom;
 
 /// How long a rendered page (with its approximate remaining stock) is reused.
 pub const PAGE_TTL: Duration = Duration::from_millis(100);
+/// Rendered pages kept at most; beyond this, pages not read lately are dropped.
+const MAX_PAGES: usize = 10_000;
 /// How long a second instance waits for another's fill before querying MySQL itself.
 const FILL_WAIT: Duration = Duration::from_secs(1);
 /// How long the cross-instance fill mutex lives if its holder dies.
@@ -141,7 +144,17 @@ pub struct SalePages {
     negative_ttl: Duration,
     grace: Duration,
     details: Cache<u64, Local>,
-    pages: Cache<u64, Bytes>,
+    pages: Arc<RwLock<HashMap<u64, Arc<PageSlot>>>>,
+    page_hits: prometheus::IntCounter,
+}
+
+/// A rendered page and when it was rendered. Served while fresh; once stale, the first reader
+/// starts a background re-render and everyone keeps getting the stale copy meanwhile, so no
+/// request ever waits for a refresh (only the very first render of a sale is waited for).
+struct PageSlot {
+    bytes: Bytes,
+    rendered: std::time::Instant,
+    refreshing: AtomicBool,
 }
 
 /// The page as served.
@@ -189,7 +202,7 @@ impl SalePages {
             keys,
             stock,
             lock,
-            metrics,
+            metrics: metrics.clone(),
             local_ttl: Duration::from_secs(settings.cache.local_ttl_secs),
             redis_ttl: Duration::from_secs(settings.cache.redis_ttl_secs),
             negative_ttl: Duration::from_secs(settings.cache.negative_ttl_secs),
@@ -198,10 +211,8 @@ impl SalePages {
                 .max_capacity(100_000)
                 .expire_after(LocalExpiry)
                 .build(),
-            pages: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(PAGE_TTL)
-                .build(),
+            pages: Arc::new(RwLock::new(HashMap::new())),
+            page_hits: metrics.cache_hits.with_label_values(&["page"]),
         }
     }
 
@@ -236,17 +247,60 @@ impl SalePages {
     /// # Errors
     /// Unknown sale, or a store failed on a miss.
     pub async fn page(&self, id: u64) -> Result<Bytes, PageError> {
-        if let Some(page) = self.pages.get(&id).await {
-            self.metrics.cache_hits.with_label_values(&["page"]).inc();
-            return Ok(page);
+        let slot = self
+            .pages
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned();
+        if let Some(slot) = slot {
+            self.page_hits.inc();
+            if slot.rendered.elapsed() >= PAGE_TTL
+                && slot
+                    .refreshing
+                    .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                let this = self.clone();
+                let stale = slot.clone();
+                tokio::spawn(async move {
+                    match this.render(id).await {
+                        Ok(bytes) => this.store_page(id, bytes),
+                        Err(PageError::NotFound) => this.drop_page(id),
+                        Err(e) => {
+                            // Keep serving the stale copy; the next reader tries again.
+                            tracing::warn!(sale_id = id, error.message = %e, "re-rendering a sale page failed");
+                            stale.refreshing.store(false, Ordering::Release);
+                        }
+                    }
+                });
+            }
+            return Ok(slot.bytes.clone());
         }
+        let bytes = self.render(id).await?;
+        self.store_page(id, bytes.clone());
+        Ok(bytes)
+    }
+
+    fn store_page(&self, id: u64, bytes: Bytes) {
+        let slot = Arc::new(PageSlot {
+            bytes,
+            rendered: std::time::Instant::now(),
+            refreshing: AtomicBool::new(false),
+        });
+        let mut pages = self.pages.write().unwrap_or_else(|e| e.into_inner());
+        if pages.len() >= MAX_PAGES && !pages.contains_key(&id) {
+            // Bounded memory: forget pages nobody refreshed lately.
+            pages.retain(|_, s| s.rendered.elapsed() < PAGE_TTL * 10);
+        }
+        pages.insert(id, slot);
+    }
+
+    fn drop_page(&self, id: u64) {
         self.pages
-            .try_get_with(id, self.render(id))
-            .await
-            .map_err(|e| match e.as_ref() {
-                PageError::NotFound => PageError::NotFound,
-                PageError::Store(s) => PageError::Store(s.clone()),
-            })
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 
     async fn render(&self, id: u64) -> Result<Bytes, PageError> {
@@ -458,7 +512,7 @@ impl SalePages {
     /// Drops this instance's copies of sale `id` (on an invalidation message).
     pub async fn forget_locally(&self, id: u64) {
         self.details.invalidate(&id).await;
-        self.pages.invalidate(&id).await;
+        self.drop_page(id);
     }
 
     /// After a change committed in MySQL: delete the Redis copy, tell every instance, and

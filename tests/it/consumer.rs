@@ -135,6 +135,7 @@ async fn an_unparseable_message_goes_to_the_dead_letter_topic_and_consumption_go
         &endpoint,
         &app.settings().kafka.topic,
         Duration::from_secs(30),
+        Duration::from_millis(5),
     )
     .unwrap();
     producer.send("1", b"{not an event").await.unwrap();

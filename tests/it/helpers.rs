@@ -104,7 +104,8 @@ pub async fn test_settings(kafka: &str) -> Settings {
     s.limits.global_per_sec = 0;
     s.limits.per_user_per_sec = 0;
     s.relay.interval_ms = 200;
-    s.relay.redeliver_after_ms = 1_000;
+    s.kafka.message_timeout_ms = 2_000;
+    s.relay.redeliver_after_ms = 3_000;
     s.sale.grace_secs = 3_600;
     s.reconcile.interval_secs = 0;
     s.reconcile.ledger_grace_secs = 0;
@@ -309,6 +310,7 @@ pub async fn produce_events(settings: &Settings, events: &[seckill::kafka::event
         &endpoint,
         &settings.kafka.topic,
         Duration::from_secs(30),
+        Duration::from_millis(5),
     )
     .unwrap();
     let sends = events

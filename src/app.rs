@@ -17,7 +17,7 @@ use crate::{
     kafka::{KafkaEndpoint, producer::OrderProducer},
     lock::LeaderElection,
     metrics::Metrics,
-    state::{AppState, Services, redacted},
+    state::{AppState, Services},
     store,
 };
 
@@ -172,17 +172,7 @@ impl ConsumerParts {
     /// # Errors
     /// MySQL or Kafka unreachable.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        let db = store::connect(&settings.mysql).await.with_context(|| {
-            format!(
-                "cannot reach MySQL at {}",
-                redacted(settings.mysql.url.expose())
-            )
-        })?;
-        if settings.mysql.migrate_on_start {
-            store::migrate(&db)
-                .await
-                .context("applying database migrations failed")?;
-        }
+        let db = store::open(&settings.mysql, settings.mysql.migrate_on_start).await?;
         let kafka = KafkaEndpoint::resolve(settings)
             .await
             .with_context(|| format!("cannot reach Kafka at {}", settings.kafka.brokers))?;

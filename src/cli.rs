@@ -82,13 +82,7 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
-            let db = store::connect(&settings.mysql).await.map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot reach MySQL at {}: {e}",
-                    crate::state::redacted(settings.mysql.url.expose())
-                )
-            })?;
-            store::migrate(&db).await?;
+            store::open(&settings.mysql, true).await?;
             println!("migrations applied");
             Ok(ExitCode::SUCCESS)
         }

@@ -35,6 +35,18 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A connection URL with its password replaced, safe for logs and error lines.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// All settings of one seckill process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -823,6 +835,15 @@ mod tests {
         let err = Settings::load_from(Some(&file), env(&[])).unwrap_err();
         assert_eq!(err.key, "kafka.partitions");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn passwords_are_hidden_in_urls() {
+        assert_eq!(
+            redacted("mysql://seckill:pw@127.0.0.1:3306/db"),
+            "mysql://seckill:***@127.0.0.1:3306/db"
+        );
+        assert_eq!(redacted("redis://127.0.0.1/"), "redis://127.0.0.1/");
     }
 
     #[test]

@@ -91,17 +91,7 @@ impl Services {
                 .map_err(|_| anyhow::anyhow!("timed out"))
                 .and_then(|r| r.map_err(anyhow::Error::from))
                 .with_context(|| format!("cannot reach Redis at {}", settings.redis.url))?;
-        let db = store::connect(&settings.mysql).await.with_context(|| {
-            format!(
-                "cannot reach MySQL at {}",
-                redacted(settings.mysql.url.expose())
-            )
-        })?;
-        if settings.mysql.migrate_on_start {
-            store::migrate(&db)
-                .await
-                .context("applying database migrations failed")?;
-        }
+        let db = store::open(&settings.mysql, settings.mysql.migrate_on_start).await?;
         let kafka = KafkaEndpoint::resolve(&settings)
             .await
             .with_context(|| format!("cannot reach Kafka at {}", settings.kafka.brokers))?;
@@ -197,31 +187,5 @@ impl Services {
             admin,
             orders,
         })
-    }
-}
-
-/// A connection URL with its password replaced, safe for logs and error lines.
-pub fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redacted;
-
-    #[test]
-    fn passwords_are_hidden_in_urls() {
-        assert_eq!(
-            redacted("mysql://seckill:pw@127.0.0.1:3306/db"),
-            "mysql://seckill:***@127.0.0.1:3306/db"
-        );
-        assert_eq!(redacted("redis://127.0.0.1/"), "redis://127.0.0.1/");
     }
 }

@@ -44,6 +44,27 @@ pub async fn connect(settings: &MySqlSettings) -> Result<MySqlPool, sqlx::Error>
         .await
 }
 
+/// Opens the pool (and applies pending migrations when `migrate`), with errors that name the
+/// server and never its password.
+///
+/// # Errors
+/// The server is unreachable, or a migration failed.
+pub async fn open(settings: &MySqlSettings, migrate_now: bool) -> anyhow::Result<MySqlPool> {
+    use anyhow::Context;
+    let db = connect(settings).await.with_context(|| {
+        format!(
+            "cannot reach MySQL at {}",
+            crate::config::redacted(settings.url.expose())
+        )
+    })?;
+    if migrate_now {
+        migrate(&db)
+            .await
+            .context("applying database migrations failed")?;
+    }
+    Ok(db)
+}
+
 /// Applies pending migrations.
 ///
 /// # Errors

@@ -159,28 +159,16 @@ impl TestApp {
         (status, body)
     }
 
-    /// Creates a one-item sale that started a second ago and runs `minutes`.
+    /// Creates a one-item sale that started a second ago and runs 30 minutes.
     pub async fn create_live_sale(&self, stock: i64, per_user_limit: i64) -> (u64, u64) {
-        let now = chrono::Utc::now();
         let (status, body) = self
             .admin(
                 reqwest::Method::POST,
                 "/admin/v1/sales",
-                Some(json!({
-                    "name": "test sale",
-                    "starts_at": (now - chrono::Duration::seconds(1)).to_rfc3339(),
-                    "ends_at": (now + chrono::Duration::minutes(30)).to_rfc3339(),
-                    "items": [{"sku": "sku-1", "title": "Item", "price_cents": 1999,
-                               "stock": stock, "per_user_limit": per_user_limit}],
-                })),
+                Some(live_sale_body(stock, per_user_limit)),
             )
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        assert_eq!(body["status"], "warmed", "{body}");
-        (
-            body["id"].as_u64().unwrap(),
-            body["items"][0]["id"].as_u64().unwrap(),
-        )
+        sale_and_item(status, &body)
     }
 
     /// A buy as `user`; returns status, headers and body.
@@ -403,5 +391,72 @@ impl Drop for PrivateServer {
     fn drop(&mut self) {
         self.run("stop");
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The body of a one-item sale that started a second ago and runs 30 minutes.
+pub fn live_sale_body(stock: i64, per_user_limit: i64) -> Value {
+    let now = chrono::Utc::now();
+    json!({
+        "name": "test sale",
+        "starts_at": (now - chrono::Duration::seconds(1)).to_rfc3339(),
+        "ends_at": (now + chrono::Duration::minutes(30)).to_rfc3339(),
+        "items": [{"sku": "sku-1", "title": "Item", "price_cents": 1999,
+                   "stock": stock, "per_user_limit": per_user_limit}],
+    })
+}
+
+fn sale_and_item(status: StatusCode, body: &Value) -> (u64, u64) {
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["status"], "warmed", "{body}");
+    (
+        body["id"].as_u64().unwrap(),
+        body["items"][0]["id"].as_u64().unwrap(),
+    )
+}
+
+/// A `seckill` child process, reached over HTTP.
+pub struct Remote {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl Remote {
+    /// The process listening on `settings.http.addr`.
+    pub fn at(settings: &Settings) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: format!("http://{}", settings.http.addr),
+        }
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        eventually(Duration::from_secs(60), || async move {
+            match self.http.get(format!("{}/readyz", self.base)).send().await {
+                Ok(r) if r.status() == StatusCode::OK => Some(()),
+                _ => None,
+            }
+        })
+        .await;
+    }
+
+    /// Creates a live one-item sale through the admin API; returns (sale, item).
+    pub async fn create_live_sale(&self, stock: i64, per_user_limit: i64) -> (u64, u64) {
+        let r = self
+            .http
+            .post(format!("{}/admin/v1/sales", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&live_sale_body(stock, per_user_limit))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        sale_and_item(status, &r.json().await.unwrap())
+    }
+
+    /// The buy URL of an item.
+    pub fn buy_url(&self, sale: u64, item: u64) -> String {
+        format!("{}/api/v1/sales/{sale}/items/{item}/orders", self.base)
     }
 }

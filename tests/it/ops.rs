@@ -10,10 +10,10 @@ use std::{
 
 use reqwest::StatusCode;
 use seckill::auth::mint_token;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::helpers::{
-    ADMIN_TOKEN, JWT_SECRET, STACK, TestApp, eventually, free_port, mysql_figures, spawn_app,
+    JWT_SECRET, Remote, STACK, TestApp, eventually, free_port, mysql_figures, spawn_app,
     test_settings, write_config,
 };
 
@@ -141,33 +141,12 @@ async fn json_logs_carry_the_request_span_and_order_id() {
             sink.lock().unwrap().push(line);
         }
     });
-    let base = format!("http://{}", settings.http.addr);
-    let http = reqwest::Client::new();
-    eventually(Duration::from_secs(60), || {
-        let (http, base) = (http.clone(), base.clone());
-        async move {
-            http.get(format!("{base}/readyz"))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status() == 200)
-        }
-    })
-    .await;
-    let now = chrono::Utc::now();
-    let sale: Value = http
-        .post(format!("{base}/admin/v1/sales"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"name": "logs", "starts_at": (now - chrono::Duration::seconds(1)).to_rfc3339(),
-            "ends_at": (now + chrono::Duration::minutes(5)).to_rfc3339(),
-            "items": [{"sku": "l", "title": "L", "price_cents": 1, "stock": 5, "per_user_limit": 1}]}))
-        .send().await.unwrap().json().await.unwrap();
-    let (s, i) = (
-        sale["id"].as_u64().unwrap(),
-        sale["items"][0]["id"].as_u64().unwrap(),
-    );
-    let r: Value = http
-        .post(format!("{base}/api/v1/sales/{s}/items/{i}/orders"))
+    let remote = Remote::at(&settings);
+    remote.wait_ready().await;
+    let (s, i) = remote.create_live_sale(5, 1).await;
+    let r: Value = remote
+        .http
+        .post(remote.buy_url(s, i))
         .bearer_auth(mint_token(JWT_SECRET, "logger", 60).unwrap())
         .send()
         .await
@@ -209,37 +188,13 @@ async fn sigterm_during_load_loses_no_confirmed_reservation() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
     settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config = write_config(&settings);
-    let base = format!("http://{}", settings.http.addr);
-    let http = reqwest::Client::new();
+    let remote = Remote::at(&settings);
+    let http = remote.http.clone();
     let start = || crate::helpers::spawn_process("all", &config);
-    let ready = |http: reqwest::Client, base: String| async move {
-        eventually(Duration::from_secs(60), || {
-            let (http, base) = (http.clone(), base.clone());
-            async move {
-                http.get(format!("{base}/readyz"))
-                    .send()
-                    .await
-                    .ok()
-                    .filter(|r| r.status() == 200)
-            }
-        })
-        .await;
-    };
     let mut child = start();
-    ready(http.clone(), base.clone()).await;
-    let now = chrono::Utc::now();
-    let sale: Value = http
-        .post(format!("{base}/admin/v1/sales"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"name": "term", "starts_at": (now - chrono::Duration::seconds(1)).to_rfc3339(),
-            "ends_at": (now + chrono::Duration::minutes(30)).to_rfc3339(),
-            "items": [{"sku": "t", "title": "T", "price_cents": 1, "stock": 100000, "per_user_limit": 1}]}))
-        .send().await.unwrap().json().await.unwrap();
-    let (sale_id, item) = (
-        sale["id"].as_u64().unwrap(),
-        sale["items"][0]["id"].as_u64().unwrap(),
-    );
-    let url = format!("{base}/api/v1/sales/{sale_id}/items/{item}/orders");
+    remote.wait_ready().await;
+    let (sale_id, item) = remote.create_live_sale(100_000, 1).await;
+    let url = remote.buy_url(sale_id, item);
     let confirmed = Arc::new(Mutex::new(HashSet::new()));
     let mut workers = Vec::new();
     for w in 0..16 {
@@ -283,7 +238,7 @@ async fn sigterm_during_load_loses_no_confirmed_reservation() {
     let confirmed = confirmed.lock().unwrap().clone();
 
     let mut child = start();
-    ready(http.clone(), base.clone()).await;
+    remote.wait_ready().await;
     let db = sqlx::MySqlPool::connect(settings.mysql.url.expose())
         .await
         .unwrap();
@@ -316,19 +271,9 @@ async fn a_standalone_consumer_serves_health_and_metrics() {
     settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config = write_config(&settings);
     let mut child = crate::helpers::spawn_process("consume", &config);
-    let base = format!("http://{}", settings.http.addr);
-    let http = reqwest::Client::new();
-    eventually(Duration::from_secs(60), || {
-        let (http, base) = (http.clone(), base.clone());
-        async move {
-            http.get(format!("{base}/readyz"))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status() == 200)
-        }
-    })
-    .await;
+    let remote = Remote::at(&settings);
+    remote.wait_ready().await;
+    let (http, base) = (remote.http.clone(), remote.base.clone());
     app.buy(sale, item, "c1", 1, None).await;
     let text = eventually(Duration::from_secs(60), || {
         let (http, base) = (http.clone(), base.clone());

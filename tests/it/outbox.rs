@@ -13,11 +13,11 @@ use rdkafka::{
 use redis::AsyncCommands;
 use reqwest::StatusCode;
 use seckill::{auth::mint_token, kafka::events::OrderReserved};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::helpers::{
-    ADMIN_TOKEN, JWT_SECRET, PrivateServer, STACK, eventually, free_port, spawn_process,
-    spawn_roles, test_settings, unique, write_config,
+    JWT_SECRET, PrivateServer, Remote, STACK, eventually, free_port, spawn_process, spawn_roles,
+    test_settings, unique, write_config,
 };
 
 /// Reads the topic from the start until every id of `expected` was seen; returns all ids seen.
@@ -53,47 +53,17 @@ async fn order_ids_in_topic(
     seen
 }
 
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    eventually(Duration::from_secs(60), || async move {
-        match http.get(format!("{base}/readyz")).send().await {
-            Ok(r) if r.status() == StatusCode::OK => Some(()),
-            _ => None,
-        }
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn a_service_killed_mid_stampede_still_delivers_every_confirmed_reservation() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
     settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config = write_config(&settings);
-    let base = format!("http://{}", settings.http.addr);
-    let http = reqwest::Client::new();
+    let remote = Remote::at(&settings);
+    let http = remote.http.clone();
     let mut child = spawn_process("serve", &config);
-    wait_ready(&http, &base).await;
-
-    let now = chrono::Utc::now();
-    let sale: Value = http
-        .post(format!("{base}/admin/v1/sales"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({
-            "name": "kill",
-            "starts_at": (now - chrono::Duration::seconds(1)).to_rfc3339(),
-            "ends_at": (now + chrono::Duration::minutes(30)).to_rfc3339(),
-            "items": [{"sku": "k", "title": "K", "price_cents": 1, "stock": 100000, "per_user_limit": 1}],
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (sale_id, item) = (
-        sale["id"].as_u64().unwrap(),
-        sale["items"][0]["id"].as_u64().unwrap(),
-    );
-    let url = format!("{base}/api/v1/sales/{sale_id}/items/{item}/orders");
+    remote.wait_ready().await;
+    let (sale_id, item) = remote.create_live_sale(100_000, 1).await;
+    let url = remote.buy_url(sale_id, item);
 
     let confirmed = Arc::new(Mutex::new(HashSet::new()));
     let mut workers = Vec::new();
@@ -130,7 +100,7 @@ async fn a_service_killed_mid_stampede_still_delivers_every_confirmed_reservatio
 
     // Restart: the relay re-emits whatever the dead process had not delivered.
     let mut child = spawn_process("serve", &config);
-    wait_ready(&http, &base).await;
+    remote.wait_ready().await;
     let seen = order_ids_in_topic(&settings.kafka.brokers, &settings.kafka.topic, &confirmed).await;
     assert!(confirmed.is_subset(&seen));
     // Nothing in Kafka that Redis does not know: every id sent is in the ledger.

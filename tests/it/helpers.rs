@@ -455,8 +455,65 @@ impl Remote {
         sale_and_item(status, &r.json().await.unwrap())
     }
 
+    /// Starts `workers` buyers that buy `item` as ever-new users until the service stops
+    /// answering (connection refused, or a 5xx while it shuts down). Every order confirmed
+    /// with a 202 is recorded in the returned set.
+    pub fn stampede(&self, sale: u64, item: u64, workers: usize) -> Stampede {
+        let confirmed = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+        let tasks = (0..workers)
+            .map(|w| {
+                let (http, url, confirmed) = (
+                    self.http.clone(),
+                    self.buy_url(sale, item),
+                    confirmed.clone(),
+                );
+                tokio::spawn(async move {
+                    for i in 0.. {
+                        let token = mint_token(JWT_SECRET, &format!("s{w}-{i}"), 600).unwrap();
+                        match http.post(&url).bearer_auth(token).send().await {
+                            Ok(r) if r.status() == StatusCode::ACCEPTED => {
+                                let body: Value = r.json().await.unwrap();
+                                let id = body["order_id"].as_str().unwrap().to_string();
+                                confirmed.lock().unwrap().insert(id);
+                            }
+                            Ok(r) if r.status().is_server_error() => break,
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                })
+            })
+            .collect();
+        Stampede { confirmed, tasks }
+    }
+
     /// The buy URL of an item.
     pub fn buy_url(&self, sale: u64, item: u64) -> String {
         format!("{}/api/v1/sales/{sale}/items/{item}/orders", self.base)
+    }
+}
+
+/// Buyers running against a [`Remote`].
+pub struct Stampede {
+    confirmed: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Stampede {
+    /// Waits until at least `n` reservations were confirmed.
+    pub async fn confirmed_at_least(&self, n: usize) {
+        eventually(Duration::from_secs(60), || {
+            let have = self.confirmed.lock().unwrap().len();
+            async move { (have >= n).then_some(()) }
+        })
+        .await;
+    }
+
+    /// Waits for the buyers to stop (the service went away) and returns what was confirmed.
+    pub async fn finish(self) -> std::collections::HashSet<String> {
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        self.confirmed.lock().unwrap().clone()
     }
 }

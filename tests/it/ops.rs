@@ -189,39 +189,13 @@ async fn sigterm_during_load_loses_no_confirmed_reservation() {
     settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config = write_config(&settings);
     let remote = Remote::at(&settings);
-    let http = remote.http.clone();
+    let _http = remote.http.clone();
     let start = || crate::helpers::spawn_process("all", &config);
     let mut child = start();
     remote.wait_ready().await;
     let (sale_id, item) = remote.create_live_sale(100_000, 1).await;
-    let url = remote.buy_url(sale_id, item);
-    let confirmed = Arc::new(Mutex::new(HashSet::new()));
-    let mut workers = Vec::new();
-    for w in 0..16 {
-        let (http, url, confirmed) = (http.clone(), url.clone(), confirmed.clone());
-        workers.push(tokio::spawn(async move {
-            for i in 0.. {
-                let token = mint_token(JWT_SECRET, &format!("t{w}-{i}"), 600).unwrap();
-                match http.post(&url).bearer_auth(token).send().await {
-                    Ok(r) if r.status() == StatusCode::ACCEPTED => {
-                        let body: Value = r.json().await.unwrap();
-                        confirmed
-                            .lock()
-                            .unwrap()
-                            .insert(body["order_id"].as_str().unwrap().to_string());
-                    }
-                    Ok(r) if r.status().is_server_error() => break,
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-            }
-        }));
-    }
-    eventually(Duration::from_secs(60), || {
-        let n = confirmed.lock().unwrap().len();
-        async move { (n >= 200).then_some(()) }
-    })
-    .await;
+    let stampede = remote.stampede(sale_id, item, 16);
+    stampede.confirmed_at_least(200).await;
     let term = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -232,10 +206,7 @@ async fn sigterm_during_load_loses_no_confirmed_reservation() {
         status.success(),
         "a graceful shutdown exits 0, got {status}"
     );
-    for w in workers {
-        w.await.unwrap();
-    }
-    let confirmed = confirmed.lock().unwrap().clone();
+    let confirmed = stampede.finish().await;
 
     let mut child = start();
     remote.wait_ready().await;

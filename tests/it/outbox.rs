@@ -1,10 +1,6 @@
 //! No confirmed reservation is lost: the service killed mid-stampede, Kafka down during buys.
 
-use std::{
-    collections::HashSet,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashSet, time::Duration};
 
 use rdkafka::{
     ClientConfig, Message,
@@ -12,12 +8,11 @@ use rdkafka::{
 };
 use redis::AsyncCommands;
 use reqwest::StatusCode;
-use seckill::{auth::mint_token, kafka::events::OrderReserved};
-use serde_json::Value;
+use seckill::kafka::events::OrderReserved;
 
 use crate::helpers::{
-    JWT_SECRET, PrivateServer, Remote, STACK, eventually, free_port, spawn_process, spawn_roles,
-    test_settings, unique, write_config,
+    PrivateServer, Remote, STACK, eventually, free_port, spawn_process, spawn_roles, test_settings,
+    unique, write_config,
 };
 
 /// Reads the topic from the start until every id of `expected` was seen; returns all ids seen.
@@ -59,44 +54,15 @@ async fn a_service_killed_mid_stampede_still_delivers_every_confirmed_reservatio
     settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config = write_config(&settings);
     let remote = Remote::at(&settings);
-    let http = remote.http.clone();
+    let _http = remote.http.clone();
     let mut child = spawn_process("serve", &config);
     remote.wait_ready().await;
     let (sale_id, item) = remote.create_live_sale(100_000, 1).await;
-    let url = remote.buy_url(sale_id, item);
-
-    let confirmed = Arc::new(Mutex::new(HashSet::new()));
-    let mut workers = Vec::new();
-    for w in 0..32 {
-        let (http, url, confirmed) = (http.clone(), url.clone(), confirmed.clone());
-        workers.push(tokio::spawn(async move {
-            for i in 0.. {
-                let token = mint_token(JWT_SECRET, &format!("w{w}-{i}"), 600).unwrap();
-                match http.post(&url).bearer_auth(token).send().await {
-                    Ok(r) if r.status() == StatusCode::ACCEPTED => {
-                        let body: Value = r.json().await.unwrap();
-                        confirmed
-                            .lock()
-                            .unwrap()
-                            .insert(body["order_id"].as_str().unwrap().to_string());
-                    }
-                    Ok(_) => {}
-                    Err(_) => break, // the service is gone
-                }
-            }
-        }));
-    }
-    eventually(Duration::from_secs(60), || {
-        let n = confirmed.lock().unwrap().len();
-        async move { (n >= 300).then_some(()) }
-    })
-    .await;
+    let stampede = remote.stampede(sale_id, item, 32);
+    stampede.confirmed_at_least(300).await;
     child.kill().expect("SIGKILL while buys are in flight");
     child.wait().unwrap();
-    for w in workers {
-        w.await.unwrap();
-    }
-    let confirmed = confirmed.lock().unwrap().clone();
+    let confirmed = stampede.finish().await;
 
     // Restart: the relay re-emits whatever the dead process had not delivered.
     let mut child = spawn_process("serve", &config);

@@ -113,14 +113,32 @@ impl OrderConsumer {
     /// Only on unrecoverable consumer errors; MySQL outages are waited out.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!("order consumer started");
+        let mut committed: HashMap<(String, i32), i64> = HashMap::new();
         while let Some(batch) = self.gather(&shutdown).await {
-            if !self.handle(&batch, &shutdown).await {
-                tracing::warn!(
-                    messages = batch.len(),
-                    "shutdown during retries: batch abandoned uncommitted; it will be redelivered"
-                );
-                break;
+            match self.handle(&batch, &shutdown).await {
+                Some(offsets) => committed.extend(offsets),
+                None => {
+                    tracing::warn!(
+                        messages = batch.len(),
+                        "shutdown during retries: batch abandoned uncommitted; it will be redelivered"
+                    );
+                    break;
+                }
             }
+        }
+        // Commits so far were asynchronous: make sure the persisted ones are on the broker
+        // before leaving the group.
+        let mut tpl = TopicPartitionList::new();
+        let owned = self.consumer.assignment().unwrap_or_default();
+        for ((topic, partition), offset) in &committed {
+            if owned.find_partition(topic, *partition).is_some() {
+                let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+            }
+        }
+        if tpl.count() > 0
+            && let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync)
+        {
+            tracing::warn!(error.message = %e, "final offset commit failed; the last batches will be redelivered and deduplicated");
         }
         self.consumer.unsubscribe();
         tracing::info!("order consumer stopped");
@@ -158,8 +176,13 @@ impl OrderConsumer {
         Some(batch)
     }
 
-    /// Persists, dead-letters and commits one batch; `false` when shutdown interrupted it.
-    async fn handle(&self, batch: &[OwnedMessage], shutdown: &CancellationToken) -> bool {
+    /// Persists, dead-letters and commits one batch; returns the offsets committed, or `None`
+    /// when shutdown interrupted it.
+    async fn handle(
+        &self,
+        batch: &[OwnedMessage],
+        shutdown: &CancellationToken,
+    ) -> Option<Vec<((String, i32), i64)>> {
         let mut events = Vec::with_capacity(batch.len());
         let mut poison = Vec::new();
         for msg in batch {
@@ -181,7 +204,7 @@ impl OrderConsumer {
                 Err(e) => {
                     tracing::warn!(error.message = %e, messages = events.len(), retry_in = ?backoff, "persisting a batch failed; nothing committed, retrying");
                     if !sleep_or_stop(backoff, shutdown).await {
-                        return false;
+                        return None;
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
@@ -212,15 +235,14 @@ impl OrderConsumer {
                     Err(e) => {
                         tracing::warn!(error.message = %e, "dead-letter send failed; retrying before committing");
                         if !sleep_or_stop(backoff, shutdown).await {
-                            return false;
+                            return None;
                         }
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                     }
                 }
             }
         }
-        self.commit(batch);
-        true
+        Some(self.commit(batch))
     }
 
     fn record(&self, outcome: &BatchOutcome, size: usize) {
@@ -240,8 +262,9 @@ impl OrderConsumer {
         );
     }
 
-    /// Commits the next offset of each partition in the batch that this member still owns.
-    fn commit(&self, batch: &[OwnedMessage]) {
+    /// Commits the next offset of each partition in the batch that this member still owns;
+    /// returns what it committed.
+    fn commit(&self, batch: &[OwnedMessage]) -> Vec<((String, i32), i64)> {
         let mut next: HashMap<(&str, i32), i64> = HashMap::new();
         for m in batch {
             let slot = next.entry((m.topic(), m.partition())).or_insert(0);
@@ -249,6 +272,7 @@ impl OrderConsumer {
         }
         let owned = self.consumer.assignment().unwrap_or_default();
         let mut tpl = TopicPartitionList::new();
+        let mut done = Vec::new();
         for ((topic, partition), offset) in next {
             if owned.find_partition(topic, partition).is_none() {
                 tracing::info!(
@@ -259,14 +283,17 @@ impl OrderConsumer {
             }
             if let Err(e) = tpl.add_partition_offset(topic, partition, Offset::Offset(offset)) {
                 tracing::warn!(error.message = %e, "bad offset");
+                continue;
             }
+            done.push(((topic.to_string(), partition), offset));
         }
         if tpl.count() == 0 {
-            return;
+            return done;
         }
         if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
             tracing::warn!(error.message = %e, "offset commit failed; the batch will be redelivered and deduplicated");
         }
+        done
     }
 }
 

@@ -109,6 +109,10 @@ async fn buys_during_a_kafka_outage_are_confirmed_and_drain_when_it_returns() {
         );
         confirmed.insert(body["order_id"].as_str().unwrap().to_string());
     }
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(ready["down"], serde_json::json!(["kafka"]), "{ready}");
     let keys = app.keys().item(sale, item);
     let waiting: u64 = app.redis().get().zcard(&keys.outbox).await.unwrap();
     assert!(

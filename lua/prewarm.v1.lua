@@ -10,7 +10,8 @@
 -- ARGV[1] stock            ARGV[2] per_user_limit   ARGV[3] starts_at_ms   ARGV[4] ends_at_ms
 -- ARGV[5] expire_at_ms (ends_at + grace; must lie in the future)
 -- ARGV[6] price_cents      ARGV[7] script_version
--- ARGV[8] mode: "warm"    write stock and meta unless the item is already warmed
+-- ARGV[8] mode: "warm"    write stock and meta unless the item is already warmed (refused,
+--                         like force, while the ledger holds reservations)
 --               "force"   overwrite stock and meta; refused once any reservation exists
 --               "refresh" update meta and expiries of a warmed item; stock untouched
 --
@@ -19,7 +20,7 @@
 --    2 ALREADY_WARMED  mode warm on a warmed item: nothing changed
 --    3 REFRESHED       mode refresh: meta and expiries updated
 --   -1 BAD_EXPIRY      expire_at_ms is not in the future (nothing written)
---   -2 HAS_RESERVATIONS mode force on an item with reservations (nothing written)
+--   -2 HAS_RESERVATIONS stock would be written over an item with reservations (nothing written)
 --   -3 NOT_WARMED      mode refresh on an item that was never warmed (nothing written)
 --   -4 BAD_ARGUMENT    a number did not parse or the window is empty (nothing written)
 
@@ -67,7 +68,9 @@ if mode == 'warm' and current then
   return {2, tonumber(current)}
 end
 
-if mode == 'force' and redis.call('HLEN', KEYS[4]) > 0 then
+-- Writing stock resets buyers and the outbox: never while reservations exist (a stock key
+-- deleted by hand must not turn into fresh stock and forgotten buyers).
+if redis.call('HLEN', KEYS[4]) > 0 then
   return {-2, tonumber(current or '0')}
 end
 

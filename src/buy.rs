@@ -62,7 +62,7 @@ pub enum BuyAnswer {
         order_id: Uuid,
         /// The buyer.
         user: UserId,
-        /// Units asked for by this retry.
+        /// Units the first attempt reserved.
         quantity: u32,
     },
 }
@@ -171,14 +171,16 @@ impl BuyService {
             .catalog
             .item(req.item_id)
             .await
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("loading item metadata: {e}")))?
+            .map_err(|e| ApiError::shared_db("loading item metadata", &e))?
             .filter(|m| m.sale_id == req.sale_id)
             .ok_or(ApiError::NotFound("sale item"))?;
         let now = Utc::now();
-        if now < meta.starts_at {
+        // A retry with an idempotency key may come after the end: the script answers it.
+        let retry = req.idempotency_key.is_some();
+        if now < meta.starts_at && !retry {
             return Err(ApiError::NotStarted);
         }
-        if now >= meta.ends_at {
+        if now >= meta.ends_at && !retry {
             return Err(ApiError::Ended);
         }
         // A retry carrying an idempotency key must reach the script, which returns the first
@@ -237,10 +239,13 @@ impl BuyService {
                     quantity,
                 })
             }
-            DeductOutcome::Replayed { order_id } => Ok(BuyAnswer::Replayed {
+            DeductOutcome::Replayed {
+                order_id,
+                quantity: reserved,
+            } => Ok(BuyAnswer::Replayed {
                 order_id,
                 user,
-                quantity,
+                quantity: reserved,
             }),
             DeductOutcome::SoldOut { remaining } if remaining <= 0 => {
                 self.sold_out.mark(req.item_id);

@@ -179,6 +179,28 @@ impl LeaderElection {
         Ok(self.guard.is_some())
     }
 
+    /// Sleeps `interval`, then returns `true` if this instance leads (so the job runs now);
+    /// keeps sleeping while another instance leads; `false` once `shutdown` fires.
+    pub async fn next_turn(
+        &mut self,
+        interval: std::time::Duration,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> bool {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return false,
+                () = tokio::time::sleep(interval) => {}
+            }
+            match self.ensure().await {
+                Ok(true) => return true,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(job = %self.name, error.message = %e, "leader check failed");
+                }
+            }
+        }
+    }
+
     /// True when the last [`LeaderElection::ensure`] made or kept this instance leader.
     pub fn is_leader(&self) -> bool {
         self.guard.is_some()

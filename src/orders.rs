@@ -102,16 +102,21 @@ impl OrderLookup {
                 sales::live_items(&db, since).await.map(Arc::new)
             })
             .await
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing live items: {e}")))?;
+            .map_err(|e| ApiError::shared_db("listing live items", &e))?;
         let id = order_id.to_string();
-        for item in items.iter() {
+        // One concurrent lookup per live item (they live in different slots, so not one
+        // command); a random id costs one round trip of latency, not one per item.
+        let lookups = items.iter().map(|item| {
             let keys = self.stock.keys().item(item.sale_id, item.item_id);
             let mut conn = self.stock.redis().get();
-            let payload: Option<Vec<u8>> = conn
-                .hget(&keys.ledger, &id)
-                .await
-                .map_err(crate::stock::StockError::from)?;
-            let Some(payload) = payload else { continue };
+            let id = id.clone();
+            async move { conn.hget::<_, _, Option<Vec<u8>>>(&keys.ledger, &id).await }
+        });
+        let found = futures::future::join_all(lookups).await;
+        for payload in found {
+            let Some(payload) = payload.map_err(crate::stock::StockError::from)? else {
+                continue;
+            };
             let event = OrderReserved::parse(&payload).map_err(|e| {
                 ApiError::Internal(anyhow::anyhow!("ledger entry {id} unreadable: {e}"))
             })?;

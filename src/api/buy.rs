@@ -118,8 +118,11 @@ async fn sale_page(
     match state.sale_pages.page(sale_id).await {
         Ok(body) => Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response()),
         Err(crate::sale_page::PageError::NotFound) => Err(crate::api::ApiError::NotFound("sale")),
-        Err(crate::sale_page::PageError::Store(e)) => Err(crate::api::ApiError::Unavailable(
-            format!("the sale page is unavailable: {e}"),
-        )),
+        Err(crate::sale_page::PageError::Store(e)) => {
+            tracing::error!(sale_id, error.message = %e, "sale page unavailable");
+            Err(crate::api::ApiError::Unavailable(
+                "the sale page is unavailable; retry shortly".into(),
+            ))
+        }
     }
 }

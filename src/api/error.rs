@@ -87,6 +87,17 @@ impl ApiError {
         }
     }
 
+    /// A database error shared by a cache's waiters: connection trouble is a 503, anything
+    /// else a 500; either way the cause is logged, not shown.
+    pub fn shared_db(context: &'static str, e: &std::sync::Arc<sqlx::Error>) -> Self {
+        if is_unavailable(e) {
+            tracing::error!(error.message = %e, context, "database unavailable");
+            ApiError::Unavailable("the database is unavailable; retry shortly".into())
+        } else {
+            ApiError::Internal(anyhow::anyhow!("{context}: {e}"))
+        }
+    }
+
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {

@@ -33,7 +33,6 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(buy::router())
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(overloaded))
@@ -41,6 +40,8 @@ pub fn router(state: AppState) -> Router {
                 .concurrency_limit(max_in_flight)
                 .timeout(timeout),
         )
+        // Outermost, so the 503s of shedding and timeouts are counted and spanned too.
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 

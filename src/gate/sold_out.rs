@@ -31,8 +31,12 @@ impl SoldOutFlags {
             .is_some_and(|until| Instant::now() < *until)
     }
 
-    /// Flags `item_id` sold out for the recheck interval.
+    /// Flags `item_id` sold out for the recheck interval (a no-op while it already is, so
+    /// retries reaching the script after the sell-out do not queue for the write lock).
     pub fn mark(&self, item_id: u64) {
+        if self.is_sold_out(item_id) {
+            return;
+        }
         let mut flags = self.flags.write().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         flags.retain(|_, until| *until > now);

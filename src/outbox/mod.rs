@@ -189,19 +189,7 @@ impl Outbox {
     ) {
         let interval = Duration::from_millis(relay.interval_ms);
         let older_than = Duration::from_millis(relay.redeliver_after_ms);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(interval) => {}
-            }
-            match leader.ensure().await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::warn!(error.message = %e, "relay leader check failed");
-                    continue;
-                }
-            }
+        while leader.next_turn(interval, &shutdown).await {
             let since = Utc::now() - chrono::Duration::seconds(sale.grace_secs as i64);
             let items = match sales::live_items(&db, since).await {
                 Ok(items) => items,

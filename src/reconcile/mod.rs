@@ -11,7 +11,6 @@ pub mod report;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
-use redis::AsyncCommands;
 use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -32,8 +31,13 @@ use crate::{
 use checks::{ItemFacts, LedgerEntry, OrderFact, check_item, missing_in_mysql};
 pub use report::{CheckOut, ItemReport, SaleReport};
 
-/// Ledger fields read per HSCAN round trip; keeps Redis responsive while a big ledger is read.
-const HSCAN_COUNT: usize = 1_000;
+/// One item's Redis keys read atomically: stock, meta exists, buyers, ledger fields.
+type RedisSnapshot = (
+    Option<i64>,
+    bool,
+    HashMap<String, i64>,
+    HashMap<String, Vec<u8>>,
+);
 
 /// Failures of a run (not discrepancies: those are in the report).
 #[derive(Debug, thiserror::Error)]
@@ -205,45 +209,43 @@ impl Reconciler {
     ) -> Result<(ItemFacts, HashMap<Uuid, Vec<u8>>), ReconcileError> {
         let keys = self.stock.keys().item(item.sale_id, item.id);
         let mut conn = self.stock.redis().get();
-        let redis_remaining: Option<i64> = conn.get(&keys.stock).await?;
-        let ledger_available: bool = conn.exists(&keys.meta).await?;
-        let buyers: HashMap<String, i64> = conn.hgetall(&keys.buyers).await?;
-        let mut ledger = Vec::new();
-        let mut unreadable = Vec::new();
-        let mut payloads = HashMap::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, fields): (u64, Vec<(String, Vec<u8>)>) = redis::cmd("HSCAN")
-                .arg(&keys.ledger)
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(HSCAN_COUNT)
-                .query_async(&mut conn)
-                .await?;
-            for (field, payload) in fields {
-                match OrderReserved::parse(&payload) {
-                    Ok(e) if e.order_id.to_string() == field => {
-                        ledger.push(LedgerEntry {
-                            order_id: e.order_id,
-                            user_id: e.user_id,
-                            quantity: e.quantity,
-                            reserved_at_ms: e.reserved_at_ms,
-                        });
-                        payloads.insert(e.order_id, payload);
-                    }
-                    _ => unreadable.push(field),
-                }
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        let rows = orders::item_orders(&self.db, item.id).await?;
+        // MySQL first, then Redis: every order MySQL holds then has its ledger entry in the
+        // later Redis snapshot (ledger entries are never removed), so a buy landing between
+        // the two reads cannot look like an orphan.
+        let mut tx = self.db.begin().await?;
+        let rows = orders::item_orders_in(&mut tx, item.id).await?;
         let fresh: (u32,) = sqlx::query_as("SELECT stock FROM sale_items WHERE id = ?")
             .bind(item.id)
-            .fetch_one(&self.db)
+            .fetch_one(&mut *tx)
             .await?;
+        tx.commit().await?;
+        // One atomic read of the item's Redis keys, so buys landing meanwhile cannot make
+        // stock and ledger disagree. They share a hash tag, so this works on a cluster too.
+        let (redis_remaining, ledger_available, buyers, fields): RedisSnapshot = redis::pipe()
+            .atomic()
+            .get(&keys.stock)
+            .exists(&keys.meta)
+            .hgetall(&keys.buyers)
+            .hgetall(&keys.ledger)
+            .query_async(&mut conn)
+            .await?;
+        let mut ledger = Vec::with_capacity(fields.len());
+        let mut unreadable = Vec::new();
+        let mut payloads = HashMap::with_capacity(fields.len());
+        for (field, payload) in fields {
+            match OrderReserved::parse(&payload) {
+                Ok(e) if e.order_id.to_string() == field => {
+                    ledger.push(LedgerEntry {
+                        order_id: e.order_id,
+                        user_id: e.user_id,
+                        quantity: e.quantity,
+                        reserved_at_ms: e.reserved_at_ms,
+                    });
+                    payloads.insert(e.order_id, payload);
+                }
+                _ => unreadable.push(field),
+            }
+        }
         let facts = ItemFacts {
             initial_stock: i64::from(item.initial_stock),
             per_user_limit: i64::from(item.per_user_limit),
@@ -318,19 +320,7 @@ impl Reconciler {
     /// holds the reconcile lock, until `shutdown`. Never repairs.
     pub async fn run_periodically(self, mut leader: LeaderElection, shutdown: CancellationToken) {
         let interval = Duration::from_secs(self.settings.reconcile.interval_secs.max(1));
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(interval) => {}
-            }
-            match leader.ensure().await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::warn!(error.message = %e, "reconcile leader check failed");
-                    continue;
-                }
-            }
+        while leader.next_turn(interval, &shutdown).await {
             let since = Utc::now()
                 - chrono::Duration::seconds(self.settings.reconcile.ended_window_secs as i64);
             let sales = match sales::sales_to_reconcile(&self.db, since).await {

@@ -184,6 +184,38 @@ impl SaleAdmin {
         expected_version: u32,
         patch: SalePatch,
     ) -> Result<SaleView, ApiError> {
+        // The prewarm lock too: a prewarm running meanwhile would write the old values to
+        // Redis and mark the sale warmed after this change was committed.
+        let guard = self.prewarm_lock(id).await?;
+        let result = self.patch_locked(id, expected_version, patch).await;
+        if let Err(e) = self.lock.release(&guard).await {
+            tracing::warn!(sale_id = id, error.message = %e, "prewarm lock not released; it expires by itself");
+        }
+        result
+    }
+
+    async fn prewarm_lock(&self, id: u64) -> Result<crate::lock::LockGuard, ApiError> {
+        self.lock
+            .acquire(
+                &format!("prewarm:s{id}"),
+                PREWARM_LOCK_TTL,
+                PREWARM_LOCK_WAIT,
+            )
+            .await?
+            .ok_or_else(|| {
+                ApiError::conflict(
+                    "prewarm_in_progress",
+                    "another instance is warming this sale",
+                )
+            })
+    }
+
+    async fn patch_locked(
+        &self,
+        id: u64,
+        expected_version: u32,
+        patch: SalePatch,
+    ) -> Result<SaleView, ApiError> {
         let mut tx = self.db.begin().await?;
         let record = sales::lock_sale(&mut tx, id)
             .await?
@@ -226,7 +258,9 @@ impl SaleAdmin {
         let name = patch.name.clone().unwrap_or_else(|| sale.name.clone());
         sales::apply_patch(&mut tx, sale, &name, starts_at, ends_at, &patch.items).await?;
         if sale.status == STATUS_WARMED {
-            // Redis first, inside the MySQL transaction: a Redis failure rolls the change back.
+            // Redis first, inside the MySQL transaction: if Redis fails, MySQL keeps the old
+            // values. Items already refreshed keep the new ones (they sit in different slots,
+            // so no single step covers them all); retrying the PATCH makes both agree.
             for item in &record.items {
                 let p = patch.items.iter().find(|p| p.id == item.id);
                 let warm = PrewarmItem {
@@ -268,20 +302,7 @@ impl SaleAdmin {
     /// # Errors
     /// 404, 409 (started, ended, busy, reservations exist), or a store failure.
     pub async fn prewarm(&self, id: u64, force: bool) -> Result<PrewarmReport, ApiError> {
-        let guard = self
-            .lock
-            .acquire(
-                &format!("prewarm:s{id}"),
-                PREWARM_LOCK_TTL,
-                PREWARM_LOCK_WAIT,
-            )
-            .await?
-            .ok_or_else(|| {
-                ApiError::conflict(
-                    "prewarm_in_progress",
-                    "another instance is warming this sale",
-                )
-            })?;
+        let guard = self.prewarm_lock(id).await?;
         let result = self.prewarm_locked(id, force).await;
         if let Err(e) = self.lock.release(&guard).await {
             tracing::warn!(sale_id = id, error.message = %e, "prewarm lock not released; it expires by itself");

@@ -49,6 +49,8 @@ pub enum DeductOutcome {
     Replayed {
         /// The earlier order id.
         order_id: Uuid,
+        /// Units the earlier reservation holds.
+        quantity: u32,
     },
     /// The item has no stock in Redis (not warmed yet, or expired).
     NotWarmed,
@@ -144,9 +146,12 @@ impl DeductOutcome {
                 },
                 _ => return Err(bad(reply)),
             },
-            Some(2) => match uuid_at(&reply, 1) {
-                Some(order_id) => Self::Replayed { order_id },
-                None => return Err(bad(reply)),
+            Some(2) => match (uuid_at(&reply, 1), int_at(&reply, 2)) {
+                (Some(order_id), Some(q)) => Self::Replayed {
+                    order_id,
+                    quantity: u32::try_from(q).unwrap_or(0),
+                },
+                _ => return Err(bad(reply)),
             },
             Some(-1) => Self::NotWarmed,
             Some(-2) => Self::NotStarted {

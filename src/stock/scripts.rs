@@ -74,6 +74,9 @@ pub struct VersionedScript {
     pub label: String,
     body: &'static str,
     sha: String,
+    /// This script's latency and error series, resolved once (not per call).
+    latency: prometheus::Histogram,
+    errors: prometheus::IntCounter,
 }
 
 /// A script kind/version this build does not have.
@@ -97,10 +100,13 @@ impl ScriptRegistry {
             .iter()
             .map(|&(kind, version, body)| {
                 let sha = redis::Script::new(body).get_hash().to_string();
+                let label = format!("{}.{version}", kind.name());
                 let script = VersionedScript {
                     kind,
                     version,
-                    label: format!("{}.{version}", kind.name()),
+                    latency: metrics.script_latency.with_label_values(&[label.as_str()]),
+                    errors: metrics.script_errors.with_label_values(&[label.as_str()]),
+                    label,
                     body,
                     sha,
                 };
@@ -179,15 +185,9 @@ impl ScriptRegistry {
                 .await?;
             result = cmd.query_async::<T>(conn).await;
         }
-        self.metrics
-            .script_latency
-            .with_label_values(&[script.label.as_str()])
-            .observe(started.elapsed().as_secs_f64());
+        script.latency.observe(started.elapsed().as_secs_f64());
         if result.is_err() {
-            self.metrics
-                .script_errors
-                .with_label_values(&[script.label.as_str()])
-                .inc();
+            script.errors.inc();
         }
         result
     }

@@ -336,16 +336,20 @@ pub async fn item_totals(pool: &MySqlPool, item_id: u64) -> Result<ItemTotals, s
     })
 }
 
-/// Every order of one item (reconciliation compares them with the Redis ledger).
+/// Every order of one item, read inside `tx` so it matches other reads of the same snapshot
+/// (reconciliation compares them with the Redis ledger and the item's stock).
 ///
 /// # Errors
 /// The database failed.
-pub async fn item_orders(pool: &MySqlPool, item_id: u64) -> Result<Vec<OrderRow>, sqlx::Error> {
+pub async fn item_orders_in(
+    tx: &mut Transaction<'_, MySql>,
+    item_id: u64,
+) -> Result<Vec<OrderRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT order_id, sale_id, item_id, user_id, quantity, price_cents, status, reject_reason, \
          reserved_at, persisted_at FROM orders WHERE item_id = ? ORDER BY order_id",
     )
     .bind(item_id)
-    .fetch_all(pool)
+    .fetch_all(&mut **tx)
     .await
 }

@@ -337,3 +337,39 @@ async fn behind_a_gateway_the_trusted_header_names_the_buyer() {
     let r = app.http.post(&url).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_winner_retrying_after_the_end_gets_the_first_answer() {
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let (status, sale) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/sales",
+            Some(json!({
+                "name": "short",
+                "starts_at": (now - Duration::seconds(1)).to_rfc3339(),
+                "ends_at": (now + Duration::seconds(3)).to_rfc3339(),
+                "items": [{"sku": "a", "title": "A", "price_cents": 1, "stock": 5, "per_user_limit": 2}],
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let (id, item) = (
+        sale["id"].as_u64().unwrap(),
+        sale["items"][0]["id"].as_u64().unwrap(),
+    );
+    let (s, first) = app.buy(id, item, "late", 2, Some("k-late")).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{first}");
+    let left = (now + Duration::milliseconds(3_300)) - Utc::now();
+    tokio::time::sleep(left.to_std().unwrap_or_default()).await;
+    let (s, again) = app.buy(id, item, "late", 1, Some("k-late")).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{again}");
+    assert_eq!(again["order_id"], first["order_id"]);
+    assert_eq!(
+        again["quantity"], 2,
+        "the first answer, not this request's quantity"
+    );
+    let (s, err) = app.buy(id, item, "late", 1, Some("k-new")).await;
+    assert_eq!((s, err["code"].as_str()), (StatusCode::GONE, Some("ended")));
+}

@@ -328,3 +328,30 @@ async fn a_later_batch_sees_the_units_a_user_already_holds_in_mysql() {
     assert_eq!((out.persisted, out.rejected, out.duplicates), (1, 1, 1));
     assert_eq!(mysql_figures(app.db(), item).await, (4, 4, 6));
 }
+
+#[tokio::test]
+async fn user_ids_that_differ_only_in_case_or_accents_are_different_buyers() {
+    let app = crate::helpers::spawn_roles(test_settings(&STACK.kafka_brokers).await, false).await;
+    let (sale, item) = app.create_live_sale(10, 1).await;
+    let batch: Vec<OrderReserved> = ["Bob", "bob", "bób", "名前"]
+        .iter()
+        .map(|u| OrderReserved::new(Uuid::now_v7(), sale, item, u, 1, 1, 0))
+        .collect();
+    let out = seckill::store::orders::persist_batch(app.db(), &batch)
+        .await
+        .unwrap();
+    assert_eq!((out.persisted, out.rejected), (4, 0));
+    let again = vec![OrderReserved::new(
+        Uuid::now_v7(),
+        sale,
+        item,
+        "bob",
+        1,
+        1,
+        0,
+    )];
+    let out = seckill::store::orders::persist_batch(app.db(), &again)
+        .await
+        .unwrap();
+    assert_eq!(out.rejected, 1, "bob already holds his one unit");
+}

@@ -137,7 +137,13 @@ async fn deduct_return_codes() {
     );
     // Same user and key: the first order comes back, nothing deducted.
     let (_, out) = deduct(&s, "u1", 1, Some("k1")).await;
-    assert_eq!(out, DeductOutcome::Replayed { order_id: id1 });
+    assert_eq!(
+        out,
+        DeductOutcome::Replayed {
+            order_id: id1,
+            quantity: 1
+        }
+    );
     // Same key, another user: a separate reservation.
     let (_, out) = deduct(&s, "u2", 2, Some("k1")).await;
     assert!(
@@ -193,6 +199,43 @@ async fn deduct_return_codes() {
         .unwrap();
     let (_, out) = deduct(&partial, "u1", 3, None).await;
     assert_eq!(out, DeductOutcome::SoldOut { remaining: 2 });
+}
+
+#[tokio::test]
+async fn a_retry_after_the_window_closed_still_gets_its_order() {
+    let s = service().await;
+    let mut window = item(5, 2, -1_000, 2_000);
+    window.expire_at_ms = Utc::now().timestamp_millis() + 60_000;
+    s.prewarm(&window, PrewarmMode::Warm).await.unwrap();
+    let (id, out) = deduct(&s, "u1", 2, Some("late")).await;
+    assert!(matches!(out, DeductOutcome::Reserved { .. }), "{out:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let (_, out) = deduct(&s, "u1", 1, Some("late")).await;
+    assert_eq!(
+        out,
+        DeductOutcome::Replayed {
+            order_id: id,
+            quantity: 2
+        }
+    );
+    let (_, out) = deduct(&s, "u1", 1, Some("other")).await;
+    assert!(matches!(out, DeductOutcome::Ended), "{out:?}");
+}
+
+#[tokio::test]
+async fn warming_over_a_missing_stock_key_with_reservations_is_refused() {
+    let s = service().await;
+    let live = item(10, 2, -1_000, 60_000);
+    s.prewarm(&live, PrewarmMode::Warm).await.unwrap();
+    deduct(&s, "u1", 1, None).await;
+    let keys = s.keys().item(1, 1);
+    let _: i64 = s.redis().get().del(&keys.stock).await.unwrap();
+    assert_eq!(
+        s.prewarm(&live, PrewarmMode::Warm).await.unwrap(),
+        PrewarmOutcome::HasReservations { remaining: 0 }
+    );
+    let buyers: i64 = s.redis().get().hlen(&keys.buyers).await.unwrap();
+    assert_eq!(buyers, 1, "buyers kept");
 }
 
 #[tokio::test]

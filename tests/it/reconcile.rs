@@ -298,3 +298,44 @@ async fn two_instances_run_the_periodic_job_one_at_a_time() {
     );
     drop(b);
 }
+
+#[tokio::test]
+async fn reconciling_during_a_stampede_reports_no_false_discrepancy() {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.reconcile.ledger_grace_secs = 60;
+    let app = spawn_with(settings).await;
+    let (sale, item) = app.create_live_sale(100_000, 1).await;
+    let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut buyers = Vec::new();
+    for w in 0..8 {
+        let (http, url, stop) = (app.http.clone(), url.clone(), stop.clone());
+        buyers.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let token = seckill::auth::mint_token(
+                    crate::helpers::JWT_SECRET,
+                    &format!("r{w}-{i}"),
+                    600,
+                )
+                .unwrap();
+                http.post(&url).bearer_auth(token).send().await.unwrap();
+                i += 1;
+            }
+        }));
+    }
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let report = reconcile(&app, sale, false).await;
+        assert!(report["items"][0]["reserved_units"].as_i64().unwrap() > 0);
+        assert_eq!(
+            report["ok"], true,
+            "checks failed while buys and persistence ran: {report}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for b in buyers {
+        b.await.unwrap();
+    }
+    let _ = item;
+}

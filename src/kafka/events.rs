@@ -9,6 +9,9 @@ use crate::domain::identity::MAX_USER_ID_LEN;
 /// Schema version this build writes.
 pub const ORDER_RESERVED_SCHEMA: u32 = 1;
 
+/// 9999-12-31T23:59:59.999Z, the last instant a MySQL DATETIME holds.
+const LATEST_RESERVED_AT_MS: i64 = 253_402_300_799_999;
+
 /// The event type tag.
 pub const ORDER_RESERVED_TYPE: &str = "order_reserved";
 
@@ -102,6 +105,11 @@ impl OrderReserved {
         if event.user_id.is_empty() || event.user_id.len() > MAX_USER_ID_LEN {
             return Err(EventError::Invalid("user id is empty or too long"));
         }
+        // MySQL DATETIME ends with the year 9999; a time beyond it could never be stored and
+        // would stall the partition if it were not turned away here.
+        if !(0..=LATEST_RESERVED_AT_MS).contains(&event.reserved_at_ms) {
+            return Err(EventError::Invalid("reserved_at_ms is outside 1970..9999"));
+        }
         Ok(event)
     }
 
@@ -135,6 +143,12 @@ mod tests {
         ));
         e.schema = ORDER_RESERVED_SCHEMA;
         e.quantity = 0;
+        assert!(matches!(
+            OrderReserved::parse(&e.to_bytes()),
+            Err(EventError::Invalid(_))
+        ));
+        e.quantity = 1;
+        e.reserved_at_ms = 300_000_000_000_000;
         assert!(matches!(
             OrderReserved::parse(&e.to_bytes()),
             Err(EventError::Invalid(_))

@@ -201,7 +201,7 @@ status() {
   return $rc
 }
 
-clean_tests() { # drop the databases test runs create (seckill_t_*); the stack's own stays
+clean_tests() { # drop what test runs leave: databases seckill_t_*, Redis keys t<hex>:*
   local dbs
   dbs=$(mariadb -h 127.0.0.1 -P "$MYSQL_PORT" -u "$MYSQL_USER" -p"$MYSQL_PASSWORD" -N -e \
     "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'seckill\_t\_%'")
@@ -209,6 +209,12 @@ clean_tests() { # drop the databases test runs create (seckill_t_*); the stack's
     mariadb -h 127.0.0.1 -P "$MYSQL_PORT" -u "$MYSQL_USER" -p"$MYSQL_PASSWORD" -e "DROP DATABASE \`$db\`"
   done
   [ -z "$dbs" ] || log "dropped $(echo "$dbs" | wc -l) test databases"
+  # Test apps write under prefixes t<12 hex>: (their sale keys expire, their Bloom filters do
+  # not); drop them all so repeated runs never fill Redis.
+  local n
+  n=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --scan --pattern 't????????????:*' | tee >(
+    xargs -r -n 500 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" unlink >/dev/null) | wc -l)
+  [ "$n" = 0 ] || log "dropped $n test keys from Redis"
 }
 
 one() { # one start|stop SERVICE

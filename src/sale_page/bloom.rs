@@ -58,12 +58,24 @@ impl SaleBloom {
     /// # Errors
     /// Redis failed.
     pub async fn may_contain(&self, id: u64) -> redis::RedisResult<bool> {
-        let mut cmd = redis::cmd("BITFIELD_RO");
-        cmd.arg(self.keys.sale_bloom());
+        let key = self.keys.sale_bloom();
+        let mut bits = redis::cmd("BITFIELD_RO");
+        bits.arg(&key);
         for off in offsets(id) {
-            cmd.arg("GET").arg("u1").arg(off);
+            bits.arg("GET").arg("u1").arg(off);
         }
-        let bits: Vec<i64> = cmd.query_async(&mut self.redis.get()).await?;
+        let (exists, bits): (bool, Vec<i64>) = redis::pipe()
+            .exists(&key)
+            .add_command(bits)
+            .query_async(&mut self.redis.get())
+            .await?;
+        if !exists {
+            // A lost filter (Redis restarted without persistence, key deleted) reads as all
+            // zeros: it must not turn every sale into a 404. Let the request through; the next
+            // start-up rebuilds the filter.
+            tracing::warn!(%key, "the Bloom filter of sale ids is missing; not filtering");
+            return Ok(true);
+        }
         Ok(bits.iter().all(|b| *b == 1))
     }
 

@@ -237,3 +237,26 @@ async fn two_cold_instances_share_one_fill_through_the_redis_mutex() {
         "{queries} MySQL queries across two instances"
     );
 }
+
+#[tokio::test]
+async fn a_lost_bloom_filter_does_not_hide_existing_sales() {
+    let app = spawn_app().await;
+    let sale = upcoming_sale(&app, 30).await;
+    let _: i64 = app
+        .redis()
+        .get()
+        .del(app.keys().sale_bloom())
+        .await
+        .unwrap();
+    app.services.sale_pages.forget_locally(sale).await;
+    let _: i64 = app
+        .redis()
+        .get()
+        .del(app.keys().sale_detail(sale))
+        .await
+        .unwrap();
+    let (status, body) = page(&app, sale).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = page(&app, 987_654).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

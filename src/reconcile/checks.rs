@@ -48,8 +48,11 @@ pub struct ItemFacts {
     pub per_user_limit: i64,
     /// MySQL-side remaining units.
     pub mysql_stock: i64,
-    /// Redis remaining units; `None` when the key is missing.
+    /// Redis remaining units read before the ledger; `None` when the key is missing.
     pub redis_remaining: Option<i64>,
+    /// Redis remaining units read again after the ledger. Buys landing while the ledger is
+    /// read make it lower; without them it equals `redis_remaining`.
+    pub redis_remaining_after: Option<i64>,
     /// Ledger entries that parsed.
     pub ledger: Vec<LedgerEntry>,
     /// Ledger fields that did not parse.
@@ -141,18 +144,36 @@ pub fn check_item(facts: &ItemFacts, now_ms: i64, grace_ms: i64) -> Vec<Check> {
     let ledger_units: i64 = facts.ledger.iter().map(|e| i64::from(e.quantity)).sum();
 
     if facts.ledger_available {
-        let remaining = facts.redis_remaining.unwrap_or(0);
+        // The ledger was read between two reads of the stock. Every reservation decrements the
+        // stock and adds its entry in one step, and entries are never removed, so a consistent
+        // store satisfies `after + ledger <= initial <= before + ledger`; with no buys in
+        // between, both bounds meet and the check is exact.
+        let verdict = match (facts.redis_remaining, facts.redis_remaining_after) {
+            (Some(before), Some(after)) => {
+                let ok = after + ledger_units <= facts.initial_stock
+                    && facts.initial_stock <= before + ledger_units;
+                let detail = if before == after {
+                    format!(
+                        "initial {} vs redis remaining {before} + reserved {ledger_units} = {}",
+                        facts.initial_stock,
+                        before + ledger_units
+                    )
+                } else {
+                    format!(
+                        "initial {} vs redis remaining {after}..{before} (buys landed while reading) + reserved {ledger_units} = {}..{}",
+                        facts.initial_stock,
+                        after + ledger_units,
+                        before + ledger_units
+                    )
+                };
+                (ok, detail)
+            }
+            _ => (false, "the Redis stock key is missing".to_string()),
+        };
         checks.push(Check::verdict(
             "stock_balance",
-            facts.redis_remaining.is_some() && facts.initial_stock == remaining + ledger_units,
-            match facts.redis_remaining {
-                Some(r) => format!(
-                    "initial {} vs redis remaining {r} + reserved {ledger_units} = {}",
-                    facts.initial_stock,
-                    r + ledger_units
-                ),
-                None => "the Redis stock key is missing".to_string(),
-            },
+            verdict.0,
+            verdict.1,
             Vec::new(),
         ));
         let unreadable = facts.unreadable_ledger.clone();
@@ -197,13 +218,30 @@ pub fn check_item(facts: &ItemFacts, now_ms: i64, grace_ms: i64) -> Vec<Check> {
             .filter(|(_, units)| **units > facts.per_user_limit)
             .map(|(u, _)| u.to_string())
             .collect();
+        bad.extend(
+            facts
+                .buyers
+                .iter()
+                .filter(|(_, units)| **units > facts.per_user_limit)
+                .map(|(u, _)| u.clone()),
+        );
+        // The buyers hash is read before the ledger. A user whose entries are all older than
+        // the grace period bought nothing while we read, so both must agree exactly; users
+        // with a recent entry are skipped (their newest units may be in one read only).
+        let settled_before = now_ms - grace_ms;
+        let mut recent: BTreeMap<&str, bool> = BTreeMap::new();
+        for e in &facts.ledger {
+            *recent.entry(e.user_id.as_str()).or_insert(false) |= e.reserved_at_ms > settled_before;
+        }
         for (user, units) in &ledger_totals {
-            if facts.buyers.get(*user).copied().unwrap_or(0) != *units {
+            if !recent.get(user).copied().unwrap_or(false)
+                && facts.buyers.get(*user).copied().unwrap_or(0) != *units
+            {
                 bad.push(user.to_string());
             }
         }
-        for user in facts.buyers.keys() {
-            if !ledger_totals.contains_key(user.as_str()) {
+        for (user, units) in &facts.buyers {
+            if *units > 0 && !ledger_totals.contains_key(user.as_str()) {
                 bad.push(user.clone());
             }
         }
@@ -318,6 +356,7 @@ mod tests {
             per_user_limit: 1,
             mysql_stock: 8,
             redis_remaining: Some(8),
+            redis_remaining_after: Some(8),
             ledger_available: true,
             ..Default::default()
         };
@@ -403,9 +442,33 @@ mod tests {
     fn a_changed_stock_key_breaks_the_balance() {
         let mut f = clean();
         f.redis_remaining = Some(9);
+        f.redis_remaining_after = Some(9);
         assert_eq!(failing(&f), vec!["stock_balance"]);
         f.redis_remaining = None;
         assert_eq!(failing(&f), vec!["stock_balance"]);
+    }
+
+    #[test]
+    fn buys_landing_while_reading_are_within_the_bounds() {
+        // Read: stock 8, then a ledger that already holds one more entry (a buy landed), then
+        // stock 6 (another landed after the ledger read).
+        let mut f = clean();
+        f.ledger.push(LedgerEntry {
+            order_id: Uuid::now_v7(),
+            user_id: "c".into(),
+            quantity: 1,
+            reserved_at_ms: 99_000,
+        });
+        f.redis_remaining_after = Some(6);
+        assert!(
+            !failing(&f).contains(&"stock_balance"),
+            "{:?}",
+            check_item(&f, 100_000, 10_000)
+        );
+        // A stock key raised by hand is out of bounds even then.
+        f.redis_remaining = Some(12);
+        f.redis_remaining_after = Some(11);
+        assert!(failing(&f).contains(&"stock_balance"));
     }
 
     #[test]
@@ -445,6 +508,7 @@ mod tests {
         f.ledger.clear();
         f.buyers.clear();
         f.redis_remaining = None;
+        f.redis_remaining_after = None;
         assert!(failing(&f).is_empty());
     }
 }

@@ -11,6 +11,7 @@ pub mod report;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
+use redis::AsyncCommands;
 use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -31,13 +32,31 @@ use crate::{
 use checks::{ItemFacts, LedgerEntry, OrderFact, check_item, missing_in_mysql};
 pub use report::{CheckOut, ItemReport, SaleReport};
 
-/// One item's Redis keys read atomically: stock, meta exists, buyers, ledger fields.
-type RedisSnapshot = (
-    Option<i64>,
-    bool,
-    HashMap<String, i64>,
-    HashMap<String, Vec<u8>>,
-);
+/// Hash fields read per HSCAN round trip: small enough that Redis never stalls on one call.
+const HSCAN_COUNT: usize = 1_000;
+
+/// Every field of a hash, page by page (HSCAN may repeat a field; the map keeps one).
+async fn hscan_all<V: redis::FromRedisValue>(
+    conn: &mut crate::redis_pool::RedisConn,
+    key: &str,
+) -> redis::RedisResult<HashMap<String, V>> {
+    let mut out = HashMap::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, page): (u64, Vec<(String, V)>) = redis::cmd("HSCAN")
+            .arg(key)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(HSCAN_COUNT)
+            .query_async(conn)
+            .await?;
+        out.extend(page);
+        if next == 0 {
+            return Ok(out);
+        }
+        cursor = next;
+    }
+}
 
 /// Failures of a run (not discrepancies: those are in the report).
 #[derive(Debug, thiserror::Error)]
@@ -219,16 +238,17 @@ impl Reconciler {
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        // One atomic read of the item's Redis keys, so buys landing meanwhile cannot make
-        // stock and ledger disagree. They share a hash tag, so this works on a cluster too.
-        let (redis_remaining, ledger_available, buyers, fields): RedisSnapshot = redis::pipe()
-            .atomic()
+        // Redis without blocking it (a sale's ledger can hold millions of entries): stock,
+        // then buyers, then the ledger in HSCAN pages, then stock again. The checks know the
+        // order of these reads (see `checks`), so buys landing meanwhile cause no false alarm.
+        let (redis_remaining, ledger_available): (Option<i64>, bool) = redis::pipe()
             .get(&keys.stock)
             .exists(&keys.meta)
-            .hgetall(&keys.buyers)
-            .hgetall(&keys.ledger)
             .query_async(&mut conn)
             .await?;
+        let buyers: HashMap<String, i64> = hscan_all(&mut conn, &keys.buyers).await?;
+        let fields: HashMap<String, Vec<u8>> = hscan_all(&mut conn, &keys.ledger).await?;
+        let redis_remaining_after: Option<i64> = conn.get(&keys.stock).await?;
         let mut ledger = Vec::with_capacity(fields.len());
         let mut unreadable = Vec::new();
         let mut payloads = HashMap::with_capacity(fields.len());
@@ -251,6 +271,7 @@ impl Reconciler {
             per_user_limit: i64::from(item.per_user_limit),
             mysql_stock: i64::from(fresh.0),
             redis_remaining,
+            redis_remaining_after,
             ledger,
             unreadable_ledger: unreadable,
             buyers,

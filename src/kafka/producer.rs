@@ -1,21 +1,92 @@
 //! The orders producer: idempotent (no duplicates from its own retries), `acks=all`, keyed by
 //! item so one item's orders stay in order on one partition.
+//!
+//! A producer whose delivery failed is retired and replaced by a fresh one (a new producer id)
+//! when the failure says its session is suspect: messages that timed out (librdkafka then bumps
+//! the producer epoch locally, which Kafka accepts but some Kafka-protocol brokers, tansu 0.6
+//! among them, cannot follow), a broker error that survived librdkafka's retries, or a fatal
+//! error. Each producer is a numbered [`Generation`]: failures reported by a retired generation
+//! never retire its successor, and replacements are at least [`RESET_AT_MOST_EVERY`] apart.
+//! The messages that failed stay in the Redis outbox and the relay sends them again.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
+};
 
 use rdkafka::{
     error::KafkaError,
     message::{Header, OwnedHeaders},
     producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer},
+    types::RDKafkaErrorCode,
 };
 
 use super::KafkaEndpoint;
 
+/// Shortest time between two replacements of the producer.
+pub const RESET_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+
+/// The number of one producer instance, counted from 0 as instances replace each other.
+pub type Generation = u64;
+
+/// A message handed to librdkafka: the future resolves on the broker's ack (or its failure
+/// after the message timeout); `generation` names the producer that carries it.
+pub struct Queued {
+    /// The producer instance the message was queued in.
+    pub generation: Generation,
+    /// Resolves on the broker's acknowledgement or the delivery's failure.
+    pub delivery: DeliveryFuture,
+}
+
+struct Current {
+    generation: Generation,
+    producer: FutureProducer,
+}
+
 /// One shared producer for the orders topic.
 #[derive(Clone)]
 pub struct OrderProducer {
-    producer: FutureProducer,
+    current: Arc<RwLock<Current>>,
+    last_reset: Arc<Mutex<Instant>>,
+    endpoint: KafkaEndpoint,
     topic: String,
+    message_timeout: Duration,
+    linger: Duration,
+}
+
+fn build(
+    endpoint: &KafkaEndpoint,
+    message_timeout: Duration,
+    linger: Duration,
+) -> Result<FutureProducer, KafkaError> {
+    endpoint
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", linger.as_millis().to_string())
+        .set(
+            "message.timeout.ms",
+            message_timeout.as_millis().to_string(),
+        )
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+}
+
+/// Failures that say nothing about the producer's session: the local queue is full, the
+/// broker cannot be reached (nothing was sent), or the message was purged because its producer
+/// was retired. A timed-out message is not among them (see the module documentation), and
+/// anything else that reaches the application has already been retried by librdkafka.
+fn harmless(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::QueueFull
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::PurgeQueue
+                | RDKafkaErrorCode::PurgeInflight
+        )
+    ) || matches!(e, KafkaError::Canceled)
 }
 
 impl OrderProducer {
@@ -32,20 +103,21 @@ impl OrderProducer {
         message_timeout: Duration,
         linger: Duration,
     ) -> Result<Self, KafkaError> {
-        let producer: FutureProducer = endpoint
-            .client_config()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", linger.as_millis().to_string())
-            .set(
-                "message.timeout.ms",
-                message_timeout.as_millis().to_string(),
-            )
-            .set("queue.buffering.max.messages", "1000000")
-            .create()?;
         Ok(Self {
-            producer,
+            current: Arc::new(RwLock::new(Current {
+                generation: 0,
+                producer: build(endpoint, message_timeout, linger)?,
+            })),
+            // The first rebuild may come at once; later ones are spaced.
+            last_reset: Arc::new(Mutex::new(
+                Instant::now()
+                    .checked_sub(RESET_AT_MOST_EVERY)
+                    .unwrap_or_else(Instant::now),
+            )),
+            endpoint: endpoint.clone(),
             topic: topic.to_string(),
+            message_timeout,
+            linger,
         })
     }
 
@@ -54,14 +126,70 @@ impl OrderProducer {
         &self.topic
     }
 
-    /// Queues one message without waiting; the future resolves on the broker's ack (or its
-    /// failure after the message timeout).
+    fn current(&self) -> (Generation, FutureProducer) {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        (current.generation, current.producer.clone())
+    }
+
+    /// The producer instance now in use.
+    pub fn generation(&self) -> Generation {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .generation
+    }
+
+    /// Looks at a delivery that failed in producer `generation` and replaces that producer if
+    /// the failure makes its session suspect (see the module documentation). Returns true when
+    /// it replaced it.
+    pub fn recover_from(&self, generation: Generation, error: &KafkaError) -> bool {
+        let (current, producer) = self.current();
+        if generation != current {
+            return false; // already replaced
+        }
+        let fatal = producer.client().fatal_error();
+        if fatal.is_none() && harmless(error) {
+            return false;
+        }
+        let mut last = self.last_reset.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() < RESET_AT_MOST_EVERY {
+            return false;
+        }
+        match build(&self.endpoint, self.message_timeout, self.linger) {
+            Ok(fresh) => {
+                let old = {
+                    let mut slot = self.current.write().unwrap_or_else(|e| e.into_inner());
+                    if slot.generation != generation {
+                        return false;
+                    }
+                    slot.generation += 1;
+                    std::mem::replace(&mut slot.producer, fresh)
+                };
+                tracing::warn!(error.message = %error, fatal = ?fatal, retired = generation, "Kafka producer replaced by a fresh one; the outbox relay re-sends what failed");
+                // Dropping a producer purges and flushes for up to 500 ms: not on a runtime thread.
+                std::thread::spawn(move || drop(old));
+                *last = Instant::now();
+                true
+            }
+            Err(e) => {
+                tracing::error!(error.message = %e, "creating a fresh Kafka producer failed");
+                false
+            }
+        }
+    }
+
+    /// Queues one message without waiting.
     ///
     /// # Errors
     /// The local queue is full.
-    pub fn enqueue(&self, key: &str, payload: &[u8]) -> Result<DeliveryFuture, KafkaError> {
+    pub fn enqueue(&self, key: &str, payload: &[u8]) -> Result<Queued, KafkaError> {
+        let (generation, producer) = self.current();
         let record = FutureRecord::to(&self.topic).key(key).payload(payload);
-        self.producer.send_result(record).map_err(|(e, _)| e)
+        let delivery = producer.send_result(record).map_err(|(e, _)| e)?;
+        Ok(Queued {
+            generation,
+            delivery,
+        })
     }
 
     /// Sends one message and waits for the broker's acknowledgement.
@@ -69,13 +197,16 @@ impl OrderProducer {
     /// # Errors
     /// The local queue is full, or the broker did not acknowledge within the message timeout.
     pub async fn send(&self, key: &str, payload: &[u8]) -> Result<(), KafkaError> {
-        let record = FutureRecord::to(&self.topic).key(key).payload(payload);
-        let delivery = self.producer.send_result(record).map_err(|(e, _)| e)?;
-        match delivery.await {
+        let queued = self.enqueue(key, payload)?;
+        let result = match queued.delivery.await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err((e, _))) => Err(e),
             Err(_) => Err(KafkaError::Canceled),
+        };
+        if let Err(e) = &result {
+            self.recover_from(queued.generation, e);
         }
+        result
     }
 
     /// Sends a message to the dead-letter `topic` with the reason in a `seckill-error` header,
@@ -99,12 +230,17 @@ impl OrderProducer {
         if let Some(k) = key {
             record = record.key(k);
         }
-        let delivery = self.producer.send_result(record).map_err(|(e, _)| e)?;
-        match delivery.await {
+        let (generation, producer) = self.current();
+        let delivery = producer.send_result(record).map_err(|(e, _)| e)?;
+        let result = match delivery.await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err((e, _))) => Err(e),
             Err(_) => Err(KafkaError::Canceled),
+        };
+        if let Err(e) = &result {
+            self.recover_from(generation, e);
         }
+        result
     }
 
     /// Waits up to `timeout` for every queued message to be acknowledged (shutdown).
@@ -112,6 +248,6 @@ impl OrderProducer {
     /// # Errors
     /// Messages were still unacknowledged at the deadline.
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.flush(timeout)
+        self.current().1.flush(timeout)
     }
 }

@@ -57,7 +57,7 @@ impl Outbox {
     ///
     /// Must be called inside a Tokio runtime: it starts the delivery pipeline's task.
     pub fn new(producer: OrderProducer, stock: StockService, metrics: Arc<Metrics>) -> Self {
-        let pipeline = pipeline::Pipeline::start(stock.clone(), metrics.clone());
+        let pipeline = pipeline::Pipeline::start(stock.clone(), metrics.clone(), producer.clone());
         Self {
             producer,
             stock,
@@ -76,7 +76,7 @@ impl Outbox {
     /// Redis writes. If it cannot even be queued, it stays in the outbox for the relay.
     pub fn publish(&self, sale_id: u64, item_id: u64, order_id: Uuid, payload: &[u8]) {
         match self.producer.enqueue(&item_id.to_string(), payload) {
-            Ok(delivery) => self.pipeline.track(sale_id, item_id, order_id, delivery),
+            Ok(queued) => self.pipeline.track(sale_id, item_id, order_id, queued),
             Err(e) => {
                 self.metrics.kafka_produce_errors.inc();
                 tracing::warn!(%order_id, item_id, error.message = %e, "order not queued for Kafka; the outbox relay will send it");

@@ -12,11 +12,14 @@ use std::{
 };
 
 use futures::{FutureExt, StreamExt, stream::FuturesUnordered};
-use rdkafka::producer::DeliveryFuture;
 use tokio::{sync::mpsc, task::JoinHandle};
 use uuid::Uuid;
 
-use crate::{metrics::Metrics, stock::StockService};
+use crate::{
+    kafka::producer::{OrderProducer, Queued},
+    metrics::Metrics,
+    stock::StockService,
+};
 
 /// Acks gathered before a flush is forced.
 const FLUSH_AT: usize = 256;
@@ -29,7 +32,7 @@ enum Msg {
         item_id: u64,
         order_id: Uuid,
         started: Instant,
-        delivery: DeliveryFuture,
+        queued: Queued,
     },
     Stop(Duration),
 }
@@ -45,9 +48,9 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts the pipeline task.
-    pub fn start(stock: StockService, metrics: Arc<Metrics>) -> Self {
+    pub fn start(stock: StockService, metrics: Arc<Metrics>, producer: OrderProducer) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(rx, stock, metrics.clone()));
+        let task = tokio::spawn(run(rx, stock, metrics.clone(), producer));
         Self {
             tx,
             stopped: Arc::new(AtomicBool::new(false)),
@@ -57,7 +60,7 @@ impl Pipeline {
     }
 
     /// Follows one queued message until its ack.
-    pub fn track(&self, sale_id: u64, item_id: u64, order_id: Uuid, delivery: DeliveryFuture) {
+    pub fn track(&self, sale_id: u64, item_id: u64, order_id: Uuid, queued: Queued) {
         if self.stopped.load(Ordering::Relaxed) {
             return; // shutting down: the entry stays in the outbox for the relay
         }
@@ -67,7 +70,7 @@ impl Pipeline {
             item_id,
             order_id,
             started: Instant::now(),
-            delivery,
+            queued,
         };
         if self.tx.send(msg).is_err() {
             self.metrics.kafka_in_flight.dec();
@@ -88,7 +91,12 @@ impl Pipeline {
 
 type Acked = HashMap<(u64, u64), Vec<String>>;
 
-async fn run(mut rx: mpsc::UnboundedReceiver<Msg>, stock: StockService, metrics: Arc<Metrics>) {
+async fn run(
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    stock: StockService,
+    metrics: Arc<Metrics>,
+    producer: OrderProducer,
+) {
     let mut in_flight = FuturesUnordered::new();
     let mut acked: Acked = HashMap::new();
     let mut pending_acks = 0usize;
@@ -97,13 +105,14 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Msg>, stock: StockService, metrics:
     loop {
         tokio::select! {
             msg = rx.recv(), if deadline.is_none() => match msg {
-                Some(Msg::Track { sale_id, item_id, order_id, started, delivery }) => {
-                    in_flight.push(delivery.map(move |r| (sale_id, item_id, order_id, started, r)));
+                Some(Msg::Track { sale_id, item_id, order_id, started, queued }) => {
+                    let generation = queued.generation;
+                    in_flight.push(queued.delivery.map(move |r| (sale_id, item_id, order_id, started, generation, r)));
                 }
                 Some(Msg::Stop(timeout)) => deadline = Some(tokio::time::Instant::now() + timeout),
                 None => deadline = Some(tokio::time::Instant::now()),
             },
-            Some((sale_id, item_id, order_id, started, result)) = in_flight.next() => {
+            Some((sale_id, item_id, order_id, started, generation, result)) = in_flight.next() => {
                 metrics.kafka_in_flight.dec();
                 match result {
                     Ok(Ok(_)) => {
@@ -118,6 +127,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Msg>, stock: StockService, metrics:
                     Ok(Err((e, _))) => {
                         metrics.kafka_produce_errors.inc();
                         tracing::warn!(%order_id, item_id, error.message = %e, "order not delivered to Kafka yet; the outbox relay will retry");
+                        producer.recover_from(generation, &e);
                     }
                     Err(_) => {
                         metrics.kafka_produce_errors.inc();

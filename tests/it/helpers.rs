@@ -390,7 +390,10 @@ impl PrivateServer {
 impl Drop for PrivateServer {
     fn drop(&mut self) {
         self.run("stop");
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // KEEP_PRIVATE=1 keeps the folder (the server's log) for a post-mortem.
+        if std::env::var("KEEP_PRIVATE").is_err() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -31,7 +31,7 @@ export SECKILL_REDIS_KEY_PREFIX="bench$(date +%s):"
 export SECKILL_LIMITS_GLOBAL_PER_SEC=0 SECKILL_LIMITS_PER_USER_PER_SEC=0
 export SECKILL_ADMIN_TOKEN=bench-admin-token SECKILL_JWT_SECRET=bench-jwt-secret-0123456789
 mariadb -h 127.0.0.1 -P "${SECKILL_STACK_MYSQL_PORT:-13306}" -u seckill -pseckill \
-  -e 'CREATE DATABASE IF NOT EXISTS seckill_bench'
+  -e 'DROP DATABASE IF EXISTS seckill_bench; CREATE DATABASE seckill_bench'
 
 target/release/seckill serve >"$OUT/seckill.log" 2>&1 &
 PID=$!

@@ -35,7 +35,13 @@ pub use report::{CheckOut, ItemReport, SaleReport};
 /// Hash fields read per HSCAN round trip: small enough that Redis never stalls on one call.
 const HSCAN_COUNT: usize = 1_000;
 
-/// Every field of a hash, page by page (HSCAN may repeat a field; the map keeps one).
+/// After each HSCAN page the reader pauses this many times the page's round trip, so a
+/// reconciliation of a large ledger takes at most a quarter of Redis's attention from the buy
+/// path, however long the ledger.
+const PAUSE_PER_PAGE_TIME: u32 = 3;
+
+/// Every field of a hash, page by page (HSCAN may repeat a field; the map keeps one), paced
+/// (see [`PAUSE_PER_PAGE_TIME`]).
 async fn hscan_all<V: redis::FromRedisValue>(
     conn: &mut crate::redis_pool::RedisConn,
     key: &str,
@@ -43,6 +49,7 @@ async fn hscan_all<V: redis::FromRedisValue>(
     let mut out = HashMap::new();
     let mut cursor: u64 = 0;
     loop {
+        let started = std::time::Instant::now();
         let (next, page): (u64, Vec<(String, V)>) = redis::cmd("HSCAN")
             .arg(key)
             .arg(cursor)
@@ -55,6 +62,7 @@ async fn hscan_all<V: redis::FromRedisValue>(
             return Ok(out);
         }
         cursor = next;
+        tokio::time::sleep(started.elapsed() * PAUSE_PER_PAGE_TIME).await;
     }
 }
 

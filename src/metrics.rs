@@ -32,6 +32,8 @@ pub struct Metrics {
     pub script_errors: IntCounterVec,
     /// Scripts loaded again after Redis answered NOSCRIPT (restart, failover, SCRIPT FLUSH).
     pub script_reloads: IntCounter,
+    /// Buy requests per call of a batching deduct script.
+    pub deduct_batch_size: Histogram,
     /// Time from handing an order to the producer until the broker's ack.
     pub kafka_produce_latency: Histogram,
     /// Produce attempts that failed (the outbox relay retries them).
@@ -138,6 +140,11 @@ impl Metrics {
             script_reloads: counter(
                 "script_reloads_total",
                 "Scripts loaded again after NOSCRIPT",
+            ),
+            deduct_batch_size: histogram(
+                "deduct_batch_size",
+                "Buy requests per call of a batching deduct script",
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
             ),
             kafka_produce_latency: histogram(
                 "kafka_produce_duration_seconds",

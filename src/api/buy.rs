@@ -9,7 +9,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{
@@ -77,25 +76,32 @@ async fn create_order(
         } => (order_id, quantity, true),
     };
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
-    let mut response = (
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "order_id": order_id,
-            "status": "reserved",
-            "sale_id": sale_id,
-            "item_id": item_id,
-            "quantity": quantity,
-        })),
-    )
-        .into_response();
+    let reservation = Reservation {
+        order_id,
+        status: "reserved",
+        sale_id,
+        item_id,
+        quantity,
+    };
+    let mut response = (StatusCode::ACCEPTED, Json(reservation)).into_response();
     let h = response.headers_mut();
-    if let Ok(loc) = HeaderValue::from_str(&format!("/api/v1/orders/{order_id}")) {
+    if let Ok(loc) = HeaderValue::try_from(format!("/api/v1/orders/{order_id}")) {
         h.insert(header::LOCATION, loc);
     }
     if replayed {
         h.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// The body of a `202` buy answer.
+#[derive(serde::Serialize)]
+struct Reservation {
+    order_id: Uuid,
+    status: &'static str,
+    sale_id: u64,
+    item_id: u64,
+    quantity: u32,
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -4,6 +4,7 @@
 //! step records the buyer's units and appends the reservation to the item's ledger, so
 //! `initial_stock == remaining + sum(ledger quantities)` holds at every instant.
 
+pub mod batcher;
 pub mod keys;
 pub mod outcome;
 pub mod scripts;
@@ -13,10 +14,16 @@ use std::sync::Arc;
 use redis::AsyncCommands;
 use uuid::Uuid;
 
-use crate::{redis_pool::RedisPool, stock::scripts::ScriptKind};
+use crate::{
+    redis_pool::RedisPool,
+    stock::{
+        batcher::DeductBatcher,
+        scripts::{Calling, ScriptKind},
+    },
+};
 
 pub use keys::{ItemKeys, Keys};
-pub use outcome::{DeductOutcome, PrewarmOutcome};
+pub use outcome::{DeductOutcome, PrewarmOutcome, UnexpectedReply};
 pub use scripts::ScriptRegistry;
 
 /// Failures of the stock layer (not business outcomes: those are [`DeductOutcome`] values).
@@ -31,6 +38,9 @@ pub enum StockError {
     /// A script answered outside its contract.
     #[error(transparent)]
     UnexpectedReply(#[from] outcome::UnexpectedReply),
+    /// The batching lane is gone (the runtime is shutting down).
+    #[error("the stock batching lane has stopped")]
+    Stopped,
 }
 
 /// How prewarm treats an item that is already in Redis.
@@ -138,15 +148,18 @@ pub struct StockService {
     redis: RedisPool,
     keys: Keys,
     scripts: Arc<ScriptRegistry>,
+    batcher: Arc<DeductBatcher>,
 }
 
 impl StockService {
     /// A service over `redis` with keys under `keys` and scripts from `scripts`.
     pub fn new(redis: RedisPool, keys: Keys, scripts: Arc<ScriptRegistry>) -> Self {
+        let batcher = DeductBatcher::new(redis.clone(), keys.clone(), scripts.clone());
         Self {
             redis,
             keys,
             scripts,
+            batcher: Arc::new(batcher),
         }
     }
 
@@ -196,12 +209,16 @@ impl StockService {
         Ok(PrewarmOutcome::from_reply(reply)?)
     }
 
-    /// Runs the atomic reservation script for one request.
+    /// Runs the atomic reservation script for one request: alone (`deduct.v1`), or in a batch
+    /// with the item's other concurrent requests (`deduct.v2` on, see [`batcher`]).
     ///
     /// # Errors
     /// Redis failed, or the sale's script version is unknown.
     pub async fn deduct(&self, req: &DeductRequest<'_>) -> Result<DeductOutcome, StockError> {
         let script = self.scripts.get(ScriptKind::Deduct, req.script_version)?;
+        if script.calling == Calling::Batch {
+            return self.batcher.deduct(script, req).await;
+        }
         let keys = self.keys.item(req.sale_id, req.item_id);
         let mut conn = self.redis.get();
         let mut order_buf = Uuid::encode_buffer();

@@ -78,11 +78,18 @@ pub enum DeductOutcome {
 }
 
 /// A script reply that does not match its documented contract.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("unexpected reply from {script}: {reply:?}")]
 pub struct UnexpectedReply {
     script: &'static str,
     reply: Vec<Value>,
+}
+
+impl UnexpectedReply {
+    /// `reply` of `script` broke its contract.
+    pub fn new(script: &'static str, reply: Vec<Value>) -> Self {
+        Self { script, reply }
+    }
 }
 
 fn int_at(reply: &[Value], i: usize) -> Option<i64> {
@@ -129,6 +136,24 @@ impl PrewarmOutcome {
 }
 
 impl DeductOutcome {
+    /// Reads one request's reply from a batching `deduct.vN.lua` (v2 on). A reservation there
+    /// is `{1, remaining}`: its order id is the one the request sent, `order_id`.
+    ///
+    /// # Errors
+    /// The reply does not match the script's contract.
+    pub fn from_batch_reply(reply: Vec<Value>, order_id: Uuid) -> Result<Self, UnexpectedReply> {
+        if int_at(&reply, 0) != Some(1) {
+            return Self::from_reply(reply);
+        }
+        match int_at(&reply, 1) {
+            Some(remaining) if reply.len() == 2 => Ok(Self::Reserved {
+                order_id,
+                remaining,
+            }),
+            _ => Err(UnexpectedReply::new("deduct", reply)),
+        }
+    }
+
     /// Reads a `deduct.vN.lua` reply.
     ///
     /// # Errors
@@ -191,6 +216,23 @@ mod tests {
                 remaining: 41
             }
         );
+    }
+
+    #[test]
+    fn a_batch_reservation_reply_takes_the_order_id_the_request_sent() {
+        let id = Uuid::now_v7();
+        assert_eq!(
+            DeductOutcome::from_batch_reply(vec![Value::Int(1), Value::Int(7)], id).unwrap(),
+            DeductOutcome::Reserved {
+                order_id: id,
+                remaining: 7
+            }
+        );
+        assert_eq!(
+            DeductOutcome::from_batch_reply(vec![Value::Int(-5), Value::Int(0)], id).unwrap(),
+            DeductOutcome::SoldOut { remaining: 0 }
+        );
+        assert!(DeductOutcome::from_batch_reply(vec![Value::Int(1)], id).is_err());
     }
 
     #[test]

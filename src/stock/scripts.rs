@@ -4,6 +4,11 @@
 //! `EVALSHA`; when Redis answers `NOSCRIPT` (restart, failover, `SCRIPT FLUSH`) the script is
 //! loaded again and the call retried once. A sale is pinned to the version it was warmed with,
 //! so a process that knows v1 and v2 runs each sale with its own semantics.
+//!
+//! A version names a set of scripts: a kind that did not change in a version is not copied, the
+//! sale uses the newest file of that kind not newer than its version (a `v2` sale warms with
+//! `prewarm.v1` and deducts with `deduct.v2`). Adding `prewarm.v3` later changes nothing for a
+//! `v2` sale.
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
@@ -12,7 +17,7 @@ use redis::{Cmd, ErrorKind, FromRedisValue, RedisResult, ServerErrorKind};
 use crate::{metrics::Metrics, redis_pool::RedisConn};
 
 /// Script versions this build knows, oldest first. New sales use the configured one.
-pub const KNOWN_VERSIONS: &[&str] = &["v1"];
+pub const KNOWN_VERSIONS: &[&str] = &["v1", "v2"];
 
 /// What a script does; each kind has one file per version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,29 +44,54 @@ impl ScriptKind {
     }
 }
 
+/// How a script takes its requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Calling {
+    /// One request per call (`ARGV` is the request).
+    One,
+    /// Many requests per call (`ARGV[1]` is their number, then each request's values); the
+    /// reply is an array with one reply per request.
+    Batch,
+}
+
 /// Every script file compiled into this build.
-const SOURCES: &[(ScriptKind, &str, &str)] = &[
+const SOURCES: &[(ScriptKind, &str, Calling, &str)] = &[
     (
         ScriptKind::Prewarm,
         "v1",
+        Calling::One,
         include_str!("../../lua/prewarm.v1.lua"),
     ),
     (
         ScriptKind::Deduct,
         "v1",
+        Calling::One,
         include_str!("../../lua/deduct.v1.lua"),
+    ),
+    (
+        ScriptKind::Deduct,
+        "v2",
+        Calling::Batch,
+        include_str!("../../lua/deduct.v2.lua"),
     ),
     (
         ScriptKind::LockRelease,
         "v1",
+        Calling::One,
         include_str!("../../lua/lock_release.v1.lua"),
     ),
     (
         ScriptKind::LockRenew,
         "v1",
+        Calling::One,
         include_str!("../../lua/lock_renew.v1.lua"),
     ),
 ];
+
+/// The number in a version name (`v2` -> 2).
+fn version_number(version: &str) -> Option<u32> {
+    version.strip_prefix('v')?.parse().ok()
+}
 
 /// One script of one version with its SHA1.
 #[derive(Debug)]
@@ -72,6 +102,8 @@ pub struct VersionedScript {
     pub version: &'static str,
     /// `name.version`, the metrics label and log name.
     pub label: String,
+    /// One request per call, or a batch.
+    pub calling: Calling,
     body: &'static str,
     sha: String,
     /// This script's latency and error series, resolved once (not per call).
@@ -98,7 +130,7 @@ impl ScriptRegistry {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         let scripts = SOURCES
             .iter()
-            .map(|&(kind, version, body)| {
+            .map(|&(kind, version, calling, body)| {
                 let sha = redis::Script::new(body).get_hash().to_string();
                 let label = format!("{}.{version}", kind.name());
                 let script = VersionedScript {
@@ -107,6 +139,7 @@ impl ScriptRegistry {
                     latency: metrics.script_latency.with_label_values(&[label.as_str()]),
                     errors: metrics.script_errors.with_label_values(&[label.as_str()]),
                     label,
+                    calling,
                     body,
                     sha,
                 };
@@ -116,31 +149,41 @@ impl ScriptRegistry {
         Self { scripts, metrics }
     }
 
-    /// The script of `kind` at `version`.
+    /// The script of `kind` a sale pinned to `version` runs: the newest file of that kind not
+    /// newer than `version`.
     ///
     /// # Errors
-    /// This build has no such script (a sale pinned to a version that was removed).
+    /// This build does not know `version` (a sale pinned to a version that was removed).
     pub fn get(
         &self,
         kind: ScriptKind,
         version: &str,
     ) -> Result<&Arc<VersionedScript>, UnknownScript> {
+        let unknown = || UnknownScript {
+            kind: kind.name(),
+            version: version.to_string(),
+        };
+        if !KNOWN_VERSIONS.contains(&version) {
+            return Err(unknown());
+        }
+        let wanted = version_number(version).ok_or_else(unknown)?;
         self.scripts
             .iter()
-            .find(|((k, v), _)| *k == kind && *v == version)
+            .filter(|((k, v), _)| *k == kind && version_number(v).is_some_and(|n| n <= wanted))
+            .max_by_key(|((_, v), _)| version_number(v))
             .map(|(_, s)| s)
-            .ok_or_else(|| UnknownScript {
-                kind: kind.name(),
-                version: version.to_string(),
-            })
+            .ok_or_else(unknown)
+    }
+
+    /// The metrics the scripts record into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The newest version of a kind that is not tied to a sale (locks).
     pub fn latest(&self, kind: ScriptKind) -> &Arc<VersionedScript> {
         let newest = KNOWN_VERSIONS.last().copied().unwrap_or("v1");
-        self.get(kind, newest)
-            .or_else(|_| self.get(kind, "v1"))
-            .expect("every kind has a v1")
+        self.get(kind, newest).expect("every kind has a v1")
     }
 
     /// Loads every script (start-up warm-up; calls also load lazily on NOSCRIPT).
@@ -208,8 +251,25 @@ mod tests {
     }
 
     #[test]
+    fn a_version_uses_the_newest_file_of_each_kind_not_newer_than_itself() {
+        let reg = ScriptRegistry::new(Arc::new(Metrics::new()));
+        let pick = |kind, v| reg.get(kind, v).unwrap().label.clone();
+        assert_eq!(pick(ScriptKind::Deduct, "v1"), "deduct.v1");
+        assert_eq!(pick(ScriptKind::Deduct, "v2"), "deduct.v2");
+        assert_eq!(pick(ScriptKind::Prewarm, "v2"), "prewarm.v1");
+        assert_eq!(
+            reg.get(ScriptKind::Deduct, "v1").unwrap().calling,
+            Calling::One
+        );
+        assert_eq!(
+            reg.get(ScriptKind::Deduct, "v2").unwrap().calling,
+            Calling::Batch
+        );
+    }
+
+    #[test]
     fn every_script_opens_with_its_contract() {
-        for (kind, version, body) in SOURCES {
+        for (kind, version, _, body) in SOURCES {
             let head: String = body.lines().take(3).collect();
             assert!(
                 head.starts_with(&format!("-- {}.{version}:", kind.name())),

@@ -70,7 +70,10 @@ async fn creating_a_sale_writes_mysql_and_redis_with_ttls_aligned_to_its_end() {
     assert_eq!(status, StatusCode::CREATED, "{sale}");
     assert_eq!(sale["status"], "warmed");
     assert_eq!(sale["phase"], "upcoming");
-    assert_eq!(sale["script_version"], "v1");
+    assert_eq!(
+        sale["script_version"], "v2",
+        "pinned to the configured version"
+    );
     assert_eq!(sale["version"], 1);
     let id = sale["id"].as_u64().unwrap();
     let items = sale["items"].as_array().unwrap();

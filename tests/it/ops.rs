@@ -91,10 +91,13 @@ async fn metrics_move_by_the_right_amounts() {
     assert_eq!(
         delta(
             "seckill_script_duration_seconds_count",
-            r#"script="deduct.v1""#
+            r#"script="deduct.v2""#
         ),
         3.0
     );
+    // Sent one after another, each buy was a batch of its own.
+    assert_eq!(delta("seckill_deduct_batch_size_count", ""), 3.0);
+    assert_eq!(delta("seckill_deduct_batch_size_sum", ""), 3.0);
     assert_eq!(
         delta("seckill_gate_rejections_total", r#"gate="sold_out_flag""#),
         2.0

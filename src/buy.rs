@@ -10,6 +10,7 @@
 
 use std::{net::IpAddr, sync::Arc, time::Instant};
 
+use axum::body::Bytes;
 use chrono::Utc;
 use uuid::Uuid;
 
@@ -35,9 +36,6 @@ pub struct BuyRequest<'a> {
     pub authorization: Option<&'a str>,
     /// The gateway's user header (trusted-header mode).
     pub trusted_user: Option<&'a str>,
-    /// The request body, `{"quantity": n}` or empty for one unit; parsed only after the
-    /// public gates, so the sold-out answer does not pay for it.
-    pub body: &'a [u8],
     /// The client's idempotency key.
     pub idempotency_key: Option<&'a IdempotencyKey>,
     /// The client's address (per-IP bucket).
@@ -123,13 +121,19 @@ impl BuyService {
         &self.gates
     }
 
-    /// Runs one buy and records its outcome and latency.
+    /// Runs one buy and records its outcome and latency. `body` yields the request body,
+    /// `{"quantity": n}` or empty for one unit; it is awaited only after the public gates, so
+    /// a sold-out answer never waits for it (the server hands a body over in a later poll).
     ///
     /// # Errors
     /// Every refusal (rate limited, not started, sold out, ...) as an [`ApiError`].
-    pub async fn buy(&self, req: BuyRequest<'_>) -> Result<BuyAnswer, ApiError> {
+    pub async fn buy(
+        &self,
+        req: BuyRequest<'_>,
+        body: impl Future<Output = Result<Bytes, ApiError>>,
+    ) -> Result<BuyAnswer, ApiError> {
         let started = Instant::now();
-        let result = self.run(&req).await;
+        let result = self.run(&req, body).await;
         match &result {
             Ok(BuyAnswer::Reserved { .. }) => self.hot.reserved.inc(),
             Ok(BuyAnswer::Replayed { .. }) => self
@@ -137,7 +141,7 @@ impl BuyService {
                 .buy_outcomes
                 .with_label_values(&["replayed"])
                 .inc(),
-            Err(e) if e.code() == "sold_out" => self.hot.sold_out.inc(),
+            Err(ApiError::SoldOut) => self.hot.sold_out.inc(),
             Err(e) => self
                 .metrics
                 .buy_outcomes
@@ -162,7 +166,11 @@ impl BuyService {
         })
     }
 
-    async fn run(&self, req: &BuyRequest<'_>) -> Result<BuyAnswer, ApiError> {
+    async fn run(
+        &self,
+        req: &BuyRequest<'_>,
+        body: impl Future<Output = Result<Bytes, ApiError>>,
+    ) -> Result<BuyAnswer, ApiError> {
         self.gate(self.gates.check_global())?;
         if let Some(ip) = req.client_ip {
             self.gate(self.gates.check_ip(ip))?;
@@ -188,9 +196,9 @@ impl BuyService {
         // answered from the flag.
         if req.idempotency_key.is_none() && self.sold_out.is_sold_out(req.item_id) {
             self.hot.flagged.inc();
-            return Err(sold_out());
+            return Err(ApiError::SoldOut);
         }
-        let quantity = parse_quantity(req.body)?;
+        let quantity = parse_quantity(&body.await?)?;
         let user = self.auth.buyer(req.authorization, req.trusted_user)?;
         self.gate(self.gates.check_user(user.as_ref()))?;
         if quantity > meta.per_user_limit {
@@ -211,17 +219,17 @@ impl BuyService {
             now.timestamp_millis(),
         );
         let payload = event.to_bytes();
-        let outcome = self
-            .stock
-            .deduct(&stock_request(
-                &meta,
-                user.as_ref(),
-                quantity,
-                order_id,
-                &payload,
-                req.idempotency_key.map(AsRef::as_ref),
-            ))
-            .await?;
+        let request = stock_request(
+            &meta,
+            user.as_ref(),
+            quantity,
+            order_id,
+            &payload,
+            req.idempotency_key.map(AsRef::as_ref),
+        );
+        // Boxed: the Redis call's state is most of this future's size, and the answers that
+        // never reach Redis (sold out, refused at a gate) should not move it around.
+        let outcome = Box::pin(self.stock.deduct(&request)).await?;
         match outcome {
             DeductOutcome::Reserved {
                 order_id,
@@ -249,7 +257,7 @@ impl BuyService {
             }),
             DeductOutcome::SoldOut { remaining } if remaining <= 0 => {
                 self.sold_out.mark(req.item_id);
-                Err(sold_out())
+                Err(ApiError::SoldOut)
             }
             DeductOutcome::SoldOut { remaining } => Err(ApiError::conflict(
                 "insufficient_stock",
@@ -295,8 +303,4 @@ fn parse_quantity(body: &[u8]) -> Result<u32, ApiError> {
         )
         .into()),
     }
-}
-
-fn sold_out() -> ApiError {
-    ApiError::conflict("sold_out", "sold out")
 }

@@ -12,6 +12,7 @@ use axum::{
 use uuid::Uuid;
 
 use super::{
+    ApiError,
     error::ApiResult,
     extract::{ApiPath, Buyer},
 };
@@ -45,27 +46,32 @@ async fn create_order(
     // Headers are read in place (extracting a HeaderMap would copy it on the hottest route).
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
-        FieldError::new(
-            "body",
-            format!("unreadable or larger than {MAX_BODY} bytes: {e}"),
-        )
-    })?;
+    // Read only once the public gates pass (see `BuyService::buy`).
+    let body = async move {
+        axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+            ApiError::from(FieldError::new(
+                "body",
+                format!("unreadable or larger than {MAX_BODY} bytes: {e}"),
+            ))
+        })
+    };
     let idempotency_key = headers
         .get("idempotency-key")
         .map(|v| IdempotencyKey::parse(v.to_str().unwrap_or("\u{0}")))
         .transpose()?;
     let answer = state
         .buy
-        .buy(BuyRequest {
-            sale_id,
-            item_id,
-            authorization: header_str(headers, "authorization"),
-            trusted_user: header_str(headers, TRUSTED_USER_HEADER),
-            body: &body,
-            idempotency_key: idempotency_key.as_ref(),
-            client_ip: Some(peer.ip()),
-        })
+        .buy(
+            BuyRequest {
+                sale_id,
+                item_id,
+                authorization: header_str(headers, "authorization"),
+                trusted_user: header_str(headers, TRUSTED_USER_HEADER),
+                idempotency_key: idempotency_key.as_ref(),
+                client_ip: Some(peer.ip()),
+            },
+            body,
+        )
         .await?;
     let (order_id, quantity, replayed) = match answer {
         BuyAnswer::Reserved {

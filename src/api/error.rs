@@ -41,6 +41,9 @@ pub enum ApiError {
         /// Human-readable detail.
         detail: String,
     },
+    /// 409 `sold_out`: nothing left (the commonest answer of a sale, so its body is prebuilt).
+    #[error("sold out")]
+    SoldOut,
     /// 403: the sale has not started.
     #[error("the sale has not started")]
     NotStarted,
@@ -104,7 +107,7 @@ impl ApiError {
             ApiError::Invalid(_) | ApiError::MalformedJson(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::SoldOut => StatusCode::CONFLICT,
             ApiError::NotStarted => StatusCode::FORBIDDEN,
             ApiError::Ended => StatusCode::GONE,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
@@ -123,6 +126,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { code, .. } => code,
+            ApiError::SoldOut => "sold_out",
             ApiError::NotStarted => "not_started",
             ApiError::Ended => "ended",
             ApiError::PreconditionRequired(_) => "version_required",
@@ -143,8 +147,22 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
     )
 }
 
+/// The body of every sold-out answer, serialised once.
+const SOLD_OUT_BODY: &str = r#"{"code":"sold_out","detail":"sold out"}"#;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::SoldOut = self {
+            return (
+                StatusCode::CONFLICT,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                SOLD_OUT_BODY,
+            )
+                .into_response();
+        }
         let status = self.status();
         match &self {
             ApiError::Internal(e) => {
@@ -227,6 +245,18 @@ mod tests {
         }
         .into_response();
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn the_prebuilt_sold_out_body_is_what_the_generic_path_would_write() {
+        let generic = serde_json::to_string(&ErrorBody {
+            code: ApiError::SoldOut.code(),
+            detail: ApiError::SoldOut.to_string().into(),
+            field: None,
+        })
+        .unwrap();
+        assert_eq!(SOLD_OUT_BODY, generic);
+        assert_eq!(ApiError::SoldOut.status(), StatusCode::CONFLICT);
     }
 
     #[test]

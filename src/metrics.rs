@@ -4,7 +4,7 @@
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    IntGaugeVec, Opts, Registry, TextEncoder, core::Collector,
 };
 
 /// Prefix of every metric name.
@@ -18,6 +18,8 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// Every metric the service exports.
 pub struct Metrics {
     registry: Registry,
+    /// Full names of every registered metric, recorded as they are registered.
+    names: Vec<String>,
     /// HTTP requests by matched route and status code.
     pub http_requests: IntCounterVec,
     /// Buy answers by outcome code (`reserved`, `sold_out`, `rate_limited`, ...).
@@ -69,25 +71,34 @@ impl Metrics {
     /// Only if two metrics share a name, which is a programming error caught by any test.
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some(NAMESPACE.into()), None).expect("registry");
+        let names = std::cell::RefCell::new(Vec::new());
+        let register = |m: Box<dyn Collector>| {
+            for d in m.desc() {
+                names
+                    .borrow_mut()
+                    .push(format!("{NAMESPACE}_{}", d.fq_name));
+            }
+            registry.register(m).expect("register");
+        };
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let m = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
-            registry.register(Box::new(m.clone())).expect("register");
+            register(Box::new(m.clone()));
             m
         };
         let counter = |name: &str, help: &str| {
             let m = IntCounter::new(name, help).expect("metric");
-            registry.register(Box::new(m.clone())).expect("register");
+            register(Box::new(m.clone()));
             m
         };
         let gauge = |name: &str, help: &str| {
             let m = IntGauge::new(name, help).expect("metric");
-            registry.register(Box::new(m.clone())).expect("register");
+            register(Box::new(m.clone()));
             m
         };
         let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
             let m = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
                 .expect("metric");
-            registry.register(Box::new(m.clone())).expect("register");
+            register(Box::new(m.clone()));
             m
         };
         let script_latency = HistogramVec::new(
@@ -96,9 +107,7 @@ impl Metrics {
             &["script"],
         )
         .expect("metric");
-        registry
-            .register(Box::new(script_latency.clone()))
-            .expect("register");
+        register(Box::new(script_latency.clone()));
         let reconcile_discrepancies = IntGaugeVec::new(
             Opts::new(
                 "reconcile_discrepancies",
@@ -107,9 +116,7 @@ impl Metrics {
             &["sale_id"],
         )
         .expect("metric");
-        registry
-            .register(Box::new(reconcile_discrepancies.clone()))
-            .expect("register");
+        register(Box::new(reconcile_discrepancies.clone()));
         Self {
             http_requests: counter_vec(
                 "http_requests_total",
@@ -202,42 +209,13 @@ impl Metrics {
                 &["by"],
             ),
             registry,
+            names: names.into_inner(),
         }
     }
 
     /// The full name of every metric family (dashboards and alerts are checked against it).
     pub fn names(&self) -> Vec<String> {
-        use prometheus::core::Collector;
-        let collectors: [&dyn Collector; 20] = [
-            &self.http_requests,
-            &self.buy_outcomes,
-            &self.buy_latency,
-            &self.gate_rejections,
-            &self.script_latency,
-            &self.script_errors,
-            &self.script_reloads,
-            &self.kafka_produce_latency,
-            &self.kafka_produce_errors,
-            &self.kafka_in_flight,
-            &self.outbox_backlog,
-            &self.outbox_relayed,
-            &self.consumer_lag,
-            &self.consumer_batch_size,
-            &self.consumer_persist_latency,
-            &self.consumer_orders,
-            &self.reconcile_discrepancies,
-            &self.cache_hits,
-            &self.cache_single_flight_waits,
-            &self.cache_rejections,
-        ];
-        collectors
-            .iter()
-            .flat_map(|c| {
-                c.desc()
-                    .into_iter()
-                    .map(|d| format!("{NAMESPACE}_{}", d.fq_name))
-            })
-            .collect()
+        self.names.clone()
     }
 
     /// The registry in Prometheus text exposition format.

@@ -1,6 +1,9 @@
 -- deduct.v2: reserve units of one sale item for a batch of requests in one atomic step. Each
 -- request gets exactly the checks and the reply deduct.v1 would give it had the requests been
--- sent one after another in batch order; the state left behind is the same too.
+-- sent one after another in batch order; the state left behind is the same too. Two
+-- deliberate differences: a request whose order id is already in the ledger (the same batch
+-- delivered twice, say re-sent by a client library after a lost connection) is answered
+-- RESERVED again and changes nothing; and a key left without an expiry gets the sale's.
 --
 -- Why batches: in a flash sale nearly every buy hits the same item, so the service gathers the
 -- requests that arrive while the item's previous call is in flight and sends them together.
@@ -21,7 +24,7 @@
 --
 -- Returns an array of n replies; reply i is {code, ...} for request i, as in deduct.v1 except
 -- that a reservation does not echo the order id the caller sent:
---    1 RESERVED        {1, remaining}
+--    1 RESERVED        {1, remaining}                also for an order id already in the ledger
 --    2 REPLAYED        {2, earlier order_id, units it reserved}  same user and idempotency key
 --                      as a reservation before (also earlier in this batch); answered even
 --                      after the window closed
@@ -40,7 +43,7 @@ if not n or n < 1 or n > 1000 or n % 1 ~= 0 or #ARGV ~= 1 + 5 * n then
 end
 
 local meta = redis.call('HMGET', KEYS[2], 'starts_at_ms', 'ends_at_ms', 'per_user_limit', 'expire_at_ms')
-local warmed = meta[1] and meta[4]
+local warmed = meta[1] and meta[2] and meta[3] and meta[4]
 local starts = tonumber(meta[1])
 local ends = tonumber(meta[2])
 local limit = tonumber(meta[3])
@@ -52,15 +55,21 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Read once; the batch runs atomically, so the local copies stay exact.
 local remaining = nil
 local bought = {}      -- user -> units held before and during this batch
+local known = {}       -- order id -> true when the ledger already holds it
 if warmed then
   remaining = tonumber(redis.call('GET', KEYS[1]))
-  local users = {}
+  local users, orders = {}, {}
   for i = 1, n do
     users[i] = ARGV[1 + 5 * (i - 1) + 1]
+    orders[i] = ARGV[1 + 5 * (i - 1) + 3]
   end
   local held_before = redis.call('HMGET', KEYS[3], unpack(users))
+  local in_ledger = redis.call('HMGET', KEYS[4], unpack(orders))
   for i = 1, n do
     bought[users[i]] = tonumber(held_before[i] or '0') or 0
+    if in_ledger[i] then
+      known[orders[i]] = true
+    end
   end
 end
 
@@ -80,10 +89,12 @@ for i = 1, n do
   local order_id = ARGV[b + 3]
   local key = ARGV[b + 5]
   local reply = nil
-  if not qty or qty < 1 or user == '' or order_id == '' then
+  if not qty or qty < 1 or qty % 1 ~= 0 or user == '' or order_id == '' then
     reply = {-6}
   elseif not warmed then
     reply = {-1}
+  elseif known[order_id] then
+    reply = {1, remaining or 0}
   else
     local idem_field = false
     if key ~= '' then
@@ -111,6 +122,7 @@ for i = 1, n do
       else
         remaining = remaining - qty
         taken = taken + qty
+        known[order_id] = true
         bought[user] = had + qty
         changed[user] = true
         ledger[#ledger + 1] = order_id

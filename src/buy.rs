@@ -124,6 +124,8 @@ impl BuyService {
     /// Runs one buy and records its outcome and latency. `body` yields the request body,
     /// `{"quantity": n}` or empty for one unit; it is awaited only after the public gates, so
     /// a sold-out answer never waits for it (the server hands a body over in a later poll).
+    /// The connection stays open: hyper drains an unread body that has arrived, and closes
+    /// the connection only when it has not (still in transit, or `Expect: 100-continue`).
     ///
     /// # Errors
     /// Every refusal (rate limited, not started, sold out, ...) as an [`ApiError`].

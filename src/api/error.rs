@@ -171,6 +171,8 @@ impl IntoResponse for ApiError {
             ApiError::Db(e) => {
                 tracing::error!(error.cause_chain = ?e, error.message = %e, "database failure");
             }
+            // Load, not a fault: counted in the buy outcomes, not logged per request.
+            ApiError::Stock(StockError::Busy) => {}
             ApiError::Stock(e) => {
                 tracing::error!(error.cause_chain = ?e, error.message = %e, "redis failure");
             }

@@ -11,7 +11,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -24,7 +27,8 @@ use crate::store::sales::{self, ItemMeta};
 pub const CATALOG_TTL: Duration = Duration::from_secs(1);
 /// Items kept at most (many more than any sale has).
 const CATALOG_CAPACITY: u64 = 100_000;
-/// Entries in the hit map before expired ones are swept out.
+/// Entries in the hit map before expired ones are first swept out; after a sweep the next
+/// comes at twice the entries left, so sweeping stays amortised however many items are live.
 const HOT_SWEEP_AT: usize = 10_000;
 
 /// One load from MySQL.
@@ -34,11 +38,20 @@ struct Loaded {
     at: Instant,
 }
 
+/// The hit map and when to sweep it next.
+#[derive(Default)]
+struct Hot {
+    items: HashMap<u64, Loaded>,
+    sweep_at: usize,
+}
+
 /// The cache.
 #[derive(Clone)]
 pub struct Catalog {
     db: MySqlPool,
-    hot: Arc<RwLock<HashMap<u64, Loaded>>>,
+    hot: Arc<RwLock<Hot>>,
+    /// Bumped by every `forget`: a load that began before it must not refill the hit map.
+    generation: Arc<AtomicU64>,
     items: Cache<u64, Loaded>,
 }
 
@@ -47,7 +60,11 @@ impl Catalog {
     pub fn new(db: MySqlPool) -> Self {
         Self {
             db,
-            hot: Arc::default(),
+            hot: Arc::new(RwLock::new(Hot {
+                items: HashMap::new(),
+                sweep_at: HOT_SWEEP_AT,
+            })),
+            generation: Arc::default(),
             items: Cache::builder()
                 .max_capacity(CATALOG_CAPACITY)
                 .time_to_live(CATALOG_TTL)
@@ -63,6 +80,7 @@ impl Catalog {
         if let Some(meta) = self.hot_get(item_id) {
             return Ok(Some(meta));
         }
+        let generation = self.generation.load(Ordering::Acquire);
         let db = &self.db;
         // Boxed: moka's loading future is most of this future's size, and every buy request
         // carries this future while only misses run it.
@@ -75,33 +93,100 @@ impl Catalog {
         }))
         .await?;
         if loaded.meta.is_some() {
-            self.hot_put(item_id, loaded.clone());
+            self.hot_put(item_id, loaded.clone(), generation);
         }
         Ok(loaded.meta)
     }
 
     fn hot_get(&self, item_id: u64) -> Option<Arc<ItemMeta>> {
         let hot = self.hot.read().unwrap_or_else(|e| e.into_inner());
-        let loaded = hot.get(&item_id)?;
+        let loaded = hot.items.get(&item_id)?;
         (loaded.at.elapsed() < CATALOG_TTL)
             .then(|| loaded.meta.clone())
             .flatten()
     }
 
-    fn hot_put(&self, item_id: u64, loaded: Loaded) {
+    fn hot_put(&self, item_id: u64, loaded: Loaded, generation: u64) {
         let mut hot = self.hot.write().unwrap_or_else(|e| e.into_inner());
-        if hot.len() >= HOT_SWEEP_AT {
-            hot.retain(|_, l| l.at.elapsed() < CATALOG_TTL);
+        // Checked under the lock `forget` also takes: a forget either came before (seen
+        // here) or comes after (and removes this entry).
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
         }
-        hot.insert(item_id, loaded);
+        if hot.items.len() >= hot.sweep_at {
+            hot.items.retain(|_, l| l.at.elapsed() < CATALOG_TTL);
+            hot.sweep_at = (hot.items.len() * 2).max(HOT_SWEEP_AT);
+        }
+        hot.items.insert(item_id, loaded);
     }
 
     /// Drops an item so the next request reloads it (after an admin change on this instance).
     pub async fn forget(&self, item_id: u64) {
-        self.hot
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&item_id);
+        {
+            let mut hot = self.hot.write().unwrap_or_else(|e| e.into_inner());
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            hot.items.remove(&item_id);
+        }
         self.items.invalidate(&item_id).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        // Never connects: these tests only touch the hit map.
+        Catalog::new(MySqlPool::connect_lazy("mysql://nobody@127.0.0.1:1/none").unwrap())
+    }
+
+    fn loaded(at: Instant) -> Loaded {
+        let now = chrono::Utc::now();
+        Loaded {
+            meta: Some(Arc::new(ItemMeta {
+                item_id: 7,
+                sale_id: 1,
+                price_cents: 100,
+                per_user_limit: 1,
+                starts_at: now,
+                ends_at: now,
+                script_version: "v2".into(),
+            })),
+            at,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_entry_is_trusted_for_the_ttl_counted_from_its_load() {
+        let c = catalog();
+        c.hot_put(7, loaded(Instant::now()), 0);
+        assert!(c.hot_get(7).is_some());
+        c.hot_put(8, loaded(Instant::now() - CATALOG_TTL), 0);
+        assert!(c.hot_get(8).is_none(), "loaded a TTL ago: stale");
+    }
+
+    #[tokio::test]
+    async fn a_load_that_began_before_a_forget_does_not_refill_the_map() {
+        let c = catalog();
+        let before = c.generation.load(Ordering::Acquire);
+        c.forget(7).await;
+        c.hot_put(7, loaded(Instant::now()), before);
+        assert!(c.hot_get(7).is_none());
+        let after = c.generation.load(Ordering::Acquire);
+        c.hot_put(7, loaded(Instant::now()), after);
+        assert!(c.hot_get(7).is_some());
+    }
+
+    #[tokio::test]
+    async fn sweeping_drops_stale_entries_and_moves_its_threshold() {
+        let c = catalog();
+        let stale = Instant::now() - CATALOG_TTL;
+        for id in 0..HOT_SWEEP_AT as u64 {
+            c.hot_put(id, loaded(stale), 0);
+        }
+        c.hot_put(u64::MAX, loaded(Instant::now()), 0);
+        let hot = c.hot.read().unwrap();
+        assert_eq!(hot.items.len(), 1, "the stale entries were swept");
+        assert_eq!(hot.sweep_at, HOT_SWEEP_AT);
     }
 }

@@ -3,22 +3,29 @@
 //! In a flash sale nearly every buy hits the same item. Rather than a Redis round trip and a
 //! script run per buy, each request is queued on a lane (items are spread over a few lanes),
 //! and the lane sends what is queued for an item as one call whenever fewer than
-//! [`MAX_IN_FLIGHT`] of its calls are outstanding. Nothing waits on a timer: at low load a batch
-//! holds one request and costs one channel hop; in a stampede a batch holds the requests that
-//! arrived while the previous call was in flight. The script applies the requests in batch
-//! order, each with exactly the checks it would get alone, so batching changes cost, not answers.
+//! [`MAX_IN_FLIGHT_PER_ITEM`] calls for that item are outstanding. Nothing waits on a timer: at
+//! low load a batch holds one request and costs one channel hop; in a stampede a batch holds the
+//! requests that arrived while the item's previous call was in flight. The script applies the
+//! requests in batch order, each with exactly the checks it would get alone, so batching
+//! changes cost, not answers.
 //!
-//! The queues need no bound of their own: every queued request is an HTTP request waiting for
-//! its answer, and those are capped by the server's in-flight limit.
+//! A queued request is sent only while somebody still waits for it: one whose caller gave up
+//! (timeout, client gone) is dropped before it reaches Redis, and one that waited longer than
+//! [`QUEUE_DEADLINE`] is answered "busy" without reserving anything. Each lane's queue is
+//! bounded ([`LANE_QUEUE`]); beyond it a request is answered "busy" at once.
 
 use std::{
-    collections::VecDeque,
-    sync::{Arc, OnceLock},
+    collections::{HashMap, VecDeque},
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
 };
 
 use futures::{StreamExt, stream::FuturesUnordered};
 use redis::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{
+    mpsc::{self, error::TrySendError},
+    oneshot,
+};
 use uuid::Uuid;
 
 use super::{
@@ -32,8 +39,14 @@ const LANES: usize = 4;
 /// Most requests in one script call: a batch of this size runs in well under a millisecond,
 /// so Redis never stalls other clients noticeably.
 pub const MAX_BATCH: usize = 256;
-/// Calls a lane keeps outstanding at once: two, so one batch fills while the other runs.
-const MAX_IN_FLIGHT: usize = 2;
+/// Calls outstanding for one item at once: two, so one batch fills while the other runs.
+const MAX_IN_FLIGHT_PER_ITEM: usize = 2;
+/// Requests one lane holds before it answers "busy": about 30 full batches, far more than
+/// arrive during one round trip even in a stampede.
+const LANE_QUEUE: usize = 8192;
+/// Longest a request waits in a queue before it is answered "busy" instead of being sent (the
+/// same bound a Redis call has): a client that waited this long has likely given up.
+pub const QUEUE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// One queued request and where its answer goes.
 struct Pending {
@@ -45,7 +58,26 @@ struct Pending {
     order_id: Uuid,
     payload: Vec<u8>,
     idempotency_key: Option<String>,
+    queued_at: Instant,
     reply: oneshot::Sender<Result<DeductOutcome, StockError>>,
+}
+
+/// The requests one script call may carry together: same item, same deduct script version.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct BatchKey {
+    sale_id: u64,
+    item_id: u64,
+    version: &'static str,
+}
+
+impl Pending {
+    fn key(&self) -> BatchKey {
+        BatchKey {
+            sale_id: self.sale_id,
+            item_id: self.item_id,
+            version: self.script.version,
+        }
+    }
 }
 
 /// What every lane needs to call Redis.
@@ -56,10 +88,11 @@ struct LaneContext {
     scripts: Arc<ScriptRegistry>,
 }
 
-/// The lanes of one stock service, started on first use (inside the runtime that serves).
+/// The lanes of one stock service, started on first use (inside the runtime that serves) and
+/// started again if one has stopped.
 pub struct DeductBatcher {
     context: LaneContext,
-    lanes: OnceLock<Box<[mpsc::UnboundedSender<Pending>]>>,
+    lanes: RwLock<Vec<mpsc::Sender<Pending>>>,
 }
 
 impl DeductBatcher {
@@ -71,28 +104,20 @@ impl DeductBatcher {
                 keys,
                 scripts,
             },
-            lanes: OnceLock::new(),
+            lanes: RwLock::new(Vec::new()),
         }
     }
 
     /// Queues `req` for `script` (a batching script) and waits for its own reply.
     ///
     /// # Errors
-    /// Redis failed for the batch, or its reply broke the script's contract.
+    /// Redis failed for the batch, its reply broke the script's contract, or the lane was too
+    /// busy to take the request.
     pub async fn deduct(
         &self,
         script: &Arc<VersionedScript>,
         req: &DeductRequest<'_>,
     ) -> Result<DeductOutcome, StockError> {
-        let lanes = self.lanes.get_or_init(|| {
-            (0..LANES)
-                .map(|_| {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    tokio::spawn(run_lane(rx, self.context.clone()));
-                    tx
-                })
-                .collect()
-        });
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             sale_id: req.sale_id,
@@ -103,21 +128,58 @@ impl DeductBatcher {
             order_id: req.order_id,
             payload: req.payload.to_vec(),
             idempotency_key: req.idempotency_key.map(str::to_owned),
+            queued_at: Instant::now(),
             reply,
         };
-        let lane = &lanes[(req.item_id % LANES as u64) as usize];
-        if lane.send(pending).is_err() {
-            return Err(StockError::Stopped);
-        }
+        self.enqueue((req.item_id % LANES as u64) as usize, pending)?;
         answer.await.unwrap_or(Err(StockError::Stopped))
+    }
+
+    fn enqueue(&self, lane: usize, pending: Pending) -> Result<(), StockError> {
+        let sent = {
+            let lanes = self.lanes.read().unwrap_or_else(|e| e.into_inner());
+            match lanes.get(lane) {
+                Some(tx) => tx.try_send(pending),
+                None => Err(TrySendError::Closed(pending)), // not started yet
+            }
+        };
+        match sent {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(StockError::Busy),
+            Err(TrySendError::Closed(pending)) => self.start_and_enqueue(lane, pending),
+        }
+    }
+
+    /// Starts the lanes (all on first use; one whose task has ended, again) and queues.
+    fn start_and_enqueue(&self, lane: usize, pending: Pending) -> Result<(), StockError> {
+        let mut lanes = self.lanes.write().unwrap_or_else(|e| e.into_inner());
+        if lanes.is_empty() {
+            *lanes = (0..LANES).map(|_| self.spawn_lane()).collect();
+        }
+        if lanes[lane].is_closed() {
+            tracing::warn!(lane, "a stock batching lane had stopped; starting it again");
+            lanes[lane] = self.spawn_lane();
+        }
+        match lanes[lane].try_send(pending) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(StockError::Busy),
+            Err(TrySendError::Closed(_)) => Err(StockError::Stopped),
+        }
+    }
+
+    fn spawn_lane(&self) -> mpsc::Sender<Pending> {
+        let (tx, rx) = mpsc::channel(LANE_QUEUE);
+        tokio::spawn(run_lane(rx, self.context.clone()));
+        tx
     }
 }
 
-/// A lane: takes requests, keeps up to [`MAX_IN_FLIGHT`] batches outstanding, until every
-/// sender is gone and nothing is left.
-async fn run_lane(mut rx: mpsc::UnboundedReceiver<Pending>, context: LaneContext) {
+/// A lane: takes requests, keeps up to [`MAX_IN_FLIGHT_PER_ITEM`] calls outstanding per item,
+/// until every sender is gone and nothing is left.
+async fn run_lane(mut rx: mpsc::Receiver<Pending>, context: LaneContext) {
     let mut queue = VecDeque::new();
     let mut in_flight = FuturesUnordered::new();
+    let mut busy: HashMap<BatchKey, usize> = HashMap::new();
     let mut open = true;
     loop {
         tokio::select! {
@@ -125,13 +187,25 @@ async fn run_lane(mut rx: mpsc::UnboundedReceiver<Pending>, context: LaneContext
                 Some(p) => queue.push_back(p),
                 None => open = false,
             },
-            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            Some(key) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Some(n) = busy.get_mut(&key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        busy.remove(&key);
+                    }
+                }
+            }
         }
         while let Ok(p) = rx.try_recv() {
             queue.push_back(p);
         }
-        while in_flight.len() < MAX_IN_FLIGHT && !queue.is_empty() {
-            in_flight.push(call(context.clone(), take_batch(&mut queue)));
+        let now = Instant::now();
+        while let Some(batch) = take_batch(&mut queue, now, |key| {
+            busy.get(key).copied().unwrap_or(0) < MAX_IN_FLIGHT_PER_ITEM
+        }) {
+            let key = batch[0].key();
+            *busy.entry(key).or_insert(0) += 1;
+            in_flight.push(call(context.clone(), key, batch));
         }
         if !open && queue.is_empty() && in_flight.is_empty() {
             break;
@@ -139,34 +213,49 @@ async fn run_lane(mut rx: mpsc::UnboundedReceiver<Pending>, context: LaneContext
     }
 }
 
-/// Takes the oldest request and every later one for the same item and script (up to
-/// [`MAX_BATCH`]), keeping the others in order.
-fn take_batch(queue: &mut VecDeque<Pending>) -> Vec<Pending> {
-    let Some(head) = queue.pop_front() else {
-        return Vec::new();
-    };
-    let mut batch = Vec::with_capacity(queue.len().min(MAX_BATCH - 1) + 1);
-    let mut rest = VecDeque::new();
-    let same = |p: &Pending| {
-        p.sale_id == head.sale_id
-            && p.item_id == head.item_id
-            && Arc::ptr_eq(&p.script, &head.script)
-    };
+/// Takes the oldest request whose item may have another call outstanding, and every later one
+/// for the same item and script (up to [`MAX_BATCH`]), keeping the others in order. On the way
+/// it drops requests nobody waits for any more and answers "busy" to those queued longer than
+/// [`QUEUE_DEADLINE`] (as of `now`): neither reaches Redis.
+fn take_batch(
+    queue: &mut VecDeque<Pending>,
+    now: Instant,
+    may_send: impl Fn(&BatchKey) -> bool,
+) -> Option<Vec<Pending>> {
+    let mut batch: Vec<Pending> = Vec::new();
+    let mut key = None;
+    let mut rest = VecDeque::with_capacity(queue.len());
     while let Some(p) = queue.pop_front() {
-        if batch.len() + 1 < MAX_BATCH && same(&p) {
+        if p.reply.is_closed() {
+            continue;
+        }
+        if now.duration_since(p.queued_at) > QUEUE_DEADLINE {
+            let _ = p.reply.send(Err(StockError::Busy));
+            continue;
+        }
+        let fits = match key {
+            None if may_send(&p.key()) => {
+                key = Some(p.key());
+                true
+            }
+            None => false,
+            Some(k) => p.key() == k && batch.len() < MAX_BATCH,
+        };
+        if fits {
             batch.push(p);
         } else {
             rest.push_back(p);
         }
     }
-    batch.insert(0, head);
     *queue = rest;
-    batch
+    (!batch.is_empty()).then_some(batch)
 }
 
-/// Runs one batch and hands each request its reply.
-async fn call(context: LaneContext, batch: Vec<Pending>) {
-    let Some(first) = batch.first() else { return };
+/// Runs one batch and hands each request its reply; yields the batch's key when done.
+async fn call(context: LaneContext, key: BatchKey, batch: Vec<Pending>) -> BatchKey {
+    let Some(first) = batch.first() else {
+        return key;
+    };
     let script = first.script.clone();
     let keys = context.keys.item(first.sale_id, first.item_id);
     context
@@ -214,6 +303,7 @@ async fn call(context: LaneContext, batch: Vec<Pending>) {
             }
         }
     }
+    key
 }
 
 #[cfg(test)]
@@ -221,9 +311,17 @@ mod tests {
     use super::*;
     use crate::{metrics::Metrics, stock::scripts::ScriptKind};
 
-    fn pending(registry: &ScriptRegistry, item_id: u64, version: &str) -> Pending {
+    fn pending(
+        registry: &ScriptRegistry,
+        item_id: u64,
+        version: &str,
+    ) -> (
+        Pending,
+        oneshot::Receiver<Result<DeductOutcome, StockError>>,
+    ) {
         let script = registry.get(ScriptKind::Deduct, version).unwrap().clone();
-        Pending {
+        let (reply, answer) = oneshot::channel();
+        let p = Pending {
             sale_id: 1,
             item_id,
             script,
@@ -232,38 +330,42 @@ mod tests {
             order_id: Uuid::now_v7(),
             payload: Vec::new(),
             idempotency_key: None,
-            reply: oneshot::channel().0,
-        }
+            queued_at: Instant::now(),
+            reply,
+        };
+        (p, answer)
+    }
+
+    fn items(batch: &[Pending]) -> Vec<u64> {
+        batch.iter().map(|p| p.item_id).collect()
     }
 
     #[test]
     fn a_batch_takes_the_oldest_items_requests_and_keeps_the_rest_in_order() {
         let registry = ScriptRegistry::new(Arc::new(Metrics::new()));
-        let mut queue: VecDeque<Pending> = [1, 2, 1, 3, 1, 2]
+        let (mut queue, _answers): (VecDeque<_>, Vec<_>) = [1, 2, 1, 3, 1, 2]
             .into_iter()
             .map(|item| pending(&registry, item, "v2"))
-            .collect();
-        let batch = take_batch(&mut queue);
-        assert_eq!(
-            batch.iter().map(|p| p.item_id).collect::<Vec<_>>(),
-            [1, 1, 1]
-        );
+            .unzip();
+        let now = Instant::now();
+        let batch = take_batch(&mut queue, now, |_| true).unwrap();
+        assert_eq!(items(&batch), [1, 1, 1]);
         assert_eq!(
             queue.iter().map(|p| p.item_id).collect::<Vec<_>>(),
             [2, 3, 2]
         );
-        assert_eq!(take_batch(&mut queue).len(), 2);
-        assert_eq!(take_batch(&mut queue).len(), 1);
-        assert!(take_batch(&mut queue).is_empty());
+        assert_eq!(take_batch(&mut queue, now, |_| true).unwrap().len(), 2);
+        assert_eq!(take_batch(&mut queue, now, |_| true).unwrap().len(), 1);
+        assert!(take_batch(&mut queue, now, |_| true).is_none());
     }
 
     #[test]
     fn a_batch_never_mixes_scripts_and_never_exceeds_the_maximum() {
         let registry = ScriptRegistry::new(Arc::new(Metrics::new()));
-        let mut queue: VecDeque<Pending> = (0..MAX_BATCH + 10)
+        let (mut queue, _answers): (VecDeque<_>, Vec<_>) = (0..MAX_BATCH + 10)
             .map(|i| pending(&registry, 7, if i == 1 { "v1" } else { "v2" }))
-            .collect();
-        let batch = take_batch(&mut queue);
+            .unzip();
+        let batch = take_batch(&mut queue, Instant::now(), |_| true).unwrap();
         assert_eq!(batch.len(), MAX_BATCH);
         assert!(batch.iter().all(|p| p.script.label == "deduct.v2"));
         assert_eq!(queue.len(), 10);
@@ -271,5 +373,35 @@ mod tests {
             queue[0].script.label, "deduct.v1",
             "the other script keeps its place"
         );
+    }
+
+    #[test]
+    fn an_item_at_its_in_flight_limit_waits_while_others_go() {
+        let registry = ScriptRegistry::new(Arc::new(Metrics::new()));
+        let (mut queue, _answers): (VecDeque<_>, Vec<_>) = [1, 2, 1]
+            .into_iter()
+            .map(|item| pending(&registry, item, "v2"))
+            .unzip();
+        let batch = take_batch(&mut queue, Instant::now(), |k| k.item_id != 1).unwrap();
+        assert_eq!(items(&batch), [2]);
+        assert_eq!(queue.iter().map(|p| p.item_id).collect::<Vec<_>>(), [1, 1]);
+        assert!(take_batch(&mut queue, Instant::now(), |k| k.item_id != 1).is_none());
+    }
+
+    #[test]
+    fn requests_nobody_waits_for_or_queued_too_long_never_reach_redis() {
+        let registry = ScriptRegistry::new(Arc::new(Metrics::new()));
+        let (gone, gone_answer) = pending(&registry, 1, "v2");
+        drop(gone_answer);
+        let (mut stale, mut stale_answer) = pending(&registry, 1, "v2");
+        let now = Instant::now();
+        stale.queued_at = now - QUEUE_DEADLINE - Duration::from_millis(1);
+        let (fresh, _fresh_answer) = pending(&registry, 1, "v2");
+        let fresh_id = fresh.order_id;
+        let mut queue = VecDeque::from([gone, stale, fresh]);
+        let batch = take_batch(&mut queue, now, |_| true).unwrap();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0].order_id, fresh_id);
+        assert!(matches!(stale_answer.try_recv(), Ok(Err(StockError::Busy))));
     }
 }

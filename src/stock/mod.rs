@@ -41,6 +41,9 @@ pub enum StockError {
     /// The batching lane is gone (the runtime is shutting down).
     #[error("the stock batching lane has stopped")]
     Stopped,
+    /// The item's queue is full, or the request waited in it too long; nothing was reserved.
+    #[error("the stock store is busy")]
+    Busy,
 }
 
 /// How prewarm treats an item that is already in Redis.

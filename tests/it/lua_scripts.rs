@@ -11,7 +11,7 @@ use seckill::{
     redis_pool::RedisPool,
     stock::{
         DeductOutcome, DeductRequest, Keys, PrewarmItem, PrewarmMode, PrewarmOutcome,
-        ScriptRegistry, StockService, scripts::ScriptKind,
+        ScriptRegistry, StockError, StockService, scripts::ScriptKind,
     },
 };
 use uuid::Uuid;
@@ -542,4 +542,96 @@ async fn concurrent_buys_share_script_calls_and_never_oversell() {
         calls < requests as u64,
         "{requests} concurrent requests took {calls} script calls: none were batched"
     );
+}
+
+#[tokio::test]
+async fn a_batch_sent_twice_reserves_once_and_answers_the_same() {
+    let s = service().await;
+    s.prewarm(&item(5, 2, -1_000, 60_000), PrewarmMode::Warm)
+        .await
+        .unwrap();
+    let batch = [
+        ("a", "1", Uuid::now_v7().to_string(), "k"),
+        ("b", "2", Uuid::now_v7().to_string(), ""),
+        ("c", "1", Uuid::now_v7().to_string(), ""),
+    ];
+    let first = deduct_batch(&s, &batch, 3).await.unwrap();
+    let again = deduct_batch(&s, &batch, 3).await.unwrap();
+    assert_eq!(ints(&first[0]), [1, 4]);
+    assert_eq!(ints(&first[2]), [1, 1]);
+    for reply in &again {
+        assert_eq!(ints(reply), [1, 1], "reserved before, nothing more taken");
+    }
+    let keys = s.keys().item(1, 1);
+    let mut conn = s.redis().get();
+    let stock: i64 = conn.get(&keys.stock).await.unwrap();
+    let ledger: u64 = conn.hlen(&keys.ledger).await.unwrap();
+    let b: i64 = conn.hget(&keys.buyers, "b").await.unwrap();
+    assert_eq!((stock, ledger, b), (1, 3, 2));
+}
+
+#[tokio::test]
+async fn a_fractional_quantity_is_refused_alone_and_the_rest_of_its_batch_proceeds() {
+    let s = service().await;
+    s.prewarm(&item(5, 2, -1_000, 60_000), PrewarmMode::Warm)
+        .await
+        .unwrap();
+    let replies = deduct_batch(
+        &s,
+        &[
+            ("a", "1.5", Uuid::now_v7().to_string(), ""),
+            ("b", "1", Uuid::now_v7().to_string(), ""),
+        ],
+        2,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ints(&replies[0]), [-6]);
+    assert_eq!(ints(&replies[1]), [1, 4]);
+}
+
+#[test]
+fn lanes_of_a_runtime_that_ended_are_started_again() {
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let s = first.block_on(async {
+        let s = service().await;
+        s.prewarm(&item(5, 2, -1_000, 60_000), PrewarmMode::Warm)
+            .await
+            .unwrap();
+        let (_, out) = deduct_with("v2", &s, "a", 1, None).await;
+        assert!(matches!(out, DeductOutcome::Reserved { .. }), "{out:?}");
+        s
+    });
+    drop(first); // its lane tasks end with it
+    let second = tokio::runtime::Runtime::new().unwrap();
+    second.block_on(async {
+        // The first runtime's Redis connections break with it and reconnect on use, so the
+        // first tries may fail on Redis; none may fail because the lane is gone.
+        let mut last = None;
+        for _ in 0..20 {
+            let order_id = Uuid::now_v7();
+            let out = s
+                .deduct(&DeductRequest {
+                    sale_id: 1,
+                    item_id: 1,
+                    script_version: "v2",
+                    user_id: "b",
+                    quantity: 1,
+                    order_id,
+                    payload: b"{}",
+                    idempotency_key: None,
+                })
+                .await;
+            assert!(
+                !matches!(out, Err(StockError::Stopped)),
+                "the lane was not restarted"
+            );
+            if let Ok(DeductOutcome::Reserved { .. }) = out {
+                return;
+            }
+            last = Some(format!("{out:?}"));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no reservation after the restart: {last:?}");
+    });
 }

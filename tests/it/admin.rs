@@ -509,3 +509,97 @@ async fn prewarm_waits_for_another_instances_lock_and_then_gives_up_with_409() {
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// The `script="…"` count of `seckill_script_duration_seconds` in an app's metrics.
+async fn script_calls(app: &crate::helpers::TestApp, script: &str) -> u64 {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!(r#"seckill_script_duration_seconds_count{{script="{script}"}} "#);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_sale_keeps_the_script_version_it_was_warmed_with_across_an_upgrade() {
+    use crate::helpers::{STACK, spawn_with, test_settings};
+    // An instance of the old configuration (v1) and one of the new (v2), sharing every store.
+    let mut old = test_settings(&STACK.kafka_brokers).await;
+    old.sale.script_version = "v1".into();
+    let mut new = old.clone();
+    new.sale.script_version = "v2".into();
+    let old = spawn_with(old).await;
+    let new = spawn_with(new).await;
+    let (old_sale, old_item) = old.create_live_sale(10, 2).await;
+    let (new_sale, new_item) = new.create_live_sale(10, 2).await;
+    let (_, sale) = new
+        .admin(Method::GET, &format!("/admin/v1/sales/{old_sale}"), None)
+        .await;
+    assert_eq!(sale["script_version"], "v1");
+
+    // Both sales bought through the upgraded instance: each runs its own version.
+    for (sale, item) in [(old_sale, old_item), (new_sale, new_item)] {
+        let (status, body) = new.buy(sale, item, "upgrader", 1, None).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    assert_eq!(script_calls(&new, "deduct.v1").await, 1);
+    assert_eq!(script_calls(&new, "deduct.v2").await, 1);
+    // The old sale's keys hold exactly what v1 writes: one reservation, one unit for the user.
+    let keys = old.keys().item(old_sale, old_item);
+    let mut conn = old.redis().get();
+    let remaining: i64 = conn.get(&keys.stock).await.unwrap();
+    let held: i64 = conn.hget(&keys.buyers, "upgrader").await.unwrap();
+    assert_eq!((remaining, held), (9, 1));
+}
+
+#[tokio::test]
+async fn the_scheduler_warms_a_sale_once_its_start_comes_within_the_lead_time() {
+    use crate::helpers::{STACK, eventually, spawn_with, test_settings};
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    // The scheduler looks every 5 s: with an 8 s lead, a sale starting in 14 s is due 6 s after
+    // creation and warmed by 11 s at the latest, before it starts.
+    settings.sale.prewarm_lead_secs = 8;
+    let app = spawn_with(settings).await;
+    let (status, sale) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/sales",
+            Some(sale_body(Duration::seconds(14), Duration::hours(1))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    assert_eq!(sale["status"], "created", "not warmed at creation");
+    let id = sale["id"].as_u64().unwrap();
+    let item = sale["items"][0]["id"].as_u64().unwrap();
+    let ends_at = chrono::DateTime::parse_from_rfc3339(sale["ends_at"].as_str().unwrap()).unwrap();
+
+    let warmed = eventually(std::time::Duration::from_secs(30), || {
+        let app = &app;
+        async move {
+            let (_, s) = app
+                .admin(Method::GET, &format!("/admin/v1/sales/{id}"), None)
+                .await;
+            (s["status"] == "warmed").then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(warmed["items"][0]["redis_remaining"], 100);
+    let started =
+        chrono::DateTime::parse_from_rfc3339(warmed["starts_at"].as_str().unwrap()).unwrap();
+    assert!(Utc::now() < started, "warmed before the sale starts");
+    let keys = app.keys().item(id, item);
+    let ttl_ms: i64 = app.redis().get().pttl(&keys.stock).await.unwrap();
+    let expected = (ends_at.with_timezone(&Utc) - Utc::now()).num_milliseconds()
+        + app.settings().sale.grace_secs as i64 * 1000;
+    assert!(
+        (ttl_ms - expected).abs() < 2_000,
+        "stock key expires with the sale: pttl {ttl_ms} vs {expected}"
+    );
+}

@@ -281,6 +281,43 @@ async fn a_user_bucket_answers_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn the_per_ip_bucket_when_switched_on_limits_an_address_across_users() {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.limits.per_ip_per_sec = 1;
+    settings.limits.per_ip_burst = 3;
+    let app = spawn_with(settings).await;
+    let (sale, item) = app.create_live_sale(100, 10).await;
+    // Every test request comes from 127.0.0.1: distinct users share its bucket.
+    // Sent at once, so a slow machine cannot stretch them over several refills.
+    let users: Vec<String> = (0..6).map(|i| format!("ip-user-{i}")).collect();
+    let answers =
+        futures::future::join_all(users.iter().map(|u| app.buy(sale, item, u, 1, None))).await;
+    let mut statuses = Vec::new();
+    for (status, body) in answers {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(body["code"], "rate_limited");
+        }
+        statuses.push(status);
+    }
+    let accepted = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::ACCEPTED)
+        .count();
+    assert!(
+        (3..=4).contains(&accepted),
+        "a burst of 3 (plus at most one refill) from one address: {statuses:?}"
+    );
+    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS));
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(r#"seckill_gate_rejections_total{gate="ip"}"#)),
+        "rejections counted under the ip gate"
+    );
+}
+
+#[tokio::test]
 async fn buyers_see_their_own_orders_only() {
     let app = spawn_app().await;
     let (sale, item) = app.create_live_sale(5, 1).await;

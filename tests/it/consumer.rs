@@ -124,6 +124,27 @@ async fn orders_mysql_cannot_honour_are_stored_as_rejected() {
     .await
     .unwrap();
     assert_eq!(reasons, ["stock_exhausted", "user_limit"]);
+    // The buyer sees the refusal and its reason through the orders API.
+    let rejected: Uuid = sqlx::query_scalar(
+        "SELECT order_id FROM orders WHERE item_id = ? AND reject_reason = 'user_limit'",
+    )
+    .bind(item)
+    .fetch_one(app.db())
+    .await
+    .unwrap();
+    let token = mint_token(JWT_SECRET, "x0", 600).unwrap();
+    let view: Value = app
+        .http
+        .get(app.url(&format!("/api/v1/orders/{rejected}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["status"], "rejected", "{view}");
+    assert_eq!(view["reject_reason"], "user_limit", "{view}");
 }
 
 #[tokio::test]
@@ -195,6 +216,71 @@ async fn a_consumer_killed_mid_batch_persists_every_order_exactly_once_after_res
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(mysql_figures(app.db(), item).await, (8_000, 8_000, 2_000));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn a_consumer_sent_sigterm_commits_what_it_persisted_and_exits_cleanly() {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.consumer.batch_max = 20;
+    let app = spawn_roles(settings.clone(), false).await;
+    let (sale, item) = app.create_live_sale(10_000, 1).await;
+    produce_events(app.settings(), &events(sale, item, 4_000, "t")).await;
+    let config = write_config(app.settings());
+    let mut child = spawn_process("consume", &config);
+    let db = app.db().clone();
+    eventually(Duration::from_secs(90), || {
+        let db = db.clone();
+        async move { (mysql_figures(&db, item).await.0 > 0).then_some(()) }
+    })
+    .await;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = eventually(Duration::from_secs(60), || {
+        let status = child.try_wait().unwrap();
+        async move { status }
+    })
+    .await;
+    assert!(status.success(), "a graceful stop exits 0, got {status}");
+    let persisted = mysql_figures(app.db(), item).await.0;
+    assert!(persisted < 4_000, "stopped mid-stream ({persisted} rows)");
+
+    // What it persisted is exactly what its group committed: one message per order.
+    let reader: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &STACK.kafka_brokers)
+        .set("group.id", &settings.kafka.group_id)
+        .create()
+        .unwrap();
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    for p in 0..settings.kafka.partitions as i32 {
+        partitions.add_partition(&settings.kafka.topic, p);
+    }
+    let committed: i64 = reader
+        .committed_offsets(partitions, Duration::from_secs(10))
+        .unwrap()
+        .elements()
+        .iter()
+        .map(|e| e.offset().to_raw().unwrap_or(0).max(0))
+        .sum();
+    drop(reader);
+    assert_eq!(
+        committed, persisted,
+        "committed offsets cover exactly the persisted orders"
+    );
+
+    // A new member takes over from the commit and finishes the stream, nothing twice.
+    let mut child = spawn_process("consume", &config);
+    eventually(Duration::from_secs(120), || {
+        let db = db.clone();
+        async move { (mysql_figures(&db, item).await.0 == 4_000).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(mysql_figures(app.db(), item).await, (4_000, 4_000, 6_000));
     child.kill().unwrap();
     child.wait().unwrap();
 }

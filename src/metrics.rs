@@ -58,6 +58,9 @@ pub struct Metrics {
     pub reconcile_discrepancies: IntGaugeVec,
     /// Sale page cache lookups answered, by level (`local`, `redis`, `mysql`).
     pub cache_hits: IntCounterVec,
+    /// Sale page lookups a level could not answer, by level (`page`, `local`, `redis`): each
+    /// goes on to the next level.
+    pub cache_misses: IntCounterVec,
     /// Sale page lookups that had to wait for another request's fill.
     pub cache_single_flight_waits: IntCounter,
     /// Unknown sale ids turned away by the Bloom filter or a negative entry.
@@ -197,6 +200,11 @@ impl Metrics {
             cache_hits: counter_vec(
                 "sale_cache_hits_total",
                 "Sale page lookups answered, by level",
+                &["level"],
+            ),
+            cache_misses: counter_vec(
+                "sale_cache_misses_total",
+                "Sale page lookups a cache level could not answer, by level",
                 &["level"],
             ),
             cache_single_flight_waits: counter(

@@ -277,6 +277,7 @@ impl SalePages {
             }
             return Ok(slot.bytes.clone());
         }
+        self.metrics.cache_misses.with_label_values(&["page"]).inc();
         let bytes = self.render(id).await?;
         self.store_page(id, bytes.clone());
         Ok(bytes)
@@ -344,6 +345,10 @@ impl SalePages {
             self.metrics.cache_hits.with_label_values(&["local"]).inc();
             return Ok(found(local));
         }
+        self.metrics
+            .cache_misses
+            .with_label_values(&["local"])
+            .inc();
         let filled_here = Arc::new(AtomicBool::new(false));
         let flag = filled_here.clone();
         let local = self
@@ -373,6 +378,10 @@ impl SalePages {
         if let Some(hit) = self.read_redis(id).await.map_err(store)? {
             return Ok(hit);
         }
+        self.metrics
+            .cache_misses
+            .with_label_values(&["redis"])
+            .inc();
         let name = format!("sale_fill:s{id}");
         let guard = self
             .lock

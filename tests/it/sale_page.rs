@@ -260,3 +260,41 @@ async fn a_lost_bloom_filter_does_not_hide_existing_sales() {
     let (status, _) = page(&app, 987_654).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn each_level_counts_its_hits_and_misses() {
+    let app = spawn_app().await;
+    let sale = upcoming_sale(&app, 30).await;
+    // Cold everywhere: whatever creation left in Redis goes.
+    let _: () = app
+        .redis()
+        .get()
+        .del(app.keys().sale_detail(sale))
+        .await
+        .unwrap();
+    let m = &app.services.metrics;
+    let count = |v: &prometheus::IntCounterVec, level: &str| v.with_label_values(&[level]).get();
+    let before = [
+        count(&m.cache_misses, "page"),
+        count(&m.cache_misses, "local"),
+        count(&m.cache_misses, "redis"),
+        count(&m.cache_hits, "mysql"),
+        count(&m.cache_hits, "page"),
+    ];
+    assert_eq!(page(&app, sale).await.0, StatusCode::OK);
+    assert_eq!(page(&app, sale).await.0, StatusCode::OK);
+    let after = [
+        count(&m.cache_misses, "page"),
+        count(&m.cache_misses, "local"),
+        count(&m.cache_misses, "redis"),
+        count(&m.cache_hits, "mysql"),
+        count(&m.cache_hits, "page"),
+    ];
+    let delta: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    // The first request missed every level down to MySQL; the second was a page hit.
+    assert_eq!(
+        delta,
+        [1, 1, 1, 1, 1],
+        "page, local, redis misses; mysql and page hits"
+    );
+}

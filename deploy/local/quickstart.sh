@@ -25,6 +25,17 @@ mkdir -p "$LOG_DIR"
 say() { printf '\n== %s\n' "$*"; }
 
 say "starting Redis and MariaDB (deploy/local/stack.sh)"
+# Servers already running (say, for the tests) are left running at the end; those started
+# here are stopped again.
+started=()
+before=$(deploy/local/stack.sh status 2>/dev/null || true)
+for svc in redis mysql; do
+  grep -q "^$svc  *up" <<<"$before" || started+=("$svc")
+done
+stop_started() {
+  for svc in "${started[@]}"; do deploy/local/stack.sh stop "$svc" || true; done
+}
+trap stop_started EXIT
 deploy/local/stack.sh up redis mysql
 eval "$(deploy/local/stack.sh env)"
 
@@ -52,7 +63,7 @@ cleanup() {
     wait "$SECKILL_PID" 2>/dev/null || true
   fi
 }
-trap cleanup EXIT
+trap 'cleanup; stop_started' EXIT
 
 # GET /readyz with bash alone (no curl needed on a fresh machine).
 ready() {
@@ -79,6 +90,10 @@ set -e
 say "stopping seckill (SIGTERM: finish requests, flush Kafka, commit the consumer)"
 cleanup
 trap - EXIT
+if [ ${#started[@]} -gt 0 ]; then
+  say "stopping what this script started: ${started[*]} (data kept in the stack's state folder)"
+  stop_started
+fi
 if [ $status -eq 0 ]; then
   say "quickstart OK: the reconciliation report is clean (figures in $LOG_DIR/loadtest.json)"
 else

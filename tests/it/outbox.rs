@@ -119,7 +119,15 @@ async fn buys_during_a_kafka_outage_are_confirmed_and_drain_when_it_returns() {
         waiting >= 20,
         "undelivered reservations wait in the outbox ({waiting})"
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // What an operator sees meanwhile: failed deliveries and a backlog in the outbox.
+    let metrics = app.services.metrics.clone();
+    eventually(Duration::from_secs(30), || {
+        let m = metrics.clone();
+        async move {
+            (m.kafka_produce_errors.get() >= 20 && m.outbox_backlog.get() >= 20).then_some(())
+        }
+    })
+    .await;
     kafka.run("start");
     let seen = order_ids_in_topic(&brokers, &app.settings().kafka.topic, &confirmed).await;
     assert!(confirmed.is_subset(&seen));
@@ -131,6 +139,11 @@ async fn buys_during_a_kafka_outage_are_confirmed_and_drain_when_it_returns() {
             let n: u64 = redis.get().zcard(&outbox).await.unwrap();
             (n == 0).then_some(())
         }
+    })
+    .await;
+    eventually(Duration::from_secs(30), || {
+        let m = metrics.clone();
+        async move { (m.outbox_backlog.get() == 0).then_some(()) }
     })
     .await;
 }

@@ -4,12 +4,16 @@
 #
 #   stack.sh up [SERVICE...] | down | status | env | install | clean-tests
 #   stack.sh start SERVICE | stop SERVICE      (SERVICE: redis, mysql, kafka; data is kept)
+#   stack.sh start cluster | stop cluster      a three-node Redis Cluster (not part of `up`:
+#                                              the tests start private ones)
 #
 # Everything is overridable through the environment, which is how fault-injection tests start
 # private servers of their own:
 #   SECKILL_STACK_DIR   state folder (default: ~/.local/state/seckill/stack, outside any clone,
 #                       so every clone on a machine shares one stack)
 #   SECKILL_STACK_REDIS_PORT (16379)  SECKILL_STACK_MYSQL_PORT (13306)  SECKILL_STACK_KAFKA_PORT (19092)
+#   SECKILL_STACK_CLUSTER_PORT (17000): cluster nodes on it and the next two ports, their cluster
+#                       bus on the three after
 #
 # `up` is idempotent: a server that already answers is left alone. `down` stops only what `up`
 # or `start` started (the pid files in the state folder).
@@ -19,6 +23,7 @@ STATE_DIR="${SECKILL_STACK_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/seckill/st
 REDIS_PORT="${SECKILL_STACK_REDIS_PORT:-16379}"
 MYSQL_PORT="${SECKILL_STACK_MYSQL_PORT:-13306}"
 KAFKA_PORT="${SECKILL_STACK_KAFKA_PORT:-19092}"
+CLUSTER_PORT="${SECKILL_STACK_CLUSTER_PORT:-17000}"
 MYSQL_USER=seckill
 MYSQL_PASSWORD=seckill
 TANSU_VERSION=0.6.0
@@ -101,6 +106,46 @@ stop_redis() {
     while pid_alive "$STATE_DIR/redis/redis.pid"; do sleep 0.1; done
     log "redis stopped"
   fi
+}
+
+# ---------------------------------------------------------------------------------- redis cluster
+cluster_ports() { echo "$CLUSTER_PORT $((CLUSTER_PORT + 1)) $((CLUSTER_PORT + 2))"; }
+cluster_ok() { redis-cli -h 127.0.0.1 -p "$CLUSTER_PORT" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; }
+node_ping() { redis-cli -h 127.0.0.1 -p "$1" ping | grep -q PONG; }
+start_cluster() {
+  if cluster_ok; then log "redis cluster already answers on $CLUSTER_PORT"; return; fi
+  local p nodes=()
+  for p in $(cluster_ports); do
+    mkdir -p "$STATE_DIR/cluster/$p"
+    nodes+=("127.0.0.1:$p")
+    pid_alive "$STATE_DIR/cluster/$p/redis.pid" && continue
+    # The same durability and eviction settings as the standalone server; the bus port is set
+    # explicitly (port + 3) so it never lands outside the port range.
+    detach "$STATE_DIR/cluster/$p/redis.pid" "$STATE_DIR/cluster/$p/redis.log" \
+      redis-server --port "$p" --cluster-port $((p + 3)) --bind 127.0.0.1 \
+      --dir "$STATE_DIR/cluster/$p" --cluster-enabled yes --cluster-config-file nodes.conf \
+      --cluster-node-timeout 5000 --appendonly yes --appendfsync everysec \
+      --maxmemory 512mb --maxmemory-policy noeviction --save '' --daemonize no --protected-mode no
+  done
+  for p in $(cluster_ports); do wait_for "cluster/$p" 30 node_ping "$p"; done
+  # A restarted cluster knows its nodes from nodes.conf; a new one is created once.
+  if ! redis-cli -h 127.0.0.1 -p "$CLUSTER_PORT" cluster info | grep -q 'cluster_known_nodes:3'; then
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
+      >"$STATE_DIR/cluster/create.log" 2>&1 || die "creating the cluster failed, see $STATE_DIR/cluster/create.log"
+  fi
+  wait_for cluster 60 cluster_ok
+  log "redis cluster up on ${nodes[*]}"
+}
+stop_cluster() {
+  local p stopped=0
+  for p in $(cluster_ports); do
+    if pid_alive "$STATE_DIR/cluster/$p/redis.pid"; then
+      redis-cli -h 127.0.0.1 -p "$p" shutdown >/dev/null 2>&1 || kill "$(cat "$STATE_DIR/cluster/$p/redis.pid")" || true
+      while pid_alive "$STATE_DIR/cluster/$p/redis.pid"; do sleep 0.1; done
+      stopped=1
+    fi
+  done
+  [ $stopped = 0 ] || log "redis cluster stopped"
 }
 
 # ------------------------------------------------------------------------------------------ mysql
@@ -222,7 +267,8 @@ one() { # one start|stop SERVICE
     redis) "$1_redis" ;;
     mysql) "$1_mysql" ;;
     kafka) "$1_kafka" ;;
-    *) die "usage: $0 $1 redis|mysql|kafka" ;;
+    cluster) "$1_cluster" ;;
+    *) die "usage: $0 $1 redis|mysql|kafka|cluster" ;;
   esac
 }
 
@@ -243,7 +289,7 @@ case "${1:-}" in
       esac
     done
     ;;
-  down) stop_kafka; stop_mysql; stop_redis ;;
+  down) stop_kafka; stop_mysql; stop_redis; stop_cluster ;;
   status) status ;;
   env) print_env ;;
   clean-tests) clean_tests ;;

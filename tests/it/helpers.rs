@@ -369,6 +369,7 @@ impl PrivateServer {
         let port_var = match self.service {
             "redis" => "SECKILL_STACK_REDIS_PORT",
             "mysql" => "SECKILL_STACK_MYSQL_PORT",
+            "cluster" => "SECKILL_STACK_CLUSTER_PORT",
             _ => "SECKILL_STACK_KAFKA_PORT",
         };
         let status = std::process::Command::new(Self::script())

@@ -5,6 +5,7 @@ mod helpers;
 mod admin;
 mod buy;
 mod cli;
+mod cluster;
 mod consumer;
 mod deploy;
 mod health;

@@ -61,6 +61,8 @@ async fn a_closed_loop_run_sells_the_stock_and_verifies_clean() {
 #[tokio::test]
 async fn an_open_loop_run_offers_its_rate_and_counts_every_answer() {
     let app = spawn_app().await;
+    let json_path =
+        std::env::temp_dir().join(format!("loadtest-{}.json", crate::helpers::unique()));
     let (sale, item) = app.create_live_sale(5, 1).await;
     let (s, i) = (sale.to_string(), item.to_string());
     let summary = loadtest::run(
@@ -79,12 +81,21 @@ async fn an_open_loop_run_offers_its_rate_and_counts_every_answer() {
                 "8",
                 "--duration",
                 "1s",
+                "--json",
+                json_path.to_str().unwrap(),
             ],
         ),
         false,
     )
     .await
     .unwrap();
+    // The machine-readable figures are the summary's.
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    assert_eq!(written["requests"], summary.requests);
+    assert_eq!(written["outcomes"]["reserved"], 5);
+    assert_eq!(written["latency"]["p99_ms"], summary.latency.p99_ms);
+    assert!(written["throughput_per_sec"].as_f64().unwrap() > 0.0);
     // About 400 requests scheduled in one second, each counted once.
     assert!(
         (350..=401).contains(&summary.requests),
@@ -160,5 +171,53 @@ async fn verify_fails_when_the_stores_disagree() {
     assert!(
         v.problems.iter().any(|p| p.contains("stock_balance")),
         "{v:?}"
+    );
+}
+
+#[tokio::test]
+async fn open_loop_latency_counts_the_wait_behind_a_stalled_answer() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // A server whose first answer takes 300 ms; every later one is immediate.
+    let stalled = std::sync::Arc::new(AtomicBool::new(false));
+    let router = axum::Router::new().route(
+        "/healthz",
+        axum::routing::get(move || {
+            let stalled = stalled.clone();
+            async move {
+                if !stalled.swap(true, Ordering::SeqCst) {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                }
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    // One connection at 100 requests/s: the ~30 requests scheduled during the stall wait for
+    // it, and their latency counts from when they should have been sent.
+    let summary = loadtest::run(
+        args(
+            &base,
+            &[
+                "--endpoint",
+                "healthz",
+                "--rate",
+                "100",
+                "--connections",
+                "1",
+                "--duration",
+                "1s",
+            ],
+        ),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(summary.latency.max_ms >= 290.0, "{}", summary.render());
+    assert!(
+        summary.latency.p90_ms >= 100.0,
+        "the requests queued behind the stall count their wait: {}",
+        summary.render()
     );
 }

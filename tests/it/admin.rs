@@ -122,6 +122,44 @@ async fn creating_a_sale_writes_mysql_and_redis_with_ttls_aligned_to_its_end() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["total"], 1);
     assert_eq!(list["sales"][0]["id"], id);
+
+    // Paging: three sales, two per page.
+    for _ in 0..2 {
+        let (status, _) = app
+            .admin(
+                Method::POST,
+                "/admin/v1/sales",
+                Some(sale_body(Duration::minutes(5), Duration::hours(1))),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let page = |offset: u32| {
+        let app = &app;
+        async move {
+            let (status, list) = app
+                .admin(
+                    Method::GET,
+                    &format!("/admin/v1/sales?limit=2&offset={offset}"),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{list}");
+            assert_eq!(list["total"], 3);
+            list["sales"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let (first, second) = (page(0).await, page(2).await);
+    assert_eq!((first.len(), second.len()), (2, 1));
+    assert!(
+        first.iter().all(|id| !second.contains(id)),
+        "pages do not overlap"
+    );
 }
 
 #[tokio::test]

@@ -153,6 +153,14 @@ async fn a_changed_stock_key_is_found() {
             .unwrap()
             .contains("remaining 40")
     );
+    // Operators see it on the gauge of the sale.
+    let gauge = app
+        .services
+        .metrics
+        .reconcile_discrepancies
+        .with_label_values(&[&sale.to_string()])
+        .get();
+    assert_eq!(gauge, 1, "one failing check");
 }
 
 #[tokio::test]

@@ -229,9 +229,7 @@ impl BuyService {
             &payload,
             req.idempotency_key.map(AsRef::as_ref),
         );
-        // Boxed: the Redis call's state is most of this future's size, and the answers that
-        // never reach Redis (sold out, refused at a gate) should not move it around.
-        let outcome = Box::pin(self.stock.deduct(&request)).await?;
+        let outcome = self.stock.deduct(&request).await?;
         match outcome {
             DeductOutcome::Reserved {
                 order_id,

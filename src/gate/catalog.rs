@@ -39,7 +39,6 @@ struct Loaded {
 }
 
 /// The hit map and when to sweep it next.
-#[derive(Default)]
 struct Hot {
     items: HashMap<u64, Loaded>,
     sweep_at: usize,

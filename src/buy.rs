@@ -293,7 +293,7 @@ fn parse_quantity(body: &[u8]) -> Result<u32, ApiError> {
     let body: BuyBody = if body.iter().all(u8::is_ascii_whitespace) {
         BuyBody::default()
     } else {
-        crate::api::extract::parse_json(body)?
+        crate::domain::json::parse(body)?
     };
     match body.quantity.unwrap_or(1) {
         q @ 1..=MAX_QUANTITY => Ok(q as u32),

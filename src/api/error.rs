@@ -204,6 +204,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::domain::json::JsonError> for ApiError {
+    fn from(e: crate::domain::json::JsonError) -> Self {
+        match e {
+            crate::domain::json::JsonError::Malformed(m) => ApiError::MalformedJson(m),
+            crate::domain::json::JsonError::Field(f) => ApiError::Invalid(f),
+        }
+    }
+}
+
 impl From<crate::reconcile::ReconcileError> for ApiError {
     fn from(e: crate::reconcile::ReconcileError) -> Self {
         use crate::reconcile::ReconcileError;

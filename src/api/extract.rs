@@ -23,30 +23,7 @@ pub struct ApiJson<T>(pub T);
 /// # Errors
 /// Malformed JSON (`invalid_json`) or a field of the wrong shape (`invalid_field`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let inner = e.inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::MalformedJson(inner.to_string());
-        }
-        let path = e.path().to_string();
-        let message = inner.to_string();
-        // serde reports a missing field at its parent; name the field itself.
-        let field = match message
-            .strip_prefix("missing field `")
-            .and_then(|m| m.split('`').next())
-        {
-            Some(missing) if path == "." => missing.to_string(),
-            Some(missing) => format!("{path}.{missing}"),
-            None => path,
-        };
-        let detail = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_string();
-        ApiError::Invalid(FieldError::new(field, detail))
-    })
+    Ok(crate::domain::json::parse(bytes)?)
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
@@ -130,42 +107,5 @@ impl FromRequestParts<AppState> for Buyer {
             )
             .map(Buyer)
             .map_err(ApiError::Unauthorized)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::sale::CreateSaleRequest;
-
-    fn field_of(json: &str) -> String {
-        match parse_json::<CreateSaleRequest>(json.as_bytes()) {
-            Err(ApiError::Invalid(f)) => f.field,
-            other => panic!("expected a field error, got {:?}", other.err()),
-        }
-    }
-
-    #[test]
-    fn a_wrongly_typed_nested_field_is_named_by_its_path() {
-        let json = r#"{"name":"n","starts_at":"a","ends_at":"b","items":[{"sku":"s","title":"t","price_cents":1,"stock":"many","per_user_limit":1}]}"#;
-        assert_eq!(field_of(json), "items[0].stock");
-    }
-
-    #[test]
-    fn a_missing_field_is_named_itself() {
-        assert_eq!(
-            field_of(r#"{"starts_at":"a","ends_at":"b","items":[]}"#),
-            "name"
-        );
-        let json = r#"{"name":"n","starts_at":"a","ends_at":"b","items":[{"sku":"s","title":"t","price_cents":1,"per_user_limit":1}]}"#;
-        assert_eq!(field_of(json), "items[0].stock");
-    }
-
-    #[test]
-    fn broken_json_is_its_own_error() {
-        assert!(matches!(
-            parse_json::<CreateSaleRequest>(b"{\"name\":"),
-            Err(ApiError::MalformedJson(_))
-        ));
     }
 }

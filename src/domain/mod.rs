@@ -2,7 +2,9 @@
 //! the HTTP layer works with values that are known to be well-formed.
 
 pub mod identity;
+pub mod json;
 pub mod sale;
+pub mod script_version;
 
 pub use identity::{IdempotencyKey, UserId};
 pub use sale::{NewItem, NewSale, SalePatch};

@@ -16,8 +16,7 @@ use redis::{Cmd, ErrorKind, FromRedisValue, RedisResult, ServerErrorKind};
 
 use crate::{metrics::Metrics, redis_pool::RedisConn};
 
-/// Script versions this build knows, oldest first. New sales use the configured one.
-pub const KNOWN_VERSIONS: &[&str] = &["v1", "v2"];
+pub use crate::domain::script_version::KNOWN_VERSIONS;
 
 /// What a script does; each kind has one file per version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,10 +87,7 @@ const SOURCES: &[(ScriptKind, &str, Calling, &str)] = &[
     ),
 ];
 
-/// The number in a version name (`v2` -> 2).
-fn version_number(version: &str) -> Option<u32> {
-    version.strip_prefix('v')?.parse().ok()
-}
+use crate::domain::script_version::number as version_number;
 
 /// One script of one version with its SHA1.
 #[derive(Debug)]
@@ -182,8 +178,8 @@ impl ScriptRegistry {
 
     /// The newest version of a kind that is not tied to a sale (locks).
     pub fn latest(&self, kind: ScriptKind) -> &Arc<VersionedScript> {
-        let newest = KNOWN_VERSIONS.last().copied().unwrap_or("v1");
-        self.get(kind, newest).expect("every kind has a v1")
+        self.get(kind, crate::domain::script_version::newest())
+            .expect("every kind has a v1")
     }
 
     /// Loads every script (start-up warm-up; calls also load lazily on NOSCRIPT).

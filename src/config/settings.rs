@@ -1,0 +1,401 @@
+//! The settings types and their compiled-in defaults.
+
+use std::{fmt, net::SocketAddr, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+/// Prefix of every environment variable the service reads.
+pub const ENV_PREFIX: &str = "SECKILL_";
+
+/// The word that selects librdkafka's in-process mock cluster instead of real brokers.
+pub const EMBEDDED_KAFKA: &str = "embedded";
+
+/// A string that must never reach a log line (tokens, passwords).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; call only where it is used, never to print it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A connection URL with its password replaced, safe for logs and error lines.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// All settings of one seckill process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Bearer token for `/admin/v1` (`SECKILL_ADMIN_TOKEN`).
+    pub admin_token: Secret,
+    /// HMAC secret that signs buyers' HS256 tokens (`SECKILL_JWT_SECRET`).
+    pub jwt_secret: Secret,
+    /// `jwt` (verify `Authorization: Bearer`) or `trusted_header` (read `X-User-Id`, for
+    /// deployments behind a gateway that authenticates users).
+    pub user_identity: UserIdentity,
+    /// HTTP listener.
+    pub http: HttpSettings,
+    /// Redis (standalone or cluster).
+    pub redis: RedisSettings,
+    /// MySQL / MariaDB.
+    pub mysql: MySqlSettings,
+    /// Kafka brokers, topics and client tuning.
+    pub kafka: KafkaSettings,
+    /// Token buckets in front of the buy endpoint.
+    pub limits: LimitSettings,
+    /// Sale lifecycle: grace period, prewarm lead time, sold-out flag.
+    pub sale: SaleSettings,
+    /// Outbox relay that re-emits reservations Kafka has not acknowledged.
+    pub relay: RelaySettings,
+    /// Order consumer batching.
+    pub consumer: ConsumerSettings,
+    /// Reconciliation job.
+    pub reconcile: ReconcileSettings,
+    /// Sale page read path caches.
+    pub cache: CacheSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// How the buy endpoint learns who the buyer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserIdentity {
+    /// `Authorization: Bearer <HS256 JWT>`; the user is the token's `sub`.
+    Jwt,
+    /// `X-User-Id` set by an authenticating gateway in front of the service.
+    TrustedHeader,
+}
+
+/// HTTP listener settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Address to bind; port 0 picks a free port (tests).
+    pub addr: SocketAddr,
+    /// Requests served at once before new ones are shed with 503; bounds memory under a flood.
+    pub max_in_flight: u64,
+    /// Seconds a request may take before it is answered with 503.
+    pub request_timeout_secs: u64,
+    /// Seconds to let in-flight requests finish on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+/// Redis settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// `redis://host:port/db` for a standalone server; `redis+cluster://h1:p1,h2:p2` for a cluster.
+    pub url: String,
+    /// Connections in the pool. Each is multiplexed, so a few carry a lot.
+    pub pool_size: u64,
+    /// Prefix of every key this process writes; lets several deployments (or tests) share a server.
+    pub key_prefix: String,
+}
+
+/// MySQL settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MySqlSettings {
+    /// `mysql://user:password@host:port/database`.
+    pub url: Secret,
+    /// Pool size. The database sees only winners, batched; a few connections suffice.
+    pub max_connections: u64,
+    /// Apply pending migrations when a command starts.
+    pub migrate_on_start: bool,
+}
+
+/// Kafka settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSettings {
+    /// Comma-separated bootstrap servers, or `embedded` for the in-process mock cluster.
+    pub brokers: String,
+    /// Topic of `OrderReserved` events.
+    pub topic: String,
+    /// Topic for messages the consumer can never parse.
+    pub dead_letter_topic: String,
+    /// Consumer group of the order consumers.
+    pub group_id: String,
+    /// Partitions used when this service creates the topics (embedded broker, tests).
+    pub partitions: u64,
+    /// How long the producer keeps retrying a message before reporting failure; the outbox
+    /// relay takes over after that.
+    pub message_timeout_ms: u64,
+    /// How long the producer lets messages gather into one request.
+    pub linger_ms: u64,
+}
+
+/// Token-bucket settings. A rate of 0 switches that limiter off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Buy requests per second admitted in total by one instance.
+    pub global_per_sec: u64,
+    /// Burst of the global bucket.
+    pub global_burst: u64,
+    /// Buy requests per second admitted per user.
+    pub per_user_per_sec: u64,
+    /// Burst of each user's bucket.
+    pub per_user_burst: u64,
+    /// Buy requests per second per client IP; off by default (NAT makes an address a poor identity).
+    pub per_ip_per_sec: u64,
+    /// Burst of each IP's bucket.
+    pub per_ip_burst: u64,
+}
+
+/// Sale lifecycle settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SaleSettings {
+    /// Seconds every Redis key of a sale outlives the sale's end, so late consumers and
+    /// reconciliation still see the ledger.
+    pub grace_secs: u64,
+    /// Sales starting within this many seconds are warmed on creation; later ones by the
+    /// scheduler when they come this close.
+    pub prewarm_lead_secs: u64,
+    /// Milliseconds a local sold-out flag is trusted before Redis is asked again.
+    pub sold_out_recheck_ms: u64,
+    /// Script version new sales are pinned to.
+    pub script_version: String,
+}
+
+/// Outbox relay settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelaySettings {
+    /// How often the relay scans the outbox.
+    pub interval_ms: u64,
+    /// A reservation unacknowledged for this long is re-emitted.
+    pub redeliver_after_ms: u64,
+}
+
+/// Order consumer settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsumerSettings {
+    /// Most messages persisted in one MySQL transaction.
+    pub batch_max: u64,
+    /// Longest wait for a batch to fill, in milliseconds.
+    pub batch_wait_ms: u64,
+}
+
+/// Reconciliation settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconcileSettings {
+    /// Seconds between periodic runs inside `serve`/`all`; 0 switches the periodic job off.
+    pub interval_secs: u64,
+    /// A ledger entry younger than this may still be in flight and is not reported missing.
+    pub ledger_grace_secs: u64,
+    /// Seconds after a sale's end during which it is still reconciled periodically.
+    pub ended_window_secs: u64,
+}
+
+/// Sale page cache settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    /// Seconds a sale detail lives in the in-process cache.
+    pub local_ttl_secs: u64,
+    /// Seconds a sale detail lives in Redis (before jitter).
+    pub redis_ttl_secs: u64,
+    /// Seconds an unknown id is remembered as missing.
+    pub negative_ttl_secs: u64,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` for people, `json` for log pipelines.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `seckill=debug,info`; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            admin_token: Secret::new("change-me-admin"),
+            jwt_secret: Secret::new("change-me-jwt-secret"),
+            user_identity: UserIdentity::Jwt,
+            http: HttpSettings::default(),
+            redis: RedisSettings::default(),
+            mysql: MySqlSettings::default(),
+            kafka: KafkaSettings::default(),
+            limits: LimitSettings::default(),
+            sale: SaleSettings::default(),
+            relay: RelaySettings::default(),
+            consumer: ConsumerSettings::default(),
+            reconcile: ReconcileSettings::default(),
+            cache: CacheSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_in_flight: 20_000,
+            request_timeout_secs: 10,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:16379/".into(),
+            pool_size: 16,
+            key_prefix: String::new(),
+        }
+    }
+}
+
+impl Default for MySqlSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("mysql://seckill:seckill@127.0.0.1:13306/seckill"),
+            max_connections: 16,
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:19092".into(),
+            topic: "seckill.orders".into(),
+            dead_letter_topic: "seckill.orders.dlq".into(),
+            group_id: "seckill-order-consumer".into(),
+            partitions: 4,
+            message_timeout_ms: 5_000,
+            linger_ms: 20,
+        }
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            global_per_sec: 100_000,
+            global_burst: 20_000,
+            per_user_per_sec: 5,
+            per_user_burst: 10,
+            per_ip_per_sec: 0,
+            per_ip_burst: 50,
+        }
+    }
+}
+
+impl Default for SaleSettings {
+    fn default() -> Self {
+        Self {
+            grace_secs: 86_400,
+            prewarm_lead_secs: 3_600,
+            sold_out_recheck_ms: 500,
+            script_version: "v2".into(),
+        }
+    }
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            interval_ms: 1_000,
+            redeliver_after_ms: 10_000,
+        }
+    }
+}
+
+impl Default for ConsumerSettings {
+    fn default() -> Self {
+        Self {
+            batch_max: 2_000,
+            batch_wait_ms: 20,
+        }
+    }
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        Self {
+            interval_secs: 30,
+            ledger_grace_secs: 30,
+            ended_window_secs: 3_600,
+        }
+    }
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            local_ttl_secs: 2,
+            redis_ttl_secs: 60,
+            negative_ttl_secs: 5,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// True when the in-process mock Kafka cluster is selected.
+    pub fn kafka_is_embedded(&self) -> bool {
+        self.kafka.brokers.trim() == EMBEDDED_KAFKA
+    }
+
+    /// Producer linger as a duration.
+    pub fn kafka_linger(&self) -> Duration {
+        Duration::from_millis(self.kafka.linger_ms)
+    }
+
+    /// Producer delivery timeout as a duration.
+    pub fn kafka_message_timeout(&self) -> Duration {
+        Duration::from_millis(self.kafka.message_timeout_ms)
+    }
+}

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api,
     config::Settings,
-    consumer::OrderConsumer,
+    consumer::{ConsumerHealth, OrderConsumer},
     kafka::{KafkaEndpoint, producer::OrderProducer},
     lock::LeaderElection,
     metrics::Metrics,
@@ -21,8 +21,6 @@ use crate::{
     store,
 };
 
-/// How often a stand-alone consumer refreshes its lag gauge.
-const CONSUMER_LAG_INTERVAL: Duration = Duration::from_secs(10);
 /// How often keyed token buckets are pruned.
 const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -158,12 +156,21 @@ pub fn shutdown_on_signals() -> CancellationToken {
     token
 }
 
-/// What the order consumer needs: MySQL, Kafka, a producer for dead letters, metrics.
+/// What the order consumer needs: MySQL, Kafka, a producer for dead letters, metrics, and the
+/// health it shares with its readiness probe.
 pub struct ConsumerParts {
     db: sqlx::MySqlPool,
     kafka: KafkaEndpoint,
     producer: OrderProducer,
     metrics: Arc<Metrics>,
+    health: ConsumerHealth,
+}
+
+fn consumer_health(settings: &Settings, metrics: &Metrics) -> ConsumerHealth {
+    ConsumerHealth::new(
+        metrics,
+        Duration::from_secs(settings.consumer.unassigned_not_ready_secs),
+    )
 }
 
 impl ConsumerParts {
@@ -182,17 +189,20 @@ impl ConsumerParts {
             settings.kafka_message_timeout(),
             settings.kafka_linger(),
         )?;
+        let metrics = Arc::new(Metrics::new());
         Ok(Self {
+            health: consumer_health(settings, &metrics),
             db,
             kafka,
             producer,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
         })
     }
 
     /// Reuses the connections of a full process (`seckill all`, tests).
     pub fn from_services(services: &Services) -> Self {
         Self {
+            health: consumer_health(&services.settings, &services.metrics),
             db: services.db.clone(),
             kafka: services.kafka.clone(),
             producer: services.outbox.producer().clone(),
@@ -200,8 +210,8 @@ impl ConsumerParts {
         }
     }
 
-    /// Serves `/healthz`, `/readyz` (MySQL and Kafka) and `/metrics` on `addr` for a
-    /// stand-alone consumer, and refreshes the consumer-lag gauge, until `shutdown`.
+    /// Serves `/healthz`, `/readyz` (MySQL, Kafka, and partitions held while orders wait) and
+    /// `/metrics` on `addr` for a stand-alone consumer, until `shutdown`.
     ///
     /// # Errors
     /// The address cannot be bound.
@@ -209,7 +219,6 @@ impl ConsumerParts {
         &self,
         addr: SocketAddr,
         topic: String,
-        group: String,
         shutdown: CancellationToken,
     ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let listener = TcpListener::bind(addr)
@@ -219,24 +228,9 @@ impl ConsumerParts {
         let router = api::health::consumer_router(api::health::ConsumerProbe {
             db: self.db.clone(),
             kafka: self.kafka.clone(),
-            topic: topic.clone(),
+            topic,
             metrics: self.metrics.clone(),
-        });
-        let (kafka, metrics, token) = (self.kafka.clone(), self.metrics.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            loop {
-                let (k, t, g) = (kafka.clone(), topic.clone(), group.clone());
-                if let Ok(Ok(lag)) =
-                    tokio::task::spawn_blocking(move || crate::kafka::lag::consumer_lag(&k, &t, &g))
-                        .await
-                {
-                    metrics.consumer_lag.set(lag);
-                }
-                tokio::select! {
-                    () = token.cancelled() => break,
-                    () = tokio::time::sleep(CONSUMER_LAG_INTERVAL) => {}
-                }
-            }
+            health: self.health.clone(),
         });
         Ok(tokio::spawn(async move {
             let served = axum::serve(listener, router)
@@ -253,9 +247,15 @@ impl ConsumerParts {
     /// # Errors
     /// The consumer could not be created.
     pub async fn run(self, settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let consumer =
-            OrderConsumer::new(settings, &self.kafka, self.db, self.producer, self.metrics)
-                .context("creating the Kafka consumer failed")?;
+        let consumer = OrderConsumer::new(
+            settings,
+            &self.kafka,
+            self.db,
+            self.producer,
+            self.metrics,
+            self.health,
+        )
+        .context("creating the Kafka consumer failed")?;
         consumer.run(shutdown).await
     }
 }

@@ -99,7 +99,6 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
                 .serve_health(
                     settings.http.addr,
                     settings.kafka.topic.clone(),
-                    settings.kafka.group_id.clone(),
                     shutdown.clone(),
                 )
                 .await?;

@@ -141,6 +141,8 @@ pub struct LeaderElection {
     name: String,
     ttl: Duration,
     guard: Option<LockGuard>,
+    /// A Redis outage fails every check; one line per period says so.
+    throttle: crate::telemetry::Throttle,
 }
 
 impl LeaderElection {
@@ -151,6 +153,7 @@ impl LeaderElection {
             name: format!("leader:{job}"),
             ttl,
             guard: None,
+            throttle: Default::default(),
         }
     }
 
@@ -195,7 +198,10 @@ impl LeaderElection {
                 Ok(true) => return true,
                 Ok(false) => {}
                 Err(e) => {
-                    tracing::warn!(job = %self.name, error.message = %e, "leader check failed");
+                    let every = crate::telemetry::REPEAT_EVERY;
+                    if let Some(held) = self.throttle.allow("check", every) {
+                        tracing::warn!(job = %self.name, error.message = %e, repeats_since_last = held, "leader check failed; not leading until Redis answers");
+                    }
                 }
             }
         }

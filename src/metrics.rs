@@ -48,6 +48,11 @@ pub struct Metrics {
     pub outbox_relayed: IntCounter,
     /// Messages of the orders topic not yet committed by the consumer group.
     pub consumer_lag: IntGauge,
+    /// Partitions this consumer holds now.
+    pub consumer_assigned_partitions: IntGauge,
+    /// Times this consumer left and rejoined its group because partitions were consumed by
+    /// nobody.
+    pub consumer_rejoins: IntCounter,
     /// Messages per persisted batch.
     pub consumer_batch_size: Histogram,
     /// Time to persist one batch in MySQL (lock, insert, commit).
@@ -180,6 +185,14 @@ impl Metrics {
             consumer_lag: gauge(
                 "consumer_lag",
                 "Messages of the orders topic not yet committed by the consumer group",
+            ),
+            consumer_assigned_partitions: gauge(
+                "consumer_assigned_partitions",
+                "Partitions of the orders topic this consumer holds now",
+            ),
+            consumer_rejoins: counter(
+                "consumer_rejoins_total",
+                "Times this consumer rejoined its group because waiting partitions had no consumer",
             ),
             consumer_batch_size: histogram(
                 "consumer_batch_size",

@@ -119,6 +119,8 @@ pub struct ConsumerProbe {
     pub topic: String,
     /// The process's metrics.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// The consumer's assignment and lag.
+    pub health: crate::consumer::ConsumerHealth,
 }
 
 /// `/healthz`, `/readyz` (MySQL and Kafka) and `/metrics` for `seckill consume`.
@@ -143,20 +145,29 @@ async fn consumer_readyz(State(p): State<ConsumerProbe>) -> impl IntoResponse {
     let kafka = tokio::time::timeout(PROBE_TIMEOUT, p.kafka.ping(&p.topic));
     let (mysql, kafka) = tokio::join!(mysql, kafka);
     let mut down = Vec::new();
+    let mut details = serde_json::Map::new();
     if !matches!(mysql, Ok(Ok(()))) {
         down.push("mysql");
     }
     if !matches!(kafka, Ok(Ok(()))) {
         down.push("kafka");
     }
+    if let Some(stall) = p.health.stall() {
+        down.push("partitions");
+        details.insert("partitions".into(), json!(stall));
+    }
     if down.is_empty() {
         (StatusCode::OK, Json(json!({"status": "ready"})))
     } else {
+        tracing::warn!(?down, ?details, "consumer not ready");
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(
-                json!({"code": "not_ready", "detail": format!("unavailable: {}", down.join(", ")), "down": down}),
-            ),
+            Json(json!({
+                "code": "not_ready",
+                "detail": format!("unavailable: {}", down.join(", ")),
+                "down": down,
+                "checks": details,
+            })),
         )
     }
 }

@@ -200,6 +200,12 @@ pub struct ConsumerSettings {
     pub batch_max: u64,
     /// Longest wait for a batch to fill, in milliseconds.
     pub batch_wait_ms: u64,
+    /// Seconds a partition with waiting orders may go without progress while this member holds
+    /// none of the stalled ones before it leaves and rejoins the group (0 switches the
+    /// watchdog off). See docs/ARCHITECTURE.md on the broker bug this covers.
+    pub stall_rejoin_secs: u64,
+    /// Seconds a consumer may hold no partition while orders wait before `/readyz` says 503.
+    pub unassigned_not_ready_secs: u64,
 }
 
 /// Reconciliation settings.
@@ -350,6 +356,8 @@ impl Default for ConsumerSettings {
         Self {
             batch_max: 2_000,
             batch_wait_ms: 20,
+            stall_rejoin_secs: 10,
+            unassigned_not_ready_secs: 30,
         }
     }
 }

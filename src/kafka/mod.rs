@@ -2,6 +2,7 @@
 //! the brokers setting is `embedded`. Everything else (producer, consumer, admin, lag) builds its
 //! client from [`KafkaEndpoint::client_config`], so the rest of the code never knows which.
 
+pub mod context;
 pub mod embedded;
 pub mod events;
 pub mod lag;

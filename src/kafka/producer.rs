@@ -21,7 +21,10 @@ use rdkafka::{
     types::RDKafkaErrorCode,
 };
 
-use super::KafkaEndpoint;
+use super::{KafkaEndpoint, context::QuietContext};
+
+/// The producer type: librdkafka's reports go through [`QuietContext`].
+type OrdersProducer = FutureProducer<QuietContext>;
 
 /// Shortest time between two replacements of the producer.
 pub const RESET_AT_MOST_EVERY: Duration = Duration::from_secs(1);
@@ -40,7 +43,7 @@ pub struct Queued {
 
 struct Current {
     generation: Generation,
-    producer: FutureProducer,
+    producer: OrdersProducer,
 }
 
 /// One shared producer for the orders topic.
@@ -58,7 +61,7 @@ fn build(
     endpoint: &KafkaEndpoint,
     message_timeout: Duration,
     linger: Duration,
-) -> Result<FutureProducer, KafkaError> {
+) -> Result<OrdersProducer, KafkaError> {
     endpoint
         .client_config()
         .set("enable.idempotence", "true")
@@ -69,7 +72,7 @@ fn build(
             message_timeout.as_millis().to_string(),
         )
         .set("queue.buffering.max.messages", "1000000")
-        .create()
+        .create_with_context(QuietContext::default())
 }
 
 /// Failures that say nothing about the producer's session: the local queue is full, the
@@ -126,7 +129,7 @@ impl OrderProducer {
         &self.topic
     }
 
-    fn current(&self) -> (Generation, FutureProducer) {
+    fn current(&self) -> (Generation, OrdersProducer) {
         let current = self.current.read().unwrap_or_else(|e| e.into_inner());
         (current.generation, current.producer.clone())
     }

@@ -157,6 +157,8 @@ impl Outbox {
                     });
                 }
                 // Concurrently: with Kafka down each send waits out the message timeout.
+                let mut first_error = None;
+                let mut failed = 0;
                 for (order_id, result) in futures::future::join_all(sends).await {
                     match result {
                         Ok(()) => {
@@ -164,10 +166,15 @@ impl Outbox {
                             self.metrics.outbox_relayed.inc();
                         }
                         Err(e) => {
-                            report.failed += 1;
-                            tracing::warn!(%order_id, error.message = %e, "relay could not deliver; will retry");
+                            failed += 1;
+                            tracing::debug!(%order_id, error.message = %e, "relay could not deliver");
+                            first_error.get_or_insert(e);
                         }
                     }
+                }
+                if let Some(e) = first_error {
+                    report.failed += failed;
+                    tracing::warn!(item_id = item.item_id, failed, error.message = %e, "relay could not deliver these orders; the next pass retries them");
                 }
             }
             let backlog: u64 = conn.zcard(&keys.outbox).await?;

@@ -19,6 +19,7 @@ use crate::{
     kafka::producer::{OrderProducer, Queued},
     metrics::Metrics,
     stock::StockService,
+    telemetry::{REPEAT_EVERY, Throttle},
 };
 
 /// Acks gathered before a flush is forced.
@@ -102,6 +103,7 @@ async fn run(
     let mut pending_acks = 0usize;
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     let mut deadline: Option<tokio::time::Instant> = None;
+    let throttle = Throttle::default();
     loop {
         tokio::select! {
             msg = rx.recv(), if deadline.is_none() => match msg {
@@ -126,12 +128,17 @@ async fn run(
                     }
                     Ok(Err((e, _))) => {
                         metrics.kafka_produce_errors.inc();
-                        tracing::warn!(%order_id, item_id, error.message = %e, "order not delivered to Kafka yet; the outbox relay will retry");
+                        tracing::debug!(%order_id, item_id, error.message = %e, "order not delivered to Kafka");
+                        if let Some(held) = throttle.allow("failed", REPEAT_EVERY) {
+                            tracing::warn!(item_id, error.message = %e, more_since_last = held, "orders not delivered to Kafka yet; they wait in the outbox for the relay");
+                        }
                         producer.recover_from(generation, &e);
                     }
                     Err(_) => {
                         metrics.kafka_produce_errors.inc();
-                        tracing::warn!(%order_id, item_id, "delivery report lost; the outbox relay will retry");
+                        if let Some(held) = throttle.allow("lost", REPEAT_EVERY) {
+                            tracing::warn!(%order_id, item_id, more_since_last = held, "delivery reports lost; the outbox relay will retry those orders");
+                        }
                     }
                 }
             },

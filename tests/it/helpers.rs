@@ -26,6 +26,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use crate::processes::{
+    PrivateServer, free_port, spawn_process, spawn_process_logged, write_config,
+};
+
 /// Admin token of every test app.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 /// JWT secret of every test app.
@@ -83,6 +87,12 @@ pub async fn fresh_database() -> String {
 
 /// Settings for an isolated test app; `kafka` is a bootstrap list or `embedded`.
 pub async fn test_settings(kafka: &str) -> Settings {
+    settings_on(&STACK.redis_url, &fresh_database().await, kafka)
+}
+
+/// Settings for an isolated test app on the given servers (private ones, for fault tests):
+/// its own key prefix, topic and group; `mysql_url` names the database it owns.
+pub fn settings_on(redis_url: &str, mysql_url: &str, kafka: &str) -> Settings {
     LazyLock::force(&TRACING);
     let id = unique();
     let mut s = Settings {
@@ -91,10 +101,10 @@ pub async fn test_settings(kafka: &str) -> Settings {
         ..Settings::default()
     };
     s.http.addr = "127.0.0.1:0".parse().unwrap();
-    s.redis.url = STACK.redis_url.clone();
+    s.redis.url = redis_url.to_string();
     s.redis.pool_size = 2;
     s.redis.key_prefix = format!("t{id}:");
-    s.mysql.url = seckill::config::Secret::new(fresh_database().await);
+    s.mysql.url = seckill::config::Secret::new(mysql_url);
     s.mysql.max_connections = 8;
     s.kafka.brokers = kafka.to_string();
     s.kafka.topic = format!("seckill-t-{id}");
@@ -264,33 +274,6 @@ where
     }
 }
 
-/// Writes `settings` to a TOML file for a child `seckill` process.
-pub fn write_config(settings: &Settings) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("seckill-it-{}", unique()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("seckill.toml");
-    std::fs::write(&path, toml::to_string(settings).unwrap()).unwrap();
-    path
-}
-
-/// Starts `seckill <command>` as a child process with the settings in `config`.
-pub fn spawn_process(command: &str, config: &std::path::Path) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_seckill"))
-        .arg(command)
-        .arg("--config")
-        .arg(config)
-        .env_remove("SECKILL_REDIS_URL")
-        .env_remove("SECKILL_MYSQL_URL")
-        .env_remove("SECKILL_KAFKA_BROKERS")
-        .env(
-            "RUST_LOG",
-            std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("seckill binary starts")
-}
-
 /// Produces events straight to the app's orders topic (as the outbox would).
 pub async fn produce_events(settings: &Settings, events: &[seckill::kafka::events::OrderReserved]) {
     let endpoint = seckill::kafka::KafkaEndpoint::from_bootstrap(&settings.kafka.brokers);
@@ -331,71 +314,6 @@ pub async fn mysql_figures(db: &MySqlPool, item: u64) -> (i64, i64, i64) {
             .await
             .unwrap();
     (rows, units, stock)
-}
-
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A private server of the stack script (own folder and port), for fault injection that must
-/// not disturb the shared servers other tests use.
-pub struct PrivateServer {
-    pub service: &'static str,
-    pub dir: std::path::PathBuf,
-    pub port: u16,
-}
-
-impl PrivateServer {
-    pub fn start(service: &'static str) -> Self {
-        let s = Self {
-            service,
-            dir: std::env::temp_dir().join(format!("seckill-private-{}", unique())),
-            port: free_port(),
-        };
-        s.run("start");
-        s
-    }
-
-    fn script() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/stack.sh")
-    }
-
-    pub fn run(&self, verb: &str) {
-        let port_var = match self.service {
-            "redis" => "SECKILL_STACK_REDIS_PORT",
-            "mysql" => "SECKILL_STACK_MYSQL_PORT",
-            "cluster" => "SECKILL_STACK_CLUSTER_PORT",
-            _ => "SECKILL_STACK_KAFKA_PORT",
-        };
-        let status = std::process::Command::new(Self::script())
-            .arg(verb)
-            .arg(self.service)
-            .env("SECKILL_STACK_DIR", &self.dir)
-            .env(port_var, self.port.to_string())
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "stack.sh {verb} {} failed", self.service);
-    }
-
-    pub fn stop(&self) {
-        self.run("stop");
-    }
-}
-
-impl Drop for PrivateServer {
-    fn drop(&mut self) {
-        self.run("stop");
-        // KEEP_PRIVATE=1 keeps the folder (the server's log) for a post-mortem.
-        if std::env::var("KEEP_PRIVATE").is_err() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
 }
 
 /// The body of a one-item sale that started a second ago and runs 30 minutes.

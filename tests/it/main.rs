@@ -1,6 +1,8 @@
 //! Integration tests against the real Redis, MariaDB and Kafka broker of the local stack.
 
 mod helpers;
+mod processes;
+mod shoppers;
 
 mod admin;
 mod buy;
@@ -8,6 +10,7 @@ mod cli;
 mod cluster;
 mod consumer;
 mod deploy;
+mod faults;
 mod health;
 mod loadtest;
 mod lua_scripts;

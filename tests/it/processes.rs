@@ -1,0 +1,229 @@
+//! Child processes and private servers: `seckill` commands started as an operator would, and
+//! servers of the stack script in their own folders and ports, for fault injection that must
+//! not disturb the shared servers other tests use.
+
+use seckill::config::Settings;
+
+use crate::helpers::unique;
+
+/// Writes `settings` to a TOML file for a child `seckill` process.
+pub fn write_config(settings: &Settings) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("seckill-it-{}", unique()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("seckill.toml");
+    std::fs::write(&path, toml::to_string(settings).unwrap()).unwrap();
+    path
+}
+
+/// Starts `seckill <command>` as a child process with the settings in `config`.
+pub fn spawn_process(command: &str, config: &std::path::Path) -> std::process::Child {
+    process_command(command, config)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("seckill binary starts")
+}
+
+/// Like [`spawn_process`], with the child's log appended to `log` (kept for a post-mortem).
+pub fn spawn_process_logged(
+    command: &str,
+    config: &std::path::Path,
+    log: &std::path::Path,
+) -> std::process::Child {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    process_command(command, config)
+        .env(
+            "RUST_LOG",
+            std::env::var("TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("seckill binary starts")
+}
+
+fn process_command(command: &str, config: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_seckill"));
+    cmd.arg(command)
+        .arg("--config")
+        .arg(config)
+        .env_remove("SECKILL_REDIS_URL")
+        .env_remove("SECKILL_MYSQL_URL")
+        .env_remove("SECKILL_KAFKA_BROKERS")
+        .env(
+            "RUST_LOG",
+            std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        );
+    cmd
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A private server of the stack script (own folder and port), for fault injection that must
+/// not disturb the shared servers other tests use.
+pub struct PrivateServer {
+    pub service: &'static str,
+    pub dir: std::path::PathBuf,
+    pub port: u16,
+}
+
+impl PrivateServer {
+    pub fn start(service: &'static str) -> Self {
+        let s = Self {
+            service,
+            dir: std::env::temp_dir().join(format!("seckill-private-{}", unique())),
+            port: free_port(),
+        };
+        s.run("start");
+        s
+    }
+
+    fn script() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/stack.sh")
+    }
+
+    pub fn run(&self, verb: &str) {
+        let port_var = match self.service {
+            "redis" => "SECKILL_STACK_REDIS_PORT",
+            "mysql" => "SECKILL_STACK_MYSQL_PORT",
+            "cluster" => "SECKILL_STACK_CLUSTER_PORT",
+            _ => "SECKILL_STACK_KAFKA_PORT",
+        };
+        let status = std::process::Command::new(Self::script())
+            .arg(verb)
+            .arg(self.service)
+            .env("SECKILL_STACK_DIR", &self.dir)
+            .env(port_var, self.port.to_string())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "stack.sh {verb} {} failed", self.service);
+    }
+
+    pub fn stop(&self) {
+        self.run("stop");
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        self.run("stop");
+        // KEEP_PRIVATE=1 keeps the folder (the server's log) for a post-mortem.
+        if std::env::var("KEEP_PRIVATE").is_err() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl PrivateServer {
+    /// Where clients reach it: a Redis URL, a MySQL URL (database `seckill`, created by the
+    /// stack script) or a Kafka bootstrap address.
+    pub fn url(&self) -> String {
+        match self.service {
+            "redis" => format!("redis://127.0.0.1:{}/", self.port),
+            "mysql" => format!("mysql://seckill:seckill@127.0.0.1:{}/seckill", self.port),
+            _ => format!("127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// Starts it again after [`PrivateServer::stop`], keeping its data.
+    pub fn restart(&self) {
+        self.run("start");
+    }
+}
+
+/// A `seckill` process kept running as systemd or Kubernetes would: one that exits on its own
+/// (its start met a server mid-restart, say) is started again a second later. [`kill`] is a
+/// SIGKILL that stays until [`start`]; dropping it kills the process.
+///
+/// [`kill`]: Supervised::kill
+/// [`start`]: Supervised::start
+pub struct Supervised {
+    state: std::sync::Arc<std::sync::Mutex<Supervision>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Supervision {
+    child: Option<std::process::Child>,
+    command: &'static str,
+    config: std::path::PathBuf,
+    log: std::path::PathBuf,
+    held: bool,
+    restarts: u32,
+}
+
+impl Supervised {
+    /// Starts `seckill <command>` under supervision, logging to `log`.
+    pub fn new(command: &'static str, config: &std::path::Path, log: &std::path::Path) -> Self {
+        let state = std::sync::Arc::new(std::sync::Mutex::new(Supervision {
+            child: Some(spawn_process_logged(command, config, log)),
+            command,
+            config: config.to_path_buf(),
+            log: log.to_path_buf(),
+            held: false,
+            restarts: 0,
+        }));
+        let watched = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                let exited = {
+                    let mut s = watched.lock().unwrap();
+                    !s.held
+                        && s
+                            .child
+                            .as_mut()
+                            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
+                };
+                if exited {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    let mut s = watched.lock().unwrap();
+                    if !s.held {
+                        s.restarts += 1;
+                        s.child = Some(spawn_process_logged(s.command, &s.config, &s.log));
+                    }
+                }
+            }
+        });
+        Self { state, task }
+    }
+
+    /// SIGKILLs the process; it stays down until [`Supervised::start`].
+    pub fn kill(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.held = true;
+        if let Some(mut c) = s.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the process again after [`Supervised::kill`].
+    pub fn start(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.child = Some(spawn_process_logged(s.command, &s.config, &s.log));
+        s.held = false;
+    }
+
+    /// Times the supervisor started the process again after it exited on its own.
+    pub fn restarts(&self) -> u32 {
+        self.state.lock().unwrap().restarts
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.kill();
+    }
+}

@@ -222,7 +222,10 @@ async fn every_confirmed_order_survives_service_broker_consumer_and_database_fau
     tokio::time::sleep(Duration::from_secs(10)).await;
     kafka.restart();
 
-    marks.push(("consumer SIGKILL, restarted 1 s later", shoppers.confirmed()));
+    marks.push((
+        "consumer SIGKILL, restarted 1 s later",
+        shoppers.confirmed(),
+    ));
     consume.kill();
     tokio::time::sleep(Duration::from_secs(1)).await;
     consume.start();

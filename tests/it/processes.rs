@@ -180,8 +180,7 @@ impl Supervised {
                 let exited = {
                     let mut s = watched.lock().unwrap();
                     !s.held
-                        && s
-                            .child
+                        && s.child
                             .as_mut()
                             .is_none_or(|c| c.try_wait().ok().flatten().is_some())
                 };

@@ -100,9 +100,19 @@ fn spawn_api_jobs(
         LeaderElection::new(state.lock.clone(), "relay", relay_ttl),
         shutdown.clone(),
     )));
-    jobs.push(tokio::spawn(
-        state.admin.clone().run_scheduler(shutdown.clone()),
-    ));
+    let requests = state
+        .recovery_requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(requests) = requests {
+        jobs.push(tokio::spawn(
+            state
+                .admin
+                .clone()
+                .run_scheduler(requests, shutdown.clone()),
+        ));
+    }
     let every = state.settings.reconcile.interval_secs;
     if every > 0 {
         let ttl = Duration::from_secs(every.saturating_mul(3)).max(Duration::from_secs(10));
@@ -113,7 +123,7 @@ fn spawn_api_jobs(
     }
     jobs.push(tokio::spawn(crate::sale_page::invalidation::listen(
         state.sale_pages.clone(),
-        state.redis.url().to_string(),
+        state.redis.clone(),
         state.stock.keys().sale_invalidations(),
         shutdown.clone(),
     )));

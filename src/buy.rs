@@ -4,11 +4,19 @@
 //! bucket, the cached sale window, the local sold-out flag, then the buyer's token and bucket,
 //! and only then Redis. Window and sold-out answers come before authentication on purpose:
 //! they are public facts (the sale page shows them), and after a sell-out they are the answer
-//! to almost every request, so they must cost as little as a health check. The HTTP answer
-//! does not wait for Kafka: the reservation is durable in the Redis ledger the moment the
-//! script returns, and the outbox delivers it (see `outbox`).
+//! to almost every request, so they must cost as little as a health check.
+//!
+//! When the 202 goes out depends on the confirmation mode (`SECKILL_BUY_CONFIRM`): after the
+//! script (`ledger`), after Redis replicas acknowledged the batch (`replica`, the `WAIT` runs
+//! in the stock layer), or after the Kafka broker acknowledged the order (`kafka`). A
+//! reservation that was made but not confirmed in time is answered 503 `unconfirmed` with its
+//! order id; it may stand, and a retry with the same idempotency key returns it.
 
-use std::{net::IpAddr, sync::Arc, time::Instant};
+use std::{
+    net::IpAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::body::Bytes;
 use chrono::Utc;
@@ -17,13 +25,25 @@ use uuid::Uuid;
 use crate::{
     api::error::ApiError,
     auth::Authenticator,
+    config::ConfirmMode,
     domain::{FieldError, IdempotencyKey, UserId},
     gate::{Catalog, Gates, Rejected, SoldOutFlags},
     kafka::events::OrderReserved,
     metrics::Metrics,
     outbox::Outbox,
+    sales::Recoveries,
     stock::{DeductOutcome, StockService, stock_request},
+    telemetry::{REPEAT_EVERY, Throttle},
 };
+
+/// What a 202 waits for, beyond the script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Confirmation {
+    /// The mode (the replica wait itself is configured in the stock service).
+    pub mode: ConfirmMode,
+    /// Longest wait for the Kafka acknowledgement in `kafka` mode.
+    pub timeout: Duration,
+}
 
 /// One validated buy request.
 #[derive(Debug, Clone)]
@@ -84,20 +104,49 @@ pub struct BuyService {
     sold_out: Arc<SoldOutFlags>,
     stock: StockService,
     outbox: Outbox,
+    confirmation: Confirmation,
+    recoveries: Recoveries,
+    /// Another sale's state seen by every buy of an item would log once per buy.
+    foreign: Arc<Throttle>,
     metrics: Arc<Metrics>,
+}
+
+/// What a buy service is built from.
+pub struct BuyParts {
+    /// Caller verification.
+    pub auth: Arc<Authenticator>,
+    /// Token buckets.
+    pub gates: Arc<Gates>,
+    /// Item metadata.
+    pub catalog: Catalog,
+    /// Local sold-out flags.
+    pub sold_out: Arc<SoldOutFlags>,
+    /// The stock scripts.
+    pub stock: StockService,
+    /// Delivery to Kafka.
+    pub outbox: Outbox,
+    /// What a 202 waits for.
+    pub confirmation: Confirmation,
+    /// Where a lost sale state is reported for recovery.
+    pub recoveries: Recoveries,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl BuyService {
     /// A buy service over these parts.
-    pub fn new(
-        auth: Arc<Authenticator>,
-        gates: Arc<Gates>,
-        catalog: Catalog,
-        sold_out: Arc<SoldOutFlags>,
-        stock: StockService,
-        outbox: Outbox,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(parts: BuyParts) -> Self {
+        let BuyParts {
+            auth,
+            gates,
+            catalog,
+            sold_out,
+            stock,
+            outbox,
+            confirmation,
+            recoveries,
+            metrics,
+        } = parts;
         Self {
             hot: HotCounters {
                 sold_out: metrics.buy_outcomes.with_label_values(&["sold_out"]),
@@ -112,6 +161,9 @@ impl BuyService {
             sold_out,
             stock,
             outbox,
+            confirmation,
+            recoveries,
+            foreign: Arc::default(),
             metrics,
         }
     }
@@ -219,7 +271,8 @@ impl BuyService {
             quantity,
             meta.price_cents,
             now.timestamp_millis(),
-        );
+        )
+        .with_idempotency_key(req.idempotency_key.map(AsRef::as_ref));
         let payload = event.to_bytes();
         let request = stock_request(
             &meta,
@@ -239,8 +292,21 @@ impl BuyService {
                     self.sold_out.mark(req.item_id);
                 }
                 tracing::debug!(%order_id, item_id = req.item_id, remaining, "reserved");
-                self.outbox
-                    .publish(req.sale_id, req.item_id, order_id, &payload);
+                if self.confirmation.mode == ConfirmMode::Kafka {
+                    self.outbox
+                        .publish_and_wait(
+                            req.sale_id,
+                            req.item_id,
+                            order_id,
+                            &payload,
+                            self.confirmation.timeout,
+                        )
+                        .await
+                        .map_err(|_| ApiError::Unconfirmed { order_id })?;
+                } else {
+                    self.outbox
+                        .publish(req.sale_id, req.item_id, order_id, &payload);
+                }
                 Ok(BuyAnswer::Reserved {
                     order_id,
                     user,
@@ -250,11 +316,28 @@ impl BuyService {
             DeductOutcome::Replayed {
                 order_id,
                 quantity: reserved,
-            } => Ok(BuyAnswer::Replayed {
-                order_id,
-                user,
-                quantity: reserved,
-            }),
+            } => {
+                if self.confirmation.mode == ConfirmMode::Kafka {
+                    self.outbox
+                        .redeliver_and_wait(
+                            req.sale_id,
+                            req.item_id,
+                            order_id,
+                            self.confirmation.timeout,
+                        )
+                        .await
+                        .map_err(|_| ApiError::Unconfirmed { order_id })?;
+                }
+                Ok(BuyAnswer::Replayed {
+                    order_id,
+                    user,
+                    quantity: reserved,
+                })
+            }
+            // Made on the master, not acknowledged by enough replicas: not sent to Kafka either
+            // (the relay sends it once it is replicated), so a failover that loses it leaves
+            // nothing behind that MySQL would count.
+            DeductOutcome::Unconfirmed { order_id, .. } => Err(ApiError::Unconfirmed { order_id }),
             DeductOutcome::SoldOut { remaining } if remaining <= 0 => {
                 self.sold_out.mark(req.item_id);
                 Err(ApiError::SoldOut)
@@ -269,9 +352,26 @@ impl BuyService {
             )),
             DeductOutcome::NotStarted { .. } => Err(ApiError::NotStarted),
             DeductOutcome::Ended => Err(ApiError::Ended),
+            DeductOutcome::NotWarmed if now >= meta.starts_at => {
+                // A started sale without state: lost (Redis restarted empty, data flushed).
+                self.recoveries.request(req.sale_id);
+                Err(ApiError::Recovering)
+            }
             DeductOutcome::NotWarmed => Err(ApiError::Unavailable(
                 "the sale's stock is not ready yet; try again shortly".into(),
             )),
+            DeductOutcome::Recovering => Err(ApiError::Recovering),
+            DeductOutcome::ForeignState => {
+                if let Some(held) = self.foreign.allow("foreign", REPEAT_EVERY) {
+                    tracing::error!(
+                        sale_id = req.sale_id,
+                        item_id = req.item_id,
+                        refused_since_last = held,
+                        "the item's Redis keys hold another sale's state; refusing every buy (two environments sharing one Redis, or a MySQL restored from backup?)"
+                    );
+                }
+                Err(ApiError::ForeignState)
+            }
             DeductOutcome::BadArgument => Err(ApiError::Internal(anyhow::anyhow!(
                 "deduct script refused its arguments"
             ))),

@@ -1,15 +1,19 @@
 //! The services of one process, built once from the settings and shared by every handler and
 //! background job. Building fails fast, with one clear line, when a server is unreachable.
 
-use std::{ops::Deref, sync::Arc, time::Duration};
+use std::{
+    ops::Deref,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use anyhow::Context;
 use sqlx::MySqlPool;
 
 use crate::{
     auth::Authenticator,
-    buy::BuyService,
-    config::Settings,
+    buy::{BuyParts, BuyService, Confirmation},
+    config::{ConfirmMode, Settings},
     gate::{Catalog, Gates, SoldOutFlags},
     kafka::{KafkaEndpoint, producer::OrderProducer},
     lock::RedisLock,
@@ -19,8 +23,8 @@ use crate::{
     reconcile::Reconciler,
     redis_pool::RedisPool,
     sale_page::SalePages,
-    sales::SaleAdmin,
-    stock::{Keys, ScriptRegistry, StockService},
+    sales::{Recoveries, Recovery, SaleAdmin},
+    stock::{Keys, ReplicaWait, ScriptRegistry, StockService},
     store,
 };
 
@@ -54,7 +58,12 @@ pub struct Services {
     pub reconciler: Reconciler,
     /// The public sale page and its caches.
     pub sale_pages: SalePages,
+    /// Where recovery requests arrive; taken by the prewarm scheduler when it starts.
+    pub recovery_requests: Mutex<Option<RecoveryRequests>>,
 }
+
+/// The receiving end of recovery requests (sale id, when the loss was seen).
+pub type RecoveryRequests = tokio::sync::mpsc::UnboundedReceiver<(u64, tokio::time::Instant)>;
 
 /// A cheap-to-clone handle on [`Services`], the axum state.
 #[derive(Clone)]
@@ -91,6 +100,16 @@ impl Services {
                 .map_err(|_| anyhow::anyhow!("timed out"))
                 .and_then(|r| r.map_err(anyhow::Error::from))
                 .with_context(|| format!("cannot reach Redis at {}", settings.redis.url))?;
+        if settings.buy.confirm == ConfirmMode::Replica
+            && let Ok(Some(n)) = redis.connected_replicas().await
+            && n < settings.redis.min_replicas
+        {
+            tracing::error!(
+                connected = n,
+                wanted = settings.redis.min_replicas,
+                "SECKILL_BUY_CONFIRM=replica waits for Redis replicas the master does not have: every buy answers 503 until they connect; for a single Redis without replicas set SECKILL_BUY_CONFIRM=ledger"
+            );
+        }
         let db = store::open(&settings.mysql, settings.mysql.migrate_on_start).await?;
         let kafka = KafkaEndpoint::resolve(&settings)
             .await
@@ -115,7 +134,12 @@ impl Services {
             .await
             .context("loading Lua scripts into Redis failed")?;
         let keys = Keys::new(&settings.redis.key_prefix);
-        let stock = StockService::new(redis.clone(), keys.clone(), scripts.clone());
+        let replicas = (settings.buy.confirm == ConfirmMode::Replica).then(|| ReplicaWait {
+            replicas: u32::try_from(settings.redis.min_replicas).unwrap_or(u32::MAX),
+            timeout_ms: settings.buy.confirm_timeout_ms,
+        });
+        let stock =
+            StockService::confirming(redis.clone(), keys.clone(), scripts.clone(), replicas);
         let lock = RedisLock::new(redis.clone(), keys, scripts);
         let producer = OrderProducer::new(
             &kafka,
@@ -127,17 +151,23 @@ impl Services {
         let outbox = Outbox::new(producer, stock.clone(), metrics.clone());
         let catalog = Catalog::new(db.clone());
         let auth = Arc::new(Authenticator::new(&settings));
-        let buy = BuyService::new(
-            auth.clone(),
-            Arc::new(Gates::new(&settings.limits)),
-            catalog.clone(),
-            Arc::new(SoldOutFlags::new(Duration::from_millis(
+        let (recoveries, recovery_requests) = Recoveries::channel();
+        let buy = BuyService::new(BuyParts {
+            auth: auth.clone(),
+            gates: Arc::new(Gates::new(&settings.limits)),
+            catalog: catalog.clone(),
+            sold_out: Arc::new(SoldOutFlags::new(Duration::from_millis(
                 settings.sale.sold_out_recheck_ms,
             ))),
-            stock.clone(),
-            outbox.clone(),
-            metrics.clone(),
-        );
+            stock: stock.clone(),
+            outbox: outbox.clone(),
+            confirmation: Confirmation {
+                mode: settings.buy.confirm,
+                timeout: Duration::from_millis(settings.buy.confirm_timeout_ms),
+            },
+            recoveries: recoveries.clone(),
+            metrics: metrics.clone(),
+        });
         let sale_pages = SalePages::new(
             db.clone(),
             stock.clone(),
@@ -150,12 +180,22 @@ impl Services {
             .await
             .context("rebuilding the Bloom filter of sale ids failed")?;
         tracing::debug!(sales = known, "Bloom filter of sale ids rebuilt");
+        let recovery = Recovery::new(
+            db.clone(),
+            stock.clone(),
+            kafka.clone(),
+            &settings.kafka.topic,
+            &settings.kafka.group_id,
+            settings.kafka_message_timeout() + Duration::from_secs(1),
+        );
         let admin = SaleAdmin::new(
             db.clone(),
             stock.clone(),
             lock.clone(),
             catalog,
             settings.sale.clone(),
+            recovery,
+            recoveries.clone(),
         )
         .with_listener(Arc::new(sale_pages.clone()));
         let orders = OrderLookup::new(
@@ -170,8 +210,10 @@ impl Services {
             outbox.clone(),
             settings.clone(),
             metrics.clone(),
+            recoveries,
         );
         Ok(Self {
+            recovery_requests: Mutex::new(Some(recovery_requests)),
             sale_pages,
             reconciler,
             auth,

@@ -45,6 +45,9 @@ cargo build --release --quiet -p seckill -p loadtest --bins
 export SECKILL_KAFKA_BROKERS=embedded
 export SECKILL_HTTP_ADDR="127.0.0.1:$PORT"
 export SECKILL_MYSQL_URL="${SECKILL_MYSQL_URL%/*}/seckill_quickstart"
+# Its own database and its own Redis keys: a sale of this database never meets the Redis state
+# of the default database's sale with the same id.
+export SECKILL_REDIS_KEY_PREFIX="quickstart:"
 SECKILL_ADMIN_TOKEN="qs-admin-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
 SECKILL_JWT_SECRET="qs-jwt-$(od -An -N16 -tx8 /dev/urandom | tr -d ' \n')"
 export SECKILL_ADMIN_TOKEN SECKILL_JWT_SECRET

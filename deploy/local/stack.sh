@@ -4,16 +4,26 @@
 #
 #   stack.sh up [SERVICE...] | down | status | env | install | clean-tests
 #   stack.sh start SERVICE | stop SERVICE      (SERVICE: redis, mysql, kafka; data is kept)
-#   stack.sh start cluster | stop cluster      a three-node Redis Cluster (not part of `up`:
-#                                              the tests start private ones)
+#   stack.sh start cluster | stop cluster      a Redis Cluster of three masters, each with a
+#                                              replica (not part of `up`: the tests start
+#                                              private ones)
+#   stack.sh start sentinel | stop sentinel    a Redis master, its replica and three Sentinels
+#                                              watching them as master `seckill` (not part of
+#                                              `up`); `start` again brings back a node that
+#                                              died, as a replica of whoever is master now
 #
+# `redis` is a master with a replica (the default buy confirmation waits for one replica).
 # Everything is overridable through the environment, which is how fault-injection tests start
 # private servers of their own:
 #   SECKILL_STACK_DIR   state folder (default: ~/.local/state/seckill/stack, outside any clone,
 #                       so every clone on a machine shares one stack)
 #   SECKILL_STACK_REDIS_PORT (16379)  SECKILL_STACK_MYSQL_PORT (13306)  SECKILL_STACK_KAFKA_PORT (19092)
-#   SECKILL_STACK_CLUSTER_PORT (17000): cluster nodes on it and the next two ports, their cluster
-#                       bus on the three after
+#   SECKILL_STACK_REDIS_REPLICA_PORT (redis port + 1); SECKILL_STACK_REDIS_REPLICAS=0 for a
+#                       master alone
+#   SECKILL_STACK_CLUSTER_PORT (17000): cluster nodes on it and the next five ports, their
+#                       cluster bus on the six after
+#   SECKILL_STACK_SENTINEL_PORTS ("26379 26380 26381"): the three Sentinels
+#   SECKILL_STACK_SENTINEL_REDIS_PORTS ("16479 16480"): the master and the replica they watch
 #
 # `up` is idempotent: a server that already answers is left alone. `down` stops only what `up`
 # or `start` started (the pid files in the state folder).
@@ -24,6 +34,11 @@ REDIS_PORT="${SECKILL_STACK_REDIS_PORT:-16379}"
 MYSQL_PORT="${SECKILL_STACK_MYSQL_PORT:-13306}"
 KAFKA_PORT="${SECKILL_STACK_KAFKA_PORT:-19092}"
 CLUSTER_PORT="${SECKILL_STACK_CLUSTER_PORT:-17000}"
+REPLICA_PORT="${SECKILL_STACK_REDIS_REPLICA_PORT:-$((REDIS_PORT + 1))}"
+WANT_REPLICA="${SECKILL_STACK_REDIS_REPLICAS:-1}"
+SENTINEL_PORTS="${SECKILL_STACK_SENTINEL_PORTS:-26379 26380 26381}"
+SENTINEL_REDIS_PORTS="${SECKILL_STACK_SENTINEL_REDIS_PORTS:-16479 16480}"
+SENTINEL_MASTER=seckill
 MYSQL_USER=seckill
 MYSQL_PASSWORD=seckill
 TANSU_VERSION=0.6.0
@@ -64,6 +79,7 @@ check_packages() {
   need_apt=()
   command -v redis-server >/dev/null || need_apt+=(redis-server)
   command -v redis-cli >/dev/null || need_apt+=(redis-tools)
+  command -v redis-sentinel >/dev/null || need_apt+=(redis-sentinel)
   command -v mariadbd >/dev/null || need_apt+=(mariadb-server)
   command -v mariadb >/dev/null || need_apt+=(mariadb-client)
 }
@@ -87,30 +103,129 @@ install_all() {
 }
 
 # ------------------------------------------------------------------------------------------ redis
-redis_ping() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping | grep -q PONG; }
-start_redis() {
-  if redis_ping 2>/dev/null; then log "redis already answers on $REDIS_PORT"; return; fi
-  mkdir -p "$STATE_DIR/redis"
-  # noeviction: stock keys must never be evicted; AOF everysec: at most a second of writes lost
-  # on a host crash, none on a process crash.
-  detach "$STATE_DIR/redis/redis.pid" "$STATE_DIR/redis/redis.log" \
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$STATE_DIR/redis" \
+port_ping() { redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null | grep -q PONG; }
+redis_ping() { port_ping "$REDIS_PORT"; }
+# replica_online PORT: the master on PORT has a replica that finished its sync (a replica that
+# answers PING may still be loading, and would not acknowledge a WAIT yet).
+replica_online() { redis-cli -h 127.0.0.1 -p "$1" info replication 2>/dev/null | grep -q '^slave[0-9]*:.*state=online'; }
+
+# redis_node DIR PORT [ARGS...]: one Redis server with the stack's settings. noeviction: stock
+# keys must never be evicted; AOF everysec: at most a second of writes lost on a host crash,
+# none on a process crash (the AOF is written before a reply goes out).
+redis_node() {
+  local dir=$1 port=$2; shift 2
+  mkdir -p "$dir"
+  detach "$dir/redis.pid" "$dir/redis.log" \
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" \
     --appendonly yes --appendfsync everysec --maxmemory 2gb --maxmemory-policy noeviction \
-    --save '' --daemonize no --protected-mode no
-  wait_for redis 30 redis_ping
-  log "redis up on 127.0.0.1:$REDIS_PORT"
+    --save '' --daemonize no --protected-mode no "$@"
+  wait_for "redis:$port" 30 port_ping "$port"
 }
-stop_redis() {
-  if pid_alive "$STATE_DIR/redis/redis.pid"; then
-    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || kill "$(cat "$STATE_DIR/redis/redis.pid")" || true
-    while pid_alive "$STATE_DIR/redis/redis.pid"; do sleep 0.1; done
-    log "redis stopped"
+
+stop_node() { # stop_node DIR PORT
+  if pid_alive "$1/redis.pid"; then
+    redis-cli -h 127.0.0.1 -p "$2" shutdown >/dev/null 2>&1 || kill "$(cat "$1/redis.pid")" || true
+    while pid_alive "$1/redis.pid"; do sleep 0.1; done
   fi
 }
 
+start_redis() {
+  if redis_ping; then
+    log "redis already answers on $REDIS_PORT"
+  else
+    redis_node "$STATE_DIR/redis" "$REDIS_PORT"
+    log "redis up on 127.0.0.1:$REDIS_PORT"
+  fi
+  if [ "$WANT_REPLICA" = 1 ]; then
+    if port_ping "$REPLICA_PORT"; then
+      log "redis replica already answers on $REPLICA_PORT"
+    else
+      redis_node "$STATE_DIR/redis-replica" "$REPLICA_PORT" --replicaof 127.0.0.1 "$REDIS_PORT"
+      wait_for "redis-replica:$REPLICA_PORT" 60 replica_online "$REDIS_PORT"
+      log "redis replica of $REDIS_PORT up on 127.0.0.1:$REPLICA_PORT"
+    fi
+  fi
+}
+stop_redis() {
+  local was=0
+  pid_alive "$STATE_DIR/redis-replica/redis.pid" && was=1
+  stop_node "$STATE_DIR/redis-replica" "$REPLICA_PORT"
+  pid_alive "$STATE_DIR/redis/redis.pid" && was=1
+  stop_node "$STATE_DIR/redis" "$REDIS_PORT"
+  [ $was = 0 ] || log "redis stopped"
+}
+
+# --------------------------------------------------------------------------------- redis sentinel
+sentinel_master_port() { # the port Sentinel names as master now (empty if none answers)
+  local p
+  for p in $SENTINEL_PORTS; do
+    redis-cli -h 127.0.0.1 -p "$p" sentinel get-master-addr-by-name "$SENTINEL_MASTER" 2>/dev/null \
+      | sed -n 2p | grep -E '^[0-9]+$' && return
+  done
+}
+start_sentinel() {
+  local first p master
+  first=${SENTINEL_REDIS_PORTS%% *}
+  master=$(sentinel_master_port || true)
+  [ -n "$master" ] || master=$first
+  for p in $SENTINEL_REDIS_PORTS; do
+    port_ping "$p" && continue
+    if [ "$p" = "$master" ]; then
+      redis_node "$STATE_DIR/sentinel/redis-$p" "$p"
+    else
+      # A node that comes back joins whoever is master now, never as a second master.
+      redis_node "$STATE_DIR/sentinel/redis-$p" "$p" --replicaof 127.0.0.1 "$master"
+    fi
+  done
+  for p in $SENTINEL_PORTS; do
+    port_ping "$p" && continue
+    local dir="$STATE_DIR/sentinel/sentinel-$p"
+    mkdir -p "$dir"
+    if [ ! -f "$dir/sentinel.conf" ]; then
+      # Fast failover for a demo and the tests: a master silent for 1 s is down; two of the
+      # three Sentinels must agree.
+      cat >"$dir/sentinel.conf" <<CONF
+port $p
+bind 127.0.0.1
+dir $dir
+sentinel monitor $SENTINEL_MASTER 127.0.0.1 $master 2
+sentinel down-after-milliseconds $SENTINEL_MASTER 1000
+sentinel failover-timeout $SENTINEL_MASTER 5000
+sentinel parallel-syncs $SENTINEL_MASTER 1
+CONF
+    fi
+    detach "$dir/sentinel.pid" "$dir/sentinel.log" redis-sentinel "$dir/sentinel.conf" --daemonize no
+    wait_for "sentinel:$p" 30 port_ping "$p"
+  done
+  wait_for "sentinel replica" 60 replica_online "$master"
+  log "redis sentinel up: master $SENTINEL_MASTER on $master, sentinels on $SENTINEL_PORTS"
+}
+stop_sentinel() {
+  local p stopped=0
+  for p in $SENTINEL_PORTS; do
+    if pid_alive "$STATE_DIR/sentinel/sentinel-$p/sentinel.pid"; then
+      kill "$(cat "$STATE_DIR/sentinel/sentinel-$p/sentinel.pid")" || true
+      while pid_alive "$STATE_DIR/sentinel/sentinel-$p/sentinel.pid"; do sleep 0.1; done
+      stopped=1
+    fi
+  done
+  for p in $SENTINEL_REDIS_PORTS; do
+    pid_alive "$STATE_DIR/sentinel/redis-$p/redis.pid" && stopped=1
+    stop_node "$STATE_DIR/sentinel/redis-$p" "$p"
+  done
+  [ $stopped = 0 ] || log "redis sentinel stopped"
+}
+
 # ---------------------------------------------------------------------------------- redis cluster
-cluster_ports() { echo "$CLUSTER_PORT $((CLUSTER_PORT + 1)) $((CLUSTER_PORT + 2))"; }
+cluster_ports() { seq "$CLUSTER_PORT" $((CLUSTER_PORT + 5)); }
 cluster_ok() { redis-cli -h 127.0.0.1 -p "$CLUSTER_PORT" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; }
+cluster_replicated() { # every master has a replica that finished its sync
+  local p online=0
+  for p in $(cluster_ports); do
+    replica_online "$p" && online=$((online + 1))
+  done
+  [ "$online" = 3 ]
+}
 node_ping() { redis-cli -h 127.0.0.1 -p "$1" ping | grep -q PONG; }
 start_cluster() {
   if cluster_ok; then log "redis cluster already answers on $CLUSTER_PORT"; return; fi
@@ -120,21 +235,23 @@ start_cluster() {
     nodes+=("127.0.0.1:$p")
     pid_alive "$STATE_DIR/cluster/$p/redis.pid" && continue
     # The same durability and eviction settings as the standalone server; the bus port is set
-    # explicitly (port + 3) so it never lands outside the port range.
+    # explicitly (port + 6) so it never lands outside the port range.
     detach "$STATE_DIR/cluster/$p/redis.pid" "$STATE_DIR/cluster/$p/redis.log" \
-      redis-server --port "$p" --cluster-port $((p + 3)) --bind 127.0.0.1 \
+      redis-server --port "$p" --cluster-port $((p + 6)) --bind 127.0.0.1 \
       --dir "$STATE_DIR/cluster/$p" --cluster-enabled yes --cluster-config-file nodes.conf \
       --cluster-node-timeout 5000 --appendonly yes --appendfsync everysec \
       --maxmemory 512mb --maxmemory-policy noeviction --save '' --daemonize no --protected-mode no
   done
   for p in $(cluster_ports); do wait_for "cluster/$p" 30 node_ping "$p"; done
   # A restarted cluster knows its nodes from nodes.conf; a new one is created once.
-  if ! redis-cli -h 127.0.0.1 -p "$CLUSTER_PORT" cluster info | grep -q 'cluster_known_nodes:3'; then
-    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
+  if ! redis-cli -h 127.0.0.1 -p "$CLUSTER_PORT" cluster info | grep -q 'cluster_known_nodes:6'; then
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes \
       >"$STATE_DIR/cluster/create.log" 2>&1 || die "creating the cluster failed, see $STATE_DIR/cluster/create.log"
   fi
   wait_for cluster 60 cluster_ok
-  log "redis cluster up on ${nodes[*]}"
+  # Every master has its replica linked before the cluster counts as up.
+  wait_for cluster 60 cluster_replicated
+  log "redis cluster up on ${nodes[*]} (three masters, each with a replica)"
 }
 stop_cluster() {
   local p stopped=0
@@ -241,6 +358,9 @@ ENV
 status() {
   local rc=0
   if redis_ping 2>/dev/null; then echo "redis  up    127.0.0.1:$REDIS_PORT"; else echo "redis  down"; rc=1; fi
+  if [ "$WANT_REPLICA" = 1 ]; then
+    if port_ping "$REPLICA_PORT"; then echo "replica up  127.0.0.1:$REPLICA_PORT"; else echo "replica down"; rc=1; fi
+  fi
   if mysql_ping >/dev/null 2>&1; then echo "mysql  up    127.0.0.1:$MYSQL_PORT"; else echo "mysql  down"; rc=1; fi
   if kafka_ping; then echo "kafka  up    127.0.0.1:$KAFKA_PORT"; else echo "kafka  down"; rc=1; fi
   return $rc
@@ -268,7 +388,8 @@ one() { # one start|stop SERVICE
     mysql) "$1_mysql" ;;
     kafka) "$1_kafka" ;;
     cluster) "$1_cluster" ;;
-    *) die "usage: $0 $1 redis|mysql|kafka|cluster" ;;
+    sentinel) "$1_sentinel" ;;
+    *) die "usage: $0 $1 redis|mysql|kafka|cluster|sentinel" ;;
   esac
 }
 
@@ -289,7 +410,7 @@ case "${1:-}" in
       esac
     done
     ;;
-  down) stop_kafka; stop_mysql; stop_redis; stop_cluster ;;
+  down) stop_kafka; stop_mysql; stop_redis; stop_cluster; stop_sentinel ;;
   status) status ;;
   env) print_env ;;
   clean-tests) clean_tests ;;

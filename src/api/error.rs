@@ -62,6 +62,22 @@ pub enum ApiError {
     /// 503: a dependency is down or the item is not ready; try again later.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 `unconfirmed`: the reservation was made but not confirmed durable in time (too few
+    /// Redis replicas, or no Kafka acknowledgement); it may stand. The body names the order.
+    #[error(
+        "the reservation was made but could not be confirmed in time; it may stand: retry with the same Idempotency-Key, or look the order up"
+    )]
+    Unconfirmed {
+        /// The order that may stand.
+        order_id: uuid::Uuid,
+    },
+    /// 503 `recovering`: the item's Redis state is being rebuilt from MySQL.
+    #[error("the sale is recovering from a storage fault; retry shortly")]
+    Recovering,
+    /// 503 `foreign_state`: the item's Redis state belongs to another sale (a deployment
+    /// fault); nothing was sold.
+    #[error("the sale is unavailable; the operators have been alerted")]
+    ForeignState,
     /// 500: a bug or an unexpected failure; logged, never shown.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -79,6 +95,9 @@ struct ErrorBody<'a> {
     detail: std::borrow::Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    /// The order an `unconfirmed` answer is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order_id: Option<uuid::Uuid>,
 }
 
 impl ApiError {
@@ -112,7 +131,11 @@ impl ApiError {
             ApiError::Ended => StatusCode::GONE,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) | ApiError::Stock(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_)
+            | ApiError::Stock(_)
+            | ApiError::Unconfirmed { .. }
+            | ApiError::Recovering
+            | ApiError::ForeignState => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Db(e) if is_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) | ApiError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -132,6 +155,9 @@ impl ApiError {
             ApiError::PreconditionRequired(_) => "version_required",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unconfirmed { .. } => "unconfirmed",
+            ApiError::Recovering => "recovering",
+            ApiError::ForeignState => "foreign_state",
             ApiError::Stock(_) => "stock_unavailable",
             ApiError::Db(e) if is_unavailable(e) => "database_unavailable",
             ApiError::Internal(_) | ApiError::Db(_) => "internal",
@@ -188,17 +214,29 @@ impl IntoResponse for ApiError {
             ApiError::Conflict { detail, .. } => std::borrow::Cow::Borrowed(detail.as_str()),
             other => std::borrow::Cow::Owned(other.to_string()),
         };
+        let order_id = match &self {
+            ApiError::Unconfirmed { order_id } => Some(*order_id),
+            _ => None,
+        };
         let body = ErrorBody {
             code: self.code(),
             detail,
             field,
+            order_id,
         };
         let mut response = (status, Json(body)).into_response();
-        if let ApiError::RateLimited { retry_after } = &self {
-            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after } => {
+                retry_after.as_secs_f64().ceil().max(1.0) as u64
             }
+            ApiError::Unconfirmed { .. } => 1,
+            ApiError::Recovering => 2,
+            _ => 0,
+        };
+        if retry_after > 0
+            && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
     }
@@ -264,10 +302,23 @@ mod tests {
             code: ApiError::SoldOut.code(),
             detail: ApiError::SoldOut.to_string().into(),
             field: None,
+            order_id: None,
         })
         .unwrap();
         assert_eq!(SOLD_OUT_BODY, generic);
         assert_eq!(ApiError::SoldOut.status(), StatusCode::CONFLICT);
+    }
+
+    #[test]
+    fn an_unconfirmed_answer_names_its_order_and_when_to_retry() {
+        let id = uuid::Uuid::now_v7();
+        let r = ApiError::Unconfirmed { order_id: id }.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            ApiError::Recovering.into_response().headers()[header::RETRY_AFTER],
+            "2"
+        );
     }
 
     #[test]

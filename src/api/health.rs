@@ -47,7 +47,8 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let redis = tokio::time::timeout(PROBE_TIMEOUT, state.redis.ping());
     let mysql = tokio::time::timeout(PROBE_TIMEOUT, store::ping(&state.db));
     let kafka = tokio::time::timeout(PROBE_TIMEOUT, state.kafka.ping(&state.settings.kafka.topic));
-    let (redis, mysql, kafka) = tokio::join!(redis, mysql, kafka);
+    let replicas = tokio::time::timeout(PROBE_TIMEOUT, replicas_check(&state));
+    let (redis, mysql, kafka, replicas) = tokio::join!(redis, mysql, kafka, replicas);
     let verdict = |r: Result<Result<(), String>, tokio::time::error::Elapsed>| match r {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e),
@@ -66,6 +67,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             "kafka",
             verdict(kafka.map(|r| r.map_err(|e| e.to_string()))),
         ),
+        ("redis_replicas", verdict(replicas)),
     ];
     let down: Vec<&str> = checks
         .iter()
@@ -98,6 +100,22 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
                 "checks": details,
             })),
         )
+    }
+}
+
+/// In `replica` confirmation mode, a master with fewer replicas than a buy waits for cannot
+/// confirm anything: every buy would answer 503 `unconfirmed`.
+async fn replicas_check(state: &AppState) -> Result<(), String> {
+    let Some(wait) = state.stock.replicas() else {
+        return Ok(());
+    };
+    match state.redis.connected_replicas().await {
+        Ok(Some(n)) if n < u64::from(wait.replicas) => Err(format!(
+            "the Redis master has {n} connected replicas; buys wait for {} (SECKILL_REDIS_MIN_REPLICAS)",
+            wait.replicas
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

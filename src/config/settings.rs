@@ -63,6 +63,8 @@ pub struct Settings {
     pub mysql: MySqlSettings,
     /// Kafka brokers, topics and client tuning.
     pub kafka: KafkaSettings,
+    /// When a buy is answered 202: what must hold the reservation first.
+    pub buy: BuySettings,
     /// Token buckets in front of the buy endpoint.
     pub limits: LimitSettings,
     /// Sale lifecycle: grace period, prewarm lead time, sold-out flag.
@@ -103,16 +105,44 @@ pub struct HttpSettings {
     pub shutdown_grace_secs: u64,
 }
 
+/// What a 202 waits for (docs/ARCHITECTURE.md says what each survives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmMode {
+    /// The script has written the reservation on the Redis master.
+    Ledger,
+    /// ... and at least `SECKILL_REDIS_MIN_REPLICAS` replicas acknowledged it (`WAIT`, once
+    /// per batch): a failover to one of them keeps it.
+    Replica,
+    /// ... and the Kafka broker acknowledged the order (`acks=all`): a rebuild from MySQL
+    /// after total Redis data loss keeps it.
+    Kafka,
+}
+
+/// Buy confirmation settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuySettings {
+    /// `ledger`, `replica` or `kafka` (`SECKILL_BUY_CONFIRM`).
+    pub confirm: ConfirmMode,
+    /// Longest wait for the confirmation; past it the buyer gets 503 `unconfirmed` (the
+    /// reservation may stand; a retry with the same idempotency key returns it).
+    pub confirm_timeout_ms: u64,
+}
+
 /// Redis settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisSettings {
-    /// `redis://host:port/db` for a standalone server; `redis+cluster://h1:p1,h2:p2` for a cluster.
+    /// `redis://host:port/db` for a standalone server; `redis+cluster://h1:p1,h2:p2` for a
+    /// cluster; `redis+sentinel://s1:p1,s2:p2/<master name>` for a master found by Sentinel.
     pub url: String,
     /// Connections in the pool. Each is multiplexed, so a few carry a lot.
     pub pool_size: u64,
     /// Prefix of every key this process writes; lets several deployments (or tests) share a server.
     pub key_prefix: String,
+    /// Replicas that must acknowledge a reservation in `replica` confirmation mode.
+    pub min_replicas: u64,
 }
 
 /// MySQL settings.
@@ -258,6 +288,7 @@ impl Default for Settings {
             admin_token: Secret::new("change-me-admin"),
             jwt_secret: Secret::new("change-me-jwt-secret"),
             user_identity: UserIdentity::Jwt,
+            buy: BuySettings::default(),
             http: HttpSettings::default(),
             redis: RedisSettings::default(),
             mysql: MySqlSettings::default(),
@@ -290,6 +321,16 @@ impl Default for RedisSettings {
             url: "redis://127.0.0.1:16379/".into(),
             pool_size: 16,
             key_prefix: String::new(),
+            min_replicas: 1,
+        }
+    }
+}
+
+impl Default for BuySettings {
+    fn default() -> Self {
+        Self {
+            confirm: ConfirmMode::Replica,
+            confirm_timeout_ms: 500,
         }
     }
 }
@@ -337,7 +378,7 @@ impl Default for SaleSettings {
             grace_secs: 86_400,
             prewarm_lead_secs: 3_600,
             sold_out_recheck_ms: 500,
-            script_version: "v2".into(),
+            script_version: "v3".into(),
         }
     }
 }

@@ -35,14 +35,31 @@ impl Settings {
         let redis = &self.redis.url;
         if !(redis.starts_with("redis://")
             || redis.starts_with("rediss://")
-            || redis.starts_with("redis+cluster://"))
+            || redis.starts_with("redis+cluster://")
+            || redis.starts_with("redis+sentinel://"))
         {
             return Err(ConfigError::new(
                 "SECKILL_REDIS_URL",
-                format!("'{redis}' is not a redis://, rediss:// or redis+cluster:// URL"),
+                format!(
+                    "'{}' is not a redis://, rediss://, redis+cluster:// or redis+sentinel:// URL",
+                    super::redacted(redis)
+                ),
             ));
         }
         positive("SECKILL_REDIS_POOL_SIZE", self.redis.pool_size)?;
+        if self.buy.confirm == super::ConfirmMode::Replica {
+            positive("SECKILL_REDIS_MIN_REPLICAS", self.redis.min_replicas)?;
+        }
+        positive(
+            "SECKILL_BUY_CONFIRM_TIMEOUT_MS",
+            self.buy.confirm_timeout_ms,
+        )?;
+        if self.buy.confirm_timeout_ms > 1_500 {
+            return Err(ConfigError::new(
+                "SECKILL_BUY_CONFIRM_TIMEOUT_MS",
+                "must be at most 1500 (a Redis call fails after 2 s, and buyers should not wait longer)",
+            ));
+        }
         if self.redis.key_prefix.contains(['{', '}', ' ']) {
             return Err(ConfigError::new(
                 "SECKILL_REDIS_KEY_PREFIX",

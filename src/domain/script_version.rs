@@ -5,11 +5,21 @@
 
 /// Script versions this build knows, oldest first. New sales use the configured one; a sale
 /// keeps the version it was warmed with for its whole life.
-pub const KNOWN_VERSIONS: &[&str] = &["v1", "v2"];
+pub const KNOWN_VERSIONS: &[&str] = &["v1", "v2", "v3"];
 
 /// The number in a version name (`v2` -> 2).
 pub fn number(version: &str) -> Option<u32> {
     version.strip_prefix('v')?.parse().ok()
+}
+
+/// The first version whose Redis state carries its sale's identity and can be rebuilt from
+/// MySQL after data loss.
+pub const RECOVERABLE_FROM: u32 = 3;
+
+/// True when sales pinned to `version` stamp their state with the sale's uid and can be
+/// rebuilt from MySQL (v3 on).
+pub fn is_recoverable(version: &str) -> bool {
+    number(version).is_some_and(|n| n >= RECOVERABLE_FROM)
 }
 
 /// The newest version this build knows.

@@ -149,7 +149,8 @@ mod tests {
                 per_user_limit: 1,
                 starts_at: now,
                 ends_at: now,
-                script_version: "v2".into(),
+                script_version: "v3".into(),
+                sale_uid: "uid".into(),
             })),
             at,
         }

@@ -4,10 +4,13 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::identity::MAX_USER_ID_LEN;
+use crate::domain::identity::{MAX_IDEMPOTENCY_KEY_LEN, MAX_USER_ID_LEN};
 
-/// Schema version this build writes.
-pub const ORDER_RESERVED_SCHEMA: u32 = 1;
+/// Schema version this build writes: 2 added `idempotency_key`. Version 1 is still read.
+pub const ORDER_RESERVED_SCHEMA: u32 = 2;
+
+/// Schema versions this build reads.
+const READABLE_SCHEMAS: [u32; 2] = [1, 2];
 
 /// 9999-12-31T23:59:59.999Z, the last instant a MySQL DATETIME holds.
 const LATEST_RESERVED_AT_MS: i64 = 253_402_300_799_999;
@@ -37,6 +40,10 @@ pub struct OrderReserved {
     pub price_cents: u64,
     /// Reservation time, Unix milliseconds.
     pub reserved_at_ms: i64,
+    /// The buyer's `Idempotency-Key`, stored with the order so that a rebuild of Redis from
+    /// MySQL still answers retries (schema 2 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 /// Why a message can never become an order (it goes to the dead-letter topic).
@@ -79,7 +86,14 @@ impl OrderReserved {
             quantity,
             price_cents,
             reserved_at_ms,
+            idempotency_key: None,
         }
+    }
+
+    /// The same event carrying the buyer's idempotency key.
+    pub fn with_idempotency_key(mut self, key: Option<&str>) -> Self {
+        self.idempotency_key = key.map(str::to_string);
+        self
     }
 
     /// The JSON bytes stored in the ledger and sent to Kafka.
@@ -93,7 +107,7 @@ impl OrderReserved {
     /// The bytes are not a valid event of a schema this build understands.
     pub fn parse(bytes: &[u8]) -> Result<Self, EventError> {
         let event: OrderReserved = serde_json::from_slice(bytes)?;
-        if event.kind != ORDER_RESERVED_TYPE || event.schema != ORDER_RESERVED_SCHEMA {
+        if event.kind != ORDER_RESERVED_TYPE || !READABLE_SCHEMAS.contains(&event.schema) {
             return Err(EventError::Unsupported {
                 kind: event.kind,
                 schema: event.schema,
@@ -104,6 +118,13 @@ impl OrderReserved {
         }
         if event.user_id.is_empty() || event.user_id.len() > MAX_USER_ID_LEN {
             return Err(EventError::Invalid("user id is empty or too long"));
+        }
+        if event
+            .idempotency_key
+            .as_ref()
+            .is_some_and(|k| k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_LEN)
+        {
+            return Err(EventError::Invalid("idempotency key is empty or too long"));
         }
         // MySQL DATETIME ends with the year 9999; a time beyond it could never be stored and
         // would stall the partition if it were not turned away here.
@@ -127,6 +148,22 @@ mod tests {
     fn an_event_round_trips() {
         let e = OrderReserved::new(Uuid::now_v7(), 1, 2, "u", 1, 500, 1_700_000_000_000);
         assert_eq!(OrderReserved::parse(&e.to_bytes()).unwrap(), e);
+    }
+
+    #[test]
+    fn an_idempotency_key_travels_with_the_event_and_schema_1_is_still_read() {
+        let e = OrderReserved::new(Uuid::now_v7(), 1, 2, "u", 1, 500, 1_700_000_000_000)
+            .with_idempotency_key(Some("k-1"));
+        let back = OrderReserved::parse(&e.to_bytes()).unwrap();
+        assert_eq!(back.idempotency_key.as_deref(), Some("k-1"));
+        let v1 = br#"{"schema":1,"type":"order_reserved","order_id":"0190a5f4-0000-7000-8000-000000000001","sale_id":1,"item_id":2,"user_id":"u","quantity":1,"price_cents":5,"reserved_at_ms":1}"#;
+        assert_eq!(OrderReserved::parse(v1).unwrap().idempotency_key, None);
+        let plain = OrderReserved::new(Uuid::now_v7(), 1, 2, "u", 1, 500, 0);
+        assert!(
+            !String::from_utf8(plain.to_bytes())
+                .unwrap()
+                .contains("idempotency_key")
+        );
     }
 
     #[test]

@@ -41,7 +41,14 @@ pub struct RelayReport {
     pub failed: u64,
     /// Entries still unacknowledged after the pass (all ages).
     pub backlog: u64,
+    /// Entries held back because too few replicas acknowledged them (`replica` mode).
+    pub unreplicated: u64,
 }
+
+/// A reservation the broker did not acknowledge in time; it stays in the outbox for the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Kafka did not acknowledge the order in time")]
+pub struct Unacknowledged;
 
 /// Hands reservations to Kafka and marks them delivered.
 #[derive(Clone)]
@@ -82,6 +89,80 @@ impl Outbox {
                 tracing::warn!(%order_id, item_id, error.message = %e, "order not queued for Kafka; the outbox relay will send it");
             }
         }
+    }
+
+    /// Queues one fresh reservation and waits up to `timeout` for the broker's ack (the
+    /// `kafka` confirmation mode). Past the timeout the delivery goes on in the background and,
+    /// as always, the outbox keeps the reservation until it is acknowledged.
+    ///
+    /// # Errors
+    /// Not acknowledged within `timeout` (or refused).
+    pub async fn publish_and_wait(
+        &self,
+        sale_id: u64,
+        item_id: u64,
+        order_id: Uuid,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<(), Unacknowledged> {
+        let started = Instant::now();
+        let mut queued = self
+            .producer
+            .enqueue(&item_id.to_string(), payload)
+            .map_err(|e| {
+                self.metrics.kafka_produce_errors.inc();
+                tracing::debug!(%order_id, error.message = %e, "order not queued for Kafka");
+                Unacknowledged
+            })?;
+        self.metrics.kafka_in_flight.inc();
+        let waited = tokio::time::timeout(timeout, &mut queued.delivery).await;
+        self.metrics.kafka_in_flight.dec();
+        match waited {
+            Ok(Ok(Ok(_))) => {
+                self.metrics
+                    .kafka_produce_latency
+                    .observe(started.elapsed().as_secs_f64());
+                self.pipeline.acked(sale_id, item_id, order_id);
+                Ok(())
+            }
+            Ok(Ok(Err((e, _)))) => {
+                self.metrics.kafka_produce_errors.inc();
+                self.producer.recover_from(queued.generation, &e);
+                Err(Unacknowledged)
+            }
+            Ok(Err(_)) => Err(Unacknowledged),
+            Err(_) => {
+                // Still on its way: the pipeline records the ack if it comes.
+                self.pipeline.track(sale_id, item_id, order_id, queued);
+                Err(Unacknowledged)
+            }
+        }
+    }
+
+    /// Sends an existing ledger entry again and waits up to `timeout` for the ack: a replayed
+    /// buy in the `kafka` confirmation mode is confirmed only once its order is in Kafka (its
+    /// first attempt may have timed out before the ack). The consumer dedupes the copy.
+    ///
+    /// # Errors
+    /// The entry is gone, or it was not acknowledged in time.
+    pub async fn redeliver_and_wait(
+        &self,
+        sale_id: u64,
+        item_id: u64,
+        order_id: Uuid,
+        timeout: Duration,
+    ) -> Result<(), Unacknowledged> {
+        let keys = self.stock.keys().item(sale_id, item_id);
+        let mut conn = self.stock.redis().get();
+        let payload: Option<Vec<u8>> = conn
+            .hget(&keys.ledger, order_id.to_string())
+            .await
+            .map_err(|_| Unacknowledged)?;
+        let payload = payload.ok_or(Unacknowledged)?;
+        tokio::time::timeout(timeout, self.deliver(sale_id, item_id, order_id, &payload))
+            .await
+            .map_err(|_| Unacknowledged)?
+            .map_err(|_| Unacknowledged)
     }
 
     /// Sends one ledger entry and, on the broker's ack, removes it from the outbox set.
@@ -128,9 +209,15 @@ impl Outbox {
             report.items += 1;
             let keys = self.stock.keys().item(item.sale_id, item.item_id);
             let mut conn = self.stock.redis().get();
-            let stale: Vec<String> = conn
+            let mut stale: Vec<String> = conn
                 .zrangebyscore_limit(&keys.outbox, "-inf", cutoff, 0, RELAY_BATCH)
                 .await?;
+            // In `replica` mode an entry goes to Kafka only once replicas hold it: one the
+            // master lost in a failover must leave nothing in Kafka that MySQL would count.
+            if !stale.is_empty() && !self.stock.replicated(item.sale_id, item.item_id).await? {
+                report.unreplicated += stale.len() as u64;
+                stale.clear();
+            }
             if !stale.is_empty() {
                 let payloads: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
                     .arg(&keys.ledger)
@@ -206,10 +293,11 @@ impl Outbox {
                 }
             };
             match self.relay_once(&items, older_than).await {
-                Ok(r) if r.relayed > 0 || r.failed > 0 => {
+                Ok(r) if r.relayed > 0 || r.failed > 0 || r.unreplicated > 0 => {
                     tracing::info!(
                         relayed = r.relayed,
                         failed = r.failed,
+                        held_until_replicated = r.unreplicated,
                         backlog = r.backlog,
                         "outbox relay pass"
                     );

@@ -35,6 +35,12 @@ enum Msg {
         started: Instant,
         queued: Queued,
     },
+    /// A delivery the buy path awaited itself: only the ack is left to record.
+    Acked {
+        sale_id: u64,
+        item_id: u64,
+        order_id: Uuid,
+    },
     Stop(Duration),
 }
 
@@ -78,6 +84,16 @@ impl Pipeline {
         }
     }
 
+    /// Records the ack of a delivery awaited elsewhere (the `kafka` confirmation mode), in the
+    /// next batch of outbox removals.
+    pub fn acked(&self, sale_id: u64, item_id: u64, order_id: Uuid) {
+        let _ = self.tx.send(Msg::Acked {
+            sale_id,
+            item_id,
+            order_id,
+        });
+    }
+
     /// Stops taking new messages, waits up to `timeout` for those in flight, records their
     /// acks and ends the task.
     pub async fn stop(&self, timeout: Duration) {
@@ -110,6 +126,10 @@ async fn run(
                 Some(Msg::Track { sale_id, item_id, order_id, started, queued }) => {
                     let generation = queued.generation;
                     in_flight.push(queued.delivery.map(move |r| (sale_id, item_id, order_id, started, generation, r)));
+                }
+                Some(Msg::Acked { sale_id, item_id, order_id }) => {
+                    acked.entry((sale_id, item_id)).or_default().push(order_id.to_string());
+                    pending_acks += 1;
                 }
                 Some(Msg::Stop(timeout)) => deadline = Some(tokio::time::Instant::now() + timeout),
                 None => deadline = Some(tokio::time::Instant::now()),

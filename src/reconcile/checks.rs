@@ -63,6 +63,24 @@ pub struct ItemFacts {
     pub orders: Vec<OrderFact>,
     /// False when the ledger is gone (expired with the sale): ledger-based checks are skipped.
     pub ledger_available: bool,
+    /// Whether the item's Redis state is there and belongs to this sale.
+    pub redis_state: RedisState,
+}
+
+/// What reconciliation found of an item's Redis state (meta), before reading the rest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RedisState {
+    /// Present, and (from script v3 on) stamped with this sale's uid.
+    #[default]
+    Present,
+    /// Gone, although the sale was warmed and its keys should live until end + grace: lost.
+    Lost,
+    /// Gone after end + grace, as expected.
+    Expired,
+    /// Being rebuilt from MySQL.
+    Rebuilding,
+    /// Stamped with another sale's uid.
+    Foreign,
 }
 
 /// One check: ok, or a discrepancy with a count and sample ids.
@@ -142,6 +160,25 @@ pub fn check_item(facts: &ItemFacts, now_ms: i64, grace_ms: i64) -> Vec<Check> {
         .collect();
     let persisted_units: i64 = persisted.iter().map(|o| i64::from(o.quantity)).sum();
     let ledger_units: i64 = facts.ledger.iter().map(|e| i64::from(e.quantity)).sum();
+
+    match facts.redis_state {
+        RedisState::Present | RedisState::Expired => {}
+        RedisState::Lost => checks.push(Check::fail(
+            "redis_state_present",
+            "the item's Redis state is missing although the sale's keys should live until its end + grace: lost (a Redis restarted empty?); recovery rebuilds it from MySQL".to_string(),
+            Vec::new(),
+        )),
+        RedisState::Rebuilding => checks.push(Check::fail(
+            "redis_state_present",
+            "the item's Redis state is being rebuilt from MySQL".to_string(),
+            Vec::new(),
+        )),
+        RedisState::Foreign => checks.push(Check::fail(
+            "redis_state_identity",
+            "the item's Redis keys hold another sale's state (another database sharing this Redis and key prefix?); nothing of it was read".to_string(),
+            Vec::new(),
+        )),
+    }
 
     if facts.ledger_available {
         // The ledger was read between two reads of the stock. Every reservation decrements the
@@ -358,6 +395,7 @@ mod tests {
             redis_remaining: Some(8),
             redis_remaining_after: Some(8),
             ledger_available: true,
+            redis_state: RedisState::Present,
             ..Default::default()
         };
         for (i, user) in ["a", "b"].iter().enumerate() {
@@ -509,6 +547,24 @@ mod tests {
         f.buyers.clear();
         f.redis_remaining = None;
         f.redis_remaining_after = None;
+        assert!(failing(&f).is_empty());
+    }
+
+    #[test]
+    fn lost_or_foreign_redis_state_is_a_failing_check_never_ok() {
+        let mut f = clean();
+        f.ledger_available = false;
+        f.ledger.clear();
+        f.buyers.clear();
+        f.redis_remaining = None;
+        f.redis_remaining_after = None;
+        f.redis_state = RedisState::Lost;
+        assert_eq!(failing(&f), vec!["redis_state_present"]);
+        f.redis_state = RedisState::Rebuilding;
+        assert_eq!(failing(&f), vec!["redis_state_present"]);
+        f.redis_state = RedisState::Foreign;
+        assert_eq!(failing(&f), vec!["redis_state_identity"]);
+        f.redis_state = RedisState::Expired;
         assert!(failing(&f).is_empty());
     }
 }

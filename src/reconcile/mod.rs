@@ -22,6 +22,7 @@ use crate::{
     lock::LeaderElection,
     metrics::Metrics,
     outbox::Outbox,
+    sales::Recoveries,
     stock::StockService,
     store::{
         orders, reports,
@@ -29,7 +30,7 @@ use crate::{
     },
 };
 
-use checks::{ItemFacts, LedgerEntry, OrderFact, check_item, missing_in_mysql};
+use checks::{ItemFacts, LedgerEntry, OrderFact, RedisState, check_item, missing_in_mysql};
 pub use report::{CheckOut, ItemReport, SaleReport};
 
 /// Hash fields read per HSCAN round trip: small enough that Redis never stalls on one call.
@@ -89,10 +90,12 @@ pub struct Reconciler {
     outbox: Outbox,
     settings: Arc<Settings>,
     metrics: Arc<Metrics>,
+    recoveries: Recoveries,
 }
 
 impl Reconciler {
-    /// A reconciler over these stores.
+    /// A reconciler over these stores; a sale found with lost Redis state is reported to
+    /// `recoveries`.
     pub fn new(
         db: MySqlPool,
         stock: StockService,
@@ -100,6 +103,7 @@ impl Reconciler {
         outbox: Outbox,
         settings: Arc<Settings>,
         metrics: Arc<Metrics>,
+        recoveries: Recoveries,
     ) -> Self {
         Self {
             db,
@@ -108,6 +112,7 @@ impl Reconciler {
             outbox,
             settings,
             metrics,
+            recoveries,
         }
     }
 
@@ -134,8 +139,14 @@ impl Reconciler {
             not_repaired: Vec::new(),
             items: Vec::new(),
         };
+        let expire_ms = (record.sale.ends_at
+            + chrono::Duration::seconds(self.settings.sale.grace_secs as i64))
+        .timestamp_millis();
         for item in &record.items {
-            let (facts, payloads) = self.gather(item).await?;
+            let (facts, payloads) = self.gather(&record.sale, item, now_ms < expire_ms).await?;
+            if facts.redis_state == RedisState::Lost && Utc::now() >= record.sale.starts_at {
+                self.recoveries.request(sale_id);
+            }
             let checks = check_item(&facts, now_ms, grace_ms);
             if repair {
                 self.repair(
@@ -232,7 +243,9 @@ impl Reconciler {
     /// Reads one item from both stores; also returns the raw ledger payloads for repair.
     async fn gather(
         &self,
+        sale: &sales::SaleRow,
         item: &ItemRow,
+        keys_should_live: bool,
     ) -> Result<(ItemFacts, HashMap<Uuid, Vec<u8>>), ReconcileError> {
         let keys = self.stock.keys().item(item.sale_id, item.id);
         let mut conn = self.stock.redis().get();
@@ -249,14 +262,38 @@ impl Reconciler {
         // Redis without blocking it (a sale's ledger can hold millions of entries): stock,
         // then buyers, then the ledger in HSCAN pages, then stock again. The checks know the
         // order of these reads (see `checks`), so buys landing meanwhile cause no false alarm.
-        let (redis_remaining, ledger_available): (Option<i64>, bool) = redis::pipe()
-            .get(&keys.stock)
-            .exists(&keys.meta)
-            .query_async(&mut conn)
-            .await?;
-        let buyers: HashMap<String, i64> = hscan_all(&mut conn, &keys.buyers).await?;
-        let fields: HashMap<String, Vec<u8>> = hscan_all(&mut conn, &keys.ledger).await?;
-        let redis_remaining_after: Option<i64> = conn.get(&keys.stock).await?;
+        let state = self
+            .stock
+            .state(item.sale_id, item.id)
+            .await
+            .map_err(|e| match e {
+                crate::stock::StockError::Redis(e) => ReconcileError::Redis(e),
+                other => ReconcileError::Redis(redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "reading meta",
+                    other.to_string(),
+                ))),
+            })?;
+        let redis_state = match (&state.sale_uid, state.present, state.restoring) {
+            (Some(uid), _, _) if *uid != sale.uid => RedisState::Foreign,
+            (_, _, true) => RedisState::Rebuilding,
+            (_, true, false) => RedisState::Present,
+            (_, false, _) if keys_should_live && sale.status != sales::STATUS_CREATED => {
+                RedisState::Lost
+            }
+            (_, false, _) => RedisState::Expired,
+        };
+        // Only this sale's complete state is read and compared with MySQL.
+        let ledger_available = redis_state == RedisState::Present;
+        let (redis_remaining, buyers, fields, redis_remaining_after) = if ledger_available {
+            let before: Option<i64> = conn.get(&keys.stock).await?;
+            let buyers: HashMap<String, i64> = hscan_all(&mut conn, &keys.buyers).await?;
+            let fields: HashMap<String, Vec<u8>> = hscan_all(&mut conn, &keys.ledger).await?;
+            let after: Option<i64> = conn.get(&keys.stock).await?;
+            (before, buyers, fields, after)
+        } else {
+            (None, HashMap::new(), HashMap::new(), None)
+        };
         let mut ledger = Vec::with_capacity(fields.len());
         let mut unreadable = Vec::new();
         let mut payloads = HashMap::with_capacity(fields.len());
@@ -294,6 +331,7 @@ impl Reconciler {
                 })
                 .collect(),
             ledger_available,
+            redis_state,
         };
         Ok((facts, payloads))
     }

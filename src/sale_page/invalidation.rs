@@ -10,25 +10,23 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::SalePages;
-use crate::redis_pool::CLUSTER_SCHEME;
+use crate::redis_pool::RedisPool;
 
 /// Wait between reconnection attempts.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// Subscribes to the invalidation channel and drops local copies of announced sales, until
 /// `shutdown`. Reconnects by itself.
-pub async fn listen(pages: SalePages, url: String, channel: String, shutdown: CancellationToken) {
-    // Classic pub/sub messages reach every node of a cluster; any one node will do.
-    let url = match url.strip_prefix(CLUSTER_SCHEME) {
-        Some(nodes) => format!(
-            "redis://{}",
-            nodes.split(',').next().unwrap_or_default().trim()
-        ),
-        None => url,
-    };
+pub async fn listen(
+    pages: SalePages,
+    redis: RedisPool,
+    channel: String,
+    shutdown: CancellationToken,
+) {
     loop {
         let session = async {
-            let client = redis::Client::open(url.as_str())?;
+            // Asked again at every reconnect: under Sentinel the master may have moved.
+            let client = redis.dedicated_client().await?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             tracing::debug!(%channel, "listening for sale invalidations");

@@ -4,6 +4,8 @@
 //! lock so two instances never warm one sale at once. Every Redis key of a sale expires at the
 //! sale's end plus the grace period, computed in one place and never zero or negative.
 
+mod prewarm;
+pub mod recovery;
 pub mod view;
 
 use std::{sync::Arc, time::Duration};
@@ -26,9 +28,11 @@ use crate::{
     },
 };
 
+pub use recovery::{Recoveries, Recovery};
 pub use view::{ItemView, Phase, SaleView};
 
-/// How long the prewarm lock lives if its holder dies mid-way.
+/// How long the prewarm lock lives if its holder dies mid-way (renewed while a recovery
+/// waits).
 const PREWARM_LOCK_TTL: Duration = Duration::from_secs(30);
 /// How long a prewarm waits for another instance's prewarm of the same sale.
 const PREWARM_LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -40,7 +44,7 @@ const SCHEDULER_INTERVAL: Duration = Duration::from_secs(5);
 pub struct PrewarmedItem {
     /// Item id.
     pub item_id: u64,
-    /// `warmed` or `already_warmed`.
+    /// `warmed`, `already_warmed`, or `recovered` (rebuilt from MySQL after its state was lost).
     pub outcome: &'static str,
     /// Units in Redis afterwards.
     pub remaining: i64,
@@ -71,6 +75,8 @@ pub struct SaleAdmin {
     lock: RedisLock,
     catalog: Catalog,
     settings: SaleSettings,
+    recovery: Recovery,
+    recoveries: Recoveries,
     listeners: Vec<Arc<dyn SaleChangeListener>>,
 }
 
@@ -82,6 +88,8 @@ impl SaleAdmin {
         lock: RedisLock,
         catalog: Catalog,
         settings: SaleSettings,
+        recovery: Recovery,
+        recoveries: Recoveries,
     ) -> Self {
         Self {
             db,
@@ -89,6 +97,8 @@ impl SaleAdmin {
             lock,
             catalog,
             settings,
+            recovery,
+            recoveries,
             listeners: Vec::new(),
         }
     }
@@ -275,6 +285,8 @@ impl SaleAdmin {
                     ends_at_ms: ends_at.timestamp_millis(),
                     expire_at_ms: self.expiry_of(ends_at).timestamp_millis(),
                     script_version: sale.script_version.clone(),
+                    sale_uid: sale.uid.clone(),
+                    initial_stock: u64::from(item.initial_stock),
                 };
                 match self.stock.prewarm(&warm, PrewarmMode::Refresh).await? {
                     PrewarmOutcome::Refreshed { .. } => {}
@@ -296,105 +308,20 @@ impl SaleAdmin {
         self.view(id).await
     }
 
-    /// Puts a sale's stock into Redis. Idempotent: a warmed sale is left as it is, unless
-    /// `force` (allowed only before the start and while no reservation exists).
-    ///
-    /// # Errors
-    /// 404, 409 (started, ended, busy, reservations exist), or a store failure.
-    pub async fn prewarm(&self, id: u64, force: bool) -> Result<PrewarmReport, ApiError> {
-        let guard = self.prewarm_lock(id).await?;
-        let result = self.prewarm_locked(id, force).await;
-        if let Err(e) = self.lock.release(&guard).await {
-            tracing::warn!(sale_id = id, error.message = %e, "prewarm lock not released; it expires by itself");
-        }
-        result
-    }
-
-    async fn prewarm_locked(&self, id: u64, force: bool) -> Result<PrewarmReport, ApiError> {
-        let record = sales::get_sale(&self.db, id)
-            .await?
-            .ok_or(ApiError::NotFound("sale"))?;
-        let sale = &record.sale;
-        let now = Utc::now();
-        if force && now >= sale.starts_at {
-            return Err(ApiError::conflict(
-                "sale_started",
-                "force re-warm is only allowed before the sale starts",
-            ));
-        }
-        let expires_at = self.expiry_of(sale.ends_at);
-        if expires_at <= now + chrono::Duration::seconds(1) {
-            return Err(ApiError::conflict(
-                "sale_expired",
-                "the sale and its grace period are over; nothing to warm",
-            ));
-        }
-        let mode = if force {
-            PrewarmMode::Force
-        } else {
-            PrewarmMode::Warm
-        };
-        let mut items = Vec::with_capacity(record.items.len());
-        for item in &record.items {
-            let warm = PrewarmItem {
-                sale_id: id,
-                item_id: item.id,
-                stock: u64::from(item.initial_stock),
-                per_user_limit: item.per_user_limit,
-                price_cents: item.price_cents,
-                starts_at_ms: sale.starts_at.timestamp_millis(),
-                ends_at_ms: sale.ends_at.timestamp_millis(),
-                expire_at_ms: expires_at.timestamp_millis(),
-                script_version: sale.script_version.clone(),
-            };
-            let (outcome, remaining) = match self.stock.prewarm(&warm, mode).await? {
-                PrewarmOutcome::Warmed { remaining } => ("warmed", remaining),
-                PrewarmOutcome::AlreadyWarmed { remaining } => ("already_warmed", remaining),
-                PrewarmOutcome::HasReservations { .. } => {
-                    return Err(ApiError::conflict(
-                        "has_reservations",
-                        format!(
-                            "item {} already has reservations; it cannot be re-warmed",
-                            item.id
-                        ),
-                    ));
-                }
-                PrewarmOutcome::BadExpiry => {
-                    return Err(ApiError::conflict(
-                        "sale_expired",
-                        "the computed expiry is not in the future",
-                    ));
-                }
-                other => {
-                    return Err(ApiError::Internal(anyhow::anyhow!(
-                        "prewarm of item {} answered {other:?}",
-                        item.id
-                    )));
-                }
-            };
-            items.push(PrewarmedItem {
-                item_id: item.id,
-                outcome,
-                remaining,
-            });
-        }
-        sales::mark_warmed(&self.db, id).await?;
-        for item in &record.items {
-            self.catalog.forget(item.id).await;
-        }
-        tracing::info!(sale_id = id, force, expires_at = %expires_at, "sale warmed");
-        Ok(PrewarmReport {
-            sale_id: id,
-            expires_at,
-            items,
-        })
-    }
-
-    /// Warms sales as they come within the lead time, until `shutdown`.
-    pub async fn run_scheduler(self, shutdown: CancellationToken) {
+    /// Warms sales as they come within the lead time, and recovers sales whose Redis state
+    /// was found missing (`recoveries`), until `shutdown`.
+    pub async fn run_scheduler(
+        self,
+        mut recoveries: tokio::sync::mpsc::UnboundedReceiver<(u64, tokio::time::Instant)>,
+        shutdown: CancellationToken,
+    ) {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
+                Some((sale_id, seen_at)) = recoveries.recv() => {
+                    self.recover_in_background(sale_id, seen_at, &shutdown).await;
+                    continue;
+                }
                 () = tokio::time::sleep(SCHEDULER_INTERVAL) => {}
             }
             let now = Utc::now();

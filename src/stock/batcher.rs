@@ -29,7 +29,8 @@ use tokio::sync::{
 use uuid::Uuid;
 
 use super::{
-    DeductOutcome, DeductRequest, Keys, StockError, UnexpectedReply, scripts::VersionedScript,
+    DeductOutcome, DeductRequest, Keys, StockError, UnexpectedReply,
+    scripts::{Calling, ReplicaWait, VersionedScript},
 };
 use crate::{redis_pool::RedisPool, stock::ScriptRegistry};
 
@@ -52,6 +53,7 @@ pub const QUEUE_DEADLINE: Duration = Duration::from_secs(2);
 struct Pending {
     sale_id: u64,
     item_id: u64,
+    sale_uid: String,
     script: Arc<VersionedScript>,
     user: String,
     quantity: u32,
@@ -86,6 +88,8 @@ struct LaneContext {
     redis: RedisPool,
     keys: Keys,
     scripts: Arc<ScriptRegistry>,
+    /// One `WAIT` per batch when reservations must reach replicas before they count.
+    replicas: Option<ReplicaWait>,
 }
 
 /// The lanes of one stock service, started on first use (inside the runtime that serves) and
@@ -96,13 +100,20 @@ pub struct DeductBatcher {
 }
 
 impl DeductBatcher {
-    /// A batcher calling `scripts` on `redis` with keys from `keys`.
-    pub fn new(redis: RedisPool, keys: Keys, scripts: Arc<ScriptRegistry>) -> Self {
+    /// A batcher calling `scripts` on `redis` with keys from `keys`; with `replicas`, each
+    /// batch is followed by one `WAIT`.
+    pub fn new(
+        redis: RedisPool,
+        keys: Keys,
+        scripts: Arc<ScriptRegistry>,
+        replicas: Option<ReplicaWait>,
+    ) -> Self {
         Self {
             context: LaneContext {
                 redis,
                 keys,
                 scripts,
+                replicas,
             },
             lanes: RwLock::new(Vec::new()),
         }
@@ -122,6 +133,7 @@ impl DeductBatcher {
         let pending = Pending {
             sale_id: req.sale_id,
             item_id: req.item_id,
+            sale_uid: req.sale_uid.to_owned(),
             script: script.clone(),
             user: req.user_id.to_owned(),
             quantity: req.quantity,
@@ -264,33 +276,51 @@ async fn call(context: LaneContext, key: BatchKey, batch: Vec<Pending>) -> Batch
         .deduct_batch_size
         .observe(batch.len() as f64);
     let mut conn = context.redis.get();
-    let result: redis::RedisResult<Vec<Value>> = context
-        .scripts
-        .invoke(&mut conn, &script, &keys.as_script_keys(), |cmd| {
-            cmd.arg(batch.len());
-            for p in &batch {
-                let mut buf = Uuid::encode_buffer();
-                cmd.arg(&p.user)
-                    .arg(p.quantity)
-                    .arg(&*p.order_id.hyphenated().encode_lower(&mut buf))
-                    .arg(&p.payload)
-                    .arg(p.idempotency_key.as_deref().unwrap_or(""));
-            }
-        })
-        .await;
+    let args = |cmd: &mut redis::Cmd| {
+        if script.calling == Calling::SaleBatch {
+            cmd.arg(&first.sale_uid);
+        }
+        cmd.arg(batch.len());
+        for p in &batch {
+            let mut buf = Uuid::encode_buffer();
+            cmd.arg(&p.user)
+                .arg(p.quantity)
+                .arg(&*p.order_id.hyphenated().encode_lower(&mut buf))
+                .arg(&p.payload)
+                .arg(p.idempotency_key.as_deref().unwrap_or(""));
+        }
+    };
+    let script_keys = keys.as_script_keys();
+    // With replicas, one WAIT covers the whole batch: the replies, and (acknowledged, wanted).
+    type Replies = (Vec<Value>, Option<(u32, u32)>);
+    let result: redis::RedisResult<Replies> = match context.replicas {
+        None => context
+            .scripts
+            .invoke(&mut conn, &script, &script_keys, args)
+            .await
+            .map(|r| (r, None)),
+        Some(wait) => context
+            .scripts
+            .invoke_replicated(&mut conn, &script, &script_keys, args, wait)
+            .await
+            .map(|(r, acked)| (r, Some((acked, wait.replicas)))),
+    };
     match result {
-        Ok(replies) if replies.len() == batch.len() => {
+        Ok((replies, acks)) if replies.len() == batch.len() => {
             for (p, reply) in batch.into_iter().zip(replies) {
                 let outcome = match reply {
-                    Value::Array(reply) => {
-                        DeductOutcome::from_batch_reply(reply, p.order_id).map_err(Into::into)
-                    }
+                    Value::Array(reply) => DeductOutcome::from_batch_reply(reply, p.order_id)
+                        .map(|o| match acks {
+                            Some((acked, wanted)) => o.confirmed_by(acked, wanted, p.quantity),
+                            None => o,
+                        })
+                        .map_err(Into::into),
                     other => Err(UnexpectedReply::new("deduct", vec![other]).into()),
                 };
                 let _ = p.reply.send(outcome);
             }
         }
-        Ok(replies) => {
+        Ok((replies, _)) => {
             let e = UnexpectedReply::new("deduct", replies);
             tracing::error!(error.message = %e, "deduct batch answered with the wrong number of replies");
             for p in batch {
@@ -324,6 +354,7 @@ mod tests {
         let p = Pending {
             sale_id: 1,
             item_id,
+            sale_uid: "uid".into(),
             script,
             user: "u".into(),
             quantity: 1,

@@ -64,6 +64,13 @@ impl Keys {
         }
     }
 
+    /// A short-lived key in an item's slot, written so that a `WAIT` after it confirms that
+    /// replicas hold everything written to the item before (the relay checks this before it
+    /// sends what waited in the outbox).
+    pub fn item_fence(&self, sale_id: u64, item_id: u64) -> String {
+        format!("{}sk:{{s{sale_id}:i{item_id}}}:fence", self.prefix)
+    }
+
     /// A distributed lock by name (`prewarm:s12`, `leader:reconcile`).
     pub fn lock(&self, name: &str) -> String {
         format!("{}sk:lock:{{{name}}}", self.prefix)

@@ -16,11 +16,10 @@ use uuid::Uuid;
 
 use crate::{
     redis_pool::RedisPool,
-    stock::{
-        batcher::DeductBatcher,
-        scripts::{Calling, ScriptKind},
-    },
+    stock::{batcher::DeductBatcher, scripts::ScriptKind},
 };
+
+pub use scripts::ReplicaWait;
 
 pub use keys::{ItemKeys, Keys};
 pub use outcome::{DeductOutcome, PrewarmOutcome, UnexpectedReply};
@@ -55,6 +54,10 @@ pub enum PrewarmMode {
     Force,
     /// Update window, limit, price and expiries; keep stock.
     Refresh,
+    /// Start rebuilding a lost item: meta stamped with a token, other keys cleared (v3 on).
+    RestoreBegin,
+    /// Finish a rebuild: write the stock, lift the token (v3 on).
+    RestoreEnd,
 }
 
 impl PrewarmMode {
@@ -63,8 +66,42 @@ impl PrewarmMode {
             PrewarmMode::Warm => "warm",
             PrewarmMode::Force => "force",
             PrewarmMode::Refresh => "refresh",
+            PrewarmMode::RestoreBegin => "restore_begin",
+            PrewarmMode::RestoreEnd => "restore_end",
         }
     }
+}
+
+/// Which hash a chunk of rebuilt state goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreTarget {
+    /// Order id -> reservation payload.
+    Ledger,
+    /// User -> units reserved.
+    Buyers,
+    /// User `\0` idempotency key -> "order_id units".
+    Idempotency,
+}
+
+impl RestoreTarget {
+    fn as_arg(self) -> &'static str {
+        match self {
+            RestoreTarget::Ledger => "ledger",
+            RestoreTarget::Buyers => "buyers",
+            RestoreTarget::Idempotency => "idem",
+        }
+    }
+}
+
+/// What Redis holds about an item's identity and state (meta only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemState {
+    /// False when meta is missing: never warmed, expired, or lost.
+    pub present: bool,
+    /// The sale uid in meta (v3 on).
+    pub sale_uid: Option<String>,
+    /// True while a rebuild runs.
+    pub restoring: bool,
 }
 
 /// Everything prewarm writes for one item.
@@ -88,6 +125,10 @@ pub struct PrewarmItem {
     pub expire_at_ms: i64,
     /// Script version the sale is pinned to.
     pub script_version: String,
+    /// The sale's identity, stamped on its state (v3 on).
+    pub sale_uid: String,
+    /// Units the item was created with (the stock may be less when rebuilt).
+    pub initial_stock: u64,
 }
 
 /// One reservation request.
@@ -99,6 +140,8 @@ pub struct DeductRequest<'a> {
     pub item_id: u64,
     /// Script version of the sale.
     pub script_version: &'a str,
+    /// The sale's identity (checked against the item's state from v3 on).
+    pub sale_uid: &'a str,
     /// The buyer.
     pub user_id: &'a str,
     /// Units asked for.
@@ -124,6 +167,7 @@ pub fn stock_request<'a>(
         sale_id: meta.sale_id,
         item_id: meta.item_id,
         script_version: &meta.script_version,
+        sale_uid: &meta.sale_uid,
         user_id,
         quantity,
         order_id,
@@ -152,18 +196,37 @@ pub struct StockService {
     keys: Keys,
     scripts: Arc<ScriptRegistry>,
     batcher: Arc<DeductBatcher>,
+    replicas: Option<ReplicaWait>,
 }
 
 impl StockService {
-    /// A service over `redis` with keys under `keys` and scripts from `scripts`.
+    /// A service over `redis` with keys under `keys` and scripts from `scripts`, confirming
+    /// nothing with replicas (answers come after the script).
     pub fn new(redis: RedisPool, keys: Keys, scripts: Arc<ScriptRegistry>) -> Self {
-        let batcher = DeductBatcher::new(redis.clone(), keys.clone(), scripts.clone());
+        Self::confirming(redis, keys, scripts, None)
+    }
+
+    /// As [`StockService::new`]; with `replicas`, every deduction is followed by `WAIT`, and a
+    /// reservation fewer replicas acknowledged is [`DeductOutcome::Unconfirmed`].
+    pub fn confirming(
+        redis: RedisPool,
+        keys: Keys,
+        scripts: Arc<ScriptRegistry>,
+        replicas: Option<ReplicaWait>,
+    ) -> Self {
+        let batcher = DeductBatcher::new(redis.clone(), keys.clone(), scripts.clone(), replicas);
         Self {
             redis,
             keys,
             scripts,
             batcher: Arc::new(batcher),
+            replicas,
         }
+    }
+
+    /// The replica confirmation deductions wait for, if any.
+    pub fn replicas(&self) -> Option<ReplicaWait> {
+        self.replicas
     }
 
     /// The key builder.
@@ -191,9 +254,24 @@ impl StockService {
         item: &PrewarmItem,
         mode: PrewarmMode,
     ) -> Result<PrewarmOutcome, StockError> {
+        self.prewarm_with_token(item, mode, "").await
+    }
+
+    /// [`StockService::prewarm`] with the token of a rebuild (`RestoreBegin`, `RestoreEnd`).
+    ///
+    /// # Errors
+    /// Redis failed or the sale's script version is unknown.
+    pub async fn prewarm_with_token(
+        &self,
+        item: &PrewarmItem,
+        mode: PrewarmMode,
+        token: &str,
+    ) -> Result<PrewarmOutcome, StockError> {
         let script = self
             .scripts
             .get(ScriptKind::Prewarm, &item.script_version)?;
+        // prewarm.v1 takes eight arguments; v3 adds the uid, the initial stock and a token.
+        let stamped = crate::domain::script_version::is_recoverable(script.version);
         let keys = self.keys.item(item.sale_id, item.item_id);
         let mut conn = self.redis.get();
         let reply: Vec<redis::Value> = self
@@ -207,9 +285,65 @@ impl StockService {
                     .arg(item.price_cents)
                     .arg(&item.script_version)
                     .arg(mode.as_arg());
+                if stamped {
+                    cmd.arg(&item.sale_uid).arg(item.initial_stock).arg(token);
+                }
             })
             .await?;
         Ok(PrewarmOutcome::from_reply(reply)?)
+    }
+
+    /// Writes one chunk of an item's rebuilt state, `pairs` of field and value, under the token
+    /// of the rebuild. Returns false when the item is no longer being rebuilt under `token`.
+    ///
+    /// # Errors
+    /// Redis failed, or the sale's version has no restore script (before v3).
+    pub async fn restore_chunk(
+        &self,
+        sale_id: u64,
+        item_id: u64,
+        script_version: &str,
+        token: &str,
+        target: RestoreTarget,
+        pairs: &[(String, Vec<u8>)],
+    ) -> Result<bool, StockError> {
+        let script = self.scripts.get(ScriptKind::Restore, script_version)?;
+        let keys = self.keys.item(sale_id, item_id);
+        let mut conn = self.redis.get();
+        let reply: Vec<redis::Value> = self
+            .scripts
+            .invoke(&mut conn, script, &keys.as_script_keys(), |cmd| {
+                cmd.arg(token).arg(target.as_arg());
+                for (field, value) in pairs {
+                    cmd.arg(field).arg(value);
+                }
+            })
+            .await?;
+        match outcome::int_at(&reply, 0) {
+            Some(1) => Ok(true),
+            Some(-1) => Ok(false),
+            _ => Err(UnexpectedReply::new("restore", reply).into()),
+        }
+    }
+
+    /// Meta's view of an item: present, whose, rebuilding.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn state(&self, sale_id: u64, item_id: u64) -> Result<ItemState, StockError> {
+        let keys = self.keys.item(sale_id, item_id);
+        let mut conn = self.redis.get();
+        let (fields, sale_uid, restoring): (u64, Option<String>, Option<String>) = redis::pipe()
+            .hlen(&keys.meta)
+            .hget(&keys.meta, "sale_uid")
+            .hget(&keys.meta, "restoring")
+            .query_async(&mut conn)
+            .await?;
+        Ok(ItemState {
+            present: fields > 0,
+            sale_uid,
+            restoring: restoring.is_some(),
+        })
     }
 
     /// Runs the atomic reservation script for one request: alone (`deduct.v1`), or in a batch
@@ -219,24 +353,60 @@ impl StockService {
     /// Redis failed, or the sale's script version is unknown.
     pub async fn deduct(&self, req: &DeductRequest<'_>) -> Result<DeductOutcome, StockError> {
         let script = self.scripts.get(ScriptKind::Deduct, req.script_version)?;
-        if script.calling == Calling::Batch {
+        if script.calling.is_batch() {
             return self.batcher.deduct(script, req).await;
         }
         let keys = self.keys.item(req.sale_id, req.item_id);
         let mut conn = self.redis.get();
         let mut order_buf = Uuid::encode_buffer();
         let order_id: &str = req.order_id.hyphenated().encode_lower(&mut order_buf);
-        let reply: Vec<redis::Value> = self
+        let args = |cmd: &mut redis::Cmd| {
+            cmd.arg(req.user_id)
+                .arg(req.quantity)
+                .arg(order_id)
+                .arg(req.payload)
+                .arg(req.idempotency_key.unwrap_or(""));
+        };
+        let script_keys = keys.as_script_keys();
+        let Some(wait) = self.replicas else {
+            let reply: Vec<redis::Value> = self
+                .scripts
+                .invoke(&mut conn, script, &script_keys, args)
+                .await?;
+            return Ok(DeductOutcome::from_reply(reply)?);
+        };
+        let (reply, acked): (Vec<redis::Value>, u32) = self
             .scripts
-            .invoke(&mut conn, script, &keys.as_script_keys(), |cmd| {
-                cmd.arg(req.user_id)
-                    .arg(req.quantity)
-                    .arg(&*order_id)
-                    .arg(req.payload)
-                    .arg(req.idempotency_key.unwrap_or(""));
-            })
+            .invoke_replicated(&mut conn, script, &script_keys, args, wait)
             .await?;
-        Ok(DeductOutcome::from_reply(reply)?)
+        Ok(DeductOutcome::from_reply(reply)?.confirmed_by(acked, wait.replicas, req.quantity))
+    }
+
+    /// True when at least the configured replicas hold every write made to the item so far
+    /// (always true without replica confirmation): a fence key written in the item's slot,
+    /// then `WAIT`, in one pipeline on the node that owns the slot.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn replicated(&self, sale_id: u64, item_id: u64) -> Result<bool, StockError> {
+        let Some(wait) = self.replicas else {
+            return Ok(true);
+        };
+        let fence = self.keys.item_fence(sale_id, item_id);
+        let mut conn = self.redis.get();
+        let (acked,): (u32,) = redis::pipe()
+            .cmd("SET")
+            .arg(&fence)
+            .arg(1)
+            .arg("PX")
+            .arg(60_000)
+            .ignore()
+            .cmd("WAIT")
+            .arg(wait.replicas)
+            .arg(wait.timeout_ms)
+            .query_async(&mut conn)
+            .await?;
+        Ok(acked >= wait.replicas)
     }
 
     /// Live figures of one item, read in one pipeline (one slot, so cluster-safe).

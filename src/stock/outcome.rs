@@ -33,6 +33,19 @@ pub enum PrewarmOutcome {
     NotWarmed,
     /// The script refused its arguments.
     BadArgument,
+    /// A rebuild began: meta carries its token, every other key is cleared (v3 on).
+    RestoreBegun,
+    /// A rebuild ended: the stock is written and the item sells again (v3 on).
+    Restored {
+        /// Units now in Redis.
+        remaining: i64,
+    },
+    /// The keys hold another sale's state, or state without meta; nothing written (v3 on).
+    ForeignState,
+    /// The end of a rebuild came without the current token (another rebuild took over).
+    NotRestoring,
+    /// The item is being rebuilt; nothing written.
+    Restoring,
 }
 
 /// What `deduct.vN.lua` decided.
@@ -75,6 +88,19 @@ pub enum DeductOutcome {
     },
     /// The script refused its arguments.
     BadArgument,
+    /// The item's state in Redis belongs to another sale (v3 on); nothing changed.
+    ForeignState,
+    /// The item's state is being rebuilt from MySQL (v3 on); nothing changed.
+    Recovering,
+    /// The reservation (or replay) was made, but too few replicas acknowledged it in time: it
+    /// may not survive a failover, so it is not confirmed to the buyer. It stands on the master;
+    /// a retry with the same idempotency key returns it.
+    Unconfirmed {
+        /// The order id.
+        order_id: Uuid,
+        /// Units it holds.
+        quantity: u32,
+    },
 }
 
 /// A script reply that does not match its documented contract.
@@ -92,7 +118,7 @@ impl UnexpectedReply {
     }
 }
 
-fn int_at(reply: &[Value], i: usize) -> Option<i64> {
+pub(crate) fn int_at(reply: &[Value], i: usize) -> Option<i64> {
     match reply.get(i)? {
         Value::Int(n) => Some(*n),
         Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
@@ -124,6 +150,11 @@ impl PrewarmOutcome {
             Some(-2) => Self::HasReservations { remaining },
             Some(-3) => Self::NotWarmed,
             Some(-4) => Self::BadArgument,
+            Some(4) => Self::RestoreBegun,
+            Some(5) => Self::Restored { remaining },
+            Some(-5) => Self::ForeignState,
+            Some(-6) => Self::NotRestoring,
+            Some(-7) => Self::Restoring,
             _ => {
                 return Err(UnexpectedReply {
                     script: "prewarm",
@@ -136,6 +167,20 @@ impl PrewarmOutcome {
 }
 
 impl DeductOutcome {
+    /// This outcome once `acked` of the `wanted` replicas acknowledged the call's writes: a
+    /// reservation (of `quantity` units) or a replay too few acknowledged becomes
+    /// [`DeductOutcome::Unconfirmed`].
+    pub fn confirmed_by(self, acked: u32, wanted: u32, quantity: u32) -> Self {
+        if acked >= wanted {
+            return self;
+        }
+        match self {
+            Self::Reserved { order_id, .. } => Self::Unconfirmed { order_id, quantity },
+            Self::Replayed { order_id, quantity } => Self::Unconfirmed { order_id, quantity },
+            other => other,
+        }
+    }
+
     /// Reads one request's reply from a batching `deduct.vN.lua` (v2 on). A reservation there
     /// is `{1, remaining}`: its order id is the one the request sent, `order_id`.
     ///
@@ -191,6 +236,8 @@ impl DeductOutcome {
                 remaining: int_at(&reply, 1).unwrap_or(0),
             },
             Some(-6) => Self::BadArgument,
+            Some(-7) => Self::ForeignState,
+            Some(-8) => Self::Recovering,
             _ => return Err(bad(reply)),
         };
         Ok(outcome)

@@ -29,6 +29,8 @@ pub enum ScriptKind {
     LockRelease,
     /// Compare-and-extend of a lock (`lock_renew.vN.lua`).
     LockRenew,
+    /// Write a chunk of an item's state rebuilt from MySQL (`restore.vN.lua`, v3 on).
+    Restore,
 }
 
 impl ScriptKind {
@@ -39,6 +41,7 @@ impl ScriptKind {
             ScriptKind::Deduct => "deduct",
             ScriptKind::LockRelease => "lock_release",
             ScriptKind::LockRenew => "lock_renew",
+            ScriptKind::Restore => "restore",
         }
     }
 }
@@ -51,6 +54,16 @@ pub enum Calling {
     /// Many requests per call (`ARGV[1]` is their number, then each request's values); the
     /// reply is an array with one reply per request.
     Batch,
+    /// As [`Calling::Batch`], after the sale's uid in `ARGV[1]` (the script checks that the
+    /// item's state belongs to that sale).
+    SaleBatch,
+}
+
+impl Calling {
+    /// True for the batching layouts.
+    pub fn is_batch(self) -> bool {
+        matches!(self, Calling::Batch | Calling::SaleBatch)
+    }
 }
 
 /// Every script file compiled into this build.
@@ -72,6 +85,24 @@ const SOURCES: &[(ScriptKind, &str, Calling, &str)] = &[
         "v2",
         Calling::Batch,
         include_str!("../../lua/deduct.v2.lua"),
+    ),
+    (
+        ScriptKind::Prewarm,
+        "v3",
+        Calling::One,
+        include_str!("../../lua/prewarm.v3.lua"),
+    ),
+    (
+        ScriptKind::Deduct,
+        "v3",
+        Calling::SaleBatch,
+        include_str!("../../lua/deduct.v3.lua"),
+    ),
+    (
+        ScriptKind::Restore,
+        "v3",
+        Calling::One,
+        include_str!("../../lua/restore.v3.lua"),
     ),
     (
         ScriptKind::LockRelease,
@@ -210,26 +241,84 @@ impl ScriptRegistry {
         args: impl Fn(&mut Cmd),
     ) -> RedisResult<T> {
         let started = Instant::now();
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&script.sha).arg(keys.len()).arg(keys);
-        args(&mut cmd);
+        let cmd = evalsha(script, keys, args);
         let mut result = cmd.query_async::<T>(conn).await;
-        if matches!(&result, Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)) {
-            self.metrics.script_reloads.inc();
-            tracing::warn!(script = %script.label, "Redis lost the script (NOSCRIPT); loading it again");
-            let _: String = redis::cmd("SCRIPT")
-                .arg("LOAD")
-                .arg(script.body)
-                .query_async(conn)
-                .await?;
+        if is_noscript(&result) {
+            self.reload(conn, script).await?;
             result = cmd.query_async::<T>(conn).await;
         }
-        script.latency.observe(started.elapsed().as_secs_f64());
-        if result.is_err() {
-            script.errors.inc();
-        }
+        self.record(script, started, result.is_err());
         result
     }
+
+    /// Like [`ScriptRegistry::invoke`], followed on the same connection by `WAIT` for
+    /// `wait.replicas`: both go out as one pipeline, so the `WAIT` covers exactly this call's
+    /// writes (and reaches the node that owns the keys, in a cluster). Returns the reply and
+    /// the number of replicas that acknowledged the writes within `wait.timeout_ms`.
+    ///
+    /// # Errors
+    /// Redis failed or the reply does not convert to `T`.
+    pub async fn invoke_replicated<T: FromRedisValue>(
+        &self,
+        conn: &mut RedisConn,
+        script: &VersionedScript,
+        keys: &[&str],
+        args: impl Fn(&mut Cmd),
+        wait: ReplicaWait,
+    ) -> RedisResult<(T, u32)> {
+        let started = Instant::now();
+        let mut pipe = redis::pipe();
+        pipe.add_command(evalsha(script, keys, args))
+            .cmd("WAIT")
+            .arg(wait.replicas)
+            .arg(wait.timeout_ms);
+        let mut result = pipe.query_async::<(T, u32)>(conn).await;
+        if is_noscript(&result) {
+            self.reload(conn, script).await?;
+            result = pipe.query_async::<(T, u32)>(conn).await;
+        }
+        self.record(script, started, result.is_err());
+        result
+    }
+
+    async fn reload(&self, conn: &mut RedisConn, script: &VersionedScript) -> RedisResult<()> {
+        self.metrics.script_reloads.inc();
+        tracing::warn!(script = %script.label, "Redis lost the script (NOSCRIPT: a restart, failover or SCRIPT FLUSH); loading it again");
+        let _: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(script.body)
+            .query_async(conn)
+            .await?;
+        Ok(())
+    }
+
+    fn record(&self, script: &VersionedScript, started: Instant, failed: bool) {
+        script.latency.observe(started.elapsed().as_secs_f64());
+        if failed {
+            script.errors.inc();
+        }
+    }
+}
+
+/// How many replicas must hold a write before it is confirmed, and how long to wait for them
+/// (Redis's `WAIT numreplicas timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaWait {
+    /// Replicas that must acknowledge.
+    pub replicas: u32,
+    /// Longest wait, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+fn evalsha(script: &VersionedScript, keys: &[&str], args: impl Fn(&mut Cmd)) -> Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(&script.sha).arg(keys.len()).arg(keys);
+    args(&mut cmd);
+    cmd
+}
+
+fn is_noscript<T>(result: &RedisResult<T>) -> bool {
+    matches!(result, Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript))
 }
 
 #[cfg(test)]

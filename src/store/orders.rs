@@ -43,6 +43,8 @@ pub struct OrderRow {
     pub item_id: u64,
     /// Buyer.
     pub user_id: String,
+    /// The buyer's `Idempotency-Key`, if one was sent (schema 2 events on).
+    pub idempotency_key: Option<String>,
     /// Units.
     pub quantity: u32,
     /// Cents per unit.
@@ -169,8 +171,8 @@ pub async fn persist_batch(
 
     for chunk in decided.chunks(CHUNK) {
         let mut insert = QueryBuilder::<MySql>::new(
-            "INSERT INTO orders (order_id, sale_id, item_id, user_id, quantity, price_cents, \
-             status, reject_reason, reserved_at) ",
+            "INSERT INTO orders (order_id, sale_id, item_id, user_id, idempotency_key, quantity, \
+             price_cents, status, reject_reason, reserved_at) ",
         );
         insert.push_values(chunk, |mut b, d| {
             let reserved_at = DateTime::<Utc>::from_timestamp_millis(d.event.reserved_at_ms)
@@ -179,6 +181,7 @@ pub async fn persist_batch(
                 .push_bind(d.sale_id)
                 .push_bind(d.event.item_id)
                 .push_bind(d.event.user_id.as_str())
+                .push_bind(d.event.idempotency_key.as_deref())
                 .push_bind(d.event.quantity)
                 .push_bind(d.price_cents)
                 .push_bind(if d.reject.is_some() {
@@ -307,8 +310,8 @@ async fn user_totals<'e>(
 /// The database failed.
 pub async fn get_order(pool: &MySqlPool, order_id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT order_id, sale_id, item_id, user_id, quantity, price_cents, status, reject_reason, \
-         reserved_at, persisted_at FROM orders WHERE order_id = ?",
+        "SELECT order_id, sale_id, item_id, user_id, idempotency_key, quantity, price_cents, status, \
+         reject_reason, reserved_at, persisted_at FROM orders WHERE order_id = ?",
     )
     .bind(order_id)
     .fetch_optional(pool)
@@ -346,10 +349,30 @@ pub async fn item_orders_in(
     item_id: u64,
 ) -> Result<Vec<OrderRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT order_id, sale_id, item_id, user_id, quantity, price_cents, status, reject_reason, \
-         reserved_at, persisted_at FROM orders WHERE item_id = ? ORDER BY order_id",
+        "SELECT order_id, sale_id, item_id, user_id, idempotency_key, quantity, price_cents, status, \
+         reject_reason, reserved_at, persisted_at FROM orders WHERE item_id = ? ORDER BY order_id",
     )
     .bind(item_id)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// The orders of one item that hold units (what a rebuild of its Redis state restores), read
+/// inside `tx` together with the item's stock.
+///
+/// # Errors
+/// The database failed.
+pub async fn placed_orders_in(
+    tx: &mut Transaction<'_, MySql>,
+    item_id: u64,
+) -> Result<Vec<OrderRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT order_id, sale_id, item_id, user_id, idempotency_key, quantity, price_cents, status, \
+         reject_reason, reserved_at, persisted_at FROM orders WHERE item_id = ? AND status = ? \
+         ORDER BY order_id",
+    )
+    .bind(item_id)
+    .bind(STATUS_PERSISTED)
     .fetch_all(&mut **tx)
     .await
 }

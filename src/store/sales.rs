@@ -8,6 +8,10 @@ use crate::domain::{NewSale, sale::ItemPatch};
 
 /// Status of a sale whose stock is not in Redis yet.
 pub const STATUS_CREATED: &str = "created";
+/// Status of a sale whose state is being written to Redis: set before the first Redis write,
+/// so a sale still `created` has never had state in Redis (and cannot have sold), whatever
+/// crashed when.
+pub const STATUS_WARMING: &str = "warming";
 /// Status of a sale whose stock is in Redis.
 pub const STATUS_WARMED: &str = "warmed";
 
@@ -16,6 +20,8 @@ pub const STATUS_WARMED: &str = "warmed";
 pub struct SaleRow {
     /// Sale id.
     pub id: u64,
+    /// Random identity stamped on the sale's Redis state (32 hex characters).
+    pub uid: String,
     /// Display name.
     pub name: String,
     /// Window start.
@@ -85,6 +91,8 @@ pub struct ItemMeta {
     pub ends_at: DateTime<Utc>,
     /// Script version of the sale.
     pub script_version: String,
+    /// The sale's identity (checked against its Redis state from script v3 on).
+    pub sale_uid: String,
 }
 
 /// A sale item whose Redis keys may still hold reservations (relay, order lookup).
@@ -96,7 +104,7 @@ pub struct LiveItem {
     pub item_id: u64,
 }
 
-const SALE_COLUMNS: &str = "id, name, starts_at, ends_at, status, script_version, warmed_at, \
+const SALE_COLUMNS: &str = "id, uid, name, starts_at, ends_at, status, script_version, warmed_at, \
                             version, created_at, updated_at";
 const ITEM_COLUMNS: &str =
     "id, sale_id, sku, title, price_cents, initial_stock, stock, per_user_limit, version";
@@ -112,8 +120,9 @@ pub async fn insert_sale(
 ) -> Result<SaleRecord, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let result = sqlx::query(
-        "INSERT INTO sales (name, starts_at, ends_at, status, script_version) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO sales (uid, name, starts_at, ends_at, status, script_version) VALUES (?, ?, ?, ?, ?, ?)",
     )
+    .bind(uuid::Uuid::new_v4().simple().to_string())
     .bind(&sale.name)
     .bind(sale.starts_at)
     .bind(sale.ends_at)
@@ -249,6 +258,20 @@ pub async fn apply_patch(
     Ok(())
 }
 
+/// Records that a sale's state is about to be written to Redis (from `created` only).
+///
+/// # Errors
+/// The database failed.
+pub async fn mark_warming(pool: &MySqlPool, id: u64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sales SET status = ? WHERE id = ? AND status = ?")
+        .bind(STATUS_WARMING)
+        .bind(id)
+        .bind(STATUS_CREATED)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// Records that a sale's stock is in Redis.
 ///
 /// # Errors
@@ -271,14 +294,15 @@ pub async fn mark_warmed(pool: &MySqlPool, id: u64) -> Result<(), sqlx::Error> {
 pub async fn item_meta(pool: &MySqlPool, item_id: u64) -> Result<Option<ItemMeta>, sqlx::Error> {
     sqlx::query_as(
         "SELECT i.id AS item_id, i.sale_id, i.price_cents, i.per_user_limit, s.starts_at, s.ends_at, \
-         s.script_version FROM sale_items i JOIN sales s ON s.id = i.sale_id WHERE i.id = ?",
+         s.script_version, s.uid AS sale_uid FROM sale_items i JOIN sales s ON s.id = i.sale_id \
+         WHERE i.id = ?",
     )
     .bind(item_id)
     .fetch_optional(pool)
     .await
 }
 
-/// Items of warmed sales that ended after `ended_after` (still active, or recently ended).
+/// Items of sales warmed (or being warmed) that ended after `ended_after` (still active, or recently ended).
 ///
 /// # Errors
 /// The database failed.
@@ -288,15 +312,15 @@ pub async fn live_items(
 ) -> Result<Vec<LiveItem>, sqlx::Error> {
     sqlx::query_as(
         "SELECT i.sale_id, i.id AS item_id FROM sale_items i JOIN sales s ON s.id = i.sale_id \
-         WHERE s.status = ? AND s.ends_at > ? ORDER BY i.id",
+         WHERE s.status <> ? AND s.ends_at > ? ORDER BY i.id",
     )
-    .bind(STATUS_WARMED)
+    .bind(STATUS_CREATED)
     .bind(ended_after)
     .fetch_all(pool)
     .await
 }
 
-/// Ids of sales not yet warmed whose start is before `starts_before` and that have not ended.
+/// Ids of sales not yet warmed (or whose warming did not finish) whose start is before `starts_before` and that have not ended.
 ///
 /// # Errors
 /// The database failed.
@@ -306,16 +330,17 @@ pub async fn due_for_prewarm(
     now: DateTime<Utc>,
 ) -> Result<Vec<u64>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT id FROM sales WHERE status = ? AND starts_at <= ? AND ends_at > ? ORDER BY starts_at",
+        "SELECT id FROM sales WHERE status IN (?, ?) AND starts_at <= ? AND ends_at > ? ORDER BY starts_at",
     )
     .bind(STATUS_CREATED)
+    .bind(STATUS_WARMING)
     .bind(starts_before)
     .bind(now)
     .fetch_all(pool)
     .await
 }
 
-/// Ids of warmed sales that ended after `ended_after` (reconciliation's periodic set).
+/// Ids of sales warmed (or being warmed) that ended after `ended_after` (reconciliation's periodic set).
 ///
 /// # Errors
 /// The database failed.
@@ -323,8 +348,8 @@ pub async fn sales_to_reconcile(
     pool: &MySqlPool,
     ended_after: DateTime<Utc>,
 ) -> Result<Vec<u64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM sales WHERE status = ? AND ends_at > ? ORDER BY id")
-        .bind(STATUS_WARMED)
+    sqlx::query_scalar("SELECT id FROM sales WHERE status <> ? AND ends_at > ? ORDER BY id")
+        .bind(STATUS_CREATED)
         .bind(ended_after)
         .fetch_all(pool)
         .await

@@ -71,7 +71,7 @@ async fn creating_a_sale_writes_mysql_and_redis_with_ttls_aligned_to_its_end() {
     assert_eq!(sale["status"], "warmed");
     assert_eq!(sale["phase"], "upcoming");
     assert_eq!(
-        sale["script_version"], "v2",
+        sale["script_version"], "v3",
         "pinned to the configured version"
     );
     assert_eq!(sale["version"], 1);
@@ -568,27 +568,36 @@ async fn script_calls(app: &crate::helpers::TestApp, script: &str) -> u64 {
 #[tokio::test]
 async fn a_sale_keeps_the_script_version_it_was_warmed_with_across_an_upgrade() {
     use crate::helpers::{STACK, spawn_with, test_settings};
-    // An instance of the old configuration (v1) and one of the new (v2), sharing every store.
+    // Instances of three configurations (v1, v2, and today's v3), sharing every store.
     let mut old = test_settings(&STACK.kafka_brokers).await;
     old.sale.script_version = "v1".into();
+    let mut mid = old.clone();
+    mid.sale.script_version = "v2".into();
     let mut new = old.clone();
-    new.sale.script_version = "v2".into();
+    new.sale.script_version = "v3".into();
     let old = spawn_with(old).await;
+    let mid = spawn_with(mid).await;
     let new = spawn_with(new).await;
     let (old_sale, old_item) = old.create_live_sale(10, 2).await;
+    let (mid_sale, mid_item) = mid.create_live_sale(10, 2).await;
     let (new_sale, new_item) = new.create_live_sale(10, 2).await;
     let (_, sale) = new
         .admin(Method::GET, &format!("/admin/v1/sales/{old_sale}"), None)
         .await;
     assert_eq!(sale["script_version"], "v1");
 
-    // Both sales bought through the upgraded instance: each runs its own version.
-    for (sale, item) in [(old_sale, old_item), (new_sale, new_item)] {
+    // Every sale bought through the upgraded instance: each runs its own version.
+    for (sale, item) in [
+        (old_sale, old_item),
+        (mid_sale, mid_item),
+        (new_sale, new_item),
+    ] {
         let (status, body) = new.buy(sale, item, "upgrader", 1, None).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     }
     assert_eq!(script_calls(&new, "deduct.v1").await, 1);
     assert_eq!(script_calls(&new, "deduct.v2").await, 1);
+    assert_eq!(script_calls(&new, "deduct.v3").await, 1);
     // The old sale's keys hold exactly what v1 writes: one reservation, one unit for the user.
     let keys = old.keys().item(old_sale, old_item);
     let mut conn = old.redis().get();

@@ -108,7 +108,7 @@ async fn a_consumer_restarted_within_its_session_timeout_resumes_persisting() {
 
 /// Every confirmed order persisted exactly once, nothing oversold, nobody above the limit:
 /// read in straight SQL.
-async fn assert_promises_kept(
+pub(crate) async fn assert_promises_kept(
     db: &MySqlPool,
     item: u64,
     stock: i64,
@@ -236,8 +236,7 @@ async fn every_confirmed_order_survives_service_broker_consumer_and_database_fau
     let last_fault = Instant::now();
     let at_last_fault = shoppers.confirmed();
 
-    let answers = shoppers.answers();
-    let confirmed = shoppers.finish_at_sell_out(Duration::from_secs(90)).await;
+    let (confirmed, answers) = shoppers.finish_at_sell_out(Duration::from_secs(90)).await;
     assert!(
         at_last_fault < STOCK as usize && confirmed.len() > at_last_fault,
         "the last fault must land mid-sale: confirmed at each fault {marks:?}, {} at the end; answers {answers}",

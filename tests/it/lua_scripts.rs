@@ -18,11 +18,11 @@ use uuid::Uuid;
 
 use crate::helpers::{STACK, unique};
 
-async fn service() -> StockService {
+pub(crate) async fn service() -> StockService {
     let redis = RedisPool::connect(&RedisSettings {
         url: STACK.redis_url.clone(),
         pool_size: 1,
-        key_prefix: String::new(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -30,7 +30,7 @@ async fn service() -> StockService {
     StockService::new(redis, Keys::new(&format!("t{}:", unique())), scripts)
 }
 
-fn item(stock: u64, limit: u32, starts_in_ms: i64, lasts_ms: i64) -> PrewarmItem {
+pub(crate) fn item(stock: u64, limit: u32, starts_in_ms: i64, lasts_ms: i64) -> PrewarmItem {
     let now = Utc::now().timestamp_millis();
     PrewarmItem {
         sale_id: 1,
@@ -42,6 +42,8 @@ fn item(stock: u64, limit: u32, starts_in_ms: i64, lasts_ms: i64) -> PrewarmItem
         ends_at_ms: now + starts_in_ms + lasts_ms,
         expire_at_ms: now + starts_in_ms + lasts_ms + 60_000,
         script_version: "v1".into(),
+        sale_uid: "uid-1".into(),
+        initial_stock: stock,
     }
 }
 
@@ -69,6 +71,7 @@ async fn deduct_with(
             sale_id: 1,
             item_id: 1,
             script_version: version,
+            sale_uid: "uid-1",
             user_id: user,
             quantity: qty,
             order_id,
@@ -139,11 +142,22 @@ async fn batching_deduct_return_codes_one_request_at_a_time() {
     deduct_return_codes_of("v2").await;
 }
 
+#[tokio::test]
+async fn identity_checking_deduct_return_codes_one_request_at_a_time() {
+    deduct_return_codes_of("v3").await;
+}
+
+/// Every documented code of the deduct script a sale of `version` runs, warmed by the prewarm
+/// script of that version.
 async fn deduct_return_codes_of(version: &str) {
     let deduct = |s: &StockService, user: &'static str, qty: u32, idem: Option<&'static str>| {
         let s = s.clone();
         let version = version.to_string();
         async move { deduct_with(&version, &s, user, qty, idem).await }
+    };
+    let item = |stock, limit, starts_in_ms, lasts_ms| PrewarmItem {
+        script_version: version.to_string(),
+        ..item(stock, limit, starts_in_ms, lasts_ms)
     };
     let s = service().await;
     let (_, out) = deduct(&s, "u1", 1, None).await;
@@ -389,7 +403,7 @@ async fn deduct_batch(
         .await
 }
 
-fn ints(reply: &[redis::Value]) -> Vec<i64> {
+pub(crate) fn ints(reply: &[redis::Value]) -> Vec<i64> {
     reply
         .iter()
         .map(|v| match v {
@@ -615,6 +629,7 @@ fn lanes_of_a_runtime_that_ended_are_started_again() {
                     sale_id: 1,
                     item_id: 1,
                     script_version: "v2",
+                    sale_uid: "uid-1",
                     user_id: "b",
                     quantity: 1,
                     order_id,

@@ -91,7 +91,7 @@ async fn metrics_move_by_the_right_amounts() {
     assert_eq!(
         delta(
             "seckill_script_duration_seconds_count",
-            r#"script="deduct.v2""#
+            r#"script="deduct.v3""#
         ),
         3.0
     );

@@ -74,15 +74,26 @@ pub fn free_port() -> u16 {
 pub struct PrivateServer {
     pub service: &'static str,
     pub dir: std::path::PathBuf,
+    /// The main port: Redis master, MariaDB, broker, first cluster node, first Sentinel.
     pub port: u16,
+    /// Every port it uses, for the stack script's variables (see [`PrivateServer::env`]).
+    pub ports: Vec<u16>,
 }
 
 impl PrivateServer {
     pub fn start(service: &'static str) -> Self {
+        let ports: Vec<u16> = match service {
+            // master and replica
+            "redis" => vec![free_port(), free_port()],
+            // three Sentinels, then the master and the replica they watch
+            "sentinel" => (0..5).map(|_| free_port()).collect(),
+            _ => vec![free_port()],
+        };
         let s = Self {
             service,
             dir: std::env::temp_dir().join(format!("seckill-private-{}", unique())),
-            port: free_port(),
+            port: ports[0],
+            ports,
         };
         s.run("start");
         s
@@ -92,18 +103,36 @@ impl PrivateServer {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/stack.sh")
     }
 
+    /// The stack script's variables that put this server on its ports.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let p = |i: usize| self.ports[i].to_string();
+        match self.service {
+            "redis" => vec![
+                ("SECKILL_STACK_REDIS_PORT", p(0)),
+                ("SECKILL_STACK_REDIS_REPLICA_PORT", p(1)),
+            ],
+            "sentinel" => vec![
+                (
+                    "SECKILL_STACK_SENTINEL_PORTS",
+                    format!("{} {} {}", p(0), p(1), p(2)),
+                ),
+                (
+                    "SECKILL_STACK_SENTINEL_REDIS_PORTS",
+                    format!("{} {}", p(3), p(4)),
+                ),
+            ],
+            "mysql" => vec![("SECKILL_STACK_MYSQL_PORT", p(0))],
+            "cluster" => vec![("SECKILL_STACK_CLUSTER_PORT", p(0))],
+            _ => vec![("SECKILL_STACK_KAFKA_PORT", p(0))],
+        }
+    }
+
     pub fn run(&self, verb: &str) {
-        let port_var = match self.service {
-            "redis" => "SECKILL_STACK_REDIS_PORT",
-            "mysql" => "SECKILL_STACK_MYSQL_PORT",
-            "cluster" => "SECKILL_STACK_CLUSTER_PORT",
-            _ => "SECKILL_STACK_KAFKA_PORT",
-        };
         let status = std::process::Command::new(Self::script())
             .arg(verb)
             .arg(self.service)
             .env("SECKILL_STACK_DIR", &self.dir)
-            .env(port_var, self.port.to_string())
+            .envs(self.env())
             .stdout(std::process::Stdio::null())
             .status()
             .unwrap();
@@ -112,6 +141,28 @@ impl PrivateServer {
 
     pub fn stop(&self) {
         self.run("stop");
+    }
+
+    /// SIGKILLs the Redis server on `port` of this private setup (its pid file is in the
+    /// stack's folder).
+    pub fn kill_redis_on(&self, port: u16) {
+        let pidfile = match self.service {
+            "sentinel" => self.dir.join(format!("sentinel/redis-{port}/redis.pid")),
+            _ if port == self.port => self.dir.join("redis/redis.pid"),
+            _ => self.dir.join("redis-replica/redis.pid"),
+        };
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let status = std::process::Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -9 {}", pid.trim());
+        // Gone, or a zombie nobody has reaped yet.
+        while std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
@@ -126,17 +177,22 @@ impl Drop for PrivateServer {
 }
 
 impl PrivateServer {
-    /// Where clients reach it: a Redis URL, a MySQL URL (database `seckill`, created by the
-    /// stack script) or a Kafka bootstrap address.
+    /// Where clients reach it: a Redis URL (the master), a MySQL URL (database `seckill`,
+    /// created by the stack script), a Sentinel URL, or a Kafka bootstrap address.
     pub fn url(&self) -> String {
         match self.service {
             "redis" => format!("redis://127.0.0.1:{}/", self.port),
+            "sentinel" => format!(
+                "redis+sentinel://127.0.0.1:{},127.0.0.1:{},127.0.0.1:{}/seckill",
+                self.ports[0], self.ports[1], self.ports[2]
+            ),
             "mysql" => format!("mysql://seckill:seckill@127.0.0.1:{}/seckill", self.port),
             _ => format!("127.0.0.1:{}", self.port),
         }
     }
 
-    /// Starts it again after [`PrivateServer::stop`], keeping its data.
+    /// Starts it again after [`PrivateServer::stop`] (or brings back a node that died),
+    /// keeping its data.
     pub fn restart(&self) {
         self.run("start");
     }

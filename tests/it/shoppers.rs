@@ -108,14 +108,9 @@ impl Shoppers {
         .await;
     }
 
-    /// The answers so far, for assertion messages.
-    pub fn answers(&self) -> String {
-        format!("{:?}", self.seen.answers.lock().unwrap())
-    }
-
     /// Waits for a buyer to be told `sold_out`, then for every buyer to stop; returns the
-    /// confirmed order ids.
-    pub async fn finish_at_sell_out(self, timeout: Duration) -> HashSet<String> {
+    /// confirmed order ids and the answers seen.
+    pub async fn finish_at_sell_out(self, timeout: Duration) -> (HashSet<String>, String) {
         let seen = self.seen.clone();
         eventually(timeout, || {
             let done = seen.sold_out.load(Ordering::Relaxed);
@@ -125,7 +120,8 @@ impl Shoppers {
         for t in self.tasks {
             t.await.unwrap();
         }
-        self.seen.confirmed.lock().unwrap().clone()
+        let answers = format!("{:?}", self.seen.answers.lock().unwrap());
+        (self.seen.confirmed.lock().unwrap().clone(), answers)
     }
 }
 

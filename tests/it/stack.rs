@@ -18,7 +18,7 @@ async fn redis_accepts_a_write_and_reads_it_back() {
     let pool = RedisPool::connect(&RedisSettings {
         url: STACK.redis_url.clone(),
         pool_size: 1,
-        key_prefix: String::new(),
+        ..Default::default()
     })
     .await
     .unwrap();

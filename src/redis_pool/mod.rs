@@ -1,9 +1,15 @@
-//! Connections to Redis, standalone or cluster, chosen by the URL alone.
+//! Connections to Redis, standalone, cluster, or a master found through Sentinel, chosen by
+//! the URL alone.
 //!
 //! Connections are multiplexed (many requests in flight on one socket) and reconnect by
 //! themselves, so a small fixed set handed out round-robin carries the hot path without a
 //! per-request checkout. deadpool-redis was tried first and left out: its recycle step sends a
 //! PING on every checkout, which doubles Redis round trips on the buy path.
+//!
+//! Under Sentinel (`redis+sentinel://s1:p1,s2:p2/<master name>`) a connection follows a
+//! failover without a restart (see [`sentinel`]).
+
+mod sentinel;
 
 use std::{
     sync::{
@@ -22,8 +28,12 @@ use redis::{
 
 use crate::config::RedisSettings;
 
+pub use sentinel::SentinelConn;
+
 /// Scheme that selects Redis Cluster: `redis+cluster://host1:port,host2:port`.
 pub const CLUSTER_SCHEME: &str = "redis+cluster://";
+/// Scheme that selects a master found by Sentinel: `redis+sentinel://s1:p1,s2:p2/<master>`.
+pub const SENTINEL_SCHEME: &str = "redis+sentinel://";
 
 /// How long one Redis command may take before it fails; a flash sale prefers a fast error to a
 /// queue of stuck requests.
@@ -39,6 +49,8 @@ pub enum RedisConn {
     Standalone(ConnectionManager),
     /// A cluster connection that routes each command by its key's slot.
     Cluster(ClusterConnection),
+    /// A connection to the master Sentinel names, moved to the new master after a failover.
+    Sentinel(SentinelConn),
 }
 
 impl ConnectionLike for RedisConn {
@@ -46,6 +58,7 @@ impl ConnectionLike for RedisConn {
         match self {
             RedisConn::Standalone(c) => c.req_packed_command(cmd),
             RedisConn::Cluster(c) => c.req_packed_command(cmd),
+            RedisConn::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -58,6 +71,7 @@ impl ConnectionLike for RedisConn {
         match self {
             RedisConn::Standalone(c) => c.req_packed_commands(cmd, offset, count),
             RedisConn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            RedisConn::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
@@ -65,6 +79,7 @@ impl ConnectionLike for RedisConn {
         match self {
             RedisConn::Standalone(c) => c.get_db(),
             RedisConn::Cluster(c) => c.get_db(),
+            RedisConn::Sentinel(c) => c.get_db(),
         }
     }
 }
@@ -96,6 +111,16 @@ impl RedisPool {
                 .response_timeout(RESPONSE_TIMEOUT)
                 .build()?;
             vec![RedisConn::Cluster(client.get_async_connection().await?)]
+        } else if let Some(rest) = url.strip_prefix(SENTINEL_SCHEME) {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                .set_number_of_retries(2);
+            sentinel::connect(rest, settings.pool_size.max(1), config)
+                .await?
+                .into_iter()
+                .map(RedisConn::Sentinel)
+                .collect()
         } else {
             let client = redis::Client::open(url)?;
             let config = ConnectionManagerConfig::new()
@@ -126,6 +151,44 @@ impl RedisPool {
     /// True when the URL selects Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         self.url.starts_with(CLUSTER_SCHEME)
+    }
+
+    /// A client for a dedicated connection (pub/sub) to the server this pool writes to: the
+    /// current master under Sentinel, any node of a cluster (classic pub/sub reaches them all).
+    ///
+    /// # Errors
+    /// The URL is malformed, or no Sentinel named a master.
+    pub async fn dedicated_client(&self) -> redis::RedisResult<redis::Client> {
+        match self.conns.first() {
+            Some(RedisConn::Sentinel(c)) => c.master_client().await,
+            _ => match self.url.strip_prefix(CLUSTER_SCHEME) {
+                Some(nodes) => redis::Client::open(format!(
+                    "redis://{}",
+                    nodes.split(',').next().unwrap_or_default().trim()
+                )),
+                None => redis::Client::open(self.url.as_ref()),
+            },
+        }
+    }
+
+    /// Replicas connected to the master, from its `INFO replication` (`None` for a cluster,
+    /// whose masters each have their own).
+    ///
+    /// # Errors
+    /// Redis did not answer.
+    pub async fn connected_replicas(&self) -> redis::RedisResult<Option<u64>> {
+        if self.is_cluster() {
+            return Ok(None);
+        }
+        let mut conn = self.get();
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut conn)
+            .await?;
+        Ok(info
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_slaves:"))
+            .and_then(|n| n.trim().parse().ok()))
     }
 
     /// The configured URL (for dedicated pub/sub connections).

@@ -1,0 +1,318 @@
+//! Putting a sale's state into Redis: a fresh warm before anything can have sold, or a rebuild
+//! from MySQL once it may have (see [`super::recovery`]). Never a fresh warm of a sale that
+//! may have sold: that would sell its units again.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    PREWARM_LOCK_TTL, PrewarmReport, PrewarmedItem, SaleAdmin,
+    recovery::{StillDraining, needs_recovery},
+};
+use crate::{
+    api::error::ApiError,
+    domain::script_version::is_recoverable,
+    stock::{PrewarmItem, PrewarmMode, PrewarmOutcome},
+    store::sales::{self, ItemRow, SaleRecord},
+};
+
+/// Longest a `prewarm` request waits for the drain before a recovery; it goes on in the
+/// background after that.
+const REQUEST_DRAIN_WAIT: Duration = Duration::from_secs(20);
+/// Wait between background recovery attempts that failed.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+impl SaleAdmin {
+    /// Puts a sale's state into Redis. Idempotent: a warmed sale is left as it is, unless
+    /// `force` (allowed only before the start and while no reservation exists). A sale that may
+    /// have sold and whose state is gone is rebuilt from MySQL instead (it waits for the
+    /// consumer first, up to a bound; then it answers `recovering` and goes on in the
+    /// background).
+    ///
+    /// # Errors
+    /// 404, 409 (started, ended, busy, reservations exist, another sale's state), 503
+    /// (recovering), or a store failure.
+    pub async fn prewarm(&self, id: u64, force: bool) -> Result<PrewarmReport, ApiError> {
+        let deadline = Some(Instant::now() + REQUEST_DRAIN_WAIT);
+        let result = self
+            .prewarm_until(id, force, Instant::now(), deadline)
+            .await;
+        if matches!(result, Err(ApiError::Recovering)) {
+            self.recoveries.request(id);
+        }
+        result
+    }
+
+    /// Recovers `sale_id` (lost state seen at `seen_at`), retrying until it succeeds, the
+    /// sale's keys would have expired anyway, or `shutdown`.
+    pub(super) async fn recover_in_background(
+        &self,
+        sale_id: u64,
+        seen_at: Instant,
+        shutdown: &CancellationToken,
+    ) {
+        loop {
+            let attempt = tokio::select! {
+                () = shutdown.cancelled() => break,
+                r = self.prewarm_until(sale_id, false, seen_at, None) => r,
+            };
+            match attempt {
+                Ok(report) => {
+                    tracing::info!(sale_id, items = ?report.items, "recovery finished");
+                    self.notify(sale_id).await;
+                    break;
+                }
+                Err(ApiError::NotFound(_)) => break,
+                Err(ApiError::Conflict {
+                    code: "sale_expired",
+                    ..
+                }) => break,
+                Err(
+                    e @ ApiError::Conflict {
+                        code: "recovery_unsupported" | "foreign_state",
+                        ..
+                    },
+                ) => {
+                    tracing::error!(sale_id, error.message = %e, "the sale's Redis state cannot be recovered automatically; it needs an operator");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(sale_id, error.message = %e, "recovery attempt failed; trying again");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(RETRY_AFTER) => {}
+                    }
+                }
+            }
+        }
+        self.recoveries.finished(sale_id);
+    }
+
+    async fn prewarm_until(
+        &self,
+        id: u64,
+        force: bool,
+        seen_at: Instant,
+        deadline: Option<Instant>,
+    ) -> Result<PrewarmReport, ApiError> {
+        let guard = self.prewarm_lock(id).await?;
+        let result = self
+            .prewarm_locked(id, force, seen_at, deadline, &guard)
+            .await;
+        if let Err(e) = self.lock.release(&guard).await {
+            tracing::warn!(sale_id = id, error.message = %e, "prewarm lock not released; it expires by itself");
+        }
+        result
+    }
+
+    async fn prewarm_locked(
+        &self,
+        id: u64,
+        force: bool,
+        seen_at: Instant,
+        deadline: Option<Instant>,
+        guard: &crate::lock::LockGuard,
+    ) -> Result<PrewarmReport, ApiError> {
+        let record = sales::get_sale(&self.db, id)
+            .await?
+            .ok_or(ApiError::NotFound("sale"))?;
+        let sale = &record.sale;
+        let now = Utc::now();
+        if force && now >= sale.starts_at {
+            return Err(ApiError::conflict(
+                "sale_started",
+                "force re-warm is only allowed before the sale starts",
+            ));
+        }
+        let expires_at = self.expiry_of(sale.ends_at);
+        if expires_at <= now + chrono::Duration::seconds(1) {
+            return Err(ApiError::conflict(
+                "sale_expired",
+                "the sale and its grace period are over; nothing to warm",
+            ));
+        }
+        let recovering = needs_recovery(sale, now);
+        if recovering {
+            self.drain_if_lost(&record, seen_at, deadline, guard)
+                .await?;
+        } else {
+            sales::mark_warming(&self.db, id).await?;
+        }
+        let mut items = Vec::with_capacity(record.items.len());
+        for item in &record.items {
+            let warm = self.warm_item(&record, item, expires_at);
+            let (outcome, remaining) = if recovering {
+                self.recover_item(&record, item, &warm, expires_at).await?
+            } else {
+                self.warm_one(item, &warm, force).await?
+            };
+            items.push(PrewarmedItem {
+                item_id: item.id,
+                outcome,
+                remaining,
+            });
+        }
+        sales::mark_warmed(&self.db, id).await?;
+        for item in &record.items {
+            self.catalog.forget(item.id).await;
+        }
+        tracing::info!(sale_id = id, force, expires_at = %expires_at, items = ?items, "sale warmed");
+        Ok(PrewarmReport {
+            sale_id: id,
+            expires_at,
+            items,
+        })
+    }
+
+    fn warm_item(
+        &self,
+        record: &SaleRecord,
+        item: &ItemRow,
+        expires_at: chrono::DateTime<Utc>,
+    ) -> PrewarmItem {
+        let sale = &record.sale;
+        PrewarmItem {
+            sale_id: sale.id,
+            item_id: item.id,
+            stock: u64::from(item.initial_stock),
+            per_user_limit: item.per_user_limit,
+            price_cents: item.price_cents,
+            starts_at_ms: sale.starts_at.timestamp_millis(),
+            ends_at_ms: sale.ends_at.timestamp_millis(),
+            expire_at_ms: expires_at.timestamp_millis(),
+            script_version: sale.script_version.clone(),
+            sale_uid: sale.uid.clone(),
+            initial_stock: u64::from(item.initial_stock),
+        }
+    }
+
+    /// A fresh warm: nothing can have sold yet.
+    async fn warm_one(
+        &self,
+        item: &ItemRow,
+        warm: &PrewarmItem,
+        force: bool,
+    ) -> Result<(&'static str, i64), ApiError> {
+        let mode = if force {
+            PrewarmMode::Force
+        } else {
+            PrewarmMode::Warm
+        };
+        match self.stock.prewarm(warm, mode).await? {
+            PrewarmOutcome::Warmed { remaining } => Ok(("warmed", remaining)),
+            PrewarmOutcome::AlreadyWarmed { remaining } => Ok(("already_warmed", remaining)),
+            PrewarmOutcome::HasReservations { .. } => Err(ApiError::conflict(
+                "has_reservations",
+                format!(
+                    "item {} already has reservations; it cannot be re-warmed",
+                    item.id
+                ),
+            )),
+            PrewarmOutcome::BadExpiry => Err(ApiError::conflict(
+                "sale_expired",
+                "the computed expiry is not in the future",
+            )),
+            PrewarmOutcome::ForeignState => Err(foreign_state(item.id)),
+            PrewarmOutcome::Restoring => Err(ApiError::Recovering),
+            other => Err(ApiError::Internal(anyhow::anyhow!(
+                "prewarm of item {} answered {other:?}",
+                item.id
+            ))),
+        }
+    }
+
+    /// A sale that may have sold: its items that still have their state keep it, lost ones
+    /// are rebuilt from MySQL.
+    async fn recover_item(
+        &self,
+        record: &SaleRecord,
+        item: &ItemRow,
+        warm: &PrewarmItem,
+        expires_at: chrono::DateTime<Utc>,
+    ) -> Result<(&'static str, i64), ApiError> {
+        let state = self.stock.state(item.sale_id, item.id).await?;
+        if state.present && !state.restoring {
+            return match self.stock.prewarm(warm, PrewarmMode::Warm).await? {
+                PrewarmOutcome::AlreadyWarmed { remaining } => Ok(("already_warmed", remaining)),
+                PrewarmOutcome::ForeignState => Err(foreign_state(item.id)),
+                other => Err(ApiError::Internal(anyhow::anyhow!(
+                    "checking item {} answered {other:?}",
+                    item.id
+                ))),
+            };
+        }
+        if !is_recoverable(&record.sale.script_version) {
+            return Err(ApiError::conflict(
+                "recovery_unsupported",
+                format!(
+                    "item {}'s Redis state is gone after the sale started; sales pinned to script {} cannot be rebuilt from MySQL (v3 on can), and warming it afresh would sell its units again",
+                    item.id, record.sale.script_version
+                ),
+            ));
+        }
+        match self
+            .recovery
+            .rebuild_item(&record.sale, item, expires_at)
+            .await?
+        {
+            Some(remaining) => Ok(("recovered", remaining)),
+            None => Ok((
+                "already_warmed",
+                self.stock
+                    .remaining(item.sale_id, item.id)
+                    .await?
+                    .unwrap_or(0),
+            )),
+        }
+    }
+
+    /// Before rebuilding anything of a sale that may have sold: if one of its items lost its
+    /// state, wait until every order on its way has reached MySQL (renewing the lock).
+    async fn drain_if_lost(
+        &self,
+        record: &SaleRecord,
+        seen_at: Instant,
+        deadline: Option<Instant>,
+        guard: &crate::lock::LockGuard,
+    ) -> Result<(), ApiError> {
+        let mut lost = false;
+        for item in &record.items {
+            let state = self.stock.state(item.sale_id, item.id).await?;
+            lost |= !state.present || state.restoring;
+        }
+        if !lost {
+            return Ok(());
+        }
+        let drain = self.recovery.drain(record.sale.id, seen_at, deadline);
+        tokio::pin!(drain);
+        loop {
+            tokio::select! {
+                r = &mut drain => {
+                    return r.map_err(|StillDraining { lag }| {
+                        tracing::info!(sale_id = record.sale.id, lag, "recovery still waits for the consumer; answering recovering");
+                        ApiError::Recovering
+                    });
+                }
+                () = tokio::time::sleep(PREWARM_LOCK_TTL / 3) => {
+                    if !self.lock.renew(guard).await.unwrap_or(false) {
+                        tracing::warn!(sale_id = record.sale.id, "lost the prewarm lock while waiting for the drain");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn foreign_state(item_id: u64) -> ApiError {
+    tracing::error!(
+        item_id,
+        "the Redis keys of this item hold another sale's state; refusing to write over it or sell from it (two environments sharing one Redis, or a MySQL restored from backup?)"
+    );
+    ApiError::conflict(
+        "foreign_state",
+        format!("item {item_id}'s Redis keys hold another sale's state; nothing was written"),
+    )
+}

@@ -21,6 +21,8 @@ use crate::{
     store,
 };
 
+/// How often lifecycle events are relayed to Kafka.
+const EVENTS_INTERVAL: Duration = Duration::from_millis(500);
 /// How often keyed token buckets are pruned.
 const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -113,6 +115,24 @@ fn spawn_api_jobs(
                 .run_scheduler(requests, shutdown.clone()),
         ));
     }
+    let expiry = state.settings.lifecycle.expiry_interval_ms;
+    if expiry > 0 {
+        let interval = Duration::from_millis(expiry);
+        let ttl = (interval * 5).max(Duration::from_secs(5));
+        jobs.push(tokio::spawn(state.lifecycle.clone().run_expiry(
+            interval,
+            LeaderElection::new(state.lock.clone(), "expiry", ttl),
+            shutdown.clone(),
+        )));
+    }
+    jobs.push(tokio::spawn(crate::lifecycle::events::run(
+        state.db.clone(),
+        state.outbox.producer().clone(),
+        state.settings.lifecycle.events_topic.clone(),
+        EVENTS_INTERVAL,
+        LeaderElection::new(state.lock.clone(), "events", Duration::from_secs(5)),
+        shutdown.clone(),
+    )));
     let every = state.settings.reconcile.interval_secs;
     if every > 0 {
         let ttl = Duration::from_secs(every.saturating_mul(3)).max(Duration::from_secs(10));
@@ -123,6 +143,7 @@ fn spawn_api_jobs(
     }
     jobs.push(tokio::spawn(crate::sale_page::invalidation::listen(
         state.sale_pages.clone(),
+        state.buy.sold_out_flags().clone(),
         state.redis.clone(),
         state.stock.keys().sale_invalidations(),
         shutdown.clone(),

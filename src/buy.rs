@@ -173,6 +173,11 @@ impl BuyService {
         &self.gates
     }
 
+    /// The local sold-out flags (cleared when units come back).
+    pub fn sold_out_flags(&self) -> &Arc<SoldOutFlags> {
+        &self.sold_out
+    }
+
     /// Runs one buy and records its outcome and latency. `body` yields the request body,
     /// `{"quantity": n}` or empty for one unit; it is awaited only after the public gates, so
     /// a sold-out answer never waits for it (the server hands a body over in a later poll).

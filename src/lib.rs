@@ -18,6 +18,7 @@ pub mod consumer;
 pub mod domain;
 pub mod gate;
 pub mod kafka;
+pub mod lifecycle;
 pub mod lock;
 pub mod metrics;
 pub mod orders;

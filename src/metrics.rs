@@ -59,6 +59,14 @@ pub struct Metrics {
     pub consumer_persist_latency: Histogram,
     /// Orders handled by the consumer by outcome (`persisted`, `rejected`, `duplicate`, `dead_letter`).
     pub consumer_orders: IntCounterVec,
+    /// Payment notifications by outcome (`paid`, `repeat`, `already_paid`, `closed`, `too_late`).
+    pub payments: IntCounterVec,
+    /// Orders closed, by status (`cancelled`, `expired`).
+    pub orders_closed: IntCounterVec,
+    /// Seconds between an order's expiry time and the job expiring it.
+    pub expiry_lateness: Histogram,
+    /// Units cancelled and expired orders gave back in Redis.
+    pub units_released: IntCounter,
     /// Failing checks per sale in the latest reconciliation report.
     pub reconcile_discrepancies: IntGaugeVec,
     /// Sale page cache lookups answered, by level (`local`, `redis`, `mysql`).
@@ -208,6 +216,25 @@ impl Metrics {
                 "consumer_orders_total",
                 "Orders handled by the consumer by outcome",
                 &["outcome"],
+            ),
+            payments: counter_vec(
+                "payments_total",
+                "Payment notifications by outcome",
+                &["outcome"],
+            ),
+            orders_closed: counter_vec(
+                "orders_closed_total",
+                "Orders cancelled or expired",
+                &["status"],
+            ),
+            expiry_lateness: histogram(
+                "order_expiry_lateness_seconds",
+                "Time between an order's expiry and the job expiring it",
+                vec![0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0],
+            ),
+            units_released: counter(
+                "units_released_total",
+                "Units cancelled and expired orders gave back in Redis",
             ),
             reconcile_discrepancies,
             cache_hits: counter_vec(

@@ -1,6 +1,6 @@
-//! Where an order stands, for its buyer: `reserved` (in the Redis ledger, on its way),
-//! `persisted` or `rejected` (in MySQL). A buyer sees only their own orders; someone else's
-//! order id answers 404, exactly like an unknown one.
+//! Where an order stands, for its buyer: `reserved` (in the Redis ledger, on its way to MySQL),
+//! then in MySQL `pending_payment`, `paid`, `cancelled`, `expired` or `rejected`. A buyer sees
+//! only their own orders; someone else's order id answers 404, exactly like an unknown one.
 
 use std::{sync::Arc, time::Duration};
 
@@ -30,8 +30,8 @@ const LIVE_ITEMS_TTL: Duration = Duration::from_secs(2);
 pub struct OrderStatusView {
     /// Order id.
     pub order_id: Uuid,
-    /// `reserved`, `persisted` or `rejected`.
-    pub status: &'static str,
+    /// `reserved`, `pending_payment`, `paid`, `cancelled`, `expired` or `rejected`.
+    pub status: String,
     /// Sale id.
     pub sale_id: u64,
     /// Item id.
@@ -44,9 +44,36 @@ pub struct OrderStatusView {
     pub reserved_at: Option<DateTime<Utc>>,
     /// When MySQL stored it.
     pub persisted_at: Option<DateTime<Utc>>,
+    /// When it expires unless paid (once persisted; `null` for sales without payment windows).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was paid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<DateTime<Utc>>,
+    /// When it was cancelled or expired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<DateTime<Utc>>,
     /// Why MySQL rejected it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reject_reason: Option<String>,
+}
+
+impl From<orders::OrderRow> for OrderStatusView {
+    fn from(row: orders::OrderRow) -> Self {
+        Self {
+            order_id: row.order_id,
+            status: row.status,
+            sale_id: row.sale_id,
+            item_id: row.item_id,
+            quantity: row.quantity,
+            price_cents: row.price_cents,
+            reserved_at: Some(row.reserved_at),
+            persisted_at: Some(row.persisted_at),
+            expires_at: row.expires_at,
+            paid_at: row.paid_at,
+            closed_at: row.closed_at,
+            reject_reason: row.reject_reason,
+        }
+    }
 }
 
 /// Finds orders in MySQL, then in the ledgers of live items.
@@ -78,22 +105,36 @@ impl OrderLookup {
             if row.user_id != user.as_ref() {
                 return Err(ApiError::NotFound("order"));
             }
-            return Ok(OrderStatusView {
-                order_id,
-                status: if row.status == orders::STATUS_PERSISTED {
-                    "persisted"
-                } else {
-                    "rejected"
-                },
-                sale_id: row.sale_id,
-                item_id: row.item_id,
-                quantity: row.quantity,
-                price_cents: row.price_cents,
-                reserved_at: Some(row.reserved_at),
-                persisted_at: Some(row.persisted_at),
-                reject_reason: row.reject_reason,
-            });
+            return Ok(row.into());
         }
+        let Some(event) = self.in_ledger(order_id).await? else {
+            return Err(ApiError::NotFound("order"));
+        };
+        if event.user_id != user.as_ref() {
+            return Err(ApiError::NotFound("order"));
+        }
+        Ok(OrderStatusView {
+            order_id,
+            status: "reserved".into(),
+            sale_id: event.sale_id,
+            item_id: event.item_id,
+            quantity: event.quantity,
+            price_cents: event.price_cents,
+            reserved_at: DateTime::from_timestamp_millis(event.reserved_at_ms),
+            persisted_at: None,
+            expires_at: None,
+            paid_at: None,
+            closed_at: None,
+            reject_reason: None,
+        })
+    }
+
+    /// The reservation `order_id` in the ledger of a live item, if one holds it (reserved,
+    /// perhaps not in MySQL yet).
+    ///
+    /// # Errors
+    /// A store failed.
+    pub async fn in_ledger(&self, order_id: Uuid) -> Result<Option<OrderReserved>, ApiError> {
         let db = self.db.clone();
         let since = Utc::now() - self.grace;
         let items = self
@@ -112,29 +153,62 @@ impl OrderLookup {
             let id = id.clone();
             async move { conn.hget::<_, _, Option<Vec<u8>>>(&keys.ledger, &id).await }
         });
-        let found = futures::future::join_all(lookups).await;
-        for payload in found {
+        for payload in futures::future::join_all(lookups).await {
             let Some(payload) = payload.map_err(crate::stock::StockError::from)? else {
                 continue;
             };
             let event = OrderReserved::parse(&payload).map_err(|e| {
                 ApiError::Internal(anyhow::anyhow!("ledger entry {id} unreadable: {e}"))
             })?;
-            if event.user_id != user.as_ref() {
-                return Err(ApiError::NotFound("order"));
-            }
-            return Ok(OrderStatusView {
-                order_id,
-                status: "reserved",
-                sale_id: event.sale_id,
-                item_id: event.item_id,
-                quantity: event.quantity,
-                price_cents: event.price_cents,
-                reserved_at: DateTime::from_timestamp_millis(event.reserved_at_ms),
-                persisted_at: None,
-                reject_reason: None,
-            });
+            return Ok(Some(event));
         }
-        Err(ApiError::NotFound("order"))
+        Ok(None)
+    }
+
+    /// One page of `user`'s orders in MySQL, newest first (see [`OrderQuery`]); the cursor of
+    /// the next page, if there may be one.
+    ///
+    /// # Errors
+    /// MySQL failed.
+    pub async fn list(
+        &self,
+        user: &UserId,
+        query: &OrderQuery,
+    ) -> Result<(Vec<OrderStatusView>, Option<Uuid>), ApiError> {
+        let rows = crate::store::lifecycle::list_for_user(
+            &self.db,
+            user.as_ref(),
+            query.sale_id,
+            query.status.as_deref(),
+            query.cursor,
+            query.limit,
+        )
+        .await?;
+        let next = (rows.len() as u32 == query.limit)
+            .then(|| rows.last().map(|r| r.order_id))
+            .flatten();
+        Ok((rows.into_iter().map(Into::into).collect(), next))
     }
 }
+
+/// A validated `GET /api/v1/orders` query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderQuery {
+    /// Only this sale's orders.
+    pub sale_id: Option<u64>,
+    /// Only orders in this state.
+    pub status: Option<String>,
+    /// Orders older than this one (the previous page's `next_cursor`).
+    pub cursor: Option<Uuid>,
+    /// Page size, 1..=100.
+    pub limit: u32,
+}
+
+/// States an order in MySQL can be in.
+pub const ORDER_STATES: &[&str] = &[
+    orders::STATUS_PENDING,
+    orders::STATUS_PAID,
+    orders::STATUS_CANCELLED,
+    orders::STATUS_EXPIRED,
+    orders::STATUS_REJECTED,
+];

@@ -16,6 +16,7 @@ use crate::{
     config::{ConfirmMode, Settings},
     gate::{Catalog, Gates, SoldOutFlags},
     kafka::{KafkaEndpoint, producer::OrderProducer},
+    lifecycle::Lifecycle,
     lock::RedisLock,
     metrics::Metrics,
     orders::OrderLookup,
@@ -54,6 +55,8 @@ pub struct Services {
     pub admin: SaleAdmin,
     /// Buyers' order lookups.
     pub orders: OrderLookup,
+    /// Pay, cancel, expire, release.
+    pub lifecycle: Lifecycle,
     /// Reconciliation runs.
     pub reconciler: Reconciler,
     /// The public sale page and its caches.
@@ -203,6 +206,12 @@ impl Services {
             stock.clone(),
             chrono::Duration::seconds(settings.sale.grace_secs as i64),
         );
+        let lifecycle = Lifecycle::new(
+            db.clone(),
+            stock.clone(),
+            metrics.clone(),
+            u32::try_from(settings.lifecycle.expiry_batch).unwrap_or(u32::MAX),
+        );
         let reconciler = Reconciler::new(
             db.clone(),
             stock.clone(),
@@ -213,6 +222,7 @@ impl Services {
             recoveries,
         );
         Ok(Self {
+            lifecycle,
             recovery_requests: Mutex::new(Some(recovery_requests)),
             sale_pages,
             reconciler,

@@ -38,6 +38,8 @@ mariadb -h 127.0.0.1 -P "${SECKILL_STACK_MYSQL_PORT:-13306}" -u seckill -pseckil
 # One server per confirmation mode; the default (replica) one also serves healthz, sold-out and
 # the sale page.
 MODES=(ledger replica kafka)
+target/release/seckill migrate >/dev/null
+export SECKILL_MYSQL_MIGRATE_ON_START=false   # migrated once above; three servers would race
 PIDS=()
 for i in 0 1 2; do
   SECKILL_HTTP_ADDR="127.0.0.1:$((PORT + i))" SECKILL_BUY_CONFIRM="${MODES[$i]}" \
@@ -53,7 +55,8 @@ for i in 0 1 2; do
 done
 url_of() { echo "http://127.0.0.1:$((PORT + $1))"; }
 
-LT=(target/release/loadtest --base-url "$(url_of 1)" --no-progress --users 100000)
+LT0=(target/release/loadtest --no-progress --users 100000)
+LT=("${LT0[@]}" --base-url "$(url_of 1)")
 field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
 # The sales the runs target: one with stock to spare (every buy reserves), one sold out.
@@ -70,7 +73,7 @@ for round in $(seq 1 "$ROUNDS"); do
   "${LT[@]}" --endpoint healthz --concurrency "$CONC" --duration "${SECS}s" --json "$OUT/healthz-$round.json" | sed -n 3p | sed 's/^/   healthz   /'
   for i in 0 1 2; do
     m=${MODES[$i]}
-    "${LT[@]}" --base-url "$(url_of $i)" --sale "$BUY_SALE" --item "$BUY_ITEM" --concurrency "$CONC" --duration "${SECS}s" --json "$OUT/buy-$m-$round.json" | sed -n 3p | sed "s/^/   buy $(printf '%-8s' "$m") /"
+    "${LT0[@]}" --base-url "$(url_of $i)" --sale "$BUY_SALE" --item "$BUY_ITEM" --concurrency "$CONC" --duration "${SECS}s" --json "$OUT/buy-$m-$round.json" | sed -n 3p | sed "s/^/   buy $(printf '%-8s' "$m") /"
   done
   "${LT[@]}" --sale "$SO_SALE" --item "$SO_ITEM" --concurrency "$CONC" --duration "${SECS}s" --json "$OUT/soldout-$round.json" | sed -n 3p | sed 's/^/   sold-out  /'
   "${LT[@]}" --endpoint sale-page --sale "$BUY_SALE" --item "$BUY_ITEM" --concurrency "$CONC" --duration "${SECS}s" --json "$OUT/salepage-$round.json" | sed -n 3p | sed 's/^/   sale page /'

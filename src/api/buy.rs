@@ -1,4 +1,4 @@
-//! `/api/v1`: buyers reserve units and look up their orders.
+//! `/api/v1`: buyers reserve units; the public sale page.
 
 use std::net::SocketAddr;
 
@@ -11,11 +11,7 @@ use axum::{
 };
 use uuid::Uuid;
 
-use super::{
-    ApiError,
-    error::ApiResult,
-    extract::{ApiPath, Buyer},
-};
+use super::{ApiError, error::ApiResult, extract::ApiPath};
 use crate::{
     auth::TRUSTED_USER_HEADER,
     buy::{BuyAnswer, BuyRequest},
@@ -30,7 +26,6 @@ pub fn router() -> Router<AppState> {
             "/api/v1/sales/{sale_id}/items/{item_id}/orders",
             post(create_order),
         )
-        .route("/api/v1/orders/{order_id}", get(get_order))
         .route("/api/v1/sales/{sale_id}", get(sale_page))
 }
 
@@ -112,14 +107,6 @@ struct Reservation {
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-async fn get_order(
-    State(state): State<AppState>,
-    Buyer(user): Buyer,
-    ApiPath(order_id): ApiPath<Uuid>,
-) -> ApiResult<impl IntoResponse> {
-    Ok(Json(state.orders.find(order_id, &user).await?))
 }
 
 /// The public sale page (no token): window, phase, items, approximate remaining stock.

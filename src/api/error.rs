@@ -30,6 +30,9 @@ pub enum ApiError {
     /// 401: missing or bad credentials.
     #[error("{0}")]
     Unauthorized(#[from] AuthError),
+    /// 401 `bad_signature`: a payment notification whose signature does not verify.
+    #[error("{0}")]
+    BadSignature(#[from] crate::lifecycle::signature::SignatureError),
     /// 404: no such resource.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -124,7 +127,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Invalid(_) | ApiError::MalformedJson(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } | ApiError::SoldOut => StatusCode::CONFLICT,
             ApiError::NotStarted => StatusCode::FORBIDDEN,
@@ -147,6 +150,7 @@ impl ApiError {
             ApiError::Invalid(_) => "invalid_field",
             ApiError::MalformedJson(_) => "invalid_json",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::BadSignature(_) => "bad_signature",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { code, .. } => code,
             ApiError::SoldOut => "sold_out",
@@ -247,6 +251,29 @@ impl From<crate::domain::json::JsonError> for ApiError {
         match e {
             crate::domain::json::JsonError::Malformed(m) => ApiError::MalformedJson(m),
             crate::domain::json::JsonError::Field(f) => ApiError::Invalid(f),
+        }
+    }
+}
+
+impl From<crate::lifecycle::LifecycleError> for ApiError {
+    fn from(e: crate::lifecycle::LifecycleError) -> Self {
+        use crate::lifecycle::LifecycleError as L;
+        match e {
+            L::UnknownOrder => ApiError::NotFound("order"),
+            L::AlreadyPaid(_) => ApiError::conflict("already_paid", "the order is paid"),
+            L::Closed(order) => ApiError::conflict(
+                "order_closed",
+                format!("the order is {}; nothing can change it", order.status),
+            ),
+            L::WrongAmount { expected } => ApiError::Invalid(FieldError::new(
+                "amount_cents",
+                format!("the order's total is {expected} cents"),
+            )),
+            L::Unsupported => ApiError::conflict(
+                "cancel_unsupported",
+                "orders of sales pinned to script versions before v4 cannot be cancelled",
+            ),
+            L::Db(e) => ApiError::Db(e),
         }
     }
 }

@@ -6,6 +6,8 @@ pub mod buy;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod orders;
+pub mod payments;
 
 use std::time::Duration;
 
@@ -32,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(admin::router())
         .merge(buy::router())
+        .merge(orders::router())
+        .merge(payments::router())
         .fallback(not_found)
         .layer(
             ServiceBuilder::new()

@@ -52,6 +52,9 @@ pub struct Settings {
     pub admin_token: Secret,
     /// HMAC secret that signs buyers' HS256 tokens (`SECKILL_JWT_SECRET`).
     pub jwt_secret: Secret,
+    /// HMAC-SHA256 secret the payment provider signs its notifications with
+    /// (`SECKILL_PAYMENT_SECRET`).
+    pub payment_secret: Secret,
     /// `jwt` (verify `Authorization: Bearer`) or `trusted_header` (read `X-User-Id`, for
     /// deployments behind a gateway that authenticates users).
     pub user_identity: UserIdentity,
@@ -75,6 +78,8 @@ pub struct Settings {
     pub consumer: ConsumerSettings,
     /// Reconciliation job.
     pub reconcile: ReconcileSettings,
+    /// Order lifecycle: expiry and lifecycle events.
+    pub lifecycle: LifecycleSettings,
     /// Sale page read path caches.
     pub cache: CacheSettings,
     /// Logging.
@@ -250,6 +255,18 @@ pub struct ReconcileSettings {
     pub ended_window_secs: u64,
 }
 
+/// Order lifecycle settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleSettings {
+    /// How often the expiry job looks for due orders (one leader); 0 switches it off.
+    pub expiry_interval_ms: u64,
+    /// Most orders expired in one transaction.
+    pub expiry_batch: u64,
+    /// Topic of lifecycle events (paid, cancelled, expired) for downstream systems.
+    pub events_topic: String,
+}
+
 /// Sale page cache settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -287,6 +304,7 @@ impl Default for Settings {
         Self {
             admin_token: Secret::new("change-me-admin"),
             jwt_secret: Secret::new("change-me-jwt-secret"),
+            payment_secret: Secret::new("change-me-payment-secret"),
             user_identity: UserIdentity::Jwt,
             buy: BuySettings::default(),
             http: HttpSettings::default(),
@@ -298,6 +316,7 @@ impl Default for Settings {
             relay: RelaySettings::default(),
             consumer: ConsumerSettings::default(),
             reconcile: ReconcileSettings::default(),
+            lifecycle: LifecycleSettings::default(),
             cache: CacheSettings::default(),
             log: LogSettings::default(),
         }
@@ -378,7 +397,7 @@ impl Default for SaleSettings {
             grace_secs: 86_400,
             prewarm_lead_secs: 3_600,
             sold_out_recheck_ms: 500,
-            script_version: "v3".into(),
+            script_version: "v4".into(),
         }
     }
 }
@@ -409,6 +428,16 @@ impl Default for ReconcileSettings {
             interval_secs: 30,
             ledger_grace_secs: 30,
             ended_window_secs: 3_600,
+        }
+    }
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        Self {
+            expiry_interval_ms: 1_000,
+            expiry_batch: 1_000,
+            events_topic: "seckill.order-events".into(),
         }
     }
 }

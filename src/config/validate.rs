@@ -154,6 +154,26 @@ impl Settings {
             ));
         }
         positive("SECKILL_CONSUMER_BATCH_MAX", self.consumer.batch_max)?;
+        positive(
+            "SECKILL_LIFECYCLE_EXPIRY_BATCH",
+            self.lifecycle.expiry_batch,
+        )?;
+        if self.lifecycle.expiry_batch > 10_000 {
+            return Err(ConfigError::new(
+                "SECKILL_LIFECYCLE_EXPIRY_BATCH",
+                "must be at most 10000 (one transaction and one script call per item)",
+            ));
+        }
+        non_empty(
+            "SECKILL_LIFECYCLE_EVENTS_TOPIC",
+            &self.lifecycle.events_topic,
+        )?;
+        if self.payment_secret.expose().len() < 16 {
+            return Err(ConfigError::new(
+                "SECKILL_PAYMENT_SECRET",
+                "must be at least 16 characters",
+            ));
+        }
         positive("SECKILL_CACHE_LOCAL_TTL_SECS", self.cache.local_ttl_secs)?;
         positive("SECKILL_CACHE_REDIS_TTL_SECS", self.cache.redis_ttl_secs)?;
         positive(

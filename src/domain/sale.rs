@@ -19,6 +19,12 @@ pub const MAX_PER_USER_LIMIT: i64 = 10_000;
 pub const MAX_TEXT_LEN: usize = 200;
 /// Longest SKU.
 pub const MAX_SKU_LEN: usize = 64;
+/// Seconds a buyer has to pay when the item does not say.
+pub const DEFAULT_PAYMENT_WINDOW_SECS: i64 = 900;
+/// Shortest payment window (the expiry job's lateness alone is a few seconds).
+pub const MIN_PAYMENT_WINDOW_SECS: i64 = 5;
+/// Longest payment window (a week).
+pub const MAX_PAYMENT_WINDOW_SECS: i64 = 7 * 86_400;
 
 /// `POST /admin/v1/sales` body, as sent.
 #[derive(Debug, Deserialize)]
@@ -48,6 +54,9 @@ pub struct CreateItemRequest {
     pub stock: i64,
     /// Most units one user may buy.
     pub per_user_limit: i64,
+    /// Seconds a buyer has to pay (default 900).
+    #[serde(default)]
+    pub payment_window_secs: Option<i64>,
 }
 
 /// `PATCH /admin/v1/sales/{id}` body, as sent. Absent fields stay as they are.
@@ -80,6 +89,8 @@ pub struct PatchItemRequest {
     pub stock: Option<i64>,
     /// New per-user limit.
     pub per_user_limit: Option<i64>,
+    /// New payment window.
+    pub payment_window_secs: Option<i64>,
 }
 
 /// A validated new sale.
@@ -108,6 +119,8 @@ pub struct NewItem {
     pub stock: u32,
     /// Units one user may hold, >= 1.
     pub per_user_limit: u32,
+    /// Seconds a buyer has to pay.
+    pub payment_window_secs: u32,
 }
 
 /// A validated change to a sale (checked against the stored sale by the admin service).
@@ -136,6 +149,8 @@ pub struct ItemPatch {
     pub stock: Option<u32>,
     /// New limit.
     pub per_user_limit: Option<u32>,
+    /// New payment window.
+    pub payment_window_secs: Option<u32>,
 }
 
 fn text(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
@@ -177,6 +192,16 @@ fn ranged(field: &str, v: i64, min: i64, max: i64) -> Result<i64, FieldError> {
         ));
     }
     Ok(v)
+}
+
+fn window(field: &str, secs: i64) -> Result<u32, FieldError> {
+    ranged(
+        field,
+        secs,
+        MIN_PAYMENT_WINDOW_SECS,
+        MAX_PAYMENT_WINDOW_SECS,
+    )
+    .map(|v| v as u32)
 }
 
 fn sku(field: &str, raw: &str) -> Result<String, FieldError> {
@@ -259,6 +284,11 @@ impl NewSale {
                     1,
                     MAX_PER_USER_LIMIT,
                 )? as u32,
+                payment_window_secs: window(
+                    &f("payment_window_secs"),
+                    item.payment_window_secs
+                        .unwrap_or(DEFAULT_PAYMENT_WINDOW_SECS),
+                )?,
             });
         }
         Ok(Self {
@@ -319,6 +349,10 @@ impl SalePatch {
                         ranged(&f("per_user_limit"), l, 1, MAX_PER_USER_LIMIT).map(|v| v as u32)
                     })
                     .transpose()?,
+                payment_window_secs: item
+                    .payment_window_secs
+                    .map(|w| window(&f("payment_window_secs"), w))
+                    .transpose()?,
             });
         }
         Ok(Self {
@@ -360,6 +394,7 @@ mod tests {
                 price_cents: 99_900,
                 stock: 1000,
                 per_user_limit: 1,
+                payment_window_secs: None,
             }],
         }
     }
@@ -390,6 +425,10 @@ mod tests {
                 "ends_at",
             ),
             (Box::new(|r| r.items.clear()), "items"),
+            (
+                Box::new(|r| r.items[0].payment_window_secs = Some(4)),
+                "items[0].payment_window_secs",
+            ),
             (Box::new(|r| r.items[0].stock = 0), "items[0].stock"),
             (
                 Box::new(|r| r.items[0].stock = MAX_STOCK + 1),
@@ -426,6 +465,7 @@ mod tests {
             price_cents: 1,
             stock: 1,
             per_user_limit: 1,
+            payment_window_secs: None,
         };
         req.items.push(dup);
         assert_eq!(
@@ -444,6 +484,7 @@ mod tests {
                 price_cents: 1,
                 stock: 1,
                 per_user_limit: 1,
+                payment_window_secs: None,
             })
             .collect();
         assert_eq!(NewSale::parse(req, now()).unwrap_err().field, "items");
@@ -464,6 +505,7 @@ mod tests {
                 price_cents: Some(-5),
                 stock: None,
                 per_user_limit: None,
+                payment_window_secs: None,
             }]),
             ..Default::default()
         })

@@ -5,7 +5,7 @@
 
 /// Script versions this build knows, oldest first. New sales use the configured one; a sale
 /// keeps the version it was warmed with for its whole life.
-pub const KNOWN_VERSIONS: &[&str] = &["v1", "v2", "v3"];
+pub const KNOWN_VERSIONS: &[&str] = &["v1", "v2", "v3", "v4"];
 
 /// The number in a version name (`v2` -> 2).
 pub fn number(version: &str) -> Option<u32> {
@@ -20,6 +20,14 @@ pub const RECOVERABLE_FROM: u32 = 3;
 /// rebuilt from MySQL (v3 on).
 pub fn is_recoverable(version: &str) -> bool {
     number(version).is_some_and(|n| n >= RECOVERABLE_FROM)
+}
+
+/// The first version whose Redis state can take units back (cancelled and expired orders).
+pub const LIFECYCLE_FROM: u32 = 4;
+
+/// True when sales pinned to `version` have payment windows, cancellation and expiry (v4 on).
+pub fn has_lifecycle(version: &str) -> bool {
+    number(version).is_some_and(|n| n >= LIFECYCLE_FROM)
 }
 
 /// The newest version this build knows.

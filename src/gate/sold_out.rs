@@ -42,6 +42,13 @@ impl SoldOutFlags {
         flags.retain(|_, until| *until > now);
         flags.insert(item_id, now + self.recheck_after);
     }
+
+    /// Drops `item_id`'s flag: units came back (a cancelled or expired order), so the next buy
+    /// asks Redis at once.
+    pub fn clear(&self, item_id: u64) {
+        let mut flags = self.flags.write().unwrap_or_else(|e| e.into_inner());
+        flags.remove(&item_id);
+    }
 }
 
 #[cfg(test)]
@@ -56,6 +63,14 @@ mod tests {
         assert!(f.is_sold_out(1));
         assert!(!f.is_sold_out(2));
         std::thread::sleep(Duration::from_millis(40));
+        assert!(!f.is_sold_out(1));
+    }
+
+    #[test]
+    fn a_cleared_flag_is_gone_before_its_time() {
+        let f = SoldOutFlags::new(Duration::from_secs(60));
+        f.mark(1);
+        f.clear(1);
         assert!(!f.is_sold_out(1));
     }
 }

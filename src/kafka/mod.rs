@@ -45,6 +45,7 @@ impl KafkaEndpoint {
         let topics = [
             (settings.kafka.topic.clone(), partitions),
             (settings.kafka.dead_letter_topic.clone(), 1),
+            (settings.lifecycle.events_topic.clone(), partitions),
         ];
         if settings.kafka_is_embedded() {
             let embedded =

@@ -212,6 +212,25 @@ impl OrderProducer {
         result
     }
 
+    /// Sends one message to another `topic` (lifecycle events) and waits for the ack.
+    ///
+    /// # Errors
+    /// As [`OrderProducer::send`].
+    pub async fn send_to(&self, topic: &str, key: &str, payload: &[u8]) -> Result<(), KafkaError> {
+        let (generation, producer) = self.current();
+        let record = FutureRecord::to(topic).key(key).payload(payload);
+        let delivery = producer.send_result(record).map_err(|(e, _)| e)?;
+        let result = match delivery.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => Err(e),
+            Err(_) => Err(KafkaError::Canceled),
+        };
+        if let Err(e) = &result {
+            self.recover_from(generation, e);
+        }
+        result
+    }
+
     /// Sends a message to the dead-letter `topic` with the reason in a `seckill-error` header,
     /// and waits for the acknowledgement.
     ///

@@ -11,7 +11,6 @@ pub mod report;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
-use redis::AsyncCommands;
 use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -65,6 +64,29 @@ async fn hscan_all<V: redis::FromRedisValue>(
         cursor = next;
         tokio::time::sleep(started.elapsed() * PAUSE_PER_PAGE_TIME).await;
     }
+}
+
+/// What one item's Redis state read gave (empty when it was not read).
+#[derive(Default)]
+struct Read {
+    stock: (Option<i64>, Option<i64>),
+    released_total: (i64, i64),
+    buyers: HashMap<String, i64>,
+    ledger: HashMap<String, Vec<u8>>,
+    released: HashMap<String, u32>,
+}
+
+fn held_units(facts: &ItemFacts) -> i64 {
+    facts
+        .orders
+        .iter()
+        .filter(|o| orders::holds_units(&o.status))
+        .map(|o| i64::from(o.quantity))
+        .sum()
+}
+
+fn count(facts: &ItemFacts, status: impl Fn(&str) -> bool) -> u64 {
+    facts.orders.iter().filter(|o| status(&o.status)).count() as u64
 }
 
 /// Failures of a run (not discrepancies: those are in the report).
@@ -169,22 +191,20 @@ impl Reconciler {
                 redis_remaining: facts.redis_remaining,
                 reserved_units: facts.ledger.iter().map(|e| i64::from(e.quantity)).sum(),
                 ledger_entries: facts.ledger.len() as u64,
-                persisted_units: facts
+                persisted_units: held_units(&facts),
+                persisted_orders: count(&facts, orders::holds_units),
+                pending_orders: count(&facts, |s| s == orders::STATUS_PENDING),
+                paid_orders: count(&facts, |s| s == orders::STATUS_PAID),
+                cancelled_orders: count(&facts, |s| s == orders::STATUS_CANCELLED),
+                expired_orders: count(&facts, |s| s == orders::STATUS_EXPIRED),
+                rejected_orders: count(&facts, |s| s == orders::STATUS_REJECTED),
+                released_units: facts
                     .orders
                     .iter()
-                    .filter(|o| o.status == orders::STATUS_PERSISTED)
+                    .filter(|o| orders::released_units(&o.status))
                     .map(|o| i64::from(o.quantity))
                     .sum(),
-                persisted_orders: facts
-                    .orders
-                    .iter()
-                    .filter(|o| o.status == orders::STATUS_PERSISTED)
-                    .count() as u64,
-                rejected_orders: facts
-                    .orders
-                    .iter()
-                    .filter(|o| o.status != orders::STATUS_PERSISTED)
-                    .count() as u64,
+                redis_released_units: facts.redis_released_before,
                 mysql_stock: facts.mysql_stock,
                 checks: checks.into_iter().map(CheckOut::from).collect(),
             });
@@ -285,15 +305,32 @@ impl Reconciler {
         };
         // Only this sale's complete state is read and compared with MySQL.
         let ledger_available = redis_state == RedisState::Present;
-        let (redis_remaining, buyers, fields, redis_remaining_after) = if ledger_available {
-            let before: Option<i64> = conn.get(&keys.stock).await?;
-            let buyers: HashMap<String, i64> = hscan_all(&mut conn, &keys.buyers).await?;
-            let fields: HashMap<String, Vec<u8>> = hscan_all(&mut conn, &keys.ledger).await?;
-            let after: Option<i64> = conn.get(&keys.stock).await?;
-            (before, buyers, fields, after)
-        } else {
-            (None, HashMap::new(), HashMap::new(), None)
-        };
+        let mut read = Read::default();
+        if ledger_available {
+            // Stock and released total in one atomic read on each side of the ledger (see
+            // `checks::redis_side::stock_balance`).
+            let stock_and_released = redis::pipe()
+                .atomic()
+                .get(&keys.stock)
+                .hget(&keys.meta, "released_units")
+                .to_owned();
+            let (before, released_before): (Option<i64>, Option<i64>) =
+                stock_and_released.query_async(&mut conn).await?;
+            read.buyers = hscan_all(&mut conn, &keys.buyers).await?;
+            read.ledger = hscan_all(&mut conn, &keys.ledger).await?;
+            read.released = hscan_all(&mut conn, &keys.released).await?;
+            let (after, released_after): (Option<i64>, Option<i64>) =
+                stock_and_released.query_async(&mut conn).await?;
+            read.stock = (before, after);
+            read.released_total = (released_before.unwrap_or(0), released_after.unwrap_or(0));
+        }
+        let Read {
+            stock: (redis_remaining, redis_remaining_after),
+            released_total,
+            buyers,
+            ledger: fields,
+            released,
+        } = read;
         let mut ledger = Vec::with_capacity(fields.len());
         let mut unreadable = Vec::new();
         let mut payloads = HashMap::with_capacity(fields.len());
@@ -328,7 +365,14 @@ impl Reconciler {
                     quantity: o.quantity,
                     status: o.status,
                     reserved_at_ms: o.reserved_at.timestamp_millis(),
+                    released: o.released_at.is_some(),
                 })
+                .collect(),
+            redis_released_before: released_total.0,
+            redis_released_after: released_total.1,
+            released: released
+                .into_iter()
+                .filter_map(|(id, units)| Some((Uuid::parse_str(&id).ok()?, units)))
                 .collect(),
             ledger_available,
             redis_state,

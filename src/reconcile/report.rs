@@ -50,12 +50,30 @@ pub struct ItemReport {
     pub reserved_units: i64,
     /// Entries in the Redis ledger.
     pub ledger_entries: u64,
-    /// Units of persisted MySQL orders.
+    /// Units held by MySQL orders (`pending_payment` and `paid`).
     pub persisted_units: i64,
-    /// Persisted MySQL orders.
+    /// MySQL orders holding units.
     pub persisted_orders: u64,
+    /// Orders waiting for payment.
+    #[serde(default)]
+    pub pending_orders: u64,
+    /// Paid orders.
+    #[serde(default)]
+    pub paid_orders: u64,
+    /// Cancelled orders.
+    #[serde(default)]
+    pub cancelled_orders: u64,
+    /// Expired orders.
+    #[serde(default)]
+    pub expired_orders: u64,
     /// Rejected MySQL orders.
     pub rejected_orders: u64,
+    /// Units cancelled and expired orders gave back (MySQL).
+    #[serde(default)]
+    pub released_units: i64,
+    /// Units Redis took back (meta `released_units`).
+    #[serde(default)]
+    pub redis_released_units: i64,
     /// MySQL-side remaining units.
     pub mysql_stock: i64,
     /// The checks.
@@ -139,7 +157,18 @@ impl SaleReport {
             );
         }
         for i in &self.items {
-            let _ = writeln!(out, "\nitem {} checks:", i.item_id);
+            let _ = writeln!(
+                out,
+                "\nitem {}: pending {}, paid {}, cancelled {}, expired {}; units released {} (MySQL) / {} (Redis)",
+                i.item_id,
+                i.pending_orders,
+                i.paid_orders,
+                i.cancelled_orders,
+                i.expired_orders,
+                i.released_units,
+                i.redis_released_units
+            );
+            let _ = writeln!(out, "item {} checks:", i.item_id);
             for c in &i.checks {
                 let _ = writeln!(
                     out,

@@ -3,6 +3,9 @@
 //! Redis pub/sub rather than Kafka: delivery is immediate and needs no consumer group or offset
 //! per instance, and a message missed while an instance reconnects costs at most the local
 //! cache's few-second lifetime, which is the staleness bound anyway.
+//!
+//! Two kinds of message travel on the channel: a sale id (drop the sale's cached page) and
+//! `released:<item id>` (units came back: drop the item's sold-out flag, so they sell at once).
 
 use std::time::Duration;
 
@@ -10,7 +13,10 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::SalePages;
-use crate::redis_pool::RedisPool;
+use crate::{gate::SoldOutFlags, redis_pool::RedisPool};
+
+/// The prefix of a message saying an item got units back.
+pub const RELEASED_PREFIX: &str = "released:";
 
 /// Wait between reconnection attempts.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
@@ -19,6 +25,7 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 /// `shutdown`. Reconnects by itself.
 pub async fn listen(
     pages: SalePages,
+    sold_out: std::sync::Arc<SoldOutFlags>,
     redis: RedisPool,
     channel: String,
     shutdown: CancellationToken,
@@ -33,7 +40,11 @@ pub async fn listen(
             let mut messages = pubsub.on_message();
             while let Some(msg) = messages.next().await {
                 let payload: String = msg.get_payload().unwrap_or_default();
-                if let Ok(id) = payload.parse::<u64>() {
+                if let Some(item) = payload.strip_prefix(RELEASED_PREFIX) {
+                    if let Ok(item) = item.parse::<u64>() {
+                        sold_out.clear(item);
+                    }
+                } else if let Ok(id) = payload.parse::<u64>() {
                     pages.forget_locally(id).await;
                 }
             }

@@ -8,10 +8,12 @@
 //!    queues (for at most the producer's message timeout) and in Kafka (until the consumer has
 //!    persisted them). The rebuild waits out the message timeout from the moment the loss was
 //!    seen, then until the consumer group has no lag.
-//! 2. **Rebuild,** fenced by a token (`prewarm.v3` `restore_begin`): every persisted order
-//!    becomes a ledger entry again, buyers' units are summed per user, idempotency keys come back
-//!    from the orders, and the stock is MySQL's remaining units. Buys answer RECOVERING
-//!    meanwhile, and a rebuild that lost its token can write nothing more.
+//! 2. **Rebuild,** fenced by a token (`prewarm` `restore_begin`): every order MySQL honoured
+//!    becomes a ledger entry again, buyers' units are summed per user over the orders that hold
+//!    units, closed orders (cancelled, expired) are recorded as released with their units,
+//!    idempotency keys come back from the orders, and the stock is MySQL's remaining units.
+//!    Buys answer RECOVERING meanwhile, and a rebuild that lost its token can write nothing
+//!    more.
 //!
 //! What the rebuild cannot bring back is a reservation that never reached Kafka (in `ledger` or
 //! `replica` confirmation mode, the tail the producer had not delivered); `kafka` mode confirms a
@@ -154,7 +156,7 @@ impl Recovery {
         expire_at: DateTime<Utc>,
     ) -> Result<Option<i64>, ApiError> {
         let mut tx = self.db.begin().await?;
-        let placed = orders::placed_orders_in(&mut tx, item.id).await?;
+        let placed = orders::ledger_orders_in(&mut tx, item.id).await?;
         let remaining: (u32,) = sqlx::query_as("SELECT stock FROM sale_items WHERE id = ?")
             .bind(item.id)
             .fetch_one(&mut *tx)
@@ -192,11 +194,12 @@ impl Recovery {
             }
             other => return Err(unexpected(item.id, "restore_begin", &other)),
         }
-        let (ledger, buyers, idem) = rebuilt_state(&placed);
+        let state = rebuilt_state(&placed);
         for (target, pairs) in [
-            (RestoreTarget::Ledger, ledger),
-            (RestoreTarget::Buyers, buyers),
-            (RestoreTarget::Idempotency, idem),
+            (RestoreTarget::Ledger, state.ledger),
+            (RestoreTarget::Buyers, state.buyers),
+            (RestoreTarget::Idempotency, state.idem),
+            (RestoreTarget::Released, state.released),
         ] {
             for chunk in pairs.chunks(CHUNK) {
                 let written = self
@@ -239,11 +242,20 @@ impl Recovery {
 /// Field/value pairs of one hash.
 type Pairs = Vec<(String, Vec<u8>)>;
 
-/// The ledger, buyers and idempotency entries of the orders that hold units.
-fn rebuilt_state(placed: &[orders::OrderRow]) -> (Pairs, Pairs, Pairs) {
+/// An item's state rebuilt from its orders.
+struct Rebuilt {
+    ledger: Pairs,
+    buyers: Pairs,
+    idem: Pairs,
+    released: Pairs,
+}
+
+/// The ledger, buyers, idempotency and released entries of the orders MySQL honoured.
+fn rebuilt_state(placed: &[orders::OrderRow]) -> Rebuilt {
     let mut ledger = Vec::with_capacity(placed.len());
     let mut units: BTreeMap<&str, u64> = BTreeMap::new();
     let mut idem = Vec::new();
+    let mut released = Vec::new();
     for o in placed {
         let event = OrderReserved::new(
             o.order_id,
@@ -256,7 +268,11 @@ fn rebuilt_state(placed: &[orders::OrderRow]) -> (Pairs, Pairs, Pairs) {
         )
         .with_idempotency_key(o.idempotency_key.as_deref());
         ledger.push((o.order_id.to_string(), event.to_bytes()));
-        *units.entry(o.user_id.as_str()).or_insert(0) += u64::from(o.quantity);
+        if orders::holds_units(&o.status) {
+            *units.entry(o.user_id.as_str()).or_insert(0) += u64::from(o.quantity);
+        } else {
+            released.push((o.order_id.to_string(), o.quantity.to_string().into_bytes()));
+        }
         if let Some(key) = &o.idempotency_key {
             idem.push((
                 format!("{}\0{key}", o.user_id),
@@ -268,7 +284,12 @@ fn rebuilt_state(placed: &[orders::OrderRow]) -> (Pairs, Pairs, Pairs) {
         .into_iter()
         .map(|(user, n)| (user.to_string(), n.to_string().into_bytes()))
         .collect();
-    (ledger, buyers, idem)
+    Rebuilt {
+        ledger,
+        buyers,
+        idem,
+        released,
+    }
 }
 
 fn superseded(item_id: u64) -> ApiError {
@@ -340,22 +361,40 @@ mod tests {
             idempotency_key: key.map(Into::into),
             quantity: qty,
             price_cents: 100,
-            status: orders::STATUS_PERSISTED.into(),
+            status: orders::STATUS_PENDING.into(),
             reject_reason: None,
             reserved_at: Utc::now(),
             persisted_at: Utc::now(),
+            expires_at: None,
+            paid_at: None,
+            payment_ref: None,
+            paid_cents: None,
+            closed_at: None,
+            released_at: None,
         }
     }
 
     #[test]
-    fn the_rebuilt_state_holds_every_order_each_buyers_units_and_their_keys() {
-        let placed = [
+    fn the_rebuilt_state_holds_every_order_the_units_held_the_keys_and_what_was_released() {
+        let mut placed = [
             order("a", 1, Some("k1")),
             order("a", 2, None),
             order("b", 1, None),
+            order("c", 2, None),
         ];
-        let (ledger, buyers, idem) = rebuilt_state(&placed);
-        assert_eq!(ledger.len(), 3);
+        placed[3].status = orders::STATUS_EXPIRED.into();
+        let Rebuilt {
+            ledger,
+            buyers,
+            idem,
+            released,
+        } = rebuilt_state(&placed);
+        assert_eq!(ledger.len(), 4, "closed orders stay in the ledger");
+        assert_eq!(
+            released,
+            [(placed[3].order_id.to_string(), b"2".to_vec())],
+            "and are recorded as released"
+        );
         let first = OrderReserved::parse(&ledger[0].1).unwrap();
         assert_eq!(first.order_id, placed[0].order_id);
         assert_eq!(first.idempotency_key.as_deref(), Some("k1"));

@@ -12,7 +12,8 @@ pub struct Keys {
     prefix: Arc<str>,
 }
 
-/// The keys of one sale item, in the order the stock scripts expect them as `KEYS[1..6]`.
+/// The keys of one sale item, in the order the stock scripts expect them as `KEYS[1..7]`
+/// (scripts before v4 use the first six).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ItemKeys {
     /// Remaining units.
@@ -27,11 +28,13 @@ pub struct ItemKeys {
     pub outbox: String,
     /// User + idempotency key -> order id.
     pub idem: String,
+    /// Order id -> units given back by a cancelled or expired order (v4 on).
+    pub released: String,
 }
 
 impl ItemKeys {
     /// The keys as script `KEYS`, in contract order.
-    pub fn as_script_keys(&self) -> [&str; 6] {
+    pub fn as_script_keys(&self) -> [&str; 7] {
         [
             &self.stock,
             &self.meta,
@@ -39,6 +42,7 @@ impl ItemKeys {
             &self.ledger,
             &self.outbox,
             &self.idem,
+            &self.released,
         ]
     }
 }
@@ -61,6 +65,7 @@ impl Keys {
             ledger: format!("{base}:ledger"),
             outbox: format!("{base}:outbox"),
             idem: format!("{base}:idem"),
+            released: format!("{base}:released"),
         }
     }
 

@@ -22,7 +22,7 @@ use crate::{
 pub use scripts::ReplicaWait;
 
 pub use keys::{ItemKeys, Keys};
-pub use outcome::{DeductOutcome, PrewarmOutcome, UnexpectedReply};
+pub use outcome::{DeductOutcome, PrewarmOutcome, ReleaseOutcome, UnexpectedReply};
 pub use scripts::ScriptRegistry;
 
 /// Failures of the stock layer (not business outcomes: those are [`DeductOutcome`] values).
@@ -81,6 +81,8 @@ pub enum RestoreTarget {
     Buyers,
     /// User `\0` idempotency key -> "order_id units".
     Idempotency,
+    /// Order id -> units a closed order gave back (v4 on).
+    Released,
 }
 
 impl RestoreTarget {
@@ -89,6 +91,7 @@ impl RestoreTarget {
             RestoreTarget::Ledger => "ledger",
             RestoreTarget::Buyers => "buyers",
             RestoreTarget::Idempotency => "idem",
+            RestoreTarget::Released => "released",
         }
     }
 }
@@ -324,6 +327,43 @@ impl StockService {
             Some(-1) => Ok(false),
             _ => Err(UnexpectedReply::new("restore", reply).into()),
         }
+    }
+
+    /// Gives the units of closed orders back (`release.vN`, v4 on): one call for a batch of
+    /// one item's orders, one outcome per order, each order released at most once.
+    ///
+    /// # Errors
+    /// Redis failed, the reply broke the contract, or the sale's version has no release script.
+    pub async fn release(
+        &self,
+        sale_id: u64,
+        item_id: u64,
+        script_version: &str,
+        sale_uid: &str,
+        order_ids: &[Uuid],
+    ) -> Result<Vec<ReleaseOutcome>, StockError> {
+        let script = self.scripts.get(ScriptKind::Release, script_version)?;
+        let keys = self.keys.item(sale_id, item_id);
+        let mut conn = self.redis.get();
+        let replies: Vec<redis::Value> = self
+            .scripts
+            .invoke(&mut conn, script, &keys.as_script_keys(), |cmd| {
+                cmd.arg(sale_uid);
+                for id in order_ids {
+                    cmd.arg(id.to_string());
+                }
+            })
+            .await?;
+        if replies.len() != order_ids.len() {
+            return Err(UnexpectedReply::new("release", replies).into());
+        }
+        replies
+            .into_iter()
+            .map(|r| match r {
+                redis::Value::Array(r) => Ok(ReleaseOutcome::from_reply(r)?),
+                other => Err(UnexpectedReply::new("release", vec![other]).into()),
+            })
+            .collect()
     }
 
     /// Meta's view of an item: present, whose, rebuilding.

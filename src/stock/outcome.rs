@@ -103,6 +103,58 @@ pub enum DeductOutcome {
     },
 }
 
+/// What `release.vN.lua` did for one order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    /// Its units went back to the stock now.
+    Released {
+        /// Units given back.
+        units: u32,
+    },
+    /// Released before; nothing changed.
+    Already {
+        /// Units given back then.
+        units: u32,
+    },
+    /// No such reservation in the item's state (rebuilt without it, or expired with the sale):
+    /// nothing to give back.
+    NotInLedger,
+    /// The item has no state in Redis (expired, or lost: a rebuild takes MySQL's stock, which
+    /// already holds the units).
+    NotWarmed,
+    /// The item's state belongs to another sale.
+    ForeignState,
+    /// A rebuild runs; ask again after it.
+    Recovering,
+}
+
+impl ReleaseOutcome {
+    /// True when nothing more is owed to Redis for this order.
+    pub fn settled(self) -> bool {
+        matches!(
+            self,
+            Self::Released { .. } | Self::Already { .. } | Self::NotInLedger | Self::NotWarmed
+        )
+    }
+
+    /// Reads one order's reply of a `release.vN.lua` call.
+    ///
+    /// # Errors
+    /// The reply does not match the script's contract.
+    pub fn from_reply(reply: Vec<Value>) -> Result<Self, UnexpectedReply> {
+        let units = || u32::try_from(int_at(&reply, 1).unwrap_or(0)).unwrap_or(0);
+        Ok(match int_at(&reply, 0) {
+            Some(1) => Self::Released { units: units() },
+            Some(2) => Self::Already { units: units() },
+            Some(-1) => Self::NotInLedger,
+            Some(-2) => Self::NotWarmed,
+            Some(-7) => Self::ForeignState,
+            Some(-8) => Self::Recovering,
+            _ => return Err(UnexpectedReply::new("release", reply)),
+        })
+    }
+}
+
 /// A script reply that does not match its documented contract.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("unexpected reply from {script}: {reply:?}")]

@@ -31,6 +31,8 @@ pub enum ScriptKind {
     LockRenew,
     /// Write a chunk of an item's state rebuilt from MySQL (`restore.vN.lua`, v3 on).
     Restore,
+    /// Give the units of closed orders back (`release.vN.lua`, v4 on).
+    Release,
 }
 
 impl ScriptKind {
@@ -42,6 +44,7 @@ impl ScriptKind {
             ScriptKind::LockRelease => "lock_release",
             ScriptKind::LockRenew => "lock_renew",
             ScriptKind::Restore => "restore",
+            ScriptKind::Release => "release",
         }
     }
 }
@@ -103,6 +106,24 @@ const SOURCES: &[(ScriptKind, &str, Calling, &str)] = &[
         "v3",
         Calling::One,
         include_str!("../../lua/restore.v3.lua"),
+    ),
+    (
+        ScriptKind::Prewarm,
+        "v4",
+        Calling::One,
+        include_str!("../../lua/prewarm.v4.lua"),
+    ),
+    (
+        ScriptKind::Restore,
+        "v4",
+        Calling::One,
+        include_str!("../../lua/restore.v4.lua"),
+    ),
+    (
+        ScriptKind::Release,
+        "v4",
+        Calling::One,
+        include_str!("../../lua/release.v4.lua"),
     ),
     (
         ScriptKind::LockRelease,

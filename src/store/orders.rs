@@ -13,10 +13,26 @@ use uuid::Uuid;
 
 use crate::kafka::events::OrderReserved;
 
-/// Status of an order counted against stock.
-pub const STATUS_PERSISTED: &str = "persisted";
-/// Status of an order MySQL could not honour.
+/// A persisted order waiting for its payment; it holds its units.
+pub const STATUS_PENDING: &str = "pending_payment";
+/// A paid order; it holds its units for good.
+pub const STATUS_PAID: &str = "paid";
+/// Cancelled by its buyer; its units went back.
+pub const STATUS_CANCELLED: &str = "cancelled";
+/// Its payment window passed; its units went back.
+pub const STATUS_EXPIRED: &str = "expired";
+/// An order MySQL could not honour.
 pub const STATUS_REJECTED: &str = "rejected";
+
+/// True for the states whose units count against the stock (and the buyer's limit).
+pub fn holds_units(status: &str) -> bool {
+    status == STATUS_PENDING || status == STATUS_PAID
+}
+
+/// True for the states whose units went back to the sale.
+pub fn released_units(status: &str) -> bool {
+    status == STATUS_CANCELLED || status == STATUS_EXPIRED
+}
 
 /// Rows per multi-row statement; well below MySQL's 65,535 placeholders.
 const CHUNK: usize = 1_000;
@@ -49,7 +65,7 @@ pub struct OrderRow {
     pub quantity: u32,
     /// Cents per unit.
     pub price_cents: u64,
-    /// `persisted` or `rejected`.
+    /// `pending_payment`, `paid`, `cancelled`, `expired` or `rejected`.
     pub status: String,
     /// Why it was rejected.
     pub reject_reason: Option<String>,
@@ -57,15 +73,42 @@ pub struct OrderRow {
     pub reserved_at: DateTime<Utc>,
     /// When MySQL stored it.
     pub persisted_at: DateTime<Utc>,
+    /// When it expires unless paid (`None`: never, for sales before script v4).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was paid.
+    pub paid_at: Option<DateTime<Utc>>,
+    /// The payment provider's reference of its payment.
+    pub payment_ref: Option<String>,
+    /// Cents paid.
+    pub paid_cents: Option<u64>,
+    /// When it was cancelled or expired.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// When Redis took its units back.
+    pub released_at: Option<DateTime<Utc>>,
 }
+
+/// The columns of [`OrderRow`], for every query that reads one.
+pub const ORDER_COLUMNS: &str = "order_id, sale_id, item_id, user_id, idempotency_key, quantity, \
+     price_cents, status, reject_reason, reserved_at, persisted_at, expires_at, paid_at, \
+     payment_ref, paid_cents, closed_at, released_at";
 
 /// Units and orders of one item in MySQL.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ItemTotals {
-    /// Units of persisted orders.
+    /// Units held by persisted orders (`pending_payment` and `paid`).
     pub persisted_units: u64,
-    /// Persisted orders.
+    /// Orders holding units (`pending_payment` and `paid`).
     pub persisted_orders: u64,
+    /// Orders waiting for payment.
+    pub pending_orders: u64,
+    /// Paid orders.
+    pub paid_orders: u64,
+    /// Cancelled orders.
+    pub cancelled_orders: u64,
+    /// Expired orders.
+    pub expired_orders: u64,
+    /// Units given back by cancelled and expired orders.
+    pub released_units: u64,
     /// Rejected orders.
     pub rejected_orders: u64,
 }
@@ -74,6 +117,7 @@ struct Decided<'a> {
     event: &'a OrderReserved,
     sale_id: u64,
     price_cents: u64,
+    window: Option<u32>,
     reject: Option<&'static str>,
 }
 
@@ -85,6 +129,7 @@ struct LockedItem {
     stock: u32,
     per_user_limit: u32,
     price_cents: u64,
+    payment_window_secs: Option<u32>,
 }
 
 /// Persists a batch of events in one transaction: lock the batch's item rows (one statement,
@@ -141,6 +186,7 @@ pub async fn persist_batch(
                     event: e,
                     sale_id: e.sale_id,
                     price_cents: e.price_cents,
+                    window: None,
                     reject: Some("unknown_item"),
                 };
             };
@@ -164,6 +210,7 @@ pub async fn persist_batch(
                 event: e,
                 sale_id: item.sale_id,
                 price_cents: item.price_cents,
+                window: item.payment_window_secs,
                 reject,
             }
         })
@@ -172,7 +219,7 @@ pub async fn persist_batch(
     for chunk in decided.chunks(CHUNK) {
         let mut insert = QueryBuilder::<MySql>::new(
             "INSERT INTO orders (order_id, sale_id, item_id, user_id, idempotency_key, quantity, \
-             price_cents, status, reject_reason, reserved_at) ",
+             price_cents, status, reject_reason, reserved_at, expires_at) ",
         );
         insert.push_values(chunk, |mut b, d| {
             let reserved_at = DateTime::<Utc>::from_timestamp_millis(d.event.reserved_at_ms)
@@ -187,10 +234,16 @@ pub async fn persist_batch(
                 .push_bind(if d.reject.is_some() {
                     STATUS_REJECTED
                 } else {
-                    STATUS_PERSISTED
+                    STATUS_PENDING
                 })
                 .push_bind(d.reject)
-                .push_bind(reserved_at);
+                .push_bind(reserved_at)
+                // The payment window runs from the reservation: what the buyer was told.
+                .push_bind(
+                    d.window
+                        .filter(|_| d.reject.is_none())
+                        .map(|w| reserved_at + chrono::Duration::seconds(i64::from(w))),
+                );
         });
         insert.build().execute(&mut *tx).await?;
     }
@@ -235,7 +288,8 @@ async fn lock_items(
     ids: &[u64],
 ) -> Result<Vec<LockedItem>, sqlx::Error> {
     let mut q = QueryBuilder::<MySql>::new(
-        "SELECT id, sale_id, stock, per_user_limit, price_cents FROM sale_items WHERE id IN (",
+        "SELECT id, sale_id, stock, per_user_limit, price_cents, payment_window_secs FROM sale_items \
+         WHERE id IN (",
     );
     let mut sep = q.separated(", ");
     for id in ids {
@@ -284,13 +338,15 @@ async fn user_totals<'e>(
         );
         let mut sep = q.separated(", ");
         for (item, user) in chunk {
-            sep.push("(")
-                .push_bind_unseparated(*item)
-                .push_unseparated(", ")
-                .push_bind_unseparated(*user)
-                .push_unseparated(", ")
-                .push_bind_unseparated(STATUS_PERSISTED)
-                .push_unseparated(")");
+            for status in [STATUS_PENDING, STATUS_PAID] {
+                sep.push("(")
+                    .push_bind_unseparated(*item)
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(*user)
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(status)
+                    .push_unseparated(")");
+            }
         }
         q.push(") GROUP BY item_id, user_id");
         let rows: Vec<(u64, String, i64)> = q.build_query_as().fetch_all(&mut **tx).await?;
@@ -309,10 +365,9 @@ async fn user_totals<'e>(
 /// # Errors
 /// The database failed.
 pub async fn get_order(pool: &MySqlPool, order_id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT order_id, sale_id, item_id, user_id, idempotency_key, quantity, price_cents, status, \
-         reject_reason, reserved_at, persisted_at FROM orders WHERE order_id = ?",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ?"
+    )))
     .bind(order_id)
     .fetch_optional(pool)
     .await
@@ -323,20 +378,33 @@ pub async fn get_order(pool: &MySqlPool, order_id: Uuid) -> Result<Option<OrderR
 /// # Errors
 /// The database failed.
 pub async fn item_totals(pool: &MySqlPool, item_id: u64) -> Result<ItemTotals, sqlx::Error> {
-    let (persisted_units, persisted_orders, rejected_orders): (i64, i64, i64) = sqlx::query_as(
-        "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'persisted' THEN quantity END), 0) AS SIGNED), \
-         CAST(COUNT(CASE WHEN status = 'persisted' THEN 1 END) AS SIGNED), \
-         CAST(COUNT(CASE WHEN status = 'rejected' THEN 1 END) AS SIGNED) \
-         FROM orders WHERE item_id = ?",
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT status, CAST(COUNT(*) AS SIGNED), CAST(COALESCE(SUM(quantity), 0) AS SIGNED) \
+         FROM orders WHERE item_id = ? GROUP BY status",
     )
     .bind(item_id)
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?;
-    Ok(ItemTotals {
-        persisted_units: persisted_units.max(0) as u64,
-        persisted_orders: persisted_orders.max(0) as u64,
-        rejected_orders: rejected_orders.max(0) as u64,
-    })
+    let mut t = ItemTotals::default();
+    for (status, orders, units) in rows {
+        let (orders, units) = (orders.max(0) as u64, units.max(0) as u64);
+        if holds_units(&status) {
+            t.persisted_orders += orders;
+            t.persisted_units += units;
+        }
+        if released_units(&status) {
+            t.released_units += units;
+        }
+        match status.as_str() {
+            STATUS_PENDING => t.pending_orders = orders,
+            STATUS_PAID => t.paid_orders = orders,
+            STATUS_CANCELLED => t.cancelled_orders = orders,
+            STATUS_EXPIRED => t.expired_orders = orders,
+            STATUS_REJECTED => t.rejected_orders = orders,
+            _ => {}
+        }
+    }
+    Ok(t)
 }
 
 /// Every order of one item, read inside `tx` so it matches other reads of the same snapshot
@@ -348,31 +416,29 @@ pub async fn item_orders_in(
     tx: &mut Transaction<'_, MySql>,
     item_id: u64,
 ) -> Result<Vec<OrderRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT order_id, sale_id, item_id, user_id, idempotency_key, quantity, price_cents, status, \
-         reject_reason, reserved_at, persisted_at FROM orders WHERE item_id = ? ORDER BY order_id",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE item_id = ? ORDER BY order_id"
+    )))
     .bind(item_id)
     .fetch_all(&mut **tx)
     .await
 }
 
-/// The orders of one item that hold units (what a rebuild of its Redis state restores), read
-/// inside `tx` together with the item's stock.
+/// The orders of one item that came from its ledger and MySQL honoured (every status but
+/// `rejected`): what a rebuild of its Redis state restores, read inside `tx` together with the
+/// item's stock.
 ///
 /// # Errors
 /// The database failed.
-pub async fn placed_orders_in(
+pub async fn ledger_orders_in(
     tx: &mut Transaction<'_, MySql>,
     item_id: u64,
 ) -> Result<Vec<OrderRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT order_id, sale_id, item_id, user_id, idempotency_key, quantity, price_cents, status, \
-         reject_reason, reserved_at, persisted_at FROM orders WHERE item_id = ? AND status = ? \
-         ORDER BY order_id",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE item_id = ? AND status <> ? ORDER BY order_id"
+    )))
     .bind(item_id)
-    .bind(STATUS_PERSISTED)
+    .bind(STATUS_REJECTED)
     .fetch_all(&mut **tx)
     .await
 }

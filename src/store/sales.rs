@@ -61,6 +61,9 @@ pub struct ItemRow {
     pub stock: u32,
     /// Units one user may hold.
     pub per_user_limit: u32,
+    /// Seconds a buyer has to pay; `null` for items of sales before script v4 (their orders
+    /// never expire).
+    pub payment_window_secs: Option<u32>,
     /// Row version.
     pub version: u32,
 }
@@ -106,8 +109,8 @@ pub struct LiveItem {
 
 const SALE_COLUMNS: &str = "id, uid, name, starts_at, ends_at, status, script_version, warmed_at, \
                             version, created_at, updated_at";
-const ITEM_COLUMNS: &str =
-    "id, sale_id, sku, title, price_cents, initial_stock, stock, per_user_limit, version";
+const ITEM_COLUMNS: &str = "id, sale_id, sku, title, price_cents, initial_stock, stock, \
+                            per_user_limit, payment_window_secs, version";
 
 /// Inserts a sale and its items in one transaction.
 ///
@@ -131,8 +134,11 @@ pub async fn insert_sale(
     .execute(&mut *tx)
     .await?;
     let sale_id = result.last_insert_id();
+    // Sales before script v4 cannot take units back in Redis: their orders never expire.
+    let windows = crate::domain::script_version::has_lifecycle(script_version);
     let mut insert = QueryBuilder::<MySql>::new(
-        "INSERT INTO sale_items (sale_id, sku, title, price_cents, initial_stock, stock, per_user_limit) ",
+        "INSERT INTO sale_items (sale_id, sku, title, price_cents, initial_stock, stock, \
+         per_user_limit, payment_window_secs) ",
     );
     insert.push_values(&sale.items, |mut row, item| {
         row.push_bind(sale_id)
@@ -141,7 +147,8 @@ pub async fn insert_sale(
             .push_bind(item.price_cents)
             .push_bind(item.stock)
             .push_bind(item.stock)
-            .push_bind(item.per_user_limit);
+            .push_bind(item.per_user_limit)
+            .push_bind(windows.then_some(item.payment_window_secs));
     });
     insert.build().execute(&mut *tx).await?;
     let record = fetch_sale(&mut tx, sale_id, false)
@@ -242,14 +249,16 @@ pub async fn apply_patch(
         sqlx::query(
             "UPDATE sale_items SET title = COALESCE(?, title), price_cents = COALESCE(?, price_cents), \
              initial_stock = COALESCE(?, initial_stock), stock = COALESCE(?, stock), \
-             per_user_limit = COALESCE(?, per_user_limit), version = version + 1 \
-             WHERE id = ? AND sale_id = ?",
+             per_user_limit = COALESCE(?, per_user_limit), \
+             payment_window_secs = IF(payment_window_secs IS NULL, NULL, COALESCE(?, payment_window_secs)), \
+             version = version + 1 WHERE id = ? AND sale_id = ?",
         )
         .bind(&item.title)
         .bind(item.price_cents)
         .bind(item.stock)
         .bind(item.stock)
         .bind(item.per_user_limit)
+        .bind(item.payment_window_secs)
         .bind(item.id)
         .bind(sale.id)
         .execute(&mut **tx)

@@ -127,7 +127,7 @@ pub(crate) async fn assert_promises_kept(
         .collect();
     let missing: Vec<&String> = confirmed
         .iter()
-        .filter(|id| by_id.get(*id).map(String::as_str) != Some("persisted"))
+        .filter(|id| by_id.get(*id).map(String::as_str) != Some("pending_payment"))
         .collect();
     assert!(
         missing.is_empty(),
@@ -136,8 +136,8 @@ pub(crate) async fn assert_promises_kept(
         &missing[..missing.len().min(5)]
     );
     let (units, rejected): (i64, i64) = sqlx::query_as(
-        "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'persisted' THEN quantity END), 0) AS SIGNED), \
-         CAST(COUNT(CASE WHEN status <> 'persisted' THEN 1 END) AS SIGNED) \
+        "SELECT CAST(COALESCE(SUM(CASE WHEN status IN ('pending_payment', 'paid') THEN quantity END), 0) AS SIGNED), \
+         CAST(COUNT(CASE WHEN status = 'rejected' THEN 1 END) AS SIGNED) \
          FROM orders WHERE item_id = ?",
     )
     .bind(item)
@@ -147,7 +147,7 @@ pub(crate) async fn assert_promises_kept(
     assert_eq!(units, stock, "exactly the stock is sold, never more");
     assert_eq!(rejected, 0, "MySQL rejected nothing Redis confirmed");
     let over: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT user_id FROM orders WHERE item_id = ? AND status = 'persisted' \
+        "SELECT COUNT(*) FROM (SELECT user_id FROM orders WHERE item_id = ? AND status IN ('pending_payment', 'paid') \
          GROUP BY user_id HAVING SUM(quantity) > ?) o",
     )
     .bind(item)

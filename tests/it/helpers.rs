@@ -301,7 +301,7 @@ pub async fn produce_events(settings: &Settings, events: &[seckill::kafka::event
 /// Orders of an item in MySQL: (rows, persisted units, MySQL-side stock).
 pub async fn mysql_figures(db: &MySqlPool, item: u64) -> (i64, i64, i64) {
     let (rows, units): (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN status='persisted' THEN quantity END),0) AS SIGNED) FROM orders WHERE item_id = ?",
+        "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN status IN ('pending_payment','paid') THEN quantity END),0) AS SIGNED) FROM orders WHERE item_id = ?",
     )
     .bind(item)
     .fetch_one(db)

@@ -1,0 +1,335 @@
+//! The order lifecycle after persistence: a reservation is a hold with a payment window.
+//!
+//! `pending_payment` then exactly one of `paid` (the provider's notification), `cancelled` (the
+//! buyer) or `expired` (the window passed; a leader-elected job). Cancelled and expired orders
+//! give their units back, each exactly once: to MySQL's stock in the transaction that closes
+//! them (`store::lifecycle`), then to Redis by `release.v4` (recorded per order, so asking twice
+//! changes nothing), then every instance drops its sold-out flag for the item so the units sell
+//! at once. A crash between the MySQL commit and the Redis release leaves `released_at` empty;
+//! the expiry job's sweep finishes it. Lifecycle events go to Kafka through a MySQL outbox
+//! (`events`).
+
+pub mod events;
+pub mod signature;
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use chrono::Utc;
+use sqlx::MySqlPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    lock::LeaderElection,
+    metrics::Metrics,
+    sale_page::invalidation::RELEASED_PREFIX,
+    stock::{ReleaseOutcome, StockService},
+    store::{
+        lifecycle::{self, Transition, Unreleased},
+        orders::OrderRow,
+    },
+    telemetry::{REPEAT_EVERY, Throttle},
+};
+
+/// Closed orders whose release the sweep retries per pass.
+const SWEEP_BATCH: u32 = 1_000;
+
+/// Why a lifecycle request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// No such order in MySQL (or not the caller's).
+    #[error("order not found")]
+    UnknownOrder,
+    /// Paid already (by another payment, for a payment).
+    #[error("the order is paid")]
+    AlreadyPaid(Box<OrderRow>),
+    /// Cancelled, expired or rejected: nothing can change it.
+    #[error("the order is {}", .0.status)]
+    Closed(Box<OrderRow>),
+    /// The amount is not the order's total.
+    #[error("the amount must be {expected} cents")]
+    WrongAmount {
+        /// The order's total.
+        expected: u64,
+    },
+    /// The sale's script version cannot give units back (before v4).
+    #[error("orders of sales pinned to script versions before v4 cannot be cancelled")]
+    Unsupported,
+    /// MySQL failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// A payment provider's notification.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentNotice {
+    /// The order paid.
+    pub order_id: Uuid,
+    /// Cents paid.
+    pub amount_cents: u64,
+    /// The provider's reference of the payment.
+    pub provider_ref: String,
+}
+
+/// Longest provider reference stored.
+pub const MAX_PROVIDER_REF: usize = 128;
+
+/// Pay, cancel, expire, release.
+#[derive(Clone)]
+pub struct Lifecycle {
+    db: MySqlPool,
+    stock: StockService,
+    metrics: Arc<Metrics>,
+    batch: u32,
+}
+
+impl Lifecycle {
+    /// The lifecycle over these stores; the expiry job closes up to `batch` orders per
+    /// transaction.
+    pub fn new(db: MySqlPool, stock: StockService, metrics: Arc<Metrics>, batch: u32) -> Self {
+        Self {
+            db,
+            stock,
+            metrics,
+            batch,
+        }
+    }
+
+    /// Applies a payment notification. A repeat of the same payment answers as the first.
+    ///
+    /// # Errors
+    /// Unknown order, paid by another payment, closed (cancelled, expired, rejected, or its
+    /// window passed: it is expired now), the wrong amount, or MySQL failed.
+    pub async fn pay(&self, notice: &PaymentNotice) -> Result<OrderRow, LifecycleError> {
+        let now = Utc::now();
+        let result = lifecycle::pay(
+            &self.db,
+            notice.order_id,
+            notice.amount_cents,
+            &notice.provider_ref,
+            now,
+        )
+        .await?;
+        let transition = match result {
+            Ok(t) => t,
+            Err(expected) => return Err(LifecycleError::WrongAmount { expected }),
+        };
+        let outcome = |o: &str| self.metrics.payments.with_label_values(&[o]).inc();
+        match transition {
+            Transition::Done(order) => {
+                outcome("paid");
+                tracing::info!(order_id = %order.order_id, item_id = order.item_id, "order paid");
+                Ok(order)
+            }
+            Transition::Same(order) => {
+                outcome("repeat");
+                Ok(order)
+            }
+            Transition::Refused(order) if order.status == crate::store::orders::STATUS_PAID => {
+                outcome("already_paid");
+                Err(LifecycleError::AlreadyPaid(Box::new(order)))
+            }
+            Transition::Refused(order) => {
+                outcome("closed");
+                Err(LifecycleError::Closed(Box::new(order)))
+            }
+            Transition::ExpiredInstead(order) => {
+                outcome("too_late");
+                self.observe_closed(&order, "expired");
+                self.release_ids(&[order.order_id]).await;
+                Err(LifecycleError::Closed(Box::new(order)))
+            }
+            Transition::Missing | Transition::Unsupported => Err(LifecycleError::UnknownOrder),
+        }
+    }
+
+    /// Cancels a buyer's order; cancelling twice answers as the first time. Its units go back.
+    ///
+    /// # Errors
+    /// Unknown (or someone else's), paid, closed, a sale before v4, or MySQL failed.
+    pub async fn cancel(&self, order_id: Uuid, user_id: &str) -> Result<OrderRow, LifecycleError> {
+        match lifecycle::cancel(&self.db, order_id, user_id, Utc::now()).await? {
+            Transition::Done(order) => {
+                tracing::info!(%order_id, item_id = order.item_id, "order cancelled by its buyer");
+                self.observe_closed(&order, "cancelled");
+                self.release_ids(&[order_id]).await;
+                Ok(order)
+            }
+            Transition::Same(order) => Ok(order),
+            Transition::Refused(order) if order.status == crate::store::orders::STATUS_PAID => {
+                Err(LifecycleError::AlreadyPaid(Box::new(order)))
+            }
+            Transition::Refused(order) | Transition::ExpiredInstead(order) => {
+                Err(LifecycleError::Closed(Box::new(order)))
+            }
+            Transition::Missing => Err(LifecycleError::UnknownOrder),
+            Transition::Unsupported => Err(LifecycleError::Unsupported),
+        }
+    }
+
+    fn observe_closed(&self, order: &OrderRow, status: &str) {
+        self.metrics
+            .orders_closed
+            .with_label_values(&[status])
+            .inc();
+        if let (Some(due), Some(closed)) = (order.expires_at, order.closed_at)
+            && status == "expired"
+        {
+            let late = (closed - due).num_milliseconds().max(0) as f64 / 1000.0;
+            self.metrics.expiry_lateness.observe(late);
+        }
+    }
+
+    /// Expires one batch of due orders and gives their units back; returns how many expired.
+    ///
+    /// # Errors
+    /// MySQL failed (nothing expired).
+    pub async fn expire_once(&self) -> Result<usize, sqlx::Error> {
+        let now = Utc::now();
+        let expired = lifecycle::expire_due(&self.db, now, self.batch).await?;
+        for o in &expired {
+            self.metrics
+                .orders_closed
+                .with_label_values(&["expired"])
+                .inc();
+            if let Some(due) = o.expires_at {
+                let late = (now - due).num_milliseconds().max(0) as f64 / 1000.0;
+                self.metrics.expiry_lateness.observe(late);
+            }
+        }
+        let n = expired.len();
+        self.release(expired).await;
+        Ok(n)
+    }
+
+    /// Retries the Redis release of closed orders that still owe it; returns how many settled.
+    ///
+    /// # Errors
+    /// MySQL failed.
+    pub async fn sweep_once(&self) -> Result<usize, sqlx::Error> {
+        let owed = lifecycle::unreleased(&self.db, SWEEP_BATCH).await?;
+        Ok(self.release(owed).await)
+    }
+
+    async fn release_ids(&self, ids: &[Uuid]) {
+        match lifecycle::unreleased_of(&self.db, ids).await {
+            Ok(owed) => {
+                self.release(owed).await;
+            }
+            Err(e) => tracing::warn!(error.message = %e, "release deferred to the sweep"),
+        }
+    }
+
+    /// Gives the units of `closed` back in Redis (one call per item), records what settled,
+    /// and tells every instance that the items have units again. Returns how many settled;
+    /// the rest stay owed for the sweep.
+    async fn release(&self, closed: Vec<Unreleased>) -> usize {
+        let mut by_item: BTreeMap<(u64, u64), Vec<Unreleased>> = BTreeMap::new();
+        for o in closed {
+            by_item.entry((o.sale_id, o.item_id)).or_default().push(o);
+        }
+        let mut settled_total = 0;
+        for ((sale_id, item_id), orders) in by_item {
+            let first = &orders[0];
+            let ids: Vec<Uuid> = orders.iter().map(|o| o.order_id).collect();
+            let outcomes = match self
+                .stock
+                .release(
+                    sale_id,
+                    item_id,
+                    &first.script_version,
+                    &first.sale_uid,
+                    &ids,
+                )
+                .await
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(item_id, orders = ids.len(), error.message = %e, "Redis release failed; the sweep retries it");
+                    continue;
+                }
+            };
+            let settled: Vec<Uuid> = ids
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| o.settled())
+                .map(|(id, _)| *id)
+                .collect();
+            let freed: u32 = outcomes
+                .iter()
+                .map(|o| match o {
+                    ReleaseOutcome::Released { units } => *units,
+                    _ => 0,
+                })
+                .sum();
+            self.metrics.units_released.inc_by(u64::from(freed));
+            if outcomes.contains(&ReleaseOutcome::ForeignState) {
+                tracing::error!(
+                    item_id,
+                    "release refused: the item's Redis keys hold another sale's state"
+                );
+            }
+            if let Err(e) = lifecycle::mark_released(&self.db, &settled, Utc::now()).await {
+                tracing::warn!(item_id, error.message = %e, "release done in Redis, not yet recorded; the sweep asks again (a no-op)");
+                continue;
+            }
+            settled_total += settled.len();
+            if freed > 0 {
+                self.announce_units_back(item_id).await;
+            }
+        }
+        settled_total
+    }
+
+    /// Tells every instance (itself included) to drop the item's sold-out flag.
+    async fn announce_units_back(&self, item_id: u64) {
+        let channel = self.stock.keys().sale_invalidations();
+        let mut conn = self.stock.redis().get();
+        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(format!("{RELEASED_PREFIX}{item_id}"))
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(item_id, error.message = %e, "units are back, but the sold-out flags were not told; they lapse within their recheck interval");
+        }
+    }
+
+    /// Expires due orders and sweeps owed releases every `interval` while this instance
+    /// holds the expiry lock, until `shutdown`.
+    pub async fn run_expiry(
+        self,
+        interval: Duration,
+        mut leader: LeaderElection,
+        shutdown: CancellationToken,
+    ) {
+        let throttle = Throttle::default();
+        while leader.next_turn(interval, &shutdown).await {
+            // A full batch means more are due: go on at once.
+            loop {
+                match self.expire_once().await {
+                    Ok(n) if n >= self.batch as usize => continue,
+                    Ok(n) => {
+                        if n > 0 {
+                            tracing::debug!(expired = n, "orders expired");
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        if let Some(held) = throttle.allow("expire", REPEAT_EVERY) {
+                            tracing::warn!(error.message = %e, repeats_since_last = held, "expiry pass failed; retrying");
+                        }
+                        break;
+                    }
+                }
+            }
+            if let Err(e) = self.sweep_once().await
+                && let Some(held) = throttle.allow("sweep", REPEAT_EVERY)
+            {
+                tracing::warn!(error.message = %e, repeats_since_last = held, "release sweep failed; retrying");
+            }
+        }
+        leader.step_down().await;
+    }
+}

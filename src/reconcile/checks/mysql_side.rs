@@ -1,0 +1,102 @@
+//! Rules over MySQL's orders and stock alone.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::{Check, ItemFacts, holding, per_user};
+use crate::store::orders::STATUS_REJECTED;
+
+fn held_units(facts: &ItemFacts) -> i64 {
+    holding(facts).map(|o| i64::from(o.quantity)).sum()
+}
+
+/// Orders holding units never exceed what was put on sale.
+pub(super) fn persisted_within_stock(facts: &ItemFacts) -> Check {
+    let held = held_units(facts);
+    Check::verdict(
+        "persisted_within_stock",
+        held <= facts.initial_stock,
+        format!("pending and paid {held} of initial {}", facts.initial_stock),
+        Vec::new(),
+    )
+}
+
+/// `stock + pending + paid == initial`: cancelled and expired orders gave their units back.
+pub(super) fn mysql_stock_balance(facts: &ItemFacts) -> Check {
+    let held = held_units(facts);
+    Check::verdict(
+        "mysql_stock_balance",
+        facts.mysql_stock + held == facts.initial_stock,
+        format!(
+            "mysql stock {} + pending and paid {held} = {} vs initial {}",
+            facts.mysql_stock,
+            facts.mysql_stock + held,
+            facts.initial_stock
+        ),
+        Vec::new(),
+    )
+}
+
+/// Nobody holds more than the limit in MySQL.
+pub(super) fn user_limit(facts: &ItemFacts) -> Check {
+    let totals = per_user(holding(facts).map(|o| (o.user_id.as_str(), o.quantity)));
+    let over: Vec<String> = totals
+        .iter()
+        .filter(|(_, units)| **units > facts.per_user_limit)
+        .map(|(u, _)| u.to_string())
+        .collect();
+    Check::verdict(
+        "user_limit_mysql",
+        over.is_empty(),
+        format!(
+            "{} users above the limit of {} in MySQL",
+            over.len(),
+            facts.per_user_limit
+        ),
+        over,
+    )
+}
+
+/// MySQL honoured everything Redis confirmed.
+pub(super) fn no_rejected_orders(facts: &ItemFacts) -> Check {
+    let rejected: Vec<String> = facts
+        .orders
+        .iter()
+        .filter(|o| o.status == STATUS_REJECTED)
+        .map(|o| o.order_id.to_string())
+        .collect();
+    Check::verdict(
+        "no_rejected_orders",
+        rejected.is_empty(),
+        format!(
+            "{} orders confirmed by Redis were rejected by MySQL",
+            rejected.len()
+        ),
+        rejected,
+    )
+}
+
+/// The same reservation stored twice under different ids (a re-emitter that minted new ids).
+pub(super) fn no_duplicate_orders(facts: &ItemFacts) -> Check {
+    let mut by_content: HashMap<(&str, u32, i64), Vec<Uuid>> = HashMap::new();
+    for o in &facts.orders {
+        by_content
+            .entry((o.user_id.as_str(), o.quantity, o.reserved_at_ms))
+            .or_default()
+            .push(o.order_id);
+    }
+    let mut dups: Vec<String> = by_content
+        .into_values()
+        .filter(|ids| ids.len() > 1)
+        .flatten()
+        .map(|id| id.to_string())
+        .collect();
+    dups.sort();
+    Check::verdict(
+        "no_duplicate_orders",
+        dups.is_empty(),
+        format!("{} orders duplicate another reservation", dups.len()),
+        dups,
+    )
+}

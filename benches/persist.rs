@@ -10,10 +10,14 @@ use chrono::Utc;
 use seckill::{
     domain::{NewItem, NewSale},
     kafka::events::OrderReserved,
-    store::{self, orders::persist_batch, sales::insert_sale},
+    store::{orders::persist_batch, sales::insert_sale},
 };
-use sqlx::{Connection, MySqlConnection, MySqlPool};
+use sqlx::MySqlPool;
 use uuid::Uuid;
+
+#[path = "common.rs"]
+mod common;
+use common::{drop_database, fresh_pool};
 
 /// Orders per batch, as the consumer's default `batch_max`.
 const BATCH: usize = 2_000;
@@ -21,28 +25,6 @@ const BATCH: usize = 2_000;
 const ORDERS: usize = 40_000;
 /// Orders persisted one transaction each (enough for a stable rate).
 const NAIVE_ORDERS: usize = 1_000;
-
-async fn fresh_pool() -> (MySqlPool, String, String) {
-    let url = std::env::var("SECKILL_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://seckill:seckill@127.0.0.1:13306/seckill".into());
-    let name = format!("seckill_bench_{}", Uuid::new_v4().simple());
-    let mut conn = MySqlConnection::connect(&url)
-        .await
-        .expect("MariaDB answers");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let db_url = format!("{}/{name}", &url[..url.rfind('/').unwrap()]);
-    let settings = seckill::config::MySqlSettings {
-        url: seckill::config::Secret::new(db_url),
-        max_connections: 4,
-        migrate_on_start: true,
-    };
-    let pool = store::connect(&settings).await.unwrap();
-    store::migrate(&pool).await.unwrap();
-    (pool, url, name)
-}
 
 async fn sale(pool: &MySqlPool, items: usize) -> (u64, Vec<u64>) {
     let now = Utc::now();
@@ -130,10 +112,5 @@ async fn main() {
     );
     println!("   naive, 1 tx/order {naive:>9.0} /s   ({NAIVE_ORDERS} orders)");
 
-    pool.close().await;
-    let mut conn = MySqlConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    drop_database(pool, &admin_url, &name).await;
 }

@@ -186,6 +186,47 @@ impl Lifecycle {
     /// # Errors
     /// MySQL failed (nothing expired).
     pub async fn expire_once(&self) -> Result<usize, sqlx::Error> {
+        let expired = self.expire_batch().await?;
+        let n = expired.len();
+        self.release(expired).await;
+        Ok(n)
+    }
+
+    /// Expires due orders batch after batch until fewer than a batch were due, giving one
+    /// batch's units back in Redis while the next batch expires in MySQL (their orders differ,
+    /// and the release takes no row lock); returns how many expired.
+    ///
+    /// # Errors
+    /// MySQL failed; what expired before stays expired and released.
+    pub async fn expire_all_due(&self) -> Result<usize, sqlx::Error> {
+        let mut total = 0;
+        let mut releasing: Option<tokio::task::JoinHandle<usize>> = None;
+        let result = loop {
+            let expired = match self.expire_batch().await {
+                Ok(e) => e,
+                Err(e) => break Err(e),
+            };
+            let n = expired.len();
+            total += n;
+            if let Some(previous) = releasing.take() {
+                let _ = previous.await;
+            }
+            if n > 0 {
+                let me = self.clone();
+                releasing = Some(tokio::spawn(async move { me.release(expired).await }));
+            }
+            if n < self.batch as usize {
+                break Ok(total);
+            }
+        };
+        if let Some(last) = releasing {
+            let _ = last.await;
+        }
+        result
+    }
+
+    /// Expires one batch in MySQL (no Redis yet), observing the lateness.
+    async fn expire_batch(&self) -> Result<Vec<Unreleased>, sqlx::Error> {
         let now = Utc::now();
         let expired = lifecycle::expire_due(&self.db, now, self.batch).await?;
         for o in &expired {
@@ -198,9 +239,7 @@ impl Lifecycle {
                 self.metrics.expiry_lateness.observe(late);
             }
         }
-        let n = expired.len();
-        self.release(expired).await;
-        Ok(n)
+        Ok(expired)
     }
 
     /// Retries the Redis release of closed orders that still owe it; returns how many settled.
@@ -306,21 +345,12 @@ impl Lifecycle {
     ) {
         let throttle = Throttle::default();
         while leader.next_turn(interval, &shutdown).await {
-            // A full batch means more are due: go on at once.
-            loop {
-                match self.expire_once().await {
-                    Ok(n) if n >= self.batch as usize => continue,
-                    Ok(n) => {
-                        if n > 0 {
-                            tracing::debug!(expired = n, "orders expired");
-                        }
-                        break;
-                    }
-                    Err(e) => {
-                        if let Some(held) = throttle.allow("expire", REPEAT_EVERY) {
-                            tracing::warn!(error.message = %e, repeats_since_last = held, "expiry pass failed; retrying");
-                        }
-                        break;
+            match self.expire_all_due().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(expired = n, "orders expired"),
+                Err(e) => {
+                    if let Some(held) = throttle.allow("expire", REPEAT_EVERY) {
+                        tracing::warn!(error.message = %e, repeats_since_last = held, "expiry pass failed; retrying");
                     }
                 }
             }

@@ -109,6 +109,7 @@ pub fn settings_on(redis_url: &str, mysql_url: &str, kafka: &str) -> Settings {
     s.kafka.brokers = kafka.to_string();
     s.kafka.topic = format!("seckill-t-{id}");
     s.kafka.dead_letter_topic = format!("seckill-t-{id}-dlq");
+    s.lifecycle.events_topic = format!("seckill-t-{id}-events");
     s.kafka.group_id = format!("g-{id}");
     s.kafka.partitions = 2;
     s.limits.global_per_sec = 0;

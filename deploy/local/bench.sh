@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# Benchmarks of the HTTP paths, in one run on this machine, with the ratios the goals use:
-#   healthz   GET /healthz of the same binary (the baseline)
-#   buy       POST buy while stock remains (every request reserves; Kafka embedded), once per
-#             confirmation mode, each against its own `seckill serve` (same binary, same Redis
-#             master and replica, same database): `ledger`, `replica` (the default), `kafka`
-#   sold-out  POST buy on a sold-out item (answered from the local flag)
-#   sale-page GET /api/v1/sales/{id}, warm caches
-#   p99 of buy at 70% of its measured maximum rate (open loop)
-# Then the MySQL persistence benchmark (cargo bench --bench persist).
+# Benchmarks of the HTTP paths, in one run on this machine, beside the reference peer
+# (../shared/bench/peer-naive: JWT, then one EVALSHA per buy, a local sold-out flag, nothing
+# else). Only ratios taken within one round count: everything shares the machine's cores.
 #
-# Each HTTP scenario runs BENCH_ROUNDS times, interleaved; ratios are taken within a round and
-# the summary shows their median and range.
-# Knobs: BENCH_SECS (5), BENCH_ROUNDS (5), BENCH_CONCURRENCY (64), BENCH_PORT (18090).
+# Servers (same Redis master and replica, same database; Kafka embedded):
+#   seckill serve, once per confirmation mode: ledger, replica (the default), kafka
+#   seckill serve with a global bucket of 1 request/s (its answers are 429)
+#   the peer                       (skipped with a notice when its folder is not there)
+#   a baseline seckill at git revision BENCH_BASELINE, when given (before/after in one run)
+# Scenarios, interleaved in BENCH_ROUNDS rounds of BENCH_SECS seconds, 64 requests in flight:
+#   healthz       GET /healthz of seckill and of the peer
+#   buy           POST buy while stock remains, per mode, the peer's, the baseline's
+#   sold-out      POST buy on a sold-out item, seckill and the peer
+#   rate-limited  POST buy answered 429 by the global bucket
+#   sale page     GET /api/v1/sales/{id}, warm caches
+#   then: buy (default mode) at 70% of its median maximum, open loop, for the p99
+# Then the MySQL persistence and expiry benchmarks (cargo bench).
+#
+# Knobs: BENCH_SECS (5), BENCH_ROUNDS (5), BENCH_CONCURRENCY (64), BENCH_PORT (18090, the
+# servers take it and the next six), BENCH_BASELINE (a git revision), PEER_DIR
+# (../shared/bench/peer-naive).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -19,41 +27,77 @@ SECS="${BENCH_SECS:-5}"
 ROUNDS="${BENCH_ROUNDS:-5}"
 CONC="${BENCH_CONCURRENCY:-64}"
 PORT="${BENCH_PORT:-18090}"
+PEER_DIR="${PEER_DIR:-../shared/bench/peer-naive}"
 OUT="${TMPDIR:-/tmp}/seckill-bench"
-mkdir -p "$OUT"
+rm -rf "$OUT"; mkdir -p "$OUT"
 
 deploy/local/stack.sh up redis mysql >&2   # Redis with its replica: `replica` mode waits for it
 eval "$(deploy/local/stack.sh env)"
 cargo build --release --quiet -p seckill -p loadtest --bins
 
+HAVE_PEER=0
+if [ -f "$PEER_DIR/Cargo.toml" ]; then
+  cargo build --release --quiet --manifest-path "$PEER_DIR/Cargo.toml" --target-dir target/peer --locked
+  HAVE_PEER=1
+else
+  echo "bench: no reference peer at $PEER_DIR (set PEER_DIR); its columns are skipped" >&2
+fi
+HAVE_BASE=0
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  rm -rf target/baseline-src && mkdir -p target/baseline-src
+  git archive "$BENCH_BASELINE" | tar -x -C target/baseline-src
+  cargo build --release --quiet --manifest-path target/baseline-src/Cargo.toml \
+    --target-dir target/baseline -p seckill --bin seckill
+  HAVE_BASE=1
+fi
+
 export SECKILL_KAFKA_BROKERS=embedded
-export SECKILL_HTTP_ADDR="127.0.0.1:$PORT"
-export SECKILL_MYSQL_URL="${SECKILL_MYSQL_URL%/*}/seckill_bench"
 export SECKILL_REDIS_KEY_PREFIX="bench$(date +%s):"
 export SECKILL_LIMITS_GLOBAL_PER_SEC=0 SECKILL_LIMITS_PER_USER_PER_SEC=0
 export SECKILL_ADMIN_TOKEN=bench-admin-token SECKILL_JWT_SECRET=bench-jwt-secret-0123456789
-mariadb -h 127.0.0.1 -P "${SECKILL_STACK_MYSQL_PORT:-13306}" -u seckill -pseckill \
-  -e 'DROP DATABASE IF EXISTS seckill_bench; CREATE DATABASE seckill_bench'
-
-# One server per confirmation mode; the default (replica) one also serves healthz, sold-out and
-# the sale page.
-MODES=(ledger replica kafka)
+export SECKILL_PAYMENT_SECRET=bench-payment-secret-0123456789
+MYSQL_BASE="${SECKILL_MYSQL_URL%/*}"
+mysql_admin() { mariadb -h 127.0.0.1 -P "${SECKILL_STACK_MYSQL_PORT:-13306}" -u seckill -pseckill -e "$1"; }
+mysql_admin 'DROP DATABASE IF EXISTS seckill_bench; CREATE DATABASE seckill_bench'
+export SECKILL_MYSQL_URL="$MYSQL_BASE/seckill_bench"
 target/release/seckill migrate >/dev/null
-export SECKILL_MYSQL_MIGRATE_ON_START=false   # migrated once above; three servers would race
+export SECKILL_MYSQL_MIGRATE_ON_START=false   # migrated once above; several servers would race
+
 PIDS=()
-for i in 0 1 2; do
-  SECKILL_HTTP_ADDR="127.0.0.1:$((PORT + i))" SECKILL_BUY_CONFIRM="${MODES[$i]}" \
-    target/release/seckill serve >"$OUT/seckill-${MODES[$i]}.log" 2>&1 &
-  PIDS+=($!)
-done
 trap 'kill -TERM "${PIDS[@]}" 2>/dev/null; wait "${PIDS[@]}" 2>/dev/null' EXIT
-for i in 0 1 2; do
+url_of() { echo "http://127.0.0.1:$((PORT + $1))"; }
+serve() { # serve SLOT NAME [VAR=VALUE...] -- start `seckill serve` on PORT + SLOT
+  local slot=$1 name=$2; shift 2
+  env SECKILL_HTTP_ADDR="127.0.0.1:$((PORT + slot))" "$@" \
+    target/release/seckill serve >"$OUT/seckill-$name.log" 2>&1 &
+  PIDS+=($!)
+}
+MODES=(ledger replica kafka)
+for i in 0 1 2; do serve "$i" "${MODES[$i]}" SECKILL_BUY_CONFIRM="${MODES[$i]}"; done
+serve 3 limited SECKILL_LIMITS_GLOBAL_PER_SEC=1 SECKILL_LIMITS_GLOBAL_BURST=1
+if [ $HAVE_PEER = 1 ]; then
+  PEER_ADDR="127.0.0.1:$((PORT + 4))" PEER_REDIS="$SECKILL_REDIS_URL" \
+    PEER_JWT_SECRET="$SECKILL_JWT_SECRET" PEER_LIMIT=10000 \
+    target/peer/release/peer-naive >"$OUT/peer.log" 2>&1 &
+  PIDS+=($!)
+fi
+if [ $HAVE_BASE = 1 ]; then
+  mysql_admin 'DROP DATABASE IF EXISTS seckill_bench_base; CREATE DATABASE seckill_bench_base'
+  SECKILL_HTTP_ADDR="127.0.0.1:$((PORT + 5))" SECKILL_MYSQL_URL="$MYSQL_BASE/seckill_bench_base" \
+    SECKILL_MYSQL_MIGRATE_ON_START=true SECKILL_REDIS_KEY_PREFIX="${SECKILL_REDIS_KEY_PREFIX}base:" \
+    target/baseline/release/seckill serve >"$OUT/seckill-baseline.log" 2>&1 &
+  PIDS+=($!)
+fi
+wait_http() { # wait_http SLOT PATH
   for _ in $(seq 1 120); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$((PORT + i))" && printf 'GET /readyz HTTP/1.0\r\n\r\n' >&3 && head -n1 <&3 | grep -q ' 200 ') 2>/dev/null && break
+    (exec 3<>"/dev/tcp/127.0.0.1/$((PORT + $1))" && printf 'GET %s HTTP/1.0\r\n\r\n' "$2" >&3 && head -n1 <&3 | grep -q ' 200 ') 2>/dev/null && return
     sleep 0.5
   done
-done
-url_of() { echo "http://127.0.0.1:$((PORT + $1))"; }
+  echo "bench: the server on $((PORT + $1)) did not become ready" >&2; exit 1
+}
+for i in 0 1 2 3; do wait_http "$i" /readyz; done
+[ $HAVE_PEER = 0 ] || wait_http 4 /healthz
+[ $HAVE_BASE = 0 ] || wait_http 5 /readyz
 
 LT0=(target/release/loadtest --no-progress --users 100000)
 LT=("${LT0[@]}" --base-url "$(url_of 1)")
@@ -65,18 +109,37 @@ field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eva
 "${LT[@]}" --create-sale --stock 1 --concurrency 4 --requests 10 --json "$OUT/setup-soldout.json" >/dev/null
 BUY_SALE=$(field "$OUT/setup-buy.json" "d['sale_id']"); BUY_ITEM=$(field "$OUT/setup-buy.json" "d['item_id']")
 SO_SALE=$(field "$OUT/setup-soldout.json" "d['sale_id']"); SO_ITEM=$(field "$OUT/setup-soldout.json" "d['item_id']")
+if [ $HAVE_PEER = 1 ]; then
+  # The peer's own keys: a huge stock for buys, none for the sold-out item.
+  redis-cli -h 127.0.0.1 -p "${SECKILL_STACK_REDIS_PORT:-16379}" set "peer:{s$BUY_SALE:i$BUY_ITEM}:stock" 1000000000 >/dev/null
+  redis-cli -h 127.0.0.1 -p "${SECKILL_STACK_REDIS_PORT:-16379}" set "peer:{s$SO_SALE:i$SO_ITEM}:stock" 0 >/dev/null
+fi
+if [ $HAVE_BASE = 1 ]; then
+  "${LT0[@]}" --base-url "$(url_of 5)" --create-sale --stock 1000000000 --per-user-limit 10000 \
+    --concurrency 4 --requests 10 --json "$OUT/setup-base.json" >/dev/null
+  BASE_SALE=$(field "$OUT/setup-base.json" "d['sale_id']"); BASE_ITEM=$(field "$OUT/setup-base.json" "d['item_id']")
+fi
 
+scenario() { # scenario NAME LABEL LOADTEST-ARGS...
+  local name=$1 label=$2; shift 2
+  "${LT0[@]}" --concurrency "$CONC" --duration "${SECS}s" --json "$OUT/$name-$round.json" "$@" \
+    | sed -n 3p | sed "s/^/   $(printf '%-16s' "$label")/"
+}
 # Rounds interleave the scenarios, so a noisy neighbour hits all of them alike; the summary
 # takes each scenario's median round.
 for round in $(seq 1 "$ROUNDS"); do
   echo "== round $round of $ROUNDS ($CONC in flight, ${SECS}s each)"
-  "${LT[@]}" --endpoint healthz --concurrency "$CONC" --duration "${SECS}s" --json "$OUT/healthz-$round.json" | sed -n 3p | sed 's/^/   healthz   /'
+  scenario healthz healthz --base-url "$(url_of 1)" --endpoint healthz
+  [ $HAVE_PEER = 0 ] || scenario peer-healthz "peer healthz" --base-url "$(url_of 4)" --endpoint healthz
   for i in 0 1 2; do
-    m=${MODES[$i]}
-    "${LT0[@]}" --base-url "$(url_of $i)" --sale "$BUY_SALE" --item "$BUY_ITEM" --concurrency "$CONC" --duration "${SECS}s" --json "$OUT/buy-$m-$round.json" | sed -n 3p | sed "s/^/   buy $(printf '%-8s' "$m") /"
+    scenario "buy-${MODES[$i]}" "buy ${MODES[$i]}" --base-url "$(url_of $i)" --sale "$BUY_SALE" --item "$BUY_ITEM"
   done
-  "${LT[@]}" --sale "$SO_SALE" --item "$SO_ITEM" --concurrency "$CONC" --duration "${SECS}s" --json "$OUT/soldout-$round.json" | sed -n 3p | sed 's/^/   sold-out  /'
-  "${LT[@]}" --endpoint sale-page --sale "$BUY_SALE" --item "$BUY_ITEM" --concurrency "$CONC" --duration "${SECS}s" --json "$OUT/salepage-$round.json" | sed -n 3p | sed 's/^/   sale page /'
+  [ $HAVE_PEER = 0 ] || scenario peer-buy "peer buy" --base-url "$(url_of 4)" --sale "$BUY_SALE" --item "$BUY_ITEM"
+  [ $HAVE_BASE = 0 ] || scenario base-buy "baseline buy" --base-url "$(url_of 5)" --sale "$BASE_SALE" --item "$BASE_ITEM"
+  scenario soldout sold-out --base-url "$(url_of 1)" --sale "$SO_SALE" --item "$SO_ITEM"
+  [ $HAVE_PEER = 0 ] || scenario peer-soldout "peer sold-out" --base-url "$(url_of 4)" --sale "$SO_SALE" --item "$SO_ITEM"
+  scenario limited rate-limited --base-url "$(url_of 3)" --sale "$BUY_SALE" --item "$BUY_ITEM"
+  scenario salepage "sale page" --base-url "$(url_of 1)" --endpoint sale-page --sale "$BUY_SALE" --item "$BUY_ITEM"
 done
 
 BUY_MAX=$(python3 - "$OUT" "$ROUNDS" <<'PY'
@@ -89,40 +152,20 @@ echo "== buy (replica mode, the default) at 70% of its median maximum ($RATE req
 "${LT[@]}" --sale "$BUY_SALE" --item "$BUY_ITEM" --rate "$RATE" --connections "$CONC" \
   --duration "${SECS}s" --json "$OUT/buy70.json" | sed -n 3,4p | sed 's/^/   /'
 
-python3 - "$OUT" "$ROUNDS" <<'PY'
-import json, os, statistics, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
-load = lambda name, r: json.load(open(os.path.join(out, f"{name}-{r}.json")))
-t = lambda x: x["throughput_per_sec"]
-rs = range(1, rounds + 1)
-print(f"\n== summary over {rounds} interleaved rounds (same binary, same machine, same run)")
-print("   ratios are taken within each round (the machine's speed drifts between rounds);")
-print("   shown: median ratio [lowest, highest], and the median throughput and p99")
-h = [load("healthz", r) for r in rs]
-print(f"   healthz    {statistics.median(t(x) for x in h):>9.0f} req/s   p99 {statistics.median(x['latency']['p99_ms'] for x in h):.2f} ms")
-for name, label, goal in [("buy-replica", "buy", 0.6), ("soldout", "sold-out", 0.9), ("salepage", "sale page", 0.9)]:
-    runs = [load(name, r) for r in rs]
-    ratios = sorted(t(runs[i]) / t(h[i]) for i in range(rounds))
-    print(f"   {label:<10} {statistics.median(t(x) for x in runs):>9.0f} req/s   p99 {statistics.median(x['latency']['p99_ms'] for x in runs):.2f} ms"
-          f"   ratio to healthz {statistics.median(ratios):.2f} [{ratios[0]:.2f}, {ratios[-1]:.2f}]  (goal >= {goal})")
-print("   buy per confirmation mode, ratio to ledger mode within each round (goal: the default >= 0.8):")
-led = [load("buy-ledger", r) for r in rs]
-for m in ["ledger", "replica", "kafka"]:
-    runs = [load(f"buy-{m}", r) for r in rs]
-    ratios = sorted(t(runs[i]) / t(led[i]) for i in range(rounds))
-    print(f"     {m:<8} {statistics.median(t(x) for x in runs):>9.0f} req/s   p99 {statistics.median(x['latency']['p99_ms'] for x in runs):.2f} ms"
-          f"   ratio to ledger {statistics.median(ratios):.2f} [{ratios[0]:.2f}, {ratios[-1]:.2f}]")
-b70 = json.load(open(os.path.join(out, "buy70.json")))
-print(f"   buy @70%   {t(b70):>9.0f} req/s   p99 {b70['latency']['p99_ms']:.2f} ms (open loop, goal p99 <= 5 ms)")
-PY
+python3 deploy/local/bench_summary.py "$OUT" "$ROUNDS"
 
 kill -TERM "${PIDS[@]}"; wait "${PIDS[@]}" 2>/dev/null || true
 trap - EXIT
 # Every reservation above stays in Redis until its sale's end plus grace: drop this run's keys
-# so repeated benchmarks do not fill the local Redis.
-redis-cli -h 127.0.0.1 -p "${SECKILL_STACK_REDIS_PORT:-16379}" --scan --pattern "${SECKILL_REDIS_KEY_PREFIX}*" \
-  | xargs -r -n 500 redis-cli -h 127.0.0.1 -p "${SECKILL_STACK_REDIS_PORT:-16379}" unlink >/dev/null
+# (and the peer's) so repeated benchmarks do not fill the local Redis.
+for pattern in "${SECKILL_REDIS_KEY_PREFIX}*" "peer:*"; do
+  redis-cli -h 127.0.0.1 -p "${SECKILL_STACK_REDIS_PORT:-16379}" --scan --pattern "$pattern" \
+    | xargs -r -n 500 redis-cli -h 127.0.0.1 -p "${SECKILL_STACK_REDIS_PORT:-16379}" unlink >/dev/null
+done
 
 echo
 echo "== MySQL persistence (cargo bench --bench persist)"
 cargo bench --quiet --bench persist 2>/dev/null
+echo
+echo "== order expiry (cargo bench --bench expiry)"
+cargo bench --quiet --bench expiry 2>/dev/null

@@ -5,12 +5,14 @@
 #      missing and run as root); Kafka is librdkafka's in-process mock cluster (`embedded`).
 #   2. Release build of `seckill` and `loadtest`.
 #   3. `seckill all` (API + outbox relay + order consumer + reconciler in one process).
-#   4. The loadtest creates a sale, hammers it, waits for the consumer to drain, and prints
-#      its summary and the sale's reconciliation report.
+#   4. The loadtest creates a sale (payment window 30 s), hammers it, waits for the consumer to
+#      drain, and checks the promises; then, as the payment provider, pays 60% of the orders
+#      and lets the rest expire, and prints the orders' states and the reconciliation report.
 #   5. Everything this script started is stopped; the exit code is 0 only if the report is clean.
 #
 # Knobs (environment): QUICKSTART_PORT (18080), QUICKSTART_DURATION (10s), QUICKSTART_STOCK
-# (10000), QUICKSTART_USERS (50000), QUICKSTART_CONCURRENCY (64).
+# (10000), QUICKSTART_USERS (50000), QUICKSTART_CONCURRENCY (64),
+# QUICKSTART_PAYMENT_WINDOW_SECS (30), QUICKSTART_PAY_SHARE (0.6).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -19,6 +21,9 @@ DURATION="${QUICKSTART_DURATION:-10s}"
 STOCK="${QUICKSTART_STOCK:-10000}"
 USERS="${QUICKSTART_USERS:-50000}"
 CONCURRENCY="${QUICKSTART_CONCURRENCY:-64}"
+# The payment window outlasts the load and the drain, so the payments land inside it.
+WINDOW="${QUICKSTART_PAYMENT_WINDOW_SECS:-30}"
+PAY_SHARE="${QUICKSTART_PAY_SHARE:-0.6}"
 LOG_DIR="${TMPDIR:-/tmp}/seckill-quickstart"
 mkdir -p "$LOG_DIR"
 
@@ -50,7 +55,8 @@ export SECKILL_MYSQL_URL="${SECKILL_MYSQL_URL%/*}/seckill_quickstart"
 export SECKILL_REDIS_KEY_PREFIX="quickstart:"
 SECKILL_ADMIN_TOKEN="qs-admin-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
 SECKILL_JWT_SECRET="qs-jwt-$(od -An -N16 -tx8 /dev/urandom | tr -d ' \n')"
-export SECKILL_ADMIN_TOKEN SECKILL_JWT_SECRET
+SECKILL_PAYMENT_SECRET="qs-pay-$(od -An -N16 -tx8 /dev/urandom | tr -d ' \n')"
+export SECKILL_ADMIN_TOKEN SECKILL_JWT_SECRET SECKILL_PAYMENT_SECRET
 # The loadtest plays many users from one address; keep the per-user buckets generous.
 export SECKILL_LIMITS_PER_USER_PER_SEC=50 SECKILL_LIMITS_PER_USER_BURST=50
 export SECKILL_RECONCILE_LEDGER_GRACE_SECS=5
@@ -85,7 +91,8 @@ say "loadtest: a sale of $STOCK units, $USERS users, $CONCURRENCY in flight for 
 set +e
 target/release/loadtest --base-url "http://$SECKILL_HTTP_ADDR" --create-sale \
   --stock "$STOCK" --per-user-limit 1 --users "$USERS" --concurrency "$CONCURRENCY" \
-  --duration "$DURATION" --verify --json "$LOG_DIR/loadtest.json" \
+  --duration "$DURATION" --verify --payment-window-secs "$WINDOW" --pay-share "$PAY_SHARE" \
+  --json "$LOG_DIR/loadtest.json" \
   $( [ -t 1 ] || echo --no-progress )
 status=$?
 set -e

@@ -80,6 +80,21 @@ pub struct Args {
     /// No progress bar (CI logs).
     #[arg(long)]
     pub no_progress: bool,
+    /// Payment window of the created sale's item, in seconds (the service's default: 900).
+    #[arg(long)]
+    pub payment_window_secs: Option<u64>,
+    /// After --verify: pay this share (0 to 1) of the reserved orders through the payment
+    /// notification, wait for the others to expire, and check the states and the report.
+    #[arg(long)]
+    pub pay_share: Option<f64>,
+    /// Secret that signs payment notifications (the loadtest acts as the payment provider).
+    #[arg(
+        long,
+        env = "SECKILL_PAYMENT_SECRET",
+        default_value = "change-me-payment-secret",
+        hide_env_values = true
+    )]
+    pub payment_secret: String,
 }
 
 /// The request the load consists of.
@@ -172,6 +187,17 @@ impl Args {
         }
         if self.verify && self.endpoint != Endpoint::Buy {
             return err("--verify checks a buy run; use it with --endpoint buy");
+        }
+        if let Some(share) = self.pay_share {
+            if !(0.0..=1.0).contains(&share) {
+                return err("--pay-share must be between 0 and 1");
+            }
+            if !self.verify || !self.create_sale {
+                return err("--pay-share needs --verify and --create-sale");
+            }
+        }
+        if self.payment_window_secs.is_some() && !self.create_sale {
+            return err("--payment-window-secs applies to --create-sale");
         }
         if !(self.base_url.starts_with("http://")) {
             return err("--base-url must be an http:// URL");

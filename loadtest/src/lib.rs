@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod client;
+pub mod lifecycle;
 pub mod outcome;
 pub mod run;
 pub mod verify;
@@ -75,12 +76,16 @@ pub struct Summary {
     /// The reconciliation report fetched by `--verify`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconciliation: Option<Value>,
+    /// The `--pay-share` step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<lifecycle::LifecycleReport>,
 }
 
 impl Summary {
     /// True when the run should exit 0: verification passed or was not asked for.
     pub fn passed(&self) -> bool {
         self.verification.as_ref().is_none_or(|v| v.ok)
+            && self.lifecycle.as_ref().is_none_or(|l| l.ok)
     }
 
     /// The human-readable summary.
@@ -128,6 +133,24 @@ impl Summary {
                 if v.drained { "drained" } else { "NOT drained" }
             );
             for p in &v.problems {
+                let _ = writeln!(s, "  problem: {p}");
+            }
+        }
+        if let Some(l) = &self.lifecycle {
+            let st = &l.states;
+            let _ = writeln!(
+                s,
+                "lifecycle   {}: paid {}  expired {}  pending_payment {}  cancelled {}  rejected {}; stock back {} (MySQL), {} (Redis)",
+                if l.ok { "OK" } else { "FAILED" },
+                st["paid"],
+                st["expired"],
+                st["pending_payment"],
+                st["cancelled"],
+                st["rejected"],
+                l.stock_mysql,
+                l.stock_redis.map_or("-".to_string(), |n| n.to_string())
+            );
+            for p in &l.problems {
                 let _ = writeln!(s, "  problem: {p}");
             }
         }
@@ -179,6 +202,10 @@ async fn create_sale(http: &reqwest::Client, plan: &Plan) -> anyhow::Result<(u64
         "items": [{"sku": "loadtest-item", "title": "Loadtest item", "price_cents": 100,
                    "stock": a.stock, "per_user_limit": a.per_user_limit}],
     });
+    let mut body = body;
+    if let Some(w) = a.payment_window_secs {
+        body["items"][0]["payment_window_secs"] = json!(w);
+    }
     let resp = http
         .post(format!("{}/admin/v1/sales", a.base_url))
         .bearer_auth(&a.admin_token)
@@ -302,6 +329,7 @@ pub async fn run(args: Args, show_progress: bool) -> anyhow::Result<Summary> {
         outcomes: result.counts,
         verification: None,
         reconciliation: None,
+        lifecycle: None,
     };
     if a.verify
         && let Some(sale) = sale_id
@@ -319,6 +347,14 @@ pub async fn run(args: Args, show_progress: bool) -> anyhow::Result<Summary> {
         let confirmed = a.create_sale.then_some(summary.outcomes.reserved);
         summary.verification = Some(verify::judge(&view, &report, drained, confirmed));
         summary.reconciliation = Some(report);
+        if let Some(share) = a.pay_share
+            && summary.passed()
+        {
+            let step = lifecycle::pay_and_expire(&http, a, sale, &result.order_ids, share).await?;
+            // The report shown is the latest: after the payments and the expiry.
+            summary.reconciliation = Some(step.report.clone());
+            summary.lifecycle = Some(step);
+        }
     }
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_vec_pretty(&summary)?)

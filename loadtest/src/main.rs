@@ -45,7 +45,7 @@ fn render_report(report: &serde_json::Value) -> String {
     for item in report["items"].as_array().into_iter().flatten() {
         let _ = writeln!(
             s,
-            "  item {}: initial {}  redis remaining {}  reserved {}  persisted {}  rejected {}  mysql stock {}",
+            "  item {}: initial {}  redis remaining {}  reserved {}  held (pending + paid) {}  rejected {}  mysql stock {}",
             item["item_id"],
             item["initial_stock"],
             item["redis_remaining"],
@@ -53,6 +53,17 @@ fn render_report(report: &serde_json::Value) -> String {
             item["persisted_units"],
             item["rejected_orders"],
             item["mysql_stock"]
+        );
+        let _ = writeln!(
+            s,
+            "  item {}: pending_payment {}  paid {}  cancelled {}  expired {}  units released {} (MySQL) / {} (Redis)",
+            item["item_id"],
+            item["pending_orders"],
+            item["paid_orders"],
+            item["cancelled_orders"],
+            item["expired_orders"],
+            item["released_units"],
+            item["redis_released_units"]
         );
         for c in item["checks"].as_array().into_iter().flatten() {
             let _ = writeln!(

@@ -38,6 +38,8 @@ pub struct LoadResult {
     pub latency_us: Histogram<u64>,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// Order ids of the reservations, when asked to collect them.
+    pub order_ids: Vec<String>,
 }
 
 /// Who sends request `i`: a well-mixed function of `i`, so users spread evenly.
@@ -87,16 +89,19 @@ pub async fn run_load(
     }
     let mut counts = Counts::default();
     let mut latency_us = new_histogram();
+    let mut order_ids = Vec::new();
     for h in handles {
-        if let Ok((c, hist)) = h.await {
+        if let Ok((c, hist, ids)) = h.await {
             counts.merge(&c);
             let _ = latency_us.add(&hist);
+            order_ids.extend(ids);
         }
     }
     LoadResult {
         counts,
         latency_us,
         elapsed: shared.start.elapsed(),
+        order_ids,
     }
 }
 
@@ -111,11 +116,14 @@ async fn worker(
     tokens: &[HeaderValue],
     shared: &Shared,
     progress: &Progress,
-) -> (Counts, Histogram<u64>) {
+) -> (Counts, Histogram<u64>, Vec<String>) {
     let mut counts = Counts::default();
     let mut hist = new_histogram();
     let mut conn: Option<Conn> = None;
     let timeout = plan.args.timeout;
+    // Order ids only when a later step needs them (the hot loop allocates nothing otherwise).
+    let collect = plan.args.pay_share.is_some();
+    let mut ids = Vec::new();
     loop {
         if shared.stop.load(Ordering::Relaxed) {
             break;
@@ -161,7 +169,16 @@ async fn worker(
             },
         };
         let outcome = match outcome {
-            Ok(o) => o,
+            Ok((status, body)) => {
+                let o = Outcome::classify(status, &body);
+                if collect
+                    && o == Outcome::Reserved
+                    && let Some(id) = order_id_of(&body)
+                {
+                    ids.push(id);
+                }
+                o
+            }
             Err(o) => {
                 conn = None; // broken or timed out: a new connection for the next request
                 o
@@ -177,7 +194,15 @@ async fn worker(
             progress.other.fetch_add(1, Ordering::Relaxed);
         }
     }
-    (counts, hist)
+    (counts, hist, ids)
+}
+
+/// The `order_id` of a reservation's body.
+fn order_id_of(body: &[u8]) -> Option<String> {
+    const FIELD: &[u8] = br#""order_id":""#;
+    let at = body.windows(FIELD.len()).position(|w| w == FIELD)? + FIELD.len();
+    let id = body.get(at..at + 36)?;
+    std::str::from_utf8(id).ok().map(str::to_string)
 }
 
 async fn send(
@@ -185,9 +210,9 @@ async fn send(
     template: &RequestTemplate,
     auth: Option<&HeaderValue>,
     timeout: Duration,
-) -> Result<Outcome, Outcome> {
+) -> Result<(u16, bytes::Bytes), Outcome> {
     match tokio::time::timeout(timeout, conn.send(template, auth)).await {
-        Ok(Ok((status, body))) => Ok(Outcome::classify(status, &body)),
+        Ok(Ok(answer)) => Ok(answer),
         Ok(Err(_)) => Err(Outcome::Error),
         Err(_) => Err(Outcome::Timeout),
     }
@@ -196,6 +221,16 @@ async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reservations_order_id_is_found_in_its_body() {
+        let body = br#"{"order_id":"01a21866-341b-754f-bc12-9a10c8e98c08","status":"reserved"}"#;
+        assert_eq!(
+            order_id_of(body).as_deref(),
+            Some("01a21866-341b-754f-bc12-9a10c8e98c08")
+        );
+        assert_eq!(order_id_of(br#"{"code":"sold_out"}"#), None);
+    }
 
     #[test]
     fn users_spread_over_the_whole_range() {

@@ -1,0 +1,74 @@
+"""The summary of deploy/local/bench.sh: medians and within-round ratios of the scenarios.
+
+Usage: bench_summary.py OUT_DIR ROUNDS. Reads the loadtest's --json files NAME-ROUND.json;
+scenarios that did not run (no peer, no baseline) are left out.
+"""
+
+import json
+import os
+import statistics
+import sys
+
+out, rounds = sys.argv[1], int(sys.argv[2])
+rs = range(1, rounds + 1)
+
+
+def runs(name):
+    files = [os.path.join(out, f"{name}-{r}.json") for r in rs]
+    if not all(os.path.exists(f) for f in files):
+        return None
+    return [json.load(open(f)) for f in files]
+
+
+def t(x):
+    return x["throughput_per_sec"]
+
+
+def median_p99(xs):
+    return statistics.median(x["latency"]["p99_ms"] for x in xs)
+
+
+def row(label, xs, against=None, what="", goal=""):
+    line = f"   {label:<22} {statistics.median(t(x) for x in xs):>9.0f} req/s   p99 {median_p99(xs):6.2f} ms"
+    if against is not None:
+        ratios = sorted(t(xs[i]) / t(against[i]) for i in range(rounds))
+        line += f"   {what} {statistics.median(ratios):.2f} [{ratios[0]:.2f}, {ratios[-1]:.2f}]"
+        if goal:
+            line += f"  ({goal})"
+    print(line)
+
+
+print(f"\n== summary over {rounds} interleaved rounds (same machine, same run)")
+print("   ratios are taken within each round (the machine's speed drifts between rounds);")
+print("   shown: median throughput and p99, and the median ratio [lowest, highest]")
+health, peer_health = runs("healthz"), runs("peer-healthz")
+row("healthz", health)
+if peer_health:
+    row("healthz vs peer", health, peer_health, "ratio to peer", "goal >= 0.95")
+buy, peer_buy = runs("buy-replica"), runs("peer-buy")
+soldout, peer_soldout = runs("soldout"), runs("peer-soldout")
+limited = runs("limited")
+if peer_buy:
+    print("   against the reference peer (buy: seckill's default confirmation mode, replica):")
+    row("buy", buy, peer_buy, "ratio to peer", "goal >= 1.5")
+    row("sold-out", soldout, peer_soldout, "ratio to peer", "goal >= 1.0")
+    row("rate-limited (429)", limited, peer_soldout, "ratio to peer sold-out", "goal >= 1.0")
+    row("peer buy", peer_buy)
+    row("peer sold-out", peer_soldout)
+else:
+    row("rate-limited (429)", limited)
+print("   against seckill's own healthz:")
+row("buy (replica)", buy, health, "ratio to healthz")
+row("sold-out", soldout, health, "ratio to healthz")
+row("sale page", runs("salepage"), health, "ratio to healthz")
+print("   buy per confirmation mode, ratio to ledger mode (goal: the default >= 0.8):")
+ledger = runs("buy-ledger")
+for m in ["ledger", "replica", "kafka"]:
+    row(f"buy {m}", runs(f"buy-{m}"), ledger, "ratio to ledger")
+base = runs("base-buy")
+if base:
+    print("   before and after (BENCH_BASELINE), both in the default mode:")
+    row("buy, this build", buy, base, "ratio to baseline", "goal >= 0.95")
+    row("buy, baseline", base)
+b70 = json.load(open(os.path.join(out, "buy70.json")))
+print(f"   buy @70% (open loop)   {t(b70):>9.0f} req/s   p99 {b70['latency']['p99_ms']:6.2f} ms  (goal p99 <= 5 ms)")

@@ -26,31 +26,46 @@ const EVENTS_INTERVAL: Duration = Duration::from_millis(500);
 /// How often keyed token buckets are pruned.
 const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(10);
 
-/// A bound HTTP listener with the services behind it.
+/// The bound HTTP listeners with the services behind them: the public one (buyers, the
+/// payment provider, probes) and the admin one (the admin API and `/metrics`, on loopback
+/// unless configured otherwise).
 pub struct Application {
-    listener: TcpListener,
+    public: TcpListener,
+    admin: TcpListener,
     state: AppState,
 }
 
+async fn listen(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({name})"))
+}
+
 impl Application {
-    /// Binds the configured address (port 0 picks a free port).
+    /// Binds the configured addresses (port 0 picks a free port).
     ///
     /// # Errors
-    /// The address cannot be bound.
+    /// An address cannot be bound.
     pub async fn bind(services: Arc<Services>) -> anyhow::Result<Self> {
-        let addr = services.settings.http.addr;
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} (SECKILL_HTTP_ADDR)"))?;
+        let public = listen(services.settings.http.addr, "SECKILL_HTTP_ADDR").await?;
+        let admin = listen(services.settings.admin_addr, "SECKILL_ADMIN_ADDR").await?;
         Ok(Self {
-            listener,
+            public,
+            admin,
             state: AppState(services),
         })
     }
 
-    /// The bound address.
+    /// The bound public address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
+        self.public
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
             .local_addr()
             .expect("a bound listener has an address")
     }
@@ -68,15 +83,20 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let state = self.state;
         let jobs = spawn_api_jobs(&state, &shutdown);
-        let router = api::router(state.clone());
-        tracing::info!(addr = %self.listener.local_addr()?, "serving HTTP");
-        axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+        tracing::info!(public = %self.public.local_addr()?, admin = %self.admin.local_addr()?, "serving HTTP");
+        let public = axum::serve(
+            self.public,
+            api::public_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("HTTP server failed")?;
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let admin = axum::serve(
+            self.admin,
+            api::admin_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let (public, admin) = tokio::join!(public.into_future(), admin.into_future());
+        public.context("public HTTP server failed")?;
+        admin.context("admin HTTP server failed")?;
         tracing::info!("HTTP stopped; draining Kafka deliveries");
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_secs);
         state.outbox.drain(grace).await;
@@ -258,10 +278,15 @@ impl ConsumerParts {
         tracing::info!(%addr, "consumer health and metrics endpoint");
         let router = api::health::consumer_router(api::health::ConsumerProbe {
             db: self.db.clone(),
-            kafka: self.kafka.clone(),
+            kafka: Arc::new(
+                self.kafka
+                    .pinger()
+                    .context("creating the Kafka readiness client failed")?,
+            ),
             topic,
             metrics: self.metrics.clone(),
             health: self.health.clone(),
+            ready: Default::default(),
         });
         Ok(tokio::spawn(async move {
             let served = axum::serve(listener, router)

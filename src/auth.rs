@@ -6,9 +6,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use std::net::IpAddr;
+
 use crate::{
     config::{Secret, Settings, UserIdentity},
-    domain::UserId,
+    domain::{UserId, net::TrustedProxies},
 };
 
 /// Header a trusted gateway sets with the authenticated user id.
@@ -21,6 +23,9 @@ pub struct Claims {
     pub sub: String,
     /// Expiry, Unix seconds.
     pub exp: u64,
+    /// Issued at, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
 }
 
 /// Why a caller was not accepted (always a 401; the reason goes to the body's detail).
@@ -35,6 +40,12 @@ pub enum AuthError {
     /// A verified token whose subject is not a valid user id.
     #[error("the token's subject is not a valid user id")]
     BadSubject,
+    /// A token that lives longer than the configured maximum.
+    #[error("the token lives longer than this service accepts")]
+    TooLong,
+    /// `X-User-Id` from a peer that is not a trusted proxy.
+    #[error("this peer is not a trusted proxy; X-User-Id is not accepted from it")]
+    UntrustedPeer,
 }
 
 /// Verifies callers.
@@ -43,20 +54,50 @@ pub struct Authenticator {
     identity: UserIdentity,
     key: DecodingKey,
     validation: Validation,
+    max_lifetime: u64,
+    proxies: TrustedProxies,
 }
 
 impl Authenticator {
-    /// An authenticator for the configured secrets and identity mode.
+    /// An authenticator for the configured secrets, token checks, identity mode and proxies.
     pub fn new(settings: &Settings) -> Self {
+        let jwt = &settings.jwt;
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 5;
+        // A configured issuer or audience is required, not only checked when present.
+        let mut required = vec!["exp", "sub"];
+        if !jwt.issuer.is_empty() {
+            required.push("iss");
+        }
+        if !jwt.audience.is_empty() {
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
+        validation.leeway = jwt.leeway_secs;
+        validation.validate_nbf = true;
+        if jwt.issuer.is_empty() {
+            validation.iss = None;
+        } else {
+            validation.set_issuer(&[&jwt.issuer]);
+        }
+        if jwt.audience.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&[&jwt.audience]);
+        }
         Self {
             admin_token: settings.admin_token.clone(),
             identity: settings.user_identity,
             key: DecodingKey::from_secret(settings.jwt_secret.expose().as_bytes()),
             validation,
+            max_lifetime: jwt.max_lifetime_secs,
+            // Validated at load; an unparseable list trusts nobody.
+            proxies: TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_default(),
         }
+    }
+
+    /// The configured trusted proxies.
+    pub fn proxies(&self) -> &TrustedProxies {
+        &self.proxies
     }
 
     /// Checks an `Authorization` header value against the admin token in constant time.
@@ -81,9 +122,14 @@ impl Authenticator {
         &self,
         authorization: Option<&str>,
         trusted_user: Option<&str>,
+        peer: Option<IpAddr>,
     ) -> Result<UserId, AuthError> {
         match self.identity {
             UserIdentity::TrustedHeader => {
+                // Anyone can send X-User-Id; only a trusted gateway's counts.
+                if !peer.is_some_and(|p| self.proxies.trusts(p)) {
+                    return Err(AuthError::UntrustedPeer);
+                }
                 let raw = trusted_user.ok_or(AuthError::Missing)?;
                 UserId::parse(raw).map_err(|_| AuthError::BadSubject)
             }
@@ -91,6 +137,15 @@ impl Authenticator {
                 let token = bearer(authorization).ok_or(AuthError::Missing)?;
                 let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
                     .map_err(|_| AuthError::Invalid)?;
+                if self.max_lifetime > 0 {
+                    let from = data
+                        .claims
+                        .iat
+                        .unwrap_or_else(jsonwebtoken::get_current_timestamp);
+                    if data.claims.exp.saturating_sub(from) > self.max_lifetime {
+                        return Err(AuthError::TooLong);
+                    }
+                }
                 UserId::parse(&data.claims.sub).map_err(|_| AuthError::BadSubject)
             }
         }
@@ -122,6 +177,7 @@ pub fn mint_token(
         &Claims {
             sub: user_id.to_string(),
             exp,
+            iat: Some(jsonwebtoken::get_current_timestamp()),
         },
         &EncodingKey::from_secret(secret.as_bytes()),
     )
@@ -158,7 +214,7 @@ mod tests {
         let a = auth(UserIdentity::Jwt);
         let t = mint_token(Settings::default().jwt_secret.expose(), "alice", 60).unwrap();
         let user = a
-            .buyer(Some(&format!("Bearer {t}")), Some("mallory"))
+            .buyer(Some(&format!("Bearer {t}")), Some("mallory"), None)
             .unwrap();
         assert_eq!(user.as_ref(), "alice");
     }
@@ -168,7 +224,7 @@ mod tests {
         let a = auth(UserIdentity::Jwt);
         let forged = mint_token("another-secret-of-16+", "alice", 60).unwrap();
         assert_eq!(
-            a.buyer(Some(&format!("Bearer {forged}")), None),
+            a.buyer(Some(&format!("Bearer {forged}")), None, None),
             Err(AuthError::Invalid)
         );
         let secret = Settings::default().jwt_secret;
@@ -177,22 +233,82 @@ mod tests {
             &Claims {
                 sub: "alice".into(),
                 exp: jsonwebtoken::get_current_timestamp() - 3600,
+                iat: None,
             },
             &EncodingKey::from_secret(secret.expose().as_bytes()),
         )
         .unwrap();
         assert_eq!(
-            a.buyer(Some(&format!("Bearer {expired}")), None),
+            a.buyer(Some(&format!("Bearer {expired}")), None, None),
             Err(AuthError::Invalid)
         );
-        assert_eq!(a.buyer(None, Some("alice")), Err(AuthError::Missing));
+        assert_eq!(a.buyer(None, Some("alice"), None), Err(AuthError::Missing));
     }
 
     #[test]
-    fn trusted_header_mode_reads_the_gateway_header_only() {
-        let a = auth(UserIdentity::TrustedHeader);
-        assert_eq!(a.buyer(None, Some("bob")).unwrap().as_ref(), "bob");
-        assert_eq!(a.buyer(Some("Bearer x"), None), Err(AuthError::Missing));
-        assert_eq!(a.buyer(None, Some("")), Err(AuthError::BadSubject));
+    fn trusted_header_mode_reads_the_gateway_header_only_from_a_trusted_proxy() {
+        let a = Authenticator::new(&Settings {
+            user_identity: UserIdentity::TrustedHeader,
+            trusted_proxies: "10.0.0.0/8".into(),
+            ..Settings::default()
+        });
+        let gw = Some("10.1.2.3".parse().unwrap());
+        assert_eq!(a.buyer(None, Some("bob"), gw).unwrap().as_ref(), "bob");
+        assert_eq!(a.buyer(Some("Bearer x"), None, gw), Err(AuthError::Missing));
+        assert_eq!(a.buyer(None, Some(""), gw), Err(AuthError::BadSubject));
+        let anyone = Some("203.0.113.5".parse().unwrap());
+        assert_eq!(
+            a.buyer(None, Some("bob"), anyone),
+            Err(AuthError::UntrustedPeer)
+        );
+        assert_eq!(
+            a.buyer(None, Some("bob"), None),
+            Err(AuthError::UntrustedPeer)
+        );
+    }
+
+    fn token(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(Settings::default().jwt_secret.expose().as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn issuer_audience_not_before_and_lifetime_are_checked_when_configured() {
+        let mut settings = Settings::default();
+        settings.jwt.issuer = "login".into();
+        settings.jwt.audience = "seckill".into();
+        settings.jwt.max_lifetime_secs = 3_600;
+        let a = Authenticator::new(&settings);
+        let now = jsonwebtoken::get_current_timestamp();
+        let good = serde_json::json!({"sub": "al", "exp": now + 600, "iat": now, "iss": "login", "aud": "seckill"});
+        let check = |c: &serde_json::Value| {
+            a.buyer(Some(&format!("Bearer {}", token(c.clone()))), None, None)
+        };
+        assert!(check(&good).is_ok());
+        let mut other_iss = good.clone();
+        other_iss["iss"] = "elsewhere".into();
+        assert_eq!(check(&other_iss), Err(AuthError::Invalid));
+        let mut no_aud = good.clone();
+        no_aud.as_object_mut().unwrap().remove("aud");
+        assert_eq!(check(&no_aud), Err(AuthError::Invalid));
+        let mut early = good.clone();
+        early["nbf"] = (now + 600).into();
+        assert_eq!(check(&early), Err(AuthError::Invalid), "not before");
+        let mut within_leeway = good.clone();
+        within_leeway["nbf"] = (now + 2).into();
+        assert!(check(&within_leeway).is_ok(), "nbf has the leeway");
+        let mut forever = good.clone();
+        forever["exp"] = (now + 30 * 86_400).into();
+        assert_eq!(check(&forever), Err(AuthError::TooLong));
+        forever.as_object_mut().unwrap().remove("iat");
+        assert_eq!(
+            check(&forever),
+            Err(AuthError::TooLong),
+            "without iat: from now"
+        );
     }
 }

@@ -58,8 +58,10 @@ pub struct BuyRequest<'a> {
     pub trusted_user: Option<&'a str>,
     /// The client's idempotency key.
     pub idempotency_key: Option<&'a IdempotencyKey>,
-    /// The client's address (per-IP bucket).
+    /// The client's address (per-IP bucket): the peer, or the client a trusted proxy names.
     pub client_ip: Option<IpAddr>,
+    /// The connection's peer (a trusted proxy, in trusted-header mode).
+    pub peer: Option<IpAddr>,
 }
 
 /// A successful buy.
@@ -242,24 +244,39 @@ impl BuyService {
             .filter(|m| m.sale_id == req.sale_id)
             .ok_or(ApiError::NotFound("sale item"))?;
         let now = Utc::now();
-        // A retry with an idempotency key may come after the end: the script answers it.
-        let retry = req.idempotency_key.is_some();
-        if now < meta.starts_at && !retry {
-            return Err(ApiError::NotStarted);
-        }
-        if now >= meta.ends_at && !retry {
-            return Err(ApiError::Ended);
-        }
-        // A retry carrying an idempotency key must reach the script, which returns the first
-        // answer (the buyer may be a winner whose response was lost); everyone else is
-        // answered from the flag.
-        if req.idempotency_key.is_none() && self.sold_out.is_sold_out(req.item_id) {
+        // Answered from memory: outside the window, or sold out. A retry with an idempotency
+        // key that was used before is the exception (the buyer may be a winner whose answer
+        // was lost): the script answers it with the first order, even after the end.
+        let refusal = if now < meta.starts_at {
+            Some(ApiError::NotStarted)
+        } else if now >= meta.ends_at {
+            Some(ApiError::Ended)
+        } else if self.sold_out.is_sold_out(req.item_id) {
             self.hot.flagged.inc();
-            return Err(ApiError::SoldOut);
+            Some(ApiError::SoldOut)
+        } else {
+            None
+        };
+        if let Some(refusal) = &refusal
+            && req.idempotency_key.is_none()
+        {
+            return Err(refusal.same());
         }
         let quantity = parse_quantity(&body.await?)?;
-        let user = self.auth.buyer(req.authorization, req.trusted_user)?;
+        let user = self
+            .auth
+            .buyer(req.authorization, req.trusted_user, req.peer)?;
         self.gate(self.gates.check_user(user.as_ref()))?;
+        // A made-up key skips nothing: only one of this buyer's earlier attempts reaches the
+        // script past a refusal (one Redis lookup, not a script run per random key).
+        if let (Some(refusal), Some(key)) = (refusal, req.idempotency_key)
+            && !self
+                .stock
+                .knows_key(&meta, user.as_ref(), key.as_ref())
+                .await?
+        {
+            return Err(refusal);
+        }
         if quantity > meta.per_user_limit {
             return Err(FieldError::new(
                 "quantity",

@@ -1,12 +1,13 @@
 //! The `seckill` command line.
 
-use std::{path::PathBuf, process::ExitCode, sync::Arc};
+use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use clap::{Parser, Subcommand};
 
 use crate::{
     app::{Application, ConsumerParts, shutdown_on_signals},
     config::{Settings, env_names},
+    probe,
     state::Services,
     store, telemetry,
 };
@@ -50,6 +51,16 @@ pub enum Command {
     All,
     /// Print the effective settings (secrets hidden) and every SECKILL_* variable name.
     Config,
+    /// Ask this host's own listener for a health route: exit 0 on a 2xx answer, 1 otherwise
+    /// (for container health checks; the image carries no curl).
+    Healthcheck {
+        /// Route to ask.
+        #[arg(long, default_value = "/healthz")]
+        path: String,
+        /// Address to ask (default: SECKILL_HTTP_ADDR, through loopback when it is 0.0.0.0).
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+    },
 }
 
 /// Runs the command line; the exit code is 0 on success.
@@ -61,7 +72,20 @@ pub async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The serving roles use the secrets; a consumer or a migration does not need them.
+    if matches!(cli.command, Command::Serve | Command::All)
+        && let Err(e) = settings.validate_secrets()
+    {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     telemetry::init(&settings.log);
+    for name in &settings.ignored_env {
+        tracing::warn!(
+            variable = %name,
+            "ignoring a SECKILL_* variable that looks like a Kubernetes service link (set enableServiceLinks: false to drop them)"
+        );
+    }
     match execute(cli.command, settings).await {
         Ok(code) => code,
         Err(e) => {
@@ -122,6 +146,20 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             consumer.await??;
             served?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Healthcheck { path, addr } => {
+            let target = addr.unwrap_or_else(|| probe::local_target(settings.http.addr));
+            match probe::get_status(target, &path, Duration::from_secs(3)).await {
+                Ok(code) if (200..300).contains(&code) => Ok(ExitCode::SUCCESS),
+                Ok(code) => {
+                    eprintln!("unhealthy: {target}{path} answered {code}");
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(e) => {
+                    eprintln!("unhealthy: {}", one_line(&e));
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         Command::Reconcile { sale, json, repair } => {
             let services = Services::build(settings).await?;

@@ -23,6 +23,7 @@ pub mod lock;
 pub mod metrics;
 pub mod orders;
 pub mod outbox;
+pub mod probe;
 pub mod reconcile;
 pub mod redis_pool;
 pub mod sale_page;

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub kafka_in_flight: IntGauge,
     /// Outbox entries still waiting for an ack, as last counted by the relay.
     pub outbox_backlog: IntGauge,
+    /// Age in seconds of the oldest reservation still waiting for a Kafka ack.
+    pub outbox_oldest_age: IntGauge,
     /// Outbox entries re-emitted by the relay.
     pub outbox_relayed: IntCounter,
     /// Messages of the orders topic not yet committed by the consumer group.
@@ -185,6 +187,10 @@ impl Metrics {
             outbox_backlog: gauge(
                 "outbox_backlog",
                 "Reservations waiting for a Kafka ack, as last counted by the relay",
+            ),
+            outbox_oldest_age: gauge(
+                "outbox_oldest_age_seconds",
+                "Age of the oldest reservation waiting for a Kafka ack, as last seen by the relay",
             ),
             outbox_relayed: counter(
                 "outbox_relayed_total",

@@ -101,6 +101,9 @@ impl OrderLookup {
     /// # Errors
     /// 404 when unknown or someone else's; store failures.
     pub async fn find(&self, order_id: Uuid, user: &UserId) -> Result<OrderStatusView, ApiError> {
+        if !could_be_ours(order_id, Utc::now()) {
+            return Err(ApiError::NotFound("order"));
+        }
         if let Some(row) = orders::get_order(&self.db, order_id).await? {
             if row.user_id != user.as_ref() {
                 return Err(ApiError::NotFound("order"));
@@ -191,6 +194,19 @@ impl OrderLookup {
     }
 }
 
+/// Order ids are UUIDv7 minted by this service at reservation time: an id of another version,
+/// or one stamped in the future, names no order, and is answered without a store lookup (a
+/// flood of random ids must not reach MySQL and every live ledger).
+pub fn could_be_ours(order_id: Uuid, now: DateTime<Utc>) -> bool {
+    if order_id.get_version_num() != 7 {
+        return false;
+    }
+    let Some((secs, _)) = order_id.get_timestamp().map(|t| t.to_unix()) else {
+        return false;
+    };
+    (secs as i64) <= now.timestamp() + 60
+}
+
 /// A validated `GET /api/v1/orders` query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderQuery {
@@ -212,3 +228,21 @@ pub const ORDER_STATES: &[&str] = &[
     orders::STATUS_EXPIRED,
     orders::STATUS_REJECTED,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_v7_ids_from_the_past_can_name_an_order() {
+        let now = Utc::now();
+        assert!(could_be_ours(Uuid::now_v7(), now));
+        assert!(!could_be_ours(Uuid::new_v4(), now), "random ids");
+        let future = Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            (now.timestamp() + 3_600) as u64,
+            0,
+        ));
+        assert!(!could_be_ours(future, now));
+    }
+}

@@ -61,6 +61,8 @@ pub struct Services {
     pub reconciler: Reconciler,
     /// The public sale page and its caches.
     pub sale_pages: SalePages,
+    /// The last readiness verdict (probes are cached for a second).
+    pub ready: crate::api::health::ReadyCache,
     /// Where recovery requests arrive; taken by the prewarm scheduler when it starts.
     pub recovery_requests: Mutex<Option<RecoveryRequests>>,
 }
@@ -87,14 +89,6 @@ impl Services {
     /// A server is unreachable or refuses us; the message names which and where.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
-        let defaults = Settings::default();
-        if settings.admin_token == defaults.admin_token
-            || settings.jwt_secret == defaults.jwt_secret
-        {
-            tracing::warn!(
-                "SECKILL_ADMIN_TOKEN or SECKILL_JWT_SECRET still has its built-in default; set both before exposing this service"
-            );
-        }
         let settings = Arc::new(settings);
         let metrics = Arc::new(Metrics::new());
         let redis =
@@ -102,7 +96,12 @@ impl Services {
                 .await
                 .map_err(|_| anyhow::anyhow!("timed out"))
                 .and_then(|r| r.map_err(anyhow::Error::from))
-                .with_context(|| format!("cannot reach Redis at {}", settings.redis.url))?;
+                .with_context(|| {
+                    format!(
+                        "cannot reach Redis at {}",
+                        crate::config::redacted(&settings.redis.url)
+                    )
+                })?;
         if settings.buy.confirm == ConfirmMode::Replica
             && let Ok(Some(n)) = redis.connected_replicas().await
             && n < settings.redis.min_replicas
@@ -222,6 +221,7 @@ impl Services {
             recoveries,
         );
         Ok(Self {
+            ready: Default::default(),
             lifecycle,
             recovery_requests: Mutex::new(Some(recovery_requests)),
             sale_pages,

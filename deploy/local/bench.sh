@@ -18,7 +18,7 @@
 # Then the MySQL persistence and expiry benchmarks (cargo bench).
 #
 # Knobs: BENCH_SECS (5), BENCH_ROUNDS (5), BENCH_CONCURRENCY (64), BENCH_PORT (18090, the
-# servers take it and the next six), BENCH_BASELINE (a git revision), PEER_DIR
+# servers take it and the next five, their admin listeners those ten above), BENCH_BASELINE (a git revision), PEER_DIR
 # (../shared/bench/peer-naive).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -54,8 +54,9 @@ fi
 export SECKILL_KAFKA_BROKERS=embedded
 export SECKILL_REDIS_KEY_PREFIX="bench$(date +%s):"
 export SECKILL_LIMITS_GLOBAL_PER_SEC=0 SECKILL_LIMITS_PER_USER_PER_SEC=0
-export SECKILL_ADMIN_TOKEN=bench-admin-token SECKILL_JWT_SECRET=bench-jwt-secret-0123456789
-export SECKILL_PAYMENT_SECRET=bench-payment-secret-0123456789
+secret() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
+SECKILL_ADMIN_TOKEN=$(secret) SECKILL_JWT_SECRET=$(secret) SECKILL_PAYMENT_SECRET=$(secret)
+export SECKILL_ADMIN_TOKEN SECKILL_JWT_SECRET SECKILL_PAYMENT_SECRET
 MYSQL_BASE="${SECKILL_MYSQL_URL%/*}"
 mysql_admin() { mariadb -h 127.0.0.1 -P "${SECKILL_STACK_MYSQL_PORT:-13306}" -u seckill -pseckill -e "$1"; }
 mysql_admin 'DROP DATABASE IF EXISTS seckill_bench; CREATE DATABASE seckill_bench'
@@ -66,9 +67,10 @@ export SECKILL_MYSQL_MIGRATE_ON_START=false   # migrated once above; several ser
 PIDS=()
 trap 'kill -TERM "${PIDS[@]}" 2>/dev/null; wait "${PIDS[@]}" 2>/dev/null' EXIT
 url_of() { echo "http://127.0.0.1:$((PORT + $1))"; }
+admin_of() { url_of $(($1 + 10)); }  # a server's admin listener: PORT + SLOT + 10
 serve() { # serve SLOT NAME [VAR=VALUE...] -- start `seckill serve` on PORT + SLOT
   local slot=$1 name=$2; shift 2
-  env SECKILL_HTTP_ADDR="127.0.0.1:$((PORT + slot))" "$@" \
+  env SECKILL_HTTP_ADDR="127.0.0.1:$((PORT + slot))" SECKILL_ADMIN_ADDR="127.0.0.1:$((PORT + slot + 10))" "$@" \
     target/release/seckill serve >"$OUT/seckill-$name.log" 2>&1 &
   PIDS+=($!)
 }
@@ -100,7 +102,7 @@ for i in 0 1 2 3; do wait_http "$i" /readyz; done
 [ $HAVE_BASE = 0 ] || wait_http 5 /readyz
 
 LT0=(target/release/loadtest --no-progress --users 100000)
-LT=("${LT0[@]}" --base-url "$(url_of 1)")
+LT=("${LT0[@]}" --base-url "$(url_of 1)" --admin-url "$(admin_of 1)")
 field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
 # The sales the runs target: one with stock to spare (every buy reserves), one sold out.
@@ -115,7 +117,8 @@ if [ $HAVE_PEER = 1 ]; then
   redis-cli -h 127.0.0.1 -p "${SECKILL_STACK_REDIS_PORT:-16379}" set "peer:{s$SO_SALE:i$SO_ITEM}:stock" 0 >/dev/null
 fi
 if [ $HAVE_BASE = 1 ]; then
-  "${LT0[@]}" --base-url "$(url_of 5)" --create-sale --stock 1000000000 --per-user-limit 10000 \
+  # The baseline may predate the admin listener: it serves admin on its one port.
+  "${LT0[@]}" --base-url "$(url_of 5)" --admin-url "$(url_of 5)" --create-sale --stock 1000000000 --per-user-limit 10000 \
     --concurrency 4 --requests 10 --json "$OUT/setup-base.json" >/dev/null
   BASE_SALE=$(field "$OUT/setup-base.json" "d['sale_id']"); BASE_ITEM=$(field "$OUT/setup-base.json" "d['item_id']")
 fi

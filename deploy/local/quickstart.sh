@@ -48,14 +48,15 @@ say "building release binaries"
 cargo build --release --quiet -p seckill -p loadtest --bins
 
 export SECKILL_KAFKA_BROKERS=embedded
-export SECKILL_HTTP_ADDR="127.0.0.1:$PORT"
+export SECKILL_HTTP_ADDR="127.0.0.1:$PORT" SECKILL_ADMIN_ADDR="127.0.0.1:$((PORT + 1))"
 export SECKILL_MYSQL_URL="${SECKILL_MYSQL_URL%/*}/seckill_quickstart"
 # Its own database and its own Redis keys: a sale of this database never meets the Redis state
 # of the default database's sale with the same id.
 export SECKILL_REDIS_KEY_PREFIX="quickstart:"
-SECKILL_ADMIN_TOKEN="qs-admin-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
-SECKILL_JWT_SECRET="qs-jwt-$(od -An -N16 -tx8 /dev/urandom | tr -d ' \n')"
-SECKILL_PAYMENT_SECRET="qs-pay-$(od -An -N16 -tx8 /dev/urandom | tr -d ' \n')"
+# Secrets of this run only: 32 random bytes each, as hex (the service refuses short or
+# placeholder ones).
+secret() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
+SECKILL_ADMIN_TOKEN=$(secret) SECKILL_JWT_SECRET=$(secret) SECKILL_PAYMENT_SECRET=$(secret)
 export SECKILL_ADMIN_TOKEN SECKILL_JWT_SECRET SECKILL_PAYMENT_SECRET
 # The loadtest plays many users from one address; keep the per-user buckets generous.
 export SECKILL_LIMITS_PER_USER_PER_SEC=50 SECKILL_LIMITS_PER_USER_BURST=50
@@ -89,7 +90,8 @@ ready || { tail -20 "$LOG_DIR/seckill.log"; echo "seckill did not become ready" 
 
 say "loadtest: a sale of $STOCK units, $USERS users, $CONCURRENCY in flight for $DURATION"
 set +e
-target/release/loadtest --base-url "http://$SECKILL_HTTP_ADDR" --create-sale \
+target/release/loadtest --base-url "http://$SECKILL_HTTP_ADDR" \
+  --admin-url "http://$SECKILL_ADMIN_ADDR" --create-sale \
   --stock "$STOCK" --per-user-limit 1 --users "$USERS" --concurrency "$CONCURRENCY" \
   --duration "$DURATION" --verify --payment-window-secs "$WINDOW" --pay-share "$PAY_SHARE" \
   --json "$LOG_DIR/loadtest.json" \

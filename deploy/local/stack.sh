@@ -12,7 +12,10 @@
 #                                              `up`); `start` again brings back a node that
 #                                              died, as a replica of whoever is master now
 #
-# `redis` is a master with a replica (the default buy confirmation waits for one replica).
+# `redis` is a master with a replica (the default buy confirmation waits for one replica); it
+# also listens for TLS on its own port, and MariaDB accepts TLS, both with a certificate for
+# localhost/127.0.0.1 signed by a CA generated here (tls/ca.crt in the state folder).
+# `install` also installs Debian's prometheus package, whose promtool checks the alert rules.
 # Everything is overridable through the environment, which is how fault-injection tests start
 # private servers of their own:
 #   SECKILL_STACK_DIR   state folder (default: ~/.local/state/seckill/stack, outside any clone,
@@ -20,6 +23,7 @@
 #   SECKILL_STACK_REDIS_PORT (16379)  SECKILL_STACK_MYSQL_PORT (13306)  SECKILL_STACK_KAFKA_PORT (19092)
 #   SECKILL_STACK_REDIS_REPLICA_PORT (redis port + 1); SECKILL_STACK_REDIS_REPLICAS=0 for a
 #                       master alone
+#   SECKILL_STACK_REDIS_TLS_PORT (redis port + 10): the master's TLS port (0: none)
 #   SECKILL_STACK_CLUSTER_PORT (17000): cluster nodes on it and the next five ports, their
 #                       cluster bus on the six after
 #   SECKILL_STACK_SENTINEL_PORTS ("26379 26380 26381"): the three Sentinels
@@ -35,6 +39,8 @@ MYSQL_PORT="${SECKILL_STACK_MYSQL_PORT:-13306}"
 KAFKA_PORT="${SECKILL_STACK_KAFKA_PORT:-19092}"
 CLUSTER_PORT="${SECKILL_STACK_CLUSTER_PORT:-17000}"
 REPLICA_PORT="${SECKILL_STACK_REDIS_REPLICA_PORT:-$((REDIS_PORT + 1))}"
+REDIS_TLS_PORT="${SECKILL_STACK_REDIS_TLS_PORT:-$((REDIS_PORT + 10))}"
+TLS_DIR="$STATE_DIR/tls"
 WANT_REPLICA="${SECKILL_STACK_REDIS_REPLICAS:-1}"
 SENTINEL_PORTS="${SECKILL_STACK_SENTINEL_PORTS:-26379 26380 26381}"
 SENTINEL_REDIS_PORTS="${SECKILL_STACK_SENTINEL_REDIS_PORTS:-16479 16480}"
@@ -82,6 +88,12 @@ check_packages() {
   command -v redis-sentinel >/dev/null || need_apt+=(redis-sentinel)
   command -v mariadbd >/dev/null || need_apt+=(mariadb-server)
   command -v mariadb >/dev/null || need_apt+=(mariadb-client)
+  command -v openssl >/dev/null || need_apt+=(openssl)
+  command -v promtool >/dev/null || need_apt+=(prometheus)
+  # Build dependencies of the service itself (librdkafka with TLS links OpenSSL).
+  command -v cc >/dev/null || need_apt+=(build-essential)
+  command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+  [ -f /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
 }
 
 install_all() {
@@ -100,6 +112,29 @@ install_all() {
     log "building the tansu $TANSU_VERSION broker into $CARGO_BIN (once per machine, about 12 minutes)"
     cargo install tansu --version "$TANSU_VERSION" --locked --features libsql --quiet
   fi
+}
+
+# -------------------------------------------------------------------------------------------- tls
+# A CA and a server certificate for localhost and 127.0.0.1, made once per state folder.
+ensure_certs() {
+  [ -f "$TLS_DIR/server.crt" ] && return
+  mkdir -p "$TLS_DIR"
+  (
+    cd "$TLS_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=seckill stack CA' \
+      -keyout ca.key -out ca.crt 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj '/CN=localhost' -keyout server.key -out server.csr 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile server.ext -out server.crt 2>/dev/null
+    chmod 600 ca.key server.key
+  ) || die "could not generate TLS certificates in $TLS_DIR"
+  log "generated a CA and a localhost certificate in $TLS_DIR"
+}
+tls_args() { # redis-server arguments for a TLS port next to the plain one
+  [ "$REDIS_TLS_PORT" != 0 ] || return 0
+  printf '%s\n' --tls-port "$REDIS_TLS_PORT" --tls-cert-file "$TLS_DIR/server.crt" \
+    --tls-key-file "$TLS_DIR/server.key" --tls-ca-cert-file "$TLS_DIR/ca.crt" --tls-auth-clients no
 }
 
 # ------------------------------------------------------------------------------------------ redis
@@ -133,8 +168,11 @@ start_redis() {
   if redis_ping; then
     log "redis already answers on $REDIS_PORT"
   else
-    redis_node "$STATE_DIR/redis" "$REDIS_PORT"
-    log "redis up on 127.0.0.1:$REDIS_PORT"
+    ensure_certs
+    local tls=()
+    mapfile -t tls < <(tls_args)
+    redis_node "$STATE_DIR/redis" "$REDIS_PORT" "${tls[@]}"
+    log "redis up on 127.0.0.1:$REDIS_PORT (TLS on $REDIS_TLS_PORT)"
   fi
   if [ "$WANT_REPLICA" = 1 ]; then
     if port_ping "$REPLICA_PORT"; then
@@ -280,6 +318,7 @@ start_mysql() {
       --skip-test-db >"$dir/install.log" 2>&1 || die "mariadb-install-db failed, see $dir/install.log"
     fresh=1
   fi
+  ensure_certs
   cat >"$dir/my.cnf" <<CNF
 [mariadbd]
 datadir=$dir/data
@@ -295,6 +334,9 @@ innodb_log_file_size=256M
 innodb_lock_wait_timeout=10
 character-set-server=utf8mb4
 collation-server=utf8mb4_bin
+ssl-ca=$TLS_DIR/ca.crt
+ssl-cert=$TLS_DIR/server.crt
+ssl-key=$TLS_DIR/server.key
 CNF
   detach "$dir/mariadbd.launcher.pid" "$dir/mariadbd.out" mariadbd --defaults-file="$dir/my.cnf" --user="$me"
   wait_for mysql 60 mariadb-admin --socket="$(MYSQL_SOCK)" -uroot ping
@@ -352,6 +394,8 @@ print_env() {
 export SECKILL_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/
 export SECKILL_MYSQL_URL=mysql://$MYSQL_USER:$MYSQL_PASSWORD@127.0.0.1:$MYSQL_PORT/seckill
 export SECKILL_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+export STACK_TLS_CA_FILE=$TLS_DIR/ca.crt
+export STACK_REDIS_TLS_URL=rediss://localhost:$REDIS_TLS_PORT/
 ENV
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: checks formatting and lints (rustfmt, clippy with warnings as errors), brings
-# up the local stack (installing what is missing), points the tests at it, drops databases left
-# by earlier test runs, then runs the whole workspace's tests.
+# up the local stack (installing what is missing), tests the alerting rules with promtool,
+# points the tests at the stack, drops databases left by earlier test runs, then runs the whole
+# workspace's tests.
 # Extra arguments go to `cargo test` (for example a test name filter); SKIP_LINT=1 skips the
 # formatting and lint checks while iterating.
 set -euo pipefail
@@ -15,5 +16,8 @@ fi
 deploy/local/stack.sh up
 eval "$(deploy/local/stack.sh env)"
 deploy/local/stack.sh clean-tests
+
+promtool check rules deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts_test.yml
 
 cargo test --workspace "$@"

@@ -8,14 +8,17 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Clone, Parser)]
 #[command(name = "loadtest", version, about)]
 pub struct Args {
-    /// Base URL of the seckill API.
+    /// Base URL of the seckill API (buyers' listener).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub base_url: String,
+    /// Base URL of the admin listener (SECKILL_ADMIN_ADDR), to create the sale and verify.
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
+    pub admin_url: String,
     /// Admin token (to create the sale and verify).
     #[arg(
         long,
         env = "SECKILL_ADMIN_TOKEN",
-        default_value = "change-me-admin",
+        default_value = "",
         hide_env_values = true
     )]
     pub admin_token: String,
@@ -23,7 +26,7 @@ pub struct Args {
     #[arg(
         long,
         env = "SECKILL_JWT_SECRET",
-        default_value = "change-me-jwt-secret",
+        default_value = "",
         hide_env_values = true
     )]
     pub jwt_secret: String,
@@ -202,6 +205,15 @@ impl Args {
         if !(self.base_url.starts_with("http://")) {
             return err("--base-url must be an http:// URL");
         }
+        if !(self.admin_url.starts_with("http://")) {
+            return err("--admin-url must be an http:// URL");
+        }
+        if self.endpoint == Endpoint::Buy && self.jwt_secret.is_empty() {
+            return err("buying needs --jwt-secret (or SECKILL_JWT_SECRET) to sign buyers' tokens");
+        }
+        if (self.create_sale || self.verify) && self.admin_token.is_empty() {
+            return err("--create-sale and --verify need --admin-token (or SECKILL_ADMIN_TOKEN)");
+        }
         Ok(Plan {
             duration: self.duration,
             requests: self.requests,
@@ -216,7 +228,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Plan, String> {
-        let mut all = vec!["loadtest"];
+        let mut all = vec!["loadtest", "--admin-token", "t", "--jwt-secret", "s"];
         all.extend_from_slice(args);
         Args::try_parse_from(all)
             .map_err(|e| e.to_string())

@@ -207,7 +207,7 @@ async fn create_sale(http: &reqwest::Client, plan: &Plan) -> anyhow::Result<(u64
         body["items"][0]["payment_window_secs"] = json!(w);
     }
     let resp = http
-        .post(format!("{}/admin/v1/sales", a.base_url))
+        .post(format!("{}/admin/v1/sales", a.admin_url))
         .bearer_auth(&a.admin_token)
         .json(&body)
         .send()
@@ -335,9 +335,10 @@ pub async fn run(args: Args, show_progress: bool) -> anyhow::Result<Summary> {
         && let Some(sale) = sale_id
     {
         let (view, drained) =
-            verify::wait_drained(&http, &a.base_url, &a.admin_token, sale, a.drain_timeout).await?;
+            verify::wait_drained(&http, &a.admin_url, &a.admin_token, sale, a.drain_timeout)
+                .await?;
         let report: Value = http
-            .post(format!("{}/admin/v1/sales/{sale}/reconcile", a.base_url))
+            .post(format!("{}/admin/v1/sales/{sale}/reconcile", a.admin_url))
             .bearer_auth(&a.admin_token)
             .send()
             .await?

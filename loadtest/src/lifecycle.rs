@@ -69,7 +69,7 @@ pub async fn pay_and_expire(
     let mut last_note = Instant::now();
     let view = loop {
         let view: Value = http
-            .get(format!("{}/admin/v1/sales/{sale}", a.base_url))
+            .get(format!("{}/admin/v1/sales/{sale}", a.admin_url))
             .bearer_auth(&a.admin_token)
             .send()
             .await?
@@ -89,7 +89,7 @@ pub async fn pay_and_expire(
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     let report: Value = http
-        .post(format!("{}/admin/v1/sales/{sale}/reconcile", a.base_url))
+        .post(format!("{}/admin/v1/sales/{sale}/reconcile", a.admin_url))
         .bearer_auth(&a.admin_token)
         .send()
         .await?

@@ -63,7 +63,13 @@ async fn create_order(
                 authorization: header_str(headers, "authorization"),
                 trusted_user: header_str(headers, TRUSTED_USER_HEADER),
                 idempotency_key: idempotency_key.as_ref(),
-                client_ip: Some(peer.ip()),
+                client_ip: Some(
+                    state
+                        .auth
+                        .proxies()
+                        .client(peer.ip(), header_str(headers, "x-forwarded-for")),
+                ),
+                peer: Some(peer.ip()),
             },
             body,
         )

@@ -104,6 +104,17 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
+    /// The same answer again, for the refusals answered from memory (not started, ended,
+    /// sold out); any other error becomes an internal one (never used so).
+    pub fn same(&self) -> Self {
+        match self {
+            ApiError::NotStarted => ApiError::NotStarted,
+            ApiError::Ended => ApiError::Ended,
+            ApiError::SoldOut => ApiError::SoldOut,
+            other => ApiError::Internal(anyhow::anyhow!("unexpected refusal {other}")),
+        }
+    }
+
     /// A 409 with a code.
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
         Self::Conflict {

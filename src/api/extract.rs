@@ -99,11 +99,16 @@ impl FromRequestParts<AppState> for Buyer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
         state
             .auth
             .buyer(
                 header(&parts.headers, "authorization"),
                 header(&parts.headers, TRUSTED_USER_HEADER),
+                peer,
             )
             .map(Buyer)
             .map_err(ApiError::Unauthorized)

@@ -1,16 +1,23 @@
 //! Liveness, readiness and metrics.
 //!
-//! `/healthz` answers while the process runs. `/readyz` answers 200 only when Redis, MySQL and
-//! Kafka all answer, and otherwise 503 naming what is down, so a load balancer stops sending
-//! buyers to an instance that cannot serve them.
+//! `/healthz` answers while the process runs. `/readyz` answers 200 only when the API can serve
+//! buys: Redis and MySQL answer (and, in `replica` mode, the Redis master has its replicas),
+//! and otherwise 503 naming what is down, so a load balancer stops sending buyers to an
+//! instance that cannot serve them. Kafka is not among them: the outbox holds reservations
+//! through a broker outage, and a Kafka blip must not take every API pod out of the Service.
+//! The verdict is cached for [`READY_CACHE`], so probes (which anyone can send) cost the
+//! dependencies at most one round of pings a second; what failed is logged, never shown.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use axum::{
     Json, Router,
     extract::State,
     http::{StatusCode, header},
-    response::IntoResponse,
+    response::{IntoResponse, Response},
     routing::get,
 };
 use serde_json::json;
@@ -19,14 +26,20 @@ use crate::{state::AppState, store};
 
 /// Longest a readiness probe waits for each dependency.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a readiness verdict is reused.
+pub const READY_CACHE: Duration = Duration::from_secs(1);
 
-/// Health routes.
+/// Probes and the API document (on both listeners).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+}
+
+/// `/metrics` (the admin listener).
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
 }
 
 /// The OpenAPI document of both APIs, kept in sync with the router by a test.
@@ -43,64 +56,96 @@ async fn healthz() -> impl IntoResponse {
     )
 }
 
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let redis = tokio::time::timeout(PROBE_TIMEOUT, state.redis.ping());
-    let mysql = tokio::time::timeout(PROBE_TIMEOUT, store::ping(&state.db));
-    let kafka = tokio::time::timeout(PROBE_TIMEOUT, state.kafka.ping(&state.settings.kafka.topic));
-    let replicas = tokio::time::timeout(PROBE_TIMEOUT, replicas_check(&state));
-    let (redis, mysql, kafka, replicas) = tokio::join!(redis, mysql, kafka, replicas);
-    let verdict = |r: Result<Result<(), String>, tokio::time::error::Elapsed>| match r {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e),
-        Err(_) => Some("timed out".to_string()),
-    };
-    let checks = [
-        (
-            "redis",
-            verdict(redis.map(|r| r.map_err(|e| e.to_string()))),
-        ),
-        (
-            "mysql",
-            verdict(mysql.map(|r| r.map_err(|e| e.to_string()))),
-        ),
-        (
-            "kafka",
-            verdict(kafka.map(|r| r.map_err(|e| e.to_string()))),
-        ),
-        ("redis_replicas", verdict(replicas)),
-    ];
-    let down: Vec<&str> = checks
-        .iter()
-        .filter(|(_, err)| err.is_some())
-        .map(|(name, _)| *name)
-        .collect();
-    let details: serde_json::Map<String, serde_json::Value> = checks
-        .iter()
-        .map(|(name, err)| {
-            let v = match err {
-                None => json!("ok"),
-                Some(e) => json!(e),
-            };
-            (name.to_string(), v)
-        })
-        .collect();
-    if down.is_empty() {
-        (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "checks": details})),
-        )
-    } else {
-        tracing::warn!(?down, "not ready");
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "code": "not_ready",
-                "detail": format!("unavailable: {}", down.join(", ")),
-                "down": down,
-                "checks": details,
-            })),
-        )
+/// A readiness verdict: the names of what is down (empty: ready).
+#[derive(Clone, Debug, Default)]
+pub struct Verdict {
+    down: Vec<&'static str>,
+}
+
+impl Verdict {
+    fn response(&self) -> Response {
+        if self.down.is_empty() {
+            (StatusCode::OK, Json(json!({"status": "ready"}))).into_response()
+        } else {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "code": "not_ready",
+                    "detail": format!("unavailable: {}", self.down.join(", ")),
+                    "down": self.down,
+                })),
+            )
+                .into_response()
+        }
     }
+}
+
+/// The last verdict and when it was reached, shared by every probe of one process.
+#[derive(Clone, Default)]
+pub struct ReadyCache {
+    last: Arc<Mutex<Option<(Instant, Verdict)>>>,
+    refreshing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl ReadyCache {
+    /// The cached verdict while fresh, otherwise the one `check` reaches (one check at a time;
+    /// probes arriving meanwhile wait for it and share it).
+    pub async fn get<F: Future<Output = Verdict>>(&self, check: impl FnOnce() -> F) -> Verdict {
+        let fresh = || {
+            self.last
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < READY_CACHE)
+                .map(|(_, v)| v.clone())
+        };
+        if let Some(v) = fresh() {
+            return v;
+        }
+        let _one = self.refreshing.lock().await;
+        if let Some(v) = fresh() {
+            return v;
+        }
+        let verdict = check().await;
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), verdict.clone()));
+        verdict
+    }
+}
+
+/// Runs one probe with the timeout; logs and names it when it fails.
+async fn probe<E: std::fmt::Display>(
+    name: &'static str,
+    f: impl Future<Output = Result<(), E>>,
+) -> Option<&'static str> {
+    match tokio::time::timeout(PROBE_TIMEOUT, f).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => {
+            tracing::warn!(dependency = name, error.message = %e, "not ready");
+            Some(name)
+        }
+        Err(_) => {
+            tracing::warn!(dependency = name, "not ready: the probe timed out");
+            Some(name)
+        }
+    }
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let verdict = state
+        .ready
+        .get(|| async {
+            let (redis, mysql, replicas) = tokio::join!(
+                probe("redis", state.redis.ping()),
+                probe("mysql", store::ping(&state.db)),
+                probe("redis_replicas", replicas_check(&state)),
+            );
+            Verdict {
+                down: [redis, mysql, replicas].into_iter().flatten().collect(),
+            }
+        })
+        .await;
+    verdict.response()
 }
 
 /// In `replica` confirmation mode, a master with fewer replicas than a buy waits for cannot
@@ -131,17 +176,19 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 pub struct ConsumerProbe {
     /// MySQL.
     pub db: sqlx::MySqlPool,
-    /// Kafka.
-    pub kafka: crate::kafka::KafkaEndpoint,
+    /// One Kafka client for every probe (building one per probe costs a connection each).
+    pub kafka: Arc<crate::kafka::Pinger>,
     /// The orders topic.
     pub topic: String,
     /// The process's metrics.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// The consumer's assignment and lag.
     pub health: crate::consumer::ConsumerHealth,
+    /// The last verdict.
+    pub ready: ReadyCache,
 }
 
-/// `/healthz`, `/readyz` (MySQL and Kafka) and `/metrics` for `seckill consume`.
+/// `/healthz`, `/readyz` (MySQL, Kafka, partitions) and `/metrics` for `seckill consume`.
 pub fn consumer_router(probe: ConsumerProbe) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -158,34 +205,21 @@ pub fn consumer_router(probe: ConsumerProbe) -> Router {
         .with_state(probe)
 }
 
-async fn consumer_readyz(State(p): State<ConsumerProbe>) -> impl IntoResponse {
-    let mysql = tokio::time::timeout(PROBE_TIMEOUT, store::ping(&p.db));
-    let kafka = tokio::time::timeout(PROBE_TIMEOUT, p.kafka.ping(&p.topic));
-    let (mysql, kafka) = tokio::join!(mysql, kafka);
-    let mut down = Vec::new();
-    let mut details = serde_json::Map::new();
-    if !matches!(mysql, Ok(Ok(()))) {
-        down.push("mysql");
-    }
-    if !matches!(kafka, Ok(Ok(()))) {
-        down.push("kafka");
-    }
-    if let Some(stall) = p.health.stall() {
-        down.push("partitions");
-        details.insert("partitions".into(), json!(stall));
-    }
-    if down.is_empty() {
-        (StatusCode::OK, Json(json!({"status": "ready"})))
-    } else {
-        tracing::warn!(?down, ?details, "consumer not ready");
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "code": "not_ready",
-                "detail": format!("unavailable: {}", down.join(", ")),
-                "down": down,
-                "checks": details,
-            })),
-        )
-    }
+async fn consumer_readyz(State(p): State<ConsumerProbe>) -> Response {
+    let verdict = p
+        .ready
+        .get(|| async {
+            let (mysql, kafka) = tokio::join!(
+                probe("mysql", store::ping(&p.db)),
+                probe("kafka", p.kafka.ping(&p.topic)),
+            );
+            let mut down: Vec<&'static str> = [mysql, kafka].into_iter().flatten().collect();
+            if let Some(stall) = p.health.stall() {
+                tracing::warn!(%stall, "consumer not ready");
+                down.push("partitions");
+            }
+            Verdict { down }
+        })
+        .await;
+    verdict.response()
 }

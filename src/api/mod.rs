@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod orders;
 pub mod payments;
+pub mod request_id;
 
 use std::time::Duration;
 
@@ -26,16 +27,36 @@ use crate::state::AppState;
 
 pub use error::{ApiError, ApiResult};
 
-/// The whole HTTP surface.
-pub fn router(state: AppState) -> Router {
+/// The public surface: buyers, the payment provider, probes and the API document.
+pub fn public_router(state: AppState) -> Router {
+    layered(
+        Router::new()
+            .merge(health::router())
+            .merge(buy::router())
+            .merge(orders::router())
+            .merge(payments::router()),
+        state,
+    )
+}
+
+/// The admin surface: the admin API, `/metrics`, probes and the API document, on its own
+/// listener (loopback by default).
+pub fn admin_router(state: AppState) -> Router {
+    layered(
+        Router::new()
+            .merge(health::router())
+            .merge(health::metrics_router())
+            .merge(admin::router()),
+        state,
+    )
+}
+
+/// The layers every request passes: metrics and spans outermost, then load shedding and the
+/// request timeout; unknown routes answer a JSON 404.
+fn layered(routes: Router<AppState>, state: AppState) -> Router {
     let max_in_flight = usize::try_from(state.settings.http.max_in_flight).unwrap_or(usize::MAX);
     let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
-    Router::new()
-        .merge(health::router())
-        .merge(admin::router())
-        .merge(buy::router())
-        .merge(orders::router())
-        .merge(payments::router())
+    routes
         .fallback(not_found)
         .layer(
             ServiceBuilder::new()
@@ -63,22 +84,32 @@ async fn overloaded(err: BoxError) -> Response {
     }
 }
 
-/// Wraps every request in a span (method, route, status, and the order id once the buy path
-/// knows it), so any log line inside carries them; counts it by route and status (bounded
-/// labels: route templates, not paths).
+/// Wraps every request in a span (method, route, request id, status, and the order id once the
+/// buy path knows it), so any log line inside carries them; answers with the request id;
+/// counts it by route and status (bounded labels: route templates, not paths).
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let request_id = request_id::of(req.headers());
     let span = tracing::info_span!(
         "request",
         method = %req.method(),
         route,
+        request_id = request_id.to_str().unwrap_or_default(),
         status = tracing::field::Empty,
         order_id = tracing::field::Empty,
     );
-    let response = next.run(req).instrument(span.clone()).await;
+    let mut response = next.run(req).instrument(span.clone()).await;
+    response
+        .headers_mut()
+        .insert(request_id::HEADER, request_id);
     let status = response.status();
     span.record("status", status.as_u16());
+    if status.is_client_error() || status.is_server_error() {
+        // Debug only: a flood of 4xx must not flood the log. Failures that need a human are
+        // logged where they happen, inside the span, with the same request id.
+        tracing::debug!(parent: &span, status = status.as_u16(), "answered with an error");
+    }
     state
         .metrics
         .http_requests

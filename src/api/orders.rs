@@ -97,6 +97,14 @@ async fn get_order(
     Buyer(user): Buyer,
     ApiPath(order_id): ApiPath<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
+    // The buyer's own bucket: one buyer cannot make every lookup a store round trip.
+    state
+        .buy
+        .gates()
+        .check_user(user.as_ref())
+        .map_err(|r| ApiError::RateLimited {
+            retry_after: r.retry_after,
+        })?;
     Ok(Json(state.orders.find(order_id, &user).await?))
 }
 

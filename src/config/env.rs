@@ -37,7 +37,7 @@ impl Settings {
             .into_iter()
             .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k != "SECKILL_CONFIG")
             .collect();
-        apply_env(&mut tree, &env)?;
+        let ignored = apply_env(&mut tree, &env)?;
         let settings: Settings = serde_path_to_error::deserialize(tree.clone()).map_err(|e| {
             let path: Vec<String> = e.path().iter().map(|seg| seg.to_string()).collect();
             let mut shown = &tree;
@@ -50,7 +50,10 @@ impl Settings {
             )
         })?;
         settings.validate()?;
-        Ok(settings)
+        Ok(Settings {
+            ignored_env: ignored,
+            ..settings
+        })
     }
 }
 
@@ -122,14 +125,51 @@ fn merge(
     }
 }
 
-/// Applies `SECKILL_*` variables, typed after the default at the same path.
-fn apply_env(tree: &mut toml::Value, env: &[(String, String)]) -> Result<(), ConfigError> {
+/// Whether `name` has the shape of a variable Kubernetes injects for a Service (docker-links
+/// style): `<SVC>_SERVICE_HOST`, `<SVC>_SERVICE_PORT[_<NAME>]`, `<SVC>_PORT`,
+/// `<SVC>_PORT_<n>_<PROTO>[_PROTO|_PORT|_ADDR]`. A Service called `seckill-api` makes
+/// `SECKILL_API_SERVICE_HOST` and friends appear in every pod of its namespace.
+pub fn is_service_link(name: &str) -> bool {
+    if name.ends_with("_SERVICE_HOST")
+        || name.ends_with("_SERVICE_PORT")
+        || name.contains("_SERVICE_PORT_")
+        || name.ends_with("_PORT")
+    {
+        return true;
+    }
+    let Some((_, tail)) = name.rsplit_once("_PORT_").or_else(|| {
+        // `_PORT_8080_TCP_PORT`: the last `_PORT_` is the field, the one before it the marker.
+        let cut = name.strip_suffix("_PORT")?;
+        cut.rsplit_once("_PORT_")
+    }) else {
+        return false;
+    };
+    let mut parts = tail.split('_');
+    let number = parts.next().unwrap_or("");
+    let proto = parts.next().unwrap_or("");
+    let field = parts.next();
+    !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && ["TCP", "UDP", "SCTP"].contains(&proto)
+        && field.is_none_or(|f| ["PROTO", "PORT", "ADDR"].contains(&f))
+        && parts.next().is_none()
+}
+
+/// Applies `SECKILL_*` variables, typed after the default at the same path. Returns the unknown
+/// names it skipped because they are Kubernetes service links; any other unknown name is an
+/// error.
+fn apply_env(tree: &mut toml::Value, env: &[(String, String)]) -> Result<Vec<String>, ConfigError> {
+    let mut ignored = Vec::new();
     let mut known = Vec::new();
     collect_leaves(tree, &mut Vec::new(), &mut |path, leaf| {
         known.push((env_name(path), path.to_vec(), leaf.type_str()));
     });
     for (key, raw) in env {
         let Some((_, path, kind)) = known.iter().find(|(name, _, _)| name == key) else {
+            if is_service_link(key) {
+                ignored.push(key.clone());
+                continue;
+            }
             return Err(ConfigError::new(key, "unknown setting"));
         };
         let value = match *kind {
@@ -162,5 +202,5 @@ fn apply_env(tree: &mut toml::Value, env: &[(String, String)]) -> Result<(), Con
         }
         *slot = value;
     }
-    Ok(())
+    Ok(ignored)
 }

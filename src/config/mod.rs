@@ -3,14 +3,19 @@
 //! (`http.addr` -> `SECKILL_HTTP_ADDR`), so operators' scripts can rely on it. Values are
 //! validated once at load; a bad value is reported as one line naming the key and the problem.
 //!
-//! `settings` holds the types and their defaults, `env` the layering (file, environment) and
-//! `validate` the rules types alone cannot express.
+//! `settings` holds the types and their defaults (`servers` those of the connections to Redis,
+//! MySQL and Kafka, `secrets` the type that hides secrets and the check that they are real),
+//! `env` the layering (file, environment) and `validate` the rules types alone cannot express.
 
 mod env;
+mod secrets;
+mod servers;
 mod settings;
 mod validate;
 
-pub use env::{env_name, env_names};
+pub use env::{env_name, env_names, is_service_link};
+pub use secrets::{MIN_SECRET_LEN, Secret, redacted};
+pub use servers::{KafkaSettings, MySqlSettings, RedisSettings};
 pub use settings::*;
 
 /// A setting that could not be loaded; displays as one line naming the key and the problem.
@@ -76,6 +81,7 @@ mod tests {
                 ("SECKILL_LIMITS_GLOBAL_PER_SEC", "0"),
                 ("SECKILL_MYSQL_MIGRATE_ON_START", "false"),
                 ("SECKILL_USER_IDENTITY", "trusted_header"),
+                ("SECKILL_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7"),
             ]),
         )
         .unwrap();
@@ -107,11 +113,54 @@ mod tests {
     }
 
     #[test]
+    fn kubernetes_service_links_are_skipped_and_reported() {
+        let injected = [
+            ("SECKILL_API_SERVICE_HOST", "10.96.0.12"),
+            ("SECKILL_API_SERVICE_PORT", "80"),
+            ("SECKILL_API_SERVICE_PORT_HTTP", "80"),
+            ("SECKILL_API_PORT", "tcp://10.96.0.12:80"),
+            ("SECKILL_API_PORT_80_TCP", "tcp://10.96.0.12:80"),
+            ("SECKILL_API_PORT_80_TCP_PROTO", "tcp"),
+            ("SECKILL_API_PORT_80_TCP_PORT", "80"),
+            ("SECKILL_API_PORT_80_TCP_ADDR", "10.96.0.12"),
+            ("SECKILL_SERVICE_HOST", "10.96.0.13"),
+        ];
+        let mut vars = injected.to_vec();
+        vars.push(("SECKILL_HTTP_ADDR", "0.0.0.0:9000"));
+        let s = Settings::load_from(None, env(&vars)).expect("service links do not stop start-up");
+        assert_eq!(s.http.addr.port(), 9000);
+        let skipped: Vec<&str> = s.ignored_env.iter().map(String::as_str).collect();
+        let expected: Vec<&str> = injected.iter().map(|(k, _)| *k).collect();
+        assert_eq!(skipped, expected);
+        // Near misses are still typos.
+        for typo in [
+            "SECKILL_API_PORT_80_TCPX",
+            "SECKILL_API_PORT_X_TCP",
+            "SECKILL_REDIS_URI",
+        ] {
+            assert!(
+                Settings::load_from(None, env(&[(typo, "1")])).is_err(),
+                "{typo} must be refused"
+            );
+        }
+    }
+
+    #[test]
     fn relations_are_validated() {
         let err = Settings::load_from(None, env(&[("SECKILL_REDIS_URL", "http://x")])).unwrap_err();
         assert_eq!(err.key, "SECKILL_REDIS_URL");
-        let err = Settings::load_from(None, env(&[("SECKILL_JWT_SECRET", "short")])).unwrap_err();
-        assert_eq!(err.key, "SECKILL_JWT_SECRET");
+        let err = Settings::load_from(None, env(&[("SECKILL_USER_IDENTITY", "trusted_header")]))
+            .unwrap_err();
+        assert_eq!(err.key, "SECKILL_TRUSTED_PROXIES");
+        let err = Settings::load_from(None, env(&[("SECKILL_TRUSTED_PROXIES", "10.0.0.0/33")]))
+            .unwrap_err();
+        assert_eq!(err.key, "SECKILL_TRUSTED_PROXIES");
+        let err = Settings::load_from(None, env(&[("SECKILL_ADMIN_ADDR", "127.0.0.1:8080")]))
+            .unwrap_err();
+        assert_eq!(
+            err.key, "SECKILL_ADMIN_ADDR",
+            "the admin listener needs its own port"
+        );
         let err = Settings::load_from(
             None,
             env(&[("SECKILL_KAFKA_DEAD_LETTER_TOPIC", "seckill.orders")]),

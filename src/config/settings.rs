@@ -1,48 +1,16 @@
 //! The settings types and their compiled-in defaults.
 
-use std::{fmt, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use serde::{Deserialize, Serialize};
+
+use super::{KafkaSettings, MySqlSettings, RedisSettings, Secret};
 
 /// Prefix of every environment variable the service reads.
 pub const ENV_PREFIX: &str = "SECKILL_";
 
 /// The word that selects librdkafka's in-process mock cluster instead of real brokers.
 pub const EMBEDDED_KAFKA: &str = "embedded";
-
-/// A string that must never reach a log line (tokens, passwords).
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    /// The secret itself; call only where it is used, never to print it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// A connection URL with its password replaced, safe for logs and error lines.
-pub fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
 
 /// All settings of one seckill process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +26,15 @@ pub struct Settings {
     /// `jwt` (verify `Authorization: Bearer`) or `trusted_header` (read `X-User-Id`, for
     /// deployments behind a gateway that authenticates users).
     pub user_identity: UserIdentity,
+    /// Buyer token checks beyond the signature and expiry.
+    pub jwt: JwtSettings,
+    /// Comma-separated addresses or networks of the proxies in front of the service
+    /// (`SECKILL_TRUSTED_PROXIES`). Only their `X-Forwarded-For` (per-IP limits) and
+    /// `X-User-Id` (trusted-header identity) are believed; empty trusts nobody.
+    pub trusted_proxies: String,
+    /// Listener of the admin API and `/metrics` (`SECKILL_ADMIN_ADDR`): loopback by default,
+    /// so neither is on the buyer-facing port unless asked.
+    pub admin_addr: SocketAddr,
     /// HTTP listener.
     pub http: HttpSettings,
     /// Redis (standalone or cluster).
@@ -84,6 +61,36 @@ pub struct Settings {
     pub cache: CacheSettings,
     /// Logging.
     pub log: LogSettings,
+    /// `SECKILL_*` variables skipped because they look like Kubernetes service links (logged
+    /// as a warning at start-up); not a setting.
+    #[serde(skip)]
+    pub ignored_env: Vec<String>,
+}
+
+/// Buyer token checks beyond the signature and the expiry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtSettings {
+    /// Required `iss` (empty: not checked).
+    pub issuer: String,
+    /// Required `aud` (empty: not checked).
+    pub audience: String,
+    /// Seconds of clock skew allowed on `exp` and `nbf`.
+    pub leeway_secs: u64,
+    /// Longest accepted token lifetime in seconds (`exp - iat`, or `exp - now` without `iat`);
+    /// 0 switches the check off.
+    pub max_lifetime_secs: u64,
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            audience: String::new(),
+            leeway_secs: 5,
+            max_lifetime_secs: 86_400,
+        }
+    }
 }
 
 /// How the buy endpoint learns who the buyer is.
@@ -133,54 +140,6 @@ pub struct BuySettings {
     /// Longest wait for the confirmation; past it the buyer gets 503 `unconfirmed` (the
     /// reservation may stand; a retry with the same idempotency key returns it).
     pub confirm_timeout_ms: u64,
-}
-
-/// Redis settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RedisSettings {
-    /// `redis://host:port/db` for a standalone server; `redis+cluster://h1:p1,h2:p2` for a
-    /// cluster; `redis+sentinel://s1:p1,s2:p2/<master name>` for a master found by Sentinel.
-    pub url: String,
-    /// Connections in the pool. Each is multiplexed, so a few carry a lot.
-    pub pool_size: u64,
-    /// Prefix of every key this process writes; lets several deployments (or tests) share a server.
-    pub key_prefix: String,
-    /// Replicas that must acknowledge a reservation in `replica` confirmation mode.
-    pub min_replicas: u64,
-}
-
-/// MySQL settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MySqlSettings {
-    /// `mysql://user:password@host:port/database`.
-    pub url: Secret,
-    /// Pool size. The database sees only winners, batched; a few connections suffice.
-    pub max_connections: u64,
-    /// Apply pending migrations when a command starts.
-    pub migrate_on_start: bool,
-}
-
-/// Kafka settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KafkaSettings {
-    /// Comma-separated bootstrap servers, or `embedded` for the in-process mock cluster.
-    pub brokers: String,
-    /// Topic of `OrderReserved` events.
-    pub topic: String,
-    /// Topic for messages the consumer can never parse.
-    pub dead_letter_topic: String,
-    /// Consumer group of the order consumers.
-    pub group_id: String,
-    /// Partitions used when this service creates the topics (embedded broker, tests).
-    pub partitions: u64,
-    /// How long the producer keeps retrying a message before reporting failure; the outbox
-    /// relay takes over after that.
-    pub message_timeout_ms: u64,
-    /// How long the producer lets messages gather into one request.
-    pub linger_ms: u64,
 }
 
 /// Token-bucket settings. A rate of 0 switches that limiter off.
@@ -306,6 +265,9 @@ impl Default for Settings {
             jwt_secret: Secret::new("change-me-jwt-secret"),
             payment_secret: Secret::new("change-me-payment-secret"),
             user_identity: UserIdentity::Jwt,
+            jwt: JwtSettings::default(),
+            trusted_proxies: String::new(),
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
             buy: BuySettings::default(),
             http: HttpSettings::default(),
             redis: RedisSettings::default(),
@@ -319,6 +281,7 @@ impl Default for Settings {
             lifecycle: LifecycleSettings::default(),
             cache: CacheSettings::default(),
             log: LogSettings::default(),
+            ignored_env: Vec::new(),
         }
     }
 }
@@ -334,46 +297,11 @@ impl Default for HttpSettings {
     }
 }
 
-impl Default for RedisSettings {
-    fn default() -> Self {
-        Self {
-            url: "redis://127.0.0.1:16379/".into(),
-            pool_size: 16,
-            key_prefix: String::new(),
-            min_replicas: 1,
-        }
-    }
-}
-
 impl Default for BuySettings {
     fn default() -> Self {
         Self {
             confirm: ConfirmMode::Replica,
             confirm_timeout_ms: 500,
-        }
-    }
-}
-
-impl Default for MySqlSettings {
-    fn default() -> Self {
-        Self {
-            url: Secret::new("mysql://seckill:seckill@127.0.0.1:13306/seckill"),
-            max_connections: 16,
-            migrate_on_start: true,
-        }
-    }
-}
-
-impl Default for KafkaSettings {
-    fn default() -> Self {
-        Self {
-            brokers: "127.0.0.1:19092".into(),
-            topic: "seckill.orders".into(),
-            dead_letter_topic: "seckill.orders.dlq".into(),
-            group_id: "seckill-order-consumer".into(),
-            partitions: 4,
-            message_timeout_ms: 5_000,
-            linger_ms: 20,
         }
     }
 }

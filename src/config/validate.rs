@@ -20,30 +20,25 @@ impl Settings {
             }
             Ok(())
         }
-        if self.admin_token.expose().len() < 8 {
-            return Err(ConfigError::new(
-                "SECKILL_ADMIN_TOKEN",
-                "must be at least 8 characters",
-            ));
-        }
-        if self.jwt_secret.expose().len() < 16 {
-            return Err(ConfigError::new(
-                "SECKILL_JWT_SECRET",
-                "must be at least 16 characters",
-            ));
-        }
-        let redis = &self.redis.url;
-        if !(redis.starts_with("redis://")
-            || redis.starts_with("rediss://")
-            || redis.starts_with("redis+cluster://")
-            || redis.starts_with("redis+sentinel://"))
-        {
+        if let Err(e) = crate::domain::redis_url::parse(&self.redis.url) {
             return Err(ConfigError::new(
                 "SECKILL_REDIS_URL",
-                format!(
-                    "'{}' is not a redis://, rediss://, redis+cluster:// or redis+sentinel:// URL",
-                    super::redacted(redis)
-                ),
+                format!("'{}': {e}", super::redacted(&self.redis.url)),
+            ));
+        }
+        if self.admin_addr == self.http.addr && self.admin_addr.port() != 0 {
+            return Err(ConfigError::new(
+                "SECKILL_ADMIN_ADDR",
+                "must differ from SECKILL_HTTP_ADDR (the admin API has a listener of its own)",
+            ));
+        }
+        let proxies = crate::domain::net::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| ConfigError::new("SECKILL_TRUSTED_PROXIES", e.detail))?;
+        if self.user_identity == super::UserIdentity::TrustedHeader && proxies == Default::default()
+        {
+            return Err(ConfigError::new(
+                "SECKILL_TRUSTED_PROXIES",
+                "SECKILL_USER_IDENTITY=trusted_header believes X-User-Id only from these proxies; name the gateway's addresses",
             ));
         }
         positive("SECKILL_REDIS_POOL_SIZE", self.redis.pool_size)?;
@@ -89,6 +84,7 @@ impl Settings {
             ));
         }
         positive("SECKILL_KAFKA_PARTITIONS", self.kafka.partitions)?;
+        self.kafka.security_properties()?;
         positive(
             "SECKILL_KAFKA_MESSAGE_TIMEOUT_MS",
             self.kafka.message_timeout_ms,
@@ -168,12 +164,7 @@ impl Settings {
             "SECKILL_LIFECYCLE_EVENTS_TOPIC",
             &self.lifecycle.events_topic,
         )?;
-        if self.payment_secret.expose().len() < 16 {
-            return Err(ConfigError::new(
-                "SECKILL_PAYMENT_SECRET",
-                "must be at least 16 characters",
-            ));
-        }
+
         positive("SECKILL_CACHE_LOCAL_TTL_SECS", self.cache.local_ttl_secs)?;
         positive("SECKILL_CACHE_REDIS_TTL_SECS", self.cache.redis_ttl_secs)?;
         positive(

@@ -3,6 +3,8 @@
 
 pub mod identity;
 pub mod json;
+pub mod net;
+pub mod redis_url;
 pub mod sale;
 pub mod script_version;
 

@@ -44,10 +44,23 @@ struct Hot {
     sweep_at: usize,
 }
 
+/// How often the highest item id is read again when a request names a higher one.
+const HIGHEST_REFRESH: Duration = Duration::from_millis(250);
+
+/// The highest item id MySQL holds, and when it was read. Item ids come from AUTO_INCREMENT
+/// and items are never deleted, so an id above it cannot exist: a request naming one is
+/// answered from memory. A flood of random ids (before any authentication) costs MySQL one
+/// `MAX(id)` per [`HIGHEST_REFRESH`], however many requests it sends.
+struct Highest {
+    id: AtomicU64,
+    read_at: tokio::sync::Mutex<Option<Instant>>,
+}
+
 /// The cache.
 #[derive(Clone)]
 pub struct Catalog {
     db: MySqlPool,
+    highest: Arc<Highest>,
     hot: Arc<RwLock<Hot>>,
     /// Bumped by every `forget`: a load that began before it must not refill the hit map.
     generation: Arc<AtomicU64>,
@@ -59,6 +72,10 @@ impl Catalog {
     pub fn new(db: MySqlPool) -> Self {
         Self {
             db,
+            highest: Arc::new(Highest {
+                id: AtomicU64::new(0),
+                read_at: tokio::sync::Mutex::new(None),
+            }),
             hot: Arc::new(RwLock::new(Hot {
                 items: HashMap::new(),
                 sweep_at: HOT_SWEEP_AT,
@@ -79,6 +96,9 @@ impl Catalog {
         if let Some(meta) = self.hot_get(item_id) {
             return Ok(Some(meta));
         }
+        if !self.may_exist(item_id).await? {
+            return Ok(None);
+        }
         let generation = self.generation.load(Ordering::Acquire);
         let db = &self.db;
         // Boxed: moka's loading future is most of this future's size, and every buy request
@@ -95,6 +115,24 @@ impl Catalog {
             self.hot_put(item_id, loaded.clone(), generation);
         }
         Ok(loaded.meta)
+    }
+
+    /// False when `item_id` is above the highest id MySQL holds (read again at most every
+    /// [`HIGHEST_REFRESH`], one reader at a time).
+    async fn may_exist(&self, item_id: u64) -> Result<bool, Arc<sqlx::Error>> {
+        if item_id == 0 {
+            return Ok(false);
+        }
+        if item_id <= self.highest.id.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        let mut read_at = self.highest.read_at.lock().await;
+        if read_at.is_none_or(|t| t.elapsed() >= HIGHEST_REFRESH) {
+            let highest = sales::highest_item_id(&self.db).await.map_err(Arc::new)?;
+            self.highest.id.fetch_max(highest, Ordering::AcqRel);
+            *read_at = Some(Instant::now());
+        }
+        Ok(item_id <= self.highest.id.load(Ordering::Acquire))
     }
 
     fn hot_get(&self, item_id: u64) -> Option<Arc<ItemMeta>> {
@@ -119,8 +157,11 @@ impl Catalog {
         hot.items.insert(item_id, loaded);
     }
 
-    /// Drops an item so the next request reloads it (after an admin change on this instance).
+    /// Drops an item so the next request reloads it (after an admin change on this instance),
+    /// and counts it as existing (an item this instance just created is buyable at once;
+    /// other instances see it within [`HIGHEST_REFRESH`]).
     pub async fn forget(&self, item_id: u64) {
+        self.highest.id.fetch_max(item_id, Ordering::AcqRel);
         {
             let mut hot = self.hot.write().unwrap_or_else(|e| e.into_inner());
             self.generation.fetch_add(1, Ordering::AcqRel);

@@ -32,6 +32,8 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct KafkaEndpoint {
     bootstrap: Arc<str>,
     embedded: Option<Arc<EmbeddedKafka>>,
+    /// TLS and SASL properties every client gets (none for the embedded cluster).
+    security: Arc<[(&'static str, String)]>,
 }
 
 impl KafkaEndpoint {
@@ -53,14 +55,24 @@ impl KafkaEndpoint {
             return Ok(Self {
                 bootstrap: embedded.bootstrap_servers().into(),
                 embedded: Some(Arc::new(embedded)),
+                security: Arc::new([]),
             });
         }
-        let endpoint = Self {
-            bootstrap: settings.kafka.brokers.trim().into(),
-            embedded: None,
-        };
+        let endpoint = Self::for_brokers(settings)?;
         endpoint.ensure_topics(&topics).await?;
         Ok(endpoint)
+    }
+
+    /// The configured brokers with their security settings, without touching them.
+    ///
+    /// # Errors
+    /// The security settings are inconsistent.
+    pub fn for_brokers(settings: &Settings) -> anyhow::Result<Self> {
+        Ok(Self {
+            bootstrap: settings.kafka.brokers.trim().into(),
+            embedded: None,
+            security: settings.kafka.security_properties()?.into(),
+        })
     }
 
     /// An endpoint for brokers already known to exist (tests that manage topics themselves).
@@ -68,6 +80,7 @@ impl KafkaEndpoint {
         Self {
             bootstrap: bootstrap.into(),
             embedded: None,
+            security: Arc::new([]),
         }
     }
 
@@ -88,6 +101,9 @@ impl KafkaEndpoint {
         cfg.set("bootstrap.servers", self.bootstrap.as_ref())
             .set("socket.timeout.ms", "10000")
             .set("log_level", "4");
+        for (key, value) in self.security.iter() {
+            cfg.set(*key, value);
+        }
         cfg
     }
 
@@ -117,15 +133,30 @@ impl KafkaEndpoint {
         Ok(())
     }
 
-    /// Asks the brokers for the metadata of `topic`; used by readiness checks.
+    /// A client for readiness checks, built once and reused.
     ///
     /// # Errors
-    /// The brokers did not answer in time.
+    /// librdkafka refused the configuration.
+    pub fn pinger(&self) -> Result<Pinger, KafkaError> {
+        Ok(Pinger {
+            consumer: Arc::new(self.client_config().create()?),
+        })
+    }
+}
+
+/// Asks the brokers for a topic's metadata with one client built once (readiness checks).
+pub struct Pinger {
+    consumer: Arc<BaseConsumer>,
+}
+
+impl Pinger {
+    /// Asks the brokers for the metadata of `topic`.
+    ///
+    /// # Errors
+    /// The brokers did not answer in time, or the topic is missing.
     pub async fn ping(&self, topic: &str) -> Result<(), KafkaError> {
-        let cfg = self.client_config();
-        let topic = topic.to_string();
+        let (consumer, topic) = (self.consumer.clone(), topic.to_string());
         tokio::task::spawn_blocking(move || {
-            let consumer: BaseConsumer = cfg.create()?;
             let md = consumer.fetch_metadata(Some(&topic), Duration::from_secs(3))?;
             match md.topics().first().and_then(|t| t.error()) {
                 Some(err) => Err(KafkaError::MetadataFetch(err.into())),

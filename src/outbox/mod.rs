@@ -43,6 +43,8 @@ pub struct RelayReport {
     pub backlog: u64,
     /// Entries held back because too few replicas acknowledged them (`replica` mode).
     pub unreplicated: u64,
+    /// Age of the oldest entry still waiting after the pass, in milliseconds (0: none).
+    pub oldest_age_ms: u64,
 }
 
 /// A reservation the broker did not acknowledge in time; it stays in the outbox for the relay.
@@ -266,8 +268,18 @@ impl Outbox {
             }
             let backlog: u64 = conn.zcard(&keys.outbox).await?;
             report.backlog += backlog;
+            if backlog > 0 {
+                let oldest: Vec<(String, i64)> = conn.zrange_withscores(&keys.outbox, 0, 0).await?;
+                if let Some((_, at_ms)) = oldest.first() {
+                    let age = Utc::now().timestamp_millis().saturating_sub(*at_ms).max(0) as u64;
+                    report.oldest_age_ms = report.oldest_age_ms.max(age);
+                }
+            }
         }
         self.metrics.outbox_backlog.set(report.backlog as i64);
+        self.metrics
+            .outbox_oldest_age
+            .set((report.oldest_age_ms / 1000) as i64);
         Ok(report)
     }
 

@@ -7,9 +7,11 @@
 //! PING on every checkout, which doubles Redis round trips on the buy path.
 //!
 //! Under Sentinel (`redis+sentinel://s1:p1,s2:p2/<master name>`) a connection follows a
-//! failover without a restart (see [`sentinel`]).
+//! failover without a restart (see [`sentinel`]). `crate::domain::redis_url` reads the URL
+//! forms, TLS (`rediss…`) included.
 
 mod sentinel;
+mod tls;
 
 use std::{
     sync::{
@@ -20,20 +22,17 @@ use std::{
 };
 
 use redis::{
-    Cmd, Pipeline, RedisFuture, Value,
+    Cmd, Pipeline, RedisFuture, TlsCertificates, Value,
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClientBuilder,
     cluster_async::ClusterConnection,
 };
 
+use crate::domain::redis_url::{self, Topology};
+
 use crate::config::RedisSettings;
 
 pub use sentinel::SentinelConn;
-
-/// Scheme that selects Redis Cluster: `redis+cluster://host1:port,host2:port`.
-pub const CLUSTER_SCHEME: &str = "redis+cluster://";
-/// Scheme that selects a master found by Sentinel: `redis+sentinel://s1:p1,s2:p2/<master>`.
-pub const SENTINEL_SCHEME: &str = "redis+sentinel://";
 
 /// How long one Redis command may take before it fails; a flash sale prefers a fast error to a
 /// queue of stuck requests.
@@ -91,6 +90,10 @@ pub struct RedisPool {
     next: Arc<AtomicUsize>,
     /// The URL, kept to open dedicated pub/sub connections.
     url: Arc<str>,
+    /// What the URL selects.
+    topology: Arc<Topology>,
+    /// The CA that signs the servers' certificates (`None`: the system's roots).
+    certs: Option<TlsCertificates>,
 }
 
 impl RedisPool {
@@ -100,45 +103,48 @@ impl RedisPool {
     /// The server is unreachable or the URL is malformed.
     pub async fn connect(settings: &RedisSettings) -> redis::RedisResult<Self> {
         let url = settings.url.trim();
-        let conns: Vec<RedisConn> = if let Some(nodes) = url.strip_prefix(CLUSTER_SCHEME) {
-            let nodes: Vec<String> = nodes
-                .split(',')
-                .filter(|n| !n.trim().is_empty())
-                .map(|n| format!("redis://{}", n.trim()))
-                .collect();
-            let client = ClusterClientBuilder::new(nodes)
-                .connection_timeout(CONNECT_TIMEOUT)
-                .response_timeout(RESPONSE_TIMEOUT)
-                .build()?;
-            vec![RedisConn::Cluster(client.get_async_connection().await?)]
-        } else if let Some(rest) = url.strip_prefix(SENTINEL_SCHEME) {
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                .set_response_timeout(Some(RESPONSE_TIMEOUT))
-                .set_number_of_retries(2);
-            sentinel::connect(rest, settings.pool_size.max(1), config)
-                .await?
-                .into_iter()
-                .map(RedisConn::Sentinel)
-                .collect()
-        } else {
-            let client = redis::Client::open(url)?;
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                .set_response_timeout(Some(RESPONSE_TIMEOUT))
-                .set_number_of_retries(2);
-            let mut conns = Vec::new();
-            for _ in 0..settings.pool_size.max(1) {
-                let conn =
-                    ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
-                conns.push(RedisConn::Standalone(conn));
+        let topology = redis_url::parse(url)?;
+        let certs = tls::certificates(&settings.ca_file)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2);
+        let conns: Vec<RedisConn> = match &topology {
+            Topology::Cluster(nodes) => {
+                let mut builder = ClusterClientBuilder::new(nodes.clone())
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(RESPONSE_TIMEOUT);
+                if let Some(certs) = &certs {
+                    builder = builder.certs(certs.clone());
+                }
+                vec![RedisConn::Cluster(
+                    builder.build()?.get_async_connection().await?,
+                )]
             }
-            conns
+            Topology::Sentinel(target) => {
+                sentinel::connect(target, certs.clone(), settings.pool_size.max(1), config)
+                    .await?
+                    .into_iter()
+                    .map(RedisConn::Sentinel)
+                    .collect()
+            }
+            Topology::Standalone(url) => {
+                let client = tls::client(url, certs.as_ref())?;
+                let mut conns = Vec::new();
+                for _ in 0..settings.pool_size.max(1) {
+                    let conn =
+                        ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+                    conns.push(RedisConn::Standalone(conn));
+                }
+                conns
+            }
         };
         Ok(Self {
             conns: conns.into(),
             next: Arc::new(AtomicUsize::new(0)),
             url: url.into(),
+            topology: Arc::new(topology),
+            certs,
         })
     }
 
@@ -150,7 +156,7 @@ impl RedisPool {
 
     /// True when the URL selects Redis Cluster.
     pub fn is_cluster(&self) -> bool {
-        self.url.starts_with(CLUSTER_SCHEME)
+        matches!(*self.topology, Topology::Cluster(_))
     }
 
     /// A client for a dedicated connection (pub/sub) to the server this pool writes to: the
@@ -159,15 +165,13 @@ impl RedisPool {
     /// # Errors
     /// The URL is malformed, or no Sentinel named a master.
     pub async fn dedicated_client(&self) -> redis::RedisResult<redis::Client> {
-        match self.conns.first() {
-            Some(RedisConn::Sentinel(c)) => c.master_client().await,
-            _ => match self.url.strip_prefix(CLUSTER_SCHEME) {
-                Some(nodes) => redis::Client::open(format!(
-                    "redis://{}",
-                    nodes.split(',').next().unwrap_or_default().trim()
-                )),
-                None => redis::Client::open(self.url.as_ref()),
-            },
+        match (self.conns.first(), &*self.topology) {
+            (Some(RedisConn::Sentinel(c)), _) => c.master_client().await,
+            (_, Topology::Cluster(nodes)) => tls::client(
+                nodes.first().map_or("", String::as_str),
+                self.certs.as_ref(),
+            ),
+            _ => tls::client(&self.url, self.certs.as_ref()),
         }
     }
 

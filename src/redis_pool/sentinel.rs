@@ -18,10 +18,13 @@ use std::{
 };
 
 use redis::{
-    Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
+    Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind,
+    TlsCertificates, TlsMode, Value,
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
-    sentinel::{SentinelClient, SentinelServerType},
+    sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType},
 };
+
+use crate::domain::redis_url::SentinelTarget;
 
 /// Shortest time between two questions to Sentinel from one connection: during a failover
 /// every command fails, and Sentinel names the old master until it has promoted a replica.
@@ -50,39 +53,41 @@ pub struct SentinelConn {
     shared: Arc<Shared>,
 }
 
-/// Splits `s1:p1,s2:p2/<master>` into Sentinel URLs and the master's name.
-fn parse(rest: &str) -> RedisResult<(Vec<String>, String)> {
-    let bad = || {
-        RedisError::from((
-            ErrorKind::InvalidClientConfig,
-            "a Sentinel URL is redis+sentinel://host:port[,host:port...]/<master name>",
-        ))
-    };
-    let (hosts, name) = rest.split_once('/').ok_or_else(bad)?;
-    let name = name.trim_end_matches('/').trim();
-    let sentinels: Vec<String> = hosts
-        .split(',')
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .map(|h| format!("redis://{h}"))
-        .collect();
-    if sentinels.is_empty() || name.is_empty() {
-        return Err(bad());
+/// A Sentinel client for `target`: TLS to Sentinels and master when the URL is `rediss+…`,
+/// the URL's credentials for the master.
+fn client(target: &SentinelTarget, certs: Option<TlsCertificates>) -> RedisResult<SentinelClient> {
+    let mut builder =
+        SentinelClientBuilder::new(target.addrs(), &target.master, SentinelServerType::Master)?;
+    if target.tls {
+        builder = builder
+            .set_client_to_sentinel_tls_mode(TlsMode::Secure)
+            .set_client_to_redis_tls_mode(TlsMode::Secure);
+        if let Some(certs) = certs {
+            builder = builder
+                .set_client_to_sentinel_certificates(certs.clone())
+                .set_client_to_redis_certificates(certs);
+        }
     }
-    Ok((sentinels, name.to_string()))
+    if let Some(user) = &target.username {
+        builder = builder.set_client_to_redis_username(user);
+    }
+    if let Some(password) = &target.password {
+        builder = builder.set_client_to_redis_password(password);
+    }
+    builder.build()
 }
 
-/// `n` connections to the master named `…/<master>` by the Sentinels in `rest`.
+/// `n` connections to the master the Sentinels of `target` name.
 ///
 /// # Errors
 /// The URL is malformed, no Sentinel answered, or the master did not.
 pub async fn connect(
-    rest: &str,
+    target: &SentinelTarget,
+    certs: Option<TlsCertificates>,
     n: u64,
     config: ConnectionManagerConfig,
 ) -> RedisResult<Vec<SentinelConn>> {
-    let (sentinels, name) = parse(rest)?;
-    let client = SentinelClient::build(sentinels, name, None, SentinelServerType::Master)?;
+    let client = client(target, certs)?;
     let sentinel = Arc::new(tokio::sync::Mutex::new(client));
     let moves = Arc::new(AtomicU64::new(0));
     let mut conns = Vec::new();
@@ -257,19 +262,5 @@ impl ConnectionLike for SentinelConn {
 
     fn get_db(&self) -> i64 {
         self.current().1.get_db()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_sentinel_url_names_its_sentinels_and_master() {
-        let (s, m) = parse("127.0.0.1:26379, 127.0.0.1:26380/seckill").unwrap();
-        assert_eq!(s, ["redis://127.0.0.1:26379", "redis://127.0.0.1:26380"]);
-        assert_eq!(m, "seckill");
-        assert!(parse("127.0.0.1:26379").is_err(), "no master name");
-        assert!(parse("/seckill").is_err(), "no sentinel");
     }
 }

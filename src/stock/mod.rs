@@ -366,6 +366,21 @@ impl StockService {
             .collect()
     }
 
+    /// True when `user` reserved with idempotency `key` on the item before.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn knows_key(
+        &self,
+        meta: &crate::store::sales::ItemMeta,
+        user: &str,
+        key: &str,
+    ) -> Result<bool, StockError> {
+        let keys = self.keys.item(meta.sale_id, meta.item_id);
+        let mut conn = self.redis.get();
+        Ok(conn.hexists(&keys.idem, format!("{user}\0{key}")).await?)
+    }
+
     /// Meta's view of an item: present, whose, rebuilding.
     ///
     /// # Errors

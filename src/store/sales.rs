@@ -296,6 +296,18 @@ pub async fn mark_warmed(pool: &MySqlPool, id: u64) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// The highest item id (0 when there is none): ids come from AUTO_INCREMENT and items are
+/// never deleted, so no item has a higher one.
+///
+/// # Errors
+/// The database failed.
+pub async fn highest_item_id(pool: &MySqlPool) -> Result<u64, sqlx::Error> {
+    let id: Option<u64> = sqlx::query_scalar("SELECT MAX(id) FROM sale_items")
+        .fetch_one(pool)
+        .await?;
+    Ok(id.unwrap_or(0))
+}
+
 /// The buy path's view of one item.
 ///
 /// # Errors

@@ -233,8 +233,8 @@ async fn every_validation_rule_answers_422_naming_its_field_and_writes_nothing()
     // Broken JSON is a 422 too.
     let r = app
         .http
-        .post(app.url("/admin/v1/sales"))
-        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .post(app.admin_url("/admin/v1/sales"))
+        .bearer_auth(&*crate::helpers::ADMIN_TOKEN)
         .header("content-type", "application/json")
         .body("{\"name\": ")
         .send()
@@ -253,7 +253,7 @@ async fn missing_or_wrong_admin_tokens_get_401_and_write_nothing() {
     let body = sale_body(Duration::minutes(5), Duration::hours(1));
     let r = app
         .http
-        .post(app.url("/admin/v1/sales"))
+        .post(app.admin_url("/admin/v1/sales"))
         .json(&body)
         .send()
         .await
@@ -262,7 +262,7 @@ async fn missing_or_wrong_admin_tokens_get_401_and_write_nothing() {
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "unauthorized");
     let r = app
         .http
-        .post(app.url("/admin/v1/sales"))
+        .post(app.admin_url("/admin/v1/sales"))
         .bearer_auth("test-admin-tokeN")
         .json(&body)
         .send()
@@ -271,7 +271,7 @@ async fn missing_or_wrong_admin_tokens_get_401_and_write_nothing() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let r = app
         .http
-        .get(app.url("/admin/v1/sales"))
+        .get(app.admin_url("/admin/v1/sales"))
         .send()
         .await
         .unwrap();
@@ -350,8 +350,8 @@ async fn two_patches_with_the_same_version_give_one_200_and_one_409() {
     // If-Match works as well, and a missing version is a 428.
     let r = app
         .http
-        .patch(app.url(&path))
-        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .patch(app.admin_url(&path))
+        .bearer_auth(&*crate::helpers::ADMIN_TOKEN)
         .header("If-Match", "\"2\"")
         .json(&json!({"name": "C"}))
         .send()
@@ -552,7 +552,7 @@ async fn prewarm_waits_for_another_instances_lock_and_then_gives_up_with_409() {
 async fn script_calls(app: &crate::helpers::TestApp, script: &str) -> u64 {
     let text = app
         .http
-        .get(app.url("/metrics"))
+        .get(app.admin_url("/metrics"))
         .send()
         .await
         .unwrap()

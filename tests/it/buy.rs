@@ -21,7 +21,7 @@ async fn a_stampede_sells_exactly_the_stock_and_retries_get_their_first_answer()
         let http = app.http.clone();
         let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
         tasks.push(tokio::spawn(async move {
-            let token = mint_token(JWT_SECRET, &format!("user-{u}"), 600).unwrap();
+            let token = mint_token(&JWT_SECRET, &format!("user-{u}"), 600).unwrap();
             let mut answers = Vec::new();
             for attempt in 0..3 {
                 let mut req = http
@@ -116,7 +116,7 @@ async fn each_refusal_has_its_status_and_code() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     // 422: bad bodies and headers.
-    let token = mint_token(JWT_SECRET, "alice", 60).unwrap();
+    let token = mint_token(&JWT_SECRET, "alice", 60).unwrap();
     for (body, field) in [
         (json!({"quantity": 0}), "quantity"),
         (json!({"quantity": "two"}), "quantity"),
@@ -251,7 +251,7 @@ async fn a_user_bucket_answers_429_with_retry_after() {
     settings.limits.per_user_burst = 2;
     let app = spawn_with(settings).await;
     let (sale, item) = app.create_live_sale(100, 10).await;
-    let token = mint_token(JWT_SECRET, "eager", 60).unwrap();
+    let token = mint_token(&JWT_SECRET, "eager", 60).unwrap();
     let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
     let mut limited = None;
     for _ in 0..4 {
@@ -308,7 +308,12 @@ async fn the_per_ip_bucket_when_switched_on_limits_an_address_across_users() {
         "a burst of 3 (plus at most one refill) from one address: {statuses:?}"
     );
     assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS));
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let metrics = app
+        .http
+        .get(app.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
     let text = metrics.text().await.unwrap();
     assert!(
         text.lines()
@@ -324,7 +329,7 @@ async fn buyers_see_their_own_orders_only() {
     let (_, ok) = app.buy(sale, item, "alice", 1, None).await;
     let order = ok["order_id"].as_str().unwrap();
     let get = |user: &str| {
-        let token = mint_token(JWT_SECRET, user, 60).unwrap();
+        let token = mint_token(&JWT_SECRET, user, 60).unwrap();
         app.http
             .get(app.url(&format!("/api/v1/orders/{order}")))
             .bearer_auth(token)
@@ -341,7 +346,7 @@ async fn buyers_see_their_own_orders_only() {
     let r = app
         .http
         .get(app.url("/api/v1/orders/not-a-uuid"))
-        .bearer_auth(mint_token(JWT_SECRET, "alice", 60).unwrap())
+        .bearer_auth(mint_token(&JWT_SECRET, "alice", 60).unwrap())
         .send()
         .await
         .unwrap();
@@ -352,6 +357,7 @@ async fn buyers_see_their_own_orders_only() {
 async fn behind_a_gateway_the_trusted_header_names_the_buyer() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
     settings.user_identity = seckill::config::UserIdentity::TrustedHeader;
+    settings.trusted_proxies = "127.0.0.1".into();
     let app = spawn_with(settings).await;
     let (sale, item) = app.create_live_sale(5, 1).await;
     let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));

@@ -50,7 +50,7 @@ async fn reservations_become_persisted_orders() {
         async move { (mysql_figures(&db, item).await == (4, 4, 6)).then_some(()) }
     })
     .await;
-    let token = mint_token(JWT_SECRET, "u0", 60).unwrap();
+    let token = mint_token(&JWT_SECRET, "u0", 60).unwrap();
     let r = app
         .http
         .get(app.url(&format!("/api/v1/orders/{}", orders[0])))
@@ -133,7 +133,7 @@ async fn orders_mysql_cannot_honour_are_stored_as_rejected() {
     .fetch_one(app.db())
     .await
     .unwrap();
-    let token = mint_token(JWT_SECRET, "x0", 600).unwrap();
+    let token = mint_token(&JWT_SECRET, "x0", 600).unwrap();
     let view: Value = app
         .http
         .get(app.url(&format!("/api/v1/orders/{rejected}")))

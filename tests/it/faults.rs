@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::{
     helpers::{
-        PrivateServer, Remote, STACK, eventually, free_port, settings_on, spawn_process_logged,
-        spawn_roles, test_settings, unique, write_config,
+        PrivateServer, Remote, STACK, eventually, settings_on, spawn_process_logged, spawn_roles,
+        test_settings, unique, write_config,
     },
     processes::Supervised,
     shoppers::Shoppers,
@@ -55,7 +55,7 @@ async fn a_consumer_restarted_within_its_session_timeout_resumes_persisting() {
     let (sale, item) = app.create_live_sale(100_000, 1).await;
     let shoppers = Shoppers::start(&app.base, sale, item, 16, 10_000_000);
     let mut consumer_settings: Settings = app.settings().clone();
-    consumer_settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    crate::processes::fixed_ports(&mut consumer_settings);
     let config = write_config(&consumer_settings);
     let logs = log_dir();
     let log = logs.join("consume.log");
@@ -191,12 +191,12 @@ async fn every_confirmed_order_survives_service_broker_consumer_and_database_fau
     let mysql = PrivateServer::start("mysql");
     let kafka = PrivateServer::start("kafka");
     let mut settings = settings_on(&redis.url(), &mysql.url(), &kafka.url());
-    settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    crate::processes::fixed_ports(&mut settings);
     // About 80 buys a second are admitted, so the sale lasts through the faults.
     settings.limits.global_per_sec = 80;
     settings.limits.global_burst = 5;
     let mut consumer_settings = settings.clone();
-    consumer_settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    crate::processes::fixed_ports(&mut consumer_settings);
     let (serve_cfg, consume_cfg) = (write_config(&settings), write_config(&consumer_settings));
     let logs = log_dir();
     let (serve_log, consume_log) = (logs.join("serve.log"), logs.join("consume.log"));

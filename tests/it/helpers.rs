@@ -26,29 +26,45 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use crate::processes::{
-    PrivateServer, free_port, spawn_process, spawn_process_logged, write_config,
-};
+pub use crate::processes::{PrivateServer, spawn_process, spawn_process_logged, write_config};
 
-/// Admin token of every test app.
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// A random secret of 64 hex characters (tests never run with a guessable one).
+fn random_secret() -> String {
+    format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
+}
+
+/// Admin token of every test app (random per test process).
+pub static ADMIN_TOKEN: LazyLock<String> = LazyLock::new(random_secret);
 /// JWT secret of every test app.
-pub const JWT_SECRET: &str = "test-jwt-secret-0123456789";
+pub static JWT_SECRET: LazyLock<String> = LazyLock::new(random_secret);
+/// Payment notification secret of every test app.
+pub static PAYMENT_SECRET: LazyLock<String> = LazyLock::new(random_secret);
 
 /// Where the stack's servers are (the variables `stack.sh env` prints).
 pub struct Stack {
     pub redis_url: String,
     pub mysql_url: String,
     pub kafka_brokers: String,
+    /// The CA that signed the stack's server certificate.
+    pub tls_ca_file: String,
+    /// The stack Redis master's TLS port, as a `rediss://` URL.
+    pub redis_tls_url: String,
 }
 
-pub static STACK: LazyLock<Stack> = LazyLock::new(|| Stack {
-    redis_url: std::env::var("SECKILL_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:16379/".into()),
-    mysql_url: std::env::var("SECKILL_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://seckill:seckill@127.0.0.1:13306/seckill".into()),
-    kafka_brokers: std::env::var("SECKILL_KAFKA_BROKERS")
-        .unwrap_or_else(|_| "127.0.0.1:19092".into()),
+pub static STACK: LazyLock<Stack> = LazyLock::new(|| {
+    let home = std::env::var("HOME").unwrap_or_default();
+    Stack {
+        redis_url: std::env::var("SECKILL_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:16379/".into()),
+        mysql_url: std::env::var("SECKILL_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://seckill:seckill@127.0.0.1:13306/seckill".into()),
+        kafka_brokers: std::env::var("SECKILL_KAFKA_BROKERS")
+            .unwrap_or_else(|_| "127.0.0.1:19092".into()),
+        tls_ca_file: std::env::var("STACK_TLS_CA_FILE")
+            .unwrap_or_else(|_| format!("{home}/.local/state/seckill/stack/tls/ca.crt")),
+        redis_tls_url: std::env::var("STACK_REDIS_TLS_URL")
+            .unwrap_or_else(|_| "rediss://localhost:16389/".into()),
+    }
 });
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
@@ -96,11 +112,13 @@ pub fn settings_on(redis_url: &str, mysql_url: &str, kafka: &str) -> Settings {
     LazyLock::force(&TRACING);
     let id = unique();
     let mut s = Settings {
-        admin_token: seckill::config::Secret::new(ADMIN_TOKEN),
-        jwt_secret: seckill::config::Secret::new(JWT_SECRET),
+        admin_token: seckill::config::Secret::new(ADMIN_TOKEN.as_str()),
+        jwt_secret: seckill::config::Secret::new(JWT_SECRET.as_str()),
+        payment_secret: seckill::config::Secret::new(PAYMENT_SECRET.as_str()),
         ..Settings::default()
     };
     s.http.addr = "127.0.0.1:0".parse().unwrap();
+    s.admin_addr = "127.0.0.1:0".parse().unwrap();
     s.redis.url = redis_url.to_string();
     s.redis.pool_size = 2;
     s.redis.key_prefix = format!("t{id}:");
@@ -127,6 +145,8 @@ pub fn settings_on(redis_url: &str, mysql_url: &str, kafka: &str) -> Settings {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub base: String,
+    /// The admin listener's base URL.
+    pub admin_base: String,
     pub http: reqwest::Client,
     pub services: Arc<Services>,
     pub shutdown: CancellationToken,
@@ -150,6 +170,10 @@ impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+    /// A URL on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("{}{path}", self.admin_base)
+    }
 
     pub async fn admin(
         &self,
@@ -159,8 +183,8 @@ impl TestApp {
     ) -> (StatusCode, Value) {
         let mut req = self
             .http
-            .request(method, self.url(path))
-            .bearer_auth(ADMIN_TOKEN);
+            .request(method, self.admin_url(path))
+            .bearer_auth(&*ADMIN_TOKEN);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -191,7 +215,7 @@ impl TestApp {
         quantity: u32,
         idempotency_key: Option<&str>,
     ) -> (StatusCode, Value) {
-        let token = mint_token(JWT_SECRET, user, 600).unwrap();
+        let token = mint_token(&JWT_SECRET, user, 600).unwrap();
         let mut req = self
             .http
             .post(self.url(&format!("/api/v1/sales/{sale}/items/{item}/orders")))
@@ -232,6 +256,7 @@ pub async fn spawn_roles(settings: Settings, with_consumer: bool) -> TestApp {
     let services = Arc::new(Services::build(settings).await.expect("services build"));
     let app = Application::bind(services.clone()).await.expect("bind");
     let addr = app.local_addr();
+    let admin_base = format!("http://{}", app.admin_addr());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     let consumer = with_consumer.then(|| {
@@ -243,6 +268,7 @@ pub async fn spawn_roles(settings: Settings, with_consumer: bool) -> TestApp {
     TestApp {
         addr,
         base: format!("http://{addr}"),
+        admin_base,
         http: reqwest::Client::new(),
         services,
         shutdown,
@@ -342,14 +368,17 @@ fn sale_and_item(status: StatusCode, body: &Value) -> (u64, u64) {
 pub struct Remote {
     pub http: reqwest::Client,
     pub base: String,
+    /// Its admin listener.
+    pub admin_base: String,
 }
 
 impl Remote {
-    /// The process listening on `settings.http.addr`.
+    /// The process listening on `settings.http.addr` (and `settings.admin_addr`).
     pub fn at(settings: &Settings) -> Self {
         Self {
             http: reqwest::Client::new(),
             base: format!("http://{}", settings.http.addr),
+            admin_base: format!("http://{}", settings.admin_addr),
         }
     }
 
@@ -368,8 +397,8 @@ impl Remote {
     pub async fn create_live_sale(&self, stock: i64, per_user_limit: i64) -> (u64, u64) {
         let r = self
             .http
-            .post(format!("{}/admin/v1/sales", self.base))
-            .bearer_auth(ADMIN_TOKEN)
+            .post(format!("{}/admin/v1/sales", self.admin_base))
+            .bearer_auth(&*ADMIN_TOKEN)
             .json(&live_sale_body(stock, per_user_limit))
             .send()
             .await
@@ -392,7 +421,7 @@ impl Remote {
                 );
                 tokio::spawn(async move {
                     for i in 0.. {
-                        let token = mint_token(JWT_SECRET, &format!("s{w}-{i}"), 600).unwrap();
+                        let token = mint_token(&JWT_SECRET, &format!("s{w}-{i}"), 600).unwrap();
                         match http.post(&url).bearer_auth(token).send().await {
                             Ok(r) if r.status() == StatusCode::ACCEPTED => {
                                 let body: Value = r.json().await.unwrap();

@@ -57,7 +57,7 @@ async fn pay(app: &TestApp, order: &str, amount: i64, reference: &str) -> (Statu
 
 /// A buyer's request to `path` (`GET` when `method` is GET).
 async fn as_buyer(app: &TestApp, method: Method, user: &str, path: &str) -> (StatusCode, Value) {
-    let token = mint_token(JWT_SECRET, user, 600).unwrap();
+    let token = mint_token(&JWT_SECRET, user, 600).unwrap();
     let r = app
         .http
         .request(method, app.url(path))

@@ -4,16 +4,18 @@ use loadtest::Args;
 
 use crate::helpers::{ADMIN_TOKEN, JWT_SECRET, spawn_app};
 
-fn args(base: &str, extra: &[&str]) -> Args {
+fn args(base: &str, admin: &str, extra: &[&str]) -> Args {
     use clap::Parser;
     let mut all = vec![
         "loadtest",
         "--base-url",
         base,
+        "--admin-url",
+        admin,
         "--admin-token",
-        ADMIN_TOKEN,
+        &ADMIN_TOKEN,
         "--jwt-secret",
-        JWT_SECRET,
+        &JWT_SECRET,
         "--no-progress",
     ];
     all.extend_from_slice(extra);
@@ -26,6 +28,7 @@ async fn a_closed_loop_run_sells_the_stock_and_verifies_clean() {
     let summary = loadtest::run(
         args(
             &app.base,
+            &app.admin_base,
             &[
                 "--create-sale",
                 "--stock",
@@ -68,6 +71,7 @@ async fn an_open_loop_run_offers_its_rate_and_counts_every_answer() {
     let summary = loadtest::run(
         args(
             &app.base,
+            &app.admin_base,
             &[
                 "--sale",
                 &s,
@@ -117,6 +121,7 @@ async fn verify_fails_when_the_stores_disagree() {
     let summary = loadtest::run(
         args(
             &app.base,
+            &app.admin_base,
             &[
                 "--create-sale",
                 "--stock",
@@ -147,6 +152,7 @@ async fn verify_fails_when_the_stores_disagree() {
     let again = loadtest::run(
         args(
             &app.base,
+            &app.admin_base,
             &[
                 "--sale",
                 &s,
@@ -198,6 +204,7 @@ async fn open_loop_latency_counts_the_wait_behind_a_stalled_answer() {
     // it, and their latency counts from when they should have been sent.
     let summary = loadtest::run(
         args(
+            &base,
             &base,
             &[
                 "--endpoint",

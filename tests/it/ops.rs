@@ -13,8 +13,8 @@ use seckill::auth::mint_token;
 use serde_json::Value;
 
 use crate::helpers::{
-    JWT_SECRET, Remote, STACK, TestApp, eventually, free_port, mysql_figures, spawn_app,
-    test_settings, write_config,
+    JWT_SECRET, Remote, STACK, TestApp, eventually, mysql_figures, spawn_app, test_settings,
+    write_config,
 };
 
 /// The value of one sample line of the Prometheus text format.
@@ -31,7 +31,12 @@ fn sample(text: &str, name: &str, labels: &str) -> f64 {
 }
 
 async fn scrape(app: &TestApp) -> String {
-    let r = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let r = app
+        .http
+        .get(app.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     r.text().await.unwrap()
 }
@@ -125,7 +130,7 @@ async fn metrics_move_by_the_right_amounts() {
 #[tokio::test]
 async fn json_logs_carry_the_request_span_and_order_id() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
-    settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    crate::processes::fixed_ports(&mut settings);
     settings.log.format = seckill::config::LogFormat::Json;
     let config = write_config(&settings);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_seckill"))
@@ -150,7 +155,7 @@ async fn json_logs_carry_the_request_span_and_order_id() {
     let r: Value = remote
         .http
         .post(remote.buy_url(s, i))
-        .bearer_auth(mint_token(JWT_SECRET, "logger", 60).unwrap())
+        .bearer_auth(mint_token(&JWT_SECRET, "logger", 60).unwrap())
         .send()
         .await
         .unwrap()
@@ -189,7 +194,7 @@ async fn json_logs_carry_the_request_span_and_order_id() {
 #[tokio::test]
 async fn sigterm_during_load_loses_no_confirmed_reservation() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
-    settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    crate::processes::fixed_ports(&mut settings);
     let config = write_config(&settings);
     let remote = Remote::at(&settings);
     let _http = remote.http.clone();
@@ -242,7 +247,7 @@ async fn a_standalone_consumer_serves_health_and_metrics() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
     let app = crate::helpers::spawn_roles(settings.clone(), false).await;
     let (sale, item) = app.create_live_sale(10, 1).await;
-    settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    crate::processes::fixed_ports(&mut settings);
     let config = write_config(&settings);
     let mut child = crate::helpers::spawn_process("consume", &config);
     let remote = Remote::at(&settings);

@@ -11,8 +11,8 @@ use reqwest::StatusCode;
 use seckill::kafka::events::OrderReserved;
 
 use crate::helpers::{
-    PrivateServer, Remote, STACK, eventually, free_port, spawn_process, spawn_roles, test_settings,
-    unique, write_config,
+    PrivateServer, Remote, STACK, eventually, spawn_process, spawn_roles, test_settings, unique,
+    write_config,
 };
 
 /// Reads the topic from the start until every id of `expected` was seen; returns all ids seen.
@@ -51,7 +51,7 @@ async fn order_ids_in_topic(
 #[tokio::test]
 async fn a_service_killed_mid_stampede_still_delivers_every_confirmed_reservation() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
-    settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    crate::processes::fixed_ports(&mut settings);
     let config = write_config(&settings);
     let remote = Remote::at(&settings);
     let _http = remote.http.clone();
@@ -109,10 +109,13 @@ async fn buys_during_a_kafka_outage_are_confirmed_and_drain_when_it_returns() {
         );
         confirmed.insert(body["order_id"].as_str().unwrap().to_string());
     }
+    // The API stays in the load balancer: the outbox holds the reservations meanwhile.
     let r = app.http.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let ready: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(ready["down"], serde_json::json!(["kafka"]), "{ready}");
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "Kafka down does not make the API unready"
+    );
     let keys = app.keys().item(sale, item);
     let waiting: u64 = app.redis().get().zcard(&keys.outbox).await.unwrap();
     assert!(

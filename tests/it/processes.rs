@@ -15,6 +15,13 @@ pub fn write_config(settings: &Settings) -> std::path::PathBuf {
     path
 }
 
+/// Puts both listeners of `settings` on free loopback ports (a child process cannot report
+/// the ports it picked).
+pub fn fixed_ports(settings: &mut Settings) {
+    settings.http.addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    settings.admin_addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+}
+
 /// Starts `seckill <command>` as a child process with the settings in `config`.
 pub fn spawn_process(command: &str, config: &std::path::Path) -> std::process::Child {
     process_command(command, config)
@@ -110,6 +117,7 @@ impl PrivateServer {
             "redis" => vec![
                 ("SECKILL_STACK_REDIS_PORT", p(0)),
                 ("SECKILL_STACK_REDIS_REPLICA_PORT", p(1)),
+                ("SECKILL_STACK_REDIS_TLS_PORT", "0".to_string()),
             ],
             "sentinel" => vec![
                 (

@@ -322,7 +322,7 @@ async fn reconciling_during_a_stampede_reports_no_false_discrepancy() {
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let token = seckill::auth::mint_token(
-                    crate::helpers::JWT_SECRET,
+                    &crate::helpers::JWT_SECRET,
                     &format!("r{w}-{i}"),
                     600,
                 )

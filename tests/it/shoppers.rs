@@ -56,7 +56,7 @@ impl Shoppers {
                             .wrapping_mul(6364136223846793005)
                             .wrapping_add(1442695040888963407);
                         let user = format!("u{}", (n >> 33) % users);
-                        let token = mint_token(JWT_SECRET, &user, 600).unwrap();
+                        let token = mint_token(&JWT_SECRET, &user, 600).unwrap();
                         seen.requests.fetch_add(1, Ordering::Relaxed);
                         let pause = match http.post(&url).bearer_auth(token).send().await {
                             Ok(r) => {

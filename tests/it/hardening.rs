@@ -1,0 +1,309 @@
+//! Production hardening against abuse: the admin API off the buyers' port, unknown ids answered
+//! from memory, headers believed only from trusted proxies, idempotency keys that skip nothing
+//! unless they exist, and request ids on every answer.
+
+use futures::future::join_all;
+use reqwest::{Method, StatusCode};
+use seckill::auth::mint_token;
+use serde_json::{Value, json};
+use sqlx::{Connection, MySqlConnection};
+
+use crate::helpers::{
+    JWT_SECRET, PrivateServer, STACK, TestApp, settings_on, spawn_app, spawn_with, test_settings,
+};
+
+#[tokio::test]
+async fn the_admin_api_and_metrics_are_only_on_the_admin_listener() {
+    let app = spawn_app().await;
+    for path in ["/admin/v1/sales", "/metrics"] {
+        let public = app
+            .http
+            .get(app.url(path))
+            .bearer_auth(&*crate::helpers::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            public.status(),
+            StatusCode::NOT_FOUND,
+            "{path} on the buyers' port"
+        );
+        let admin = app
+            .http
+            .get(app.admin_url(path))
+            .bearer_auth(&*crate::helpers::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(admin.status(), StatusCode::OK, "{path} on the admin port");
+    }
+    // Buyers' routes are not on the admin port either.
+    let r = app.http.get(app.admin_url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "probes answer on both");
+    let r = app
+        .http
+        .post(app.admin_url("/api/v1/sales/1/items/1/orders"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // The default admin address is loopback.
+    assert!(
+        seckill::config::Settings::default()
+            .admin_addr
+            .ip()
+            .is_loopback()
+    );
+}
+
+/// MariaDB's own count of SELECT statements, server-wide.
+async fn com_select(url: &str) -> u64 {
+    let mut conn = MySqlConnection::connect(url).await.unwrap();
+    let (_, n): (String, String) = sqlx::query_as("SHOW GLOBAL STATUS LIKE 'Com_select'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    n.parse().unwrap()
+}
+
+/// 3,000 requests naming items and orders that do not exist: unauthenticated buys, buys with a
+/// valid token, order lookups with and without one.
+async fn flood(app: &TestApp, sale: u64) {
+    let token = mint_token(&JWT_SECRET, "flooder", 600).unwrap();
+    for round in 0..60u64 {
+        let requests = (0..50u64).map(|i| {
+            let n = round * 50 + i;
+            let random_item = 1_000_000 + rand_u64(n);
+            let req = match n % 4 {
+                0 => app
+                    .http
+                    .post(app.url(&format!("/api/v1/sales/{sale}/items/{random_item}/orders"))),
+                1 => app
+                    .http
+                    .post(app.url(&format!("/api/v1/sales/{sale}/items/{random_item}/orders")))
+                    .bearer_auth(&token)
+                    .json(&json!({"quantity": 1})),
+                2 => app
+                    .http
+                    .get(app.url(&format!("/api/v1/orders/{}", uuid::Uuid::now_v7()))),
+                _ => app
+                    .http
+                    .get(app.url(&format!("/api/v1/orders/{}", uuid::Uuid::new_v4())))
+                    .bearer_auth(&token),
+            };
+            async move { req.send().await.unwrap().status() }
+        });
+        for status in join_all(requests).await {
+            assert!(
+                [
+                    StatusCode::NOT_FOUND,
+                    StatusCode::UNAUTHORIZED,
+                    StatusCode::TOO_MANY_REQUESTS
+                ]
+                .contains(&status),
+                "{status}"
+            );
+        }
+    }
+}
+
+fn rand_u64(n: u64) -> u64 {
+    n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_ids_leaves_mysql_selects_flat() {
+    // A MariaDB of its own: Com_select counts this app's queries only.
+    let mysql = PrivateServer::start("mysql");
+    let mut settings = settings_on(&STACK.redis_url, &mysql.url(), "embedded");
+    settings.limits.per_user_per_sec = 0;
+    let app = spawn_with(settings).await;
+    let (sale, item) = app.create_live_sale(10, 1).await;
+    let (status, _) = app.buy(sale, item, "real-buyer", 1, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // What the background jobs select while nothing is asked, over the flood's duration.
+    let idle_from = com_select(&mysql.url()).await;
+    let started = std::time::Instant::now();
+    flood(&app, sale).await;
+    let flood_secs = started.elapsed();
+    let after_flood = com_select(&mysql.url()).await;
+    tokio::time::sleep(flood_secs).await;
+    let after_idle = com_select(&mysql.url()).await;
+    let during_flood = after_flood - idle_from;
+    let while_idle = after_idle - after_flood;
+    // Before unknown ids were answered from memory, each one was a SELECT: 3,000 or more.
+    assert!(
+        during_flood <= while_idle + 60,
+        "3,000 requests for unknown ids cost {during_flood} SELECTs (idle: {while_idle} in {flood_secs:?})"
+    );
+    // Real buyers still buy.
+    let (status, _) = app.buy(sale, item, "second-buyer", 1, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn forwarded_headers_count_only_from_trusted_proxies() {
+    // X-User-Id from a peer outside the trusted networks is refused.
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.user_identity = seckill::config::UserIdentity::TrustedHeader;
+    settings.trusted_proxies = "10.0.0.0/8".into();
+    let app = spawn_with(settings).await;
+    let (sale, item) = app.create_live_sale(5, 1).await;
+    let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
+    let r = app
+        .http
+        .post(&url)
+        .header("X-User-Id", "impostor")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("trusted proxy"),
+        "{body}"
+    );
+
+    // Per-IP limits: behind a trusted proxy each X-Forwarded-For client has its own bucket...
+    let per_ip = |trusted: &str| {
+        let trusted = trusted.to_string();
+        async move {
+            let mut settings = test_settings(&STACK.kafka_brokers).await;
+            settings.trusted_proxies = trusted;
+            settings.limits.per_ip_per_sec = 1;
+            settings.limits.per_ip_burst = 1;
+            spawn_with(settings).await
+        }
+    };
+    let app = per_ip("127.0.0.1").await;
+    let (sale, item) = app.create_live_sale(50, 5).await;
+    let buy_from = |app: &TestApp, client: &str, user: &str| {
+        let token = mint_token(&JWT_SECRET, user, 600).unwrap();
+        app.http
+            .post(app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders")))
+            .bearer_auth(token)
+            .header("X-Forwarded-For", client)
+            .json(&json!({"quantity": 1}))
+            .send()
+    };
+    assert_eq!(
+        buy_from(&app, "203.0.113.7", "u1").await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        buy_from(&app, "203.0.113.7", "u2").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the same client behind the proxy"
+    );
+    assert_eq!(
+        buy_from(&app, "198.51.100.9, 203.0.113.8", "u3")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::ACCEPTED,
+        "another client (the address the proxy saw is the last one)"
+    );
+    // ...while from an untrusted peer the header is ignored: every request is the peer's.
+    let app = per_ip("").await;
+    let (sale2, item2) = app.create_live_sale(50, 5).await;
+    let token = mint_token(&JWT_SECRET, "u4", 600).unwrap();
+    let mut statuses = Vec::new();
+    for client in ["203.0.113.20", "203.0.113.21"] {
+        let r = app
+            .http
+            .post(app.url(&format!("/api/v1/sales/{sale2}/items/{item2}/orders")))
+            .bearer_auth(&token)
+            .header("X-Forwarded-For", client)
+            .json(&json!({"quantity": 1}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status());
+    }
+    assert_eq!(
+        statuses,
+        [StatusCode::ACCEPTED, StatusCode::TOO_MANY_REQUESTS]
+    );
+}
+
+/// Deduct script calls this app made, from its own metrics.
+async fn deduct_calls(app: &TestApp) -> f64 {
+    let text = app
+        .http
+        .get(app.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("seckill_script_duration_seconds_count") && l.contains("deduct"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn after_a_sell_out_made_up_idempotency_keys_do_not_reach_the_script() {
+    let app = spawn_app().await;
+    let (sale, item) = app.create_live_sale(1, 1).await;
+    let (status, won) = app.buy(sale, item, "winner", 1, Some("winner-key")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, body) = app.buy(sale, item, "late", 1, None).await;
+    assert_eq!(body["code"], "sold_out", "{status} {body}");
+    let before = deduct_calls(&app).await;
+    for i in 0..50 {
+        let (status, body) = app
+            .buy(
+                sale,
+                item,
+                &format!("guesser-{i}"),
+                1,
+                Some(&format!("made-up-{i}")),
+            )
+            .await;
+        assert_eq!(body["code"], "sold_out", "{status} {body}");
+    }
+    assert_eq!(
+        deduct_calls(&app).await,
+        before,
+        "made-up keys ran the script"
+    );
+    // The winner's retry with its own key still gets its order.
+    let (status, again) = app.buy(sale, item, "winner", 1, Some("winner-key")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    assert_eq!(again["order_id"], won["order_id"]);
+}
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_minted_or_propagated() {
+    let app = spawn_app().await;
+    let sent = |method: Method, path: &str, id: Option<&str>| {
+        let mut req = app.http.request(method, app.url(path));
+        if let Some(id) = id {
+            req = req.header("X-Request-Id", id);
+        }
+        req.send()
+    };
+    let r = sent(
+        Method::POST,
+        "/api/v1/sales/1/items/1/orders",
+        Some("gw-req-42"),
+    )
+    .await
+    .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert_eq!(r.headers()["x-request-id"], "gw-req-42");
+    let mut minted = Vec::new();
+    for path in ["/api/v1/nowhere", "/healthz"] {
+        let r = sent(Method::GET, path, None).await.unwrap();
+        minted.push(r.headers()["x-request-id"].to_str().unwrap().to_string());
+    }
+    assert_ne!(minted[0], minted[1]);
+    assert!(minted.iter().all(|id| id.len() > 8), "{minted:?}");
+    // An id that is not a sane token is replaced rather than echoed.
+    let r = sent(Method::GET, "/healthz", Some(&"x".repeat(200)))
+        .await
+        .unwrap();
+    assert_ne!(r.headers()["x-request-id"], "x".repeat(200).as_str());
+}

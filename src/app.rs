@@ -83,6 +83,13 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let state = self.state;
         let jobs = spawn_api_jobs(&state, &shutdown);
+        tokio::spawn({
+            let (shutdown, stopping) = (shutdown.clone(), state.stopping.clone());
+            async move {
+                shutdown.cancelled().await;
+                stopping.cancel();
+            }
+        });
         tracing::info!(public = %self.public.local_addr()?, admin = %self.admin.local_addr()?, "serving HTTP");
         let public = axum::serve(
             self.public,

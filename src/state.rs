@@ -53,6 +53,11 @@ pub struct Services {
     pub buy: BuyService,
     /// Admin operations.
     pub admin: SaleAdmin,
+    /// Live views of sales for the console.
+    pub live: crate::sales::live::LiveFeed,
+    /// Cancelled when the HTTP servers begin their graceful shutdown, so endless answers (live
+    /// event streams) end and let it finish.
+    pub stopping: tokio_util::sync::CancellationToken,
     /// Buyers' order lookups.
     pub orders: OrderLookup,
     /// Pay, cancel, expire, release.
@@ -200,6 +205,16 @@ impl Services {
             recoveries.clone(),
         )
         .with_listener(Arc::new(sale_pages.clone()));
+        let live = crate::sales::live::LiveFeed::new(
+            admin.clone(),
+            db.clone(),
+            Arc::new(crate::kafka::lag::LagCache::new(
+                kafka.clone(),
+                &settings.kafka.topic,
+                &settings.kafka.group_id,
+                Duration::from_secs(1),
+            )),
+        );
         let orders = OrderLookup::new(
             db.clone(),
             stock.clone(),
@@ -222,6 +237,7 @@ impl Services {
         );
         Ok(Self {
             ready: Default::default(),
+            stopping: Default::default(),
             lifecycle,
             recovery_requests: Mutex::new(Some(recovery_requests)),
             sale_pages,
@@ -237,6 +253,7 @@ impl Services {
             outbox,
             buy,
             admin,
+            live,
             orders,
         })
     }

@@ -9,12 +9,23 @@
 #      drain, and checks the promises; then, as the payment provider, pays 60% of the orders
 #      and lets the rest expire, and prints the orders' states and the reconciliation report.
 #   5. Everything this script started is stopped; the exit code is 0 only if the report is clean.
+#      With --keep, the service stays up afterwards: the script prints the console's address,
+#      the admin token and how to stop it.
 #
 # Knobs (environment): QUICKSTART_PORT (18080), QUICKSTART_DURATION (10s), QUICKSTART_STOCK
 # (10000), QUICKSTART_USERS (50000), QUICKSTART_CONCURRENCY (64),
 # QUICKSTART_PAYMENT_WINDOW_SECS (30), QUICKSTART_PAY_SHARE (0.6).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+KEEP=0
+for arg in "$@"; do
+  case "$arg" in
+    --keep) KEEP=1 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "quickstart: unknown argument $arg (only --keep)" >&2; exit 2 ;;
+  esac
+done
 
 PORT="${QUICKSTART_PORT:-18080}"
 DURATION="${QUICKSTART_DURATION:-10s}"
@@ -99,6 +110,19 @@ target/release/loadtest --base-url "http://$SECKILL_HTTP_ADDR" \
 status=$?
 set -e
 
+if [ $KEEP = 1 ]; then
+  trap - EXIT
+  say "seckill keeps running (pid $SECKILL_PID, log $LOG_DIR/seckill.log)"
+  cat <<KEPT
+  console       http://$SECKILL_ADMIN_ADDR/console
+  admin token   $SECKILL_ADMIN_TOKEN
+  buyers' API   http://$SECKILL_HTTP_ADDR
+  a buyer token SECKILL_JWT_SECRET=$SECKILL_JWT_SECRET target/release/seckill token --user alice
+  stop it with  kill $SECKILL_PID$(for svc in "${started[@]}"; do printf '; deploy/local/stack.sh stop %s' "$svc"; done)
+KEPT
+  [ $status -eq 0 ] && say "quickstart OK: the reconciliation report is clean" || say "quickstart FAILED (exit $status)"
+  exit $status
+fi
 say "stopping seckill (SIGTERM: finish requests, flush Kafka, commit the consumer)"
 cleanup
 trap - EXIT

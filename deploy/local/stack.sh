@@ -15,7 +15,8 @@
 # `redis` is a master with a replica (the default buy confirmation waits for one replica); it
 # also listens for TLS on its own port, and MariaDB accepts TLS, both with a certificate for
 # localhost/127.0.0.1 signed by a CA generated here (tls/ca.crt in the state folder).
-# `install` also installs Debian's prometheus package, whose promtool checks the alert rules.
+# `install` also installs Debian's prometheus package (promtool checks the alert rules) and
+# chromium (the console's browser test).
 # Everything is overridable through the environment, which is how fault-injection tests start
 # private servers of their own:
 #   SECKILL_STACK_DIR   state folder (default: ~/.local/state/seckill/stack, outside any clone,
@@ -90,6 +91,7 @@ check_packages() {
   command -v mariadb >/dev/null || need_apt+=(mariadb-client)
   command -v openssl >/dev/null || need_apt+=(openssl)
   command -v promtool >/dev/null || need_apt+=(prometheus)
+  command -v chromium >/dev/null || need_apt+=(chromium)   # the console's browser test
   # Build dependencies of the service itself (librdkafka with TLS links OpenSSL).
   command -v cc >/dev/null || need_apt+=(build-essential)
   command -v pkg-config >/dev/null || need_apt+=(pkg-config)

@@ -3,9 +3,11 @@
 
 pub mod admin;
 pub mod buy;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod live;
 pub mod orders;
 pub mod payments;
 pub mod request_id;
@@ -39,14 +41,16 @@ pub fn public_router(state: AppState) -> Router {
     )
 }
 
-/// The admin surface: the admin API, `/metrics`, probes and the API document, on its own
-/// listener (loopback by default).
+/// The admin surface: the admin API and its live events, the console, `/metrics`, probes and
+/// the API document, on its own listener (loopback by default).
 pub fn admin_router(state: AppState) -> Router {
     layered(
         Router::new()
             .merge(health::router())
             .merge(health::metrics_router())
-            .merge(admin::router()),
+            .merge(admin::router())
+            .merge(live::router())
+            .merge(console::router()),
         state,
     )
 }

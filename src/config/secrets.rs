@@ -90,6 +90,14 @@ impl Settings {
         check("SECKILL_JWT_SECRET", &self.jwt_secret)?;
         check("SECKILL_PAYMENT_SECRET", &self.payment_secret)
     }
+
+    /// Checks the buyer-token secret alone (what `seckill token` signs with).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] when it is a default, a placeholder or short.
+    pub fn validate_jwt_secret(&self) -> Result<(), ConfigError> {
+        check("SECKILL_JWT_SECRET", &self.jwt_secret)
+    }
 }
 
 #[cfg(test)]

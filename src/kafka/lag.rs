@@ -107,3 +107,78 @@ impl LagProbe {
 pub fn consumer_lag(endpoint: &KafkaEndpoint, topic: &str, group: &str) -> KafkaResult<i64> {
     LagProbe::new(endpoint, topic, group)?.total()
 }
+
+/// The group's total lag for watchers (the console's live view): asked at most once per
+/// `every` however many watch, through one probe built on first use.
+pub struct LagCache {
+    endpoint: KafkaEndpoint,
+    topic: String,
+    group: String,
+    every: Duration,
+    state: tokio::sync::Mutex<CachedLag>,
+}
+
+#[derive(Default)]
+struct CachedLag {
+    probe: Option<std::sync::Arc<LagProbe>>,
+    at: Option<std::time::Instant>,
+    value: Option<i64>,
+}
+
+impl LagCache {
+    /// A cache of `group`'s lag on `topic`, refreshed at most once per `every`.
+    pub fn new(endpoint: KafkaEndpoint, topic: &str, group: &str, every: Duration) -> Self {
+        Self {
+            endpoint,
+            topic: topic.to_string(),
+            group: group.to_string(),
+            every,
+            state: tokio::sync::Mutex::new(CachedLag::default()),
+        }
+    }
+
+    /// The total lag, or `None` when Kafka did not answer (logged at debug: the console shows
+    /// the gap).
+    pub async fn total(&self) -> Option<i64> {
+        let mut state = self.state.lock().await;
+        if state.at.is_some_and(|at| at.elapsed() < self.every) {
+            return state.value;
+        }
+        let probe = match &state.probe {
+            Some(p) => p.clone(),
+            None => {
+                let (endpoint, topic, group) = (
+                    self.endpoint.clone(),
+                    self.topic.clone(),
+                    self.group.clone(),
+                );
+                let built = tokio::task::spawn_blocking(move || {
+                    LagProbe::new(&endpoint, &topic, &group).map(std::sync::Arc::new)
+                })
+                .await;
+                match built {
+                    Ok(Ok(p)) => {
+                        state.probe = Some(p.clone());
+                        p
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(error.message = %e, "lag probe could not be built");
+                        return None;
+                    }
+                    Err(_) => return None,
+                }
+            }
+        };
+        let value = match tokio::task::spawn_blocking(move || probe.total()).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                tracing::debug!(error.message = %e, "consumer lag unavailable");
+                None
+            }
+            Err(_) => None,
+        };
+        state.at = Some(std::time::Instant::now());
+        state.value = value;
+        value
+    }
+}

@@ -4,6 +4,7 @@
 //! lock so two instances never warm one sale at once. Every Redis key of a sale expires at the
 //! sale's end plus the grace period, computed in one place and never zero or negative.
 
+pub mod live;
 mod prewarm;
 pub mod recovery;
 pub mod view;
@@ -68,6 +69,18 @@ pub trait SaleChangeListener: Send + Sync {
 }
 
 /// Admin operations on sales.
+/// A sale in the list: the stored row, its phase and how many items it has.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SaleListed {
+    /// The stored sale.
+    #[serde(flatten)]
+    pub sale: sales::SaleRow,
+    /// Computed from the window.
+    pub phase: view::Phase,
+    /// Items on sale.
+    pub item_count: u64,
+}
+
 #[derive(Clone)]
 pub struct SaleAdmin {
     db: MySqlPool,
@@ -175,12 +188,19 @@ impl SaleAdmin {
     ///
     /// # Errors
     /// MySQL failed.
-    pub async fn list(
-        &self,
-        limit: u32,
-        offset: u64,
-    ) -> Result<(Vec<sales::SaleRow>, u64), ApiError> {
-        Ok(sales::list_sales(&self.db, limit, offset).await?)
+    pub async fn list(&self, limit: u32, offset: u64) -> Result<(Vec<SaleListed>, u64), ApiError> {
+        let (rows, total) = sales::list_sales(&self.db, limit, offset).await?;
+        let ids: Vec<u64> = rows.iter().map(|s| s.id).collect();
+        let counts = sales::item_counts(&self.db, &ids).await?;
+        let listed = rows
+            .into_iter()
+            .map(|sale| SaleListed {
+                item_count: counts.get(&sale.id).copied().unwrap_or(0),
+                phase: view::Phase::of(sale.starts_at, sale.ends_at, Utc::now()),
+                sale,
+            })
+            .collect();
+        Ok((listed, total))
     }
 
     /// Applies a change made before the sale starts, if `expected_version` is current.

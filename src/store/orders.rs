@@ -407,6 +407,23 @@ pub async fn item_totals(pool: &MySqlPool, item_id: u64) -> Result<ItemTotals, s
     Ok(t)
 }
 
+/// When the newest order of an item that is not rejected was reserved: the moment it sold out,
+/// when it is sold out.
+///
+/// # Errors
+/// The database failed.
+pub async fn last_reserved_at(
+    pool: &MySqlPool,
+    item_id: u64,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT MAX(reserved_at) FROM orders WHERE item_id = ? AND status <> 'rejected'",
+    )
+    .bind(item_id)
+    .fetch_one(pool)
+    .await
+}
+
 /// Every order of one item, read inside `tx` so it matches other reads of the same snapshot
 /// (reconciliation compares them with the Redis ledger and the item's stock).
 ///

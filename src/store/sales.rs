@@ -224,6 +224,29 @@ pub async fn list_sales(
     Ok((rows, total.max(0) as u64))
 }
 
+/// How many items each of `sale_ids` has (absent: none).
+///
+/// # Errors
+/// The database failed.
+pub async fn item_counts(
+    pool: &MySqlPool,
+    sale_ids: &[u64],
+) -> Result<std::collections::HashMap<u64, u64>, sqlx::Error> {
+    if sale_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut q = sqlx::QueryBuilder::new(
+        "SELECT sale_id, CAST(COUNT(*) AS UNSIGNED) FROM sale_items WHERE sale_id IN (",
+    );
+    let mut ids = q.separated(", ");
+    for id in sale_ids {
+        ids.push_bind(*id);
+    }
+    q.push(") GROUP BY sale_id");
+    let rows: Vec<(u64, u64)> = q.build_query_as().fetch_all(pool).await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Writes a validated patch to a sale locked by [`lock_sale`] and bumps its version.
 ///
 /// # Errors

@@ -282,3 +282,144 @@ fn the_readme_documents_exactly_the_settings_that_exist() {
     let existing: BTreeSet<String> = seckill::config::env_names().into_iter().collect();
     assert_eq!(documented, existing);
 }
+
+#[test]
+fn token_prints_a_buyer_token_the_service_accepts() {
+    let out = seckill(&["token", "--user", "alice", "--ttl", "10m"], &[]);
+    assert!(out.status.success(), "{out:?}");
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let settings = seckill::config::Settings {
+        jwt_secret: seckill::config::Secret::new(JWT_SECRET.as_str()),
+        ..Default::default()
+    };
+    let auth = seckill::auth::Authenticator::new(&settings);
+    let user = auth
+        .buyer(Some(&format!("Bearer {token}")), None, None)
+        .expect("the service accepts it");
+    assert_eq!(user.as_ref(), "alice");
+    // Its lifetime is the one asked for.
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64_url_decode(token.split('.').nth(1).unwrap())).unwrap();
+    let life = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
+    assert_eq!(life, 600);
+    // Bad input: a clear error and exit 2.
+    for (args, env) in [
+        (vec!["token", "--user", "alice", "--ttl", "forever"], vec![]),
+        (vec!["token", "--user", "   "], vec![]),
+        (vec!["token"], vec![]),
+        (
+            vec!["token", "--user", "alice"],
+            vec![("SECKILL_JWT_SECRET", "change-me-jwt-secret")],
+        ),
+    ] {
+        let out = seckill(&args, &env);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+fn base64_url_decode(s: &str) -> Vec<u8> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in s.bytes() {
+        let v = alphabet.iter().position(|a| *a == c).unwrap() as u32;
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    out
+}
+
+/// Runs `seckill reconcile --watch` on `config` until it has drawn two reports, then sends it
+/// SIGINT; returns its exit code and what it printed.
+fn watch_twice(config: &std::path::Path, sale: u64) -> (Option<i32>, String) {
+    let mut child = command(
+        &[
+            "reconcile",
+            "--config",
+            config.to_str().unwrap(),
+            "--sale",
+            &sale.to_string(),
+            "--watch",
+            "--every",
+            "300ms",
+        ],
+        &[],
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            text.push_str(&line);
+            text.push('\n');
+            let _ = tx.send(text.clone());
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    while seen.matches("Reconciliation of sale").count() < 2 {
+        assert!(Instant::now() < deadline, "two reports never came: {seen}");
+        if let Ok(text) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen = text;
+        }
+    }
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let code = child.wait().unwrap().code();
+    (code, seen)
+}
+
+#[tokio::test]
+async fn reconcile_watch_redraws_until_interrupted_and_exits_with_the_last_verdict() {
+    let app = crate::helpers::spawn_app().await;
+    let (sale, item) = app.create_live_sale(5, 1).await;
+    let (status, _) = app.buy(sale, item, "watched", 1, None).await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
+    crate::helpers::eventually(Duration::from_secs(30), || async {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+            .fetch_one(app.db())
+            .await
+            .ok()?;
+        (n == 1).then_some(())
+    })
+    .await;
+    // No grace: an entry missing from MySQL fails the report at once.
+    let mut settings = app.settings().clone();
+    settings.reconcile.ledger_grace_secs = 0;
+    let config = crate::processes::write_config(&settings);
+    let (code, printed) = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || watch_twice(&config, sale)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{printed}");
+    assert!(printed.contains("ALL CHECKS OK"), "{printed}");
+    assert!(printed.contains("\x1b[2J"), "the screen is redrawn");
+    // Drift: the order row disappears behind the service's back; the last report fails.
+    sqlx::query("DELETE FROM orders")
+        .execute(app.db())
+        .await
+        .unwrap();
+    let (code, printed) = tokio::task::spawn_blocking(move || watch_twice(&config, sale))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1), "{printed}");
+    assert!(printed.contains("DISCREPANCIES"), "{printed}");
+}

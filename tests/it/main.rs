@@ -5,9 +5,11 @@ mod processes;
 mod shoppers;
 
 mod admin;
+mod browser;
 mod buy;
 mod cli;
 mod cluster;
+mod console;
 mod consumer;
 mod deploy;
 mod faults;

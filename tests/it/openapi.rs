@@ -94,7 +94,10 @@ async fn every_documented_operation_answers_from_its_handler() {
             .http
             .request(
                 Method::from_bytes(method.as_bytes()).unwrap(),
-                if concrete.starts_with("/admin") || concrete == "/metrics" {
+                if concrete.starts_with("/admin")
+                    || concrete.starts_with("/console")
+                    || concrete == "/metrics"
+                {
                     app.admin_url(&concrete)
                 } else {
                     app.url(&concrete)

@@ -76,6 +76,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The first of `n` consecutive free loopback ports, below the kernel's ephemeral range
+/// (32768 and up), so no outgoing connection of another test takes one of them meanwhile.
+pub fn free_port_block(n: u16) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Blocks handed out by this process never overlap.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 500) as u16 * 20;
+    loop {
+        let base = 20_000 + (offset + NEXT.fetch_add(n, Ordering::Relaxed)) % 12_000;
+        let all_free =
+            (base..base + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+}
+
 /// A private server of the stack script (own folder and port), for fault injection that must
 /// not disturb the shared servers other tests use.
 pub struct PrivateServer {
@@ -94,6 +111,8 @@ impl PrivateServer {
             "redis" => vec![free_port(), free_port()],
             // three Sentinels, then the master and the replica they watch
             "sentinel" => (0..5).map(|_| free_port()).collect(),
+            // six nodes and their bus ports on twelve consecutive ports
+            "cluster" => vec![free_port_block(12)],
             _ => vec![free_port()],
         };
         let s = Self {

@@ -1,5 +1,8 @@
 //! The `seckill` command line.
 
+mod duration;
+mod watch;
+
 use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use clap::{Parser, Subcommand};
@@ -42,8 +45,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Re-emit ledger entries missing from MySQL to Kafka.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "watch")]
         repair: bool,
+        /// Redraw the report until Ctrl-C; the exit code is the last report's.
+        #[arg(long)]
+        watch: bool,
+        /// Time between two reports with --watch (30s, 2m, 500ms).
+        #[arg(long, default_value = "2s", value_parser = duration::parse, requires = "watch")]
+        every: Duration,
+    },
+    /// Print a buyer token (HS256 JWT) signed with SECKILL_JWT_SECRET, for curl and manual
+    /// tests.
+    Token {
+        /// The buyer's user id (the token's `sub`).
+        #[arg(long)]
+        user: String,
+        /// How long the token is valid (30s, 15m, 1h, 1d).
+        #[arg(long, default_value = "1h", value_parser = duration::parse)]
+        ttl: Duration,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -73,9 +92,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
     };
     // The serving roles use the secrets; a consumer or a migration does not need them.
-    if matches!(cli.command, Command::Serve | Command::All)
-        && let Err(e) = settings.validate_secrets()
-    {
+    let secrets = match cli.command {
+        Command::Serve | Command::All => settings.validate_secrets(),
+        Command::Token { .. } => settings.validate_jwt_secret(),
+        _ => Ok(()),
+    };
+    if let Err(e) = secrets {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
@@ -161,7 +183,29 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
                 }
             }
         }
-        Command::Reconcile { sale, json, repair } => {
+        Command::Token { user, ttl } => {
+            let user = user.trim();
+            if user.is_empty() || user.len() > 128 {
+                eprintln!("error: --user must be 1 to 128 characters");
+                return Ok(ExitCode::from(2));
+            }
+            let token = crate::auth::mint_token_for(&settings, user, ttl.as_secs().max(1))?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reconcile {
+            sale,
+            json,
+            watch: true,
+            every,
+            ..
+        } => {
+            let services = Services::build(settings).await?;
+            watch::watch(&services.reconciler, sale, every, json).await
+        }
+        Command::Reconcile {
+            sale, json, repair, ..
+        } => {
             let services = Services::build(settings).await?;
             let report = services.reconciler.run_once(sale, repair).await?;
             if json {

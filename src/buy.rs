@@ -402,9 +402,11 @@ impl BuyService {
 }
 
 /// The buy body; empty means one unit.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BuyBody {
+pub struct BuyBody {
+    /// Units (default 1; the item's per-user limit bounds it too).
+    #[schema(minimum = 1, maximum = 10_000)]
     quantity: Option<i64>,
 }
 

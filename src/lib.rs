@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod consumer;
 pub mod domain;
+pub mod failpoint;
 pub mod gate;
 pub mod kafka;
 pub mod lifecycle;

@@ -26,7 +26,7 @@ use crate::{
 const LIVE_ITEMS_TTL: Duration = Duration::from_secs(2);
 
 /// An order as its buyer sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderStatusView {
     /// Order id.
     pub order_id: Uuid,

@@ -42,6 +42,7 @@ CLUSTER_PORT="${SECKILL_STACK_CLUSTER_PORT:-17000}"
 REPLICA_PORT="${SECKILL_STACK_REDIS_REPLICA_PORT:-$((REDIS_PORT + 1))}"
 REDIS_TLS_PORT="${SECKILL_STACK_REDIS_TLS_PORT:-$((REDIS_PORT + 10))}"
 TLS_DIR="$STATE_DIR/tls"
+VENV="$STATE_DIR/venv"
 WANT_REPLICA="${SECKILL_STACK_REDIS_REPLICAS:-1}"
 SENTINEL_PORTS="${SECKILL_STACK_SENTINEL_PORTS:-26379 26380 26381}"
 SENTINEL_REDIS_PORTS="${SECKILL_STACK_SENTINEL_REDIS_PORTS:-16479 16480}"
@@ -92,6 +93,8 @@ check_packages() {
   command -v openssl >/dev/null || need_apt+=(openssl)
   command -v promtool >/dev/null || need_apt+=(prometheus)
   command -v chromium >/dev/null || need_apt+=(chromium)   # the console's browser test
+  command -v python3 >/dev/null || need_apt+=(python3)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
   # Build dependencies of the service itself (librdkafka with TLS links OpenSSL).
   command -v cc >/dev/null || need_apt+=(build-essential)
   command -v pkg-config >/dev/null || need_apt+=(pkg-config)
@@ -108,6 +111,14 @@ install_all() {
     else
       die "missing ${need_apt[*]}; run: sudo apt-get install -y ${need_apt[*]}"
     fi
+  fi
+  # Schemathesis (the API contract fuzz of the test command), pinned, in its own virtualenv.
+  local req="$(dirname "$0")/requirements-schemathesis.txt"
+  if [ ! -x "$VENV/bin/schemathesis" ] || ! cmp -s "$req" "$VENV/requirements.txt"; then
+    log "installing schemathesis into $VENV (pinned in $req)"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    cp "$req" "$VENV/requirements.txt"
   fi
   if [ "${WANT_KAFKA:-1}" = 1 ] && [ ! -x "$TANSU" ]; then
     command -v cargo >/dev/null || die "cargo is needed to build the tansu broker"
@@ -398,6 +409,7 @@ export SECKILL_MYSQL_URL=mysql://$MYSQL_USER:$MYSQL_PASSWORD@127.0.0.1:$MYSQL_PO
 export SECKILL_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 export STACK_TLS_CA_FILE=$TLS_DIR/ca.crt
 export STACK_REDIS_TLS_URL=rediss://localhost:$REDIS_TLS_PORT/
+export STACK_SCHEMATHESIS=$VENV/bin/schemathesis
 ENV
 }
 

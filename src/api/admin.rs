@@ -2,15 +2,15 @@
 //! admin bearer token. Handlers convert input into domain types and delegate to `SaleAdmin`.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::State,
     http::{HeaderMap, StatusCode, header},
     response::IntoResponse,
-    routing::{get, post},
 };
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     error::{ApiError, ApiResult},
@@ -21,22 +21,63 @@ use crate::{
         FieldError, NewSale, SalePatch,
         sale::{CreateSaleRequest, PatchSaleRequest},
     },
+    reconcile::SaleReport,
+    sales::{PrewarmReport, SaleListed, view::SaleView},
     state::AppState,
+    store::reports::ReportSummary,
 };
 
 /// Largest page of the sales list.
 const MAX_PAGE: u32 = 100;
 
 /// Admin routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/v1/sales", post(create_sale).get(list_sales))
-        .route("/admin/v1/sales/{id}", get(get_sale).patch(patch_sale))
-        .route("/admin/v1/sales/{id}/prewarm", post(prewarm_sale))
-        .route("/admin/v1/sales/{id}/reconcile", post(reconcile_sale))
-        .route("/admin/v1/sales/{id}/reconciliation", get(reconciliation))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_sale, list_sales))
+        .routes(routes!(get_sale, patch_sale))
+        .routes(routes!(prewarm_sale))
+        .routes(routes!(reconcile_sale))
+        .routes(routes!(reconciliation))
 }
 
+/// A created sale: the sale as `GET` shows it, and why warming it failed, if it did (the sale
+/// stands; the scheduler or a `prewarm` call warms it later).
+#[derive(Serialize, ToSchema)]
+struct CreatedSale {
+    #[serde(flatten)]
+    sale: SaleView,
+    /// Why the immediate prewarm failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prewarm_error: Option<String>,
+}
+
+/// Largest id a client can name (ids are assigned from 1 upwards; this bound keeps them exact
+/// in every JSON implementation).
+pub const MAX_ID: u64 = 9_007_199_254_740_991;
+
+#[utoipa::path(
+    post,
+    path = "/admin/v1/sales",
+    tag = "admin",
+    description = "Creates a sale with its items; a sale starting within SECKILL_SALE_PREWARM_LEAD_SECS is warmed into Redis at once.",
+    request_body = CreateSaleRequest,
+    responses(
+        (status = 201, description = "created", body = CreatedSale,
+            headers(("Location" = String, description = "the sale's URL")),
+            links(
+                ("GetSale" = (operation_id = "get_sale", parameters(("id" = "$response.body#/id")))),
+                ("BuyFirstItem" = (operation_id = "create_order", parameters(("sale_id" = "$response.body#/id"), ("item_id" = "$response.body#/items/0/id")))),
+                ("SalePage" = (operation_id = "sale_page", parameters(("sale_id" = "$response.body#/id")))),
+                ("Prewarm" = (operation_id = "prewarm_sale", parameters(("id" = "$response.body#/id")))),
+                ("Reconcile" = (operation_id = "reconcile_sale", parameters(("id" = "$response.body#/id")))),
+                ("Reconciliation" = (operation_id = "reconciliation", parameters(("id" = "$response.body#/id")))),
+            )),
+        (status = 401, description = "missing or wrong admin token (`unauthorized`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "a field is invalid (`invalid_field` names it) or the body is not JSON (`invalid_json`)", body = super::doc::ErrorDoc),
+        (status = 500, description = "`internal`", body = super::doc::ErrorDoc),
+    ),
+    security(("adminToken" = []))
+)]
 async fn create_sale(
     _: Admin,
     State(state): State<AppState>,
@@ -45,23 +86,50 @@ async fn create_sale(
     let sale = NewSale::parse(body, Utc::now())?;
     let (view, prewarm_error) = state.admin.create(sale).await?;
     let location = format!("/admin/v1/sales/{}", view.sale.id);
-    let mut body = serde_json::to_value(&view).map_err(anyhow::Error::from)?;
-    if let Some(e) = prewarm_error {
-        body["prewarm_error"] = json!(e);
-    }
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(body),
+        Json(CreatedSale {
+            sale: view,
+            prewarm_error,
+        }),
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// A page of the sales list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// Sales per page.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
+    /// Sales to skip.
+    #[param(minimum = 0, maximum = 9_007_199_254_740_991_i64, default = 0)]
     offset: Option<u64>,
 }
 
+/// A page of sales, newest first.
+#[derive(Serialize, ToSchema)]
+struct SalesPage {
+    sales: Vec<SaleListed>,
+    /// Sales in all.
+    total: u64,
+    limit: u32,
+    offset: u64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/v1/sales",
+    tag = "admin",
+    params(Page),
+    responses(
+        (status = 200, description = "a page of sales, newest first", body = SalesPage),
+        (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
+        (status = 422, description = "a bad `limit` or `offset` (`invalid_field`)", body = super::doc::ErrorDoc),
+    ),
+    security(("adminToken" = []))
+)]
 async fn list_sales(
     _: Admin,
     State(state): State<AppState>,
@@ -72,15 +140,31 @@ async fn list_sales(
         return Err(FieldError::new("limit", format!("must be between 1 and {MAX_PAGE}")).into());
     }
     let offset = page.offset.unwrap_or(0);
+    if offset > MAX_ID {
+        return Err(FieldError::new("offset", format!("must be at most {MAX_ID}")).into());
+    }
     let (sales, total) = state.admin.list(limit, offset).await?;
-    Ok(Json(json!({
-        "sales": sales,
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-    })))
+    Ok(Json(SalesPage {
+        sales,
+        total,
+        limit,
+        offset,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/sales/{id}",
+    tag = "admin",
+    params(("id" = u64, Path, description = "sale id", minimum = 1, maximum = 9_007_199_254_740_991_i64)),
+    responses(
+        (status = 200, description = "the sale with each item's Redis and MySQL figures", body = SaleView),
+        (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
+        (status = 404, description = "no such sale (`not_found`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "the id is not a number (`invalid_field`)", body = super::doc::ErrorDoc),
+    ),
+    security(("adminToken" = []))
+)]
 async fn get_sale(
     _: Admin,
     State(state): State<AppState>,
@@ -89,6 +173,26 @@ async fn get_sale(
     Ok(Json(state.admin.view(id).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/sales/{id}",
+    tag = "admin",
+    description = "Changes a sale before it starts. The version read must be sent, as `If-Match` or as `version` in the body.",
+    params(
+        ("id" = u64, Path, description = "sale id", minimum = 1, maximum = 9_007_199_254_740_991_i64),
+        ("If-Match" = Option<String>, Header, description = "the version read, `\"3\"` or `3`"),
+    ),
+    request_body = PatchSaleRequest,
+    responses(
+        (status = 200, description = "the changed sale", body = SaleView),
+        (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
+        (status = 404, description = "no such sale or item (`not_found`)", body = super::doc::ErrorDoc),
+        (status = 409, description = "stale version (`version_conflict`), started (`sale_started`), stock locked by reservations (`stock_locked`), a prewarm running (`prewarm_in_progress`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "an invalid field (`invalid_field`) or body (`invalid_json`)", body = super::doc::ErrorDoc),
+        (status = 428, description = "no version sent (`version_required`)", body = super::doc::ErrorDoc),
+    ),
+    security(("adminToken" = []))
+)]
 async fn patch_sale(
     _: Admin,
     State(state): State<AppState>,
@@ -134,11 +238,28 @@ fn expected_version(headers: &HeaderMap, body: Option<i64>) -> ApiResult<u32> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PrewarmQuery {
+    /// Warm again even if warmed (refused once it has reservations).
     force: Option<bool>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/sales/{id}/prewarm",
+    tag = "admin",
+    description = "Copies the sale into Redis now; a started sale whose Redis state was lost is rebuilt from MySQL instead.",
+    params(("id" = u64, Path, description = "sale id", minimum = 1, maximum = 9_007_199_254_740_991_i64), PrewarmQuery),
+    responses(
+        (status = 200, description = "what each item got", body = PrewarmReport),
+        (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
+        (status = 404, description = "`not_found`", body = super::doc::ErrorDoc),
+        (status = 409, description = "ended (`sale_expired`), already selling (`has_reservations`), another sale's state in Redis (`foreign_state`), a prewarm running (`prewarm_in_progress`), a rebuild refused (`recovery_unsupported`, `recovery_superseded`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "`invalid_field`", body = super::doc::ErrorDoc),
+    ),
+    security(("adminToken" = []))
+)]
 async fn prewarm_sale(
     _: Admin,
     State(state): State<AppState>,
@@ -149,11 +270,26 @@ async fn prewarm_sale(
     Ok(Json(report))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ReconcileQuery {
+    /// Re-send to Kafka the reservations MySQL lacks, where that is safe.
     repair: Option<bool>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/sales/{id}/reconcile",
+    tag = "admin",
+    params(("id" = u64, Path, description = "sale id", minimum = 1, maximum = 9_007_199_254_740_991_i64), ReconcileQuery),
+    responses(
+        (status = 200, description = "the report (also stored)", body = SaleReport),
+        (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
+        (status = 404, description = "`not_found`", body = super::doc::ErrorDoc),
+        (status = 422, description = "`invalid_field`", body = super::doc::ErrorDoc),
+    ),
+    security(("adminToken" = []))
+)]
 async fn reconcile_sale(
     _: Admin,
     State(state): State<AppState>,
@@ -170,6 +306,28 @@ async fn reconcile_sale(
 /// Reports kept in the history answer.
 const HISTORY: u32 = 20;
 
+/// The latest report and the newest summaries.
+#[derive(Serialize, ToSchema)]
+struct ReconciliationHistory {
+    /// The newest report (`null` before the first run).
+    latest: Option<SaleReport>,
+    /// The newest summaries, newest first.
+    history: Vec<ReportSummary>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/v1/sales/{id}/reconciliation",
+    tag = "admin",
+    params(("id" = u64, Path, description = "sale id", minimum = 1, maximum = 9_007_199_254_740_991_i64)),
+    responses(
+        (status = 200, description = "the latest report and the 20 newest summaries", body = ReconciliationHistory),
+        (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
+        (status = 404, description = "`not_found`", body = super::doc::ErrorDoc),
+        (status = 422, description = "`invalid_field`", body = super::doc::ErrorDoc),
+    ),
+    security(("adminToken" = []))
+)]
 async fn reconciliation(
     _: Admin,
     State(state): State<AppState>,
@@ -183,9 +341,9 @@ async fn reconciliation(
     }
     let latest = crate::store::reports::latest_body(&state.db, id)
         .await?
-        .map(|b| serde_json::from_str::<serde_json::Value>(&b))
+        .map(|b| serde_json::from_str::<SaleReport>(&b))
         .transpose()
         .map_err(anyhow::Error::from)?;
     let history = crate::store::reports::history(&state.db, id, HISTORY).await?;
-    Ok(Json(json!({ "latest": latest, "history": history })))
+    Ok(Json(ReconciliationHistory { latest, history }))
 }

@@ -3,12 +3,12 @@
 use std::net::SocketAddr;
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{ConnectInfo, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{ApiError, error::ApiResult, extract::ApiPath};
@@ -20,18 +20,48 @@ use crate::{
 };
 
 /// Buyer routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/sales/{sale_id}/items/{item_id}/orders",
-            post(create_order),
-        )
-        .route("/api/v1/sales/{sale_id}", get(sale_page))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_order))
+        .routes(routes!(sale_page))
 }
 
 /// Largest buy body accepted (it holds one small number).
 const MAX_BODY: usize = 1024;
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/sales/{sale_id}/items/{item_id}/orders",
+    tag = "buyers",
+    description = "Reserves units of an item. A 202 means the reservation holds (what it was confirmed against depends on SECKILL_BUY_CONFIRM); the order then appears under /api/v1/orders. Send an `Idempotency-Key` to make retries safe: a repeat answers the first order.",
+    params(
+        ("sale_id" = u64, Path, description = "sale id", minimum = 1, maximum = 9_007_199_254_740_991_i64),
+        ("item_id" = u64, Path, description = "item id", minimum = 1, maximum = 9_007_199_254_740_991_i64),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key gets the first answer", min_length = 1, max_length = 128, pattern = "^[!-~]{1,128}$"),
+        ("X-User-Id" = Option<String>, Header, description = "the buyer, from a trusted gateway (SECKILL_USER_IDENTITY=trusted_header only)"),
+    ),
+    request_body(content = Option<crate::buy::BuyBody>, description = "empty: one unit"),
+    responses(
+        (status = 202, description = "reserved", body = Reservation,
+            headers(
+                ("Location" = String, description = "the order's URL"),
+                ("Idempotent-Replayed" = Option<String>, description = "`true` when this repeats an earlier answer"),
+            ),
+            links(("GetOrder" = (operation_id = "get_order", parameters(("order_id" = "$response.body#/order_id")))),
+                  ("CancelOrder" = (operation_id = "cancel_order", parameters(("order_id" = "$response.body#/order_id")))))),
+        (status = 401, description = "no or bad buyer token, or `X-User-Id` from an untrusted peer (`unauthorized`)", body = super::doc::ErrorDoc),
+        (status = 403, description = "the sale has not started (`not_started`)", body = super::doc::ErrorDoc),
+        (status = 404, description = "no such sale item (`not_found`)", body = super::doc::ErrorDoc),
+        (status = 409, description = "`sold_out`, `insufficient_stock`, `limit_exceeded`", body = super::doc::ErrorDoc),
+        (status = 410, description = "the sale has ended (`ended`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "a bad quantity, key or body (`invalid_field`, `invalid_json`)", body = super::doc::ErrorDoc),
+        (status = 429, description = "a token bucket is empty (`rate_limited`)", body = super::doc::ErrorDoc,
+            headers(("Retry-After" = String, description = "seconds"))),
+        (status = 503, description = "`unconfirmed` (the order may stand: retry with the same key), `recovering`, `foreign_state`, `stock_unavailable`, `unavailable`, `overloaded`", body = super::doc::ErrorDoc,
+            headers(("Retry-After" = String, description = "seconds"))),
+    ),
+    security(("buyerToken" = []))
+)]
 async fn create_order(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -102,7 +132,8 @@ async fn create_order(
 }
 
 /// The body of a `202` buy answer.
-#[derive(serde::Serialize)]
+/// A reservation.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct Reservation {
     order_id: Uuid,
     status: &'static str,
@@ -116,6 +147,18 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The public sale page (no token): window, phase, items, approximate remaining stock.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sales/{sale_id}",
+    tag = "public",
+    description = "The public sale page: window, items, prices, and roughly how many units remain.",
+    params(("sale_id" = u64, Path, description = "sale id", minimum = 1, maximum = 9_007_199_254_740_991_i64)),
+    responses(
+        (status = 200, description = "the sale page", body = crate::sale_page::PageOut),
+        (status = 404, description = "no such sale (`not_found`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "`invalid_field`", body = super::doc::ErrorDoc),
+    ),
+)]
 async fn sale_page(
     State(state): State<AppState>,
     ApiPath(sale_id): ApiPath<u64>,

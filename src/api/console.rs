@@ -1,48 +1,69 @@
 //! `GET /console`: the operator console, three files compiled into the binary (no CDN, no build
 //! step), served on the admin listener with headers that keep it from being framed or from
-//! loading anything but itself.
+//! loading anything but itself. `GET /docs`: the API reference, rendered from `/openapi.json`
+//! by Scalar, whose script comes from a CDN (the one page of the service that needs one).
 
 use axum::{
-    Router,
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
-    routing::get,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
 
 const INDEX: &str = include_str!("../../console/index.html");
 const SCRIPT: &str = include_str!("../../console/console.js");
 const STYLE: &str = include_str!("../../console/console.css");
+const DOCS: &str = include_str!("../../console/docs.html");
 
 /// Content security policy of every console file: its own scripts, styles and API only.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                    img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+/// The docs page's: Scalar's script and styles from jsDelivr, the document from here.
+const DOCS_CSP: &str = "default-src 'none'; script-src https://cdn.jsdelivr.net; \
+                        style-src 'unsafe-inline' https://cdn.jsdelivr.net; font-src https://cdn.jsdelivr.net data:; \
+                        connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
 
-/// The console's routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/console",
-            get(|| async { asset(INDEX, "text/html; charset=utf-8") }),
-        )
-        .route(
-            "/console/console.js",
-            get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/console/console.css",
-            get(|| async { asset(STYLE, "text/css; charset=utf-8") }),
-        )
+/// The console's and the docs page's routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(console))
+        .routes(routes!(console_script))
+        .routes(routes!(console_style))
+        .routes(routes!(docs))
 }
 
-fn asset(body: &'static str, content_type: &'static str) -> Response {
+#[utoipa::path(get, path = "/console", tag = "admin", description = "The operator console.",
+    responses((status = 200, description = "the console", content_type = "text/html", body = String)))]
+async fn console() -> Response {
+    asset(INDEX, "text/html; charset=utf-8", CSP)
+}
+
+#[utoipa::path(get, path = "/console/console.js", tag = "admin",
+    responses((status = 200, description = "the console's script", content_type = "text/javascript", body = String)))]
+async fn console_script() -> Response {
+    asset(SCRIPT, "text/javascript; charset=utf-8", CSP)
+}
+
+#[utoipa::path(get, path = "/console/console.css", tag = "admin",
+    responses((status = 200, description = "the console's styles", content_type = "text/css", body = String)))]
+async fn console_style() -> Response {
+    asset(STYLE, "text/css; charset=utf-8", CSP)
+}
+
+#[utoipa::path(get, path = "/docs", tag = "admin", description = "The API reference (Scalar, loaded from cdn.jsdelivr.net).",
+    responses((status = 200, description = "the API reference", content_type = "text/html", body = String)))]
+async fn docs() -> Response {
+    asset(DOCS, "text/html; charset=utf-8", DOCS_CSP)
+}
+
+fn asset(body: &'static str, content_type: &'static str, csp: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (
                 header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(CSP),
+                HeaderValue::from_static(csp),
             ),
             (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
             (

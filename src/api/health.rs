@@ -21,6 +21,7 @@ use axum::{
     routing::get,
 };
 use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{state::AppState, store};
 
@@ -30,25 +31,57 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 pub const READY_CACHE: Duration = Duration::from_secs(1);
 
 /// Probes and the API document (on both listeners).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/openapi.json", get(openapi))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(openapi))
 }
 
 /// `/metrics` (the admin listener).
-pub fn metrics_router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+pub fn metrics_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
 }
 
-/// The OpenAPI document of both APIs, kept in sync with the router by a test.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "public",
+    description = "This document (generated from the code).",
+    responses((status = 200, description = "the OpenAPI 3.1 document", content_type = "application/json", body = Object)),
+)]
 async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::doc::DOCUMENT.as_str(),
+    )
 }
 
+/// `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a schema only
+struct Status {
+    status: String,
+}
+
+/// A 503 of `/readyz`: what is down.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a schema only
+struct NotReady {
+    /// `not_ready`.
+    code: String,
+    detail: String,
+    /// `redis`, `redis_replicas`, `mysql`.
+    down: Vec<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "public",
+    description = "Liveness: 200 while the process runs.",
+    responses((status = 200, description = "alive", body = Status)),
+)]
 async fn healthz() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -131,6 +164,16 @@ async fn probe<E: std::fmt::Display>(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "public",
+    description = "Readiness: Redis and MySQL answer (and the Redis master has its replicas in `replica` mode). Checked at most once a second; what failed is logged, not shown.",
+    responses(
+        (status = 200, description = "ready", body = Status),
+        (status = 503, description = "not ready (`not_ready`), naming what is down", body = NotReady),
+    ),
+)]
 async fn readyz(State(state): State<AppState>) -> Response {
     let verdict = state
         .ready
@@ -164,6 +207,13 @@ async fn replicas_check(state: &AppState) -> Result<(), String> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "admin",
+    description = "Prometheus metrics (admin listener).",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String)),
+)]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -5,16 +5,15 @@
 use std::{convert::Infallible, time::Duration};
 
 use axum::{
-    Router,
     extract::State,
     response::{
         IntoResponse,
         sse::{Event, KeepAlive, Sse},
     },
-    routing::get,
 };
 use futures::{Stream, StreamExt};
 use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     error::ApiResult,
@@ -26,10 +25,24 @@ use crate::{sales::live::LiveWatch, state::AppState};
 const EVERY: Duration = Duration::from_secs(1);
 
 /// The live route.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/admin/v1/sales/{id}/events", get(events))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(events))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/sales/{id}/events",
+    tag = "admin",
+    description = "The sale's live figures as server-sent events: one `snapshot` a second (the sale as GET shows it, buy rates, sell-out times, consumer lag, outbox backlog, the latest reconciliation report and the history), `error` when one could not be taken. Ends when the server shuts down.",
+    params(("id" = u64, Path, description = "sale id", minimum = 1, maximum = 9_007_199_254_740_991_i64)),
+    responses(
+        (status = 200, description = "an event stream", content_type = "text/event-stream", body = String),
+        (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
+        (status = 404, description = "`not_found`", body = super::doc::ErrorDoc),
+        (status = 422, description = "`invalid_field`", body = super::doc::ErrorDoc),
+    ),
+    security(("adminToken" = []))
+)]
 async fn events(
     _: Admin,
     State(state): State<AppState>,

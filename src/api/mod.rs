@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod buy;
 pub mod console;
+pub mod doc;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -24,35 +25,62 @@ use axum::{
 };
 use tower::ServiceBuilder;
 use tracing::Instrument;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
 pub use error::{ApiError, ApiResult};
 
-/// The public surface: buyers, the payment provider, probes and the API document.
-pub fn public_router(state: AppState) -> Router {
-    layered(
-        Router::new()
-            .merge(health::router())
-            .merge(buy::router())
-            .merge(orders::router())
-            .merge(payments::router()),
-        state,
-    )
+/// The public surface's routes, each with its documentation.
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(health::router())
+        .merge(buy::router())
+        .merge(orders::router())
+        .merge(payments::router())
 }
 
-/// The admin surface: the admin API and its live events, the console, `/metrics`, probes and
-/// the API document, on its own listener (loopback by default).
+/// The admin surface's routes, each with its documentation.
+fn admin_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(health::router())
+        .merge(health::metrics_router())
+        .merge(admin::router())
+        .merge(live::router())
+        .merge(console::router())
+}
+
+/// The public surface: buyers, the payment provider, probes and the API document.
+pub fn public_router(state: AppState) -> Router {
+    layered(public_routes().split_for_parts().0, state)
+}
+
+/// The admin surface: the admin API and its live events, the console and the docs page,
+/// `/metrics`, probes and the API document, on its own listener (loopback by default).
 pub fn admin_router(state: AppState) -> Router {
-    layered(
-        Router::new()
-            .merge(health::router())
-            .merge(health::metrics_router())
-            .merge(admin::router())
-            .merge(live::router())
-            .merge(console::router()),
-        state,
-    )
+    layered(admin_routes().split_for_parts().0, state)
+}
+
+/// The OpenAPI document of both surfaces, from the same routers that serve them. Operations on
+/// the admin listener name it as their server.
+pub fn document() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    let mut doc = doc::ApiDoc::openapi();
+    let admin_server = utoipa::openapi::ServerBuilder::new()
+        .url("http://127.0.0.1:8081")
+        .description(Some("the admin listener (SECKILL_ADMIN_ADDR)"))
+        .build();
+    let mut admin = admin_routes().into_openapi();
+    let public = public_routes().into_openapi();
+    for (path, item) in admin.paths.paths.iter_mut() {
+        if !public.paths.paths.contains_key(path) {
+            item.servers = Some(vec![admin_server.clone()]);
+        }
+    }
+    doc.merge(public);
+    doc.merge(admin);
+    doc::add_layer_answers(&mut doc);
+    doc
 }
 
 /// The layers every request passes: metrics and spans outermost, then load shedding and the

@@ -2,14 +2,14 @@
 //! 404, exactly like an unknown one.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::State,
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{
@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     domain::FieldError,
-    orders::{ORDER_STATES, OrderQuery},
+    orders::{ORDER_STATES, OrderQuery, OrderStatusView},
     state::AppState,
 };
 
@@ -29,21 +29,39 @@ const MAX_LIMIT: i64 = 100;
 const DEFAULT_LIMIT: i64 = 20;
 
 /// Buyer order routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/orders", get(list_orders))
-        .route("/api/v1/orders/{order_id}", get(get_order))
-        .route("/api/v1/orders/{order_id}/cancel", post(cancel_order))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_orders))
+        .routes(routes!(get_order))
+        .routes(routes!(cancel_order))
 }
 
 /// The query of `GET /api/v1/orders`, as sent.
-#[derive(Debug, Deserialize)]
+/// Which of the buyer's orders.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only this sale's.
+    #[param(minimum = 1, maximum = 9_007_199_254_740_991_i64)]
     sale_id: Option<u64>,
+    /// Only orders in this state: `pending_payment`, `paid`, `cancelled`, `expired`, `rejected`.
+    #[param(pattern = "^(pending_payment|paid|cancelled|expired|rejected)$")]
     status: Option<String>,
+    /// Orders per page.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(format = Uuid)]
     cursor: Option<String>,
+}
+
+/// A page of the buyer's orders, newest first.
+#[derive(Serialize, ToSchema)]
+struct OrdersPage {
+    orders: Vec<OrderStatusView>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    next_cursor: Option<Uuid>,
 }
 
 impl ListQuery {
@@ -61,6 +79,14 @@ impl ListQuery {
             return Err(FieldError::new(
                 "status",
                 format!("must be one of {}", ORDER_STATES.join(", ")),
+            ));
+        }
+        if let Some(id) = self.sale_id
+            && !(1..=super::admin::MAX_ID).contains(&id)
+        {
+            return Err(FieldError::new(
+                "sale_id",
+                format!("must be between 1 and {}", super::admin::MAX_ID),
             ));
         }
         let cursor = self
@@ -82,16 +108,46 @@ impl ListQuery {
 
 /// The caller's orders, newest first. A reservation appears here once persisted (normally
 /// within a second); one still on its way is found by id (`GET /api/v1/orders/{id}`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders",
+    tag = "buyers",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "a page of the buyer's orders, newest first", body = OrdersPage),
+        (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
+        (status = 422, description = "a bad filter or cursor (`invalid_field`)", body = super::doc::ErrorDoc),
+    ),
+    security(("buyerToken" = []))
+)]
 async fn list_orders(
     State(state): State<AppState>,
     Buyer(user): Buyer,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let query = query.parse()?;
-    let (orders, next) = state.orders.list(&user, &query).await?;
-    Ok(Json(json!({ "orders": orders, "next_cursor": next })))
+    let (orders, next_cursor) = state.orders.list(&user, &query).await?;
+    Ok(Json(OrdersPage {
+        orders,
+        next_cursor,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{order_id}",
+    tag = "buyers",
+    description = "One of the buyer's orders: `reserved` until MySQL has it, then `pending_payment`, `paid`, `cancelled`, `expired` (or `rejected`).",
+    params(("order_id" = Uuid, Path, description = "the order id a buy answered")),
+    responses(
+        (status = 200, description = "the order", body = OrderStatusView),
+        (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
+        (status = 404, description = "no such order of this buyer (`not_found`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "not a UUID (`invalid_field`)", body = super::doc::ErrorDoc),
+        (status = 429, description = "`rate_limited`", body = super::doc::ErrorDoc, headers(("Retry-After" = String, description = "seconds"))),
+    ),
+    security(("buyerToken" = []))
+)]
 async fn get_order(
     State(state): State<AppState>,
     Buyer(user): Buyer,
@@ -110,6 +166,21 @@ async fn get_order(
 
 /// Cancels the caller's unpaid order; its units go back on sale. Cancelling twice answers as
 /// the first time.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{order_id}/cancel",
+    tag = "buyers",
+    description = "Cancels an unpaid order; its units go back on sale at once.",
+    params(("order_id" = Uuid, Path, description = "the order id a buy answered")),
+    responses(
+        (status = 200, description = "the cancelled order (or the state that stands, for a repeat)", body = OrderStatusView),
+        (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
+        (status = 404, description = "`not_found`", body = super::doc::ErrorDoc),
+        (status = 409, description = "paid (`already_paid`), expired or cancelled (`order_closed`), not yet in MySQL (`not_persisted`, retry), a sale without payment windows (`cancel_unsupported`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "`invalid_field`", body = super::doc::ErrorDoc),
+    ),
+    security(("buyerToken" = []))
+)]
 async fn cancel_order(
     State(state): State<AppState>,
     Buyer(user): Buyer,

@@ -2,13 +2,13 @@
 //! with the shared secret (`X-Signature`: hex HMAC-SHA256 of the raw body).
 
 use axum::{
-    Json, Router,
+    Json,
     body::Bytes,
     extract::State,
     http::HeaderMap,
     response::{IntoResponse, Response},
-    routing::post,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{ApiError, error::ApiResult, orders::not_persisted};
 use crate::{
@@ -19,13 +19,28 @@ use crate::{
 };
 
 /// Payment routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/payments/v1/notify", post(notify))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(notify))
 }
 
 /// Applies a payment: 200 with the order when paid now or by this very payment before; 409
 /// `already_paid`, `order_closed` (the provider refunds) or `not_persisted` (retry); 422 for the
 /// wrong amount; 401 for a bad signature. Nothing is written unless it answers 200.
+#[utoipa::path(
+    post,
+    path = "/payments/v1/notify",
+    tag = "payments",
+    description = "The payment provider says an order is paid. The body is signed: `X-Signature` is the hex HMAC-SHA256 of the raw body with SECKILL_PAYMENT_SECRET. A repeat answers 200 again.",
+    request_body = crate::lifecycle::PaymentNotice,
+    responses(
+        (status = 200, description = "the paid order", body = OrderStatusView),
+        (status = 401, description = "a missing or wrong signature (`bad_signature`)", body = super::doc::ErrorDoc),
+        (status = 404, description = "no such order (`not_found`)", body = super::doc::ErrorDoc),
+        (status = 409, description = "expired or cancelled (`order_closed`), paid with another reference (`already_paid`), not yet in MySQL (`not_persisted`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "a wrong amount or a bad field (`invalid_field`, `invalid_json`)", body = super::doc::ErrorDoc),
+    ),
+    security(("paymentSignature" = []))
+)]
 async fn notify(
     State(state): State<AppState>,
     headers: HeaderMap,

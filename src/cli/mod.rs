@@ -70,6 +70,8 @@ pub enum Command {
     All,
     /// Print the effective settings (secrets hidden) and every SECKILL_* variable name.
     Config,
+    /// Print the OpenAPI document of the HTTP API (generated from the code).
+    Openapi,
     /// Ask this host's own listener for a health route: exit 0 on a 2xx answer, 1 otherwise
     /// (for container health checks; the image carries no curl).
     Healthcheck {
@@ -182,6 +184,10 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+        Command::Openapi => {
+            println!("{}", crate::api::doc::DOCUMENT.as_str());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Token { user, ttl } => {
             let user = user.trim();

@@ -347,6 +347,9 @@ impl OrderConsumer {
                 }
             }
         }
+        // Orders are in MySQL; offsets are not committed yet (a crash here redelivers the
+        // batch, and MySQL deduplicates it).
+        crate::failpoint::pause_if_armed("consumer.after_mysql_commit").await;
         Some(self.commit(batch))
     }
 

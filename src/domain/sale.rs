@@ -27,69 +27,113 @@ pub const MIN_PAYMENT_WINDOW_SECS: i64 = 5;
 pub const MAX_PAYMENT_WINDOW_SECS: i64 = 7 * 86_400;
 
 /// `POST /admin/v1/sales` body, as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSaleRequest {
-    /// Display name.
+    /// Display name (no control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        example = "Singles Day"
+    )]
     pub name: String,
-    /// RFC 3339 start.
+    /// RFC 3339 start, at most a day before now.
+    #[schema(format = DateTime, example = "2026-11-11T00:00:00Z")]
     pub starts_at: String,
-    /// RFC 3339 end.
+    /// RFC 3339 end: after the start, in the future, at most a year from now.
+    #[schema(format = DateTime, example = "2026-11-11T01:00:00Z")]
     pub ends_at: String,
-    /// The items on sale.
+    /// The items on sale (SKUs unique within the sale).
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<CreateItemRequest>,
 }
 
 /// One item of a [`CreateSaleRequest`].
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateItemRequest {
-    /// Stock-keeping unit, unique within the sale.
+    /// Stock-keeping unit, unique within the sale: letters, digits, `-`, `_`, `.`.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9._-]+$",
+        example = "phone"
+    )]
     pub sku: String,
-    /// Display title.
+    /// Display title (no control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        example = "Phone"
+    )]
     pub title: String,
     /// Price per unit in cents.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub price_cents: i64,
     /// Units on sale.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub stock: i64,
     /// Most units one user may buy.
+    #[schema(minimum = 1, maximum = 10_000)]
     pub per_user_limit: i64,
     /// Seconds a buyer has to pay (default 900).
     #[serde(default)]
+    #[schema(minimum = 5, maximum = 604_800)]
     pub payment_window_secs: Option<i64>,
 }
 
 /// `PATCH /admin/v1/sales/{id}` body, as sent. Absent fields stay as they are.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchSaleRequest {
     /// The version the client read (or send `If-Match`).
+    #[schema(minimum = 1, maximum = 4_294_967_295_i64)]
     pub version: Option<i64>,
     /// New name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     /// New RFC 3339 start.
+    #[schema(format = DateTime)]
     pub starts_at: Option<String>,
     /// New RFC 3339 end.
+    #[schema(format = DateTime)]
     pub ends_at: Option<String>,
     /// Item changes, by item id.
+    #[schema(max_items = 100)]
     pub items: Option<Vec<PatchItemRequest>>,
 }
 
 /// One item change of a [`PatchSaleRequest`].
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchItemRequest {
     /// Which item.
+    #[schema(minimum = 1, maximum = 9_007_199_254_740_991_i64)]
     pub id: u64,
     /// New title.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub title: Option<String>,
     /// New price.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub price_cents: Option<i64>,
     /// New stock (refused once the sale is warmed).
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub stock: Option<i64>,
     /// New per-user limit.
+    #[schema(minimum = 1, maximum = 10_000)]
     pub per_user_limit: Option<i64>,
     /// New payment window.
+    #[schema(minimum = 5, maximum = 604_800)]
     pub payment_window_secs: Option<i64>,
 }
 
@@ -224,20 +268,39 @@ fn sku(field: &str, raw: &str) -> Result<String, FieldError> {
     Ok(s.to_string())
 }
 
-/// Checks a window: the end after the start and in the future.
+/// Earliest start accepted, before now: a sale may be created already running, not as history.
+pub const MAX_START_IN_PAST_SECS: i64 = 86_400;
+/// Latest end accepted, after now.
+pub const MAX_END_IN_FUTURE_SECS: i64 = 366 * 86_400;
+
+/// Checks a window: the end after the start and in the future, the start at most a day ago,
+/// the end at most a year ahead (MySQL and Redis hold these times; dates centuries away are
+/// typing mistakes, not sales).
 ///
 /// # Errors
-/// The window is empty or already over.
+/// The window is empty, already over, or out of those bounds.
 pub fn check_window(
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), FieldError> {
+    if starts_at < now - chrono::Duration::seconds(MAX_START_IN_PAST_SECS) {
+        return Err(FieldError::new(
+            "starts_at",
+            "must be at most a day before now",
+        ));
+    }
     if ends_at <= starts_at {
         return Err(FieldError::new("ends_at", "must be after starts_at"));
     }
     if ends_at <= now {
         return Err(FieldError::new("ends_at", "must be in the future"));
+    }
+    if ends_at > now + chrono::Duration::seconds(MAX_END_IN_FUTURE_SECS) {
+        return Err(FieldError::new(
+            "ends_at",
+            "must be at most a year from now",
+        ));
     }
     Ok(())
 }

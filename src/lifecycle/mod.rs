@@ -61,7 +61,7 @@ pub enum LifecycleError {
 }
 
 /// A payment provider's notification.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentNotice {
     /// The order paid.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::checks::Check;
 
 /// What one run found for one sale.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SaleReport {
     /// Sale id.
     pub sale_id: u64,
@@ -36,7 +36,7 @@ pub struct SaleReport {
 }
 
 /// Figures and checks of one item.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ItemReport {
     /// Item id.
     pub item_id: u64,
@@ -81,7 +81,7 @@ pub struct ItemReport {
 }
 
 /// A check as stored (owned name, so reports deserialise).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CheckOut {
     /// Check name.
     pub name: String,

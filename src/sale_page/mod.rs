@@ -158,8 +158,9 @@ struct PageSlot {
 }
 
 /// The page as served.
-#[derive(Serialize)]
-struct PageOut<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = SalePage)]
+pub struct PageOut<'a> {
     id: u64,
     name: &'a str,
     starts_at: DateTime<Utc>,
@@ -168,8 +169,10 @@ struct PageOut<'a> {
     items: Vec<ItemOut<'a>>,
 }
 
-#[derive(Serialize)]
-struct ItemOut<'a> {
+/// An item of the sale page.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = SalePageItem)]
+pub struct ItemOut<'a> {
     id: u64,
     sku: &'a str,
     title: &'a str,

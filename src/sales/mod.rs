@@ -41,7 +41,7 @@ const PREWARM_LOCK_WAIT: Duration = Duration::from_secs(5);
 const SCHEDULER_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What a prewarm did for one item.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PrewarmedItem {
     /// Item id.
     pub item_id: u64,
@@ -52,7 +52,7 @@ pub struct PrewarmedItem {
 }
 
 /// What a prewarm did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PrewarmReport {
     /// Sale id.
     pub sale_id: u64,
@@ -68,9 +68,8 @@ pub trait SaleChangeListener: Send + Sync {
     fn sale_changed(&self, sale_id: u64) -> futures::future::BoxFuture<'_, ()>;
 }
 
-/// Admin operations on sales.
 /// A sale in the list: the stored row, its phase and how many items it has.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SaleListed {
     /// The stored sale.
     #[serde(flatten)]
@@ -81,6 +80,7 @@ pub struct SaleListed {
     pub item_count: u64,
 }
 
+/// Admin operations on sales.
 #[derive(Clone)]
 pub struct SaleAdmin {
     db: MySqlPool,

@@ -10,7 +10,7 @@ use crate::store::{
 };
 
 /// Where a sale stands in time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Before the window.
@@ -35,7 +35,7 @@ impl Phase {
 }
 
 /// A sale as the admin API returns it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SaleView {
     /// The stored sale.
     #[serde(flatten)]
@@ -47,7 +47,7 @@ pub struct SaleView {
 }
 
 /// An item with its live figures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ItemView {
     /// The stored item (`stock` is the MySQL-side remaining units).
     #[serde(flatten)]

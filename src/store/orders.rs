@@ -93,7 +93,7 @@ pub const ORDER_COLUMNS: &str = "order_id, sale_id, item_id, user_id, idempotenc
      payment_ref, paid_cents, closed_at, released_at";
 
 /// Units and orders of one item in MySQL.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ItemTotals {
     /// Units held by persisted orders (`pending_payment` and `paid`).
     pub persisted_units: u64,
@@ -266,6 +266,8 @@ pub async fn persist_batch(
         update.push(")");
         update.build().execute(&mut *tx).await?;
     }
+    // Rows written, not committed: a crash here leaves MySQL as it was.
+    crate::failpoint::pause_if_armed("consumer.before_mysql_commit").await;
     tx.commit().await?;
 
     outcome.persisted = decided.iter().filter(|d| d.reject.is_none()).count() as u64;

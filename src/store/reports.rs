@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::MySqlPool;
 
 /// One stored report, without its body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ReportSummary {
     /// Report id.
     pub id: u64,

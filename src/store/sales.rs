@@ -16,7 +16,7 @@ pub const STATUS_WARMING: &str = "warming";
 pub const STATUS_WARMED: &str = "warmed";
 
 /// One `sales` row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct SaleRow {
     /// Sale id.
     pub id: u64,
@@ -43,7 +43,7 @@ pub struct SaleRow {
 }
 
 /// One `sale_items` row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ItemRow {
     /// Item id.
     pub id: u64,

@@ -185,40 +185,58 @@ async fn an_unparseable_message_goes_to_the_dead_letter_topic_and_consumption_go
     assert_eq!(header.key, "seckill-error");
 }
 
-#[tokio::test]
-async fn a_consumer_killed_mid_batch_persists_every_order_exactly_once_after_restart() {
+/// A consumer SIGKILLed at `point` in its first batch, then restarted: every order is persisted
+/// exactly once. Returns the rows MySQL held at the kill.
+async fn killed_at(point: &str) -> i64 {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
     settings.consumer.batch_max = 20;
     // The API runs in-process without a consumer; the consumer is a child process we kill.
     let app = spawn_roles(settings.clone(), false).await;
     let (sale, item) = app.create_live_sale(10_000, 1).await;
-    let batch = events(sale, item, 8_000, "k");
+    let batch = events(sale, item, 2_000, "k");
     produce_events(app.settings(), &batch).await;
     let config = write_config(app.settings());
-    let mut child = spawn_process("consume", &config);
-    let db = app.db().clone();
-    eventually(Duration::from_secs(90), || {
-        let db = db.clone();
-        async move {
-            let rows = mysql_figures(&db, item).await.0;
-            (rows > 0).then_some(())
-        }
-    })
-    .await;
+    let log = config.with_file_name("consumer.log");
+    let mut child = crate::processes::spawn_process_paused_at("consume", &config, &log, point);
+    crate::processes::wait_for_failpoint(&log, point).await;
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
     let at_kill = mysql_figures(app.db(), item).await.0;
-    assert!(at_kill < 8_000, "killed mid-stream ({at_kill} rows)");
     let mut child = spawn_process("consume", &config);
+    let db = app.db().clone();
     eventually(Duration::from_secs(120), || {
         let db = db.clone();
-        async move { (mysql_figures(&db, item).await.0 == 8_000).then_some(()) }
+        async move { (mysql_figures(&db, item).await.0 == 2_000).then_some(()) }
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(mysql_figures(app.db(), item).await, (8_000, 8_000, 2_000));
+    assert_eq!(
+        mysql_figures(app.db(), item).await,
+        (2_000, 2_000, 8_000),
+        "killed at {point}: every order once, stock decremented once"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
+    at_kill
+}
+
+#[tokio::test]
+async fn a_consumer_killed_before_its_mysql_commit_loses_nothing_after_restart() {
+    // The batch's rows were written but not committed: MySQL holds none of them, and its
+    // offsets must not be committed either (or the restart would skip the batch).
+    let at_kill = killed_at("consumer.before_mysql_commit").await;
+    assert_eq!(at_kill, 0, "nothing committed at the kill");
+}
+
+#[tokio::test]
+async fn a_consumer_killed_between_its_mysql_commit_and_its_offset_commit_persists_once() {
+    // The batch is in MySQL, its offsets are not committed: the restart gets it again and
+    // MySQL deduplicates it.
+    let at_kill = killed_at("consumer.after_mysql_commit").await;
+    assert!(
+        (1..=20).contains(&at_kill),
+        "one batch committed at the kill, got {at_kill} rows"
+    );
 }
 
 #[tokio::test]

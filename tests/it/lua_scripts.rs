@@ -277,18 +277,19 @@ async fn warming_over_a_missing_stock_key_with_reservations_is_refused() {
     assert_eq!(buyers, 1, "buyers kept");
 }
 
-#[tokio::test]
-async fn stock_plus_ledger_always_equals_the_initial_stock() {
+/// 40 buyers, each three requests of one or two units, racing for 50 units: the stock runs out
+/// exactly, every unit is in the ledger, nobody holds more than the limit of 3.
+async fn mixed_quantities_keep_stock_plus_ledger_equal_to_the_initial_stock(version: &'static str) {
     let s = service().await;
-    s.prewarm(&item(50, 3, -1_000, 60_000), PrewarmMode::Warm)
-        .await
-        .unwrap();
+    let mut warm = item(50, 3, -1_000, 60_000);
+    warm.script_version = version.into();
+    s.prewarm(&warm, PrewarmMode::Warm).await.unwrap();
     let mut tasks = Vec::new();
     for u in 0..40 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..3 {
-                deduct(&s, &format!("u{u}"), 1 + (u % 2), None).await;
+                deduct_with(version, &s, &format!("u{u}"), 1 + (u % 2), None).await;
             }
         }));
     }
@@ -306,10 +307,33 @@ async fn stock_plus_ledger_always_equals_the_initial_stock() {
             v["qty"].as_i64().unwrap()
         })
         .sum();
-    assert_eq!(remaining, 0);
-    assert_eq!(remaining + reserved, 50);
+    assert_eq!(remaining, 0, "{version}: the stock runs out exactly");
+    assert_eq!(remaining + reserved, 50, "{version}");
     let buyers: Vec<(String, i64)> = conn.hgetall(&keys.buyers).await.unwrap();
-    assert!(buyers.iter().all(|(_, units)| *units <= 3));
+    assert!(
+        buyers.iter().all(|(_, units)| *units <= 3),
+        "{version}: {buyers:?}"
+    );
+    let held: i64 = buyers.iter().map(|(_, units)| units).sum();
+    assert_eq!(
+        held, reserved,
+        "{version}: buyers' units equal the ledger's"
+    );
+}
+
+#[tokio::test]
+async fn stock_plus_ledger_always_equals_the_initial_stock() {
+    mixed_quantities_keep_stock_plus_ledger_equal_to_the_initial_stock("v1").await;
+}
+
+#[tokio::test]
+async fn stock_plus_ledger_always_equals_the_initial_stock_in_batches() {
+    mixed_quantities_keep_stock_plus_ledger_equal_to_the_initial_stock("v2").await;
+}
+
+#[tokio::test]
+async fn stock_plus_ledger_always_equals_the_initial_stock_with_the_newest_scripts() {
+    mixed_quantities_keep_stock_plus_ledger_equal_to_the_initial_stock("v4").await;
 }
 
 #[tokio::test]

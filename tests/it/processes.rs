@@ -52,6 +52,47 @@ pub fn spawn_process_logged(
         .expect("seckill binary starts")
 }
 
+/// Like [`spawn_process_logged`], paused at the failpoint `point` when it gets there (see
+/// `seckill::failpoint`): [`wait_for_failpoint`] then says when to kill it.
+pub fn spawn_process_paused_at(
+    command: &str,
+    config: &std::path::Path,
+    log: &std::path::Path,
+    point: &str,
+) -> std::process::Child {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    process_command(command, config)
+        .env("RUST_LOG", "info")
+        .env(seckill::failpoint::VARIABLE, point)
+        .stdout(std::process::Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("seckill binary starts")
+}
+
+/// Waits until the process logging to `log` has stopped at the failpoint `point`.
+pub async fn wait_for_failpoint(log: &std::path::Path, point: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text
+            .lines()
+            .any(|l| l.contains("failpoint reached") && l.contains(point))
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the process never reached failpoint {point}; its log:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 fn process_command(command: &str, config: &std::path::Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_seckill"));
     cmd.arg(command)

@@ -347,3 +347,84 @@ async fn reconciling_during_a_stampede_reports_no_false_discrepancy() {
     }
     let _ = item;
 }
+
+/// The checks the stampede test above cannot run (its 60 s grace keeps every entry in flight):
+/// after a stampede drains, `ledger_persisted` and the buyers-versus-ledger check look at every
+/// entry, pass, and then fail on a missing row and on a buyer count Redis got wrong.
+#[tokio::test]
+async fn after_a_drained_stampede_the_ledger_and_buyer_checks_run_and_catch_drift() {
+    let app = spawn_app().await; // ledger grace 0: every entry is checked
+    let (sale, item) = app.create_live_sale(100_000, 1).await;
+    let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
+    let mut buyers = Vec::new();
+    for w in 0..8 {
+        let (http, url) = (app.http.clone(), url.clone());
+        buyers.push(tokio::spawn(async move {
+            for i in 0..40 {
+                let token = seckill::auth::mint_token(
+                    &crate::helpers::JWT_SECRET,
+                    &format!("d{w}-{i}"),
+                    600,
+                )
+                .unwrap();
+                http.post(&url).bearer_auth(token).send().await.unwrap();
+            }
+        }));
+    }
+    for b in buyers {
+        b.await.unwrap();
+    }
+    let keys = app.keys().item(sale, item);
+    let reserved: u64 = app.redis().get().hlen(&keys.ledger).await.unwrap();
+    assert!(reserved >= 300, "the stampede reserved {reserved}");
+    let db = app.db().clone();
+    eventually(Duration::from_secs(60), || {
+        let db = db.clone();
+        async move { (mysql_figures(&db, item).await.0 == reserved as i64).then_some(()) }
+    })
+    .await;
+    let report = reconcile(&app, sale, false).await;
+    assert_eq!(report["ok"], true, "{report}");
+    let ran = check(&report, "ledger_persisted");
+    assert_eq!(
+        ran["detail"], "0 ledger entries older than 0 s have no MySQL row",
+        "every entry was checked"
+    );
+
+    // A persisted row disappears: ledger_persisted names it.
+    let victim: Vec<u8> = sqlx::query_scalar(
+        "SELECT order_id FROM orders WHERE item_id = ? ORDER BY order_id LIMIT 1",
+    )
+    .bind(item)
+    .fetch_one(app.db())
+    .await
+    .unwrap();
+    let victim_id = Uuid::from_slice(&victim).unwrap().to_string();
+    sqlx::query("DELETE FROM orders WHERE order_id = ?")
+        .bind(&victim)
+        .execute(app.db())
+        .await
+        .unwrap();
+    // Redis counts fewer units for a buyer than the ledger holds for them (within the limit,
+    // so only the buyers-versus-ledger comparison can see it).
+    let _: () = app
+        .redis()
+        .get()
+        .hset(&keys.buyers, "d3-7", 0)
+        .await
+        .unwrap();
+    let report = reconcile(&app, sale, false).await;
+    let missing = check(&report, "ledger_persisted");
+    assert_eq!(missing["ok"], false);
+    assert_eq!(missing["sample_ids"], serde_json::json!([victim_id]));
+    let limits = check(&report, "user_limit_redis");
+    assert_eq!(limits["ok"], false, "{report}");
+    assert!(
+        limits["sample_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u.as_str().unwrap().contains("d3-7")),
+        "{limits}"
+    );
+}

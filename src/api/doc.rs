@@ -1,0 +1,226 @@
+//! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations and the
+//! types they take and return: whatever is routed is documented, with the statuses and error
+//! codes each route can answer. Served at `/openapi.json` on both listeners; `/docs` on the
+//! admin listener renders it.
+
+use std::sync::LazyLock;
+
+use utoipa::{
+    Modify, OpenApi, ToSchema,
+    openapi::{
+        self, Components, RefOr, Response, ResponseBuilder, Server,
+        content::ContentBuilder,
+        header::HeaderBuilder,
+        security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
+};
+
+/// Every error answer: `{"code", "detail", "field"?, "order_id"?}`.
+#[derive(ToSchema)]
+#[schema(as = Error)]
+#[allow(dead_code)] // a schema only: the real body is `error::ErrorBody`
+pub struct ErrorDoc {
+    /// What went wrong, for programs to switch on.
+    code: ErrorCode,
+    /// What went wrong, for people.
+    detail: String,
+    /// The request field at fault (`invalid_field` only), e.g. `items[0].stock`.
+    field: Option<String>,
+    /// The order an `unconfirmed` answer is about.
+    order_id: Option<uuid::Uuid>,
+}
+
+/// Every `code` the service answers with.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // a schema only
+pub enum ErrorCode {
+    InvalidField,
+    InvalidJson,
+    Unauthorized,
+    BadSignature,
+    NotFound,
+    SoldOut,
+    InsufficientStock,
+    LimitExceeded,
+    VersionConflict,
+    SaleStarted,
+    StockLocked,
+    PrewarmInProgress,
+    HasReservations,
+    SaleExpired,
+    NotStarted,
+    Ended,
+    VersionRequired,
+    RateLimited,
+    Unavailable,
+    StockUnavailable,
+    DatabaseUnavailable,
+    Internal,
+    Unconfirmed,
+    Recovering,
+    ForeignState,
+    RecoveryUnsupported,
+    RecoverySuperseded,
+    AlreadyPaid,
+    OrderClosed,
+    NotPersisted,
+    CancelUnsupported,
+    NotReady,
+}
+
+/// The document's frame; paths come from the routers (`api::document`).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "seckill",
+        description = "A flash-sale engine. Buyers' routes (buy, orders, sale page, payment notifications, probes) are on the buyers' listener (SECKILL_HTTP_ADDR, port 8080 by default); the admin API, its live events, the console and /metrics on the admin listener (SECKILL_ADMIN_ADDR, 127.0.0.1:8081 by default). Every error is an `Error` body; every answer carries an `X-Request-Id`.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    components(schemas(ErrorDoc, ErrorCode)),
+    modifiers(&Common),
+    tags(
+        (name = "buyers", description = "Buying and a buyer's orders (buyer JWT)"),
+        (name = "payments", description = "The payment provider's notifications (HMAC-signed)"),
+        (name = "public", description = "Sale pages and probes, no credentials"),
+        (name = "admin", description = "Operators (admin token), on the admin listener"),
+    )
+)]
+pub struct ApiDoc;
+
+/// What every operation shares: credentials schemes, the shed-load answer and the servers.
+struct Common;
+
+/// An `Error` answer with `description`.
+pub fn error_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(openapi::Ref::from_schema_name("Error"))))
+                .build(),
+        )
+        .build()
+}
+
+impl Modify for Common {
+    fn modify(&self, doc: &mut openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Components::new);
+        components.add_security_scheme(
+            "adminToken",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("SECKILL_ADMIN_TOKEN"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "buyerToken",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "HS256, signed with SECKILL_JWT_SECRET; `sub` is the buyer, `exp` required",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "paymentSignature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Signature",
+                "hex HMAC-SHA256 of the raw body with SECKILL_PAYMENT_SECRET",
+            ))),
+        );
+        doc.servers = Some(vec![
+            Server::new("http://127.0.0.1:8080"),
+            Server::new("http://127.0.0.1:8081"),
+        ]);
+    }
+}
+
+/// Answers the layers give any route: shed load and request timeouts.
+pub fn add_layer_answers(doc: &mut openapi::OpenApi) {
+    let overloaded = ResponseBuilder::new()
+        .description("overloaded (too many requests in flight) or timed out; retry shortly (`overloaded`, `unavailable`)")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(openapi::Ref::from_schema_name("Error"))))
+                .build(),
+        )
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .description(Some("seconds to wait"))
+                .build(),
+        )
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        for op in operations(item) {
+            op.responses
+                .responses
+                .entry("503".into())
+                .or_insert_with(|| RefOr::T(overloaded.clone()));
+        }
+    }
+}
+
+fn operations(item: &mut openapi::PathItem) -> impl Iterator<Item = &mut openapi::path::Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.options.as_mut(),
+        item.head.as_mut(),
+        item.patch.as_mut(),
+        item.trace.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// The whole document as JSON, built once.
+pub static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    let mut value = serde_json::to_value(super::document()).unwrap_or_else(|e| {
+        tracing::error!(error.message = %e, "the OpenAPI document does not serialise");
+        serde_json::Value::Null
+    });
+    camel_case_links(&mut value);
+    serde_json::to_string_pretty(&value).unwrap_or_else(|_| "{}".into())
+});
+
+/// utoipa 5.5 writes Link objects' fields in snake case (`operation_id`); OpenAPI spells them
+/// `operationId`, `operationRef`, `requestBody`.
+fn camel_case_links(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for item in paths.values_mut().filter_map(|i| i.as_object_mut()) {
+        for op in item.values_mut() {
+            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+                continue;
+            };
+            for response in responses.values_mut() {
+                let Some(links) = response.get_mut("links").and_then(|l| l.as_object_mut()) else {
+                    continue;
+                };
+                for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+                    for (from, to) in [
+                        ("operation_id", "operationId"),
+                        ("operation_ref", "operationRef"),
+                        ("request_body", "requestBody"),
+                    ] {
+                        if let Some(v) = link.remove(from) {
+                            link.insert(to.into(), v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

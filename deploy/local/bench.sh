@@ -152,8 +152,13 @@ PY
 )
 RATE=$(( BUY_MAX * 7 / 10 ))
 echo "== buy (replica mode, the default) at 70% of its median maximum ($RATE req/s, open loop, ${SECS}s)"
+# The p99 goal is the loadtest's own threshold: it judges it (exit 1 when broken, kept in
+# buy70.json's "thresholds"); the summary prints the verdict. A miss does not stop the bench.
+B70=0
 "${LT[@]}" --sale "$BUY_SALE" --item "$BUY_ITEM" --rate "$RATE" --connections "$CONC" \
-  --duration "${SECS}s" --json "$OUT/buy70.json" | sed -n 3,4p | sed 's/^/   /'
+  --duration "${SECS}s" --threshold 'p99<=5ms' --json "$OUT/buy70.json" >"$OUT/buy70.txt" || B70=$?
+[ "$B70" -le 1 ] || { cat "$OUT/buy70.txt"; echo "bench: the open-loop run failed (exit $B70)" >&2; exit "$B70"; }
+sed -n 3,4p "$OUT/buy70.txt" | sed 's/^/   /'
 
 python3 deploy/local/bench_summary.py "$OUT" "$ROUNDS"
 

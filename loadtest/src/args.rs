@@ -5,8 +5,15 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 /// Load generator for seckill.
+///
+/// While it runs it prints one line a second on standard error (requests per second, p50 and
+/// p99 so far, outcome counts, errors by cause); at the end, the summary on standard output.
+/// Ctrl-C stops the load and still prints the summary of what ran (a second Ctrl-C quits at
+/// once). Exit code: 0 when every --threshold held and --verify passed, 1 when one did not,
+/// 2 on a usage error or when the run could not start (the host did not resolve, the sale
+/// could not be created); failed requests are counted, not fatal.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "loadtest", version, about)]
+#[command(name = "loadtest", version, about, long_about)]
 pub struct Args {
     /// Base URL of the seckill API (buyers' listener).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -52,7 +59,9 @@ pub struct Args {
     #[arg(long, default_value_t = 100_000)]
     pub users: u64,
     /// Open loop: requests per second, latency measured from each request's intended start
-    /// (corrected for coordinated omission).
+    /// (corrected for coordinated omission). A request due while every connection is busy
+    /// waits for the first free one (never dropped) and counts as late when it starts more
+    /// than 1 ms after its time; above 1% late, the summary warns.
     #[arg(long, conflicts_with = "concurrency")]
     pub rate: Option<u64>,
     /// Closed loop: requests in flight at once, each sent when the previous answered.
@@ -77,10 +86,30 @@ pub struct Args {
     /// Longest wait for the consumer to drain in --verify.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "120s")]
     pub drain_timeout: Duration,
-    /// Write every figure as JSON to this file.
+    /// Write every figure as JSON to this file (with the per-second series).
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
-    /// No progress bar (CI logs).
+    /// Write a self-contained HTML report to this file: throughput, p50/p99 and outcomes per
+    /// second, latency histogram (inline SVG, no scripts, nothing fetched).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+    /// Pass/fail criterion, repeatable; the run exits 1 when one does not hold. METRIC OP
+    /// VALUE with OP one of < <= > >=: latencies p50 p90 p99 p999 max mean with a unit
+    /// (us, ms, s), e.g. 'p99<5ms'; rps, e.g. 'rps>1000'; counts requests reserved sold_out
+    /// limit_exceeded rate_limited errors (with timeouts) timeouts retries late, as a number
+    /// or a share of the requests, e.g. 'errors<0.1%', 'reserved>=100'.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<crate::threshold::Threshold>,
+    /// Send a fresh Idempotency-Key with every buy, the same on its retries (--retry-on), so
+    /// the server's replay path is exercised.
+    #[arg(long)]
+    pub idempotency_keys: bool,
+    /// Retry buys answered with these statuses (e.g. 503,429) after the answer's Retry-After
+    /// (at most 2 s; 100 ms doubling without one), at most 5 attempts in all. A buy and its
+    /// retries count as one request; retries are counted apart.
+    #[arg(long, value_delimiter = ',', value_name = "STATUSES")]
+    pub retry_on: Vec<u16>,
+    /// No live output (the per-second lines on standard error).
     #[arg(long)]
     pub no_progress: bool,
     /// Payment window of the created sale's item, in seconds (the service's default: 900).
@@ -198,6 +227,14 @@ impl Args {
             if !self.verify || !self.create_sale {
                 return err("--pay-share needs --verify and --create-sale");
             }
+        }
+        if let Some(bad) = self.retry_on.iter().find(|s| !(400..=599).contains(*s)) {
+            return Err(ArgError(format!(
+                "--retry-on takes 4xx and 5xx statuses, not {bad}"
+            )));
+        }
+        if self.idempotency_keys && self.endpoint != Endpoint::Buy {
+            return err("--idempotency-keys applies to --endpoint buy");
         }
         if self.payment_window_secs.is_some() && !self.create_sale {
             return err("--payment-window-secs applies to --create-sale");
@@ -350,6 +387,67 @@ mod tests {
                 "1",
                 "--requests",
                 "5"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn thresholds_retries_and_keys_are_parsed_and_checked() {
+        let p = parse(&[
+            "--create-sale",
+            "--concurrency",
+            "1",
+            "--requests",
+            "5",
+            "--threshold",
+            "p99<5ms",
+            "--threshold",
+            "errors<0.1%",
+            "--retry-on",
+            "503,429",
+            "--idempotency-keys",
+            "--report",
+            "r.html",
+        ])
+        .unwrap();
+        let t: Vec<String> = p.args.thresholds.iter().map(|t| t.to_string()).collect();
+        assert_eq!(t, ["p99<5ms", "errors<0.1%"]);
+        assert_eq!(p.args.retry_on, [503, 429]);
+        assert!(p.args.idempotency_keys);
+        let bad = parse(&[
+            "--create-sale",
+            "--concurrency",
+            "1",
+            "--requests",
+            "5",
+            "--threshold",
+            "p99<5",
+        ])
+        .unwrap_err();
+        assert!(bad.contains("needs a unit"), "{bad}");
+        assert!(
+            parse(&[
+                "--create-sale",
+                "--concurrency",
+                "1",
+                "--requests",
+                "5",
+                "--retry-on",
+                "200"
+            ])
+            .unwrap_err()
+            .contains("4xx and 5xx")
+        );
+        assert!(
+            parse(&[
+                "--endpoint",
+                "healthz",
+                "--concurrency",
+                "1",
+                "--requests",
+                "5",
+                "--idempotency-keys"
             ])
             .is_err()
         );

@@ -3,19 +3,34 @@
 //! It creates (or targets) a sale, offers load in open loop (a fixed arrival rate, latency
 //! measured from each request's intended start, so a stalled server cannot hide its stalls —
 //! coordinated omission) or closed loop (a fixed number of requests in flight), counts every
-//! answer by outcome, and with `--verify` checks the result through the admin API.
+//! answer by outcome and failures by cause, prints a line a second, judges `--threshold`s,
+//! writes `--json` and an HTML `--report`, and with `--verify` checks the result through the
+//! admin API against what the client itself was told.
+//!
+//! Modules by job: [`args`] (flags into a [`Plan`]), [`run`] (workers, retries, schedule),
+//! [`client`] (one HTTP/1.1 connection), [`outcome`] and [`errors`] (classifying answers),
+//! [`stats`] (recording and the per-second series), [`progress`] (live lines), [`summary`]
+//! (figures and their text), [`threshold`], [`report`] (HTML), [`verify`], [`lifecycle`].
 
 pub mod args;
 pub mod client;
+pub mod errors;
 pub mod lifecycle;
 pub mod outcome;
+pub mod progress;
+pub mod report;
 pub mod run;
+pub mod stats;
+pub mod summary;
+pub mod threshold;
 pub mod verify;
 
 use std::{
+    collections::BTreeMap,
+    future::Future,
     net::{SocketAddr, ToSocketAddrs},
-    sync::{Arc, atomic::Ordering},
-    time::Duration,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
 };
 
 use anyhow::Context;
@@ -25,138 +40,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 pub use args::{Args, Endpoint, Mode, Plan};
+pub use errors::{ErrorCause, ErrorRow};
 pub use outcome::{Counts, Outcome};
-pub use verify::Verification;
-
-/// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Serialize)]
-pub struct Latency {
-    /// Median.
-    pub p50_ms: f64,
-    /// 90th percentile.
-    pub p90_ms: f64,
-    /// 99th percentile.
-    pub p99_ms: f64,
-    /// 99.9th percentile.
-    pub p999_ms: f64,
-    /// Slowest.
-    pub max_ms: f64,
-    /// Mean.
-    pub mean_ms: f64,
-}
-
-/// Everything a run measured.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    /// What was hit.
-    pub endpoint: Endpoint,
-    /// Base URL.
-    pub base_url: String,
-    /// Sale targeted.
-    pub sale_id: Option<u64>,
-    /// Item targeted.
-    pub item_id: Option<u64>,
-    /// Open or closed loop.
-    pub mode: Mode,
-    /// Distinct users.
-    pub users: u64,
-    /// Wall time in seconds.
-    pub elapsed_secs: f64,
-    /// Requests answered (or failed).
-    pub requests: u64,
-    /// Requests per second.
-    pub throughput_per_sec: f64,
-    /// Latency percentiles.
-    pub latency: Latency,
-    /// Counts by outcome.
-    pub outcomes: Counts,
-    /// `--verify` verdict.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub verification: Option<Verification>,
-    /// The reconciliation report fetched by `--verify`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reconciliation: Option<Value>,
-    /// The `--pay-share` step.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lifecycle: Option<lifecycle::LifecycleReport>,
-}
-
-impl Summary {
-    /// True when the run should exit 0: verification passed or was not asked for.
-    pub fn passed(&self) -> bool {
-        self.verification.as_ref().is_none_or(|v| v.ok)
-            && self.lifecycle.as_ref().is_none_or(|l| l.ok)
-    }
-
-    /// The human-readable summary.
-    pub fn render(&self) -> String {
-        use std::fmt::Write;
-        let mut s = String::new();
-        let target = match (self.endpoint, self.sale_id, self.item_id) {
-            (Endpoint::Buy, Some(sale), Some(item)) => format!("buy sale {sale} item {item}"),
-            (Endpoint::SalePage, Some(sale), _) => format!("sale page {sale}"),
-            _ => "healthz".into(),
-        };
-        let mode = match self.mode {
-            Mode::OpenLoop { rate, connections } => {
-                format!("open loop, {rate} req/s offered over {connections} connections")
-            }
-            Mode::ClosedLoop { concurrency } => format!("closed loop, {concurrency} in flight"),
-        };
-        let _ = writeln!(s, "target      {} ({target})", self.base_url);
-        let _ = writeln!(s, "mode        {mode}, {} users", self.users);
-        let _ = writeln!(
-            s,
-            "requests    {} in {:.1} s = {:.0} req/s",
-            self.requests, self.elapsed_secs, self.throughput_per_sec
-        );
-        let l = &self.latency;
-        let _ = writeln!(
-            s,
-            "latency ms  p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}  mean {:.2}",
-            l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms, l.mean_ms
-        );
-        let o = &self.outcomes;
-        let _ = writeln!(
-            s,
-            "outcomes    reserved {}  sold_out {}  limit_exceeded {}  rate_limited {}  errors {}  timeouts {}",
-            o.reserved, o.sold_out, o.limit_exceeded, o.rate_limited, o.errors, o.timeouts
-        );
-        if let Some(v) = &self.verification {
-            let _ = writeln!(
-                s,
-                "verify      {}: {} reservations, {} units persisted, stock {}, consumer {}",
-                if v.ok { "OK" } else { "FAILED" },
-                v.reservations,
-                v.persisted_units,
-                v.stock,
-                if v.drained { "drained" } else { "NOT drained" }
-            );
-            for p in &v.problems {
-                let _ = writeln!(s, "  problem: {p}");
-            }
-        }
-        if let Some(l) = &self.lifecycle {
-            let st = &l.states;
-            let _ = writeln!(
-                s,
-                "lifecycle   {}: paid {}  expired {}  pending_payment {}  cancelled {}  rejected {}; stock back {} (MySQL), {} (Redis)",
-                if l.ok { "OK" } else { "FAILED" },
-                st["paid"],
-                st["expired"],
-                st["pending_payment"],
-                st["cancelled"],
-                st["rejected"],
-                l.stock_mysql,
-                l.stock_redis.map_or("-".to_string(), |n| n.to_string())
-            );
-            for p in &l.problems {
-                let _ = writeln!(s, "  problem: {p}");
-            }
-        }
-        s
-    }
-}
+pub use summary::{Latency, Schedule, Summary};
+pub use threshold::{Threshold, ThresholdResult};
+pub use verify::{ClientTally, Verification};
 
 fn resolve(base_url: &str) -> anyhow::Result<(SocketAddr, HeaderValue)> {
     let host = base_url
@@ -229,11 +117,27 @@ async fn create_sale(http: &reqwest::Client, plan: &Plan) -> anyhow::Result<(u64
     ))
 }
 
-/// Runs a whole load test: sale, tokens, load, summary and optional verification.
+/// Runs a whole load test: sale, tokens, load, summary, thresholds, optional verification,
+/// JSON and HTML report. Same as [`run_until`] with a cancellation that never comes.
 ///
 /// # Errors
 /// Bad arguments, or the target could not be reached.
 pub async fn run(args: Args, show_progress: bool) -> anyhow::Result<Summary> {
+    run_until(args, show_progress, std::future::pending()).await
+}
+
+/// Runs a whole load test, stopping the load early when `cancel` completes (the binary passes
+/// Ctrl-C): requests in flight get [`run::INTERRUPT_GRACE`] to finish, then the summary covers
+/// what ran, with `interrupted` set, and thresholds, `--verify`, `--json` and `--report` go
+/// ahead on it.
+///
+/// # Errors
+/// Bad arguments, or the target could not be reached.
+pub async fn run_until(
+    args: Args,
+    show_progress: bool,
+    cancel: impl Future<Output = ()>,
+) -> anyhow::Result<Summary> {
     let plan = args.plan()?;
     let a = &plan.args;
     let http = reqwest::Client::new();
@@ -271,87 +175,94 @@ pub async fn run(args: Args, show_progress: bool) -> anyhow::Result<Summary> {
     } else {
         Vec::new()
     };
-    let template = client::RequestTemplate {
-        method,
-        path,
-        host,
-        body,
+    let target = Arc::new(run::Target {
+        addr,
+        template: client::RequestTemplate {
+            method,
+            path,
+            host,
+            body,
+        },
+        tokens,
+        run_id: run_id(),
+    });
+    let workers = match plan.mode {
+        Mode::OpenLoop { connections, .. } => connections,
+        Mode::ClosedLoop { concurrency } => concurrency,
     };
-    let progress = Arc::new(run::Progress::default());
-    let bar = show_progress.then(|| progress_bar(&plan));
-    let ticker = bar.clone().map(|bar| {
-        let progress = progress.clone();
+    let recorder = Arc::new(stats::Recorder::new(workers));
+    let aggregate = Arc::new(Mutex::new(stats::Aggregate::default()));
+    let live = show_progress.then(|| Arc::new(progress::Live::start(&plan)));
+    let start = Instant::now();
+    let collector = {
+        let (recorder, aggregate, live) = (recorder.clone(), aggregate.clone(), live.clone());
         tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(
+                (start + Duration::from_secs(1)).into(),
+                Duration::from_secs(1),
+            );
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let done = progress.done.load(Ordering::Relaxed);
-                bar.set_message(format!(
-                    "{done} answered, {} reserved, {} other",
-                    progress.reserved.load(Ordering::Relaxed),
-                    progress.other.load(Ordering::Relaxed)
-                ));
-                if bar.length().is_some_and(|l| l > 0) && plan_is_request_bound(&bar) {
-                    bar.set_position(done);
-                } else {
-                    bar.set_position(bar.elapsed().as_secs());
+                tick.tick().await;
+                let elapsed = start.elapsed();
+                let mut agg = aggregate.lock().unwrap_or_else(PoisonError::into_inner);
+                let second = agg.drain(&recorder, elapsed).clone();
+                if let Some(live) = &live {
+                    live.tick(elapsed, &second, &agg.total);
                 }
             }
         })
-    });
-    let result = run::run_load(&plan, addr, template, Arc::new(tokens), progress).await;
-    if let Some(t) = ticker {
-        t.abort();
-    }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    let h = &result.latency_us;
-    let ms = |v: u64| v as f64 / 1000.0;
-    let requests = result.counts.total();
-    let mut summary = Summary {
-        endpoint: a.endpoint,
-        base_url: a.base_url.clone(),
-        sale_id,
-        item_id,
-        mode: plan.mode,
-        users: a.users,
-        elapsed_secs: result.elapsed.as_secs_f64(),
-        requests,
-        throughput_per_sec: requests as f64 / result.elapsed.as_secs_f64().max(1e-9),
-        latency: Latency {
-            p50_ms: ms(h.value_at_quantile(0.5)),
-            p90_ms: ms(h.value_at_quantile(0.9)),
-            p99_ms: ms(h.value_at_quantile(0.99)),
-            p999_ms: ms(h.value_at_quantile(0.999)),
-            max_ms: ms(h.max()),
-            mean_ms: h.mean() / 1000.0,
-        },
-        outcomes: result.counts,
-        verification: None,
-        reconciliation: None,
-        lifecycle: None,
     };
+    let note = live.clone();
+    let cancel = async move {
+        cancel.await;
+        if let Some(live) = note {
+            live.note("interrupted: finishing the requests in flight, then the summary");
+        }
+    };
+    let end = run::run_load(&plan, target, recorder.clone(), start, cancel).await;
+    collector.abort();
+    let _ = collector.await;
+    if let Some(live) = &live {
+        live.finish();
+    }
+    let mut agg = std::mem::take(&mut *aggregate.lock().unwrap_or_else(PoisonError::into_inner));
+    agg.drain(&recorder, end.elapsed);
+    if agg.series.len() > 1
+        && agg
+            .series
+            .last()
+            .is_some_and(|p| p.requests == 0 && p.secs < 0.5)
+    {
+        agg.series.pop();
+    }
+    let mut summary = summarise(&plan, sale_id, item_id, agg, &end);
+    summary.thresholds = a.thresholds.iter().map(|t| t.check(&summary)).collect();
     if a.verify
         && let Some(sale) = sale_id
     {
-        let (view, drained) =
-            verify::wait_drained(&http, &a.admin_url, &a.admin_token, sale, a.drain_timeout)
-                .await?;
-        let report: Value = http
-            .post(format!("{}/admin/v1/sales/{sale}/reconcile", a.admin_url))
-            .bearer_auth(&a.admin_token)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let confirmed = a.create_sale.then_some(summary.outcomes.reserved);
-        summary.verification = Some(verify::judge(&view, &report, drained, confirmed));
+        let client = ClientTally {
+            item_id: item_id.unwrap_or(0),
+            confirmed: summary.outcomes.reserved,
+            order_ids: Some(summary.order_ids.clone()),
+            unknown_fate: summary.unknown_fate,
+            only_client: a.create_sale,
+        };
+        let (verdict, report) = verify::verify_sale(
+            &http,
+            &a.admin_url,
+            &a.admin_token,
+            sale,
+            &client,
+            a.drain_timeout,
+        )
+        .await?;
+        summary.verification = Some(verdict);
         summary.reconciliation = Some(report);
         if let Some(share) = a.pay_share
             && summary.passed()
         {
-            let step = lifecycle::pay_and_expire(&http, a, sale, &result.order_ids, share).await?;
+            let step = lifecycle::pay_and_expire(&http, a, sale, &summary.order_ids, share).await?;
             // The report shown is the latest: after the payments and the expiry.
             summary.reconciliation = Some(step.report.clone());
             summary.lifecycle = Some(step);
@@ -361,28 +272,62 @@ pub async fn run(args: Args, show_progress: bool) -> anyhow::Result<Summary> {
         std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    if let Some(path) = &a.report {
+        std::fs::write(path, report::render(&summary))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(summary)
 }
 
-const REQUEST_BOUND: &str = "requests";
-
-fn plan_is_request_bound(bar: &indicatif::ProgressBar) -> bool {
-    bar.prefix() == REQUEST_BOUND
+/// The summary of the load (thresholds and verification come after).
+fn summarise(
+    plan: &Plan,
+    sale_id: Option<u64>,
+    item_id: Option<u64>,
+    agg: stats::Aggregate,
+    end: &run::LoadEnd,
+) -> Summary {
+    let a = &plan.args;
+    let total = agg.total;
+    let requests = total.counts.total();
+    let latency_by_outcome: BTreeMap<&'static str, Latency> = outcome::Kind::ALL
+        .iter()
+        .filter(|k| !total.kind(**k).is_empty())
+        .map(|k| (k.name(), Latency::of(total.kind(*k))))
+        .collect();
+    Summary {
+        endpoint: a.endpoint,
+        base_url: a.base_url.clone(),
+        sale_id,
+        item_id,
+        mode: plan.mode,
+        users: a.users,
+        elapsed_secs: end.elapsed.as_secs_f64(),
+        interrupted: end.interrupted,
+        requests,
+        throughput_per_sec: requests as f64 / end.elapsed.as_secs_f64().max(1e-9),
+        latency: Latency::of(&total.latency),
+        latency_by_outcome,
+        latency_histogram: summary::histogram_buckets(&total.latency),
+        outcomes: total.counts,
+        errors: total.errors.rows(),
+        retries: total.retries,
+        unknown_fate: total.uncertain + end.abandoned,
+        schedule: matches!(plan.mode, Mode::OpenLoop { .. })
+            .then(|| Schedule::new(requests, total.late, total.max_late_us)),
+        thresholds: Vec::new(),
+        verification: None,
+        reconciliation: None,
+        lifecycle: None,
+        series: agg.series,
+        order_ids: total.order_ids,
+    }
 }
 
-fn progress_bar(plan: &Plan) -> indicatif::ProgressBar {
-    let (len, prefix, unit) = match (plan.requests, plan.duration) {
-        (Some(n), None) => (n, REQUEST_BOUND, "req"),
-        (_, Some(d)) => (d.as_secs().max(1), "seconds", "s"),
-        (None, None) => (0, "seconds", "s"),
-    };
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_prefix(prefix);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit}  {{msg}}"
-        ))
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
+/// A number unique to this run (time and process), so its idempotency keys are fresh.
+fn run_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    run::user_of(nanos ^ (u64::from(std::process::id()) << 40), u64::MAX)
 }

@@ -8,7 +8,24 @@ use clap::Parser;
 async fn main() -> ExitCode {
     let args = loadtest::Args::parse();
     let progress = !args.no_progress;
-    match loadtest::run(args, progress).await {
+    // The first Ctrl-C stops the load (the summary still comes); a second one quits at once.
+    let (interrupted, on_interrupt) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return; // no signal handling here: the run cannot be interrupted, only killed
+        }
+        let _ = interrupted.send(());
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted twice: quitting without a summary");
+            std::process::exit(130);
+        }
+    });
+    let cancel = async move {
+        if on_interrupt.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    match loadtest::run_until(args, progress, cancel).await {
         Ok(summary) => {
             print!("{}", summary.render());
             if let Some(report) = &summary.reconciliation {
@@ -17,6 +34,9 @@ async fn main() -> ExitCode {
             if summary.passed() {
                 ExitCode::SUCCESS
             } else {
+                for t in summary.broken_thresholds() {
+                    eprintln!("threshold broken: {} (measured {})", t.threshold, t.shown);
+                }
                 ExitCode::from(1)
             }
         }

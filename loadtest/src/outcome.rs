@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::errors::ErrorCause;
+
 /// What one request came back as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -15,8 +17,51 @@ pub enum Outcome {
     RateLimited,
     /// No answer within the timeout.
     Timeout,
-    /// Anything else: other statuses, connection failures.
+    /// Anything else: other statuses, connection failures, and why.
+    Error(ErrorCause),
+}
+
+/// The outcome classes that get their own latency histogram. Timeouts count as errors (their
+/// latency is the timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// 2xx.
+    Reserved,
+    /// 409 sold out.
+    SoldOut,
+    /// 409 over the per-user limit.
+    LimitExceeded,
+    /// 429.
+    RateLimited,
+    /// Errors and timeouts.
     Error,
+}
+
+impl Kind {
+    /// Every kind, in [`Kind::index`] order.
+    pub const ALL: [Kind; 5] = [
+        Kind::Reserved,
+        Kind::SoldOut,
+        Kind::LimitExceeded,
+        Kind::RateLimited,
+        Kind::Error,
+    ];
+
+    /// Position in [`Kind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The name used in the summary and the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Reserved => "reserved",
+            Kind::SoldOut => "sold_out",
+            Kind::LimitExceeded => "limit_exceeded",
+            Kind::RateLimited => "rate_limited",
+            Kind::Error => "error",
+        }
+    }
 }
 
 impl Outcome {
@@ -28,22 +73,37 @@ impl Outcome {
             409 => match code_of(body) {
                 Some(b"sold_out" | b"insufficient_stock") => Outcome::SoldOut,
                 Some(b"limit_exceeded") => Outcome::LimitExceeded,
-                _ => Outcome::Error,
+                _ => Outcome::Error(ErrorCause::status(status, body)),
             },
-            _ => Outcome::Error,
+            _ => Outcome::Error(ErrorCause::status(status, body)),
         }
     }
 
-    /// Index into [`Counts`].
-    pub fn index(self) -> usize {
-        self as usize
+    /// Its latency class.
+    pub fn kind(self) -> Kind {
+        match self {
+            Outcome::Reserved => Kind::Reserved,
+            Outcome::SoldOut => Kind::SoldOut,
+            Outcome::LimitExceeded => Kind::LimitExceeded,
+            Outcome::RateLimited => Kind::RateLimited,
+            Outcome::Timeout | Outcome::Error(_) => Kind::Error,
+        }
+    }
+
+    /// The failure's cause, for errors and timeouts.
+    pub fn cause(self) -> Option<ErrorCause> {
+        match self {
+            Outcome::Timeout => Some(ErrorCause::Timeout),
+            Outcome::Error(c) => Some(c),
+            _ => None,
+        }
     }
 }
 
 /// The `code` of an error body. Read with a byte search rather than a JSON parse, and borrowed
 /// rather than copied: this runs for every answer, and the load generator must stay cheaper
 /// than the server it measures.
-fn code_of(body: &[u8]) -> Option<&[u8]> {
+pub(crate) fn code_of(body: &[u8]) -> Option<&[u8]> {
     const KEY: &[u8] = b"\"code\":\"";
     let start = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
     let len = body[start..].iter().position(|b| *b == b'"')?;
@@ -80,7 +140,7 @@ impl Counts {
             Outcome::LimitExceeded => &mut self.limit_exceeded,
             Outcome::RateLimited => &mut self.rate_limited,
             Outcome::Timeout => &mut self.timeouts,
-            Outcome::Error => &mut self.errors,
+            Outcome::Error(_) => &mut self.errors,
         }
     }
 
@@ -126,16 +186,25 @@ mod tests {
             Outcome::LimitExceeded
         );
         assert_eq!(
-            Outcome::classify(409, br#"{"code":"version_conflict"}"#),
-            Outcome::Error
+            Outcome::classify(409, br#"{"code":"version_conflict"}"#).cause(),
+            Some(ErrorCause::status(409, b""))
         );
-        assert_eq!(Outcome::classify(409, b"garbage"), Outcome::Error);
+        assert_eq!(Outcome::classify(409, b"garbage").kind(), Kind::Error);
         assert_eq!(Outcome::classify(429, b""), Outcome::RateLimited);
         assert_eq!(
-            Outcome::classify(503, br#"{"code":"unavailable"}"#),
-            Outcome::Error
+            Outcome::classify(503, br#"{"code":"unavailable"}"#)
+                .cause()
+                .map(|c| c.to_string()),
+            Some("503 unavailable".into())
         );
-        assert_eq!(Outcome::classify(401, b""), Outcome::Error);
+        assert_eq!(
+            Outcome::classify(401, br#"{"code":"unauthorized"}"#)
+                .cause()
+                .map(|c| c.to_string()),
+            Some("401 unauthorized".into())
+        );
+        assert_eq!(Outcome::Timeout.cause(), Some(ErrorCause::Timeout));
+        assert_eq!(Outcome::SoldOut.cause(), None);
     }
 
     #[test]
@@ -148,7 +217,7 @@ mod tests {
             Outcome::LimitExceeded,
             Outcome::RateLimited,
             Outcome::Timeout,
-            Outcome::Error,
+            Outcome::Error(ErrorCause::ConnectRefused),
         ] {
             c.add(o);
         }

@@ -4,7 +4,12 @@ use loadtest::Args;
 
 use crate::helpers::{ADMIN_TOKEN, JWT_SECRET, spawn_app};
 
-fn args(base: &str, admin: &str, extra: &[&str]) -> Args {
+pub(super) fn args(base: &str, admin: &str, extra: &[&str]) -> Args {
+    args_signed(base, admin, &JWT_SECRET, extra)
+}
+
+/// Arguments whose buyers' tokens are signed with `secret`.
+pub(super) fn args_signed(base: &str, admin: &str, secret: &str, extra: &[&str]) -> Args {
     use clap::Parser;
     let mut all = vec![
         "loadtest",
@@ -15,7 +20,7 @@ fn args(base: &str, admin: &str, extra: &[&str]) -> Args {
         "--admin-token",
         &ADMIN_TOKEN,
         "--jwt-secret",
-        &JWT_SECRET,
+        secret,
         "--no-progress",
     ];
     all.extend_from_slice(extra);
@@ -59,6 +64,19 @@ async fn a_closed_loop_run_sells_the_stock_and_verifies_clean() {
     assert_eq!((v.reservations, v.persisted_units, v.stock), (50, 50, 50));
     assert_eq!(summary.reconciliation.as_ref().unwrap()["ok"], true);
     assert!(summary.latency.p50_ms > 0.0);
+    // Latency per outcome, besides the overall one.
+    let by = &summary.latency_by_outcome;
+    assert_eq!(by["reserved"].count, 50, "{}", summary.render());
+    assert_eq!(
+        by["sold_out"].count + by.get("limit_exceeded").map_or(0, |l| l.count),
+        1450
+    );
+    assert!(!by.contains_key("error"));
+    assert!(by["reserved"].p50_ms > 0.0 && by["reserved"].max_ms <= summary.latency.max_ms);
+    assert!(summary.render().contains("  reserved        p50 "));
+    // The client's own count is what verify compared with the stores.
+    assert_eq!((v.confirmed, v.distinct_order_ids), (50, Some(50)));
+    assert_eq!(v.persisted_orders, 50);
 }
 
 #[tokio::test]
@@ -100,6 +118,19 @@ async fn an_open_loop_run_offers_its_rate_and_counts_every_answer() {
     assert_eq!(written["outcomes"]["reserved"], 5);
     assert_eq!(written["latency"]["p99_ms"], summary.latency.p99_ms);
     assert!(written["throughput_per_sec"].as_f64().unwrap() > 0.0);
+    assert_eq!(written["latency_by_outcome"]["reserved"]["count"], 5);
+    assert_eq!(
+        written["latency_by_outcome"]["sold_out"]["count"],
+        summary.outcomes.sold_out
+    );
+    assert_eq!(written["errors"], serde_json::json!([]));
+    // The per-second series adds up to the requests.
+    let series = written["series"].as_array().unwrap();
+    assert!(!series.is_empty());
+    let sum: u64 = series.iter().map(|p| p["requests"].as_u64().unwrap()).sum();
+    assert_eq!(sum, summary.requests);
+    assert!(series[0]["p99_ms"].as_f64().is_some() && series[0]["rps"].as_f64().is_some());
+    assert!(written["schedule"]["late"].is_u64());
     // About 400 requests scheduled in one second, each counted once.
     assert!(
         (350..=401).contains(&summary.requests),
@@ -227,4 +258,26 @@ async fn open_loop_latency_counts_the_wait_behind_a_stalled_answer() {
         "the requests queued behind the stall count their wait: {}",
         summary.render()
     );
+    // They started late (their connection was busy), and more than 1% late is a warning.
+    let schedule = summary.schedule.as_ref().expect("open loop");
+    assert_eq!(schedule.scheduled, summary.requests);
+    assert!(
+        (20..=60).contains(&schedule.late),
+        "~30 requests were due during the stall: {}",
+        summary.render()
+    );
+    assert!(schedule.max_late_ms >= 250.0, "{schedule:?}");
+    assert!(schedule.warning.as_ref().unwrap().contains("started late"));
+    assert!(
+        summary.render().contains("WARNING     "),
+        "{}",
+        summary.render()
+    );
 }
+
+pub(super) async fn sale_args(app: &crate::helpers::TestApp, stock: i64) -> (String, String) {
+    let (sale, item) = app.create_live_sale(stock, 1).await;
+    (sale.to_string(), item.to_string())
+}
+
+mod reporting;

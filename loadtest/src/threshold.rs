@@ -1,0 +1,381 @@
+//! Pass/fail criteria on a run's figures, k6-style: `--threshold 'p99<5ms'`,
+//! `--threshold 'errors<0.1%'`, `--threshold 'rps>1000'`, `--threshold 'reserved>=100'`.
+//!
+//! Grammar: `METRIC OP VALUE[UNIT]`, spaces allowed around each part.
+//! - latency metrics `p50`, `p90`, `p99`, `p999` (or `p99.9`), `max`, `mean`: a unit is
+//!   required, `us`, `ms` or `s`;
+//! - `rps`: requests per second over the run, no unit;
+//! - counts `requests`, `reserved`, `sold_out`, `limit_exceeded`, `rate_limited`, `errors`
+//!   (errors and timeouts together), `timeouts`, `retries`, `late`: a number, or a share of the
+//!   requests with `%`;
+//! - `OP` is one of `<`, `<=`, `>`, `>=`.
+
+use std::{fmt, str::FromStr};
+
+use serde::Serialize;
+
+use crate::summary::Summary;
+
+/// What a threshold measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// A latency percentile (0.5, 0.9, 0.99, 0.999), the maximum (1.0) or the mean.
+    Latency(LatencyStat),
+    /// Requests per second over the run.
+    Rps,
+    /// A count of requests.
+    Count(CountOf),
+}
+
+/// A latency statistic of the overall histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatencyStat {
+    /// Median.
+    P50,
+    /// 90th percentile.
+    P90,
+    /// 99th percentile.
+    P99,
+    /// 99.9th percentile.
+    P999,
+    /// Slowest.
+    Max,
+    /// Mean.
+    Mean,
+}
+
+/// A count in the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountOf {
+    /// Requests answered (or failed).
+    Requests,
+    /// Reservations.
+    Reserved,
+    /// Sold out.
+    SoldOut,
+    /// Over the per-user limit.
+    LimitExceeded,
+    /// 429.
+    RateLimited,
+    /// Errors and timeouts.
+    Errors,
+    /// Timeouts.
+    Timeouts,
+    /// Retries sent.
+    Retries,
+    /// Open loop: requests started late.
+    Late,
+}
+
+/// The comparison that must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Op {
+    /// `<`
+    #[serde(rename = "<")]
+    Lt,
+    /// `<=`
+    #[serde(rename = "<=")]
+    Le,
+    /// `>`
+    #[serde(rename = ">")]
+    Gt,
+    /// `>=`
+    #[serde(rename = ">=")]
+    Ge,
+}
+
+impl Op {
+    fn holds(self, value: f64, limit: f64) -> bool {
+        match self {
+            Op::Lt => value < limit,
+            Op::Le => value <= limit,
+            Op::Gt => value > limit,
+            Op::Ge => value >= limit,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+        }
+    }
+}
+
+/// One parsed `--threshold`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// What is measured.
+    pub metric: Metric,
+    /// How it compares.
+    pub op: Op,
+    /// The limit: milliseconds for latencies, a count, a percentage (with `percent`), or
+    /// requests per second.
+    pub limit: f64,
+    /// The limit is a share of the requests, in percent.
+    pub percent: bool,
+    /// As written.
+    pub text: String,
+}
+
+/// A threshold that cannot be parsed, with what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid threshold '{text}': {reason}")]
+pub struct ThresholdError {
+    /// As written.
+    pub text: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+const METRICS: &str = "p50, p90, p99, p999, max, mean, rps, requests, reserved, sold_out, \
+                       limit_exceeded, rate_limited, errors, timeouts, retries, late";
+
+fn metric_of(name: &str) -> Option<Metric> {
+    use CountOf as C;
+    use LatencyStat as L;
+    Some(match name {
+        "p50" => Metric::Latency(L::P50),
+        "p90" => Metric::Latency(L::P90),
+        "p99" => Metric::Latency(L::P99),
+        "p999" | "p99.9" => Metric::Latency(L::P999),
+        "max" => Metric::Latency(L::Max),
+        "mean" | "avg" => Metric::Latency(L::Mean),
+        "rps" => Metric::Rps,
+        "requests" => Metric::Count(C::Requests),
+        "reserved" => Metric::Count(C::Reserved),
+        "sold_out" => Metric::Count(C::SoldOut),
+        "limit_exceeded" => Metric::Count(C::LimitExceeded),
+        "rate_limited" => Metric::Count(C::RateLimited),
+        "errors" => Metric::Count(C::Errors),
+        "timeouts" => Metric::Count(C::Timeouts),
+        "retries" => Metric::Count(C::Retries),
+        "late" => Metric::Count(C::Late),
+        _ => return None,
+    })
+}
+
+impl FromStr for Threshold {
+    type Err = ThresholdError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let err = |reason: String| ThresholdError {
+            text: text.to_string(),
+            reason,
+        };
+        let at = text
+            .find(['<', '>'])
+            .ok_or_else(|| err("no comparison: write METRIC<VALUE, e.g. p99<5ms".into()))?;
+        let name = text[..at].trim().to_ascii_lowercase();
+        let rest = &text[at..];
+        let (op, value) = if let Some(v) = rest.strip_prefix("<=") {
+            (Op::Le, v)
+        } else if let Some(v) = rest.strip_prefix(">=") {
+            (Op::Ge, v)
+        } else if let Some(v) = rest.strip_prefix('<') {
+            (Op::Lt, v)
+        } else if let Some(v) = rest.strip_prefix('>') {
+            (Op::Gt, v)
+        } else {
+            return Err(err("no comparison".into()));
+        };
+        let metric = metric_of(&name).ok_or_else(|| {
+            err(if name.is_empty() {
+                format!("no metric before the comparison; one of {METRICS}")
+            } else {
+                format!("unknown metric '{name}'; one of {METRICS}")
+            })
+        })?;
+        let value = value.trim();
+        let split = value
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(value.len());
+        let (number, unit) = (&value[..split], value[split..].trim());
+        let number: f64 = number
+            .parse()
+            .ok()
+            .filter(|n: &f64| n.is_finite())
+            .ok_or_else(|| err(format!("'{value}' does not start with a number")))?;
+        let (limit, percent) = match (metric, unit) {
+            (Metric::Latency(_), "us" | "µs") => (number / 1000.0, false),
+            (Metric::Latency(_), "ms") => (number, false),
+            (Metric::Latency(_), "s") => (number * 1000.0, false),
+            (Metric::Latency(_), "") => {
+                return Err(err(format!(
+                    "a latency needs a unit: us, ms or s (e.g. {name}<{number}ms)"
+                )));
+            }
+            (Metric::Latency(_), u) => {
+                return Err(err(format!("unknown unit '{u}'; use us, ms or s")));
+            }
+            (Metric::Rps, "") => (number, false),
+            (Metric::Count(_), "") => (number, false),
+            (Metric::Count(_), "%") => {
+                if number > 100.0 {
+                    return Err(err("a share is at most 100%".into()));
+                }
+                (number, true)
+            }
+            (Metric::Rps, u) => {
+                return Err(err(format!(
+                    "rps takes a plain number of requests per second, not '{u}'"
+                )));
+            }
+            (Metric::Count(_), u) => {
+                return Err(err(format!(
+                    "a count takes a number, or a share of the requests with %, not '{u}'"
+                )));
+            }
+        };
+        Ok(Threshold {
+            metric,
+            op,
+            limit,
+            percent,
+            text: text.split_whitespace().collect(),
+        })
+    }
+}
+
+impl fmt::Display for Threshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// A threshold judged against a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThresholdResult {
+    /// As written (spaces removed).
+    pub threshold: String,
+    /// The comparison.
+    pub op: Op,
+    /// The measured value, in the threshold's unit (ms, a count, a percentage, req/s).
+    pub value: f64,
+    /// The limit, in the same unit.
+    pub limit: f64,
+    /// The measured value in words (`3.21 ms`, `2.50% (25 of 1000)`, `1520 req/s`).
+    pub shown: String,
+    /// True when the comparison holds.
+    pub ok: bool,
+}
+
+impl Threshold {
+    /// Judges the run.
+    pub fn check(&self, s: &Summary) -> ThresholdResult {
+        let (value, shown) = match self.metric {
+            Metric::Latency(stat) => {
+                let l = &s.latency;
+                let ms = match stat {
+                    LatencyStat::P50 => l.p50_ms,
+                    LatencyStat::P90 => l.p90_ms,
+                    LatencyStat::P99 => l.p99_ms,
+                    LatencyStat::P999 => l.p999_ms,
+                    LatencyStat::Max => l.max_ms,
+                    LatencyStat::Mean => l.mean_ms,
+                };
+                (ms, format!("{ms:.3} ms"))
+            }
+            Metric::Rps => (
+                s.throughput_per_sec,
+                format!("{:.0} req/s", s.throughput_per_sec),
+            ),
+            Metric::Count(c) => {
+                let o = &s.outcomes;
+                let n = match c {
+                    CountOf::Requests => s.requests,
+                    CountOf::Reserved => o.reserved,
+                    CountOf::SoldOut => o.sold_out,
+                    CountOf::LimitExceeded => o.limit_exceeded,
+                    CountOf::RateLimited => o.rate_limited,
+                    CountOf::Errors => o.errors + o.timeouts,
+                    CountOf::Timeouts => o.timeouts,
+                    CountOf::Retries => s.retries.retries,
+                    CountOf::Late => s.schedule.as_ref().map_or(0, |x| x.late),
+                };
+                if self.percent {
+                    let share = if s.requests == 0 {
+                        0.0
+                    } else {
+                        n as f64 * 100.0 / s.requests as f64
+                    };
+                    (share, format!("{share:.3}% ({n} of {})", s.requests))
+                } else {
+                    (n as f64, n.to_string())
+                }
+            }
+        };
+        ThresholdResult {
+            threshold: self.text.clone(),
+            op: self.op,
+            value,
+            limit: self.limit,
+            shown,
+            ok: self.op.holds(value, self.limit),
+        }
+    }
+
+    /// The comparison symbol.
+    pub fn op_str(&self) -> &'static str {
+        self.op.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Threshold {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn e(s: &str) -> String {
+        s.parse::<Threshold>().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn latencies_parse_into_milliseconds() {
+        let t = p("p99<5ms");
+        assert_eq!(t.metric, Metric::Latency(LatencyStat::P99));
+        assert_eq!((t.op, t.limit, t.percent), (Op::Lt, 5.0, false));
+        assert_eq!(p("p50 <= 250us").limit, 0.25);
+        assert_eq!(p("max<2s").limit, 2000.0);
+        assert_eq!(p("p99.9<10ms").metric, Metric::Latency(LatencyStat::P999));
+        assert_eq!(p("p999<10ms").metric, Metric::Latency(LatencyStat::P999));
+        assert_eq!(p("P90 < 1.5ms").limit, 1.5);
+        assert_eq!(p("mean<1ms").metric, Metric::Latency(LatencyStat::Mean));
+        assert_eq!(p("p99 < 5 ms").to_string(), "p99<5ms");
+    }
+
+    #[test]
+    fn counts_take_a_number_or_a_share_and_rps_a_rate() {
+        let t = p("errors<0.1%");
+        assert_eq!(t.metric, Metric::Count(CountOf::Errors));
+        assert_eq!((t.op, t.limit, t.percent), (Op::Lt, 0.1, true));
+        let t = p("reserved>=100");
+        assert_eq!((t.op, t.limit, t.percent), (Op::Ge, 100.0, false));
+        let t = p("rps>1000");
+        assert_eq!((t.metric, t.op, t.limit), (Metric::Rps, Op::Gt, 1000.0));
+        assert_eq!(p("timeouts<=0").op, Op::Le);
+        assert_eq!(p("late<1%").metric, Metric::Count(CountOf::Late));
+        assert_eq!(p("retries<10").metric, Metric::Count(CountOf::Retries));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        assert!(e("p99").contains("no comparison"));
+        assert!(e("p98<5ms").contains("unknown metric 'p98'"));
+        assert!(e("<5ms").contains("no metric"));
+        assert!(e("p99<5").contains("needs a unit"));
+        assert!(e("p99<5h").contains("unknown unit 'h'"));
+        assert!(e("p99<ms").contains("does not start with a number"));
+        assert!(e("errors<5ms").contains("a count takes a number"));
+        assert!(e("errors<101%").contains("at most 100%"));
+        assert!(e("rps>5%").contains("rps takes a plain number"));
+        assert!(e("p99=5ms").contains("no comparison"));
+        assert!(e("p99<<5ms").contains("does not start with a number"));
+        assert!(e("p99<").contains("does not start with a number"));
+    }
+}

@@ -105,7 +105,7 @@ target/release/loadtest --base-url "http://$SECKILL_HTTP_ADDR" \
   --admin-url "http://$SECKILL_ADMIN_ADDR" --create-sale \
   --stock "$STOCK" --per-user-limit 1 --users "$USERS" --concurrency "$CONCURRENCY" \
   --duration "$DURATION" --verify --payment-window-secs "$WINDOW" --pay-share "$PAY_SHARE" \
-  --json "$LOG_DIR/loadtest.json" \
+  --json "$LOG_DIR/loadtest.json" --report "$LOG_DIR/report.html" \
   $( [ -t 1 ] || echo --no-progress )
 status=$?
 set -e
@@ -131,7 +131,7 @@ if [ ${#started[@]} -gt 0 ]; then
   stop_started
 fi
 if [ $status -eq 0 ]; then
-  say "quickstart OK: the reconciliation report is clean (figures in $LOG_DIR/loadtest.json)"
+  say "quickstart OK: the reconciliation report is clean (figures in $LOG_DIR/loadtest.json, charts in $LOG_DIR/report.html)"
 else
   say "quickstart FAILED (exit $status); see $LOG_DIR/seckill.log"
 fi

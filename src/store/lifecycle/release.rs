@@ -1,0 +1,219 @@
+//! Expiry of due orders and the release bookkeeping: which closed orders Redis still owes
+//! units back, and the record that it took them.
+
+use chrono::{DateTime, Utc};
+use sqlx::{MySql, MySqlPool, QueryBuilder};
+use uuid::Uuid;
+
+use super::{
+    events::{LifecycleEvent, insert_event},
+    millis,
+};
+use crate::store::orders::{
+    ORDER_COLUMNS, OrderRow, STATUS_CANCELLED, STATUS_EXPIRED, STATUS_PENDING,
+};
+
+/// A closed order whose units Redis still owes back, with what the release script needs.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Unreleased {
+    /// The order.
+    pub order_id: Uuid,
+    /// Its sale.
+    pub sale_id: u64,
+    /// Its item.
+    pub item_id: u64,
+    /// The sale's script version.
+    pub script_version: String,
+    /// The sale's identity.
+    pub sale_uid: String,
+    /// When its window ended (expired orders), for the lateness metric.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was closed.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// Expires up to `limit` orders whose window ended by `now`, oldest first: one transaction,
+/// items locked in id order, then the orders (re-checked under their locks: one paid or
+/// cancelled meanwhile stays as it is). Returns the orders expired now.
+///
+/// # Errors
+/// The database failed; nothing is written.
+pub async fn expire_due(
+    pool: &MySqlPool,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<Unreleased>, sqlx::Error> {
+    let now = millis(now);
+    let due: Vec<(Uuid, u64)> = sqlx::query_as(
+        "SELECT order_id, item_id FROM orders WHERE status = ? AND expires_at <= ? \
+         ORDER BY expires_at LIMIT ?",
+    )
+    .bind(STATUS_PENDING)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut items: Vec<u64> = due.iter().map(|(_, i)| *i).collect();
+    items.sort_unstable();
+    items.dedup();
+    let mut tx = pool.begin().await?;
+    let mut q = QueryBuilder::<MySql>::new("SELECT id FROM sale_items WHERE id IN (");
+    let mut sep = q.separated(", ");
+    for id in &items {
+        sep.push_bind(*id);
+    }
+    q.push(") ORDER BY id FOR UPDATE");
+    q.build().execute(&mut *tx).await?;
+    let mut q = QueryBuilder::<MySql>::new(format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE status = "
+    ));
+    q.push_bind(STATUS_PENDING)
+        .push(" AND expires_at <= ")
+        .push_bind(now)
+        .push(" AND order_id IN (");
+    let mut sep = q.separated(", ");
+    for (id, _) in &due {
+        sep.push_bind(*id);
+    }
+    q.push(") FOR UPDATE");
+    let mut won: Vec<OrderRow> = q.build_query_as().fetch_all(&mut *tx).await?;
+    if won.is_empty() {
+        tx.commit().await?;
+        return Ok(Vec::new());
+    }
+    let mut q = QueryBuilder::<MySql>::new("UPDATE orders SET status = ");
+    q.push_bind(STATUS_EXPIRED)
+        .push(", closed_at = ")
+        .push_bind(now)
+        .push(" WHERE order_id IN (");
+    let mut sep = q.separated(", ");
+    for o in &won {
+        sep.push_bind(o.order_id);
+    }
+    q.push(")");
+    q.build().execute(&mut *tx).await?;
+    let mut units: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+    for o in &won {
+        *units.entry(o.item_id).or_insert(0) += u64::from(o.quantity);
+    }
+    let mut q = QueryBuilder::<MySql>::new("UPDATE sale_items SET stock = stock + CASE id");
+    for (id, n) in &units {
+        q.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(*n);
+    }
+    q.push(" END, version = version + 1 WHERE id IN (");
+    let mut sep = q.separated(", ");
+    for id in units.keys() {
+        sep.push_bind(*id);
+    }
+    q.push(")");
+    q.build().execute(&mut *tx).await?;
+    for o in &mut won {
+        o.status = STATUS_EXPIRED.to_string();
+        o.closed_at = Some(now);
+    }
+    let events: Vec<LifecycleEvent> = won
+        .iter()
+        .map(|o| LifecycleEvent::of(o, "order_expired", now))
+        .collect();
+    insert_event(&mut tx, &events).await?;
+    tx.commit().await?;
+    // What the release needs, without reading the 1,000 rows again: each sale's version and
+    // uid (one or a few rows).
+    let mut sales: Vec<u64> = won.iter().map(|o| o.sale_id).collect();
+    sales.sort_unstable();
+    sales.dedup();
+    let mut q =
+        QueryBuilder::<MySql>::new("SELECT id, script_version, uid FROM sales WHERE id IN (");
+    let mut sep = q.separated(", ");
+    for id in &sales {
+        sep.push_bind(*id);
+    }
+    q.push(")");
+    let pinned: std::collections::HashMap<u64, (String, String)> = q
+        .build_query_as::<(u64, String, String)>()
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|(id, v, uid)| (id, (v, uid)))
+        .collect();
+    Ok(won
+        .into_iter()
+        .filter_map(|o| {
+            let (script_version, sale_uid) = pinned.get(&o.sale_id)?.clone();
+            Some(Unreleased {
+                order_id: o.order_id,
+                sale_id: o.sale_id,
+                item_id: o.item_id,
+                script_version,
+                sale_uid,
+                expires_at: o.expires_at,
+                closed_at: o.closed_at,
+            })
+        })
+        .collect())
+}
+
+/// The release details of `ids`.
+///
+/// # Errors
+/// The database failed.
+pub async fn unreleased_of(pool: &MySqlPool, ids: &[Uuid]) -> Result<Vec<Unreleased>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = QueryBuilder::<MySql>::new(
+        "SELECT o.order_id, o.sale_id, o.item_id, s.script_version, s.uid AS sale_uid, \
+         o.expires_at, o.closed_at FROM orders o JOIN sales s ON s.id = o.sale_id \
+         WHERE o.released_at IS NULL AND o.order_id IN (",
+    );
+    let mut sep = q.separated(", ");
+    for id in ids {
+        sep.push_bind(*id);
+    }
+    q.push(")");
+    q.build_query_as().fetch_all(pool).await
+}
+
+/// Closed orders whose units Redis still owes back (a crash between the MySQL commit and the
+/// release, Redis down), oldest first.
+///
+/// # Errors
+/// The database failed.
+pub async fn unreleased(pool: &MySqlPool, limit: u32) -> Result<Vec<Unreleased>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT o.order_id, o.sale_id, o.item_id, s.script_version, s.uid AS sale_uid, \
+         o.expires_at, o.closed_at FROM orders o JOIN sales s ON s.id = o.sale_id \
+         WHERE o.status IN (?, ?) AND o.released_at IS NULL ORDER BY o.closed_at LIMIT ?",
+    )
+    .bind(STATUS_CANCELLED)
+    .bind(STATUS_EXPIRED)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Records that Redis took back the units of `ids`.
+///
+/// # Errors
+/// The database failed.
+pub async fn mark_released(
+    pool: &MySqlPool,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut q = QueryBuilder::<MySql>::new("UPDATE orders SET released_at = ");
+    q.push_bind(now).push(" WHERE order_id IN (");
+    let mut sep = q.separated(", ");
+    for id in ids {
+        sep.push_bind(*id);
+    }
+    q.push(")");
+    q.build().execute(pool).await?;
+    Ok(())
+}

@@ -162,6 +162,35 @@ sed -n 3,4p "$OUT/buy70.txt" | sed 's/^/   /'
 
 python3 deploy/local/bench_summary.py "$OUT" "$ROUNDS"
 
+# Memory. Redis: what 100,000 reservations leave until the sale's end + grace (ledger, buyers,
+# idempotency keys, outbox, released set), by MEMORY USAGE of the item's keys and by the
+# used_memory delta; each buyer sends an Idempotency-Key. Process: peak RSS (VmHWM) of each
+# server after everything above.
+rcli() { redis-cli -h 127.0.0.1 -p "${SECKILL_STACK_REDIS_PORT:-16379}" "$@"; }
+used() { rcli info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p'; }
+MEM_UNITS=100000
+"${LT[@]}" --create-sale --stock "$MEM_UNITS" --per-user-limit 1 --concurrency 4 --requests 1 \
+  --json "$OUT/setup-mem.json" >/dev/null
+MEM_SALE=$(field "$OUT/setup-mem.json" "d['sale_id']"); MEM_ITEM=$(field "$OUT/setup-mem.json" "d['item_id']")
+BEFORE=$(used)
+"${LT0[@]}" --base-url "$(url_of 1)" --sale "$MEM_SALE" --item "$MEM_ITEM" --users 1000000000 \
+  --idempotency-keys --concurrency "$CONC" --requests $((MEM_UNITS + 20000)) --json "$OUT/mem.json" >/dev/null
+sleep 2   # the relay drains the outbox
+AFTER=$(used)
+BASE_KEY="${SECKILL_REDIS_KEY_PREFIX}sk:{s$MEM_SALE:i$MEM_ITEM}"
+KEYS_BYTES=0
+for k in ledger buyers idem outbox released stock meta; do
+  b=$(rcli memory usage "$BASE_KEY:$k" samples 0); KEYS_BYTES=$((KEYS_BYTES + ${b:-0}))
+done
+RESERVED=$(rcli hlen "$BASE_KEY:ledger")
+echo "== memory"
+echo "   redis         $RESERVED reservations: $((KEYS_BYTES / (RESERVED > 0 ? RESERVED : 1))) B each by MEMORY USAGE of the item's keys, $(((AFTER - BEFORE) / (RESERVED > 0 ? RESERVED : 1))) B each by used_memory delta (goal <= 128 B)"
+for i in 0 1 2; do
+  pid=${PIDS[$i]}
+  echo "   seckill serve ${MODES[$i]}: peak RSS $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$pid/status) (embedded Kafka)"
+done
+[ $HAVE_PEER = 0 ] || echo "   peer: peak RSS $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/${PIDS[4]}/status)"
+
 kill -TERM "${PIDS[@]}"; wait "${PIDS[@]}" 2>/dev/null || true
 trap - EXIT
 # Every reservation above stays in Redis until its sale's end plus grace: drop this run's keys

@@ -105,8 +105,7 @@ target/release/loadtest --base-url "http://$SECKILL_HTTP_ADDR" \
   --admin-url "http://$SECKILL_ADMIN_ADDR" --create-sale \
   --stock "$STOCK" --per-user-limit 1 --users "$USERS" --concurrency "$CONCURRENCY" \
   --duration "$DURATION" --verify --payment-window-secs "$WINDOW" --pay-share "$PAY_SHARE" \
-  --json "$LOG_DIR/loadtest.json" --report "$LOG_DIR/report.html" \
-  $( [ -t 1 ] || echo --no-progress )
+  --json "$LOG_DIR/loadtest.json" --report "$LOG_DIR/report.html"
 status=$?
 set -e
 

@@ -55,7 +55,7 @@ pub struct Args {
     /// Existing item to target.
     #[arg(long, requires = "sale")]
     pub item: Option<u64>,
-    /// Distinct simulated buyers.
+    /// Distinct simulated buyers (at most 2,000,000: a token is signed for each before the run).
     #[arg(long, default_value_t = 100_000)]
     pub users: u64,
     /// Open loop: requests per second, latency measured from each request's intended start
@@ -214,6 +214,9 @@ impl Args {
         if self.users == 0 {
             return err("--users must be at least 1");
         }
+        if self.users > MAX_USERS {
+            return err("--users is at most 2000000 (a token is signed for each before the run)");
+        }
         if self.create_sale && (self.stock == 0 || self.per_user_limit == 0) {
             return err("--stock and --per-user-limit must be at least 1");
         }
@@ -260,9 +263,45 @@ impl Args {
     }
 }
 
+/// The most `--users` a run takes: each one's token is signed before the run starts.
+const MAX_USERS: u64 = 2_000_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn more_users_than_tokens_can_be_signed_up_front_is_refused() {
+        let err = parse(&[
+            "--sale",
+            "1",
+            "--item",
+            "1",
+            "--concurrency",
+            "1",
+            "--requests",
+            "1",
+            "--users",
+            "1000000000",
+        ])
+        .unwrap_err();
+        assert!(err.contains("--users is at most 2000000"), "{err}");
+        assert!(
+            parse(&[
+                "--sale",
+                "1",
+                "--item",
+                "1",
+                "--concurrency",
+                "1",
+                "--requests",
+                "1",
+                "--users",
+                "2000000"
+            ])
+            .is_ok()
+        );
+    }
 
     fn parse(args: &[&str]) -> Result<Plan, String> {
         let mut all = vec!["loadtest", "--admin-token", "t", "--jwt-secret", "s"];

@@ -36,6 +36,10 @@ pub fn released_units(status: &str) -> bool {
 
 /// Rows per multi-row statement; well below MySQL's 65,535 placeholders.
 const CHUNK: usize = 1_000;
+/// Values per `IN (…)` list. MariaDB turns a list of 1,000 values or more
+/// (`in_predicate_conversion_threshold`) into a join against a temporary table, which made one
+/// 2,000-order batch's lookups take 0.2–0.5 s each (persistence fell from 112k to 1.6k orders/s).
+const IN_LIST: usize = 500;
 
 /// What one batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -306,7 +310,7 @@ async fn existing_ids(
     events: &[&OrderReserved],
 ) -> Result<HashSet<Uuid>, sqlx::Error> {
     let mut found = HashSet::new();
-    for chunk in events.chunks(CHUNK) {
+    for chunk in events.chunks(IN_LIST) {
         let mut q = QueryBuilder::<MySql>::new("SELECT order_id FROM orders WHERE order_id IN (");
         let mut sep = q.separated(", ");
         for e in chunk {
@@ -334,23 +338,23 @@ async fn user_totals<'e>(
             .collect()
     };
     let mut totals = HashMap::with_capacity(pairs.len());
-    for chunk in pairs.chunks(CHUNK) {
+    for chunk in pairs.chunks(IN_LIST) {
         let mut q = QueryBuilder::<MySql>::new(
-            "SELECT item_id, user_id, CAST(SUM(quantity) AS SIGNED) FROM orders WHERE (item_id, user_id, status) IN (",
+            "SELECT item_id, user_id, CAST(SUM(quantity) AS SIGNED) FROM orders WHERE (item_id, user_id) IN (",
         );
         let mut sep = q.separated(", ");
         for (item, user) in chunk {
-            for status in [STATUS_PENDING, STATUS_PAID] {
-                sep.push("(")
-                    .push_bind_unseparated(*item)
-                    .push_unseparated(", ")
-                    .push_bind_unseparated(*user)
-                    .push_unseparated(", ")
-                    .push_bind_unseparated(status)
-                    .push_unseparated(")");
-            }
+            sep.push("(")
+                .push_bind_unseparated(*item)
+                .push_unseparated(", ")
+                .push_bind_unseparated(*user)
+                .push_unseparated(")");
         }
-        q.push(") GROUP BY item_id, user_id");
+        q.push(") AND status IN (")
+            .push_bind(STATUS_PENDING)
+            .push(", ")
+            .push_bind(STATUS_PAID)
+            .push(") GROUP BY item_id, user_id");
         let rows: Vec<(u64, String, i64)> = q.build_query_as().fetch_all(&mut **tx).await?;
         let asked: HashSet<&'e str> = chunk.iter().map(|(_, u)| *u).collect();
         for (item, user, units) in rows {

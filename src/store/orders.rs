@@ -39,7 +39,7 @@ const CHUNK: usize = 1_000;
 /// Values per `IN (…)` list. MariaDB turns a list of 1,000 values or more
 /// (`in_predicate_conversion_threshold`) into a join against a temporary table, which made one
 /// 2,000-order batch's lookups take 0.2–0.5 s each (persistence fell from 112k to 1.6k orders/s).
-const IN_LIST: usize = 500;
+pub(crate) const IN_LIST: usize = 500;
 
 /// What one batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -10,7 +10,7 @@ use super::{
     millis,
 };
 use crate::store::orders::{
-    ORDER_COLUMNS, OrderRow, STATUS_CANCELLED, STATUS_EXPIRED, STATUS_PENDING,
+    IN_LIST, ORDER_COLUMNS, OrderRow, STATUS_CANCELLED, STATUS_EXPIRED, STATUS_PENDING,
 };
 
 /// A closed order whose units Redis still owes back, with what the release script needs.
@@ -67,34 +67,39 @@ pub async fn expire_due(
     }
     q.push(") ORDER BY id FOR UPDATE");
     q.build().execute(&mut *tx).await?;
-    let mut q = QueryBuilder::<MySql>::new(format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE status = "
-    ));
-    q.push_bind(STATUS_PENDING)
-        .push(" AND expires_at <= ")
-        .push_bind(now)
-        .push(" AND order_id IN (");
-    let mut sep = q.separated(", ");
-    for (id, _) in &due {
-        sep.push_bind(*id);
+    let mut won: Vec<OrderRow> = Vec::with_capacity(due.len());
+    for chunk in due.chunks(IN_LIST) {
+        let mut q = QueryBuilder::<MySql>::new(format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE status = "
+        ));
+        q.push_bind(STATUS_PENDING)
+            .push(" AND expires_at <= ")
+            .push_bind(now)
+            .push(" AND order_id IN (");
+        let mut sep = q.separated(", ");
+        for (id, _) in chunk {
+            sep.push_bind(*id);
+        }
+        q.push(") FOR UPDATE");
+        won.extend(q.build_query_as::<OrderRow>().fetch_all(&mut *tx).await?);
     }
-    q.push(") FOR UPDATE");
-    let mut won: Vec<OrderRow> = q.build_query_as().fetch_all(&mut *tx).await?;
     if won.is_empty() {
         tx.commit().await?;
         return Ok(Vec::new());
     }
-    let mut q = QueryBuilder::<MySql>::new("UPDATE orders SET status = ");
-    q.push_bind(STATUS_EXPIRED)
-        .push(", closed_at = ")
-        .push_bind(now)
-        .push(" WHERE order_id IN (");
-    let mut sep = q.separated(", ");
-    for o in &won {
-        sep.push_bind(o.order_id);
+    for chunk in won.chunks(IN_LIST) {
+        let mut q = QueryBuilder::<MySql>::new("UPDATE orders SET status = ");
+        q.push_bind(STATUS_EXPIRED)
+            .push(", closed_at = ")
+            .push_bind(now)
+            .push(" WHERE order_id IN (");
+        let mut sep = q.separated(", ");
+        for o in chunk {
+            sep.push_bind(o.order_id);
+        }
+        q.push(")");
+        q.build().execute(&mut *tx).await?;
     }
-    q.push(")");
-    q.build().execute(&mut *tx).await?;
     let mut units: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
     for o in &won {
         *units.entry(o.item_id).or_insert(0) += u64::from(o.quantity);
@@ -164,17 +169,21 @@ pub async fn unreleased_of(pool: &MySqlPool, ids: &[Uuid]) -> Result<Vec<Unrelea
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut q = QueryBuilder::<MySql>::new(
-        "SELECT o.order_id, o.sale_id, o.item_id, s.script_version, s.uid AS sale_uid, \
-         o.expires_at, o.closed_at FROM orders o JOIN sales s ON s.id = o.sale_id \
-         WHERE o.released_at IS NULL AND o.order_id IN (",
-    );
-    let mut sep = q.separated(", ");
-    for id in ids {
-        sep.push_bind(*id);
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_LIST) {
+        let mut q = QueryBuilder::<MySql>::new(
+            "SELECT o.order_id, o.sale_id, o.item_id, s.script_version, s.uid AS sale_uid, \
+             o.expires_at, o.closed_at FROM orders o JOIN sales s ON s.id = o.sale_id \
+             WHERE o.released_at IS NULL AND o.order_id IN (",
+        );
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        found.extend(q.build_query_as::<Unreleased>().fetch_all(pool).await?);
     }
-    q.push(")");
-    q.build_query_as().fetch_all(pool).await
+    Ok(found)
 }
 
 /// Closed orders whose units Redis still owes back (a crash between the MySQL commit and the
@@ -207,13 +216,15 @@ pub async fn mark_released(
     if ids.is_empty() {
         return Ok(());
     }
-    let mut q = QueryBuilder::<MySql>::new("UPDATE orders SET released_at = ");
-    q.push_bind(now).push(" WHERE order_id IN (");
-    let mut sep = q.separated(", ");
-    for id in ids {
-        sep.push_bind(*id);
+    for chunk in ids.chunks(IN_LIST) {
+        let mut q = QueryBuilder::<MySql>::new("UPDATE orders SET released_at = ");
+        q.push_bind(now).push(" WHERE order_id IN (");
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        q.build().execute(pool).await?;
     }
-    q.push(")");
-    q.build().execute(pool).await?;
     Ok(())
 }

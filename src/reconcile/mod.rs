@@ -6,6 +6,7 @@
 //! entries stay listed for a human.
 
 pub mod checks;
+mod read;
 pub mod report;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -17,7 +18,7 @@ use uuid::Uuid;
 
 use crate::{
     config::Settings,
-    kafka::{KafkaEndpoint, events::OrderReserved, lag::consumer_lag},
+    kafka::{KafkaEndpoint, lag::consumer_lag},
     lock::LeaderElection,
     metrics::Metrics,
     outbox::Outbox,
@@ -32,47 +33,14 @@ use crate::{
 use checks::{ItemFacts, LedgerEntry, OrderFact, RedisState, check_item, missing_in_mysql};
 pub use report::{CheckOut, ItemReport, SaleReport};
 
-/// Hash fields read per HSCAN round trip: small enough that Redis never stalls on one call.
-const HSCAN_COUNT: usize = 1_000;
-
-/// After each HSCAN page the reader pauses this many times the page's round trip, so a
-/// reconciliation of a large ledger takes at most a quarter of Redis's attention from the buy
-/// path, however long the ledger.
-const PAUSE_PER_PAGE_TIME: u32 = 3;
-
-/// Every field of a hash, page by page (HSCAN may repeat a field; the map keeps one), paced
-/// (see [`PAUSE_PER_PAGE_TIME`]).
-async fn hscan_all<V: redis::FromRedisValue>(
-    conn: &mut crate::redis_pool::RedisConn,
-    key: &str,
-) -> redis::RedisResult<HashMap<String, V>> {
-    let mut out = HashMap::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let started = std::time::Instant::now();
-        let (next, page): (u64, Vec<(String, V)>) = redis::cmd("HSCAN")
-            .arg(key)
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(HSCAN_COUNT)
-            .query_async(conn)
-            .await?;
-        out.extend(page);
-        if next == 0 {
-            return Ok(out);
-        }
-        cursor = next;
-        tokio::time::sleep(started.elapsed() * PAUSE_PER_PAGE_TIME).await;
-    }
-}
-
 /// What one item's Redis state read gave (empty when it was not read).
 #[derive(Default)]
 struct Read {
     stock: (Option<i64>, Option<i64>),
     released_total: (i64, i64),
     buyers: HashMap<String, i64>,
-    ledger: HashMap<String, Vec<u8>>,
+    ledger: Vec<LedgerEntry>,
+    unreadable: Vec<String>,
     released: HashMap<String, u32>,
 }
 
@@ -165,22 +133,14 @@ impl Reconciler {
             + chrono::Duration::seconds(self.settings.sale.grace_secs as i64))
         .timestamp_millis();
         for item in &record.items {
-            let (facts, payloads) = self.gather(&record.sale, item, now_ms < expire_ms).await?;
+            let facts = self.gather(&record.sale, item, now_ms < expire_ms).await?;
             if facts.redis_state == RedisState::Lost && Utc::now() >= record.sale.starts_at {
                 self.recoveries.request(sale_id);
             }
             let checks = check_item(&facts, now_ms, grace_ms);
             if repair {
-                self.repair(
-                    item,
-                    &facts,
-                    &checks,
-                    &payloads,
-                    now_ms,
-                    grace_ms,
-                    &mut report,
-                )
-                .await;
+                self.repair(item, &facts, &checks, now_ms, grace_ms, &mut report)
+                    .await;
             }
             let failing = checks.iter().filter(|c| !c.ok).count() as u32;
             report.discrepancies += failing;
@@ -260,20 +220,33 @@ impl Reconciler {
         }
     }
 
-    /// Reads one item from both stores; also returns the raw ledger payloads for repair.
+    /// Reads one item from both stores.
     async fn gather(
         &self,
         sale: &sales::SaleRow,
         item: &ItemRow,
         keys_should_live: bool,
-    ) -> Result<(ItemFacts, HashMap<Uuid, Vec<u8>>), ReconcileError> {
+    ) -> Result<ItemFacts, ReconcileError> {
         let keys = self.stock.keys().item(item.sale_id, item.id);
         let mut conn = self.stock.redis().get();
         // MySQL first, then Redis: every order MySQL holds then has its ledger entry in the
         // later Redis snapshot (ledger entries are never removed), so a buy landing between
         // the two reads cannot look like an orphan.
+        let mut shared = read::Interner::default();
+        let mut order_facts = Vec::new();
         let mut tx = self.db.begin().await?;
-        let rows = orders::item_orders_in(&mut tx, item.id).await?;
+        orders::each_item_order_in(&mut tx, item.id, |o| {
+            order_facts.push(OrderFact {
+                order_id: o.order_id,
+                user_id: shared.get(&o.user_id),
+                quantity: o.quantity,
+                status: shared.get(&o.status),
+                reserved_at_ms: o.reserved_at.timestamp_millis(),
+                released: o.released_at.is_some(),
+            });
+        })
+        .await?;
+        order_facts.shrink_to_fit();
         let fresh: (u32,) = sqlx::query_as("SELECT stock FROM sale_items WHERE id = ?")
             .bind(item.id)
             .fetch_one(&mut *tx)
@@ -316,9 +289,10 @@ impl Reconciler {
                 .to_owned();
             let (before, released_before): (Option<i64>, Option<i64>) =
                 stock_and_released.query_async(&mut conn).await?;
-            read.buyers = hscan_all(&mut conn, &keys.buyers).await?;
-            read.ledger = hscan_all(&mut conn, &keys.ledger).await?;
-            read.released = hscan_all(&mut conn, &keys.released).await?;
+            read.buyers = read::hscan_all(&mut conn, &keys.buyers).await?;
+            (read.ledger, read.unreadable) =
+                read::ledger(&mut conn, &keys.ledger, &mut shared).await?;
+            read.released = read::hscan_all(&mut conn, &keys.released).await?;
             let (after, released_after): (Option<i64>, Option<i64>) =
                 stock_and_released.query_async(&mut conn).await?;
             read.stock = (before, after);
@@ -328,26 +302,10 @@ impl Reconciler {
             stock: (redis_remaining, redis_remaining_after),
             released_total,
             buyers,
-            ledger: fields,
+            ledger,
+            unreadable,
             released,
         } = read;
-        let mut ledger = Vec::with_capacity(fields.len());
-        let mut unreadable = Vec::new();
-        let mut payloads = HashMap::with_capacity(fields.len());
-        for (field, payload) in fields {
-            match OrderReserved::parse(&payload) {
-                Ok(e) if e.order_id.to_string() == field => {
-                    ledger.push(LedgerEntry {
-                        order_id: e.order_id,
-                        user_id: e.user_id,
-                        quantity: e.quantity,
-                        reserved_at_ms: e.reserved_at_ms,
-                    });
-                    payloads.insert(e.order_id, payload);
-                }
-                _ => unreadable.push(field),
-            }
-        }
         let facts = ItemFacts {
             initial_stock: i64::from(item.initial_stock),
             per_user_limit: i64::from(item.per_user_limit),
@@ -357,17 +315,7 @@ impl Reconciler {
             ledger,
             unreadable_ledger: unreadable,
             buyers,
-            orders: rows
-                .into_iter()
-                .map(|o| OrderFact {
-                    order_id: o.order_id,
-                    user_id: o.user_id,
-                    quantity: o.quantity,
-                    status: o.status,
-                    reserved_at_ms: o.reserved_at.timestamp_millis(),
-                    released: o.released_at.is_some(),
-                })
-                .collect(),
+            orders: order_facts,
             redis_released_before: released_total.0,
             redis_released_after: released_total.1,
             released: released
@@ -377,7 +325,7 @@ impl Reconciler {
             ledger_available,
             redis_state,
         };
-        Ok((facts, payloads))
+        Ok(facts)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -386,7 +334,6 @@ impl Reconciler {
         item: &ItemRow,
         facts: &ItemFacts,
         checks: &[checks::Check],
-        payloads: &HashMap<Uuid, Vec<u8>>,
         now_ms: i64,
         grace_ms: i64,
         report: &mut SaleReport,
@@ -406,13 +353,23 @@ impl Reconciler {
             ));
             return;
         }
-        for id in missing {
-            let Some(payload) = payloads.get(&id) else {
-                continue;
-            };
+        let keys = self.stock.keys().item(item.sale_id, item.id);
+        let mut conn = self.stock.redis().get();
+        let payloads = match read::payloads(&mut conn, &keys.ledger, &missing).await {
+            Ok(p) => p,
+            Err(e) => {
+                report.not_repaired.push(format!(
+                    "item {}: {} ledger entries missing from MySQL, but reading their payloads failed: {e}",
+                    item.id,
+                    missing.len()
+                ));
+                return;
+            }
+        };
+        for (id, payload) in payloads {
             match self
                 .outbox
-                .deliver(item.sale_id, item.id, id, payload)
+                .deliver(item.sale_id, item.id, id, &payload)
                 .await
             {
                 Ok(()) => {

@@ -431,20 +431,25 @@ pub async fn last_reserved_at(
 }
 
 /// Every order of one item, read inside `tx` so it matches other reads of the same snapshot
-/// (reconciliation compares them with the Redis ledger and the item's stock).
+/// (reconciliation compares them with the Redis ledger and the item's stock), handed to `each`
+/// as it arrives instead of held all at once (an item of a large sale has millions).
 ///
 /// # Errors
 /// The database failed.
-pub async fn item_orders_in(
+pub async fn each_item_order_in(
     tx: &mut Transaction<'_, MySql>,
     item_id: u64,
-) -> Result<Vec<OrderRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE item_id = ? ORDER BY order_id"
-    )))
-    .bind(item_id)
-    .fetch_all(&mut **tx)
-    .await
+    mut each: impl FnMut(OrderRow),
+) -> Result<(), sqlx::Error> {
+    use futures::TryStreamExt;
+    let query = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE item_id = ? ORDER BY order_id");
+    let mut rows = sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(query))
+        .bind(item_id)
+        .fetch(&mut **tx);
+    while let Some(row) = rows.try_next().await? {
+        each(row);
+    }
+    Ok(())
 }
 
 /// The orders of one item that came from its ledger and MySQL honoured (every status but

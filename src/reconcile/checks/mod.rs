@@ -11,7 +11,10 @@ mod redis_side;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+};
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -26,8 +29,8 @@ pub const SAMPLE_IDS: usize = 20;
 pub struct LedgerEntry {
     /// Order id.
     pub order_id: Uuid,
-    /// Buyer.
-    pub user_id: String,
+    /// Buyer (shared with every other entry and order of the same buyer).
+    pub user_id: Arc<str>,
     /// Units.
     pub quantity: u32,
     /// Reservation time, Unix ms.
@@ -39,12 +42,12 @@ pub struct LedgerEntry {
 pub struct OrderFact {
     /// Order id.
     pub order_id: Uuid,
-    /// Buyer.
-    pub user_id: String,
+    /// Buyer (shared, as in [`LedgerEntry`]).
+    pub user_id: Arc<str>,
     /// Units.
     pub quantity: u32,
-    /// `pending_payment`, `paid`, `cancelled`, `expired` or `rejected`.
-    pub status: String,
+    /// `pending_payment`, `paid`, `cancelled`, `expired` or `rejected` (shared).
+    pub status: Arc<str>,
     /// Reservation time, Unix ms.
     pub reserved_at_ms: i64,
     /// True once Redis took its units back (closed orders).

@@ -40,7 +40,7 @@ pub(super) fn mysql_stock_balance(facts: &ItemFacts) -> Check {
 
 /// Nobody holds more than the limit in MySQL.
 pub(super) fn user_limit(facts: &ItemFacts) -> Check {
-    let totals = per_user(holding(facts).map(|o| (o.user_id.as_str(), o.quantity)));
+    let totals = per_user(holding(facts).map(|o| (&*o.user_id, o.quantity)));
     let over: Vec<String> = totals
         .iter()
         .filter(|(_, units)| **units > facts.per_user_limit)
@@ -63,7 +63,7 @@ pub(super) fn no_rejected_orders(facts: &ItemFacts) -> Check {
     let rejected: Vec<String> = facts
         .orders
         .iter()
-        .filter(|o| o.status == STATUS_REJECTED)
+        .filter(|o| &*o.status == STATUS_REJECTED)
         .map(|o| o.order_id.to_string())
         .collect();
     Check::verdict(
@@ -82,7 +82,7 @@ pub(super) fn no_duplicate_orders(facts: &ItemFacts) -> Check {
     let mut by_content: HashMap<(&str, u32, i64), Vec<Uuid>> = HashMap::new();
     for o in &facts.orders {
         by_content
-            .entry((o.user_id.as_str(), o.quantity, o.reserved_at_ms))
+            .entry((&*o.user_id, o.quantity, o.reserved_at_ms))
             .or_default()
             .push(o.order_id);
     }

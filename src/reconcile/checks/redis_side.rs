@@ -61,7 +61,7 @@ pub(super) fn user_limit(facts: &ItemFacts, now_ms: i64, grace_ms: i64) -> Check
         .ledger
         .iter()
         .filter(|e| !facts.released.contains_key(&e.order_id));
-    let ledger_totals = per_user(held.map(|e| (e.user_id.as_str(), e.quantity)));
+    let ledger_totals = per_user(held.map(|e| (&*e.user_id, e.quantity)));
     let mut bad: Vec<String> = ledger_totals
         .iter()
         .filter(|(_, units)| **units > facts.per_user_limit)
@@ -80,7 +80,7 @@ pub(super) fn user_limit(facts: &ItemFacts, now_ms: i64, grace_ms: i64) -> Check
     let settled_before = now_ms - grace_ms;
     let mut recent: BTreeMap<&str, bool> = BTreeMap::new();
     for e in &facts.ledger {
-        *recent.entry(e.user_id.as_str()).or_insert(false) |= e.reserved_at_ms > settled_before;
+        *recent.entry(&*e.user_id).or_insert(false) |= e.reserved_at_ms > settled_before;
     }
     for (user, units) in &ledger_totals {
         if !recent.get(user).copied().unwrap_or(false)
@@ -160,7 +160,7 @@ pub(super) fn released_match(facts: &ItemFacts) -> Check {
     let status: std::collections::HashMap<Uuid, &str> = facts
         .orders
         .iter()
-        .map(|o| (o.order_id, o.status.as_str()))
+        .map(|o| (o.order_id, &*o.status))
         .collect();
     for id in facts.released.keys() {
         let fine = status
@@ -189,7 +189,7 @@ pub(super) fn paid_never_released(facts: &ItemFacts) -> Check {
     let bad: Vec<String> = facts
         .orders
         .iter()
-        .filter(|o| o.status == STATUS_PAID && facts.released.contains_key(&o.order_id))
+        .filter(|o| &*o.status == STATUS_PAID && facts.released.contains_key(&o.order_id))
         .map(|o| o.order_id.to_string())
         .collect();
     Check::verdict(

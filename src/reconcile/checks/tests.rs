@@ -17,14 +17,14 @@ fn clean() -> ItemFacts {
         let id = Uuid::now_v7();
         f.ledger.push(LedgerEntry {
             order_id: id,
-            user_id: user.to_string(),
+            user_id: (*user).into(),
             quantity: 1,
             reserved_at_ms: 1_000 + i as i64,
         });
         f.buyers.insert(user.to_string(), 1);
         f.orders.push(OrderFact {
             order_id: id,
-            user_id: user.to_string(),
+            user_id: (*user).into(),
             quantity: 1,
             status: STATUS_PENDING.into(),
             reserved_at_ms: 1_000 + i as i64,

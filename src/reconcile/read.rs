@@ -1,0 +1,138 @@
+//! Reading an item's Redis state for reconciliation without holding more than it needs: hashes
+//! are read in paced HSCAN pages, the ledger is parsed page by page into compact entries (the
+//! raw payloads are not kept; a repair reads the few it re-emits again), and buyer ids and
+//! statuses are shared strings.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+
+use redis::FromRedisValue;
+
+use super::checks::LedgerEntry;
+use crate::{kafka::events::OrderReserved, redis_pool::RedisConn};
+
+/// Hash fields read per HSCAN round trip: small enough that Redis never stalls on one call.
+const HSCAN_COUNT: usize = 1_000;
+
+/// After each HSCAN page the reader pauses this many times the page's round trip, so a
+/// reconciliation of a large ledger takes at most a quarter of Redis's attention from the buy
+/// path, however long the ledger.
+const PAUSE_PER_PAGE_TIME: u32 = 3;
+
+/// Ledger payloads read per HMGET when a repair re-emits entries.
+const HMGET_CHUNK: usize = 500;
+
+/// One shared copy of each distinct string (buyer ids repeat across the ledger, the buyers
+/// hash and MySQL's rows; statuses are five words).
+#[derive(Default)]
+pub(super) struct Interner(HashSet<Arc<str>>);
+
+impl Interner {
+    /// The shared copy of `s`.
+    pub(super) fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(s) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(s);
+        self.0.insert(shared.clone());
+        shared
+    }
+}
+
+/// Hands every field of a hash to `each`, page by page (HSCAN may repeat a field), paced (see
+/// [`PAUSE_PER_PAGE_TIME`]).
+async fn hscan_each<V: FromRedisValue>(
+    conn: &mut RedisConn,
+    key: &str,
+    mut each: impl FnMut(String, V),
+) -> redis::RedisResult<()> {
+    let mut cursor: u64 = 0;
+    loop {
+        let started = std::time::Instant::now();
+        let (next, page): (u64, Vec<(String, V)>) = redis::cmd("HSCAN")
+            .arg(key)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(HSCAN_COUNT)
+            .query_async(conn)
+            .await?;
+        for (field, value) in page {
+            each(field, value);
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+        tokio::time::sleep(started.elapsed() * PAUSE_PER_PAGE_TIME).await;
+    }
+}
+
+/// Every field of a hash (a repeated field is kept once).
+pub(super) async fn hscan_all<V: FromRedisValue>(
+    conn: &mut RedisConn,
+    key: &str,
+) -> redis::RedisResult<HashMap<String, V>> {
+    let mut out = HashMap::new();
+    hscan_each(conn, key, |field, value| {
+        out.insert(field, value);
+    })
+    .await?;
+    Ok(out)
+}
+
+/// The ledger's entries, sorted by order id and one per id, and the fields whose payload did
+/// not parse (or names another order).
+pub(super) async fn ledger(
+    conn: &mut RedisConn,
+    key: &str,
+    users: &mut Interner,
+) -> redis::RedisResult<(Vec<LedgerEntry>, Vec<String>)> {
+    let mut entries = Vec::new();
+    let mut unreadable = Vec::new();
+    hscan_each(
+        conn,
+        key,
+        |field: String, payload: Vec<u8>| match OrderReserved::parse(&payload) {
+            Ok(e) if e.order_id.to_string() == field => entries.push(LedgerEntry {
+                order_id: e.order_id,
+                user_id: users.get(&e.user_id),
+                quantity: e.quantity,
+                reserved_at_ms: e.reserved_at_ms,
+            }),
+            _ => unreadable.push(field),
+        },
+    )
+    .await?;
+    entries.sort_unstable_by_key(|e| e.order_id);
+    entries.dedup_by_key(|e| e.order_id);
+    entries.shrink_to_fit();
+    unreadable.sort_unstable();
+    unreadable.dedup();
+    Ok((entries, unreadable))
+}
+
+/// The ledger payloads of `ids` that are still there, in HMGET chunks.
+pub(super) async fn payloads(
+    conn: &mut RedisConn,
+    key: &str,
+    ids: &[uuid::Uuid],
+) -> redis::RedisResult<Vec<(uuid::Uuid, Vec<u8>)>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(HMGET_CHUNK) {
+        let fields: Vec<String> = chunk.iter().map(ToString::to_string).collect();
+        let found: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+            .arg(key)
+            .arg(&fields)
+            .query_async(conn)
+            .await?;
+        out.extend(
+            chunk
+                .iter()
+                .zip(found)
+                .filter_map(|(id, payload)| Some((*id, payload?))),
+        );
+    }
+    Ok(out)
+}

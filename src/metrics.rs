@@ -24,7 +24,7 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// Buy answers by outcome code (`reserved`, `sold_out`, `rate_limited`, ...).
     pub buy_outcomes: IntCounterVec,
-    /// Buy handler latency.
+    /// Buy handler latency (answers from memory, before the body is read, count as 0).
     pub buy_latency: Histogram,
     /// Requests turned away by a gate, by gate (`global`, `user`, `ip`, `sold_out_flag`).
     pub gate_rejections: IntCounterVec,

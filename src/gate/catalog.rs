@@ -93,7 +93,19 @@ impl Catalog {
     /// # Errors
     /// MySQL failed on a miss.
     pub async fn item(&self, item_id: u64) -> Result<Option<Arc<ItemMeta>>, Arc<sqlx::Error>> {
-        if let Some(meta) = self.hot_get(item_id) {
+        self.item_at(item_id, Instant::now()).await
+    }
+
+    /// As [`Catalog::item`], with the clock read by the caller (`now`).
+    ///
+    /// # Errors
+    /// As [`Catalog::item`].
+    pub async fn item_at(
+        &self,
+        item_id: u64,
+        now: Instant,
+    ) -> Result<Option<Arc<ItemMeta>>, Arc<sqlx::Error>> {
+        if let Some(meta) = self.hot_get(item_id, now) {
             return Ok(Some(meta));
         }
         if !self.may_exist(item_id).await? {
@@ -135,10 +147,10 @@ impl Catalog {
         Ok(item_id <= self.highest.id.load(Ordering::Acquire))
     }
 
-    fn hot_get(&self, item_id: u64) -> Option<Arc<ItemMeta>> {
+    fn hot_get(&self, item_id: u64, now: Instant) -> Option<Arc<ItemMeta>> {
         let hot = self.hot.read().unwrap_or_else(|e| e.into_inner());
         let loaded = hot.items.get(&item_id)?;
-        (loaded.at.elapsed() < CATALOG_TTL)
+        (now.saturating_duration_since(loaded.at) < CATALOG_TTL)
             .then(|| loaded.meta.clone())
             .flatten()
     }
@@ -201,9 +213,12 @@ mod tests {
     async fn an_entry_is_trusted_for_the_ttl_counted_from_its_load() {
         let c = catalog();
         c.hot_put(7, loaded(Instant::now()), 0);
-        assert!(c.hot_get(7).is_some());
+        assert!(c.hot_get(7, Instant::now()).is_some());
         c.hot_put(8, loaded(Instant::now() - CATALOG_TTL), 0);
-        assert!(c.hot_get(8).is_none(), "loaded a TTL ago: stale");
+        assert!(
+            c.hot_get(8, Instant::now()).is_none(),
+            "loaded a TTL ago: stale"
+        );
     }
 
     #[tokio::test]
@@ -212,10 +227,10 @@ mod tests {
         let before = c.generation.load(Ordering::Acquire);
         c.forget(7).await;
         c.hot_put(7, loaded(Instant::now()), before);
-        assert!(c.hot_get(7).is_none());
+        assert!(c.hot_get(7, Instant::now()).is_none());
         let after = c.generation.load(Ordering::Acquire);
         c.hot_put(7, loaded(Instant::now()), after);
-        assert!(c.hot_get(7).is_some());
+        assert!(c.hot_get(7, Instant::now()).is_some());
     }
 
     #[tokio::test]

@@ -25,10 +25,13 @@ impl SoldOutFlags {
 
     /// True while `item_id` is flagged sold out.
     pub fn is_sold_out(&self, item_id: u64) -> bool {
+        self.is_sold_out_at(item_id, Instant::now())
+    }
+
+    /// As [`SoldOutFlags::is_sold_out`] at `now` (a caller that has read the clock already).
+    pub fn is_sold_out_at(&self, item_id: u64, now: Instant) -> bool {
         let flags = self.flags.read().unwrap_or_else(|e| e.into_inner());
-        flags
-            .get(&item_id)
-            .is_some_and(|until| Instant::now() < *until)
+        flags.get(&item_id).is_some_and(|until| now < *until)
     }
 
     /// Flags `item_id` sold out for the recheck interval (a no-op while it already is, so

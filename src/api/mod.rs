@@ -1,10 +1,11 @@
 //! HTTP: the router, extractors that turn bad input into JSON errors, and the layers every
-//! request passes (metrics, load shedding, timeout).
+//! request passes (load shedding, timeout, request id, metrics, logs).
 
 pub mod admin;
 pub mod buy;
 pub mod console;
 pub mod doc;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -15,16 +16,7 @@ pub mod request_id;
 
 use std::time::Duration;
 
-use axum::{
-    BoxError, Router,
-    error_handling::HandleErrorLayer,
-    extract::{MatchedPath, Request, State},
-    http::StatusCode,
-    middleware::{self, Next},
-    response::{IntoResponse, Response},
-};
-use tower::ServiceBuilder;
-use tracing::Instrument;
+use axum::Router;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
@@ -52,13 +44,14 @@ fn admin_routes() -> OpenApiRouter<AppState> {
 
 /// The public surface: buyers, the payment provider, probes and the API document.
 pub fn public_router(state: AppState) -> Router {
-    layered(public_routes().split_for_parts().0, state)
+    let span_every = state.settings.log.span_every;
+    layered(public_routes().split_for_parts().0, state, span_every)
 }
 
 /// The admin surface: the admin API and its live events, the console and the docs page,
 /// `/metrics`, probes and the API document, on its own listener (loopback by default).
 pub fn admin_router(state: AppState) -> Router {
-    layered(admin_routes().split_for_parts().0, state)
+    layered(admin_routes().split_for_parts().0, state, 1)
 }
 
 /// The OpenAPI document of both surfaces, from the same routers that serve them. Operations on
@@ -83,92 +76,22 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The layers every request passes: metrics and spans outermost, then load shedding and the
-/// request timeout; unknown routes answer a JSON 404.
-fn layered(routes: Router<AppState>, state: AppState) -> Router {
-    let max_in_flight = usize::try_from(state.settings.http.max_in_flight).unwrap_or(usize::MAX);
-    let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
-    routes
-        .fallback(not_found)
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(overloaded))
-                .load_shed()
-                .concurrency_limit(max_in_flight)
-                .timeout(timeout),
-        )
-        // Outermost, so the 503s of shedding and timeouts are counted and spanned too.
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+/// The layer every request passes ([`edge`]: load shedding, timeout, request id, counting,
+/// logs; one span in `span_every` requests); unknown routes answer a JSON 404.
+fn layered(routes: Router<AppState>, state: AppState, span_every: u64) -> Router {
+    let http = &state.settings.http;
+    let edge = edge::EdgeLayer::new(
+        edge::EdgeSettings {
+            max_in_flight: usize::try_from(http.max_in_flight).unwrap_or(usize::MAX),
+            timeout: Duration::from_secs(http.request_timeout_secs),
+            span_every,
+            slow: Duration::from_millis(state.settings.log.slow_ms),
+        },
+        state.metrics.http_requests.clone(),
+    );
+    routes.fallback(not_found).layer(edge).with_state(state)
 }
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("route")
-}
-
-async fn overloaded(err: BoxError) -> Response {
-    if err.is::<tower::timeout::error::Elapsed>() {
-        ApiError::Unavailable("the request timed out".into()).into_response()
-    } else if err.is::<tower::load_shed::error::Overloaded>() {
-        ApiError::Unavailable("the service is overloaded; retry shortly".into()).into_response()
-    } else {
-        ApiError::Internal(anyhow::anyhow!("unhandled middleware error: {err}")).into_response()
-    }
-}
-
-/// Wraps every request in a span (method, route, request id, status, and the order id once the
-/// buy path knows it), so any log line inside carries them; answers with the request id;
-/// counts it by route and status (bounded labels: route templates, not paths).
-async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let request_id = request_id::of(req.headers());
-    let span = tracing::info_span!(
-        "request",
-        method = %req.method(),
-        route,
-        request_id = request_id.to_str().unwrap_or_default(),
-        status = tracing::field::Empty,
-        order_id = tracing::field::Empty,
-    );
-    let mut response = next.run(req).instrument(span.clone()).await;
-    response
-        .headers_mut()
-        .insert(request_id::HEADER, request_id);
-    let status = response.status();
-    span.record("status", status.as_u16());
-    if status.is_client_error() || status.is_server_error() {
-        // Debug only: a flood of 4xx must not flood the log. Failures that need a human are
-        // logged where they happen, inside the span, with the same request id.
-        tracing::debug!(parent: &span, status = status.as_u16(), "answered with an error");
-    }
-    state
-        .metrics
-        .http_requests
-        .with_label_values(&[route, status_label(status)])
-        .inc();
-    response
-}
-
-fn status_label(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        200 => "200",
-        201 => "201",
-        202 => "202",
-        204 => "204",
-        400 => "400",
-        401 => "401",
-        403 => "403",
-        404 => "404",
-        409 => "409",
-        410 => "410",
-        422 => "422",
-        428 => "428",
-        429 => "429",
-        500 => "500",
-        503 => "503",
-        s if s < 300 => "2xx",
-        s if s < 500 => "4xx",
-        _ => "5xx",
-    }
 }

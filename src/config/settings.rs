@@ -246,6 +246,11 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// A tracing filter such as `info` or `seckill=debug,info`; `RUST_LOG` wins when set.
     pub filter: String,
+    /// On the public listener, one request in this many gets a tracing span (1: every one);
+    /// the others are counted, and logged without one when they fail or are slow.
+    pub span_every: u64,
+    /// A request slower than this many milliseconds is logged (a warning, throttled).
+    pub slow_ms: u64,
 }
 
 /// Log output format.
@@ -385,6 +390,8 @@ impl Default for LogSettings {
         Self {
             format: LogFormat::Text,
             filter: "info".into(),
+            span_every: 100,
+            slow_ms: 1_000,
         }
     }
 }

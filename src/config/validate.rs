@@ -41,6 +41,8 @@ impl Settings {
                 "SECKILL_USER_IDENTITY=trusted_header believes X-User-Id only from these proxies; name the gateway's addresses",
             ));
         }
+        positive("SECKILL_LOG_SPAN_EVERY", self.log.span_every)?;
+        positive("SECKILL_LOG_SLOW_MS", self.log.slow_ms)?;
         positive("SECKILL_REDIS_POOL_SIZE", self.redis.pool_size)?;
         if self.buy.confirm == super::ConfirmMode::Replica {
             positive("SECKILL_REDIS_MIN_REPLICAS", self.redis.min_replicas)?;

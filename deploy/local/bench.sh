@@ -31,7 +31,7 @@ PEER_DIR="${PEER_DIR:-../shared/bench/peer-naive}"
 OUT="${TMPDIR:-/tmp}/seckill-bench"
 rm -rf "$OUT"; mkdir -p "$OUT"
 
-deploy/local/stack.sh up redis mysql >&2   # Redis with its replica: `replica` mode waits for it
+deploy/local/stack.sh up >&2   # Redis with its replica (`replica` mode waits for it); the broker for the RSS step
 eval "$(deploy/local/stack.sh env)"
 cargo build --release --quiet -p seckill -p loadtest --bins
 
@@ -192,6 +192,41 @@ done
 [ $HAVE_PEER = 0 ] || echo "   peer: peak RSS $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/${PIDS[4]}/status)"
 
 kill -TERM "${PIDS[@]}"; wait "${PIDS[@]}" 2>/dev/null || true
+PIDS=()
+
+# Process memory with the real broker: `seckill serve` (default mode, the periodic
+# reconciliation on) and a consumer, 256 connections of buys for 30 s, then the next periodic
+# reconciliation of what they reserved.
+RSS_SECS="${BENCH_RSS_SECS:-30}"
+echo "   seckill serve, real broker (tansu), 256 connections for ${RSS_SECS}s of buys:"
+(
+  export SECKILL_KAFKA_BROKERS="127.0.0.1:${SECKILL_STACK_KAFKA_PORT:-19092}"
+  export SECKILL_KAFKA_TOPIC="bench-orders-$(date +%s)" SECKILL_KAFKA_GROUP_ID="bench-$(date +%s)"
+  export SECKILL_RECONCILE_INTERVAL_SECS=20 SECKILL_REDIS_KEY_PREFIX="${SECKILL_REDIS_KEY_PREFIX}rss:"
+  SECKILL_HTTP_ADDR="$(url_of 6 | sed 's|http://||')" SECKILL_ADMIN_ADDR="$(admin_of 6 | sed 's|http://||')" \
+    target/release/seckill serve >"$OUT/seckill-rss.log" 2>&1 &
+  spid=$!
+  SECKILL_HTTP_ADDR="$(url_of 7 | sed 's|http://||')" SECKILL_ADMIN_ADDR="$(admin_of 7 | sed 's|http://||')" \
+    target/release/seckill consume >"$OUT/consume-rss.log" 2>&1 &
+  cpid=$!
+  trap 'kill -TERM $spid $cpid 2>/dev/null; wait $spid $cpid 2>/dev/null' EXIT
+  wait_http 6 /readyz
+  rss() { awk -v k="$2" '$1 == k":" {printf "%.1f MiB", $2/1024}' "/proc/$1/status"; }
+  echo "      at start: RSS $(rss $spid VmRSS)"
+  LTR=(target/release/loadtest --no-progress --users 100000 --base-url "$(url_of 6)" --admin-url "$(admin_of 6)")
+  "${LTR[@]}" --create-sale --stock 1000000000 --per-user-limit 10000 --concurrency 4 --requests 10 \
+    --json "$OUT/setup-rss.json" >/dev/null
+  "${LTR[@]}" --sale "$(field "$OUT/setup-rss.json" "d['sale_id']")" --item "$(field "$OUT/setup-rss.json" "d['item_id']")" \
+    --concurrency 256 --duration "${RSS_SECS}s" | sed -n 3p | sed 's/^/      /'
+  echo "      after the buys: peak RSS $(rss $spid VmHWM)"
+  before=$(grep -c 'reconciliation: all checks ok\|reconciliation found' "$OUT/seckill-rss.log" || true)
+  for _ in $(seq 1 90); do
+    now=$(grep -c 'reconciliation: all checks ok\|reconciliation found' "$OUT/seckill-rss.log" || true)
+    [ "$now" -gt "$before" ] && break
+    sleep 1
+  done
+  echo "      after the next periodic reconciliation: peak RSS $(rss $spid VmHWM) (goal <= 64 MiB)"
+)
 trap - EXIT
 # Every reservation above stays in Redis until its sale's end plus grace: drop this run's keys
 # (and the peer's) so repeated benchmarks do not fill the local Redis.

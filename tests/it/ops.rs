@@ -132,6 +132,8 @@ async fn json_logs_carry_the_request_span_and_order_id() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
     crate::processes::fixed_ports(&mut settings);
     settings.log.format = seckill::config::LogFormat::Json;
+    // Every public request spanned (the default samples one in 100).
+    settings.log.span_every = 1;
     let config = write_config(&settings);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_seckill"))
         .args(["serve", "--config"])

@@ -88,18 +88,11 @@ impl Catalog {
         }
     }
 
-    /// The item's metadata, or `None` if no such item exists.
+    /// The item's metadata, or `None` if no such item exists; `now` is the caller's clock
+    /// read (the buy path reads it once for this and the sold-out flag).
     ///
     /// # Errors
     /// MySQL failed on a miss.
-    pub async fn item(&self, item_id: u64) -> Result<Option<Arc<ItemMeta>>, Arc<sqlx::Error>> {
-        self.item_at(item_id, Instant::now()).await
-    }
-
-    /// As [`Catalog::item`], with the clock read by the caller (`now`).
-    ///
-    /// # Errors
-    /// As [`Catalog::item`].
     pub async fn item_at(
         &self,
         item_id: u64,

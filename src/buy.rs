@@ -290,7 +290,12 @@ impl BuyService {
             )
             .into());
         }
-        let order_id = Uuid::now_v7();
+        let order_id = StockService::new_order_id(
+            &meta,
+            user.as_ref(),
+            req.idempotency_key.map(AsRef::as_ref),
+        );
+        let reserved_at_ms = now.timestamp_millis();
         let event = OrderReserved::new(
             order_id,
             req.sale_id,
@@ -298,7 +303,7 @@ impl BuyService {
             user.as_ref(),
             quantity,
             meta.price_cents,
-            now.timestamp_millis(),
+            reserved_at_ms,
         )
         .with_idempotency_key(req.idempotency_key.map(AsRef::as_ref));
         let payload = event.to_bytes();
@@ -308,6 +313,7 @@ impl BuyService {
             quantity,
             order_id,
             &payload,
+            reserved_at_ms,
             req.idempotency_key.map(AsRef::as_ref),
         );
         let outcome = self.stock.deduct(&request).await?;

@@ -4,9 +4,9 @@
 
 use std::{sync::Arc, time::Duration};
 
+use crate::stock::ledger::ItemLedger;
 use chrono::{DateTime, Utc};
 use moka::future::Cache;
-use redis::AsyncCommands;
 use serde::Serialize;
 use sqlx::MySqlPool;
 use uuid::Uuid;
@@ -147,21 +147,24 @@ impl OrderLookup {
             })
             .await
             .map_err(|e| ApiError::shared_db("listing live items", &e))?;
-        let id = order_id.to_string();
         // One concurrent lookup per live item (they live in different slots, so not one
-        // command); a random id costs one round trip of latency, not one per item.
+        // command); a random id costs two round trips of latency (meta, then the entry), not
+        // two per item.
         let lookups = items.iter().map(|item| {
             let keys = self.stock.keys().item(item.sale_id, item.item_id);
             let mut conn = self.stock.redis().get();
-            let id = id.clone();
-            async move { conn.hget::<_, _, Option<Vec<u8>>>(&keys.ledger, &id).await }
+            async move {
+                let ledger = ItemLedger::open(&mut conn, keys, item.sale_id, item.item_id).await?;
+                let raw = ledger.raw(&mut conn, &[order_id]).await?.pop().flatten();
+                Ok::<_, redis::RedisError>(raw.map(|raw| (ledger, raw)))
+            }
         });
-        for payload in futures::future::join_all(lookups).await {
-            let Some(payload) = payload.map_err(crate::stock::StockError::from)? else {
+        for found in futures::future::join_all(lookups).await {
+            let Some((ledger, raw)) = found.map_err(crate::stock::StockError::from)? else {
                 continue;
             };
-            let event = OrderReserved::parse(&payload).map_err(|e| {
-                ApiError::Internal(anyhow::anyhow!("ledger entry {id} unreadable: {e}"))
+            let event = ledger.event(order_id, &raw).ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("ledger entry {order_id} unreadable"))
             })?;
             return Ok(Some(event));
         }

@@ -162,9 +162,10 @@ sed -n 3,4p "$OUT/buy70.txt" | sed 's/^/   /'
 
 python3 deploy/local/bench_summary.py "$OUT" "$ROUNDS"
 
-# Memory. Redis: what 100,000 reservations leave until the sale's end + grace (ledger, buyers,
-# idempotency keys, outbox, released set), by MEMORY USAGE of the item's keys and by the
-# used_memory delta; each buyer sends an Idempotency-Key. Process: peak RSS (VmHWM) of each
+# Memory. Redis: what 100,000 reservations leave until the sale's end + grace (every key of the
+# item: the ledger and buyers, bucketed from script v5 on; before v5 also the idempotency hash),
+# by MEMORY USAGE of the item's keys and by the used_memory delta; each buyer sends an
+# Idempotency-Key. The sale runs the default script version. Process: peak RSS (VmHWM) of each
 # server after everything above.
 rcli() { redis-cli -h 127.0.0.1 -p "${SECKILL_STACK_REDIS_PORT:-16379}" "$@"; }
 used() { rcli info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p'; }
@@ -178,13 +179,15 @@ target/release/loadtest --no-progress --base-url "$(url_of 1)" --sale "$MEM_SALE
 sleep 2   # the relay drains the outbox
 AFTER=$(used)
 BASE_KEY="${SECKILL_REDIS_KEY_PREFIX}sk:{s$MEM_SALE:i$MEM_ITEM}"
-KEYS_BYTES=0
-for k in ledger buyers idem outbox released stock meta; do
-  b=$(rcli memory usage "$BASE_KEY:$k" samples 0); KEYS_BYTES=$((KEYS_BYTES + ${b:-0}))
+KEYS_BYTES=0; ITEM_KEYS=0
+for k in $(rcli --scan --pattern "$BASE_KEY:*" --count 1000); do
+  b=$(rcli memory usage "$k" samples 0); KEYS_BYTES=$((KEYS_BYTES + ${b:-0})); ITEM_KEYS=$((ITEM_KEYS + 1))
 done
-RESERVED=$(rcli hlen "$BASE_KEY:ledger")
+RESERVED=$(rcli hget "$BASE_KEY:meta" entries)   # v5 counts its bucketed entries in meta
+[ -n "$RESERVED" ] || RESERVED=$(rcli hlen "$BASE_KEY:ledger")
 echo "== memory"
 echo "   redis         $RESERVED reservations: $((KEYS_BYTES / (RESERVED > 0 ? RESERVED : 1))) B each by MEMORY USAGE of the item's keys, $(((AFTER - BEFORE) / (RESERVED > 0 ? RESERVED : 1))) B each by used_memory delta (goal <= 128 B)"
+echo "                 over $ITEM_KEYS keys of the item; the sale runs script $(rcli hget "$BASE_KEY:meta" script_version)"
 for i in 0 1 2; do
   pid=${PIDS[$i]}
   echo "   seckill serve ${MODES[$i]}: peak RSS $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$pid/status) (embedded Kafka)"

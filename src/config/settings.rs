@@ -330,7 +330,7 @@ impl Default for SaleSettings {
             grace_secs: 86_400,
             prewarm_lead_secs: 3_600,
             sold_out_recheck_ms: 500,
-            script_version: "v4".into(),
+            script_version: "v5".into(),
         }
     }
 }

@@ -23,7 +23,10 @@ use crate::{
     kafka::producer::OrderProducer,
     lock::LeaderElection,
     metrics::Metrics,
-    stock::StockService,
+    stock::{
+        StockService,
+        ledger::{ItemLedger, field_text, parse_order_id},
+    },
     store::sales::{self, LiveItem},
 };
 
@@ -156,11 +159,16 @@ impl Outbox {
     ) -> Result<(), Unacknowledged> {
         let keys = self.stock.keys().item(sale_id, item_id);
         let mut conn = self.stock.redis().get();
-        let payload: Option<Vec<u8>> = conn
-            .hget(&keys.ledger, order_id.to_string())
+        let ledger = ItemLedger::open(&mut conn, keys, sale_id, item_id)
             .await
             .map_err(|_| Unacknowledged)?;
-        let payload = payload.ok_or(Unacknowledged)?;
+        let payload = ledger
+            .payloads(&mut conn, &[order_id])
+            .await
+            .map_err(|_| Unacknowledged)?
+            .pop()
+            .flatten()
+            .ok_or(Unacknowledged)?;
         tokio::time::timeout(timeout, self.deliver(sale_id, item_id, order_id, &payload))
             .await
             .map_err(|_| Unacknowledged)?
@@ -192,7 +200,12 @@ impl Outbox {
             .observe(started.elapsed().as_secs_f64());
         let keys = self.stock.keys().item(sale_id, item_id);
         let mut conn = self.stock.redis().get();
-        let _: i64 = conn.zrem(&keys.outbox, order_id.to_string()).await?;
+        let _: i64 = redis::cmd("ZREM")
+            .arg(&keys.outbox)
+            .arg(order_id.as_bytes())
+            .arg(order_id.to_string())
+            .query_async(&mut conn)
+            .await?;
         Ok(())
     }
 
@@ -211,7 +224,7 @@ impl Outbox {
             report.items += 1;
             let keys = self.stock.keys().item(item.sale_id, item.item_id);
             let mut conn = self.stock.redis().get();
-            let mut stale: Vec<String> = conn
+            let mut stale: Vec<Vec<u8>> = conn
                 .zrangebyscore_limit(&keys.outbox, "-inf", cutoff, 0, RELAY_BATCH)
                 .await?;
             // In `replica` mode an entry goes to Kafka only once replicas hold it: one the
@@ -221,18 +234,21 @@ impl Outbox {
                 stale.clear();
             }
             if !stale.is_empty() {
-                let payloads: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
-                    .arg(&keys.ledger)
-                    .arg(&stale)
-                    .query_async(&mut conn)
-                    .await?;
-                let mut sends = Vec::with_capacity(stale.len());
-                for (id, payload) in stale.iter().zip(payloads) {
-                    let Ok(order_id) = Uuid::parse_str(id) else {
-                        tracing::error!(order_id = %id, "outbox holds a malformed order id; left for a human");
-                        report.failed += 1;
-                        continue;
-                    };
+                let mut ids = Vec::with_capacity(stale.len());
+                for member in &stale {
+                    match parse_order_id(member) {
+                        Some(id) => ids.push(id),
+                        None => {
+                            tracing::error!(order_id = %field_text(member), "outbox holds a malformed order id; left for a human");
+                            report.failed += 1;
+                        }
+                    }
+                }
+                let ledger =
+                    ItemLedger::open(&mut conn, keys.clone(), item.sale_id, item.item_id).await?;
+                let payloads = ledger.payloads(&mut conn, &ids).await?;
+                let mut sends = Vec::with_capacity(ids.len());
+                for (order_id, payload) in ids.into_iter().zip(payloads) {
                     let Some(payload) = payload else {
                         tracing::error!(%order_id, item_id = item.item_id, "outbox entry without a ledger entry; left for reconciliation");
                         report.failed += 1;

@@ -106,7 +106,7 @@ impl Pipeline {
     }
 }
 
-type Acked = HashMap<(u64, u64), Vec<String>>;
+type Acked = HashMap<(u64, u64), Vec<Uuid>>;
 
 async fn run(
     mut rx: mpsc::UnboundedReceiver<Msg>,
@@ -128,7 +128,7 @@ async fn run(
                     in_flight.push(queued.delivery.map(move |r| (sale_id, item_id, order_id, started, generation, r)));
                 }
                 Some(Msg::Acked { sale_id, item_id, order_id }) => {
-                    acked.entry((sale_id, item_id)).or_default().push(order_id.to_string());
+                    acked.entry((sale_id, item_id)).or_default().push(order_id);
                     pending_acks += 1;
                 }
                 Some(Msg::Stop(timeout)) => deadline = Some(tokio::time::Instant::now() + timeout),
@@ -139,7 +139,7 @@ async fn run(
                 match result {
                     Ok(Ok(_)) => {
                         metrics.kafka_produce_latency.observe(started.elapsed().as_secs_f64());
-                        acked.entry((sale_id, item_id)).or_default().push(order_id.to_string());
+                        acked.entry((sale_id, item_id)).or_default().push(order_id);
                         pending_acks += 1;
                         if pending_acks >= FLUSH_AT {
                             flush(&stock, &mut acked).await;
@@ -181,16 +181,18 @@ async fn run(
     flush(&stock, &mut acked).await;
 }
 
-/// Removes acknowledged orders from their items' outbox sets, one command per item.
+/// Removes acknowledged orders from their items' outbox sets, one command per item (each id in
+/// both forms an outbox holds, text before v5 and 16 bytes from v5 on).
 async fn flush(stock: &StockService, acked: &mut Acked) {
     for ((sale_id, item_id), ids) in acked.drain() {
         let key = stock.keys().item(sale_id, item_id).outbox;
         let mut conn = stock.redis().get();
-        let result: redis::RedisResult<i64> = redis::cmd("ZREM")
-            .arg(&key)
-            .arg(&ids)
-            .query_async(&mut conn)
-            .await;
+        let mut zrem = redis::cmd("ZREM");
+        zrem.arg(&key);
+        for id in &ids {
+            zrem.arg(id.as_bytes()).arg(id.to_string());
+        }
+        let result: redis::RedisResult<i64> = zrem.query_async(&mut conn).await;
         if let Err(e) = result {
             // Not fatal: the relay sends these again and the consumer dedupes them.
             tracing::warn!(item_id, acks = ids.len(), error.message = %e, "recording Kafka acks failed");

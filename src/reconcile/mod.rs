@@ -23,7 +23,7 @@ use crate::{
     metrics::Metrics,
     outbox::Outbox,
     sales::Recoveries,
-    stock::StockService,
+    stock::{StockService, ledger::ItemLedger},
     store::{
         orders, reports,
         sales::{self, ItemRow},
@@ -41,7 +41,7 @@ struct Read {
     buyers: HashMap<String, i64>,
     ledger: Vec<LedgerEntry>,
     unreadable: Vec<String>,
-    released: HashMap<String, u32>,
+    released: HashMap<Uuid, u32>,
 }
 
 fn held_units(facts: &ItemFacts) -> i64 {
@@ -289,10 +289,23 @@ impl Reconciler {
                 .to_owned();
             let (before, released_before): (Option<i64>, Option<i64>) =
                 stock_and_released.query_async(&mut conn).await?;
-            read.buyers = read::hscan_all(&mut conn, &keys.buyers).await?;
-            (read.ledger, read.unreadable) =
-                read::ledger(&mut conn, &keys.ledger, &mut shared).await?;
-            read.released = read::hscan_all(&mut conn, &keys.released).await?;
+            let ledger = ItemLedger::open(&mut conn, keys.clone(), item.sale_id, item.id).await?;
+            if ledger.is_compact() {
+                let compact = read::compact(&mut conn, &ledger, &mut shared).await?;
+                read.buyers = compact.buyers;
+                read.ledger = compact.ledger;
+                read.unreadable = compact.unreadable;
+                read.released = compact.released;
+            } else {
+                read.buyers = read::hscan_all(&mut conn, &keys.buyers).await?;
+                (read.ledger, read.unreadable) =
+                    read::ledger(&mut conn, &keys.ledger, &mut shared).await?;
+                read.released = read::hscan_all::<u32>(&mut conn, &keys.released)
+                    .await?
+                    .into_iter()
+                    .filter_map(|(id, units)| Some((Uuid::parse_str(&id).ok()?, units)))
+                    .collect();
+            }
             let (after, released_after): (Option<i64>, Option<i64>) =
                 stock_and_released.query_async(&mut conn).await?;
             read.stock = (before, after);
@@ -318,10 +331,7 @@ impl Reconciler {
             orders: order_facts,
             redis_released_before: released_total.0,
             redis_released_after: released_total.1,
-            released: released
-                .into_iter()
-                .filter_map(|(id, units)| Some((Uuid::parse_str(&id).ok()?, units)))
-                .collect(),
+            released,
             ledger_available,
             redis_state,
         };
@@ -355,7 +365,11 @@ impl Reconciler {
         }
         let keys = self.stock.keys().item(item.sale_id, item.id);
         let mut conn = self.stock.redis().get();
-        let payloads = match read::payloads(&mut conn, &keys.ledger, &missing).await {
+        let payloads = async {
+            let ledger = ItemLedger::open(&mut conn, keys, item.sale_id, item.id).await?;
+            read::payloads(&mut conn, &ledger, &missing).await
+        };
+        let payloads = match payloads.await {
             Ok(p) => p,
             Err(e) => {
                 report.not_repaired.push(format!(

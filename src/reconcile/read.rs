@@ -11,7 +11,14 @@ use std::{
 use redis::FromRedisValue;
 
 use super::checks::LedgerEntry;
-use crate::{kafka::events::OrderReserved, redis_pool::RedisConn};
+use crate::{
+    kafka::events::OrderReserved,
+    redis_pool::RedisConn,
+    stock::{
+        compact::CompactEntry,
+        ledger::{ItemLedger, field_text, parse_order_id},
+    },
+};
 
 /// Hash fields read per HSCAN round trip: small enough that Redis never stalls on one call.
 const HSCAN_COUNT: usize = 1_000;
@@ -113,20 +120,101 @@ pub(super) async fn ledger(
     Ok((entries, unreadable))
 }
 
-/// The ledger payloads of `ids` that are still there, in HMGET chunks.
+/// Buckets read per round trip from a compact ledger (about a thousand entries).
+const BUCKETS_PER_READ: usize = 20;
+
+/// What a compact (v5) item holds: the buyers' units, the ledger's entries (sorted, one per
+/// id), the fields that did not parse, and the released orders (marked in their entries). The
+/// buyers are read first, then the ledger, in paced groups of buckets, as [`ledger`] does.
+pub(super) struct CompactRead {
+    pub buyers: HashMap<String, i64>,
+    pub ledger: Vec<LedgerEntry>,
+    pub unreadable: Vec<String>,
+    pub released: HashMap<uuid::Uuid, u32>,
+}
+
+/// Reads every bucket of `keys`, a group per round trip, paced like HSCAN pages.
+async fn each_bucket(
+    conn: &mut RedisConn,
+    keys: &[String],
+    mut each: impl FnMut(Vec<(Vec<u8>, Vec<u8>)>),
+) -> redis::RedisResult<()> {
+    for group in keys.chunks(BUCKETS_PER_READ) {
+        let started = std::time::Instant::now();
+        let mut pipe = redis::pipe();
+        for key in group {
+            pipe.hgetall(key);
+        }
+        let pages: Vec<Vec<(Vec<u8>, Vec<u8>)>> = pipe.query_async(conn).await?;
+        pages.into_iter().for_each(&mut each);
+        tokio::time::sleep(started.elapsed() * PAUSE_PER_PAGE_TIME).await;
+    }
+    Ok(())
+}
+
+/// Reads a compact ledger and its buyers (see [`CompactRead`]).
+pub(super) async fn compact(
+    conn: &mut RedisConn,
+    ledger: &ItemLedger,
+    users: &mut Interner,
+) -> redis::RedisResult<CompactRead> {
+    let mut read = CompactRead {
+        buyers: HashMap::new(),
+        ledger: Vec::new(),
+        unreadable: Vec::new(),
+        released: HashMap::new(),
+    };
+    each_bucket(conn, &ledger.buyer_keys(), |page| {
+        for (user, units) in page {
+            let units = std::str::from_utf8(&units)
+                .ok()
+                .and_then(|u| u.parse().ok());
+            read.buyers.insert(
+                String::from_utf8_lossy(&user).into_owned(),
+                units.unwrap_or(i64::MIN),
+            );
+        }
+    })
+    .await?;
+    each_bucket(conn, &ledger.ledger_keys(), |page| {
+        for (field, raw) in page {
+            let (Some(id), Some(e)) = (
+                (field.len() == 16)
+                    .then(|| parse_order_id(&field))
+                    .flatten(),
+                CompactEntry::decode(&raw),
+            ) else {
+                read.unreadable.push(field_text(&field));
+                continue;
+            };
+            if e.released {
+                read.released.insert(id, e.quantity);
+            }
+            read.ledger.push(LedgerEntry {
+                order_id: id,
+                user_id: users.get(&e.user_id),
+                quantity: e.quantity,
+                reserved_at_ms: e.reserved_at_ms,
+            });
+        }
+    })
+    .await?;
+    read.ledger.sort_unstable_by_key(|e| e.order_id);
+    read.ledger.shrink_to_fit();
+    read.unreadable.sort_unstable();
+    Ok(read)
+}
+
+/// The ledger payloads of `ids` that are still there (stored, or rebuilt from compact
+/// entries), in chunks.
 pub(super) async fn payloads(
     conn: &mut RedisConn,
-    key: &str,
+    ledger: &ItemLedger,
     ids: &[uuid::Uuid],
 ) -> redis::RedisResult<Vec<(uuid::Uuid, Vec<u8>)>> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(HMGET_CHUNK) {
-        let fields: Vec<String> = chunk.iter().map(ToString::to_string).collect();
-        let found: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
-            .arg(key)
-            .arg(&fields)
-            .query_async(conn)
-            .await?;
+        let found = ledger.payloads(conn, chunk).await?;
         out.extend(
             chunk
                 .iter()

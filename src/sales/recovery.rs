@@ -33,7 +33,10 @@ use uuid::Uuid;
 use crate::{
     api::error::ApiError,
     kafka::{KafkaEndpoint, events::OrderReserved, lag::LagProbe},
-    stock::{PrewarmItem, PrewarmMode, PrewarmOutcome, RestoreTarget, StockService},
+    stock::{
+        PrewarmItem, PrewarmMode, PrewarmOutcome, RestoreTarget, StockService,
+        compact::CompactEntry,
+    },
     store::{
         orders,
         sales::{ItemRow, STATUS_CREATED, SaleRow},
@@ -194,7 +197,8 @@ impl Recovery {
             }
             other => return Err(unexpected(item.id, "restore_begin", &other)),
         }
-        let state = rebuilt_state(&placed);
+        let compact = crate::domain::script_version::has_compact_ledger(&sale.script_version);
+        let state = rebuilt_state(&placed, compact);
         for (target, pairs) in [
             (RestoreTarget::Ledger, state.ledger),
             (RestoreTarget::Buyers, state.buyers),
@@ -240,7 +244,7 @@ impl Recovery {
 }
 
 /// Field/value pairs of one hash.
-type Pairs = Vec<(String, Vec<u8>)>;
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// An item's state rebuilt from its orders.
 struct Rebuilt {
@@ -250,13 +254,30 @@ struct Rebuilt {
     released: Pairs,
 }
 
-/// The ledger, buyers, idempotency and released entries of the orders MySQL honoured.
-fn rebuilt_state(placed: &[orders::OrderRow]) -> Rebuilt {
+/// The ledger, buyers, idempotency and released entries of the orders MySQL honoured: JSON
+/// payloads and separate idempotency and released hashes before v5; with the `compact` ledger
+/// (v5), compact entries under the orders' 16-byte ids that carry their key and release mark.
+fn rebuilt_state(placed: &[orders::OrderRow], compact: bool) -> Rebuilt {
     let mut ledger = Vec::with_capacity(placed.len());
     let mut units: BTreeMap<&str, u64> = BTreeMap::new();
     let mut idem = Vec::new();
     let mut released = Vec::new();
     for o in placed {
+        let holds = orders::holds_units(&o.status);
+        if holds {
+            *units.entry(o.user_id.as_str()).or_insert(0) += u64::from(o.quantity);
+        }
+        if compact {
+            let entry = CompactEntry {
+                quantity: o.quantity,
+                reserved_at_ms: o.reserved_at.timestamp_millis(),
+                idempotency_key: o.idempotency_key.clone(),
+                user_id: o.user_id.clone(),
+                released: !holds,
+            };
+            ledger.push((o.order_id.as_bytes().to_vec(), entry.encode().into_bytes()));
+            continue;
+        }
         let event = OrderReserved::new(
             o.order_id,
             o.sale_id,
@@ -267,22 +288,23 @@ fn rebuilt_state(placed: &[orders::OrderRow]) -> Rebuilt {
             o.reserved_at.timestamp_millis(),
         )
         .with_idempotency_key(o.idempotency_key.as_deref());
-        ledger.push((o.order_id.to_string(), event.to_bytes()));
-        if orders::holds_units(&o.status) {
-            *units.entry(o.user_id.as_str()).or_insert(0) += u64::from(o.quantity);
-        } else {
-            released.push((o.order_id.to_string(), o.quantity.to_string().into_bytes()));
+        ledger.push((o.order_id.to_string().into_bytes(), event.to_bytes()));
+        if !holds {
+            released.push((
+                o.order_id.to_string().into_bytes(),
+                o.quantity.to_string().into_bytes(),
+            ));
         }
         if let Some(key) = &o.idempotency_key {
             idem.push((
-                format!("{}\0{key}", o.user_id),
+                format!("{}\0{key}", o.user_id).into_bytes(),
                 format!("{} {}", o.order_id, o.quantity).into_bytes(),
             ));
         }
     }
     let buyers = units
         .into_iter()
-        .map(|(user, n)| (user.to_string(), n.to_string().into_bytes()))
+        .map(|(user, n)| (user.as_bytes().to_vec(), n.to_string().into_bytes()))
         .collect();
     Rebuilt {
         ledger,
@@ -388,11 +410,11 @@ mod tests {
             buyers,
             idem,
             released,
-        } = rebuilt_state(&placed);
+        } = rebuilt_state(&placed, false);
         assert_eq!(ledger.len(), 4, "closed orders stay in the ledger");
         assert_eq!(
             released,
-            [(placed[3].order_id.to_string(), b"2".to_vec())],
+            [(placed[3].order_id.to_string().into_bytes(), b"2".to_vec())],
             "and are recorded as released"
         );
         let first = OrderReserved::parse(&ledger[0].1).unwrap();
@@ -401,13 +423,32 @@ mod tests {
         assert_eq!(
             buyers,
             [
-                ("a".to_string(), b"3".to_vec()),
-                ("b".to_string(), b"1".to_vec())
+                (b"a".to_vec(), b"3".to_vec()),
+                (b"b".to_vec(), b"1".to_vec())
             ]
         );
         assert_eq!(idem.len(), 1);
-        assert_eq!(idem[0].0, "a\0k1");
+        assert_eq!(idem[0].0, b"a\0k1");
         assert_eq!(idem[0].1, format!("{} 1", placed[0].order_id).into_bytes());
+
+        // The compact ledger (v5): entries under 16-byte ids carry the key and the release
+        // mark; there is no idempotency or released hash.
+        let compact = rebuilt_state(&placed, true);
+        assert!(compact.idem.is_empty() && compact.released.is_empty());
+        assert_eq!(compact.buyers, buyers);
+        assert_eq!(compact.ledger.len(), 4);
+        assert_eq!(compact.ledger[0].0, placed[0].order_id.as_bytes());
+        let first = CompactEntry::decode(&compact.ledger[0].1).unwrap();
+        assert_eq!(
+            (
+                first.quantity,
+                first.idempotency_key.as_deref(),
+                first.released
+            ),
+            (1, Some("k1"), false)
+        );
+        let expired = CompactEntry::decode(&compact.ledger[3].1).unwrap();
+        assert_eq!((expired.quantity, expired.released), (2, true));
     }
 
     #[test]

@@ -58,7 +58,9 @@ struct Pending {
     user: String,
     quantity: u32,
     order_id: Uuid,
-    payload: Vec<u8>,
+    /// What the ledger stores beside the order id: the payload, or (compact ledger) the
+    /// reservation time in base 36.
+    record: Vec<u8>,
     idempotency_key: Option<String>,
     queued_at: Instant,
     reply: oneshot::Sender<Result<DeductOutcome, StockError>>,
@@ -138,7 +140,11 @@ impl DeductBatcher {
             user: req.user_id.to_owned(),
             quantity: req.quantity,
             order_id: req.order_id,
-            payload: req.payload.to_vec(),
+            record: if script.calling == Calling::CompactBatch {
+                crate::stock::compact::base36(req.reserved_at_ms).into_bytes()
+            } else {
+                req.payload.to_vec()
+            },
             idempotency_key: req.idempotency_key.map(str::to_owned),
             queued_at: Instant::now(),
             reply,
@@ -277,16 +283,19 @@ async fn call(context: LaneContext, key: BatchKey, batch: Vec<Pending>) -> Batch
         .observe(batch.len() as f64);
     let mut conn = context.redis.get();
     let args = |cmd: &mut redis::Cmd| {
-        if script.calling == Calling::SaleBatch {
+        if script.calling != Calling::Batch {
             cmd.arg(&first.sale_uid);
         }
         cmd.arg(batch.len());
         for p in &batch {
             let mut buf = Uuid::encode_buffer();
-            cmd.arg(&p.user)
-                .arg(p.quantity)
-                .arg(&*p.order_id.hyphenated().encode_lower(&mut buf))
-                .arg(&p.payload)
+            cmd.arg(&p.user).arg(p.quantity);
+            if script.calling == Calling::CompactBatch {
+                cmd.arg(p.order_id.as_bytes());
+            } else {
+                cmd.arg(&*p.order_id.hyphenated().encode_lower(&mut buf));
+            }
+            cmd.arg(&p.record)
                 .arg(p.idempotency_key.as_deref().unwrap_or(""));
         }
     };
@@ -359,7 +368,7 @@ mod tests {
             user: "u".into(),
             quantity: 1,
             order_id: Uuid::now_v7(),
-            payload: Vec::new(),
+            record: Vec::new(),
             idempotency_key: None,
             queued_at: Instant::now(),
             reply,

@@ -5,7 +5,9 @@
 //! `initial_stock == remaining + sum(ledger quantities)` holds at every instant.
 
 pub mod batcher;
+pub mod compact;
 pub mod keys;
+pub mod ledger;
 pub mod outcome;
 pub mod scripts;
 
@@ -151,8 +153,10 @@ pub struct DeductRequest<'a> {
     pub quantity: u32,
     /// Id the new order gets if reserved.
     pub order_id: Uuid,
-    /// Reservation payload stored in the ledger (the Kafka message).
+    /// Reservation payload stored in the ledger (the Kafka message) before v5.
     pub payload: &'a [u8],
+    /// Reservation time, Unix ms (the compact ledger stores it in place of the payload).
+    pub reserved_at_ms: i64,
     /// Client's idempotency key, if any.
     pub idempotency_key: Option<&'a str>,
 }
@@ -164,6 +168,7 @@ pub fn stock_request<'a>(
     quantity: u32,
     order_id: Uuid,
     payload: &'a [u8],
+    reserved_at_ms: i64,
     idempotency_key: Option<&'a str>,
 ) -> DeductRequest<'a> {
     DeductRequest {
@@ -175,6 +180,7 @@ pub fn stock_request<'a>(
         quantity,
         order_id,
         payload,
+        reserved_at_ms,
         idempotency_key,
     }
 }
@@ -308,7 +314,7 @@ impl StockService {
         script_version: &str,
         token: &str,
         target: RestoreTarget,
-        pairs: &[(String, Vec<u8>)],
+        pairs: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<bool, StockError> {
         let script = self.scripts.get(ScriptKind::Restore, script_version)?;
         let keys = self.keys.item(sale_id, item_id);
@@ -343,6 +349,7 @@ impl StockService {
         order_ids: &[Uuid],
     ) -> Result<Vec<ReleaseOutcome>, StockError> {
         let script = self.scripts.get(ScriptKind::Release, script_version)?;
+        let compact = crate::domain::script_version::has_compact_ledger(script.version);
         let keys = self.keys.item(sale_id, item_id);
         let mut conn = self.redis.get();
         let replies: Vec<redis::Value> = self
@@ -350,7 +357,11 @@ impl StockService {
             .invoke(&mut conn, script, &keys.as_script_keys(), |cmd| {
                 cmd.arg(sale_uid);
                 for id in order_ids {
-                    cmd.arg(id.to_string());
+                    if compact {
+                        cmd.arg(id.as_bytes());
+                    } else {
+                        cmd.arg(id.to_string());
+                    }
                 }
             })
             .await?;
@@ -366,7 +377,8 @@ impl StockService {
             .collect()
     }
 
-    /// True when `user` reserved with idempotency `key` on the item before.
+    /// True when `user` reserved with idempotency `key` on the item before: an entry in the
+    /// idempotency hash, or (v5) the order id the key derives in the ledger.
     ///
     /// # Errors
     /// Redis failed.
@@ -378,7 +390,30 @@ impl StockService {
     ) -> Result<bool, StockError> {
         let keys = self.keys.item(meta.sale_id, meta.item_id);
         let mut conn = self.redis.get();
+        if crate::domain::script_version::has_compact_ledger(&meta.script_version) {
+            let id = compact::derived_order_id(&meta.sale_uid, meta.item_id, user, key);
+            let ledger =
+                ledger::ItemLedger::open(&mut conn, keys, meta.sale_id, meta.item_id).await?;
+            return Ok(ledger.contains(&mut conn, &id).await?);
+        }
         Ok(conn.hexists(&keys.idem, format!("{user}\0{key}")).await?)
+    }
+
+    /// The order id a new reservation gets: derived from the key when the sale's ledger is
+    /// compact and the buyer sent one (a retry then finds its first order), else a new UUIDv7.
+    pub fn new_order_id(
+        meta: &crate::store::sales::ItemMeta,
+        user: &str,
+        idempotency_key: Option<&str>,
+    ) -> Uuid {
+        match idempotency_key {
+            Some(key)
+                if crate::domain::script_version::has_compact_ledger(&meta.script_version) =>
+            {
+                compact::derived_order_id(&meta.sale_uid, meta.item_id, user, key)
+            }
+            _ => Uuid::now_v7(),
+        }
     }
 
     /// Meta's view of an item: present, whose, rebuilding.
@@ -471,18 +506,20 @@ impl StockService {
     pub async fn snapshot(&self, sale_id: u64, item_id: u64) -> Result<ItemSnapshot, StockError> {
         let keys = self.keys.item(sale_id, item_id);
         let mut conn = self.redis.get();
-        let (remaining, initial, reservations, undelivered): (Option<i64>, Option<i64>, u64, u64) =
-            redis::pipe()
-                .get(&keys.stock)
-                .hget(&keys.meta, "initial_stock")
-                .hlen(&keys.ledger)
-                .zcard(&keys.outbox)
-                .query_async(&mut conn)
-                .await?;
+        type Figures = (Option<i64>, Option<i64>, Option<u64>, u64, u64);
+        let (remaining, initial, entries, in_hash, undelivered): Figures = redis::pipe()
+            .get(&keys.stock)
+            .hget(&keys.meta, "initial_stock")
+            .hget(&keys.meta, "entries")
+            .hlen(&keys.ledger)
+            .zcard(&keys.outbox)
+            .query_async(&mut conn)
+            .await?;
         Ok(ItemSnapshot {
             remaining,
             initial,
-            reservations,
+            // v5 counts its bucketed entries in meta; before, the ledger is one hash.
+            reservations: entries.unwrap_or(in_hash),
             undelivered,
         })
     }

@@ -181,7 +181,7 @@ pub(crate) fn int_at(reply: &[Value], i: usize) -> Option<i64> {
 
 fn uuid_at(reply: &[Value], i: usize) -> Option<Uuid> {
     match reply.get(i)? {
-        Value::BulkString(b) => Uuid::try_parse_ascii(b).ok(),
+        Value::BulkString(b) => super::ledger::parse_order_id(b),
         Value::SimpleString(s) => Uuid::try_parse(s).ok(),
         _ => None,
     }

@@ -60,12 +60,18 @@ pub enum Calling {
     /// As [`Calling::Batch`], after the sale's uid in `ARGV[1]` (the script checks that the
     /// item's state belongs to that sale).
     SaleBatch,
+    /// As [`Calling::SaleBatch`] for the compact ledger (v5): each request's order id goes as
+    /// its 16 bytes, and its reservation time (base 36) in place of the payload.
+    CompactBatch,
 }
 
 impl Calling {
     /// True for the batching layouts.
     pub fn is_batch(self) -> bool {
-        matches!(self, Calling::Batch | Calling::SaleBatch)
+        matches!(
+            self,
+            Calling::Batch | Calling::SaleBatch | Calling::CompactBatch
+        )
     }
 }
 
@@ -124,6 +130,30 @@ const SOURCES: &[(ScriptKind, &str, Calling, &str)] = &[
         "v4",
         Calling::One,
         include_str!("../../lua/release.v4.lua"),
+    ),
+    (
+        ScriptKind::Prewarm,
+        "v5",
+        Calling::One,
+        include_str!("../../lua/prewarm.v5.lua"),
+    ),
+    (
+        ScriptKind::Deduct,
+        "v5",
+        Calling::CompactBatch,
+        include_str!("../../lua/deduct.v5.lua"),
+    ),
+    (
+        ScriptKind::Restore,
+        "v5",
+        Calling::One,
+        include_str!("../../lua/restore.v5.lua"),
+    ),
+    (
+        ScriptKind::Release,
+        "v5",
+        Calling::One,
+        include_str!("../../lua/release.v5.lua"),
     ),
     (
         ScriptKind::LockRelease,

@@ -82,16 +82,19 @@ async fn a_stampede_sells_exactly_the_stock_and_retries_get_their_first_answer()
     let keys = app.keys().item(sale, item);
     let mut conn = app.redis().get();
     let remaining: i64 = conn.get(&keys.stock).await.unwrap();
-    let ledger: HashMap<String, String> = conn.hgetall(&keys.ledger).await.unwrap();
-    let buyers: HashMap<String, i64> = conn.hgetall(&keys.buyers).await.unwrap();
+    let state = crate::helpers::redis_ledger(app.redis(), &app.keys(), sale, item).await;
     assert_eq!(remaining, 0);
-    assert_eq!(ledger.len(), stock as usize);
+    assert_eq!(state.events.len(), stock as usize);
     assert!(
-        buyers.values().all(|units| *units == 1),
+        state.buyers.values().all(|units| *units == 1),
         "nobody above the limit"
     );
     for id in winners.values() {
-        assert!(ledger.contains_key(id), "order {id} is in the ledger");
+        let id: uuid::Uuid = id.parse().unwrap();
+        assert!(
+            state.events.contains_key(&id),
+            "order {id} is in the ledger"
+        );
     }
 }
 

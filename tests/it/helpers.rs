@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::{
+    collections::HashSet,
     future::Future,
     net::SocketAddr,
     sync::{Arc, LazyLock},
@@ -467,5 +468,50 @@ impl Stampede {
             t.await.unwrap();
         }
         self.confirmed.lock().unwrap().clone()
+    }
+}
+
+/// What Redis holds for one item's reservations, whatever its ledger layout (JSON payloads
+/// before v5, compact buckets from v5).
+pub struct RedisLedger {
+    /// Every entry as its event, by order id.
+    pub events: std::collections::BTreeMap<Uuid, seckill::kafka::events::OrderReserved>,
+    /// Every buyer's units.
+    pub buyers: std::collections::BTreeMap<String, i64>,
+    /// Orders whose units were given back (the released hash before v5, marked entries from
+    /// v5).
+    pub released: HashSet<Uuid>,
+}
+
+/// Reads [`RedisLedger`] of one item.
+pub async fn redis_ledger(redis: &RedisPool, keys: &Keys, sale: u64, item: u64) -> RedisLedger {
+    use redis::AsyncCommands;
+    let mut conn = redis.get();
+    let ledger =
+        seckill::stock::ledger::ItemLedger::open(&mut conn, keys.item(sale, item), sale, item)
+            .await
+            .unwrap();
+    let events = ledger.all_events(&mut conn).await.unwrap();
+    let buyers = ledger.all_buyers(&mut conn).await.unwrap();
+    let released = if ledger.is_compact() {
+        let mut out = HashSet::new();
+        for key in ledger.ledger_keys() {
+            let page: Vec<(Vec<u8>, Vec<u8>)> = conn.hgetall(&key).await.unwrap();
+            for (field, raw) in page {
+                let entry = seckill::stock::compact::CompactEntry::decode(&raw).unwrap();
+                if entry.released {
+                    out.insert(Uuid::from_slice(&field).unwrap());
+                }
+            }
+        }
+        out
+    } else {
+        let ids: Vec<String> = conn.hkeys(&ledger.keys.released).await.unwrap();
+        ids.iter().map(|id| Uuid::parse_str(id).unwrap()).collect()
+    };
+    RedisLedger {
+        events,
+        buyers,
+        released,
     }
 }

@@ -154,9 +154,9 @@ async fn a_rebuild_runs_under_its_token_and_buys_wait_for_its_end() {
     // Chunks under the token.
     let order = Uuid::now_v7().to_string();
     let chunk = |target, pairs: Vec<(&str, &str)>| {
-        let pairs: Vec<(String, Vec<u8>)> = pairs
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = pairs
             .into_iter()
-            .map(|(f, v)| (f.to_string(), v.as_bytes().to_vec()))
+            .map(|(f, v)| (f.as_bytes().to_vec(), v.as_bytes().to_vec()))
             .collect();
         let s = s.clone();
         async move {

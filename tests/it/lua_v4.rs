@@ -32,6 +32,7 @@ async fn reserve(s: &StockService, user: &str, qty: u32) -> Uuid {
             quantity: qty,
             order_id,
             payload: &payload,
+            reserved_at_ms: 0,
             idempotency_key: None,
         })
         .await
@@ -151,7 +152,7 @@ async fn a_rebuild_restores_the_released_record_and_release_waits_for_it() {
         "v4",
         "t1",
         RestoreTarget::Ledger,
-        &[(closed.to_string(), event.to_bytes())],
+        &[(closed.to_string().into_bytes(), event.to_bytes())],
     )
     .await
     .unwrap();
@@ -162,7 +163,7 @@ async fn a_rebuild_restores_the_released_record_and_release_waits_for_it() {
             "v4",
             "t1",
             RestoreTarget::Released,
-            &[(closed.to_string(), b"2".to_vec())],
+            &[(closed.to_string().into_bytes(), b"2".to_vec())],
         )
         .await
         .unwrap()

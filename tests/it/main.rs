@@ -21,6 +21,7 @@ mod loadtest;
 mod lua_scripts;
 mod lua_v3;
 mod lua_v4;
+mod lua_v5;
 mod ops;
 mod outbox;
 mod reconcile;

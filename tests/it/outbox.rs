@@ -73,9 +73,13 @@ async fn a_service_killed_mid_stampede_still_delivers_every_confirmed_reservatio
     let redis = seckill::redis_pool::RedisPool::connect(&settings.redis)
         .await
         .unwrap();
-    let keys = seckill::stock::Keys::new(&settings.redis.key_prefix).item(sale_id, item);
-    let ledger: Vec<String> = redis.get().hkeys(&keys.ledger).await.unwrap();
-    let ledger: HashSet<String> = ledger.into_iter().collect();
+    let keys = seckill::stock::Keys::new(&settings.redis.key_prefix);
+    let ledger: HashSet<String> = crate::helpers::redis_ledger(&redis, &keys, sale_id, item)
+        .await
+        .events
+        .keys()
+        .map(ToString::to_string)
+        .collect();
     assert!(
         seen.is_subset(&ledger),
         "every delivered order is a ledger entry"

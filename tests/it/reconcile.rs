@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use reqwest::{Method, StatusCode};
+use seckill::stock::ledger::ItemLedger;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -96,8 +97,12 @@ async fn a_clean_sale_after_draining_reports_every_check_ok() {
 async fn a_deleted_ledger_entry_is_found_with_its_id() {
     let app = spawn_app().await;
     let (sale, item, ids) = drained_sale(&app, 3).await;
-    let keys = app.keys().item(sale, item);
-    let _: i64 = app.redis().get().hdel(&keys.ledger, &ids[1]).await.unwrap();
+    let mut conn = app.redis().get();
+    let ledger = ItemLedger::open(&mut conn, app.keys().item(sale, item), sale, item)
+        .await
+        .unwrap();
+    let (key, field) = ledger.locate(&ids[1].parse().unwrap());
+    let _: i64 = conn.hdel(key, field).await.unwrap();
     let report = reconcile(&app, sale, false).await;
     assert_eq!(report["ok"], false);
     assert_eq!(
@@ -374,8 +379,10 @@ async fn after_a_drained_stampede_the_ledger_and_buyer_checks_run_and_catch_drif
     for b in buyers {
         b.await.unwrap();
     }
-    let keys = app.keys().item(sale, item);
-    let reserved: u64 = app.redis().get().hlen(&keys.ledger).await.unwrap();
+    let reserved = crate::helpers::redis_ledger(app.redis(), &app.keys(), sale, item)
+        .await
+        .events
+        .len() as u64;
     assert!(reserved >= 300, "the stampede reserved {reserved}");
     let db = app.db().clone();
     eventually(Duration::from_secs(60), || {
@@ -407,10 +414,12 @@ async fn after_a_drained_stampede_the_ledger_and_buyer_checks_run_and_catch_drif
         .unwrap();
     // Redis counts fewer units for a buyer than the ledger holds for them (within the limit,
     // so only the buyers-versus-ledger comparison can see it).
-    let _: () = app
-        .redis()
-        .get()
-        .hset(&keys.buyers, "d3-7", 0)
+    let mut conn = app.redis().get();
+    let ledger = ItemLedger::open(&mut conn, app.keys().item(sale, item), sale, item)
+        .await
+        .unwrap();
+    let _: () = conn
+        .hset(ledger.buyer_key("d3-7"), "d3-7", 0)
         .await
         .unwrap();
     let report = reconcile(&app, sale, false).await;

@@ -155,8 +155,10 @@ async fn redis_sigkilled_and_restarted_from_its_aof_keeps_every_confirmed_order(
     redis.kill_redis_on(redis.port);
     tokio::time::sleep(Duration::from_secs(1)).await;
     redis.restart();
-    let keys = app.keys().item(sale, item);
-    let ledger: u64 = app.redis().get().hlen(&keys.ledger).await.unwrap();
+    let ledger = crate::helpers::redis_ledger(app.redis(), &app.keys(), sale, item)
+        .await
+        .events
+        .len();
     assert!(
         ledger as usize >= at_fault,
         "the AOF brought back every reservation ({ledger} ledger entries, {at_fault} confirmed)"

@@ -92,6 +92,7 @@ async fn a_sale_keeps_the_script_version_it_was_warmed_with_across_an_upgrade() 
     let keys = old.keys().item(old_sale, old_item);
     let mut conn = old.redis().get();
     let remaining: i64 = conn.get(&keys.stock).await.unwrap();
+    // v1 keeps one buyers hash.
     let held: i64 = conn.hget(&keys.buyers, "upgrader").await.unwrap();
     assert_eq!((remaining, held), (9, 1));
 }

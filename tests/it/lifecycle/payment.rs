@@ -2,7 +2,6 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use redis::AsyncCommands;
 use reqwest::StatusCode;
 use seckill::lifecycle::signature;
 use serde_json::{Value, json};
@@ -151,12 +150,12 @@ async fn payment_and_expiry_race_a_thousand_times_and_exactly_one_wins_each() {
         }
     })
     .await;
-    let released: Vec<String> = app
-        .redis()
-        .get()
-        .hkeys(app.keys().item(sale, item).released)
+    let released: Vec<String> = crate::helpers::redis_ledger(app.redis(), &app.keys(), sale, item)
         .await
-        .unwrap();
+        .released
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(released.len(), expired);
     assert!(released.iter().all(|id| status[id] == "expired"));
     let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM order_events WHERE item_id = ?")

@@ -255,6 +255,7 @@ fn lanes_of_a_runtime_that_ended_are_started_again() {
                     quantity: 1,
                     order_id,
                     payload: b"{}",
+                    reserved_at_ms: 0,
                     idempotency_key: None,
                 })
                 .await;

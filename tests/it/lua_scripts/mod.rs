@@ -64,7 +64,13 @@ async fn deduct_with(
     qty: u32,
     idem: Option<&str>,
 ) -> (Uuid, DeductOutcome) {
-    let order_id = Uuid::now_v7();
+    // From v5 a request with a key carries the order id derived from it (the buy path's rule).
+    let order_id = match idem {
+        Some(key) if seckill::domain::script_version::has_compact_ledger(version) => {
+            seckill::stock::compact::derived_order_id("uid-1", 1, user, key)
+        }
+        _ => Uuid::now_v7(),
+    };
     let payload = format!("{{\"order\":\"{order_id}\",\"user\":\"{user}\",\"qty\":{qty}}}");
     let out = s
         .deduct(&DeductRequest {
@@ -76,6 +82,7 @@ async fn deduct_with(
             quantity: qty,
             order_id,
             payload: payload.as_bytes(),
+            reserved_at_ms: Utc::now().timestamp_millis(),
             idempotency_key: idem,
         })
         .await

@@ -285,7 +285,8 @@ impl Outbox {
             let backlog: u64 = conn.zcard(&keys.outbox).await?;
             report.backlog += backlog;
             if backlog > 0 {
-                let oldest: Vec<(String, i64)> = conn.zrange_withscores(&keys.outbox, 0, 0).await?;
+                let oldest: Vec<(Vec<u8>, i64)> =
+                    conn.zrange_withscores(&keys.outbox, 0, 0).await?;
                 if let Some((_, at_ms)) = oldest.first() {
                     let age = Utc::now().timestamp_millis().saturating_sub(*at_ms).max(0) as u64;
                     report.oldest_age_ms = report.oldest_age_ms.max(age);

@@ -96,7 +96,7 @@ async fn metrics_move_by_the_right_amounts() {
     assert_eq!(
         delta(
             "seckill_script_duration_seconds_count",
-            r#"script="deduct.v3""#
+            r#"script="deduct.v5""#
         ),
         3.0
     );

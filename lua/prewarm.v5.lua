@@ -4,8 +4,8 @@
 --
 -- What changed from v4:
 --   * meta gets `buckets`, the number of small hashes the ledger and the buyers are split into:
---     one per 50 units of the initial stock (at least one), fixed for the item's life (a refresh
---     keeps the number meta holds), so each bucket stays listpack-encoded in Redis.
+--     one per 50 units of the initial stock (at least one, at most 16384), fixed for the item's
+--     life (a refresh keeps the number meta holds), so each bucket stays listpack-encoded.
 --   * meta gets `entries` (the ledger's entry count, kept by deduct.v5 and restore.v5); `force`
 --     is refused once it is above 0 or a ledger bucket exists.
 --   * Clearing, expiring and the "keys without meta" check cover every bucket. `idem` and
@@ -80,8 +80,13 @@ if owner and owner ~= uid then
 end
 local restoring = redis.call('HGET', KEYS[2], 'restoring')
 local current = redis.call('GET', KEYS[1])
-local buckets = tonumber(redis.call('HGET', KEYS[2], 'buckets'))
-  or math.max(1, math.ceil(initial / 50))
+-- One bucket per 50 units, at most 16384 (a warm then touches at most 32768 keys; an item of
+-- more than 819,200 units holds more entries per bucket, and past about 2 million reservations
+-- its buckets become hashtables: correct, with more memory).
+local function buckets_for(units)
+  return math.min(16384, math.max(1, math.ceil(units / 50)))
+end
+local buckets = tonumber(redis.call('HGET', KEYS[2], 'buckets')) or buckets_for(initial)
 
 -- Every bucket key of the ledger and the buyers, in groups small enough for one call.
 local function each_bucket_group(fn)

@@ -20,9 +20,19 @@ use uuid::Uuid;
 /// many entries, below Redis's `hash-max-listpack-entries` (128 by default).
 pub const UNITS_PER_BUCKET: u64 = 50;
 
+/// Most buckets an item gets (prewarm.v5 caps the same): a warm or refresh touches every bucket
+/// key, so this bounds how long one blocks Redis. Items above 819,200 units hold more entries
+/// per bucket.
+pub const MAX_BUCKETS: u32 = 16_384;
+
 /// The bucket count prewarm.v5 gives an item of `initial_stock` units.
 pub fn buckets_for(initial_stock: u64) -> u32 {
-    u32::try_from(initial_stock.div_ceil(UNITS_PER_BUCKET).max(1)).unwrap_or(u32::MAX)
+    u32::try_from(
+        initial_stock
+            .div_ceil(UNITS_PER_BUCKET)
+            .clamp(1, u64::from(MAX_BUCKETS)),
+    )
+    .unwrap_or(MAX_BUCKETS)
 }
 
 /// The bucket of an order id.
@@ -193,7 +203,8 @@ mod tests {
         assert_eq!(buckets_for(0), 1);
         assert_eq!(buckets_for(50), 1);
         assert_eq!(buckets_for(51), 2);
-        assert_eq!(buckets_for(1_000_000), 20_000);
+        assert_eq!(buckets_for(800_000), 16_000);
+        assert_eq!(buckets_for(1_000_000_000), MAX_BUCKETS);
         let n = 100;
         let mut counts = vec![0u32; n as usize];
         for _ in 0..10_000 {

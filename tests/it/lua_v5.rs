@@ -346,3 +346,26 @@ async fn a_rebuild_writes_entries_to_their_buckets_under_the_token() {
         PrewarmOutcome::ForeignState
     );
 }
+
+#[tokio::test]
+async fn a_huge_item_warms_with_a_capped_number_of_buckets() {
+    let s = service().await;
+    assert_eq!(
+        s.prewarm(&v5(1_000_000_000, 5), PrewarmMode::Warm)
+            .await
+            .unwrap(),
+        PrewarmOutcome::Warmed {
+            remaining: 1_000_000_000
+        }
+    );
+    let l = ledger(&s).await;
+    assert_eq!(l.ledger_keys().len(), compact::MAX_BUCKETS as usize);
+    let (_, out) = reserve(&s, "u", 1, None).await;
+    assert!(matches!(out, DeductOutcome::Reserved { .. }), "{out:?}");
+    assert!(matches!(
+        s.prewarm(&v5(1_000_000_000, 5), PrewarmMode::Refresh)
+            .await
+            .unwrap(),
+        PrewarmOutcome::Refreshed { .. }
+    ));
+}

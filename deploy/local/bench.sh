@@ -180,7 +180,7 @@ sleep 2   # the relay drains the outbox
 AFTER=$(used)
 BASE_KEY="${SECKILL_REDIS_KEY_PREFIX}sk:{s$MEM_SALE:i$MEM_ITEM}"
 KEYS_BYTES=0; ITEM_KEYS=0
-for k in $(rcli --scan --pattern "$BASE_KEY:*" --count 1000); do
+for k in $(rcli --scan --pattern "$BASE_KEY:*"); do
   b=$(rcli memory usage "$k" samples 0); KEYS_BYTES=$((KEYS_BYTES + ${b:-0})); ITEM_KEYS=$((ITEM_KEYS + 1))
 done
 RESERVED=$(rcli hget "$BASE_KEY:meta" entries)   # v5 counts its bucketed entries in meta

@@ -3,10 +3,14 @@
 -- ledger of v5, which holds about 60 bytes per reservation where v4 held about 500.
 --
 -- What changed from v3:
---   * The ledger, buyers and idempotency hashes are split into `meta.buckets` small hashes
---     (`<key>:<bucket>`), so that each stays listpack-encoded in Redis. An order id's bucket is
---     the big-endian number in its bytes 13..16 modulo the bucket count; a user's bucket is
---     h = (h * 31 + byte) mod 2^32 over the id's bytes, modulo the bucket count.
+--   * The ledger and the buyers' units share `meta.buckets` small hashes (`<ledger>:<n>`), so
+--     that each stays listpack-encoded in Redis. An order id's bucket is the big-endian number
+--     in its bytes 13..16 modulo the bucket count; a user's is h = (h * 31 + byte) mod 2^32
+--     over the id's bytes, modulo the bucket count. The buy path writes its buyer's h into
+--     bytes 13..16 of each order id, so a request reads and writes one bucket (any id works,
+--     at the cost of a second bucket).
+--   * In a bucket, a field of 16 bytes is an order id; any other is a buyer, whose field is
+--     the user id, with a trailing NUL when the id is 16 bytes long.
 --   * Order ids are the 16 bytes of the UUID, not its text.
 --   * A ledger entry is "quantity reserved_at idempotency_key user": the reservation time in
 --     Unix ms written in base 36 by the caller, the key empty when none was sent. The Kafka
@@ -20,8 +24,9 @@
 -- KEYS[2] meta    hash written by prewarm.v5: starts_at_ms, ends_at_ms, expire_at_ms,
 --                 per_user_limit, sale_uid, buckets, entries, and `restoring` while a rebuild
 --                 runs
--- KEYS[3] buyers  prefix of the buyer buckets: hash user -> units reserved
--- KEYS[4] ledger  prefix of the ledger buckets: hash order id (16 bytes) -> entry (above)
+-- KEYS[3] buyers  (not used from v5 on: buyers live in the ledger's buckets)
+-- KEYS[4] ledger  prefix of the buckets: hash order id (16 bytes) -> entry (above), and
+--                 buyer field -> units reserved
 -- KEYS[5] outbox  zset order id (16 bytes) scored by reserve time (ms); entries leave it on
 --                 Kafka's ack
 -- KEYS[6] idem    (not used from v5 on)
@@ -90,7 +95,15 @@ local function user_bucket(user)
   for i = 1, #user do
     h = (h * 31 + string.byte(user, i)) % 4294967296
   end
-  return KEYS[3] .. ':' .. (h % buckets)
+  return KEYS[4] .. ':' .. (h % buckets)
+end
+
+-- A buyer's field: the id, with a trailing NUL when it is 16 bytes long (an order id's length).
+local function user_field(user)
+  if #user == 16 then
+    return user .. '\0'
+  end
+  return user
 end
 
 local t = redis.call('TIME')
@@ -106,17 +119,27 @@ if warmed then
     local b = 2 + 5 * (i - 1)
     local user = ARGV[b + 1]
     local id = ARGV[b + 3]
-    if bought[user] == nil and user ~= '' then
-      bought[user] = tonumber(redis.call('HGET', user_bucket(user), user) or '0') or 0
-    end
-    if #id == 16 and entries[id] == nil then
-      entries[id] = redis.call('HGET', order_bucket(id), id)
+    if user ~= '' and #id == 16 then
+      local ub, ob = user_bucket(user), order_bucket(id)
+      if ub == ob and bought[user] == nil and entries[id] == nil then
+        -- The buy path's ids live in their buyer's bucket: one read for both.
+        local got = redis.call('HMGET', ub, user_field(user), id)
+        bought[user] = tonumber(got[1] or '0') or 0
+        entries[id] = got[2]
+      else
+        if bought[user] == nil then
+          bought[user] = tonumber(redis.call('HGET', ub, user_field(user)) or '0') or 0
+        end
+        if entries[id] == nil then
+          entries[id] = redis.call('HGET', ob, id)
+        end
+      end
     end
   end
 end
 
 local changed = {}     -- user -> true once their units changed in this batch
-local ledger = {}      -- bucket key -> flat order id/entry list for one HSET
+local writes = {}      -- bucket key -> flat field/value list for one HSET
 local outbox = {}      -- flat score/order id list for one ZADD
 local taken = 0
 local added = 0
@@ -162,10 +185,10 @@ for i = 1, n do
       local entry = qty .. ' ' .. at .. ' ' .. key .. ' ' .. user
       entries[order_id] = entry
       local bucket = order_bucket(order_id)
-      local list = ledger[bucket]
+      local list = writes[bucket]
       if not list then
         list = {}
-        ledger[bucket] = list
+        writes[bucket] = list
       end
       list[#list + 1] = order_id
       list[#list + 1] = entry
@@ -189,10 +212,15 @@ if taken > 0 then
   redis.call('HINCRBY', KEYS[2], 'entries', added)
   for user in pairs(changed) do
     local bucket = user_bucket(user)
-    redis.call('HSET', bucket, user, bought[user])
-    expire_new(bucket)
+    local list = writes[bucket]
+    if not list then
+      list = {}
+      writes[bucket] = list
+    end
+    list[#list + 1] = user_field(user)
+    list[#list + 1] = bought[user]
   end
-  for bucket, list in pairs(ledger) do
+  for bucket, list in pairs(writes) do
     redis.call('HSET', bucket, unpack(list))
     expire_new(bucket)
   end

@@ -3,8 +3,8 @@
 -- ledger of v5 (see deduct.v5).
 --
 -- What changed from v4:
---   * meta gets `buckets`, the number of small hashes the ledger and the buyers are split into:
---     one per 50 units of the initial stock (at least one, at most 16384), fixed for the item's
+--   * meta gets `buckets`, the number of small hashes the ledger and the buyers share: one per
+--     32 units of the initial stock (at least one, at most 16384), fixed for the item's
 --     life (a refresh keeps the number meta holds), so each bucket stays listpack-encoded.
 --   * meta gets `entries` (the ledger's entry count, kept by deduct.v5 and restore.v5); `force`
 --     is refused once it is above 0 or a ledger bucket exists.
@@ -17,8 +17,9 @@
 -- KEYS[2] meta    hash: starts_at_ms, ends_at_ms, expire_at_ms, per_user_limit, initial_stock,
 --                 price_cents, script_version, sale_uid, buckets, entries, released_units, and
 --                 `restoring` (a token) while a rebuild runs
--- KEYS[3] buyers  prefix of the buyer buckets `<key>:<n>`, n in 0 .. buckets - 1
--- KEYS[4] ledger  prefix of the ledger buckets `<key>:<n>`
+-- KEYS[3] buyers  (not written from v5 on; cleared)
+-- KEYS[4] ledger  prefix of the buckets `<key>:<n>`, n in 0 .. buckets - 1, which hold the
+--                 ledger and the buyers' units (see deduct.v5)
 -- KEYS[5] outbox  zset order id by reserve time    (cleared by force and restore_begin)
 -- KEYS[6] idem    (not written from v5 on; cleared)
 -- KEYS[7] released (not written from v5 on; cleared)
@@ -80,20 +81,20 @@ if owner and owner ~= uid then
 end
 local restoring = redis.call('HGET', KEYS[2], 'restoring')
 local current = redis.call('GET', KEYS[1])
--- One bucket per 50 units, at most 16384 (a warm then touches at most 32768 keys; an item of
--- more than 819,200 units holds more entries per bucket, and past about 2 million reservations
--- its buckets become hashtables: correct, with more memory).
+-- One bucket per 32 units (each holds a reservation and a buyer per unit sold, about 64 fields
+-- of the 128 a listpack keeps), at most 16384 (a warm touches each once); an item of more than
+-- 524,288 units holds more per bucket, and past about a million reservations its buckets become
+-- hashtables: correct, with more memory.
 local function buckets_for(units)
-  return math.min(16384, math.max(1, math.ceil(units / 50)))
+  return math.min(16384, math.max(1, math.ceil(units / 32)))
 end
 local buckets = tonumber(redis.call('HGET', KEYS[2], 'buckets')) or buckets_for(initial)
 
--- Every bucket key of the ledger and the buyers, in groups small enough for one call.
+-- Every bucket key, in groups small enough for one call.
 local function each_bucket_group(fn)
   local group = {}
   for b = 0, buckets - 1 do
     group[#group + 1] = KEYS[4] .. ':' .. b
-    group[#group + 1] = KEYS[3] .. ':' .. b
     if #group >= 1000 then
       fn(group)
       group = {}
@@ -131,11 +132,11 @@ local function any_bucket()
 end
 
 local function any_key_but_meta()
-  return redis.call('EXISTS', KEYS[1], KEYS[5], KEYS[6], KEYS[7]) > 0 or any_bucket()
+  return redis.call('EXISTS', KEYS[1], KEYS[3], KEYS[5], KEYS[6], KEYS[7]) > 0 or any_bucket()
 end
 
 local function clear_all_but_stock_and_meta()
-  redis.call('DEL', KEYS[5], KEYS[6], KEYS[7])
+  redis.call('DEL', KEYS[3], KEYS[5], KEYS[6], KEYS[7])
   each_bucket_group(function(group)
     redis.call('DEL', unpack(group))
   end)

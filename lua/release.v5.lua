@@ -1,6 +1,6 @@
 -- release.v5: release.v4 (give the units of cancelled or expired orders back to their sale
 -- item, in one atomic step for a batch of orders, each order at most once) over the compact
--- ledger of v5 (see deduct.v5): order ids are 16 bytes, the ledger and buyers are bucketed, and
+-- ledger of v5 (see deduct.v5): order ids are 16 bytes, the ledger and buyers share buckets, and
 -- a released order is marked in its own ledger entry (its quantity gets a leading '-') instead
 -- of in a `released` hash.
 --
@@ -8,9 +8,9 @@
 -- KEYS[2] meta     hash: sale_uid, expire_at_ms, buckets, `restoring` while a rebuild runs, and
 --                  `released_units`, the sum of released quantities, kept beside the stock so
 --                  that one read of both is exact (reconciliation)
--- KEYS[3] buyers   prefix of the buyer buckets: hash user -> units reserved
--- KEYS[4] ledger   prefix of the ledger buckets: hash order id -> "quantity reserved_at key
---                  user" (see deduct.v5); "-quantity ..." once released
+-- KEYS[3] buyers   (not used from v5 on)
+-- KEYS[4] ledger   prefix of the buckets: hash order id -> "quantity reserved_at key user"
+--                  (see deduct.v5), "-quantity ..." once released; buyer field -> units
 -- KEYS[5] outbox   (not touched)
 -- KEYS[6] idem     (not used from v5 on)
 -- KEYS[7] released (not used from v5 on)
@@ -62,7 +62,15 @@ local function user_bucket(user)
   for i = 1, #user do
     h = (h * 31 + string.byte(user, i)) % 4294967296
   end
-  return KEYS[3] .. ':' .. (h % buckets)
+  return KEYS[4] .. ':' .. (h % buckets)
+end
+
+-- A buyer's field: the id, with a trailing NUL when it is 16 bytes long (an order id's length).
+local function user_field(user)
+  if #user == 16 then
+    return user .. '\0'
+  end
+  return user
 end
 
 local replies = {}
@@ -87,8 +95,9 @@ for i = 1, n do
       else
         local user = string.match(rest, '^ %w+ %S* (.*)$')
         local held = user_bucket(user)
-        if redis.call('HINCRBY', held, user, -units) <= 0 then
-          redis.call('HDEL', held, user)
+        local field = user_field(user)
+        if redis.call('HINCRBY', held, field, -units) <= 0 then
+          redis.call('HDEL', held, field)
         end
         redis.call('HSET', bucket, id, '-' .. entry)
         freed = freed + units

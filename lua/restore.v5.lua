@@ -5,11 +5,11 @@
 --
 -- KEYS[1] stock   (not touched)
 -- KEYS[2] meta    hash; `restoring` holds the rebuild's token, `expire_at_ms` the expiry,
---                 `buckets` the bucket count; `entries` and `released_units` grow with the
---                 ledger entries written
--- KEYS[3] buyers  prefix of the buyer buckets: hash user -> units reserved
--- KEYS[4] ledger  prefix of the ledger buckets: hash order id (16 bytes) -> "quantity
---                 reserved_at_ms key user", "-quantity ..." when released
+--                 `buckets` the bucket count; `entries` (new ledger fields) and
+--                 `released_units` (released quantities) grow with the entries written
+-- KEYS[3] buyers  (not used from v5 on)
+-- KEYS[4] ledger  prefix of the buckets: hash order id (16 bytes) -> "quantity reserved_at key
+--                 user", "-quantity ..." when released; buyer field -> units (see deduct.v5)
 -- KEYS[5..7]      (not touched)
 -- ARGV[1] token   ARGV[2] target: "ledger" or "buyers"
 -- ARGV[3..] field, value, field, value, ... (at least one pair)
@@ -41,7 +41,15 @@ local function user_bucket(user)
   for i = 1, #user do
     h = (h * 31 + string.byte(user, i)) % 4294967296
   end
-  return KEYS[3] .. ':' .. (h % buckets)
+  return KEYS[4] .. ':' .. (h % buckets)
+end
+
+-- A buyer's field: the id, with a trailing NUL when it is 16 bytes long (an order id's length).
+local function user_field(user)
+  if #user == 16 then
+    return user .. '\0'
+  end
+  return user
 end
 
 local lists = {}  -- bucket key -> flat field/value list
@@ -60,6 +68,7 @@ for i = 3, #ARGV, 2 do
     bucket = order_bucket(field)
   else
     bucket = user_bucket(field)
+    field = user_field(field)
   end
   local list = lists[bucket]
   if not list then

@@ -15,8 +15,8 @@ use crate::{
     kafka::events::OrderReserved,
     redis_pool::RedisConn,
     stock::{
-        compact::CompactEntry,
-        ledger::{ItemLedger, field_text, parse_order_id},
+        compact::{self, CompactEntry},
+        ledger::{ItemLedger, field_text},
     },
 };
 
@@ -124,8 +124,8 @@ pub(super) async fn ledger(
 const BUCKETS_PER_READ: usize = 20;
 
 /// What a compact (v5) item holds: the buyers' units, the ledger's entries (sorted, one per
-/// id), the fields that did not parse, and the released orders (marked in their entries). The
-/// buyers are read first, then the ledger, in paced groups of buckets, as [`ledger`] does.
+/// id), the fields that did not parse, and the released orders (marked in their entries), read
+/// in paced groups of buckets.
 pub(super) struct CompactRead {
     pub buyers: HashMap<String, i64>,
     pub ledger: Vec<LedgerEntry>,
@@ -164,26 +164,17 @@ pub(super) async fn compact(
         unreadable: Vec::new(),
         released: HashMap::new(),
     };
-    each_bucket(conn, &ledger.buyer_keys(), |page| {
-        for (user, units) in page {
-            let units = std::str::from_utf8(&units)
-                .ok()
-                .and_then(|u| u.parse().ok());
-            read.buyers.insert(
-                String::from_utf8_lossy(&user).into_owned(),
-                units.unwrap_or(i64::MIN),
-            );
-        }
-    })
-    .await?;
+    // A bucket holds a buyer's units with the buyer's orders, read in one HGETALL, so both are
+    // of the same instant.
     each_bucket(conn, &ledger.ledger_keys(), |page| {
         for (field, raw) in page {
-            let (Some(id), Some(e)) = (
-                (field.len() == 16)
-                    .then(|| parse_order_id(&field))
-                    .flatten(),
-                CompactEntry::decode(&raw),
-            ) else {
+            if let Some(user) = compact::user_of_field(&field) {
+                let units = std::str::from_utf8(&raw).ok().and_then(|u| u.parse().ok());
+                read.buyers.insert(user, units.unwrap_or(i64::MIN));
+                continue;
+            }
+            let (Some(id), Some(e)) = (ledger.order_of_field(&field), CompactEntry::decode(&raw))
+            else {
                 read.unreadable.push(field_text(&field));
                 continue;
             };

@@ -2,11 +2,14 @@
 //! functions that must agree with the Lua scripts (`deduct.v5`, `release.v5`, `restore.v5`,
 //! `prewarm.v5`) on where an entry lives.
 //!
-//! - The ledger and the buyers are split into `meta.buckets` small hashes (`<key>:<n>`), so each
-//!   stays listpack-encoded (about 60 bytes per reservation, where v4 held about 500).
+//! - The ledger and the buyers' units share `meta.buckets` small hashes (`<ledger>:<n>`), so
+//!   each stays listpack-encoded (about 90 bytes per reservation, where v4 held about 550).
 //! - An order id is its 16 bytes; its bucket is the big-endian `u32` in bytes 12..16 modulo the
-//!   bucket count (random bits for a UUIDv7, hash bits for a derived id).
-//! - A user's bucket is `h = h * 31 + byte (mod 2^32)` over the id's bytes, modulo the count.
+//!   bucket count.
+//! - A user's bucket is [`user_hash`] modulo the count. The buy path writes the buyer's hash
+//!   into bytes 12..16 of each order id ([`in_buyers_bucket`]), so one request reads and writes
+//!   one bucket; the scripts stay correct with any id, touching a second bucket.
+//! - In a bucket a 16-byte field is an order id, any other a buyer ([`user_field`]).
 //! - An entry is `"quantity reserved_at key user"`: the time in Unix ms in base 36, the
 //!   idempotency key empty when none was sent, and a leading `-` once the order was released.
 //! - There is no idempotency hash: a request with a key gets the order id
@@ -15,13 +18,13 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-/// Units of initial stock per bucket (prewarm.v5 divides by the same number). Reservations are
-/// at most the units sold plus those sold again after a release, so a bucket holds about this
-/// many entries, below Redis's `hash-max-listpack-entries` (128 by default).
-pub const UNITS_PER_BUCKET: u64 = 50;
+/// Units of initial stock per bucket (prewarm.v5 divides by the same number). A unit sold is an
+/// entry and, at most, a buyer, so a bucket holds about twice this many fields, below Redis's
+/// `hash-max-listpack-entries` (128 by default).
+pub const UNITS_PER_BUCKET: u64 = 32;
 
 /// Most buckets an item gets (prewarm.v5 caps the same): a warm or refresh touches every bucket
-/// key, so this bounds how long one blocks Redis. Items above 819,200 units hold more entries
+/// key, so this bounds how long one blocks Redis. Items above 524,288 units hold more entries
 /// per bucket.
 pub const MAX_BUCKETS: u32 = 16_384;
 
@@ -41,12 +44,45 @@ pub fn order_bucket(order_id: &Uuid, buckets: u32) -> u32 {
     u32::from_be_bytes([b[12], b[13], b[14], b[15]]) % buckets.max(1)
 }
 
+/// A buyer's hash: `h = h * 31 + byte (mod 2^32)` over the id's bytes.
+pub fn user_hash(user: &str) -> u32 {
+    user.bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+}
+
 /// The bucket of a buyer.
 pub fn user_bucket(user: &str, buckets: u32) -> u32 {
-    let h = user
-        .bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    h % buckets.max(1)
+    user_hash(user) % buckets.max(1)
+}
+
+/// `id` with the buyer's hash in bytes 12..16, so the order lives in its buyer's bucket
+/// whatever the bucket count (those bytes are random in a UUIDv7 and hash in a UUIDv8).
+pub fn in_buyers_bucket(id: Uuid, user: &str) -> Uuid {
+    let mut bytes = *id.as_bytes();
+    bytes[12..16].copy_from_slice(&user_hash(user).to_be_bytes());
+    Uuid::from_bytes(bytes)
+}
+
+/// A buyer's field in a bucket: the id, with a trailing NUL when it is 16 bytes long (the
+/// length of an order id; user ids hold no control characters).
+pub fn user_field(user: &str) -> Vec<u8> {
+    let mut field = user.as_bytes().to_vec();
+    if field.len() == 16 {
+        field.push(0);
+    }
+    field
+}
+
+/// The buyer a bucket field names; `None` for an order id (16 bytes).
+pub fn user_of_field(field: &[u8]) -> Option<String> {
+    if field.len() == 16 || field.is_empty() {
+        return None;
+    }
+    let user = match field {
+        [head @ .., 0] if head.len() == 16 => head,
+        _ => field,
+    };
+    Some(String::from_utf8_lossy(user).into_owned())
 }
 
 /// The key of bucket `n` of a bucketed hash (`base` is the item's ledger or buyers key).
@@ -71,7 +107,7 @@ pub fn derived_order_id(sale_uid: &str, item_id: u64, user: &str, key: &str) -> 
     let digest = h.finalize();
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
-    Uuid::new_v8(bytes)
+    in_buyers_bucket(Uuid::new_v8(bytes), user)
 }
 
 /// One reservation as the compact ledger holds it.
@@ -201,9 +237,9 @@ mod tests {
     #[test]
     fn buckets_follow_the_stock_and_spread_ids() {
         assert_eq!(buckets_for(0), 1);
-        assert_eq!(buckets_for(50), 1);
-        assert_eq!(buckets_for(51), 2);
-        assert_eq!(buckets_for(800_000), 16_000);
+        assert_eq!(buckets_for(32), 1);
+        assert_eq!(buckets_for(33), 2);
+        assert_eq!(buckets_for(500_000), 15_625);
         assert_eq!(buckets_for(1_000_000_000), MAX_BUCKETS);
         let n = 100;
         let mut counts = vec![0u32; n as usize];
@@ -214,6 +250,25 @@ mod tests {
         // h = ((97 * 31) + 98) = 3105 for "ab"
         assert_eq!(user_bucket("ab", 1_000_000), 3105);
         assert_eq!(user_bucket("ab", 7), 3105 % 7);
+        let id = in_buyers_bucket(Uuid::now_v7(), "ab");
+        assert_eq!(id.get_version_num(), 7);
+        for n in [1, 7, 100, MAX_BUCKETS] {
+            assert_eq!(order_bucket(&id, n), user_bucket("ab", n));
+        }
+        assert_eq!(
+            order_bucket(&derived_order_id("u", 1, "ab", "k"), 100),
+            user_bucket("ab", 100)
+        );
+    }
+
+    #[test]
+    fn buyer_fields_never_look_like_order_ids() {
+        for user in ["u", "sixteen-bytes-id", "seventeen-bytes-x"] {
+            let field = user_field(user);
+            assert_ne!(field.len(), 16);
+            assert_eq!(user_of_field(&field).as_deref(), Some(user));
+        }
+        assert_eq!(user_of_field(Uuid::now_v7().as_bytes()), None);
     }
 
     #[test]

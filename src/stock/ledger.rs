@@ -82,9 +82,12 @@ impl ItemLedger {
         self.bucketed(&self.keys.ledger)
     }
 
-    /// Every key the buyers' units live in.
+    /// Every key the buyers' units live in (the ledger's buckets, in the compact layout).
     pub fn buyer_keys(&self) -> Vec<String> {
-        self.bucketed(&self.keys.buyers)
+        match self.layout {
+            Layout::Payloads => vec![self.keys.buyers.clone()],
+            Layout::Compact { .. } => self.ledger_keys(),
+        }
     }
 
     fn bucketed(&self, base: &str) -> Vec<String> {
@@ -112,8 +115,16 @@ impl ItemLedger {
         match self.layout {
             Layout::Payloads => self.keys.buyers.clone(),
             Layout::Compact { buckets, .. } => {
-                compact::bucket_key(&self.keys.buyers, compact::user_bucket(user, buckets))
+                compact::bucket_key(&self.keys.ledger, compact::user_bucket(user, buckets))
             }
+        }
+    }
+
+    /// The field a buyer's units are under, in [`ItemLedger::buyer_key`].
+    pub fn buyer_field(&self, user: &str) -> Vec<u8> {
+        match self.layout {
+            Layout::Payloads => user.as_bytes().to_vec(),
+            Layout::Compact { .. } => compact::user_field(user),
         }
     }
 
@@ -213,7 +224,7 @@ impl ItemLedger {
         for key in self.ledger_keys() {
             let page: Vec<(Vec<u8>, Vec<u8>)> = conn.hgetall(&key).await?;
             for (field, raw) in page {
-                if let Some(id) = parse_order_id(&field)
+                if let Some(id) = self.order_of_field(&field)
                     && let Some(event) = self.event(id, &raw)
                 {
                     out.insert(id, event);
@@ -233,10 +244,32 @@ impl ItemLedger {
     ) -> redis::RedisResult<std::collections::BTreeMap<String, i64>> {
         let mut out = std::collections::BTreeMap::new();
         for key in self.buyer_keys() {
-            let page: Vec<(String, i64)> = conn.hgetall(&key).await?;
-            out.extend(page);
+            let page: Vec<(Vec<u8>, Vec<u8>)> = conn.hgetall(&key).await?;
+            for (field, units) in page {
+                let user = match self.layout {
+                    Layout::Payloads => Some(String::from_utf8_lossy(&field).into_owned()),
+                    Layout::Compact { .. } => compact::user_of_field(&field),
+                };
+                if let Some(user) = user {
+                    let units = std::str::from_utf8(&units)
+                        .ok()
+                        .and_then(|u| u.parse().ok());
+                    out.insert(user, units.unwrap_or(i64::MIN));
+                }
+            }
         }
         Ok(out)
+    }
+
+    /// The order a ledger field names: its text before v5, its 16 bytes from v5 (a bucket's
+    /// other fields are buyers).
+    pub fn order_of_field(&self, field: &[u8]) -> Option<Uuid> {
+        match self.layout {
+            Layout::Payloads => Uuid::try_parse_ascii(field).ok(),
+            Layout::Compact { .. } => (field.len() == 16)
+                .then(|| Uuid::from_slice(field).ok())
+                .flatten(),
+        }
     }
 }
 

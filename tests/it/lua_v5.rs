@@ -33,7 +33,7 @@ async fn reserve(
 ) -> (Uuid, DeductOutcome) {
     let order_id = match key {
         Some(k) => compact::derived_order_id("uid-1", 1, user, k),
-        None => Uuid::now_v7(),
+        None => compact::in_buyers_bucket(Uuid::now_v7(), user),
     };
     let out = s
         .deduct(&DeductRequest {
@@ -80,7 +80,7 @@ async fn entries_land_in_the_buckets_rust_computes_and_stay_listpacks() {
     s.prewarm(&v5(500, 2), PrewarmMode::Warm).await.unwrap();
     let l = ledger(&s).await;
     assert!(l.is_compact());
-    assert_eq!(l.ledger_keys().len(), 10, "one bucket per 50 units");
+    assert_eq!(l.ledger_keys().len(), 16, "one bucket per 32 units");
     let mut ids = BTreeMap::new();
     let mut tasks = Vec::new();
     for u in 0..300 {
@@ -107,7 +107,15 @@ async fn entries_land_in_the_buckets_rust_computes_and_stay_listpacks() {
             (user, key, 1)
         );
         assert_eq!(entry.reserved_at_ms, 1_764_197_000_123);
-        let held: i64 = conn.hget(l.buyer_key(user), user).await.unwrap();
+        assert_eq!(
+            l.buyer_key(user),
+            bucket,
+            "{user} shares a bucket with their order"
+        );
+        let held: i64 = conn
+            .hget(l.buyer_key(user), l.buyer_field(user))
+            .await
+            .unwrap();
         assert_eq!(held, 1, "{user}'s units are in the bucket Rust computes");
         let event = l.event(*id, &raw).unwrap();
         assert_eq!((event.price_cents, event.item_id), (100, 1));

@@ -498,9 +498,13 @@ pub async fn redis_ledger(redis: &RedisPool, keys: &Keys, sale: u64, item: u64) 
         for key in ledger.ledger_keys() {
             let page: Vec<(Vec<u8>, Vec<u8>)> = conn.hgetall(&key).await.unwrap();
             for (field, raw) in page {
+                // A bucket's other fields are buyers.
+                let Some(id) = ledger.order_of_field(&field) else {
+                    continue;
+                };
                 let entry = seckill::stock::compact::CompactEntry::decode(&raw).unwrap();
                 if entry.released {
-                    out.insert(Uuid::from_slice(&field).unwrap());
+                    out.insert(id);
                 }
             }
         }

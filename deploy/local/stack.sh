@@ -76,7 +76,10 @@ wait_for() { # wait_for NAME SECONDS CMD...
   local name=$1 secs=$2; shift 2
   local deadline=$((SECONDS + secs))
   until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || die "$name did not answer within ${secs}s (logs in $STATE_DIR/$name)"
+    if [ $SECONDS -ge $deadline ]; then
+      [ -z "${WAIT_DIAG:-}" ] || "$WAIT_DIAG" >&2 || true
+      die "$name did not answer within ${secs}s (logs under $STATE_DIR)"
+    fi
     sleep 0.2
   done
 }
@@ -207,12 +210,19 @@ stop_redis() {
 }
 
 # --------------------------------------------------------------------------------- redis sentinel
-sentinel_master_port() { # the port Sentinel names as master now (empty if none answers)
-  local p
+# sentinel_master_port: the port the Sentinels name as master now, empty if none answers. A
+# Sentinel that has not heard of a failover yet names the old master: a named port that answers
+# as a master wins over one that does not.
+sentinel_master_port() {
+  local p named=()
   for p in $SENTINEL_PORTS; do
-    redis-cli -h 127.0.0.1 -p "$p" sentinel get-master-addr-by-name "$SENTINEL_MASTER" 2>/dev/null \
-      | sed -n 2p | grep -E '^[0-9]+$' && return
+    p=$(redis-cli -h 127.0.0.1 -p "$p" sentinel get-master-addr-by-name "$SENTINEL_MASTER" \
+      2>/dev/null | sed -n 2p | grep -E '^[0-9]+$') && named+=("$p")
   done
+  for p in "${named[@]}"; do
+    redis-cli -h 127.0.0.1 -p "$p" role 2>/dev/null | head -n 1 | grep -qx master && { echo "$p"; return; }
+  done
+  [ ${#named[@]} = 0 ] || echo "${named[0]}"
 }
 start_sentinel() {
   local first p master
@@ -248,8 +258,30 @@ CONF
     detach "$dir/sentinel.pid" "$dir/sentinel.log" redis-sentinel "$dir/sentinel.conf" --daemonize no
     wait_for "sentinel:$p" 30 port_ping "$p"
   done
-  wait_for "sentinel replica" 60 replica_online "$master"
-  log "redis sentinel up: master $SENTINEL_MASTER on $master, sentinels on $SENTINEL_PORTS"
+  # Sentinel may still move the master while nodes come back (a restarted node rejoins, a
+  # failover under load): ready is whoever Sentinel names now having a replica in sync.
+  WAIT_DIAG=sentinel_diag wait_for "sentinel replica" 60 sentinel_ready
+  log "redis sentinel up: master $SENTINEL_MASTER on $(sentinel_master_port), sentinels on $SENTINEL_PORTS"
+}
+sentinel_ready() {
+  local m
+  m=$(sentinel_master_port || true)
+  [ -n "$m" ] && replica_online "$m"
+}
+sentinel_diag() { # what each node and Sentinel says, and their logs' last lines
+  local p f
+  for p in $SENTINEL_REDIS_PORTS; do
+    echo "--- redis $p: $(redis-cli -h 127.0.0.1 -p "$p" info replication 2>&1 | tr -d '\r' \
+      | grep -E '^(role|master_port|master_link_status|slave[0-9]+):' | tr '\n' ' ')"
+  done
+  for p in $SENTINEL_PORTS; do
+    echo "--- sentinel $p names: $(redis-cli -h 127.0.0.1 -p "$p" sentinel \
+      get-master-addr-by-name "$SENTINEL_MASTER" 2>&1 | tr '\n' ' ')"
+  done
+  for f in "$STATE_DIR"/sentinel/*/*.log; do
+    echo "--- $f"
+    tail -n 25 "$f"
+  done
 }
 stop_sentinel() {
   local p stopped=0

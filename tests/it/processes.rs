@@ -204,7 +204,29 @@ impl PrivateServer {
             .stdout(std::process::Stdio::null())
             .status()
             .unwrap();
-        assert!(status.success(), "stack.sh {verb} {} failed", self.service);
+        if !status.success() {
+            // The folder goes with this value: show the servers' last words first.
+            self.print_log_tails();
+            panic!("stack.sh {verb} {} failed", self.service);
+        }
+    }
+
+    /// The last lines of every log in this setup's folder, on stderr.
+    fn print_log_tails(&self) {
+        let mut pending = vec![self.dir.clone()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.extension().is_some_and(|e| e == "log") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let lines: Vec<&str> = text.lines().collect();
+                    let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+                    eprintln!("--- {}\n{tail}", path.display());
+                }
+            }
+        }
     }
 
     pub fn stop(&self) {

@@ -90,12 +90,19 @@ local function order_bucket(id)
   return KEYS[4] .. ':' .. ((((a * 256 + b) * 256 + c) * 256 + d) % buckets)
 end
 
+local user_buckets = {} -- user -> bucket key, each hashed once per batch
 local function user_bucket(user)
+  local key = user_buckets[user]
+  if key then
+    return key
+  end
   local h = 0
   for i = 1, #user do
     h = (h * 31 + string.byte(user, i)) % 4294967296
   end
-  return KEYS[4] .. ':' .. (h % buckets)
+  key = KEYS[4] .. ':' .. (h % buckets)
+  user_buckets[user] = key
+  return key
 end
 
 -- A buyer's field: the id, with a trailing NUL when it is 16 bytes long (an order id's length).
@@ -113,6 +120,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local remaining = nil
 local bought = {}      -- user -> units held before and during this batch
 local entries = {}     -- order id -> ledger entry, already there or written by this batch
+local order_buckets = {} -- request i -> its order's bucket key
 if warmed then
   remaining = tonumber(redis.call('GET', KEYS[1]))
   for i = 1, n do
@@ -121,6 +129,7 @@ if warmed then
     local id = ARGV[b + 3]
     if user ~= '' and #id == 16 then
       local ub, ob = user_bucket(user), order_bucket(id)
+      order_buckets[i] = ob
       if ub == ob and bought[user] == nil and entries[id] == nil then
         -- The buy path's ids live in their buyer's bucket: one read for both.
         local got = redis.call('HMGET', ub, user_field(user), id)
@@ -184,7 +193,7 @@ for i = 1, n do
       changed[user] = true
       local entry = qty .. ' ' .. at .. ' ' .. key .. ' ' .. user
       entries[order_id] = entry
-      local bucket = order_bucket(order_id)
+      local bucket = order_buckets[i]
       local list = writes[bucket]
       if not list then
         list = {}

@@ -33,7 +33,7 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 
 deploy/local/stack.sh up >&2   # Redis with its replica (`replica` mode waits for it); the broker for the RSS step
 eval "$(deploy/local/stack.sh env)"
-cargo build --release --quiet -p seckill -p loadtest --bins
+cargo build --profile dist --quiet -p seckill -p loadtest --bins
 
 HAVE_PEER=0
 if [ -f "$PEER_DIR/Cargo.toml" ]; then
@@ -61,7 +61,7 @@ MYSQL_BASE="${SECKILL_MYSQL_URL%/*}"
 mysql_admin() { mariadb -h 127.0.0.1 -P "${SECKILL_STACK_MYSQL_PORT:-13306}" -u seckill -pseckill -e "$1"; }
 mysql_admin 'DROP DATABASE IF EXISTS seckill_bench; CREATE DATABASE seckill_bench'
 export SECKILL_MYSQL_URL="$MYSQL_BASE/seckill_bench"
-target/release/seckill migrate >/dev/null
+target/dist/seckill migrate >/dev/null
 export SECKILL_MYSQL_MIGRATE_ON_START=false   # migrated once above; several servers would race
 
 PIDS=()
@@ -71,7 +71,7 @@ admin_of() { url_of $(($1 + 10)); }  # a server's admin listener: PORT + SLOT + 
 serve() { # serve SLOT NAME [VAR=VALUE...] -- start `seckill serve` on PORT + SLOT
   local slot=$1 name=$2; shift 2
   env SECKILL_HTTP_ADDR="127.0.0.1:$((PORT + slot))" SECKILL_ADMIN_ADDR="127.0.0.1:$((PORT + slot + 10))" "$@" \
-    target/release/seckill serve >"$OUT/seckill-$name.log" 2>&1 &
+    target/dist/seckill serve >"$OUT/seckill-$name.log" 2>&1 &
   PIDS+=($!)
 }
 MODES=(ledger replica kafka)
@@ -101,7 +101,7 @@ for i in 0 1 2 3; do wait_http "$i" /readyz; done
 [ $HAVE_PEER = 0 ] || wait_http 4 /healthz
 [ $HAVE_BASE = 0 ] || wait_http 5 /readyz
 
-LT0=(target/release/loadtest --no-progress --users 100000)
+LT0=(target/dist/loadtest --no-progress --users 100000)
 LT=("${LT0[@]}" --base-url "$(url_of 1)" --admin-url "$(admin_of 1)")
 field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
@@ -174,7 +174,7 @@ MEM_UNITS=100000
   --json "$OUT/setup-mem.json" >/dev/null
 MEM_SALE=$(field "$OUT/setup-mem.json" "d['sale_id']"); MEM_ITEM=$(field "$OUT/setup-mem.json" "d['item_id']")
 BEFORE=$(used)
-target/release/loadtest --no-progress --base-url "$(url_of 1)" --sale "$MEM_SALE" --item "$MEM_ITEM" --users 400000 \
+target/dist/loadtest --no-progress --base-url "$(url_of 1)" --sale "$MEM_SALE" --item "$MEM_ITEM" --users 400000 \
   --idempotency-keys --concurrency "$CONC" --requests $((MEM_UNITS + 40000)) --json "$OUT/mem.json" >/dev/null
 sleep 2   # the relay drains the outbox
 AFTER=$(used)
@@ -207,16 +207,16 @@ echo "   seckill serve, real broker (tansu), 256 connections for ${RSS_SECS}s of
   export SECKILL_KAFKA_TOPIC="bench-orders-$(date +%s)" SECKILL_KAFKA_GROUP_ID="bench-$(date +%s)"
   export SECKILL_RECONCILE_INTERVAL_SECS=0 SECKILL_REDIS_KEY_PREFIX="${SECKILL_REDIS_KEY_PREFIX}rss:"
   SECKILL_HTTP_ADDR="$(url_of 6 | sed 's|http://||')" SECKILL_ADMIN_ADDR="$(admin_of 6 | sed 's|http://||')" \
-    target/release/seckill serve >"$OUT/seckill-rss.log" 2>&1 &
+    target/dist/seckill serve >"$OUT/seckill-rss.log" 2>&1 &
   spid=$!
   SECKILL_HTTP_ADDR="$(url_of 7 | sed 's|http://||')" SECKILL_ADMIN_ADDR="$(admin_of 7 | sed 's|http://||')" \
-    target/release/seckill consume >"$OUT/consume-rss.log" 2>&1 &
+    target/dist/seckill consume >"$OUT/consume-rss.log" 2>&1 &
   cpid=$!
   trap 'kill -TERM $spid $cpid 2>/dev/null; wait $spid $cpid 2>/dev/null' EXIT
   wait_http 6 /readyz
   rss() { awk -v k="$2" '$1 == k":" {printf "%.1f MiB", $2/1024}' "/proc/$1/status"; }
   echo "      at start: RSS $(rss $spid VmRSS)"
-  LTR=(target/release/loadtest --no-progress --users 100000 --base-url "$(url_of 6)" --admin-url "$(admin_of 6)")
+  LTR=(target/dist/loadtest --no-progress --users 100000 --base-url "$(url_of 6)" --admin-url "$(admin_of 6)")
   "${LTR[@]}" --create-sale --stock 1000000000 --per-user-limit 10000 --concurrency 4 --requests 10 \
     --json "$OUT/setup-rss.json" >/dev/null
   rss_sale=$(field "$OUT/setup-rss.json" "d['sale_id']")

@@ -240,6 +240,26 @@ fn take_batch(
     now: Instant,
     may_send: impl Fn(&BatchKey) -> bool,
 ) -> Option<Vec<Pending>> {
+    // In a stampede the item is usually at its in-flight limit and the lane wakes for every
+    // arrival: look before moving anything, so such a wake costs a scan, not a rebuild.
+    let mut last_refused = None;
+    let worth_a_pass = queue.iter().any(|p| {
+        if p.reply.is_closed() || now.duration_since(p.queued_at) > QUEUE_DEADLINE {
+            return true;
+        }
+        let key = p.key();
+        if last_refused == Some(key) {
+            return false;
+        }
+        let ok = may_send(&key);
+        if !ok {
+            last_refused = Some(key);
+        }
+        ok
+    });
+    if !worth_a_pass {
+        return None;
+    }
     let mut batch: Vec<Pending> = Vec::new();
     let mut key = None;
     let mut rest = VecDeque::with_capacity(queue.len());
@@ -426,6 +446,26 @@ mod tests {
         assert_eq!(items(&batch), [2]);
         assert_eq!(queue.iter().map(|p| p.item_id).collect::<Vec<_>>(), [1, 1]);
         assert!(take_batch(&mut queue, Instant::now(), |k| k.item_id != 1).is_none());
+    }
+
+    #[test]
+    fn a_busy_items_queue_is_left_alone_but_stale_requests_are_still_answered() {
+        let registry = ScriptRegistry::new(Arc::new(Metrics::new()));
+        let now = Instant::now();
+        let (mut queue, _answers): (VecDeque<_>, Vec<_>) = [1, 1, 1]
+            .into_iter()
+            .map(|item| pending(&registry, item, "v2"))
+            .unzip();
+        let ids: Vec<_> = queue.iter().map(|p| p.order_id).collect();
+        assert!(take_batch(&mut queue, now, |_| false).is_none());
+        assert_eq!(queue.iter().map(|p| p.order_id).collect::<Vec<_>>(), ids);
+
+        let (mut stale, mut stale_answer) = pending(&registry, 1, "v2");
+        stale.queued_at = now - QUEUE_DEADLINE - Duration::from_millis(1);
+        queue.insert(1, stale);
+        assert!(take_batch(&mut queue, now, |_| false).is_none());
+        assert!(matches!(stale_answer.try_recv(), Ok(Err(StockError::Busy))));
+        assert_eq!(queue.iter().map(|p| p.order_id).collect::<Vec<_>>(), ids);
     }
 
     #[test]

@@ -195,6 +195,7 @@ impl Reconciler {
                 sale_id,
                 discrepancies = report.discrepancies,
                 repaired = report.repaired,
+                failing = %report.failing_summary(),
                 "reconciliation found discrepancies"
             );
         }

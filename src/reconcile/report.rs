@@ -113,6 +113,21 @@ fn opt(v: Option<i64>) -> String {
 }
 
 impl SaleReport {
+    /// The failing checks in one line for a log, each as `item <id> <check>: <detail>`.
+    pub fn failing_summary(&self) -> String {
+        let failing: Vec<String> = self
+            .items
+            .iter()
+            .flat_map(|i| {
+                i.checks
+                    .iter()
+                    .filter(|c| !c.ok)
+                    .map(move |c| format!("item {} {}: {}", i.item_id, c.name, c.detail))
+            })
+            .collect();
+        failing.join("; ")
+    }
+
     /// The report as a table for terminals.
     pub fn to_table(&self) -> String {
         let mut out = String::new();
@@ -194,4 +209,50 @@ impl SaleReport {
 
 fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: u64, checks: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "item_id": id, "sku": "s", "initial_stock": 10, "redis_remaining": 4,
+            "reserved_units": 6, "ledger_entries": 6, "persisted_units": 6, "persisted_orders": 6,
+            "pending_orders": 6, "paid_orders": 0, "cancelled_orders": 0, "expired_orders": 0,
+            "rejected_orders": 0, "released_units": 0, "redis_released_units": 0,
+            "mysql_stock": 4, "checks": checks
+        })
+    }
+
+    #[test]
+    fn the_failing_summary_names_each_failing_check_with_its_item_and_figures() {
+        let report: SaleReport = serde_json::from_value(serde_json::json!({
+            "sale_id": 1, "generated_at": "2026-11-27T00:00:00Z", "ok": false,
+            "discrepancies": 2, "kafka_consumer_lag": 0, "repair": false, "repaired": 0,
+            "items": [
+                item(7, serde_json::json!([
+                    {"name": "stock_balance", "ok": true, "detail": "10 = 4 + 6", "count": 0},
+                    {"name": "ledger_persisted", "ok": false, "detail": "2 entries missing", "count": 2}
+                ])),
+                item(8, serde_json::json!([
+                    {"name": "no_oversell", "ok": false, "detail": "11 > 10", "count": 1}
+                ]))
+            ]
+        }))
+        .unwrap();
+        assert_eq!(
+            report.failing_summary(),
+            "item 7 ledger_persisted: 2 entries missing; item 8 no_oversell: 11 > 10"
+        );
+        let ok: SaleReport = serde_json::from_value(serde_json::json!({
+            "sale_id": 1, "generated_at": "2026-11-27T00:00:00Z", "ok": true,
+            "discrepancies": 0, "kafka_consumer_lag": 0, "repair": false, "repaired": 0,
+            "items": [item(7, serde_json::json!([
+                {"name": "stock_balance", "ok": true, "detail": "10 = 4 + 6", "count": 0}
+            ]))]
+        }))
+        .unwrap();
+        assert_eq!(ok.failing_summary(), "");
+    }
 }

@@ -54,6 +54,10 @@ fi
 export SECKILL_KAFKA_BROKERS=embedded
 export SECKILL_REDIS_KEY_PREFIX="bench$(date +%s):"
 export SECKILL_LIMITS_GLOBAL_PER_SEC=0 SECKILL_LIMITS_PER_USER_PER_SEC=0
+# The periodic reconciliation off in the rounds: one server wins its lock and then passes over
+# the ever-growing buy sale every 30 s, so whether a round overlapped a pass (and which server
+# led) would decide the figures. One pass is measured on its own in the memory step.
+export SECKILL_RECONCILE_INTERVAL_SECS=0
 secret() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
 SECKILL_ADMIN_TOKEN=$(secret) SECKILL_JWT_SECRET=$(secret) SECKILL_PAYMENT_SECRET=$(secret)
 export SECKILL_ADMIN_TOKEN SECKILL_JWT_SECRET SECKILL_PAYMENT_SECRET
@@ -197,40 +201,48 @@ done
 kill -TERM "${PIDS[@]}"; wait "${PIDS[@]}" 2>/dev/null || true
 PIDS=()
 
-# Process memory with the real broker: `seckill serve` (default mode; the periodic
-# reconciliation off, so the buys are measured alone) and a consumer, 256 connections of buys
-# for 30 s; then one reconciliation of what they reserved, in the same process (admin API).
+# Process memory with the real broker, for `seckill serve` (default mode, beside a
+# `seckill consume`) and for `seckill all` (the API, relay and consumer in one process): the
+# periodic reconciliation off, so the buys are measured alone, 256 connections of buys for
+# 30 s; then one reconciliation of what they reserved, in the same process (admin API).
 RSS_SECS="${BENCH_RSS_SECS:-30}"
-echo "   seckill serve, real broker (tansu), 256 connections for ${RSS_SECS}s of buys:"
-(
+rss() { awk -v k="$2" '$1 == k":" {printf "%.1f MiB", $2/1024}' "/proc/$1/status"; }
+rss_step() ( # rss_step serve|all SLOT GOAL_TEXT
+  local what=$1 slot=$2 goal=$3 spid cpid=
   export SECKILL_KAFKA_BROKERS="127.0.0.1:${SECKILL_STACK_KAFKA_PORT:-19092}"
-  export SECKILL_KAFKA_TOPIC="bench-orders-$(date +%s)" SECKILL_KAFKA_GROUP_ID="bench-$(date +%s)"
-  export SECKILL_RECONCILE_INTERVAL_SECS=0 SECKILL_REDIS_KEY_PREFIX="${SECKILL_REDIS_KEY_PREFIX}rss:"
-  SECKILL_HTTP_ADDR="$(url_of 6 | sed 's|http://||')" SECKILL_ADMIN_ADDR="$(admin_of 6 | sed 's|http://||')" \
-    target/dist/seckill serve >"$OUT/seckill-rss.log" 2>&1 &
+  export SECKILL_KAFKA_TOPIC="bench-orders-$what-$(date +%s)" SECKILL_KAFKA_GROUP_ID="bench-$what-$(date +%s)"
+  export SECKILL_RECONCILE_INTERVAL_SECS=0 SECKILL_REDIS_KEY_PREFIX="${SECKILL_REDIS_KEY_PREFIX}rss-$what:"
+  echo "   seckill $what, real broker (tansu), 256 connections for ${RSS_SECS}s of buys:"
+  SECKILL_HTTP_ADDR="$(url_of "$slot" | sed 's|http://||')" SECKILL_ADMIN_ADDR="$(admin_of "$slot" | sed 's|http://||')" \
+    target/dist/seckill "$what" >"$OUT/seckill-rss-$what.log" 2>&1 &
   spid=$!
-  SECKILL_HTTP_ADDR="$(url_of 7 | sed 's|http://||')" SECKILL_ADMIN_ADDR="$(admin_of 7 | sed 's|http://||')" \
-    target/dist/seckill consume >"$OUT/consume-rss.log" 2>&1 &
-  cpid=$!
+  if [ "$what" = serve ]; then
+    SECKILL_HTTP_ADDR="$(url_of $((slot + 1)) | sed 's|http://||')" SECKILL_ADMIN_ADDR="$(admin_of $((slot + 1)) | sed 's|http://||')" \
+      target/dist/seckill consume >"$OUT/consume-rss.log" 2>&1 &
+    cpid=$!
+  fi
   trap 'kill -TERM $spid $cpid 2>/dev/null; wait $spid $cpid 2>/dev/null' EXIT
-  wait_http 6 /readyz
-  rss() { awk -v k="$2" '$1 == k":" {printf "%.1f MiB", $2/1024}' "/proc/$1/status"; }
+  wait_http "$slot" /readyz
   echo "      at start: RSS $(rss $spid VmRSS)"
-  LTR=(target/dist/loadtest --no-progress --users 100000 --base-url "$(url_of 6)" --admin-url "$(admin_of 6)")
+  LTR=(target/dist/loadtest --no-progress --users 100000 --base-url "$(url_of "$slot")" --admin-url "$(admin_of "$slot")")
   "${LTR[@]}" --create-sale --stock 1000000000 --per-user-limit 10000 --concurrency 4 --requests 10 \
-    --json "$OUT/setup-rss.json" >/dev/null
-  rss_sale=$(field "$OUT/setup-rss.json" "d['sale_id']")
-  "${LTR[@]}" --sale "$rss_sale" --item "$(field "$OUT/setup-rss.json" "d['item_id']")" \
+    --json "$OUT/setup-rss-$what.json" >/dev/null
+  rss_sale=$(field "$OUT/setup-rss-$what.json" "d['sale_id']")
+  "${LTR[@]}" --sale "$rss_sale" --item "$(field "$OUT/setup-rss-$what.json" "d['item_id']")" \
     --concurrency 256 --duration "${RSS_SECS}s" | sed -n 3p | sed 's/^/      /'
-  echo "      after the buys: peak RSS $(rss $spid VmHWM) (goal <= 64 MiB)"
-  python3 - "$(admin_of 6)/admin/v1/sales/$rss_sale/reconcile" "$OUT/reconcile-rss.json" <<'PY'
+  echo "      after the buys: peak RSS $(rss $spid VmHWM)$goal"
+  local t0; t0=$(date +%s%N)
+  python3 - "$(admin_of "$slot")/admin/v1/sales/$rss_sale/reconcile" "$OUT/reconcile-rss-$what.json" <<'PY'
 import os, sys, urllib.request
 req = urllib.request.Request(sys.argv[1], method="POST", data=b"",
                              headers={"Authorization": "Bearer " + os.environ["SECKILL_ADMIN_TOKEN"]})
 open(sys.argv[2], "wb").write(urllib.request.urlopen(req, timeout=600).read())
 PY
-  echo "      after reconciling its $(field "$OUT/reconcile-rss.json" "sum(i['ledger_entries'] for i in d['items'])") ledger entries in the same process: peak RSS $(rss $spid VmHWM)"
+  local took=$(( ($(date +%s%N) - t0) / 1000000 ))
+  echo "      one reconciliation of its $(field "$OUT/reconcile-rss-$what.json" "sum(i['ledger_entries'] for i in d['items'])") ledger entries, in the same process: $(awk -v ms="$took" 'BEGIN {printf "%.1f s", ms / 1000}'), peak RSS $(rss $spid VmHWM)"
 )
+rss_step serve 6 " (goal <= 64 MiB)"
+rss_step all 8 ""
 trap - EXIT
 # Every reservation above stays in Redis until its sale's end plus grace: drop this run's keys
 # (and the peer's) so repeated benchmarks do not fill the local Redis.

@@ -233,22 +233,44 @@ impl PrivateServer {
         self.run("stop");
     }
 
-    /// SIGKILLs the Redis server on `port` of this private setup (its pid file is in the
-    /// stack's folder).
-    pub fn kill_redis_on(&self, port: u16) {
-        let pidfile = match self.service {
+    /// The pid file of the Redis server on `port` of this private setup.
+    fn redis_pidfile(&self, port: u16) -> std::path::PathBuf {
+        match self.service {
             "sentinel" => self.dir.join(format!("sentinel/redis-{port}/redis.pid")),
             _ if port == self.port => self.dir.join("redis/redis.pid"),
             _ => self.dir.join("redis-replica/redis.pid"),
-        };
-        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        }
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`) to the Redis server on `port`; returns its pid.
+    pub fn signal_redis_on(&self, port: u16, signal: &str) -> String {
+        let pid = std::fs::read_to_string(self.redis_pidfile(port)).unwrap();
+        let pid = pid.trim().to_string();
         let status = std::process::Command::new("kill")
-            .args(["-9", pid.trim()])
+            .args([format!("-{signal}"), pid.clone()])
             .status()
             .unwrap();
-        assert!(status.success(), "kill -9 {}", pid.trim());
+        assert!(status.success(), "kill -{signal} {pid}");
+        pid
+    }
+
+    /// Pauses the Redis server on `port` (SIGSTOP) until [`PrivateServer::resume_redis_on`]:
+    /// it reads nothing meanwhile, as a replica that falls behind.
+    pub fn pause_redis_on(&self, port: u16) {
+        self.signal_redis_on(port, "STOP");
+    }
+
+    /// Lets a paused Redis server run again (SIGCONT).
+    pub fn resume_redis_on(&self, port: u16) {
+        self.signal_redis_on(port, "CONT");
+    }
+
+    /// SIGKILLs the Redis server on `port` of this private setup (its pid file is in the
+    /// stack's folder).
+    pub fn kill_redis_on(&self, port: u16) {
+        let pid = self.signal_redis_on(port, "KILL");
         // Gone, or a zombie nobody has reaped yet.
-        while std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+        while std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .is_ok_and(|stat| !stat.contains(") Z "))
         {
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -285,6 +307,44 @@ impl PrivateServer {
     /// keeping its data.
     pub fn restart(&self) {
         self.run("start");
+    }
+}
+
+/// A child process that a test can freeze (SIGSTOP) and thaw (SIGCONT), as a process the
+/// scheduler starves or a VM paused; SIGKILLed when dropped.
+pub struct Frozen {
+    child: std::process::Child,
+}
+
+impl Frozen {
+    /// Takes over `child`.
+    pub fn new(child: std::process::Child) -> Self {
+        Self { child }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {}", self.child.id());
+    }
+
+    /// Stops the process where it stands (SIGSTOP).
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets it run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

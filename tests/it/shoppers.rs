@@ -125,6 +125,17 @@ impl Shoppers {
     }
 }
 
+impl Shoppers {
+    /// Stops every buyer (after its request in flight) and returns the confirmed order ids.
+    pub async fn stop(self) -> HashSet<String> {
+        self.seen.sold_out.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        self.seen.confirmed.lock().unwrap().clone()
+    }
+}
+
 impl Seen {
     fn count(&self, key: String) {
         *self.answers.lock().unwrap().entry(key).or_insert(0) += 1;

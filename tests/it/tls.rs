@@ -46,6 +46,32 @@ async fn a_sale_sells_over_tls_to_redis_and_to_mariadb() {
     assert_eq!(persisted, 1);
 }
 
+/// Forwards connections from a port on 127.0.0.2 to `target`: the same TLS server, reached
+/// under an address its certificate does not name (it names `localhost` and 127.0.0.1).
+async fn forward_from_another_address(target: u16) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut outbound) =
+                    tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+/// True when `error` is a refusal of the server's certificate (not a refused connection, a
+/// missing file or a timeout).
+fn is_certificate_error(error: &str) -> bool {
+    let e = error.to_lowercase();
+    e.contains("certificate") || e.contains("unknownissuer") || e.contains("notvalidforname")
+}
+
 #[tokio::test]
 async fn a_server_whose_certificate_the_ca_did_not_sign_is_refused() {
     // Without the stack's CA the system roots do not know the certificate.
@@ -55,7 +81,14 @@ async fn a_server_whose_certificate_the_ca_did_not_sign_is_refused() {
         ..RedisSettings::default()
     })
     .await;
-    assert!(refused.is_err(), "an unknown issuer was accepted");
+    let error = refused
+        .err()
+        .expect("an unknown issuer was accepted")
+        .to_string();
+    assert!(
+        is_certificate_error(&error),
+        "not a certificate error: {error}"
+    );
     // With it, the same server answers.
     let pool = RedisPool::connect(&RedisSettings {
         url: STACK.redis_tls_url.clone(),
@@ -66,28 +99,92 @@ async fn a_server_whose_certificate_the_ca_did_not_sign_is_refused() {
     .await
     .expect("TLS with the stack's CA");
     pool.ping().await.unwrap();
-    // A name the certificate does not carry is refused as well.
-    let wrong_name = STACK.redis_tls_url.replace("localhost", "127.0.0.2");
+}
+
+#[tokio::test]
+async fn a_listening_tls_server_under_a_name_its_certificate_lacks_is_refused() {
+    let tls_port: u16 = STACK
+        .redis_tls_url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the stack's TLS URL has a port");
+    let port = forward_from_another_address(tls_port).await;
+    // The forwarder really reaches the server: plain TCP through it gets a TLS alert or a
+    // closed connection, not a refusal.
+    tokio::net::TcpStream::connect(("127.0.0.2", port))
+        .await
+        .expect("something listens on the other address");
     let refused = RedisPool::connect(&RedisSettings {
-        url: wrong_name,
+        url: format!("rediss://127.0.0.2:{port}/"),
         pool_size: 1,
         ca_file: STACK.tls_ca_file.clone(),
         ..RedisSettings::default()
     })
     .await;
+    let Err(error) = refused else {
+        panic!("a certificate for another name was accepted")
+    };
+    let error = error.to_string();
     assert!(
-        refused.is_err(),
-        "a certificate for another name was accepted"
+        is_certificate_error(&error),
+        "not a certificate error: {error}"
     );
-    // MariaDB refuses to verify a server against an unknown CA too.
+}
+
+/// A CA of its own, which signed nothing the stack serves: its certificate file.
+fn unrelated_ca() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("seckill-ca-{}", crate::helpers::unique()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=unrelated CA", "-keyout"])
+        .arg(dir.join("ca.key"))
+        .arg("-out")
+        .arg(dir.join("ca.crt"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl made a CA");
+    dir.join("ca.crt")
+}
+
+#[tokio::test]
+async fn mariadb_verified_against_a_ca_that_did_not_sign_it_is_refused() {
+    let ca = unrelated_ca();
     let mysql = seckill::config::MySqlSettings {
         url: Secret::new(format!(
-            "{}?ssl-mode=verify_ca&ssl-ca=/etc/ssl/certs/ca-certificates.crt",
-            STACK.mysql_url
+            "{}?ssl-mode=verify_ca&ssl-ca={}",
+            STACK.mysql_url,
+            ca.display()
         )),
         ..Default::default()
     };
-    assert!(seckill::store::open(&mysql, false).await.is_err());
+    let error = format!(
+        "{:#}",
+        seckill::store::open(&mysql, false)
+            .await
+            .expect_err("a server certificate the CA did not sign was accepted")
+    );
+    assert!(
+        is_certificate_error(&error),
+        "not a certificate error: {error}"
+    );
+    // The stack's own CA verifies the same server.
+    let mysql = seckill::config::MySqlSettings {
+        url: Secret::new(format!(
+            "{}?ssl-mode=verify_identity&ssl-ca={}",
+            STACK.mysql_url, STACK.tls_ca_file
+        )),
+        ..Default::default()
+    };
+    seckill::store::open(&mysql, false)
+        .await
+        .expect("verified against the stack's CA");
+    let _ = std::fs::remove_dir_all(ca.parent().unwrap());
 }
 
 fn properties(config: &rdkafka::ClientConfig) -> HashMap<String, String> {

@@ -91,19 +91,24 @@ impl Application {
             }
         });
         tracing::info!(public = %self.public.local_addr()?, admin = %self.admin.local_addr()?, "serving HTTP");
-        let public = axum::serve(
-            self.public,
-            api::public_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let admin = axum::serve(
-            self.admin,
-            api::admin_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let (public, admin) = tokio::join!(public.into_future(), admin.into_future());
-        public.context("public HTTP server failed")?;
-        admin.context("admin HTTP server failed")?;
+        let limits = api::listener::ConnectionLimits::from_settings(&state.settings.http);
+        let metrics = |name| api::listener::ListenerMetrics::of(&state.metrics, name);
+        tokio::join!(
+            api::listener::serve(
+                self.public,
+                api::public_router(state.clone()),
+                limits,
+                metrics("public"),
+                shutdown.clone(),
+            ),
+            api::listener::serve(
+                self.admin,
+                api::admin_router(state.clone()),
+                limits,
+                metrics("admin"),
+                shutdown.clone(),
+            ),
+        );
         tracing::info!("HTTP stopped; draining Kafka deliveries");
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_secs);
         state.outbox.drain(grace).await;
@@ -275,10 +280,10 @@ impl ConsumerParts {
     /// The address cannot be bound.
     pub async fn serve_health(
         &self,
-        addr: SocketAddr,
-        topic: String,
+        settings: &Settings,
         shutdown: CancellationToken,
     ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let (addr, topic) = (settings.http.addr, settings.kafka.topic.clone());
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (SECKILL_HTTP_ADDR)"))?;
@@ -295,14 +300,11 @@ impl ConsumerParts {
             health: self.health.clone(),
             ready: Default::default(),
         });
-        Ok(tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error.message = %e, "consumer health endpoint failed");
-            }
-        }))
+        let limits = api::listener::ConnectionLimits::from_settings(&settings.http);
+        let metrics = api::listener::ListenerMetrics::of(&self.metrics, "consumer");
+        Ok(tokio::spawn(api::listener::serve(
+            listener, router, limits, metrics, shutdown,
+        )))
     }
 
     /// Runs the consumer until `shutdown`.

@@ -43,6 +43,10 @@ pub enum AuthError {
     /// A token that lives longer than the configured maximum.
     #[error("the token lives longer than this service accepts")]
     TooLong,
+    /// A token issued in the future (beyond the clock-skew leeway): its `iat` would stretch
+    /// the maximum lifetime.
+    #[error("the token is issued in the future")]
+    IssuedInFuture,
     /// `X-User-Id` from a peer that is not a trusted proxy.
     #[error("this peer is not a trusted proxy; X-User-Id is not accepted from it")]
     UntrustedPeer,
@@ -55,6 +59,7 @@ pub struct Authenticator {
     key: DecodingKey,
     validation: Validation,
     max_lifetime: u64,
+    leeway: u64,
     proxies: TrustedProxies,
 }
 
@@ -90,6 +95,7 @@ impl Authenticator {
             key: DecodingKey::from_secret(settings.jwt_secret.expose().as_bytes()),
             validation,
             max_lifetime: jwt.max_lifetime_secs,
+            leeway: jwt.leeway_secs,
             // Validated at load; an unparseable list trusts nobody.
             proxies: TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_default(),
         }
@@ -98,6 +104,11 @@ impl Authenticator {
     /// The configured trusted proxies.
     pub fn proxies(&self) -> &TrustedProxies {
         &self.proxies
+    }
+
+    /// True in trusted-header mode, where a gateway's `X-User-Id` names the buyer.
+    pub fn reads_user_header(&self) -> bool {
+        self.identity == UserIdentity::TrustedHeader
     }
 
     /// Checks an `Authorization` header value against the admin token in constant time.
@@ -137,11 +148,12 @@ impl Authenticator {
                 let token = bearer(authorization).ok_or(AuthError::Missing)?;
                 let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
                     .map_err(|_| AuthError::Invalid)?;
+                let now = jsonwebtoken::get_current_timestamp();
+                if data.claims.iat.is_some_and(|iat| iat > now + self.leeway) {
+                    return Err(AuthError::IssuedInFuture);
+                }
                 if self.max_lifetime > 0 {
-                    let from = data
-                        .claims
-                        .iat
-                        .unwrap_or_else(jsonwebtoken::get_current_timestamp);
+                    let from = data.claims.iat.unwrap_or(now);
                     if data.claims.exp.saturating_sub(from) > self.max_lifetime {
                         return Err(AuthError::TooLong);
                     }
@@ -354,5 +366,24 @@ mod tests {
             Err(AuthError::TooLong),
             "without iat: from now"
         );
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_refused_so_the_lifetime_holds() {
+        let mut settings = Settings::default();
+        settings.jwt.max_lifetime_secs = 3_600;
+        let a = Authenticator::new(&settings);
+        let now = jsonwebtoken::get_current_timestamp();
+        let check =
+            |c: serde_json::Value| a.buyer(Some(&format!("Bearer {}", token(c))), None, None);
+        // Issued a month ahead, expiring an hour after that: within the lifetime by its own
+        // word, usable for a month.
+        let ahead = now + 30 * 86_400;
+        assert_eq!(
+            check(serde_json::json!({"sub": "al", "iat": ahead, "exp": ahead + 600})),
+            Err(AuthError::IssuedInFuture)
+        );
+        // Within the clock-skew leeway it passes.
+        assert!(check(serde_json::json!({"sub": "al", "iat": now + 3, "exp": now + 600})).is_ok());
     }
 }

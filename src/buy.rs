@@ -1,10 +1,12 @@
 //! The buy path: gates, then one atomic Lua call, then the order handed to the outbox.
 //!
-//! Order of work is cheapest first, all in memory until the script: the instance's token
-//! bucket, the cached sale window, the local sold-out flag, then the buyer's token and bucket,
-//! and only then Redis. Window and sold-out answers come before authentication on purpose:
-//! they are public facts (the sale page shows them), and after a sell-out they are the answer
-//! to almost every request, so they must cost as little as a health check.
+//! Order of work is cheapest first, all in memory until the script: the client address's
+//! bucket (when on), the cached sale window, the local sold-out flag, then the buyer's token
+//! and bucket, the instance's bucket, and only then Redis. Window and sold-out answers come
+//! before authentication on purpose: they are public facts (the sale page shows them), and
+//! after a sell-out they are the answer to almost every request, so they must cost as little as
+//! a health check. The instance's bucket comes last, so that nobody can drain it with requests
+//! that would be refused anyway (unknown items, no token): it meters real buyers only.
 //!
 //! When the 202 goes out depends on the confirmation mode (`SECKILL_BUY_CONFIRM`): after the
 //! script (`ledger`), after Redis replicas acknowledged the batch (`replica`, the `WAIT` runs
@@ -235,7 +237,9 @@ impl BuyService {
         body: impl Future<Output = Result<Bytes, ApiError>>,
         started: &mut Option<Instant>,
     ) -> Result<BuyAnswer, ApiError> {
-        self.gate(self.gates.check_global())?;
+        // The client address's own bucket first: it turns a flood from one place away before
+        // any other work. The instance-wide bucket comes last (below), so that requests
+        // answered from memory or refused as unauthenticated never take a token from it.
         if let Some(ip) = req.client_ip {
             self.gate(self.gates.check_ip(ip))?;
         }
@@ -273,6 +277,7 @@ impl BuyService {
             .auth
             .buyer(req.authorization, req.trusted_user, req.peer)?;
         self.gate(self.gates.check_user(user.as_ref()))?;
+        self.gate(self.gates.check_global())?;
         // A made-up key skips nothing: only one of this buyer's earlier attempts reaches the
         // script past a refusal (one Redis lookup, not a script run per random key).
         if let (Some(refusal), Some(key)) = (refusal, req.idempotency_key)

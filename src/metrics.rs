@@ -22,6 +22,12 @@ pub struct Metrics {
     names: Vec<String>,
     /// HTTP requests by matched route and status code.
     pub http_requests: IntCounterVec,
+    /// Connections open now, by listener (`public`, `admin`).
+    pub http_connections: IntGaugeVec,
+    /// Connections refused over a listener's cap, by listener.
+    pub http_connections_refused: IntCounterVec,
+    /// Connections closed by the server, by listener and reason (`header_timeout`, `idle`).
+    pub http_connections_closed: IntCounterVec,
     /// Buy answers by outcome code (`reserved`, `sold_out`, `rate_limited`, ...).
     pub buy_outcomes: IntCounterVec,
     /// Buy handler latency (answers from memory, before the body is read, count as 0).
@@ -135,7 +141,24 @@ impl Metrics {
         )
         .expect("metric");
         register(Box::new(reconcile_discrepancies.clone()));
+        let http_connections = IntGaugeVec::new(
+            Opts::new("http_connections", "HTTP connections open now, by listener"),
+            &["listener"],
+        )
+        .expect("metric");
+        register(Box::new(http_connections.clone()));
         Self {
+            http_connections,
+            http_connections_refused: counter_vec(
+                "http_connections_refused_total",
+                "HTTP connections refused because the listener had its maximum open",
+                &["listener"],
+            ),
+            http_connections_closed: counter_vec(
+                "http_connections_closed_total",
+                "HTTP connections the server closed, by reason (header_timeout, idle)",
+                &["listener", "reason"],
+            ),
             http_requests: counter_vec(
                 "http_requests_total",
                 "HTTP requests by route and status",

@@ -13,7 +13,10 @@ use uuid::Uuid;
 
 use crate::{
     api::error::ApiError,
-    domain::UserId,
+    domain::{
+        UserId,
+        order_id::{self, LedgerScope},
+    },
     kafka::events::OrderReserved,
     stock::StockService,
     store::{
@@ -101,7 +104,7 @@ impl OrderLookup {
     /// # Errors
     /// 404 when unknown or someone else's; store failures.
     pub async fn find(&self, order_id: Uuid, user: &UserId) -> Result<OrderStatusView, ApiError> {
-        if !could_be_ours(order_id, Utc::now()) {
+        if !order_id::could_be_users(order_id, user.as_ref(), Utc::now()) {
             return Err(ApiError::NotFound("order"));
         }
         if let Some(row) = orders::get_order(&self.db, order_id).await? {
@@ -133,11 +136,17 @@ impl OrderLookup {
     }
 
     /// The reservation `order_id` in the ledger of a live item, if one holds it (reserved,
-    /// perhaps not in MySQL yet).
+    /// perhaps not in MySQL yet). Only the items the id can belong to are read: the one its
+    /// tag names, every live one for an id derived from an idempotency key, none for an id of
+    /// an earlier release (see [`order_id::ledger_scope`]).
     ///
     /// # Errors
     /// A store failed.
     pub async fn in_ledger(&self, order_id: Uuid) -> Result<Option<OrderReserved>, ApiError> {
+        let scope = order_id::ledger_scope(&order_id);
+        if scope == LedgerScope::Nowhere {
+            return Ok(None);
+        }
         let db = self.db.clone();
         let since = Utc::now() - self.grace;
         let items = self
@@ -150,7 +159,11 @@ impl OrderLookup {
         // One concurrent lookup per live item (they live in different slots, so not one
         // command); a random id costs two round trips of latency (meta, then the entry), not
         // two per item.
-        let lookups = items.iter().map(|item| {
+        let lookups = items.iter().filter(|item| match scope {
+            LedgerScope::Tagged(tag) => order_id::item_tag(item.item_id) == tag,
+            LedgerScope::Every | LedgerScope::Nowhere => true,
+        });
+        let lookups = lookups.map(|item| {
             let keys = self.stock.keys().item(item.sale_id, item.item_id);
             let mut conn = self.stock.redis().get();
             async move {
@@ -197,19 +210,6 @@ impl OrderLookup {
     }
 }
 
-/// Order ids are UUIDv7 minted by this service at reservation time: an id of another version,
-/// or one stamped in the future, names no order, and is answered without a store lookup (a
-/// flood of random ids must not reach MySQL and every live ledger).
-pub fn could_be_ours(order_id: Uuid, now: DateTime<Utc>) -> bool {
-    if order_id.get_version_num() != 7 {
-        return false;
-    }
-    let Some((secs, _)) = order_id.get_timestamp().map(|t| t.to_unix()) else {
-        return false;
-    };
-    (secs as i64) <= now.timestamp() + 60
-}
-
 /// A validated `GET /api/v1/orders` query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderQuery {
@@ -231,21 +231,3 @@ pub const ORDER_STATES: &[&str] = &[
     orders::STATUS_EXPIRED,
     orders::STATUS_REJECTED,
 ];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_v7_ids_from_the_past_can_name_an_order() {
-        let now = Utc::now();
-        assert!(could_be_ours(Uuid::now_v7(), now));
-        assert!(!could_be_ours(Uuid::new_v4(), now), "random ids");
-        let future = Uuid::new_v7(uuid::Timestamp::from_unix(
-            uuid::NoContext,
-            (now.timestamp() + 3_600) as u64,
-            0,
-        ));
-        assert!(!could_be_ours(future, now));
-    }
-}

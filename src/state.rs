@@ -161,7 +161,10 @@ impl Services {
         let (recoveries, recovery_requests) = Recoveries::channel();
         let buy = BuyService::new(BuyParts {
             auth: auth.clone(),
-            gates: Arc::new(Gates::new(&settings.limits)),
+            gates: Arc::new(Gates::new(
+                &settings.limits,
+                !settings.trusted_proxies.trim().is_empty(),
+            )),
             catalog: catalog.clone(),
             sold_out: Arc::new(SoldOutFlags::new(Duration::from_millis(
                 settings.sale.sold_out_recheck_ms,

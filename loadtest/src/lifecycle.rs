@@ -34,12 +34,18 @@ pub struct LifecycleReport {
     pub report: Value,
 }
 
-/// The hex HMAC-SHA256 of `body` with `secret`.
+/// The `X-Signature` of `body` signed with `secret` now: `t=<unix seconds>,v1=<hex
+/// HMAC-SHA256 of "<t>.<body>">`.
 pub fn sign(secret: &str, body: &[u8]) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(format!("{t}.").as_bytes());
     mac.update(body);
     let bytes = mac.finalize().into_bytes();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={t},v1={hex}")
 }
 
 /// Pays `share` of `order_ids` (100 cents each, the loadtest item's price), waits for the rest

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use axum::{
     Json,
     extract::{ConnectInfo, Request, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -13,7 +13,6 @@ use uuid::Uuid;
 
 use super::{ApiError, error::ApiResult, extract::ApiPath};
 use crate::{
-    auth::TRUSTED_USER_HEADER,
     buy::{BuyAnswer, BuyRequest},
     domain::{FieldError, IdempotencyKey},
     state::AppState,
@@ -80,6 +79,7 @@ async fn create_order(
             ))
         })
     };
+    let identity = super::extract::IdentityHeaders::read(headers, &state)?;
     let idempotency_key = headers
         .get("idempotency-key")
         .map(|v| IdempotencyKey::parse(v.to_str().unwrap_or("\u{0}")))
@@ -90,14 +90,14 @@ async fn create_order(
             BuyRequest {
                 sale_id,
                 item_id,
-                authorization: header_str(headers, "authorization"),
-                trusted_user: header_str(headers, TRUSTED_USER_HEADER),
+                authorization: identity.authorization,
+                trusted_user: identity.trusted_user,
                 idempotency_key: idempotency_key.as_ref(),
                 client_ip: Some(
                     state
                         .auth
                         .proxies()
-                        .client(peer.ip(), header_str(headers, "x-forwarded-for")),
+                        .client(peer.ip(), identity.forwarded_for),
                 ),
                 peer: Some(peer.ip()),
             },
@@ -140,10 +140,6 @@ struct Reservation {
     sale_id: u64,
     item_id: u64,
     quantity: u32,
-}
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// The public sale page (no token): window, phase, items, approximate remaining stock.

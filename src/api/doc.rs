@@ -132,7 +132,7 @@ impl Modify for Common {
             "paymentSignature",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Signature",
-                "hex HMAC-SHA256 of the raw body with SECKILL_PAYMENT_SECRET",
+                "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\" with SECKILL_PAYMENT_SECRET>",
             ))),
         );
         doc.servers = Some(vec![

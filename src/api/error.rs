@@ -27,6 +27,13 @@ pub enum ApiError {
     /// 422: the body is not JSON.
     #[error("the body is not valid JSON: {0}")]
     MalformedJson(String),
+    /// 400 `ambiguous_header`: a header that must appear once (who the buyer is, where the
+    /// request came from) appears more than once.
+    #[error("the {0} header appears more than once; send it once")]
+    AmbiguousHeader(&'static str),
+    /// 413 `body_too_large`: the body is over the route's limit (bytes).
+    #[error("the body is larger than {0} bytes")]
+    BodyTooLarge(usize),
     /// 401: missing or bad credentials.
     #[error("{0}")]
     Unauthorized(#[from] AuthError),
@@ -138,6 +145,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Invalid(_) | ApiError::MalformedJson(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::AmbiguousHeader(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } | ApiError::SoldOut => StatusCode::CONFLICT,
@@ -160,6 +169,8 @@ impl ApiError {
         match self {
             ApiError::Invalid(_) => "invalid_field",
             ApiError::MalformedJson(_) => "invalid_json",
+            ApiError::AmbiguousHeader(_) => "ambiguous_header",
+            ApiError::BodyTooLarge(_) => "body_too_large",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::BadSignature(_) => "bad_signature",
             ApiError::NotFound(_) => "not_found",

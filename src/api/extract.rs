@@ -77,6 +77,48 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The headers that say who a buyer is and where the request came from, each read once.
+pub struct IdentityHeaders<'a> {
+    /// `Authorization`.
+    pub authorization: Option<&'a str>,
+    /// `X-User-Id` (trusted-header mode).
+    pub trusted_user: Option<&'a str>,
+    /// `X-Forwarded-For`.
+    pub forwarded_for: Option<&'a str>,
+}
+
+impl<'a> IdentityHeaders<'a> {
+    /// Reads them. Where the service believes a header (`X-User-Id` in trusted-header mode,
+    /// `X-Forwarded-For` from trusted proxies), a second line of it is refused rather than
+    /// read by its first: a proxy that appends its own line after the client's would
+    /// otherwise leave the client's word in charge.
+    ///
+    /// # Errors
+    /// 400 `ambiguous_header` for a believed header sent more than once.
+    pub fn read(headers: &'a HeaderMap, state: &AppState) -> Result<Self, ApiError> {
+        let once = |name: &'static str, believed: bool| {
+            let mut lines = headers.get_all(name).iter();
+            let first = lines.next().and_then(|v| v.to_str().ok());
+            if believed && lines.next().is_some() {
+                return Err(ApiError::AmbiguousHeader(name));
+            }
+            Ok(first)
+        };
+        let trusted_mode = state.auth.reads_user_header();
+        Ok(Self {
+            authorization: header(headers, "authorization"),
+            trusted_user: once(TRUSTED_USER_HEADER, trusted_mode)?,
+            forwarded_for: once(
+                FORWARDED_FOR_HEADER,
+                trusted_mode || !state.auth.proxies().is_empty(),
+            )?,
+        })
+    }
+}
+
+/// Header in which proxies name the client.
+pub const FORWARDED_FOR_HEADER: &str = "x-forwarded-for";
+
 /// Proof that the caller holds the admin token.
 pub struct Admin;
 
@@ -103,13 +145,10 @@ impl FromRequestParts<AppState> for Buyer {
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip());
+        let identity = IdentityHeaders::read(&parts.headers, state)?;
         state
             .auth
-            .buyer(
-                header(&parts.headers, "authorization"),
-                header(&parts.headers, TRUSTED_USER_HEADER),
-                peer,
-            )
+            .buyer(identity.authorization, identity.trusted_user, peer)
             .map(Buyer)
             .map_err(ApiError::Unauthorized)
     }

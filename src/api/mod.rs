@@ -9,6 +9,7 @@ pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod listener;
 pub mod live;
 pub mod orders;
 pub mod payments;

@@ -117,6 +117,7 @@ impl ListQuery {
         (status = 200, description = "a page of the buyer's orders, newest first", body = OrdersPage),
         (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
         (status = 422, description = "a bad filter or cursor (`invalid_field`)", body = super::doc::ErrorDoc),
+        (status = 429, description = "the buyer's bucket is empty (`rate_limited`)", body = super::doc::ErrorDoc, headers(("Retry-After" = String, description = "seconds"))),
     ),
     security(("buyerToken" = []))
 )]
@@ -125,6 +126,7 @@ async fn list_orders(
     Buyer(user): Buyer,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
+    buyer_bucket(&state, &user)?;
     let query = query.parse()?;
     let (orders, next_cursor) = state.orders.list(&user, &query).await?;
     Ok(Json(OrdersPage {
@@ -153,14 +155,7 @@ async fn get_order(
     Buyer(user): Buyer,
     ApiPath(order_id): ApiPath<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
-    // The buyer's own bucket: one buyer cannot make every lookup a store round trip.
-    state
-        .buy
-        .gates()
-        .check_user(user.as_ref())
-        .map_err(|r| ApiError::RateLimited {
-            retry_after: r.retry_after,
-        })?;
+    buyer_bucket(&state, &user)?;
     Ok(Json(state.orders.find(order_id, &user).await?))
 }
 
@@ -178,6 +173,7 @@ async fn get_order(
         (status = 404, description = "`not_found`", body = super::doc::ErrorDoc),
         (status = 409, description = "paid (`already_paid`), expired or cancelled (`order_closed`), not yet in MySQL (`not_persisted`, retry), a sale without payment windows (`cancel_unsupported`)", body = super::doc::ErrorDoc),
         (status = 422, description = "`invalid_field`", body = super::doc::ErrorDoc),
+        (status = 429, description = "the buyer's bucket is empty (`rate_limited`)", body = super::doc::ErrorDoc, headers(("Retry-After" = String, description = "seconds"))),
     ),
     security(("buyerToken" = []))
 )]
@@ -186,6 +182,10 @@ async fn cancel_order(
     Buyer(user): Buyer,
     ApiPath(order_id): ApiPath<Uuid>,
 ) -> ApiResult<Response> {
+    buyer_bucket(&state, &user)?;
+    if !crate::domain::order_id::could_be_users(order_id, user.as_ref(), chrono::Utc::now()) {
+        return Err(ApiError::NotFound("order"));
+    }
     match state.lifecycle.cancel(order_id, user.as_ref()).await {
         Ok(order) => Ok(Json(crate::orders::OrderStatusView::from(order)).into_response()),
         Err(crate::lifecycle::LifecycleError::UnknownOrder) => {
@@ -197,6 +197,18 @@ async fn cancel_order(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Takes a token from the buyer's own bucket (the one buys take too): one buyer cannot make
+/// every request a store round trip.
+fn buyer_bucket(state: &AppState, user: &crate::domain::UserId) -> Result<(), ApiError> {
+    state
+        .buy
+        .gates()
+        .check_user(user.as_ref())
+        .map_err(|r| ApiError::RateLimited {
+            retry_after: r.retry_after,
+        })
 }
 
 /// 409 `not_persisted` with `Retry-After: 1`: the order is reserved and on its way to MySQL.

@@ -143,13 +143,7 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         Command::Consume => {
             let shutdown = shutdown_on_signals();
             let parts = ConsumerParts::connect(&settings).await?;
-            let health = parts
-                .serve_health(
-                    settings.http.addr,
-                    settings.kafka.topic.clone(),
-                    shutdown.clone(),
-                )
-                .await?;
+            let health = parts.serve_health(&settings, shutdown.clone()).await?;
             parts.run(&settings, shutdown.clone()).await?;
             shutdown.cancel();
             let _ = health.await;

@@ -115,6 +115,15 @@ pub struct HttpSettings {
     pub request_timeout_secs: u64,
     /// Seconds to let in-flight requests finish on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Seconds a client has to send a request's headers, counted from when the server waits
+    /// for them (on a kept-alive connection, the wait for the next request counts too).
+    pub header_timeout_secs: u64,
+    /// Seconds without a new request after which a connection is closed.
+    pub idle_timeout_secs: u64,
+    /// Largest request head (request line and headers) in bytes; larger ones get 431.
+    pub max_header_bytes: u64,
+    /// Connections open at once per listener; past it a new connection gets a canned 503.
+    pub max_connections: u64,
 }
 
 /// What a 202 waits for (docs/ARCHITECTURE.md says what each survives).
@@ -154,10 +163,28 @@ pub struct LimitSettings {
     pub per_user_per_sec: u64,
     /// Burst of each user's bucket.
     pub per_user_burst: u64,
-    /// Buy requests per second per client IP; off by default (NAT makes an address a poor identity).
+    /// When the per-IP bucket applies: `auto` (only when trusted proxies are configured, so the
+    /// address is the client's, not a load balancer's), `on` or `off`.
+    pub per_ip: PerIpMode,
+    /// Buy requests per second per client address (IPv6 addresses count per /64 network).
     pub per_ip_per_sec: u64,
     /// Burst of each IP's bucket.
     pub per_ip_burst: u64,
+    /// Payment notifications per second one instance takes (its burst is the same number).
+    pub payments_per_sec: u64,
+}
+
+/// When the per-IP token bucket applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PerIpMode {
+    /// Only when `trusted_proxies` is set: behind a proxy that is not trusted, every request
+    /// would come from the proxy's address and share one bucket.
+    Auto,
+    /// Always (the service faces clients directly).
+    On,
+    /// Never.
+    Off,
 }
 
 /// Sale lifecycle settings.
@@ -298,6 +325,10 @@ impl Default for HttpSettings {
             max_in_flight: 20_000,
             request_timeout_secs: 10,
             shutdown_grace_secs: 10,
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_header_bytes: 16 * 1024,
+            max_connections: 10_000,
         }
     }
 }
@@ -318,8 +349,10 @@ impl Default for LimitSettings {
             global_burst: 20_000,
             per_user_per_sec: 5,
             per_user_burst: 10,
-            per_ip_per_sec: 0,
-            per_ip_burst: 50,
+            per_ip: PerIpMode::Auto,
+            per_ip_per_sec: 50,
+            per_ip_burst: 100,
+            payments_per_sec: 1_000,
         }
     }
 }

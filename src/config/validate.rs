@@ -93,6 +93,21 @@ impl Settings {
         )?;
         positive("SECKILL_HTTP_MAX_IN_FLIGHT", self.http.max_in_flight)?;
         positive(
+            "SECKILL_HTTP_HEADER_TIMEOUT_SECS",
+            self.http.header_timeout_secs,
+        )?;
+        positive(
+            "SECKILL_HTTP_IDLE_TIMEOUT_SECS",
+            self.http.idle_timeout_secs,
+        )?;
+        positive("SECKILL_HTTP_MAX_CONNECTIONS", self.http.max_connections)?;
+        if !(1024..=1 << 20).contains(&self.http.max_header_bytes) {
+            return Err(ConfigError::new(
+                "SECKILL_HTTP_MAX_HEADER_BYTES",
+                "must be between 1024 and 1048576",
+            ));
+        }
+        positive(
             "SECKILL_HTTP_REQUEST_TIMEOUT_SECS",
             self.http.request_timeout_secs,
         )?;
@@ -111,6 +126,11 @@ impl Settings {
                 "SECKILL_LIMITS_PER_IP_BURST",
                 self.limits.per_ip_per_sec,
                 self.limits.per_ip_burst,
+            ),
+            (
+                "SECKILL_LIMITS_PAYMENTS_PER_SEC",
+                self.limits.payments_per_sec,
+                self.limits.payments_per_sec,
             ),
         ] {
             if rate > 0 {

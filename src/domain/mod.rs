@@ -4,6 +4,7 @@
 pub mod identity;
 pub mod json;
 pub mod net;
+pub mod order_id;
 pub mod redis_url;
 pub mod sale;
 pub mod script_version;

@@ -75,6 +75,11 @@ impl TrustedProxies {
             .map(Self)
     }
 
+    /// True when no proxy is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// True when `peer` is one of them.
     pub fn trusts(&self, peer: IpAddr) -> bool {
         self.0.iter().any(|c| c.contains(peer))

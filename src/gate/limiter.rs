@@ -1,14 +1,19 @@
 //! Token buckets (governor): one global bucket per instance, one per user and, when switched
-//! on, one per client IP. Keyed buckets are pruned periodically, so a flood of distinct users
-//! or addresses cannot grow memory without bound.
+//! on, one per client address (an IPv6 client counts per /64 network, the block one customer
+//! gets, so cycling through its addresses gains nothing). Keyed buckets are pruned
+//! periodically, so a flood of distinct users or addresses cannot grow memory without bound.
 
-use std::{net::IpAddr, num::NonZeroU32, time::Duration};
+use std::{
+    net::{IpAddr, Ipv6Addr},
+    num::NonZeroU32,
+    time::Duration,
+};
 
 use governor::{
     DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock,
 };
 
-use crate::config::LimitSettings;
+use crate::config::{LimitSettings, PerIpMode};
 
 /// Which gate turned a request away (the metrics label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +24,8 @@ pub enum Gate {
     User,
     /// The client address's bucket.
     Ip,
+    /// The payment notifications' bucket.
+    Payments,
 }
 
 impl Gate {
@@ -28,6 +35,7 @@ impl Gate {
             Gate::Global => "global",
             Gate::User => "user",
             Gate::Ip => "ip",
+            Gate::Payments => "payments",
         }
     }
 }
@@ -46,6 +54,7 @@ pub struct Gates {
     global: Option<DefaultDirectRateLimiter>,
     per_user: Option<DefaultKeyedRateLimiter<String>>,
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    payments: Option<DefaultDirectRateLimiter>,
 }
 
 fn quota(per_sec: u64, burst: u64) -> Option<Quota> {
@@ -54,14 +63,43 @@ fn quota(per_sec: u64, burst: u64) -> Option<Quota> {
     Some(Quota::per_second(rate).allow_burst(burst))
 }
 
+/// The bucket an address counts in: IPv4 (and IPv4-mapped IPv6) addresses alone, other
+/// IPv6 addresses by their /64 network.
+pub fn ip_bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(
+                u128::from(v6) & 0xffff_ffff_ffff_ffff_0000_0000_0000_0000,
+            )),
+        },
+    }
+}
+
 impl Gates {
-    /// Buckets per the settings.
-    pub fn new(limits: &LimitSettings) -> Self {
+    /// Buckets per the settings; `proxies_trusted` says whether trusted proxies are configured
+    /// (the per-IP bucket's `auto` mode follows it).
+    pub fn new(limits: &LimitSettings, proxies_trusted: bool) -> Self {
+        let per_ip = match limits.per_ip {
+            PerIpMode::On => true,
+            PerIpMode::Auto => proxies_trusted,
+            PerIpMode::Off => false,
+        };
         Self {
             global: quota(limits.global_per_sec, limits.global_burst).map(RateLimiter::direct),
             per_user: quota(limits.per_user_per_sec, limits.per_user_burst).map(RateLimiter::keyed),
-            per_ip: quota(limits.per_ip_per_sec, limits.per_ip_burst).map(RateLimiter::keyed),
+            per_ip: quota(limits.per_ip_per_sec, limits.per_ip_burst)
+                .filter(|_| per_ip)
+                .map(RateLimiter::keyed),
+            payments: quota(limits.payments_per_sec, limits.payments_per_sec)
+                .map(RateLimiter::direct),
         }
+    }
+
+    /// True when the per-IP bucket applies.
+    pub fn limits_ips(&self) -> bool {
+        self.per_ip.is_some()
     }
 
     /// Takes a token from the global bucket.
@@ -74,6 +112,20 @@ impl Gates {
         };
         limiter.check().map_err(|not_until| Rejected {
             gate: Gate::Global,
+            retry_after: not_until.wait_time_from(limiter.clock().now()),
+        })
+    }
+
+    /// Takes a token from the payment notifications' bucket.
+    ///
+    /// # Errors
+    /// The bucket is empty.
+    pub fn check_payments(&self) -> Result<(), Rejected> {
+        let Some(limiter) = &self.payments else {
+            return Ok(());
+        };
+        limiter.check().map_err(|not_until| Rejected {
+            gate: Gate::Payments,
             retry_after: not_until.wait_time_from(limiter.clock().now()),
         })
     }
@@ -102,10 +154,12 @@ impl Gates {
         let Some(limiter) = &self.per_ip else {
             return Ok(());
         };
-        limiter.check_key(&ip).map_err(|not_until| Rejected {
-            gate: Gate::Ip,
-            retry_after: not_until.wait_time_from(limiter.clock().now()),
-        })
+        limiter
+            .check_key(&ip_bucket(ip))
+            .map_err(|not_until| Rejected {
+                gate: Gate::Ip,
+                retry_after: not_until.wait_time_from(limiter.clock().now()),
+            })
     }
 
     /// Forgets keys whose buckets are full again (they behave exactly like new ones).
@@ -136,14 +190,46 @@ mod tests {
             global_burst: global,
             per_user_per_sec: user,
             per_user_burst: user,
+            per_ip: PerIpMode::On,
             per_ip_per_sec: ip,
             per_ip_burst: ip,
+            payments_per_sec: 0,
         }
     }
 
     #[test]
+    fn an_ipv6_client_counts_per_64_network_and_ipv4_alone() {
+        let g = Gates::new(&limits(0, 0, 2), false);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        g.check_ip(a).unwrap();
+        g.check_ip(b).unwrap();
+        assert_eq!(g.check_ip(a).unwrap_err().gate, Gate::Ip, "the same /64");
+        g.check_ip("2001:db8:1:3::1".parse().unwrap())
+            .expect("the next /64 has its own bucket");
+        let v4: IpAddr = "203.0.113.7".parse().unwrap();
+        g.check_ip(v4).unwrap();
+        g.check_ip("::ffff:203.0.113.7".parse().unwrap()).unwrap();
+        assert!(g.check_ip(v4).is_err(), "IPv4-mapped is the IPv4 address");
+        g.check_ip("203.0.113.8".parse().unwrap())
+            .expect("each IPv4 address alone");
+    }
+
+    #[test]
+    fn the_per_ip_bucket_in_auto_mode_follows_the_trusted_proxies() {
+        let mut l = limits(0, 0, 1);
+        l.per_ip = PerIpMode::Auto;
+        assert!(Gates::new(&l, true).limits_ips());
+        assert!(!Gates::new(&l, false).limits_ips());
+        l.per_ip = PerIpMode::Off;
+        assert!(!Gates::new(&l, true).limits_ips());
+        l.per_ip = PerIpMode::On;
+        assert!(Gates::new(&l, false).limits_ips());
+    }
+
+    #[test]
     fn a_user_bucket_empties_and_other_users_are_unaffected() {
-        let g = Gates::new(&limits(0, 2, 0));
+        let g = Gates::new(&limits(0, 2, 0), false);
         assert!(g.check_user("a").is_ok());
         assert!(g.check_user("a").is_ok());
         let r = g.check_user("a").unwrap_err();
@@ -154,7 +240,7 @@ mod tests {
 
     #[test]
     fn the_global_bucket_limits_everyone() {
-        let g = Gates::new(&limits(3, 0, 0));
+        let g = Gates::new(&limits(3, 0, 0), false);
         for _ in 0..3 {
             g.check_global().unwrap();
         }
@@ -163,7 +249,7 @@ mod tests {
 
     #[test]
     fn a_zero_rate_switches_a_bucket_off() {
-        let g = Gates::new(&limits(0, 0, 0));
+        let g = Gates::new(&limits(0, 0, 0), false);
         for _ in 0..10_000 {
             g.check_global().unwrap();
             g.check_user("a").unwrap();
@@ -174,7 +260,7 @@ mod tests {
 
     #[test]
     fn pruning_bounds_memory_under_a_flood_of_users() {
-        let g = Gates::new(&limits(0, 1_000_000, 0));
+        let g = Gates::new(&limits(0, 1_000_000, 0), false);
         for i in 0..10_000 {
             g.check_user(&format!("u{i}")).unwrap();
         }

@@ -10,6 +10,7 @@
 //! (`events`).
 
 pub mod events;
+pub mod replay;
 pub mod signature;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};

@@ -44,11 +44,7 @@ pub fn order_bucket(order_id: &Uuid, buckets: u32) -> u32 {
     u32::from_be_bytes([b[12], b[13], b[14], b[15]]) % buckets.max(1)
 }
 
-/// A buyer's hash: `h = h * 31 + byte (mod 2^32)` over the id's bytes.
-pub fn user_hash(user: &str) -> u32 {
-    user.bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
-}
+pub use crate::domain::order_id::user_hash;
 
 /// The bucket of a buyer.
 pub fn user_bucket(user: &str, buckets: u32) -> u32 {
@@ -56,11 +52,9 @@ pub fn user_bucket(user: &str, buckets: u32) -> u32 {
 }
 
 /// `id` with the buyer's hash in bytes 12..16, so the order lives in its buyer's bucket
-/// whatever the bucket count (those bytes are random in a UUIDv7 and hash in a UUIDv8).
+/// whatever the bucket count.
 pub fn in_buyers_bucket(id: Uuid, user: &str) -> Uuid {
-    let mut bytes = *id.as_bytes();
-    bytes[12..16].copy_from_slice(&user_hash(user).to_be_bytes());
-    Uuid::from_bytes(bytes)
+    crate::domain::order_id::with_buyer(id, user)
 }
 
 /// A buyer's field in a bucket: the id, with a trailing NUL when it is 16 bytes long (the

@@ -31,8 +31,8 @@ impl StockService {
     }
 
     /// The order id a new reservation gets: derived from the key when the sale's ledger is
-    /// compact and the buyer sent one (a retry then finds its first order), else a new UUIDv7;
-    /// either placed in the buyer's bucket when the ledger is compact.
+    /// compact and the buyer sent one (a retry then finds its first order), else a fresh id
+    /// naming the item and the buyer (see [`crate::domain::order_id`]).
     pub fn new_order_id(
         meta: &crate::store::sales::ItemMeta,
         user: &str,
@@ -44,10 +44,7 @@ impl StockService {
             {
                 compact::derived_order_id(&meta.sale_uid, meta.item_id, user, key)
             }
-            _ if crate::domain::script_version::has_compact_ledger(&meta.script_version) => {
-                compact::in_buyers_bucket(Uuid::now_v7(), user)
-            }
-            _ => Uuid::now_v7(),
+            _ => crate::domain::order_id::fresh(meta.item_id, user),
         }
     }
 }

@@ -76,6 +76,11 @@ impl Keys {
         format!("{}sk:{{s{sale_id}:i{item_id}}}:fence", self.prefix)
     }
 
+    /// A payment notification's signature, recorded once it was seen (replay detection).
+    pub fn payment_signature(&self, mac: &[u8; 32]) -> String {
+        format!("{}sk:pay:{}", self.prefix, hex::encode(mac))
+    }
+
     /// A distributed lock by name (`prewarm:s12`, `leader:reconcile`).
     pub fn lock(&self, name: &str) -> String {
         format!("{}sk:lock:{{{name}}}", self.prefix)

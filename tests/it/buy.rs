@@ -286,6 +286,7 @@ async fn a_user_bucket_answers_429_with_retry_after() {
 #[tokio::test]
 async fn the_per_ip_bucket_when_switched_on_limits_an_address_across_users() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.limits.per_ip = seckill::config::PerIpMode::On;
     settings.limits.per_ip_per_sec = 1;
     settings.limits.per_ip_burst = 3;
     let app = spawn_with(settings).await;

@@ -44,6 +44,7 @@ async fn pay(app: &TestApp, order: &str, amount: i64, reference: &str) -> (Statu
         json!({"order_id": order, "amount_cents": amount, "provider_ref": reference}).to_string();
     let sig = signature::sign(
         app.settings().payment_secret.expose().as_bytes(),
+        chrono::Utc::now().timestamp(),
         body.as_bytes(),
     );
     let r = app

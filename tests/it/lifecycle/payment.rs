@@ -24,7 +24,11 @@ async fn payment_notifications_are_checked_and_answered_once() {
         .post(app.url("/payments/v1/notify"))
         .header(
             "x-signature",
-            signature::sign(b"not-the-secret", body.as_bytes()),
+            signature::sign(
+                b"not-the-secret",
+                chrono::Utc::now().timestamp(),
+                body.as_bytes(),
+            ),
         )
         .body(body)
         .send()

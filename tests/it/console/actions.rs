@@ -1,7 +1,7 @@
 //! The sale page's action buttons: Reconcile now, Repair (behind a confirm dialog) and Prewarm,
 //! each checked on the page and in the stores.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use reqwest::StatusCode;
@@ -9,7 +9,6 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Console, STOCK, figure, text_of};
-use crate::helpers::eventually;
 
 impl Console {
     /// Clicks Reconcile now and waits for the report panel to start with `verdict`.
@@ -121,7 +120,17 @@ impl Console {
         .await;
         let output = self.text("#action-output").await;
         assert!(output.contains(&format!("re-sent {gone}")), "{output}");
-        let stored = eventually(Duration::from_secs(60), || self.order_row(gone)).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let stored = loop {
+            if let Some(status) = self.order_row(gone).await {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the re-sent order {gone} never reached MySQL"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
         assert_eq!(stored, "pending_payment");
         let persisted = text_of(&figure("persisted", self.item));
         self.wait(&format!("{persisted} === '{STOCK}'"), 30).await;

@@ -333,6 +333,8 @@ async fn retries_stop_after_five_attempts() {
         "1",
         "--item",
         "1",
+        "--users",
+        "4",
         "--concurrency",
         "2",
         "--requests",

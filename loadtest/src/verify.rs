@@ -395,10 +395,19 @@ mod tests {
     fn every_broken_promise_is_named() {
         let v = judge(&view(10, 10, 0), &ok_report(), false, None);
         assert!(!v.ok && v.problems[0].contains("drain"));
-        let mut oversold = view(11, 11, 0);
+        // Reserved and persisted differ, so each problem must name its own figure.
+        let mut oversold = view(12, 11, 0);
         oversold["items"][0]["initial_stock"] = json!(10);
         let v = judge(&oversold, &ok_report(), true, None);
-        assert_eq!(v.problems.len(), 2, "{v:?}");
+        assert!(!v.ok);
+        assert_eq!(
+            v.problems,
+            [
+                "item 1: 12 units reserved of 10",
+                "item 1: 11 units persisted of 10"
+            ],
+            "{v:?}"
+        );
         let bad = json!({"ok": false, "items": [{"item_id": 1, "checks": [
             {"name": "user_limit_mysql", "ok": false, "detail": "1 users above the limit"}]}]});
         let v = judge(&view(10, 10, 0), &bad, true, None);

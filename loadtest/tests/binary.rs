@@ -1,5 +1,6 @@
 //! The `loadtest` binary and library against a stub HTTP server (no seckill needed): live
-//! lines, Ctrl-C, exit codes, and retries that keep their idempotency key.
+//! lines, Ctrl-C, exit codes, and retries that wait for Retry-After and keep their idempotency
+//! key.
 
 use std::{
     collections::HashMap,
@@ -222,26 +223,28 @@ fn a_threshold_that_does_not_parse_is_a_usage_error() {
     );
 }
 
-#[tokio::test]
-async fn retries_wait_for_retry_after_and_keep_their_idempotency_key() {
-    // Every key's first attempt: 503 unconfirmed, Retry-After 0. Its second: the order again.
-    let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-    let keys = seen.clone();
-    let base = stub(move |_, headers| {
+/// Per idempotency key: when the stub answered each attempt.
+type Attempts = Arc<Mutex<HashMap<String, Vec<Instant>>>>;
+
+/// A stub whose first answer to each key is 503 `unconfirmed` with `Retry-After: 1`, and every
+/// later one the order again; it notes when it answered each attempt.
+async fn unconfirmed_once(seen: Attempts) -> String {
+    stub(move |_, headers| {
         let Some(key) = headers.get("idempotency-key") else {
             return (422, String::new(), r#"{"code":"invalid_field"}"#.into());
         };
-        let mut seen = keys.lock().unwrap();
-        let n = seen.entry(key.clone()).or_default();
-        *n += 1;
-        if *n == 1 {
+        let mut seen = seen.lock().unwrap();
+        let keys = seen.len();
+        let attempts = seen.entry(key.clone()).or_default();
+        attempts.push(Instant::now());
+        if attempts.len() == 1 {
             (
                 503,
-                "retry-after: 0\r\n".into(),
+                "retry-after: 1\r\n".into(),
                 r#"{"code":"unconfirmed","detail":"x"}"#.into(),
             )
         } else {
-            let id = format!("00000000-0000-7000-8000-{:012}", seen.len());
+            let id = format!("00000000-0000-7000-8000-{keys:012}");
             (
                 202,
                 "idempotent-replayed: true\r\n".into(),
@@ -249,7 +252,13 @@ async fn retries_wait_for_retry_after_and_keep_their_idempotency_key() {
             )
         }
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn retries_wait_for_retry_after_and_keep_their_idempotency_key() {
+    let seen: Attempts = Arc::default();
+    let base = unconfirmed_once(seen.clone()).await;
     let args = <loadtest::Args as clap::Parser>::try_parse_from([
         "loadtest",
         "--base-url",
@@ -263,9 +272,9 @@ async fn retries_wait_for_retry_after_and_keep_their_idempotency_key() {
         "--users",
         "10",
         "--concurrency",
-        "3",
+        "6",
         "--requests",
-        "30",
+        "12",
         "--idempotency-keys",
         "--retry-on",
         "503,429",
@@ -275,27 +284,33 @@ async fn retries_wait_for_retry_after_and_keep_their_idempotency_key() {
     let s = loadtest::run(args, false).await.unwrap();
     assert_eq!(
         (s.requests, s.outcomes.reserved),
-        (30, 30),
+        (12, 12),
         "{}",
         s.render()
     );
-    assert_eq!(s.retries.retries, 30);
-    assert_eq!(s.retries.by_status.get(&503), Some(&30));
-    assert_eq!((s.retries.replayed, s.retries.gave_up), (30, 0));
+    assert_eq!(s.retries.retries, 12);
+    assert_eq!(s.retries.by_status.get(&503), Some(&12));
+    assert_eq!((s.retries.replayed, s.retries.gave_up), (12, 0));
     assert_eq!(
-        s.unknown_fate, 30,
+        s.unknown_fate, 12,
         "every unconfirmed answer left its buy's fate open"
-    );
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.len(), 30, "a fresh key per buy");
-    assert!(
-        seen.values().all(|n| *n == 2),
-        "each key sent twice: {seen:?}"
     );
     assert!(
         s.render()
-            .contains("retries     30 (503: 30), 30 answers replayed")
+            .contains("retries     12 (503: 12), 12 answers replayed")
     );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 12, "a fresh key per buy");
+    for (key, at) in seen.iter() {
+        assert_eq!(at.len(), 2, "{key} sent twice");
+        // The 503 left the stub before the client read it, so a client that waits the
+        // Retry-After second sends the retry at least a second after it: a lower bound only.
+        let gap = at[1] - at[0];
+        assert!(
+            gap >= Duration::from_secs(1),
+            "{key} was retried {gap:?} after its 503 said Retry-After: 1"
+        );
+    }
 }
 
 #[tokio::test]
@@ -318,6 +333,8 @@ async fn retries_stop_after_five_attempts() {
         "1",
         "--item",
         "1",
+        "--users",
+        "4",
         "--concurrency",
         "2",
         "--requests",

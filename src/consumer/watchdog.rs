@@ -169,6 +169,28 @@ mod tests {
     }
 
     #[test]
+    fn a_partition_idle_without_lag_is_not_stalled_the_moment_messages_arrive() {
+        let t0 = Instant::now();
+        let mut w = Watchdog::new(STALL);
+        // Caught up and quiet for three stall times: its committed offset never moves.
+        for k in 0..=3 {
+            w.observe(&[lag(0, 90, 90)], t0 + STALL * k);
+        }
+        // New orders arrive; the consumer has not committed them yet.
+        let arrived = t0 + STALL * 3 + Duration::from_secs(1);
+        let busy = [lag(0, 90, 95)];
+        w.observe(&busy, arrived);
+        assert_eq!(w.stalled(&busy, arrived), vec![], "idle is not stuck");
+        assert_eq!(w.should_rejoin(&busy, &owned(&[]), arrived), None);
+        // Still not moving a whole stall time after they arrived: now it is stalled.
+        let later = t0 + STALL * 4;
+        w.observe(&busy, later);
+        let stalled = w.stalled(&busy, later);
+        assert_eq!(stalled.len(), 1, "{stalled:?}");
+        assert_eq!((stalled[0].lag, stalled[0].for_), (5, STALL));
+    }
+
+    #[test]
     fn a_member_stuck_on_its_own_partitions_does_not_rejoin() {
         let t0 = Instant::now();
         let mut w = Watchdog::new(STALL);

@@ -1,5 +1,6 @@
 //! A headless Chromium driven over the DevTools protocol: navigate, evaluate JavaScript in the
-//! page, wait for a condition, take screenshots. Just what the console test needs.
+//! page, wait for a condition, answer a dialog, take screenshots. Just what the console test
+//! needs.
 
 use std::{
     io::{BufRead, BufReader},
@@ -81,21 +82,63 @@ impl Browser {
 
     /// Sends a DevTools command and returns its result (events in between are skipped).
     pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.send(method, params).await;
+        loop {
+            let v = self.next_frame(method).await;
+            if v["id"] == id {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// Sends a DevTools command without waiting; returns its id.
+    async fn send(&mut self, method: &str, params: Value) -> u64 {
         self.next_id += 1;
         let id = self.next_id;
         let msg = json!({ "id": id, "method": method, "params": params }).to_string();
         self.ws.send(Message::Text(msg.into())).await.unwrap();
+        id
+    }
+
+    /// The next message from chromium (an answer or an event).
+    async fn next_frame(&mut self, waiting_for: &str) -> Value {
         loop {
             let frame = tokio::time::timeout(Duration::from_secs(30), self.ws.next())
                 .await
-                .unwrap_or_else(|_| panic!("{method}: no answer from chromium"))
+                .unwrap_or_else(|_| panic!("{waiting_for}: no answer from chromium"))
                 .expect("chromium closed the connection")
                 .unwrap();
-            let Message::Text(text) = frame else { continue };
-            let v: Value = serde_json::from_str(&text).unwrap();
-            if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
+            if let Message::Text(text) = frame {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    }
+
+    /// Clicks `selector`, which must open a `confirm` dialog, and answers it as a user would
+    /// (`accept`: OK, else Cancel); returns the dialog's message.
+    pub async fn click_through_dialog(&mut self, selector: &str, accept: bool) -> String {
+        let click = format!("document.querySelector('{selector}').click()");
+        let id = self
+            .send(
+                "Runtime.evaluate",
+                json!({ "expression": click, "returnByValue": true }),
+            )
+            .await;
+        let mut message = None;
+        loop {
+            let v = self.next_frame(&click).await;
+            if v["method"] == "Page.javascriptDialogOpening" {
+                assert_eq!(v["params"]["type"], "confirm", "{v}");
+                message = v["params"]["message"].as_str().map(str::to_string);
+                self.send("Page.handleJavaScriptDialog", json!({ "accept": accept }))
+                    .await;
+            } else if v["id"] == id {
+                assert!(
+                    v.get("error").is_none() && v["result"].get("exceptionDetails").is_none(),
+                    "{click}: {v}"
+                );
+                return message.unwrap_or_else(|| panic!("{selector} opened no dialog"));
             }
         }
     }
@@ -149,17 +192,24 @@ impl Browser {
 
     /// Saves a PNG of the whole page to `path`.
     pub async fn screenshot(&mut self, path: &Path) {
-        let r = self
-            .call(
-                "Page.captureScreenshot",
-                json!({ "format": "png", "captureBeyondViewport": true }),
-            )
-            .await;
+        let png = self.capture(None).await;
+        std::fs::write(path, png).unwrap();
+    }
+
+    /// A PNG of the page, or of the `[x, y, width, height]` region of it (CSS pixels from the
+    /// document's top left).
+    pub async fn capture(&mut self, region: Option<[f64; 4]>) -> Vec<u8> {
+        let mut params = json!({ "format": "png", "captureBeyondViewport": true });
+        if let Some([x, y, width, height]) = region {
+            params["clip"] =
+                json!({ "x": x, "y": y, "width": width, "height": height, "scale": 1 });
+        }
+        let r = self.call("Page.captureScreenshot", params).await;
         let png = base64::engine::general_purpose::STANDARD
             .decode(r["data"].as_str().unwrap())
             .unwrap();
         assert!(png.starts_with(b"\x89PNG"), "not a PNG");
-        std::fs::write(path, png).unwrap();
+        png
     }
 }
 

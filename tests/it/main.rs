@@ -5,6 +5,7 @@ mod processes;
 mod shoppers;
 
 mod admin;
+mod benches;
 mod browser;
 mod buy;
 mod cli;

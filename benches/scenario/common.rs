@@ -1,4 +1,5 @@
-//! What the benchmarks share: a fresh MariaDB database of the local stack, dropped afterwards.
+//! What the benchmarks and their smoke test share: a fresh MariaDB database of the local stack,
+//! dropped afterwards.
 
 use sqlx::{Connection, MySqlConnection, MySqlPool};
 use uuid::Uuid;

@@ -121,6 +121,7 @@ fn the_compose_file_runs_every_part_with_valid_settings() {
             "9f8e7d6c5b4a39281706f5e4d3c2b1a0fedcba98",
         ),
         ("REDIS_PASSWORD", "0a1b2c3d4e5f60718293a4b5c6d7e8f9"),
+        ("GRAFANA_ADMIN_PASSWORD", "7c6b5a49382716f5e4d3c2b1a0f9e8d7"),
     ];
     let resolved: Value = serde_yaml::from_str(&interpolate(&text, &dotenv)).unwrap();
     let services = resolved["services"].as_mapping().unwrap();
@@ -175,6 +176,7 @@ fn the_compose_file_runs_every_part_with_valid_settings() {
     // The admin port is published on the host's loopback only.
     let ports = serde_yaml::to_string(&services["seckill-api"]["ports"]).unwrap();
     assert!(ports.contains("127.0.0.1:8081:8081"), "{ports}");
+    grafana_asks_for_a_password_on_loopback(&services["grafana"]);
     // Files the compose file mounts exist.
     for mount in [
         "prometheus/prometheus.yml",
@@ -184,6 +186,41 @@ fn the_compose_file_runs_every_part_with_valid_settings() {
         "Dockerfile",
     ] {
         assert!(deploy(mount).exists(), "{mount} missing");
+    }
+}
+
+/// Grafana: no anonymous access, the admin password from deploy/.env, the port on loopback.
+fn grafana_asks_for_a_password_on_loopback(grafana: &Value) {
+    let env: std::collections::BTreeMap<String, String> =
+        string_map(&grafana["environment"]).into_iter().collect();
+    assert_ne!(
+        env.get("GF_AUTH_ANONYMOUS_ENABLED").map(String::as_str),
+        Some("true"),
+        "Grafana lets anonymous visitors in"
+    );
+    assert_eq!(
+        env.get("GF_AUTH_ANONYMOUS_ENABLED").map(String::as_str),
+        Some("false"),
+        "say anonymous access is off (Grafana images have changed defaults before)"
+    );
+    assert!(
+        !env.keys().any(|k| k.starts_with("GF_AUTH_ANONYMOUS_ORG")),
+        "{env:?}"
+    );
+    assert_eq!(
+        env.get("GF_SECURITY_ADMIN_PASSWORD").map(String::as_str),
+        Some("7c6b5a49382716f5e4d3c2b1a0f9e8d7"),
+        "Grafana's admin password comes from GRAFANA_ADMIN_PASSWORD in deploy/.env"
+    );
+    let ports = grafana["ports"]
+        .as_sequence()
+        .expect("Grafana publishes a port");
+    for port in ports {
+        let port = port.as_str().unwrap();
+        assert!(
+            port.starts_with("127.0.0.1:"),
+            "Grafana's port {port} is published beyond the host's loopback"
+        );
     }
 }
 

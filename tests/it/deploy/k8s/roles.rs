@@ -152,7 +152,11 @@ fn kafka_and_mysql_are_reached_over_tls_that_checks_the_server_with_each_roles_u
                 .map(|(_, v)| v.clone())
                 .unwrap_or_else(|| panic!("{name}: no Kafka {key}"))
         };
-        assert_eq!(prop("security.protocol"), "sasl_ssl", "{name}");
+        assert_eq!(
+            prop("security.protocol"),
+            "sasl_ssl",
+            "{name}: Kafka security.protocol"
+        );
         assert!(prop("sasl.mechanism").starts_with("SCRAM-"), "{name}");
         let ca = prop("ssl.ca.location");
         assert!(r.mounts_file(&ca), "{name}: {ca} is not mounted");

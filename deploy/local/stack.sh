@@ -123,6 +123,14 @@ install_all() {
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
     cp "$req" "$VENV/requirements.txt"
   fi
+  # kubernetes-validate (the manifests' schema check; it ships the schemas), pinned, its own venv.
+  local kreq="$(dirname "$0")/requirements-kubernetes-validate.txt" kvenv="$STATE_DIR/venv-k8s"
+  if [ ! -x "$kvenv/bin/kubernetes-validate" ] || ! cmp -s "$kreq" "$kvenv/requirements.txt"; then
+    log "installing kubernetes-validate into $kvenv (pinned in $kreq)"
+    python3 -m venv "$kvenv"
+    "$kvenv/bin/pip" install --quiet --disable-pip-version-check -r "$kreq"
+    cp "$kreq" "$kvenv/requirements.txt"
+  fi
   if [ "${WANT_KAFKA:-1}" = 1 ] && [ ! -x "$TANSU" ]; then
     command -v cargo >/dev/null || die "cargo is needed to build the tansu broker"
     log "building the tansu $TANSU_VERSION broker into $CARGO_BIN (once per machine, about 12 minutes)"

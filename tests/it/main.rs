@@ -4,6 +4,7 @@ mod helpers;
 mod processes;
 mod shoppers;
 
+mod abuse;
 mod admin;
 mod benches;
 mod browser;

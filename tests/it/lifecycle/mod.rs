@@ -42,9 +42,13 @@ async fn sale(app: &TestApp, stock: i64, limit: i64, window_secs: i64) -> (u64, 
 async fn pay(app: &TestApp, order: &str, amount: i64, reference: &str) -> (StatusCode, Value) {
     let body =
         json!({"order_id": order, "amount_cents": amount, "provider_ref": reference}).to_string();
+    // Every delivery is signed anew, as a provider does: a second earlier each time, so that
+    // repeats within one second are not the same signed notification (a replay).
+    static DELIVERIES: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let earlier = DELIVERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 240;
     let sig = signature::sign(
         app.settings().payment_secret.expose().as_bytes(),
-        chrono::Utc::now().timestamp(),
+        chrono::Utc::now().timestamp() - earlier,
         body.as_bytes(),
     );
     let r = app

@@ -71,3 +71,44 @@ async fn a_buyer_lists_only_their_own_orders_page_by_page() {
         .unwrap();
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn an_order_bought_with_an_idempotency_key_is_found_by_its_id_before_and_after_mysql() {
+    let app = crate::helpers::spawn_with(
+        crate::helpers::test_settings(&crate::helpers::STACK.kafka_brokers).await,
+    )
+    .await;
+    let (sale, item) = app.create_live_sale(10, 2).await;
+    let (status, body) = app.buy(sale, item, "keyed", 1, Some("key-1")).await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+    let id: uuid::Uuid = body["order_id"].as_str().unwrap().parse().unwrap();
+    // On a compact-ledger sale the key derives the id: a UUIDv8.
+    assert_eq!(id.get_version_num(), 8);
+    let token = seckill::auth::mint_token(&crate::helpers::JWT_SECRET, "keyed", 600).unwrap();
+    let get = |user_token: String| {
+        app.http
+            .get(app.url(&format!("/api/v1/orders/{id}")))
+            .bearer_auth(user_token)
+            .send()
+    };
+    let r = get(token.clone()).await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let status = r.json::<serde_json::Value>().await.unwrap()["status"].clone();
+    assert!(
+        status == "reserved" || status == "pending_payment",
+        "{status}"
+    );
+    let persisted = crate::helpers::eventually(std::time::Duration::from_secs(30), || async {
+        let r = get(token.clone()).await.ok()?;
+        let body: serde_json::Value = r.json().await.ok()?;
+        (body["status"] == "pending_payment").then_some(body)
+    })
+    .await;
+    assert_eq!(persisted["order_id"], id.to_string());
+    // Another buyer is told it does not exist.
+    let other = seckill::auth::mint_token(&crate::helpers::JWT_SECRET, "other", 600).unwrap();
+    assert_eq!(
+        get(other).await.unwrap().status(),
+        reqwest::StatusCode::NOT_FOUND
+    );
+}

@@ -62,12 +62,10 @@ pub const MAX_ID: u64 = 9_007_199_254_740_991;
     description = "Creates a sale with its items; a sale starting within SECKILL_SALE_PREWARM_LEAD_SECS is warmed into Redis at once.",
     request_body = CreateSaleRequest,
     responses(
-        (status = 201, description = "created", body = CreatedSale,
+        (status = 201, description = "created; buyers buy its items at `POST /api/v1/sales/{id}/items/{item_id}/orders` and see its page at `GET /api/v1/sales/{id}`, on the buyers' listener", body = CreatedSale,
             headers(("Location" = String, description = "the sale's URL")),
             links(
                 ("GetSale" = (operation_id = "get_sale", parameters(("id" = "$response.body#/id")))),
-                ("BuyFirstItem" = (operation_id = "create_order", parameters(("sale_id" = "$response.body#/id"), ("item_id" = "$response.body#/items/0/id")))),
-                ("SalePage" = (operation_id = "sale_page", parameters(("sale_id" = "$response.body#/id")))),
                 ("Prewarm" = (operation_id = "prewarm_sale", parameters(("id" = "$response.body#/id")))),
                 ("Reconcile" = (operation_id = "reconcile_sale", parameters(("id" = "$response.body#/id")))),
                 ("Reconciliation" = (operation_id = "reconciliation", parameters(("id" = "$response.body#/id")))),

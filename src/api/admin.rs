@@ -124,7 +124,7 @@ struct SalesPage {
     responses(
         (status = 200, description = "a page of sales, newest first", body = SalesPage),
         (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
-        (status = 422, description = "a bad `limit` or `offset` (`invalid_field`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "a bad limit or offset (`invalid_field` names it)", body = super::doc::ErrorDoc),
     ),
     security(("adminToken" = []))
 )]
@@ -175,19 +175,20 @@ async fn get_sale(
     patch,
     path = "/admin/v1/sales/{id}",
     tag = "admin",
-    description = "Changes a sale before it starts. The version read must be sent, as `If-Match` or as `version` in the body.",
+    description = "Changes a sale before it starts. The version read (`version` of `GET /admin/v1/sales/{id}`) must be sent, as `version` in the body or as `If-Match`; one of the two is required (the body's `version` is marked required, as JSON Schema cannot say \"this field or that header\"), and when both are sent they must agree.",
     params(
         ("id" = u64, Path, description = "sale id", minimum = 1, maximum = 9_007_199_254_740_991_i64),
-        ("If-Match" = Option<String>, Header, description = "the version read, `\"3\"` or `3`"),
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(W/)?"?[0-9]{1,9}"?$"#,
+            description = "the version read, as an entity tag: `\"3\"` (`3` and `W/\"3\"` are read too); instead of the body's `version`, or equal to it"),
     ),
     request_body = PatchSaleRequest,
     responses(
         (status = 200, description = "the changed sale", body = SaleView),
         (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
-        (status = 404, description = "no such sale or item (`not_found`)", body = super::doc::ErrorDoc),
-        (status = 409, description = "stale version (`version_conflict`), started (`sale_started`), stock locked by reservations (`stock_locked`), a prewarm running (`prewarm_in_progress`)", body = super::doc::ErrorDoc),
-        (status = 422, description = "an invalid field (`invalid_field`) or body (`invalid_json`)", body = super::doc::ErrorDoc),
-        (status = 428, description = "no version sent (`version_required`)", body = super::doc::ErrorDoc),
+        (status = 404, description = "no such sale (`not_found`)", body = super::doc::ErrorDoc),
+        (status = 409, description = "stale version, or If-Match and the body's version disagree (`version_conflict`), started (`sale_started`), stock locked by reservations (`stock_locked`), a prewarm running (`prewarm_in_progress`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "an invalid field, an item that is not the sale's or one named twice (`invalid_field` names it), or a body that is not JSON (`invalid_json`)", body = super::doc::ErrorDoc),
+        (status = 428, description = "neither If-Match nor the body's version sent (`version_required`)", body = super::doc::ErrorDoc),
     ),
     security(("adminToken" = []))
 )]

@@ -4,6 +4,7 @@
 //! listener documents only its routes, the admin listener only its own); `/docs` on the admin
 //! listener renders the admin one. `seckill openapi` prints them.
 
+mod fixups;
 mod served;
 mod window;
 

@@ -15,7 +15,7 @@ use utoipa::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ApiDoc, add_layer_answers, camel_case_links, operations, window};
+use super::{ApiDoc, add_layer_answers, camel_case_links, fixups, operations, window};
 use crate::state::AppState;
 
 /// Which listener a document describes.
@@ -91,6 +91,7 @@ pub fn json(listener: Listener, now: DateTime<Utc>) -> String {
     });
     camel_case_links(&mut value);
     window::date_sale_windows(&mut value, window::hour_of(now));
+    fixups::patch_changes_something(&mut value);
     serde_json::to_string_pretty(&value).unwrap_or_else(|_| "{}".into())
 }
 

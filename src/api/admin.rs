@@ -227,9 +227,10 @@ fn expected_version(headers: &HeaderMap, body: Option<i64>) -> ApiResult<u32> {
         })
         .transpose()?;
     match (header, body) {
-        (Some(h), Some(b)) if h != b => {
-            Err(FieldError::new("version", "If-Match and version disagree").into())
-        }
+        (Some(h), Some(b)) if h != b => Err(ApiError::conflict(
+            "version_conflict",
+            format!("If-Match names version {h} and the body version {b}"),
+        )),
         (Some(v), _) | (None, Some(v)) => Ok(v),
         (None, None) => Err(ApiError::PreconditionRequired(
             "send the version you read, as If-Match or in the body's version",

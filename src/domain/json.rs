@@ -17,46 +17,58 @@ pub enum JsonError {
     Field(#[from] FieldError),
 }
 
-/// Parses JSON, naming the offending field on failure. A whole number written with a fraction
-/// (`3.0`) is a number like `3`, as JSON Schema's `integer` has it.
+/// Parses JSON, naming the offending field on failure. A whole number written with a zero
+/// fraction (`3.0`) is the integer `3`, as JSON Schema's `integer` has it.
 ///
 /// # Errors
 /// Malformed JSON, or a field of the wrong shape.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize(de) {
-        Ok(value) => Ok(value),
+    match deserialize(bytes) {
         Err(e)
             if e.inner()
                 .to_string()
                 .starts_with("invalid type: floating point") =>
         {
-            let mut value: serde_json::Value =
-                serde_json::from_slice(bytes).map_err(|e| JsonError::Malformed(e.to_string()))?;
-            whole_numbers_as_integers(&mut value);
-            serde_path_to_error::deserialize(value).map_err(field_error)
+            deserialize(&without_zero_fractions(bytes)).map_err(field_error)
         }
-        Err(e) => Err(field_error(e)),
+        parsed => parsed.map_err(field_error),
     }
 }
 
-/// `3.0` as `3`, everywhere in `value` (numbers within what an `i64` or a `u64` holds).
-fn whole_numbers_as_integers(value: &mut serde_json::Value) {
-    use serde_json::Value;
-    match value {
-        Value::Number(n) => {
-            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
-                if f >= 0.0 && f < u64::MAX as f64 {
-                    *value = Value::from(f as u64);
-                } else if f < 0.0 && f >= i64::MIN as f64 {
-                    *value = Value::from(f as i64);
-                }
+fn deserialize<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(bytes))
+}
+
+/// The JSON text with every zero fraction of a number dropped (`3.0` -> `3`, `1.50` stays),
+/// strings untouched. Done on the text, since a float can hold no integer beyond 2^53 and the
+/// parser need not round `2123822691053023.0` to a whole number.
+fn without_zero_fractions(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let (mut i, mut in_string) = (0, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            let escaped = b == b'\\' && i + 1 < bytes.len();
+            out.extend_from_slice(&bytes[i..if escaped { i + 2 } else { i + 1 }]);
+            in_string = b != b'"' || escaped;
+            i += if escaped { 2 } else { 1 };
+            continue;
+        }
+        if b == b'.' && out.last().is_some_and(u8::is_ascii_digit) {
+            let zeros = bytes[i + 1..].iter().take_while(|c| **c == b'0').count();
+            let next = bytes.get(i + 1 + zeros);
+            if zeros > 0 && !next.is_some_and(|c| c.is_ascii_digit() || matches!(c, b'e' | b'E')) {
+                i += 1 + zeros;
+                continue;
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
-        Value::Object(fields) => fields.values_mut().for_each(whole_numbers_as_integers),
-        _ => {}
+        in_string = b == b'"';
+        out.push(b);
+        i += 1;
     }
+    out
 }
 
 /// What a deserialisation error says, with the offending field named.
@@ -114,12 +126,16 @@ mod tests {
 
     #[test]
     fn a_whole_number_written_with_a_fraction_is_an_integer_and_a_fraction_is_not() {
-        let json = r#"{"name":"n","starts_at":"a","ends_at":"b","items":[{"sku":"s","title":"t","price_cents":1.0,"stock":66651154336.0,"per_user_limit":-2.0}]}"#;
+        let json = r#"{"name":"n 1.0 \" 2.0","starts_at":"a","ends_at":"b","items":[{"sku":"s","title":"t","price_cents":2123822691053023.0,"stock":66651154336.00,"per_user_limit":-2.0}]}"#;
         let req = parse::<CreateSaleRequest>(json.as_bytes()).unwrap();
+        assert_eq!(req.items[0].price_cents, 2_123_822_691_053_023);
         assert_eq!(req.items[0].stock, 66_651_154_336);
         assert_eq!(req.items[0].per_user_limit, -2);
-        let json = json.replace("66651154336.0", "2.5");
-        assert_eq!(field_of(&json), "items[0].stock");
+        assert_eq!(req.name, "n 1.0 \" 2.0", "strings are left alone");
+        for fraction in ["2.5", "2.05", "2.0e1"] {
+            let json = json.replace("66651154336.00", fraction);
+            assert_eq!(field_of(&json), "items[0].stock", "{fraction}");
+        }
     }
 
     #[test]

@@ -301,26 +301,36 @@ async fn every_documented_operation_answers_from_its_handler_on_its_listener() {
             }
         }
     }
-    // Each listener serves its own document, the one the code generates.
+    // Each listener serves its own document, the one the code generates (dated by the hour: if
+    // the hour turns meanwhile, once more).
     for (url, listener) in [
         (app.url("/openapi.json"), Listener::Public),
         (app.admin_url("/openapi.json"), Listener::Admin),
     ] {
-        let served: Value = app
-            .http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_same_document(
-            &served,
-            &document(listener),
-            &format!("{listener:?} serves"),
-        );
+        for again in [false, true] {
+            let hour = this_hour();
+            let served: Value = app
+                .http
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let expected = document(listener);
+            if served != expected && hour != this_hour() && !again {
+                continue;
+            }
+            assert_same_document(&served, &expected, &format!("{listener:?} serves"));
+            break;
+        }
     }
+}
+
+/// The hour the documents are dated for now.
+fn this_hour() -> String {
+    chrono::Utc::now().format("%F %H").to_string()
 }
 
 #[tokio::test]
@@ -330,24 +340,31 @@ async fn seckill_openapi_prints_what_each_listener_serves() {
         (None, app.url("/openapi.json")),
         (Some("--admin"), app.admin_url("/openapi.json")),
     ] {
-        let served: Value = app
-            .http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_seckill"))
-            .arg("openapi")
-            .args(flag)
-            .env("RUST_LOG", "off")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_same_document(&printed, &served, &format!("seckill openapi {flag:?}"));
+        for again in [false, true] {
+            let hour = this_hour();
+            let served: Value = app
+                .http
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_seckill"))
+                .arg("openapi")
+                .args(flag)
+                .env("RUST_LOG", "off")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+            if printed != served && hour != this_hour() && !again {
+                continue;
+            }
+            assert_same_document(&printed, &served, &format!("seckill openapi {flag:?}"));
+            break;
+        }
     }
 }
 

@@ -430,11 +430,12 @@ pub struct BuyBody {
 /// Most units one request may ask for (the per-user limit usually bounds it far lower).
 const MAX_QUANTITY: i64 = 10_000;
 
+/// The units a buy asks for; an empty body and JSON `null` ask for one.
 fn parse_quantity(body: &[u8]) -> Result<u32, ApiError> {
     let body: BuyBody = if body.iter().all(u8::is_ascii_whitespace) {
         BuyBody::default()
     } else {
-        crate::domain::json::parse(body)?
+        crate::domain::json::parse::<Option<BuyBody>>(body)?.unwrap_or_default()
     };
     match body.quantity.unwrap_or(1) {
         q @ 1..=MAX_QUANTITY => Ok(q as u32),

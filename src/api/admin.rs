@@ -62,12 +62,10 @@ pub const MAX_ID: u64 = 9_007_199_254_740_991;
     description = "Creates a sale with its items; a sale starting within SECKILL_SALE_PREWARM_LEAD_SECS is warmed into Redis at once.",
     request_body = CreateSaleRequest,
     responses(
-        (status = 201, description = "created", body = CreatedSale,
+        (status = 201, description = "created; buyers buy its items at `POST /api/v1/sales/{id}/items/{item_id}/orders` and see its page at `GET /api/v1/sales/{id}`, on the buyers' listener", body = CreatedSale,
             headers(("Location" = String, description = "the sale's URL")),
             links(
                 ("GetSale" = (operation_id = "get_sale", parameters(("id" = "$response.body#/id")))),
-                ("BuyFirstItem" = (operation_id = "create_order", parameters(("sale_id" = "$response.body#/id"), ("item_id" = "$response.body#/items/0/id")))),
-                ("SalePage" = (operation_id = "sale_page", parameters(("sale_id" = "$response.body#/id")))),
                 ("Prewarm" = (operation_id = "prewarm_sale", parameters(("id" = "$response.body#/id")))),
                 ("Reconcile" = (operation_id = "reconcile_sale", parameters(("id" = "$response.body#/id")))),
                 ("Reconciliation" = (operation_id = "reconciliation", parameters(("id" = "$response.body#/id")))),
@@ -126,7 +124,7 @@ struct SalesPage {
     responses(
         (status = 200, description = "a page of sales, newest first", body = SalesPage),
         (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
-        (status = 422, description = "a bad `limit` or `offset` (`invalid_field`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "a bad limit or offset (`invalid_field` names it)", body = super::doc::ErrorDoc),
     ),
     security(("adminToken" = []))
 )]
@@ -177,19 +175,20 @@ async fn get_sale(
     patch,
     path = "/admin/v1/sales/{id}",
     tag = "admin",
-    description = "Changes a sale before it starts. The version read must be sent, as `If-Match` or as `version` in the body.",
+    description = "Changes a sale before it starts. The version read (`version` of `GET /admin/v1/sales/{id}`) must be sent, as `version` in the body or as `If-Match`; one of the two is required (the body's `version` is marked required, as JSON Schema cannot say \"this field or that header\"), and when both are sent they must agree.",
     params(
         ("id" = u64, Path, description = "sale id", minimum = 1, maximum = 9_007_199_254_740_991_i64),
-        ("If-Match" = Option<String>, Header, description = "the version read, `\"3\"` or `3`"),
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(W/)?"?[0-9]{1,9}"?$"#,
+            description = "the version read, as an entity tag: `\"3\"` (`3` and `W/\"3\"` are read too); instead of the body's `version`, or equal to it"),
     ),
     request_body = PatchSaleRequest,
     responses(
         (status = 200, description = "the changed sale", body = SaleView),
         (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
-        (status = 404, description = "no such sale or item (`not_found`)", body = super::doc::ErrorDoc),
-        (status = 409, description = "stale version (`version_conflict`), started (`sale_started`), stock locked by reservations (`stock_locked`), a prewarm running (`prewarm_in_progress`)", body = super::doc::ErrorDoc),
-        (status = 422, description = "an invalid field (`invalid_field`) or body (`invalid_json`)", body = super::doc::ErrorDoc),
-        (status = 428, description = "no version sent (`version_required`)", body = super::doc::ErrorDoc),
+        (status = 404, description = "no such sale (`not_found`)", body = super::doc::ErrorDoc),
+        (status = 409, description = "stale version, or If-Match and the body's version disagree (`version_conflict`), started (`sale_started`), stock locked by reservations (`stock_locked`), a prewarm running (`prewarm_in_progress`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "an invalid field, an item that is not the sale's or one named twice (`invalid_field` names it), or a body that is not JSON (`invalid_json`)", body = super::doc::ErrorDoc),
+        (status = 428, description = "neither If-Match nor the body's version sent (`version_required`)", body = super::doc::ErrorDoc),
     ),
     security(("adminToken" = []))
 )]
@@ -228,9 +227,10 @@ fn expected_version(headers: &HeaderMap, body: Option<i64>) -> ApiResult<u32> {
         })
         .transpose()?;
     match (header, body) {
-        (Some(h), Some(b)) if h != b => {
-            Err(FieldError::new("version", "If-Match and version disagree").into())
-        }
+        (Some(h), Some(b)) if h != b => Err(ApiError::conflict(
+            "version_conflict",
+            format!("If-Match names version {h} and the body version {b}"),
+        )),
         (Some(v), _) | (None, Some(v)) => Ok(v),
         (None, None) => Err(ApiError::PreconditionRequired(
             "send the version you read, as If-Match or in the body's version",

@@ -1,7 +1,7 @@
-//! `GET /console`: the operator console, three files compiled into the binary (no CDN, no build
-//! step), served on the admin listener with headers that keep it from being framed or from
-//! loading anything but itself. `GET /docs`: the API reference, rendered from `/openapi.json`
-//! by Scalar, whose script comes from a CDN (the one page of the service that needs one).
+//! `GET /console`: the operator console; `GET /docs`: the API reference, rendered from the admin
+//! listener's `/openapi.json` by a script of our own. Files compiled into the binary (no CDN,
+//! no build step), served on the admin listener with headers that keep them from being framed
+//! or from loading anything but themselves.
 
 use axum::{
     http::{HeaderValue, header},
@@ -15,14 +15,12 @@ const INDEX: &str = include_str!("../../console/index.html");
 const SCRIPT: &str = include_str!("../../console/console.js");
 const STYLE: &str = include_str!("../../console/console.css");
 const DOCS: &str = include_str!("../../console/docs.html");
+const DOCS_SCRIPT: &str = include_str!("../../console/docs.js");
 
-/// Content security policy of every console file: its own scripts, styles and API only.
+/// Content security policy of every console and docs file: their own scripts, styles and API
+/// only.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                    img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
-/// The docs page's: Scalar's script and styles from jsDelivr, the document from here.
-const DOCS_CSP: &str = "default-src 'none'; script-src https://cdn.jsdelivr.net; \
-                        style-src 'unsafe-inline' https://cdn.jsdelivr.net; font-src https://cdn.jsdelivr.net data:; \
-                        connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
 
 /// The console's and the docs page's routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -31,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(console_script))
         .routes(routes!(console_style))
         .routes(routes!(docs))
+        .routes(routes!(docs_script))
 }
 
 #[utoipa::path(get, path = "/console", tag = "admin", description = "The operator console.",
@@ -51,10 +50,16 @@ async fn console_style() -> Response {
     asset(STYLE, "text/css; charset=utf-8", CSP)
 }
 
-#[utoipa::path(get, path = "/docs", tag = "admin", description = "The API reference (Scalar, loaded from cdn.jsdelivr.net).",
+#[utoipa::path(get, path = "/docs", tag = "admin", description = "The API reference: this listener's document, rendered.",
     responses((status = 200, description = "the API reference", content_type = "text/html", body = String)))]
 async fn docs() -> Response {
-    asset(DOCS, "text/html; charset=utf-8", DOCS_CSP)
+    asset(DOCS, "text/html; charset=utf-8", CSP)
+}
+
+#[utoipa::path(get, path = "/docs/docs.js", tag = "admin",
+    responses((status = 200, description = "the API reference's script", content_type = "text/javascript", body = String)))]
+async fn docs_script() -> Response {
+    asset(DOCS_SCRIPT, "text/javascript; charset=utf-8", CSP)
 }
 
 fn asset(body: &'static str, content_type: &'static str, csp: &'static str) -> Response {

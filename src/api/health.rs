@@ -30,31 +30,16 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a readiness verdict is reused.
 pub const READY_CACHE: Duration = Duration::from_secs(1);
 
-/// Probes and the API document (on both listeners).
+/// Probes (on both listeners).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
-        .routes(routes!(openapi))
 }
 
 /// `/metrics` (the admin listener).
 pub fn metrics_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(metrics))
-}
-
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "public",
-    description = "This document (generated from the code).",
-    responses((status = 200, description = "the OpenAPI 3.1 document", content_type = "application/json", body = Object)),
-)]
-async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        super::doc::DOCUMENT.as_str(),
-    )
 }
 
 /// `{"status": "ok"}` or `{"status": "ready"}`.

@@ -29,6 +29,29 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(events))
 }
 
+/// One server-sent event of the stream (its `event:` and `data:` lines).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a schema only: the events are written by `snapshots`
+struct LiveEvent {
+    /// `snapshot`, or `error` when one could not be taken (the next tick tries again).
+    event: LiveEventKind,
+    /// JSON: for `snapshot`, an object with `at`, `sale` (as `GET /admin/v1/sales/{id}` shows
+    /// it), `items` (each `item_id`, `buy_rate_per_sec`, `sold_out_at`), `consumer_lag`,
+    /// `outbox_backlog`, `report` (the latest reconciliation report) and `history`; for `error`,
+    /// `{"detail": "..."}`.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
+/// What a [`LiveEvent`] carries.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // a schema only
+enum LiveEventKind {
+    Snapshot,
+    Error,
+}
+
 #[utoipa::path(
     get,
     path = "/admin/v1/sales/{id}/events",
@@ -36,7 +59,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     description = "The sale's live figures as server-sent events: one `snapshot` a second (the sale as GET shows it, buy rates, sell-out times, consumer lag, outbox backlog, the latest reconciliation report and the history), `error` when one could not be taken. Ends when the server shuts down.",
     params(("id" = u64, Path, description = "sale id", minimum = 1, maximum = 9_007_199_254_740_991_i64)),
     responses(
-        (status = 200, description = "an event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "an event stream; each event as the schema describes it", content_type = "text/event-stream", body = LiveEvent),
         (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
         (status = 404, description = "`not_found`", body = super::doc::ErrorDoc),
         (status = 422, description = "`invalid_field`", body = super::doc::ErrorDoc),

@@ -28,6 +28,7 @@ pub use error::{ApiError, ApiResult};
 fn public_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(health::router())
+        .merge(doc::public_router())
         .merge(buy::router())
         .merge(orders::router())
         .merge(payments::router())
@@ -37,44 +38,35 @@ fn public_routes() -> OpenApiRouter<AppState> {
 fn admin_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(health::router())
+        .merge(doc::admin_router())
         .merge(health::metrics_router())
         .merge(admin::router())
         .merge(live::router())
         .merge(console::router())
 }
 
-/// The public surface: buyers, the payment provider, probes and the API document.
+/// The public surface: buyers, the payment provider, probes and its API document.
 pub fn public_router(state: AppState) -> Router {
     let span_every = state.settings.log.span_every;
     layered(public_routes().split_for_parts().0, state, span_every)
 }
 
 /// The admin surface: the admin API and its live events, the console and the docs page,
-/// `/metrics`, probes and the API document, on its own listener (loopback by default).
+/// `/metrics`, probes and its API document, on its own listener (loopback by default).
 pub fn admin_router(state: AppState) -> Router {
     layered(admin_routes().split_for_parts().0, state, 1)
 }
 
-/// The OpenAPI document of both surfaces, from the same routers that serve them. Operations on
-/// the admin listener name it as their server.
-pub fn document() -> utoipa::openapi::OpenApi {
-    use utoipa::OpenApi;
-    let mut doc = doc::ApiDoc::openapi();
-    let admin_server = utoipa::openapi::ServerBuilder::new()
-        .url("http://127.0.0.1:8081")
-        .description(Some("the admin listener (SECKILL_ADMIN_ADDR)"))
-        .build();
-    let mut admin = admin_routes().into_openapi();
-    let public = public_routes().into_openapi();
-    for (path, item) in admin.paths.paths.iter_mut() {
-        if !public.paths.paths.contains_key(path) {
-            item.servers = Some(vec![admin_server.clone()]);
-        }
-    }
-    doc.merge(public);
-    doc.merge(admin);
-    doc::add_layer_answers(&mut doc);
-    doc
+/// The public listener's OpenAPI document: the buyers' routes, the sale page, payment
+/// notifications, probes and `/openapi.json`, from the same router that serves them.
+pub fn public_document() -> utoipa::openapi::OpenApi {
+    doc::document(public_routes().into_openapi(), doc::Listener::Public)
+}
+
+/// The admin listener's OpenAPI document: the admin API, its live events, the console, the
+/// docs page, `/metrics`, probes and `/openapi.json`, from the same router that serves them.
+pub fn admin_document() -> utoipa::openapi::OpenApi {
+    doc::document(admin_routes().into_openapi(), doc::Listener::Admin)
 }
 
 /// The layer every request passes ([`edge`]: load shedding, timeout, request id, counting,

@@ -70,8 +70,14 @@ pub enum Command {
     All,
     /// Print the effective settings (secrets hidden) and every SECKILL_* variable name.
     Config,
-    /// Print the OpenAPI document of the HTTP API (generated from the code).
-    Openapi,
+    /// Print the OpenAPI document the buyers' listener serves at /openapi.json (generated from
+    /// the code); --admin prints the admin listener's.
+    Openapi {
+        /// Print the admin listener's document (admin API, live events, console, /metrics)
+        /// instead of the buyers' listener's.
+        #[arg(long)]
+        admin: bool,
+    },
     /// Ask this host's own listener for a health route: exit 0 on a 2xx answer, 1 otherwise
     /// (for container health checks; the image carries no curl).
     Healthcheck {
@@ -179,8 +185,14 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
                 }
             }
         }
-        Command::Openapi => {
-            println!("{}", crate::api::doc::DOCUMENT.as_str());
+        Command::Openapi { admin } => {
+            use crate::api::doc::{Listener, json};
+            let listener = if admin {
+                Listener::Admin
+            } else {
+                Listener::Public
+            };
+            println!("{}", json(listener, chrono::Utc::now()));
             Ok(ExitCode::SUCCESS)
         }
         Command::Token { user, ttl } => {

@@ -255,18 +255,51 @@ fn an_unreachable_server_stops_start_up_with_one_line_naming_it() {
 
 #[test]
 fn every_command_explains_itself() {
-    for cmd in [
-        "serve",
-        "consume",
-        "reconcile",
-        "migrate",
-        "all",
-        "config",
-        "healthcheck",
-    ] {
-        let out = seckill(&[cmd, "--help"], &[]);
-        assert!(out.status.success(), "{cmd} --help");
-        assert!(!out.stdout.is_empty());
+    use clap::CommandFactory;
+    let cli = seckill::cli::Cli::command();
+    let commands: Vec<_> = cli
+        .get_subcommands()
+        .filter(|c| c.get_name() != "help")
+        .collect();
+    let names: Vec<&str> = commands.iter().map(|c| c.get_name()).collect();
+    assert!(
+        names.len() >= 9 && names.contains(&"token") && names.contains(&"openapi"),
+        "{names:?}"
+    );
+    for cmd in commands {
+        let name = cmd.get_name();
+        let out = seckill(&[name, "--help"], &[]);
+        assert!(out.status.success(), "{name} --help: {out:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        // Its own explanation, and one for each of its options.
+        let about = cmd.get_about().expect("every command has an explanation");
+        let first = about.to_string();
+        let first = first
+            .split_whitespace()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            help.contains(&first),
+            "{name} --help lacks '{first}':\n{help}"
+        );
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            assert!(
+                arg.get_help().is_some(),
+                "{name} --{long} has no explanation"
+            );
+            assert!(
+                help.contains(&format!("--{long}")),
+                "{name} --help lacks --{long}"
+            );
+        }
+    }
+    // The overview names every command.
+    let out = seckill(&["--help"], &[]);
+    let overview = String::from_utf8_lossy(&out.stdout);
+    for cmd in seckill::cli::Cli::command().get_subcommands() {
+        assert!(overview.contains(cmd.get_name()), "{overview}");
     }
 }
 

@@ -84,28 +84,35 @@ pub struct CreateItemRequest {
     pub payment_window_secs: Option<i64>,
 }
 
-/// `PATCH /admin/v1/sales/{id}` body, as sent. Absent fields stay as they are.
+/// `PATCH /admin/v1/sales/{id}` body, as sent: the version read and at least one change.
+/// Absent fields stay as they are.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchSaleRequest {
-    /// The version the client read (or send `If-Match`).
-    #[schema(minimum = 1, maximum = 4_294_967_295_i64)]
+    /// The version the client read (or send it as `If-Match` instead).
+    #[schema(
+        required = true,
+        nullable = false,
+        minimum = 1,
+        maximum = 4_294_967_295_i64
+    )]
     pub version: Option<i64>,
     /// New name.
     #[schema(
+        nullable = false,
         min_length = 1,
         max_length = 200,
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub name: Option<String>,
     /// New RFC 3339 start.
-    #[schema(format = DateTime)]
+    #[schema(nullable = false, format = DateTime)]
     pub starts_at: Option<String>,
     /// New RFC 3339 end.
-    #[schema(format = DateTime)]
+    #[schema(nullable = false, format = DateTime)]
     pub ends_at: Option<String>,
-    /// Item changes, by item id.
-    #[schema(max_items = 100)]
+    /// Item changes, by item id (each item of this sale at most once).
+    #[schema(nullable = false, min_items = 1, max_items = 100)]
     pub items: Option<Vec<PatchItemRequest>>,
 }
 

@@ -1,19 +1,24 @@
-//! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations and the
+//! The OpenAPI documents, generated from the handlers' `#[utoipa::path]` annotations and the
 //! types they take and return: whatever is routed is documented, with the statuses and error
-//! codes each route can answer. Served at `/openapi.json` on both listeners; `/docs` on the
-//! admin listener renders it.
+//! codes each route can answer. Each listener serves its own at `/openapi.json` (the buyers'
+//! listener documents only its routes, the admin listener only its own); `/docs` on the admin
+//! listener renders the admin one. `seckill openapi` prints them.
 
-use std::sync::LazyLock;
+mod fixups;
+mod served;
+mod window;
 
 use utoipa::{
     Modify, OpenApi, ToSchema,
     openapi::{
-        self, Components, RefOr, Response, ResponseBuilder, Server,
+        self, Components, RefOr, Response, ResponseBuilder,
         content::ContentBuilder,
         header::HeaderBuilder,
         security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
     },
 };
+
+pub use served::{Listener, admin_router, document, json, public_router, served};
 
 /// Every error answer: `{"code", "detail", "field"?, "order_id"?}`.
 #[derive(ToSchema)]
@@ -69,12 +74,13 @@ pub enum ErrorCode {
     NotReady,
 }
 
-/// The document's frame; paths come from the routers (`api::document`).
+/// The documents' frame; paths come from the routers (`api::public_document`,
+/// `api::admin_document`).
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "seckill",
-        description = "A flash-sale engine. Buyers' routes (buy, orders, sale page, payment notifications, probes) are on the buyers' listener (SECKILL_HTTP_ADDR, port 8080 by default); the admin API, its live events, the console and /metrics on the admin listener (SECKILL_ADMIN_ADDR, 127.0.0.1:8081 by default). Every error is an `Error` body; every answer carries an `X-Request-Id`.",
+        description = "A flash-sale engine. Each listener serves the document of its own routes: the buyers' listener (SECKILL_HTTP_ADDR, port 8080 by default) buying, orders, sale pages, payment notifications and probes; the admin listener (SECKILL_ADMIN_ADDR, 127.0.0.1:8081 by default) the admin API, its live events, the console, this reference and /metrics. Every error is an `Error` body; every answer carries an `X-Request-Id`.",
         license(name = "MIT OR Apache-2.0")
     ),
     components(schemas(ErrorDoc, ErrorCode)),
@@ -88,7 +94,7 @@ pub enum ErrorCode {
 )]
 pub struct ApiDoc;
 
-/// What every operation shares: credentials schemes, the shed-load answer and the servers.
+/// What every operation shares: credentials schemes.
 struct Common;
 
 /// An `Error` answer with `description`.
@@ -135,17 +141,15 @@ impl Modify for Common {
                 "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\" with SECKILL_PAYMENT_SECRET>",
             ))),
         );
-        doc.servers = Some(vec![
-            Server::new("http://127.0.0.1:8080"),
-            Server::new("http://127.0.0.1:8081"),
-        ]);
     }
 }
 
 /// Answers the layers give any route: shed load and request timeouts.
 pub fn add_layer_answers(doc: &mut openapi::OpenApi) {
     let overloaded = ResponseBuilder::new()
-        .description("overloaded (too many requests in flight) or timed out; retry shortly (`overloaded`, `unavailable`)")
+        .description(
+            "overloaded (too many requests in flight) or timed out; retry shortly (`unavailable`)",
+        )
         .content(
             "application/json",
             ContentBuilder::new()
@@ -183,16 +187,6 @@ fn operations(item: &mut openapi::PathItem) -> impl Iterator<Item = &mut openapi
     .into_iter()
     .flatten()
 }
-
-/// The whole document as JSON, built once.
-pub static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-    let mut value = serde_json::to_value(super::document()).unwrap_or_else(|e| {
-        tracing::error!(error.message = %e, "the OpenAPI document does not serialise");
-        serde_json::Value::Null
-    });
-    camel_case_links(&mut value);
-    serde_json::to_string_pretty(&value).unwrap_or_else(|_| "{}".into())
-});
 
 /// utoipa 5.5 writes Link objects' fields in snake case (`operation_id`); OpenAPI spells them
 /// `operationId`, `operationRef`, `requestBody`.

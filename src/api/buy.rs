@@ -48,6 +48,7 @@ const MAX_BODY: usize = 1024;
             ),
             links(("GetOrder" = (operation_id = "get_order", parameters(("order_id" = "$response.body#/order_id")))),
                   ("CancelOrder" = (operation_id = "cancel_order", parameters(("order_id" = "$response.body#/order_id")))))),
+        (status = 400, description = "`X-User-Id` or `X-Forwarded-For` sent twice where the service believes it (`ambiguous_header`)", body = super::doc::ErrorDoc),
         (status = 401, description = "no or bad buyer token, or `X-User-Id` from an untrusted peer (`unauthorized`)", body = super::doc::ErrorDoc),
         (status = 403, description = "the sale has not started (`not_started`)", body = super::doc::ErrorDoc),
         (status = 404, description = "no such sale item (`not_found`)", body = super::doc::ErrorDoc),

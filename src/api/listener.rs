@@ -93,10 +93,15 @@ impl ConnectionLimits {
 }
 
 /// What a connection over the cap is told before it is closed.
-const OVER_CAPACITY: &[u8] =
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-retry-after: 1\r\nconnection: close\r\ncontent-length: 79\r\n\r\n\
-{\"code\":\"overloaded\",\"detail\":\"too many connections are open; retry shortly\"}";
+static OVER_CAPACITY: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    let body = r#"{"code":"unavailable","detail":"too many connections are open; retry shortly"}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+});
 
 /// A pause after a failed accept (out of file descriptors, say), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -132,7 +137,7 @@ pub async fn serve(
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             metrics.refused.inc();
             // Non-blocking: a client that does not read its answer simply loses it.
-            let _ = stream.try_write(OVER_CAPACITY);
+            let _ = stream.try_write(&OVER_CAPACITY);
             continue;
         };
         let _ = stream.set_nodelay(true);

@@ -115,6 +115,7 @@ impl ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "a page of the buyer's orders, newest first", body = OrdersPage),
+        (status = 400, description = "`X-User-Id` or `X-Forwarded-For` sent twice where the service believes it (`ambiguous_header`)", body = super::doc::ErrorDoc),
         (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
         (status = 422, description = "a bad filter or cursor (`invalid_field`)", body = super::doc::ErrorDoc),
         (status = 429, description = "the buyer's bucket is empty (`rate_limited`)", body = super::doc::ErrorDoc, headers(("Retry-After" = String, description = "seconds"))),
@@ -143,6 +144,7 @@ async fn list_orders(
     params(("order_id" = Uuid, Path, description = "the order id a buy answered")),
     responses(
         (status = 200, description = "the order", body = OrderStatusView),
+        (status = 400, description = "`X-User-Id` or `X-Forwarded-For` sent twice where the service believes it (`ambiguous_header`)", body = super::doc::ErrorDoc),
         (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
         (status = 404, description = "no such order of this buyer (`not_found`)", body = super::doc::ErrorDoc),
         (status = 422, description = "not a UUID (`invalid_field`)", body = super::doc::ErrorDoc),
@@ -169,6 +171,7 @@ async fn get_order(
     params(("order_id" = Uuid, Path, description = "the order id a buy answered")),
     responses(
         (status = 200, description = "the cancelled order (or the state that stands, for a repeat)", body = OrderStatusView),
+        (status = 400, description = "`X-User-Id` or `X-Forwarded-For` sent twice where the service believes it (`ambiguous_header`)", body = super::doc::ErrorDoc),
         (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
         (status = 404, description = "`not_found`", body = super::doc::ErrorDoc),
         (status = 409, description = "paid (`already_paid`), expired or cancelled (`order_closed`), not yet in MySQL (`not_persisted`, retry), a sale without payment windows (`cancel_unsupported`)", body = super::doc::ErrorDoc),

@@ -42,6 +42,9 @@ pub struct ErrorDoc {
 pub enum ErrorCode {
     InvalidField,
     InvalidJson,
+    AmbiguousHeader,
+    BodyTooLarge,
+    Replayed,
     Unauthorized,
     BadSignature,
     NotFound,

@@ -110,7 +110,7 @@ async fn past_its_cap_a_listener_answers_new_connections_503_and_counts_them() {
         let mut answer = String::new();
         let _ = extra.read_to_string(&mut answer).await;
         assert!(
-            answer.starts_with("HTTP/1.1 503") && answer.contains("\"code\":\"overloaded\""),
+            answer.starts_with("HTTP/1.1 503") && answer.contains("\"code\":\"unavailable\""),
             "over the cap: {answer:?}"
         );
     }

@@ -21,11 +21,12 @@ use crate::helpers::{
 fn events(sale: u64, item: u64, n: usize, user_prefix: &str) -> Vec<OrderReserved> {
     (0..n)
         .map(|i| {
+            let user = format!("{user_prefix}{i}");
             OrderReserved::new(
-                Uuid::now_v7(),
+                seckill::domain::order_id::fresh(item, &user),
                 sale,
                 item,
-                &format!("{user_prefix}{i}"),
+                &user,
                 1,
                 1999,
                 Utc::now().timestamp_millis(),
@@ -100,7 +101,7 @@ async fn orders_mysql_cannot_honour_are_stored_as_rejected() {
     // As if Redis had lost data: one user twice, and more units than the stock.
     let mut batch = events(sale, item, 4, "x");
     batch.push(OrderReserved::new(
-        Uuid::now_v7(),
+        seckill::domain::order_id::fresh(item, "x0"),
         sale,
         item,
         "x0",

@@ -26,16 +26,17 @@ async fn a_flushed_script_is_loaded_again_and_the_call_succeeds() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let (status, body) = app
-        .admin(
-            Method::POST,
-            &format!("/admin/v1/sales/{sale}/prewarm"),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = prewarm(&app, sale).await;
     assert_eq!(body["items"][0]["outcome"], "already_warmed");
     assert_eq!(body["items"][0]["remaining"], 9);
+}
+
+/// A prewarm of `sale` through the admin API, which must answer 200; its body.
+async fn prewarm(app: &crate::helpers::TestApp, sale: u64) -> serde_json::Value {
+    let path = format!("/admin/v1/sales/{sale}/prewarm");
+    let (status, body) = app.admin(Method::POST, &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
 }
 
 /// The `script="…"` count of `seckill_script_duration_seconds` in an app's metrics.
@@ -86,14 +87,7 @@ async fn a_sale_keeps_the_script_version_it_was_warmed_with_across_an_upgrade() 
     let app = spawn_app().await;
     assert_eq!(app.settings().sale.script_version, "v5");
     let (old_sale, old_item) = sale_pinned_to(&app, "v4").await;
-    let (status, body) = app
-        .admin(
-            Method::POST,
-            &format!("/admin/v1/sales/{old_sale}/prewarm"),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    prewarm(&app, old_sale).await;
     let (new_sale, new_item) = app.create_live_sale(10, 2).await;
     for (sale, version) in [(old_sale, "v4"), (new_sale, "v5")] {
         let (_, body) = app

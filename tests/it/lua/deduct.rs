@@ -5,8 +5,8 @@ use chrono::Utc;
 use seckill::stock::{DeductOutcome, PrewarmItem, PrewarmMode, PrewarmOutcome};
 
 use super::{
-    Figures, UID, deduct, deduct_as, deduct_batch, expire_with_the_sale, figures, item, ledger,
-    meta, on_sale, req, service, warm,
+    Figures, UID, deduct, deduct_batch, expire_with_the_sale, figures, item, ledger, meta, on_sale,
+    req, service, try_deduct, warm,
 };
 
 live!(
@@ -132,7 +132,7 @@ async fn a_retry_after_the_window_gets_its_order(version: &str) {
 async fn a_resent_request_reserves_nothing_more(version: &str) {
     let s = warm(version, 5, 3).await;
     let (id, _) = deduct(&s, version, "u1", 2, None).await;
-    let again = deduct_as(&s, version, id, "u1", 2, None).await;
+    let again = try_deduct(&s, version, id, "u1", 2, None).await.unwrap();
     let order_id = id;
     assert_eq!(
         again,

@@ -187,22 +187,13 @@ pub(crate) async fn deduct(
     key: Option<&str>,
 ) -> (Uuid, DeductOutcome) {
     let id = order_id(version, user, key);
-    (id, deduct_as(s, version, id, user, qty, key).await)
+    (
+        id,
+        try_deduct(s, version, id, user, qty, key).await.unwrap(),
+    )
 }
 
-/// [`deduct`] with the order id `id`.
-pub(crate) async fn deduct_as(
-    s: &StockService,
-    version: &str,
-    id: Uuid,
-    user: &str,
-    qty: u32,
-    key: Option<&str>,
-) -> DeductOutcome {
-    try_deduct(s, version, id, user, qty, key).await.unwrap()
-}
-
-/// [`deduct_as`], failures included.
+/// [`deduct`] with the order id `id`, failures included.
 pub(crate) async fn try_deduct(
     s: &StockService,
     version: &str,

@@ -1,5 +1,5 @@
 //! The Lua scripts behind the admin API: reloaded after a flush, pinned per sale across an
-//! upgrade.
+//! upgrade (a sale of the release before keeps its version).
 
 use redis::AsyncCommands;
 use reqwest::{Method, StatusCode};
@@ -26,16 +26,17 @@ async fn a_flushed_script_is_loaded_again_and_the_call_succeeds() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let (status, body) = app
-        .admin(
-            Method::POST,
-            &format!("/admin/v1/sales/{sale}/prewarm"),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = prewarm(&app, sale).await;
     assert_eq!(body["items"][0]["outcome"], "already_warmed");
     assert_eq!(body["items"][0]["remaining"], 9);
+}
+
+/// A prewarm of `sale` through the admin API, which must answer 200; its body.
+async fn prewarm(app: &crate::helpers::TestApp, sale: u64) -> serde_json::Value {
+    let path = format!("/admin/v1/sales/{sale}/prewarm");
+    let (status, body) = app.admin(Method::POST, &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
 }
 
 /// The `script="…"` count of `seckill_script_duration_seconds` in an app's metrics.
@@ -55,44 +56,72 @@ async fn script_calls(app: &crate::helpers::TestApp, script: &str) -> u64 {
         .map_or(0, |v| v.trim().parse().unwrap())
 }
 
+/// A live sale whose row is pinned to `version`, as the release that wrote it would have: not
+/// warmed yet (the row is written straight to MySQL, past this instance's configuration).
+async fn sale_pinned_to(app: &crate::helpers::TestApp, version: &str) -> (u64, u64) {
+    use seckill::domain::sale::{NewItem, NewSale};
+    let now = chrono::Utc::now();
+    let sale = NewSale {
+        name: format!("pinned to {version}"),
+        starts_at: now - chrono::Duration::seconds(1),
+        ends_at: now + chrono::Duration::minutes(30),
+        items: vec![NewItem {
+            sku: "sku-1".into(),
+            title: "Item".into(),
+            price_cents: 1999,
+            stock: 10,
+            per_user_limit: 2,
+            payment_window_secs: 900,
+        }],
+    };
+    let record = seckill::store::sales::insert_sale(app.db(), &sale, version)
+        .await
+        .unwrap();
+    (record.sale.id, record.items[0].id)
+}
+
 #[tokio::test]
 async fn a_sale_keeps_the_script_version_it_was_warmed_with_across_an_upgrade() {
-    use crate::helpers::{STACK, spawn_with, test_settings};
-    // Instances of three configurations (v1, v2, and today's v3), sharing every store.
-    let mut old = test_settings(&STACK.kafka_brokers).await;
-    old.sale.script_version = "v1".into();
-    let mut mid = old.clone();
-    mid.sale.script_version = "v2".into();
-    let mut new = old.clone();
-    new.sale.script_version = "v3".into();
-    let old = spawn_with(old).await;
-    let mid = spawn_with(mid).await;
-    let new = spawn_with(new).await;
-    let (old_sale, old_item) = old.create_live_sale(10, 2).await;
-    let (mid_sale, mid_item) = mid.create_live_sale(10, 2).await;
-    let (new_sale, new_item) = new.create_live_sale(10, 2).await;
-    let (_, sale) = new
-        .admin(Method::GET, &format!("/admin/v1/sales/{old_sale}"), None)
-        .await;
-    assert_eq!(sale["script_version"], "v1");
+    use seckill::stock::{ledger::ItemLedger, scripts::ScriptKind};
+    // This release makes v5 current; a sale of the release before is pinned to v4.
+    let app = spawn_app().await;
+    assert_eq!(app.settings().sale.script_version, "v5");
+    let (old_sale, old_item) = sale_pinned_to(&app, "v4").await;
+    prewarm(&app, old_sale).await;
+    let (new_sale, new_item) = app.create_live_sale(10, 2).await;
+    for (sale, version) in [(old_sale, "v4"), (new_sale, "v5")] {
+        let (_, body) = app
+            .admin(Method::GET, &format!("/admin/v1/sales/{sale}"), None)
+            .await;
+        assert_eq!(body["script_version"], version, "{body}");
+    }
 
-    // Every sale bought through the upgraded instance: each runs its own version.
-    for (sale, item) in [
-        (old_sale, old_item),
-        (mid_sale, mid_item),
-        (new_sale, new_item),
-    ] {
-        let (status, body) = new.buy(sale, item, "upgrader", 1, None).await;
+    // Both bought through the upgraded instance: each runs the scripts of its own version.
+    for (sale, item) in [(old_sale, old_item), (new_sale, new_item)] {
+        let (status, body) = app.buy(sale, item, "upgrader", 1, None).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     }
-    assert_eq!(script_calls(&new, "deduct.v1").await, 1);
-    assert_eq!(script_calls(&new, "deduct.v2").await, 1);
-    assert_eq!(script_calls(&new, "deduct.v3").await, 1);
-    // The old sale's keys hold exactly what v1 writes: one reservation, one unit for the user.
-    let keys = old.keys().item(old_sale, old_item);
-    let mut conn = old.redis().get();
-    let remaining: i64 = conn.get(&keys.stock).await.unwrap();
-    // v1 keeps one buyers hash.
-    let held: i64 = conn.hget(&keys.buyers, "upgrader").await.unwrap();
-    assert_eq!((remaining, held), (9, 1));
+    let label = |v| {
+        &app.services
+            .stock
+            .scripts()
+            .get(ScriptKind::Deduct, v)
+            .unwrap()
+            .label
+    };
+    assert_ne!(label("v4"), label("v5"));
+    assert_eq!(script_calls(&app, label("v4")).await, 1);
+    assert_eq!(script_calls(&app, label("v5")).await, 1);
+    // Each sale's keys hold its own layout: v4's payloads, v5's compact buckets.
+    let mut conn = app.redis().get();
+    for (sale, item, compact) in [(old_sale, old_item, false), (new_sale, new_item, true)] {
+        let ledger = ItemLedger::open(&mut conn, app.keys().item(sale, item), sale, item)
+            .await
+            .unwrap();
+        assert_eq!(ledger.is_compact(), compact, "sale {sale}");
+        let buyers = ledger.all_buyers(&mut conn).await.unwrap();
+        assert_eq!(buyers, [("upgrader".to_string(), 1)].into(), "sale {sale}");
+        let remaining: i64 = conn.get(&ledger.keys.stock).await.unwrap();
+        assert_eq!(remaining, 9);
+    }
 }

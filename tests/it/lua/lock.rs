@@ -1,4 +1,4 @@
-//! The lock scripts and the leader election built on them.
+//! The lock scripts (no sale pins them) and the leader election built on them.
 
 use std::time::Duration;
 

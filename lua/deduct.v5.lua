@@ -1,8 +1,8 @@
--- deduct.v5: deduct.v3 (a batch of one sale item's requests in one atomic step, each answered
+-- deduct.v5: deduct.v4 (a batch of one sale item's requests in one atomic step, each answered
 -- as if sent alone in batch order, for state stamped with its sale's uid) over the compact
 -- ledger of v5, which holds about 90 bytes per reservation where v4 held about 550.
 --
--- What changed from v3:
+-- What changed from v4:
 --   * The ledger and the buyers' units share `meta.buckets` small hashes (`<ledger>:<n>`), so
 --     that each stays listpack-encoded in Redis. An order id's bucket is the big-endian number
 --     in its bytes 13..16 modulo the bucket count; a user's is h = (h * 31 + byte) mod 2^32

@@ -1,15 +1,15 @@
--- prewarm.v4: prewarm.v3 for items whose orders can give units back (cancelled or expired):
--- the same modes and codes, with one more key, `released` (order id -> units given back, written
--- by release.v4), cleared and expired like the others. Put one sale item's state into Redis,
--- stamped with its sale's identity, or rebuild it from MySQL after it was lost.
+-- prewarm.v4: put one sale item's state into Redis, stamped with its sale's identity, or rebuild
+-- it from MySQL after it was lost. Its orders can give units back (cancelled or expired): the
+-- key `released` (order id -> units given back, written by release.v4) is cleared and expired
+-- like the others.
 --
--- What v3 changed from v1: meta carries `sale_uid` and every mode first checks it, so the state of
--- another sale that happens to use the same key names (another database, a MySQL restored from
--- backup with reused ids) is refused and never written over or mixed in; a warm that finds keys
--- without meta refuses too. Two modes rebuild an item whose state was lost: `restore_begin`
--- stamps meta with a token (deduct.v3 answers RECOVERING while it is there) and clears leftovers
--- of an interrupted rebuild, restore.v3 writes the ledger, buyers and idempotency entries under
--- that token, and `restore_end` writes the stock and lifts the token.
+-- Meta carries `sale_uid` and every mode first checks it, so the state of another sale that
+-- happens to use the same key names (another database, a MySQL restored from backup with reused
+-- ids) is refused and never written over or mixed in; a warm that finds keys without meta
+-- refuses too. Two modes rebuild an item whose state was lost: `restore_begin` stamps meta with
+-- a token (deduct.v4 answers RECOVERING while it is there) and clears leftovers of an
+-- interrupted rebuild, restore.v4 writes the ledger, buyers, idempotency entries and released
+-- orders under that token, and `restore_end` writes the stock and lifts the token.
 --
 -- KEYS[1] stock   remaining units (string integer)
 -- KEYS[2] meta    hash: starts_at_ms, ends_at_ms, expire_at_ms, per_user_limit, initial_stock,

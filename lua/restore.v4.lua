@@ -1,7 +1,6 @@
--- restore.v4: restore.v3 for items whose orders can give units back: one more target,
--- `released` (closed orders and their units; their total goes to meta `released_units`, as
--- release.v4 keeps it). Writes one chunk of an item's rebuilt state (read from MySQL after Redis
--- lost it): ledger entries, buyers' units, idempotency entries or released orders. Only under
+-- restore.v4: writes one chunk of an item's rebuilt state (read from MySQL after Redis lost it):
+-- ledger entries, buyers' units, idempotency entries or released orders (closed orders and their
+-- units; their total goes to meta `released_units`, as release.v4 keeps it). Only under
 -- the token prewarm.v4's `restore_begin` stamped on meta, so a rebuild that lost its lock (and
 -- was superseded by another) can never write into state that sells again.
 --

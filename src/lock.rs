@@ -95,7 +95,7 @@ impl RedisLock {
     /// # Errors
     /// Redis failed.
     pub async fn renew(&self, guard: &LockGuard) -> Result<bool, StockError> {
-        let script = self.scripts.latest(ScriptKind::LockRenew);
+        let script = self.scripts.lock(ScriptKind::LockRenew);
         let mut conn = self.redis.get();
         let renewed: i64 = self
             .scripts
@@ -112,7 +112,7 @@ impl RedisLock {
     /// # Errors
     /// Redis failed.
     pub async fn release(&self, guard: &LockGuard) -> Result<bool, StockError> {
-        let script = self.scripts.latest(ScriptKind::LockRelease);
+        let script = self.scripts.lock(ScriptKind::LockRelease);
         let mut conn = self.redis.get();
         let released: i64 = self
             .scripts

@@ -255,7 +255,7 @@ struct PrewarmQuery {
         (status = 200, description = "what each item got", body = PrewarmReport),
         (status = 401, description = "`unauthorized`", body = super::doc::ErrorDoc),
         (status = 404, description = "`not_found`", body = super::doc::ErrorDoc),
-        (status = 409, description = "ended (`sale_expired`), already selling (`has_reservations`), another sale's state in Redis (`foreign_state`), a prewarm running (`prewarm_in_progress`), a rebuild refused (`recovery_unsupported`, `recovery_superseded`)", body = super::doc::ErrorDoc),
+        (status = 409, description = "ended (`sale_expired`), already selling (`has_reservations`), another sale's state in Redis (`foreign_state`), a prewarm running (`prewarm_in_progress`), a rebuild superseded (`recovery_superseded`), a sale pinned to a script version this release no longer runs (`script_retired`)", body = super::doc::ErrorDoc),
         (status = 422, description = "`invalid_field`", body = super::doc::ErrorDoc),
     ),
     security(("adminToken" = []))

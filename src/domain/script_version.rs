@@ -2,32 +2,26 @@
 //!
 //! A leaf of the crate on purpose: settings validate the configured version against this list
 //! and the script registry resolves files by it, without either depending on the other.
+//!
+//! The rule: a release runs the current version and the one before it. New sales are pinned to
+//! the current one; a sale warmed with the previous one keeps it for its whole life, which is
+//! what makes an upgrade during a live sale safe. The release that makes a new version current
+//! deletes the version before the previous one, so upgrades go one release at a time
+//! (docs/ARCHITECTURE.md, "Script versions").
 
-/// Script versions this build knows, oldest first. New sales use the configured one; a sale
-/// keeps the version it was warmed with for its whole life.
-pub const KNOWN_VERSIONS: &[&str] = &["v1", "v2", "v3", "v4", "v5"];
+/// Script versions this build runs, oldest first: the one before the current, and the current.
+pub const KNOWN_VERSIONS: &[&str] = &["v4", "v5"];
+
+/// The version new sales are pinned to.
+pub const CURRENT: &str = "v5";
+
+/// Versions earlier releases ran and this one does not: a sale pinned to one of them is refused
+/// at prewarm, with the way out.
+pub const RETIRED_VERSIONS: &[&str] = &["v1", "v2", "v3"];
 
 /// The number in a version name (`v2` -> 2).
 pub fn number(version: &str) -> Option<u32> {
     version.strip_prefix('v')?.parse().ok()
-}
-
-/// The first version whose Redis state carries its sale's identity and can be rebuilt from
-/// MySQL after data loss.
-pub const RECOVERABLE_FROM: u32 = 3;
-
-/// True when sales pinned to `version` stamp their state with the sale's uid and can be
-/// rebuilt from MySQL (v3 on).
-pub fn is_recoverable(version: &str) -> bool {
-    number(version).is_some_and(|n| n >= RECOVERABLE_FROM)
-}
-
-/// The first version whose Redis state can take units back (cancelled and expired orders).
-pub const LIFECYCLE_FROM: u32 = 4;
-
-/// True when sales pinned to `version` have payment windows, cancellation and expiry (v4 on).
-pub fn has_lifecycle(version: &str) -> bool {
-    number(version).is_some_and(|n| n >= LIFECYCLE_FROM)
 }
 
 /// The first version whose ledger is compact and bucketed, with order ids derived from
@@ -39,7 +33,23 @@ pub fn has_compact_ledger(version: &str) -> bool {
     number(version).is_some_and(|n| n >= COMPACT_FROM)
 }
 
-/// The newest version this build knows.
-pub fn newest() -> &'static str {
-    KNOWN_VERSIONS.last().copied().unwrap_or("v1")
+/// True when this build runs sales pinned to `version`.
+pub fn is_live(version: &str) -> bool {
+    KNOWN_VERSIONS.contains(&version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_current_version_and_the_one_before_it_are_live() {
+        assert_eq!(KNOWN_VERSIONS.last(), Some(&CURRENT));
+        assert_eq!(KNOWN_VERSIONS.len(), 2, "the current and the one before");
+        let n = number(CURRENT).unwrap();
+        assert_eq!(number(KNOWN_VERSIONS[0]), Some(n - 1));
+        for retired in RETIRED_VERSIONS {
+            assert!(!is_live(retired));
+        }
+    }
 }

@@ -14,7 +14,6 @@ use super::{
 };
 use crate::{
     api::error::ApiError,
-    domain::script_version::is_recoverable,
     stock::{PrewarmItem, PrewarmMode, PrewarmOutcome},
     store::sales::{self, ItemRow, SaleRecord},
 };
@@ -72,7 +71,7 @@ impl SaleAdmin {
                 }) => break,
                 Err(
                     e @ ApiError::Conflict {
-                        code: "recovery_unsupported" | "foreign_state",
+                        code: "script_retired" | "foreign_state",
                         ..
                     },
                 ) => {
@@ -120,6 +119,9 @@ impl SaleAdmin {
             .await?
             .ok_or(ApiError::NotFound("sale"))?;
         let sale = &record.sale;
+        if !crate::domain::script_version::is_live(&sale.script_version) {
+            return Err(retired(sale.id, &sale.script_version));
+        }
         let now = Utc::now();
         if force && now >= sale.starts_at {
             return Err(ApiError::conflict(
@@ -244,15 +246,6 @@ impl SaleAdmin {
                 ))),
             };
         }
-        if !is_recoverable(&record.sale.script_version) {
-            return Err(ApiError::conflict(
-                "recovery_unsupported",
-                format!(
-                    "item {}'s Redis state is gone after the sale started; sales pinned to script {} cannot be rebuilt from MySQL (v3 on can), and warming it afresh would sell its units again",
-                    item.id, record.sale.script_version
-                ),
-            ));
-        }
         match self
             .recovery
             .rebuild_item(&record.sale, item, expires_at)
@@ -304,6 +297,18 @@ impl SaleAdmin {
             }
         }
     }
+}
+
+/// The refusal of a sale pinned to a script version this release no longer runs.
+fn retired(sale_id: u64, version: &str) -> ApiError {
+    use crate::domain::script_version::{CURRENT, KNOWN_VERSIONS};
+    ApiError::conflict(
+        "script_retired",
+        format!(
+            "sale {sale_id} is pinned to script {version}, which this release no longer runs (it runs {}): let the sale run to its end on the release before this one; a sale that has not started can be moved by setting its script_version to {CURRENT} in MySQL and warming it again",
+            KNOWN_VERSIONS.join(" and ")
+        ),
+    )
 }
 
 fn foreign_state(item_id: u64) -> ApiError {

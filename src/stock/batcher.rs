@@ -30,9 +30,11 @@ use uuid::Uuid;
 
 use super::{
     DeductOutcome, DeductRequest, Keys, StockError, UnexpectedReply,
-    scripts::{Calling, ReplicaWait, VersionedScript},
+    scripts::{ReplicaWait, VersionedScript},
 };
-use crate::{redis_pool::RedisPool, stock::ScriptRegistry};
+use crate::{
+    domain::script_version::has_compact_ledger, redis_pool::RedisPool, stock::ScriptRegistry,
+};
 
 /// Lanes, each a task with its own queue: enough that a few hot items do not share one
 /// queue, few enough that each lane's batches stay full.
@@ -140,7 +142,7 @@ impl DeductBatcher {
             user: req.user_id.to_owned(),
             quantity: req.quantity,
             order_id: req.order_id,
-            record: if script.calling == Calling::CompactBatch {
+            record: if has_compact_ledger(script.version) {
                 crate::stock::compact::base36(req.reserved_at_ms).into_bytes()
             } else {
                 req.payload.to_vec()
@@ -302,15 +304,13 @@ async fn call(context: LaneContext, key: BatchKey, batch: Vec<Pending>) -> Batch
         .deduct_batch_size
         .observe(batch.len() as f64);
     let mut conn = context.redis.get();
+    let compact = has_compact_ledger(script.version);
     let args = |cmd: &mut redis::Cmd| {
-        if script.calling != Calling::Batch {
-            cmd.arg(&first.sale_uid);
-        }
-        cmd.arg(batch.len());
+        cmd.arg(&first.sale_uid).arg(batch.len());
         for p in &batch {
             let mut buf = Uuid::encode_buffer();
             cmd.arg(&p.user).arg(p.quantity);
-            if script.calling == Calling::CompactBatch {
+            if compact {
                 cmd.arg(p.order_id.as_bytes());
             } else {
                 cmd.arg(&*p.order_id.hyphenated().encode_lower(&mut buf));
@@ -405,7 +405,7 @@ mod tests {
         let registry = ScriptRegistry::new(Arc::new(Metrics::new()));
         let (mut queue, _answers): (VecDeque<_>, Vec<_>) = [1, 2, 1, 3, 1, 2]
             .into_iter()
-            .map(|item| pending(&registry, item, "v2"))
+            .map(|item| pending(&registry, item, "v5"))
             .unzip();
         let now = Instant::now();
         let batch = take_batch(&mut queue, now, |_| true).unwrap();
@@ -423,14 +423,14 @@ mod tests {
     fn a_batch_never_mixes_scripts_and_never_exceeds_the_maximum() {
         let registry = ScriptRegistry::new(Arc::new(Metrics::new()));
         let (mut queue, _answers): (VecDeque<_>, Vec<_>) = (0..MAX_BATCH + 10)
-            .map(|i| pending(&registry, 7, if i == 1 { "v1" } else { "v2" }))
+            .map(|i| pending(&registry, 7, if i == 1 { "v4" } else { "v5" }))
             .unzip();
         let batch = take_batch(&mut queue, Instant::now(), |_| true).unwrap();
         assert_eq!(batch.len(), MAX_BATCH);
-        assert!(batch.iter().all(|p| p.script.label == "deduct.v2"));
+        assert!(batch.iter().all(|p| p.script.label == "deduct.v5"));
         assert_eq!(queue.len(), 10);
         assert_eq!(
-            queue[0].script.label, "deduct.v1",
+            queue[0].script.label, "deduct.v4",
             "the other script keeps its place"
         );
     }
@@ -440,7 +440,7 @@ mod tests {
         let registry = ScriptRegistry::new(Arc::new(Metrics::new()));
         let (mut queue, _answers): (VecDeque<_>, Vec<_>) = [1, 2, 1]
             .into_iter()
-            .map(|item| pending(&registry, item, "v2"))
+            .map(|item| pending(&registry, item, "v5"))
             .unzip();
         let batch = take_batch(&mut queue, Instant::now(), |k| k.item_id != 1).unwrap();
         assert_eq!(items(&batch), [2]);
@@ -454,13 +454,13 @@ mod tests {
         let now = Instant::now();
         let (mut queue, _answers): (VecDeque<_>, Vec<_>) = [1, 1, 1]
             .into_iter()
-            .map(|item| pending(&registry, item, "v2"))
+            .map(|item| pending(&registry, item, "v5"))
             .unzip();
         let ids: Vec<_> = queue.iter().map(|p| p.order_id).collect();
         assert!(take_batch(&mut queue, now, |_| false).is_none());
         assert_eq!(queue.iter().map(|p| p.order_id).collect::<Vec<_>>(), ids);
 
-        let (mut stale, mut stale_answer) = pending(&registry, 1, "v2");
+        let (mut stale, mut stale_answer) = pending(&registry, 1, "v5");
         stale.queued_at = now - QUEUE_DEADLINE - Duration::from_millis(1);
         queue.insert(1, stale);
         assert!(take_batch(&mut queue, now, |_| false).is_none());
@@ -471,12 +471,12 @@ mod tests {
     #[test]
     fn requests_nobody_waits_for_or_queued_too_long_never_reach_redis() {
         let registry = ScriptRegistry::new(Arc::new(Metrics::new()));
-        let (gone, gone_answer) = pending(&registry, 1, "v2");
+        let (gone, gone_answer) = pending(&registry, 1, "v5");
         drop(gone_answer);
-        let (mut stale, mut stale_answer) = pending(&registry, 1, "v2");
+        let (mut stale, mut stale_answer) = pending(&registry, 1, "v5");
         let now = Instant::now();
         stale.queued_at = now - QUEUE_DEADLINE - Duration::from_millis(1);
-        let (fresh, _fresh_answer) = pending(&registry, 1, "v2");
+        let (fresh, _fresh_answer) = pending(&registry, 1, "v5");
         let fresh_id = fresh.order_id;
         let mut queue = VecDeque::from([gone, stale, fresh]);
         let batch = take_batch(&mut queue, now, |_| true).unwrap();

@@ -280,8 +280,6 @@ impl StockService {
         let script = self
             .scripts
             .get(ScriptKind::Prewarm, &item.script_version)?;
-        // prewarm.v1 takes eight arguments; v3 adds the uid, the initial stock and a token.
-        let stamped = crate::domain::script_version::is_recoverable(script.version);
         let keys = self.keys.item(item.sale_id, item.item_id);
         let mut conn = self.redis.get();
         let reply: Vec<redis::Value> = self
@@ -294,10 +292,10 @@ impl StockService {
                     .arg(item.expire_at_ms)
                     .arg(item.price_cents)
                     .arg(&item.script_version)
-                    .arg(mode.as_arg());
-                if stamped {
-                    cmd.arg(&item.sale_uid).arg(item.initial_stock).arg(token);
-                }
+                    .arg(mode.as_arg())
+                    .arg(&item.sale_uid)
+                    .arg(item.initial_stock)
+                    .arg(token);
             })
             .await?;
         Ok(PrewarmOutcome::from_reply(reply)?)
@@ -398,40 +396,14 @@ impl StockService {
         })
     }
 
-    /// Runs the atomic reservation script for one request: alone (`deduct.v1`), or in a batch
-    /// with the item's other concurrent requests (`deduct.v2` on, see [`batcher`]).
+    /// Runs the atomic reservation script for one request, in a batch with the item's other
+    /// concurrent requests (see [`batcher`]).
     ///
     /// # Errors
     /// Redis failed, or the sale's script version is unknown.
     pub async fn deduct(&self, req: &DeductRequest<'_>) -> Result<DeductOutcome, StockError> {
         let script = self.scripts.get(ScriptKind::Deduct, req.script_version)?;
-        if script.calling.is_batch() {
-            return self.batcher.deduct(script, req).await;
-        }
-        let keys = self.keys.item(req.sale_id, req.item_id);
-        let mut conn = self.redis.get();
-        let mut order_buf = Uuid::encode_buffer();
-        let order_id: &str = req.order_id.hyphenated().encode_lower(&mut order_buf);
-        let args = |cmd: &mut redis::Cmd| {
-            cmd.arg(req.user_id)
-                .arg(req.quantity)
-                .arg(order_id)
-                .arg(req.payload)
-                .arg(req.idempotency_key.unwrap_or(""));
-        };
-        let script_keys = keys.as_script_keys();
-        let Some(wait) = self.replicas else {
-            let reply: Vec<redis::Value> = self
-                .scripts
-                .invoke(&mut conn, script, &script_keys, args)
-                .await?;
-            return Ok(DeductOutcome::from_reply(reply)?);
-        };
-        let (reply, acked): (Vec<redis::Value>, u32) = self
-            .scripts
-            .invoke_replicated(&mut conn, script, &script_keys, args, wait)
-            .await?;
-        Ok(DeductOutcome::from_reply(reply)?.confirmed_by(acked, wait.replicas, req.quantity))
+        self.batcher.deduct(script, req).await
     }
 
     /// True when at least the configured replicas hold every write made to the item so far

@@ -233,14 +233,14 @@ impl DeductOutcome {
         }
     }
 
-    /// Reads one request's reply from a batching `deduct.vN.lua` (v2 on). A reservation there
+    /// Reads one request's reply from `deduct.vN.lua`. A reservation there
     /// is `{1, remaining}`: its order id is the one the request sent, `order_id`.
     ///
     /// # Errors
     /// The reply does not match the script's contract.
     pub fn from_batch_reply(reply: Vec<Value>, order_id: Uuid) -> Result<Self, UnexpectedReply> {
         if int_at(&reply, 0) != Some(1) {
-            return Self::from_reply(reply);
+            return Self::from_other_reply(reply);
         }
         match int_at(&reply, 1) {
             Some(remaining) if reply.len() == 2 => Ok(Self::Reserved {
@@ -251,23 +251,16 @@ impl DeductOutcome {
         }
     }
 
-    /// Reads a `deduct.vN.lua` reply.
+    /// Reads a `deduct.vN.lua` reply other than a reservation.
     ///
     /// # Errors
     /// The reply does not match the script's contract.
-    pub fn from_reply(reply: Vec<Value>) -> Result<Self, UnexpectedReply> {
+    fn from_other_reply(reply: Vec<Value>) -> Result<Self, UnexpectedReply> {
         let bad = |reply| UnexpectedReply {
             script: "deduct",
             reply,
         };
         let outcome = match int_at(&reply, 0) {
-            Some(1) => match (uuid_at(&reply, 1), int_at(&reply, 2)) {
-                (Some(order_id), Some(remaining)) => Self::Reserved {
-                    order_id,
-                    remaining,
-                },
-                _ => return Err(bad(reply)),
-            },
             Some(2) => match (uuid_at(&reply, 1), int_at(&reply, 2)) {
                 (Some(order_id), Some(q)) => Self::Replayed {
                     order_id,
@@ -301,23 +294,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_reservation_reply_carries_the_order_and_remaining_units() {
-        let id = Uuid::now_v7();
-        let reply = vec![
-            Value::Int(1),
-            Value::BulkString(id.to_string().into_bytes()),
-            Value::Int(41),
-        ];
-        assert_eq!(
-            DeductOutcome::from_reply(reply).unwrap(),
-            DeductOutcome::Reserved {
-                order_id: id,
-                remaining: 41
-            }
-        );
-    }
-
-    #[test]
     fn a_batch_reservation_reply_takes_the_order_id_the_request_sent() {
         let id = Uuid::now_v7();
         assert_eq!(
@@ -336,8 +312,12 @@ mod tests {
 
     #[test]
     fn an_unknown_code_is_an_error_not_a_guess() {
-        assert!(DeductOutcome::from_reply(vec![Value::Int(9)]).is_err());
-        assert!(DeductOutcome::from_reply(vec![Value::Int(1), Value::Int(3)]).is_err());
+        let id = Uuid::now_v7();
+        assert!(DeductOutcome::from_batch_reply(vec![Value::Int(9)], id).is_err());
+        assert!(
+            DeductOutcome::from_batch_reply(vec![Value::Int(1), Value::Int(3), Value::Int(3)], id)
+                .is_err()
+        );
         assert!(PrewarmOutcome::from_reply(vec![]).is_err());
     }
 }

@@ -3,12 +3,9 @@
 //! Scripts live in `lua/<name>.<version>.lua` and are compiled into the binary. Calls go out as
 //! `EVALSHA`; when Redis answers `NOSCRIPT` (restart, failover, `SCRIPT FLUSH`) the script is
 //! loaded again and the call retried once. A sale is pinned to the version it was warmed with,
-//! so a process that knows v1 and v2 runs each sale with its own semantics.
-//!
-//! A version names a set of scripts: a kind that did not change in a version is not copied, the
-//! sale uses the newest file of that kind not newer than its version (a `v2` sale warms with
-//! `prewarm.v1` and deducts with `deduct.v2`). Adding `prewarm.v3` later changes nothing for a
-//! `v2` sale.
+//! so a process runs each sale with its own version's scripts: every live version
+//! ([`KNOWN_VERSIONS`]) has its own file of each sale script. The lock scripts are not tied to a
+//! sale and have one version.
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
@@ -49,127 +46,62 @@ impl ScriptKind {
     }
 }
 
-/// How a script takes its requests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Calling {
-    /// One request per call (`ARGV` is the request).
-    One,
-    /// Many requests per call (`ARGV[1]` is their number, then each request's values); the
-    /// reply is an array with one reply per request.
-    Batch,
-    /// As [`Calling::Batch`], after the sale's uid in `ARGV[1]` (the script checks that the
-    /// item's state belongs to that sale).
-    SaleBatch,
-    /// As [`Calling::SaleBatch`] for the compact ledger (v5): each request's order id goes as
-    /// its 16 bytes, and its reservation time (base 36) in place of the payload.
-    CompactBatch,
-}
-
-impl Calling {
-    /// True for the batching layouts.
-    pub fn is_batch(self) -> bool {
-        matches!(
-            self,
-            Calling::Batch | Calling::SaleBatch | Calling::CompactBatch
-        )
-    }
-}
-
 /// Every script file compiled into this build.
-const SOURCES: &[(ScriptKind, &str, Calling, &str)] = &[
-    (
-        ScriptKind::Prewarm,
-        "v1",
-        Calling::One,
-        include_str!("../../lua/prewarm.v1.lua"),
-    ),
-    (
-        ScriptKind::Deduct,
-        "v1",
-        Calling::One,
-        include_str!("../../lua/deduct.v1.lua"),
-    ),
-    (
-        ScriptKind::Deduct,
-        "v2",
-        Calling::Batch,
-        include_str!("../../lua/deduct.v2.lua"),
-    ),
-    (
-        ScriptKind::Prewarm,
-        "v3",
-        Calling::One,
-        include_str!("../../lua/prewarm.v3.lua"),
-    ),
-    (
-        ScriptKind::Deduct,
-        "v3",
-        Calling::SaleBatch,
-        include_str!("../../lua/deduct.v3.lua"),
-    ),
-    (
-        ScriptKind::Restore,
-        "v3",
-        Calling::One,
-        include_str!("../../lua/restore.v3.lua"),
-    ),
+const SOURCES: &[(ScriptKind, &str, &str)] = &[
     (
         ScriptKind::Prewarm,
         "v4",
-        Calling::One,
         include_str!("../../lua/prewarm.v4.lua"),
     ),
     (
+        ScriptKind::Deduct,
+        "v4",
+        include_str!("../../lua/deduct.v4.lua"),
+    ),
+    (
         ScriptKind::Restore,
         "v4",
-        Calling::One,
         include_str!("../../lua/restore.v4.lua"),
     ),
     (
         ScriptKind::Release,
         "v4",
-        Calling::One,
         include_str!("../../lua/release.v4.lua"),
     ),
     (
         ScriptKind::Prewarm,
         "v5",
-        Calling::One,
         include_str!("../../lua/prewarm.v5.lua"),
     ),
     (
         ScriptKind::Deduct,
         "v5",
-        Calling::CompactBatch,
         include_str!("../../lua/deduct.v5.lua"),
     ),
     (
         ScriptKind::Restore,
         "v5",
-        Calling::One,
         include_str!("../../lua/restore.v5.lua"),
     ),
     (
         ScriptKind::Release,
         "v5",
-        Calling::One,
         include_str!("../../lua/release.v5.lua"),
     ),
     (
         ScriptKind::LockRelease,
         "v1",
-        Calling::One,
         include_str!("../../lua/lock_release.v1.lua"),
     ),
     (
         ScriptKind::LockRenew,
         "v1",
-        Calling::One,
         include_str!("../../lua/lock_renew.v1.lua"),
     ),
 ];
 
-use crate::domain::script_version::number as version_number;
+/// The version of the lock scripts (not tied to a sale).
+const LOCK_VERSION: &str = "v1";
 
 /// One script of one version with its SHA1.
 #[derive(Debug)]
@@ -180,8 +112,6 @@ pub struct VersionedScript {
     pub version: &'static str,
     /// `name.version`, the metrics label and log name.
     pub label: String,
-    /// One request per call, or a batch.
-    pub calling: Calling,
     body: &'static str,
     sha: String,
     /// This script's latency and error series, resolved once (not per call).
@@ -208,7 +138,7 @@ impl ScriptRegistry {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         let scripts = SOURCES
             .iter()
-            .map(|&(kind, version, calling, body)| {
+            .map(|&(kind, version, body)| {
                 let sha = redis::Script::new(body).get_hash().to_string();
                 let label = format!("{}.{version}", kind.name());
                 let script = VersionedScript {
@@ -217,7 +147,6 @@ impl ScriptRegistry {
                     latency: metrics.script_latency.with_label_values(&[label.as_str()]),
                     errors: metrics.script_errors.with_label_values(&[label.as_str()]),
                     label,
-                    calling,
                     body,
                     sha,
                 };
@@ -227,30 +156,23 @@ impl ScriptRegistry {
         Self { scripts, metrics }
     }
 
-    /// The script of `kind` a sale pinned to `version` runs: the newest file of that kind not
-    /// newer than `version`.
+    /// The script of `kind` a sale pinned to `version` runs.
     ///
     /// # Errors
-    /// This build does not know `version` (a sale pinned to a version that was removed).
+    /// This build does not run `version` (a sale pinned to a retired version).
     pub fn get(
         &self,
         kind: ScriptKind,
         version: &str,
     ) -> Result<&Arc<VersionedScript>, UnknownScript> {
-        let unknown = || UnknownScript {
-            kind: kind.name(),
-            version: version.to_string(),
-        };
-        if !KNOWN_VERSIONS.contains(&version) {
-            return Err(unknown());
-        }
-        let wanted = version_number(version).ok_or_else(unknown)?;
-        self.scripts
+        KNOWN_VERSIONS
             .iter()
-            .filter(|((k, v), _)| *k == kind && version_number(v).is_some_and(|n| n <= wanted))
-            .max_by_key(|((_, v), _)| version_number(v))
-            .map(|(_, s)| s)
-            .ok_or_else(unknown)
+            .find(|v| **v == version)
+            .and_then(|v| self.scripts.get(&(kind, *v)))
+            .ok_or_else(|| UnknownScript {
+                kind: kind.name(),
+                version: version.to_string(),
+            })
     }
 
     /// The metrics the scripts record into.
@@ -258,10 +180,14 @@ impl ScriptRegistry {
         &self.metrics
     }
 
-    /// The newest version of a kind that is not tied to a sale (locks).
-    pub fn latest(&self, kind: ScriptKind) -> &Arc<VersionedScript> {
-        self.get(kind, crate::domain::script_version::newest())
-            .expect("every kind has a v1")
+    /// A lock script (`LockRelease`, `LockRenew`), which no sale pins.
+    ///
+    /// # Panics
+    /// `kind` is not a lock script (a programming error any test catches).
+    pub fn lock(&self, kind: ScriptKind) -> &Arc<VersionedScript> {
+        self.scripts
+            .get(&(kind, LOCK_VERSION))
+            .expect("the lock scripts are compiled in")
     }
 
     /// Loads every script (start-up warm-up; calls also load lazily on NOSCRIPT).
@@ -377,35 +303,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_known_version_has_every_sale_script() {
+    fn every_live_version_has_every_sale_script_of_its_own() {
         let reg = ScriptRegistry::new(Arc::new(Metrics::new()));
         for v in KNOWN_VERSIONS {
-            reg.get(ScriptKind::Prewarm, v).unwrap();
-            reg.get(ScriptKind::Deduct, v).unwrap();
+            for kind in [
+                ScriptKind::Prewarm,
+                ScriptKind::Deduct,
+                ScriptKind::Restore,
+                ScriptKind::Release,
+            ] {
+                let script = reg.get(kind, v).unwrap();
+                assert_eq!(script.label, format!("{}.{v}", kind.name()));
+            }
+        }
+        for retired in crate::domain::script_version::RETIRED_VERSIONS {
+            assert!(reg.get(ScriptKind::Deduct, retired).is_err());
         }
         assert!(reg.get(ScriptKind::Deduct, "v999").is_err());
-    }
-
-    #[test]
-    fn a_version_uses_the_newest_file_of_each_kind_not_newer_than_itself() {
-        let reg = ScriptRegistry::new(Arc::new(Metrics::new()));
-        let pick = |kind, v| reg.get(kind, v).unwrap().label.clone();
-        assert_eq!(pick(ScriptKind::Deduct, "v1"), "deduct.v1");
-        assert_eq!(pick(ScriptKind::Deduct, "v2"), "deduct.v2");
-        assert_eq!(pick(ScriptKind::Prewarm, "v2"), "prewarm.v1");
-        assert_eq!(
-            reg.get(ScriptKind::Deduct, "v1").unwrap().calling,
-            Calling::One
-        );
-        assert_eq!(
-            reg.get(ScriptKind::Deduct, "v2").unwrap().calling,
-            Calling::Batch
-        );
+        assert_eq!(reg.lock(ScriptKind::LockRenew).label, "lock_renew.v1");
     }
 
     #[test]
     fn every_script_opens_with_its_contract() {
-        for (kind, version, _, body) in SOURCES {
+        for (kind, version, body) in SOURCES {
             let head: String = body.lines().take(3).collect();
             assert!(
                 head.starts_with(&format!("-- {}.{version}:", kind.name())),

@@ -134,8 +134,6 @@ pub async fn insert_sale(
     .execute(&mut *tx)
     .await?;
     let sale_id = result.last_insert_id();
-    // Sales before script v4 cannot take units back in Redis: their orders never expire.
-    let windows = crate::domain::script_version::has_lifecycle(script_version);
     let mut insert = QueryBuilder::<MySql>::new(
         "INSERT INTO sale_items (sale_id, sku, title, price_cents, initial_stock, stock, \
          per_user_limit, payment_window_secs) ",
@@ -148,7 +146,7 @@ pub async fn insert_sale(
             .push_bind(item.stock)
             .push_bind(item.stock)
             .push_bind(item.per_user_limit)
-            .push_bind(windows.then_some(item.payment_window_secs));
+            .push_bind(Some(item.payment_window_secs));
     });
     insert.build().execute(&mut *tx).await?;
     let record = fetch_sale(&mut tx, sale_id, false)

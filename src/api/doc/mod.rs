@@ -68,7 +68,7 @@ pub enum ErrorCode {
     Unconfirmed,
     Recovering,
     ForeignState,
-    RecoveryUnsupported,
+    ScriptRetired,
     RecoverySuperseded,
     AlreadyPaid,
     OrderClosed,

@@ -154,7 +154,8 @@ pub async fn pay(
 
 /// Cancels `order_id` for its buyer `user_id`: `Done` when cancelled now (its units went back
 /// to MySQL's stock), `Same` when it was cancelled before, `Refused` when it is paid, expired or
-/// rejected, `Missing` when unknown or someone else's, `Unsupported` for a sale before v4.
+/// rejected, `Missing` when unknown or someone else's, `Unsupported` for an order without a
+/// payment window (of a sale from before windows existed: it never expires either).
 ///
 /// # Errors
 /// The database failed; nothing is written.
@@ -165,20 +166,19 @@ pub async fn cancel(
     now: DateTime<Utc>,
 ) -> Result<Transition, sqlx::Error> {
     let now = millis(now);
-    let item: Option<(u64, String, String)> = sqlx::query_as(
-        "SELECT o.item_id, o.user_id, s.script_version FROM orders o \
-         JOIN sales s ON s.id = o.sale_id WHERE o.order_id = ?",
+    let item: Option<(u64, String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT item_id, user_id, status, expires_at FROM orders WHERE order_id = ?",
     )
     .bind(order_id)
     .fetch_optional(pool)
     .await?;
-    let Some((item, owner, version)) = item else {
+    let Some((item, owner, status, expires_at)) = item else {
         return Ok(Transition::Missing);
     };
     if owner != user_id {
         return Ok(Transition::Missing);
     }
-    if !crate::domain::script_version::has_lifecycle(&version) {
+    if status == STATUS_PENDING && expires_at.is_none() {
         return Ok(Transition::Unsupported);
     }
     let mut tx = pool.begin().await?;

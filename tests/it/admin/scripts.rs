@@ -125,3 +125,34 @@ async fn a_sale_keeps_the_script_version_it_was_warmed_with_across_an_upgrade() 
         assert_eq!(remaining, 9);
     }
 }
+
+#[tokio::test]
+async fn a_sale_pinned_to_a_retired_version_is_refused_at_prewarm_with_the_way_out() {
+    let app = spawn_app().await;
+    let (sale, item) = sale_pinned_to(&app, "v2").await;
+    let (status, body) = app
+        .admin(
+            Method::POST,
+            &format!("/admin/v1/sales/{sale}/prewarm"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "script_retired", "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    for words in ["v2", "v4 and v5", "release before", "script_version to v5"] {
+        assert!(
+            detail.contains(words),
+            "the refusal names {words:?}: {detail}"
+        );
+    }
+    // Nothing was written to Redis, and a buy answers 503 without reserving.
+    let keys = app.keys().item(sale, item);
+    let mut conn = app.redis().get();
+    let stock: Option<i64> = redis::AsyncCommands::get(&mut conn, &keys.stock)
+        .await
+        .unwrap();
+    assert_eq!(stock, None);
+    let (status, _) = app.buy(sale, item, "too-late", 1, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}

@@ -1,17 +1,16 @@
--- deduct.v3: deduct.v2 (a batch of requests for one sale item in one atomic step, each answered
--- as if sent alone in batch order) for Redis state that carries its sale's identity and can be
--- rebuilt after data loss.
+-- deduct.v4: reserve units for a batch of requests for one sale item in one atomic step, each
+-- request answered as if it were sent alone, in batch order. The item's Redis state carries its
+-- sale's identity (meta's `sale_uid`, written by prewarm.v4) and can be rebuilt from MySQL after
+-- data loss (restore.v4).
 --
--- What changed from v2:
---   * ARGV[1] is the sale's uid (from MySQL). Meta written by prewarm.v3 holds the same uid; a
---     meta of another sale (another database using the same key names, a MySQL restored from
---     backup with reused ids) answers FOREIGN_STATE to every request and changes nothing, so
---     two sales' state is never mixed.
---   * While prewarm.v3 rebuilds the item from MySQL (meta field `restoring`), every request is
+--   * ARGV[1] is the sale's uid (from MySQL). A meta of another sale (another database using the
+--     same key names, a MySQL restored from backup with reused ids) answers FOREIGN_STATE to
+--     every request and changes nothing, so two sales' state is never mixed.
+--   * While prewarm.v4 rebuilds the item from MySQL (meta field `restoring`), every request is
 --     answered RECOVERING and nothing changes.
 --
 -- KEYS[1] stock   remaining units
--- KEYS[2] meta    hash written by prewarm.v3: starts_at_ms, ends_at_ms, expire_at_ms,
+-- KEYS[2] meta    hash written by prewarm.v4: starts_at_ms, ends_at_ms, expire_at_ms,
 --                 per_user_limit, sale_uid, and `restoring` while a rebuild runs
 -- KEYS[3] buyers  hash user -> units reserved
 -- KEYS[4] ledger  hash order_id -> reservation payload (the outbox record sent to Kafka)
@@ -43,7 +42,7 @@
 local uid = ARGV[1]
 local n = tonumber(ARGV[2])
 if not n or n < 1 or n > 1000 or n % 1 ~= 0 or #ARGV ~= 2 + 5 * n or uid == '' then
-  return redis.error_reply('ERR deduct.v3 expects the sale uid, n, and 5 arguments per request')
+  return redis.error_reply('ERR deduct.v4 expects the sale uid, n, and 5 arguments per request')
 end
 
 local function all(reply)

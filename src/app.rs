@@ -16,7 +16,7 @@ use crate::{
     consumer::{ConsumerHealth, OrderConsumer},
     kafka::{KafkaEndpoint, producer::OrderProducer},
     lock::LeaderElection,
-    metrics::Metrics,
+    observe::metrics::Metrics,
     state::{AppState, Services},
     store,
 };

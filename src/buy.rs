@@ -31,11 +31,13 @@ use crate::{
     domain::{FieldError, IdempotencyKey, UserId},
     gate::{Catalog, Gates, Rejected, SoldOutFlags},
     kafka::events::OrderReserved,
-    metrics::Metrics,
+    observe::{
+        log::{REPEAT_EVERY, Throttle},
+        metrics::Metrics,
+    },
     outbox::Outbox,
     sales::Recoveries,
     stock::{DeductOutcome, StockService, stock_request},
-    telemetry::{REPEAT_EVERY, Throttle},
 };
 
 /// What a 202 waits for, beyond the script.

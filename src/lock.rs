@@ -142,7 +142,7 @@ pub struct LeaderElection {
     ttl: Duration,
     guard: Option<LockGuard>,
     /// A Redis outage fails every check; one line per period says so.
-    throttle: crate::telemetry::Throttle,
+    throttle: crate::observe::log::Throttle,
 }
 
 impl LeaderElection {
@@ -198,7 +198,7 @@ impl LeaderElection {
                 Ok(true) => return true,
                 Ok(false) => {}
                 Err(e) => {
-                    let every = crate::telemetry::REPEAT_EVERY;
+                    let every = crate::observe::log::REPEAT_EVERY;
                     if let Some(held) = self.throttle.allow("check", every) {
                         tracing::warn!(job = %self.name, error.message = %e, repeats_since_last = held, "leader check failed; not leading until Redis answers");
                     }

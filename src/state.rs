@@ -18,7 +18,7 @@ use crate::{
     kafka::{KafkaEndpoint, producer::OrderProducer},
     lifecycle::Lifecycle,
     lock::RedisLock,
-    metrics::Metrics,
+    observe::metrics::Metrics,
     orders::OrderLookup,
     outbox::Outbox,
     reconcile::Reconciler,

@@ -10,14 +10,16 @@ use seckill::{
     domain::{NewItem, NewSale},
     kafka::events::OrderReserved,
     lifecycle::Lifecycle,
-    metrics::Metrics,
+    observe::metrics::Metrics,
     redis_pool::RedisPool,
     stock::{
         Keys, PrewarmItem, PrewarmMode, ScriptRegistry, StockService, keys::ItemKeys,
         scripts::ScriptKind,
     },
-    store::sales::SaleRecord,
-    store::{orders::persist_batch, sales::insert_sale},
+    store::{
+        orders::persist_batch,
+        sales::{SaleRecord, insert_sale},
+    },
 };
 use sqlx::MySqlPool;
 use uuid::Uuid;

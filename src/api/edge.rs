@@ -36,7 +36,7 @@ use tower::{Layer, Service, ServiceExt};
 use tracing::Instrument;
 
 use super::{ApiError, request_id};
-use crate::telemetry::{REPEAT_EVERY, Throttle};
+use crate::observe::log::{REPEAT_EVERY, Throttle};
 
 /// How the layer behaves.
 #[derive(Clone, Debug)]

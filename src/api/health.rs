@@ -216,7 +216,7 @@ pub struct ConsumerProbe {
     /// The orders topic.
     pub topic: String,
     /// The process's metrics.
-    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub metrics: std::sync::Arc<crate::observe::metrics::Metrics>,
     /// The consumer's assignment and lag.
     pub health: crate::consumer::ConsumerHealth,
     /// The last verdict.

@@ -36,7 +36,7 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt;
 
-use crate::telemetry::{REPEAT_EVERY, Throttle};
+use crate::observe::log::{REPEAT_EVERY, Throttle};
 
 /// What a connection is allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub struct ListenerMetrics {
 
 impl ListenerMetrics {
     /// The counters of the listener `name` (`public`, `admin`, `consumer`).
-    pub fn of(metrics: &crate::metrics::Metrics, name: &str) -> Self {
+    pub fn of(metrics: &crate::observe::metrics::Metrics, name: &str) -> Self {
         Self {
             open: metrics.http_connections.with_label_values(&[name]),
             refused: metrics.http_connections_refused.with_label_values(&[name]),

@@ -1,6 +1,7 @@
 //! The `seckill` command line.
 
 mod duration;
+mod healthcheck;
 mod watch;
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
@@ -10,9 +11,9 @@ use clap::{Parser, Subcommand};
 use crate::{
     app::{Application, ConsumerParts, shutdown_on_signals},
     config::{Settings, env_names},
-    probe,
+    observe::log,
     state::Services,
-    store, telemetry,
+    store,
 };
 
 /// A flash-sale engine: Redis Lua stock deduction, a Kafka outbox, MySQL under row locks,
@@ -109,7 +110,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    telemetry::init(&settings.log);
+    log::init(&settings.log);
     for name in &settings.ignored_env {
         tracing::warn!(
             variable = %name,
@@ -172,8 +173,8 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         Command::Healthcheck { path, addr } => {
-            let target = addr.unwrap_or_else(|| probe::local_target(settings.http.addr));
-            match probe::get_status(target, &path, Duration::from_secs(3)).await {
+            let target = addr.unwrap_or_else(|| healthcheck::local_target(settings.http.addr));
+            match healthcheck::get_status(target, &path, Duration::from_secs(3)).await {
                 Ok(code) if (200..300).contains(&code) => Ok(ExitCode::SUCCESS),
                 Ok(code) => {
                     eprintln!("unhealthy: {target}{path} answered {code}");

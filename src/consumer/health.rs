@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::assignment::Assignment;
 use crate::{
     kafka::lag::{LagProbe, PartitionLag},
-    metrics::Metrics,
+    observe::metrics::Metrics,
 };
 
 /// One reading of the group's committed offsets and the topic's watermarks.

@@ -26,12 +26,14 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::Settings,
     kafka::{KafkaEndpoint, events::OrderReserved, lag::LagProbe, producer::OrderProducer},
-    metrics::Metrics,
+    observe::{
+        log::{REPEAT_EVERY, Throttle},
+        metrics::Metrics,
+    },
     store::{
         self,
         orders::{self, BatchOutcome},
     },
-    telemetry::{REPEAT_EVERY, Throttle},
 };
 
 use assignment::GroupContext;
@@ -349,7 +351,7 @@ impl OrderConsumer {
         }
         // Orders are in MySQL; offsets are not committed yet (a crash here redelivers the
         // batch, and MySQL deduplicates it).
-        crate::failpoint::pause_if_armed("consumer.after_mysql_commit").await;
+        crate::observe::failpoint::pause_if_armed("consumer.after_mysql_commit").await;
         Some(self.commit(batch))
     }
 

@@ -6,7 +6,7 @@
 
 use rdkafka::{ClientContext, config::RDKafkaLogLevel, error::KafkaError};
 
-use crate::telemetry::{REPEAT_EVERY, Throttle};
+use crate::observe::log::{REPEAT_EVERY, Throttle};
 
 /// The client context of every producer and admin client: librdkafka's reports, throttled.
 #[derive(Debug, Default)]

@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     kafka::producer::OrderProducer,
     lock::LeaderElection,
+    observe::log::{REPEAT_EVERY, Throttle},
     store::lifecycle,
-    telemetry::{REPEAT_EVERY, Throttle},
 };
 
 /// Events read per pass.

@@ -22,14 +22,16 @@ use uuid::Uuid;
 
 use crate::{
     lock::LeaderElection,
-    metrics::Metrics,
+    observe::{
+        log::{REPEAT_EVERY, Throttle},
+        metrics::Metrics,
+    },
     sale_page::invalidation::RELEASED_PREFIX,
     stock::{ReleaseOutcome, StockService},
     store::{
         lifecycle::{self, Transition, Unreleased},
         orders::OrderRow,
     },
-    telemetry::{REPEAT_EVERY, Throttle},
 };
 
 /// Closed orders whose release the sweep retries per pass.

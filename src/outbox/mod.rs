@@ -22,7 +22,7 @@ use crate::{
     config::{RelaySettings, SaleSettings},
     kafka::producer::OrderProducer,
     lock::LeaderElection,
-    metrics::Metrics,
+    observe::metrics::Metrics,
     stock::{
         StockService,
         ledger::{ItemLedger, field_text, parse_order_id},

@@ -17,9 +17,11 @@ use uuid::Uuid;
 
 use crate::{
     kafka::producer::{OrderProducer, Queued},
-    metrics::Metrics,
+    observe::{
+        log::{REPEAT_EVERY, Throttle},
+        metrics::Metrics,
+    },
     stock::StockService,
-    telemetry::{REPEAT_EVERY, Throttle},
 };
 
 /// Acks gathered before a flush is forced.

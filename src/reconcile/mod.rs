@@ -20,7 +20,7 @@ use crate::{
     config::Settings,
     kafka::{KafkaEndpoint, lag::consumer_lag},
     lock::LeaderElection,
-    metrics::Metrics,
+    observe::metrics::Metrics,
     outbox::Outbox,
     sales::Recoveries,
     stock::{StockService, ledger::ItemLedger},

@@ -33,7 +33,7 @@ use sqlx::MySqlPool;
 use crate::{
     config::Settings,
     lock::RedisLock,
-    metrics::Metrics,
+    observe::metrics::Metrics,
     redis_pool::RedisPool,
     stock::{Keys, StockService},
 };

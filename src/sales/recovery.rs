@@ -33,6 +33,7 @@ use uuid::Uuid;
 use crate::{
     api::error::ApiError,
     kafka::{KafkaEndpoint, events::OrderReserved, lag::LagProbe},
+    observe::log::{REPEAT_EVERY, Throttle},
     stock::{
         PrewarmItem, PrewarmMode, PrewarmOutcome, RestoreTarget, StockService,
         compact::CompactEntry,
@@ -41,7 +42,6 @@ use crate::{
         orders,
         sales::{ItemRow, STATUS_CREATED, SaleRow},
     },
-    telemetry::{REPEAT_EVERY, Throttle},
 };
 
 /// Field/value pairs per restore call: a few hundred entries run in well under a millisecond.

@@ -368,7 +368,7 @@ async fn call(context: LaneContext, key: BatchKey, batch: Vec<Pending>) -> Batch
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{metrics::Metrics, stock::scripts::ScriptKind};
+    use crate::{observe::metrics::Metrics, stock::scripts::ScriptKind};
 
     fn pending(
         registry: &ScriptRegistry,

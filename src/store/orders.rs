@@ -271,7 +271,7 @@ pub async fn persist_batch(
         update.build().execute(&mut *tx).await?;
     }
     // Rows written, not committed: a crash here leaves MySQL as it was.
-    crate::failpoint::pause_if_armed("consumer.before_mysql_commit").await;
+    crate::observe::failpoint::pause_if_armed("consumer.before_mysql_commit").await;
     tx.commit().await?;
 
     outcome.persisted = decided.iter().filter(|d| d.reject.is_none()).count() as u64;

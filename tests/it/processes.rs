@@ -53,7 +53,7 @@ pub fn spawn_process_logged(
 }
 
 /// Like [`spawn_process_logged`], paused at the failpoint `point` when it gets there (see
-/// `seckill::failpoint`): [`wait_for_failpoint`] then says when to kill it.
+/// `seckill::observe::failpoint`): [`wait_for_failpoint`] then says when to kill it.
 pub fn spawn_process_paused_at(
     command: &str,
     config: &std::path::Path,
@@ -67,7 +67,7 @@ pub fn spawn_process_paused_at(
         .unwrap();
     process_command(command, config)
         .env("RUST_LOG", "info")
-        .env(seckill::failpoint::VARIABLE, point)
+        .env(seckill::observe::failpoint::VARIABLE, point)
         .stdout(std::process::Stdio::null())
         .stderr(file)
         .spawn()

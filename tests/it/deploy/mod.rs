@@ -9,7 +9,7 @@ mod tools;
 
 use std::{collections::BTreeSet, path::PathBuf};
 
-use seckill::{config, metrics::Metrics};
+use seckill::{config, observe::metrics::Metrics};
 use serde_yaml::Value;
 
 fn deploy(path: &str) -> PathBuf {

@@ -47,7 +47,7 @@ use seckill::{
     config::RedisSettings,
     domain::script_version::{KNOWN_VERSIONS, has_compact_ledger},
     kafka::events::OrderReserved,
-    metrics::Metrics,
+    observe::metrics::Metrics,
     redis_pool::RedisPool,
     stock::{
         DeductOutcome, DeductRequest, Keys, PrewarmItem, PrewarmMode, PrewarmOutcome,

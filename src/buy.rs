@@ -28,9 +28,8 @@ use crate::{
     api::error::ApiError,
     auth::Authenticator,
     config::ConfirmMode,
-    domain::{FieldError, IdempotencyKey, UserId},
+    domain::{FieldError, IdempotencyKey, UserId, order_reserved::OrderReserved},
     gate::{Catalog, Gates, Rejected, SoldOutFlags},
-    kafka::events::OrderReserved,
     observe::{
         log::{REPEAT_EVERY, Throttle},
         metrics::Metrics,

@@ -16,8 +16,8 @@ use crate::{
     domain::{
         UserId,
         order_id::{self, LedgerScope},
+        order_reserved::OrderReserved,
     },
-    kafka::events::OrderReserved,
     stock::StockService,
     store::{
         orders,

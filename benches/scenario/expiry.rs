@@ -7,8 +7,7 @@ use std::{sync::Arc, time::Instant};
 
 use chrono::Utc;
 use seckill::{
-    domain::{NewItem, NewSale},
-    kafka::events::OrderReserved,
+    domain::{NewItem, NewSale, order_reserved::OrderReserved},
     lifecycle::Lifecycle,
     observe::metrics::Metrics,
     redis_pool::RedisPool,

@@ -7,8 +7,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use seckill::{
-    domain::{NewItem, NewSale},
-    kafka::events::OrderReserved,
+    domain::{NewItem, NewSale, order_reserved::OrderReserved},
     store::{orders::persist_batch, sales::insert_sale},
 };
 use sqlx::MySqlPool;

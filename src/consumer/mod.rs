@@ -25,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Settings,
-    kafka::{KafkaEndpoint, events::OrderReserved, lag::LagProbe, producer::OrderProducer},
+    domain::order_reserved::OrderReserved,
+    kafka::{KafkaEndpoint, lag::LagProbe, producer::OrderProducer},
     observe::{
         log::{REPEAT_EVERY, Throttle},
         metrics::Metrics,

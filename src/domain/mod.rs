@@ -5,6 +5,7 @@ pub mod identity;
 pub mod json;
 pub mod net;
 pub mod order_id;
+pub mod order_reserved;
 pub mod redis_url;
 pub mod sale;
 pub mod script_version;

@@ -4,7 +4,6 @@
 
 pub mod context;
 pub mod embedded;
-pub mod events;
 pub mod lag;
 pub mod producer;
 

@@ -12,7 +12,7 @@ use redis::FromRedisValue;
 
 use super::checks::LedgerEntry;
 use crate::{
-    kafka::events::OrderReserved,
+    domain::order_reserved::OrderReserved,
     redis_pool::RedisConn,
     stock::{
         compact::{self, CompactEntry},

@@ -32,7 +32,8 @@ use uuid::Uuid;
 
 use crate::{
     api::error::ApiError,
-    kafka::{KafkaEndpoint, events::OrderReserved, lag::LagProbe},
+    domain::order_reserved::OrderReserved,
+    kafka::{KafkaEndpoint, lag::LagProbe},
     observe::log::{REPEAT_EVERY, Throttle},
     stock::{
         PrewarmItem, PrewarmMode, PrewarmOutcome, RestoreTarget, StockService,

@@ -7,7 +7,7 @@ use redis::AsyncCommands;
 use uuid::Uuid;
 
 use super::compact::{self, CompactEntry};
-use crate::{kafka::events::OrderReserved, redis_pool::RedisConn, stock::ItemKeys};
+use crate::{domain::order_reserved::OrderReserved, redis_pool::RedisConn, stock::ItemKeys};
 
 /// How an item's ledger is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use serde::Serialize;
 use sqlx::{MySql, MySqlPool, QueryBuilder, Transaction};
 use uuid::Uuid;
 
-use crate::kafka::events::OrderReserved;
+use crate::domain::order_reserved::OrderReserved;
 
 /// A persisted order waiting for its payment; it holds its units.
 pub const STATUS_PENDING: &str = "pending_payment";

@@ -303,7 +303,10 @@ where
 }
 
 /// Produces events straight to the app's orders topic (as the outbox would).
-pub async fn produce_events(settings: &Settings, events: &[seckill::kafka::events::OrderReserved]) {
+pub async fn produce_events(
+    settings: &Settings,
+    events: &[seckill::domain::order_reserved::OrderReserved],
+) {
     let endpoint = seckill::kafka::KafkaEndpoint::from_bootstrap(&settings.kafka.brokers);
     let producer = seckill::kafka::producer::OrderProducer::new(
         &endpoint,
@@ -475,7 +478,7 @@ impl Stampede {
 /// before v5, compact buckets from v5).
 pub struct RedisLedger {
     /// Every entry as its event, by order id.
-    pub events: std::collections::BTreeMap<Uuid, seckill::kafka::events::OrderReserved>,
+    pub events: std::collections::BTreeMap<Uuid, seckill::domain::order_reserved::OrderReserved>,
     /// Every buyer's units.
     pub buyers: std::collections::BTreeMap<String, i64>,
     /// Orders whose units were given back (the released hash before v5, marked entries from

@@ -8,7 +8,7 @@ use rdkafka::{
 };
 use redis::AsyncCommands;
 use reqwest::StatusCode;
-use seckill::kafka::events::OrderReserved;
+use seckill::domain::order_reserved::OrderReserved;
 
 use crate::helpers::{
     PrivateServer, Remote, STACK, eventually, spawn_process, spawn_roles, test_settings, unique,

@@ -45,8 +45,10 @@ use std::sync::Arc;
 use chrono::Utc;
 use seckill::{
     config::RedisSettings,
-    domain::script_version::{KNOWN_VERSIONS, has_compact_ledger},
-    kafka::events::OrderReserved,
+    domain::{
+        order_reserved::OrderReserved,
+        script_version::{KNOWN_VERSIONS, has_compact_ledger},
+    },
     observe::metrics::Metrics,
     redis_pool::RedisPool,
     stock::{

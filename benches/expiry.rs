@@ -13,7 +13,7 @@ mod common;
 mod scenario;
 
 use common::{drop_database, fresh_pool};
-use seckill::{config::RedisSettings, redis_pool::RedisPool};
+use seckill::{config::RedisSettings, stores::redis::RedisPool};
 
 /// Unpaid orders expired in the run.
 const ORDERS: usize = 40_000;

@@ -14,11 +14,13 @@ use crate::{
     api,
     config::Settings,
     consumer::{ConsumerHealth, OrderConsumer},
-    kafka::{KafkaEndpoint, producer::OrderProducer},
-    lock::LeaderElection,
     observe::metrics::Metrics,
     state::{AppState, Services},
-    store,
+    stores::{
+        kafka::{KafkaEndpoint, producer::OrderProducer},
+        mysql,
+        redis::lock::LeaderElection,
+    },
 };
 
 /// How often lifecycle events are relayed to Kafka.
@@ -242,7 +244,7 @@ impl ConsumerParts {
     /// # Errors
     /// MySQL or Kafka unreachable.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        let db = store::open(&settings.mysql, settings.mysql.migrate_on_start).await?;
+        let db = mysql::open(&settings.mysql, settings.mysql.migrate_on_start).await?;
         let kafka = KafkaEndpoint::resolve(settings)
             .await
             .with_context(|| format!("cannot reach Kafka at {}", settings.kafka.brokers))?;

@@ -19,7 +19,7 @@ use crate::{
         order_reserved::OrderReserved,
     },
     stock::StockService,
-    store::{
+    stores::mysql::{
         orders,
         sales::{self, LiveItem},
     },
@@ -194,7 +194,7 @@ impl OrderLookup {
         user: &UserId,
         query: &OrderQuery,
     ) -> Result<(Vec<OrderStatusView>, Option<Uuid>), ApiError> {
-        let rows = crate::store::lifecycle::list_for_user(
+        let rows = crate::stores::mysql::lifecycle::list_for_user(
             &self.db,
             user.as_ref(),
             query.sale_id,

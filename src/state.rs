@@ -15,18 +15,19 @@ use crate::{
     buy::{BuyParts, BuyService, Confirmation},
     config::{ConfirmMode, Settings},
     gate::{Catalog, Gates, SoldOutFlags},
-    kafka::{KafkaEndpoint, producer::OrderProducer},
     lifecycle::Lifecycle,
-    lock::RedisLock,
     observe::metrics::Metrics,
     orders::OrderLookup,
     outbox::Outbox,
     reconcile::Reconciler,
-    redis_pool::RedisPool,
     sale_page::SalePages,
     sales::{Recoveries, Recovery, SaleAdmin},
-    stock::{Keys, ReplicaWait, ScriptRegistry, StockService},
-    store,
+    stock::{ReplicaWait, ScriptRegistry, StockService},
+    stores::{
+        kafka::{KafkaEndpoint, producer::OrderProducer},
+        mysql,
+        redis::{RedisPool, keys::Keys, lock::RedisLock},
+    },
 };
 
 /// Everything a request or job may need.
@@ -117,7 +118,7 @@ impl Services {
                 "SECKILL_BUY_CONFIRM=replica waits for Redis replicas the master does not have: every buy answers 503 until they connect; for a single Redis without replicas set SECKILL_BUY_CONFIRM=ledger"
             );
         }
-        let db = store::open(&settings.mysql, settings.mysql.migrate_on_start).await?;
+        let db = mysql::open(&settings.mysql, settings.mysql.migrate_on_start).await?;
         let kafka = KafkaEndpoint::resolve(&settings)
             .await
             .with_context(|| format!("cannot reach Kafka at {}", settings.kafka.brokers))?;
@@ -211,7 +212,7 @@ impl Services {
         let live = crate::sales::live::LiveFeed::new(
             admin.clone(),
             db.clone(),
-            Arc::new(crate::kafka::lag::LagCache::new(
+            Arc::new(crate::stores::kafka::lag::LagCache::new(
                 kafka.clone(),
                 &settings.kafka.topic,
                 &settings.kafka.group_id,

@@ -4,7 +4,7 @@
 use sqlx::{Connection, MySqlConnection, MySqlPool};
 use uuid::Uuid;
 
-use seckill::store;
+use seckill::stores::mysql;
 
 /// A migrated database of its own on the stack's MariaDB (SECKILL_MYSQL_URL): the pool, the
 /// admin URL and the database's name.
@@ -25,8 +25,8 @@ pub async fn fresh_pool() -> (MySqlPool, String, String) {
         max_connections: 4,
         migrate_on_start: true,
     };
-    let pool = store::connect(&settings).await.unwrap();
-    store::migrate(&pool).await.unwrap();
+    let pool = mysql::connect(&settings).await.unwrap();
+    mysql::migrate(&pool).await.unwrap();
     (pool, url, name)
 }
 

@@ -10,14 +10,16 @@ use seckill::{
     domain::{NewItem, NewSale, order_reserved::OrderReserved},
     lifecycle::Lifecycle,
     observe::metrics::Metrics,
-    redis_pool::RedisPool,
-    stock::{
-        Keys, PrewarmItem, PrewarmMode, ScriptRegistry, StockService, keys::ItemKeys,
-        scripts::ScriptKind,
-    },
-    store::{
-        orders::persist_batch,
-        sales::{SaleRecord, insert_sale},
+    stock::{PrewarmItem, PrewarmMode, ScriptRegistry, StockService, scripts::ScriptKind},
+    stores::{
+        mysql::{
+            orders::persist_batch,
+            sales::{SaleRecord, insert_sale},
+        },
+        redis::{
+            RedisPool,
+            keys::{ItemKeys, Keys},
+        },
     },
 };
 use sqlx::MySqlPool;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use chrono::Utc;
 use seckill::{
     domain::{NewItem, NewSale, order_reserved::OrderReserved},
-    store::{orders::persist_batch, sales::insert_sale},
+    stores::mysql::{orders::persist_batch, sales::insert_sale},
 };
 use sqlx::MySqlPool;
 use uuid::Uuid;

@@ -24,7 +24,7 @@ use crate::{
     reconcile::SaleReport,
     sales::{PrewarmReport, SaleListed, view::SaleView},
     state::AppState,
-    store::reports::ReportSummary,
+    stores::mysql::reports::ReportSummary,
 };
 
 /// Largest page of the sales list.
@@ -333,17 +333,17 @@ async fn reconciliation(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<u64>,
 ) -> ApiResult<impl IntoResponse> {
-    if crate::store::sales::get_sale(&state.db, id)
+    if crate::stores::mysql::sales::get_sale(&state.db, id)
         .await?
         .is_none()
     {
         return Err(ApiError::NotFound("sale"));
     }
-    let latest = crate::store::reports::latest_body(&state.db, id)
+    let latest = crate::stores::mysql::reports::latest_body(&state.db, id)
         .await?
         .map(|b| serde_json::from_str::<SaleReport>(&b))
         .transpose()
         .map_err(anyhow::Error::from)?;
-    let history = crate::store::reports::history(&state.db, id, HISTORY).await?;
+    let history = crate::stores::mysql::reports::history(&state.db, id, HISTORY).await?;
     Ok(Json(ReconciliationHistory { latest, history }))
 }

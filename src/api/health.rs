@@ -23,7 +23,7 @@ use axum::{
 use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{state::AppState, store};
+use crate::{state::AppState, stores::mysql};
 
 /// Longest a readiness probe waits for each dependency.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -165,7 +165,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         .get(|| async {
             let (redis, mysql, replicas) = tokio::join!(
                 probe("redis", state.redis.ping()),
-                probe("mysql", store::ping(&state.db)),
+                probe("mysql", mysql::ping(&state.db)),
                 probe("redis_replicas", replicas_check(&state)),
             );
             Verdict {
@@ -212,7 +212,7 @@ pub struct ConsumerProbe {
     /// MySQL.
     pub db: sqlx::MySqlPool,
     /// One Kafka client for every probe (building one per probe costs a connection each).
-    pub kafka: Arc<crate::kafka::Pinger>,
+    pub kafka: Arc<crate::stores::kafka::Pinger>,
     /// The orders topic.
     pub topic: String,
     /// The process's metrics.
@@ -245,7 +245,7 @@ async fn consumer_readyz(State(p): State<ConsumerProbe>) -> Response {
         .ready
         .get(|| async {
             let (mysql, kafka) = tokio::join!(
-                probe("mysql", store::ping(&p.db)),
+                probe("mysql", mysql::ping(&p.db)),
                 probe("kafka", p.kafka.ping(&p.topic)),
             );
             let mut down: Vec<&'static str> = [mysql, kafka].into_iter().flatten().collect();

@@ -13,7 +13,7 @@ use crate::{
     config::{Settings, env_names},
     observe::log,
     state::Services,
-    store,
+    stores::mysql,
 };
 
 /// A flash-sale engine: Redis Lua stock deduction, a Kafka outbox, MySQL under row locks,
@@ -137,7 +137,7 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
-            store::open(&settings.mysql, true).await?;
+            mysql::open(&settings.mysql, true).await?;
             println!("migrations applied");
             Ok(ExitCode::SUCCESS)
         }

@@ -14,7 +14,7 @@ use rdkafka::{
     error::{KafkaError, KafkaResult},
 };
 
-use crate::kafka::context::QuietContext;
+use crate::stores::kafka::context::QuietContext;
 
 /// The partitions held now, and since when none have been.
 #[derive(Debug)]

@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::assignment::Assignment;
 use crate::{
-    kafka::lag::{LagProbe, PartitionLag},
     observe::metrics::Metrics,
+    stores::kafka::lag::{LagProbe, PartitionLag},
 };
 
 /// One reading of the group's committed offsets and the topic's watermarks.

@@ -26,14 +26,16 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::Settings,
     domain::order_reserved::OrderReserved,
-    kafka::{KafkaEndpoint, lag::LagProbe, producer::OrderProducer},
     observe::{
         log::{REPEAT_EVERY, Throttle},
         metrics::Metrics,
     },
-    store::{
-        self,
-        orders::{self, BatchOutcome},
+    stores::{
+        kafka::{KafkaEndpoint, lag::LagProbe, producer::OrderProducer},
+        mysql::{
+            self,
+            orders::{self, BatchOutcome},
+        },
     },
 };
 
@@ -209,7 +211,7 @@ impl OrderConsumer {
         let Some(stalled) = watchdog.should_rejoin(&reading.partitions, &owned, reading.at) else {
             return;
         };
-        if let Err(e) = store::ping(&self.db).await {
+        if let Err(e) = mysql::ping(&self.db).await {
             tracing::warn!(error.message = %e, "partitions stalled, but MySQL does not answer either; staying in the group");
             return;
         }

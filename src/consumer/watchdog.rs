@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::kafka::lag::PartitionLag;
+use crate::stores::kafka::lag::PartitionLag;
 
 /// Longest wait between two rejoins that did not help.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);

@@ -21,7 +21,7 @@ use std::{
 use moka::future::Cache;
 use sqlx::MySqlPool;
 
-use crate::store::sales::{self, ItemMeta};
+use crate::stores::mysql::sales::{self, ItemMeta};
 
 /// How long an item's metadata is trusted in process.
 pub const CATALOG_TTL: Duration = Duration::from_secs(1);

@@ -9,10 +9,8 @@ use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    kafka::producer::OrderProducer,
-    lock::LeaderElection,
     observe::log::{REPEAT_EVERY, Throttle},
-    store::lifecycle,
+    stores::{kafka::producer::OrderProducer, mysql::lifecycle, redis::lock::LeaderElection},
 };
 
 /// Events read per pass.

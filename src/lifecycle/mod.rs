@@ -21,16 +21,18 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
-    lock::LeaderElection,
     observe::{
         log::{REPEAT_EVERY, Throttle},
         metrics::Metrics,
     },
     sale_page::invalidation::RELEASED_PREFIX,
     stock::{ReleaseOutcome, StockService},
-    store::{
-        lifecycle::{self, Transition, Unreleased},
-        orders::OrderRow,
+    stores::{
+        mysql::{
+            lifecycle::{self, Transition, Unreleased},
+            orders::OrderRow,
+        },
+        redis::lock::LeaderElection,
     },
 };
 
@@ -129,7 +131,9 @@ impl Lifecycle {
                 outcome("repeat");
                 Ok(order)
             }
-            Transition::Refused(order) if order.status == crate::store::orders::STATUS_PAID => {
+            Transition::Refused(order)
+                if order.status == crate::stores::mysql::orders::STATUS_PAID =>
+            {
                 outcome("already_paid");
                 Err(LifecycleError::AlreadyPaid(Box::new(order)))
             }
@@ -160,7 +164,9 @@ impl Lifecycle {
                 Ok(order)
             }
             Transition::Same(order) => Ok(order),
-            Transition::Refused(order) if order.status == crate::store::orders::STATUS_PAID => {
+            Transition::Refused(order)
+                if order.status == crate::stores::mysql::orders::STATUS_PAID =>
+            {
                 Err(LifecycleError::AlreadyPaid(Box::new(order)))
             }
             Transition::Refused(order) | Transition::ExpiredInstead(order) => {

@@ -5,7 +5,7 @@
 use redis::RedisResult;
 
 use super::signature::{Signed, TOLERANCE_SECS};
-use crate::{redis_pool::RedisPool, stock::Keys};
+use crate::stores::redis::{RedisPool, keys::Keys};
 
 /// The record of signatures seen, in Redis.
 #[derive(Clone)]

@@ -20,14 +20,16 @@ use uuid::Uuid;
 
 use crate::{
     config::{RelaySettings, SaleSettings},
-    kafka::producer::OrderProducer,
-    lock::LeaderElection,
     observe::metrics::Metrics,
     stock::{
         StockService,
         ledger::{ItemLedger, field_text, parse_order_id},
     },
-    store::sales::{self, LiveItem},
+    stores::{
+        kafka::producer::OrderProducer,
+        mysql::sales::{self, LiveItem},
+        redis::lock::LeaderElection,
+    },
 };
 
 /// Most outbox entries re-emitted per item per relay pass.

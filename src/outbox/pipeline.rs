@@ -16,12 +16,12 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use uuid::Uuid;
 
 use crate::{
-    kafka::producer::{OrderProducer, Queued},
     observe::{
         log::{REPEAT_EVERY, Throttle},
         metrics::Metrics,
     },
     stock::StockService,
+    stores::kafka::producer::{OrderProducer, Queued},
 };
 
 /// Acks gathered before a flush is forced.

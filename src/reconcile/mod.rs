@@ -18,15 +18,17 @@ use uuid::Uuid;
 
 use crate::{
     config::Settings,
-    kafka::{KafkaEndpoint, lag::consumer_lag},
-    lock::LeaderElection,
     observe::metrics::Metrics,
     outbox::Outbox,
     sales::Recoveries,
     stock::{StockService, ledger::ItemLedger},
-    store::{
-        orders, reports,
-        sales::{self, ItemRow},
+    stores::{
+        kafka::{KafkaEndpoint, lag::consumer_lag},
+        mysql::{
+            orders, reports,
+            sales::{self, ItemRow},
+        },
+        redis::lock::LeaderElection,
     },
 };
 

@@ -13,11 +13,11 @@ use redis::FromRedisValue;
 use super::checks::LedgerEntry;
 use crate::{
     domain::order_reserved::OrderReserved,
-    redis_pool::RedisConn,
     stock::{
         compact::{self, CompactEntry},
         ledger::{ItemLedger, field_text},
     },
+    stores::redis::RedisConn,
 };
 
 /// Hash fields read per HSCAN round trip: small enough that Redis never stalls on one call.

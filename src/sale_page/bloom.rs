@@ -6,7 +6,7 @@
 
 use redis::AsyncCommands;
 
-use crate::{redis_pool::RedisPool, stock::Keys};
+use crate::stores::redis::{RedisPool, keys::Keys};
 
 /// Bits in the filter: 2^23 (1 MiB). With 7 hashes, a million sales give a false-positive
 /// rate near 0.8%; a hundred thousand, about 2 in 10^8.

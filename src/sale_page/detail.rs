@@ -14,7 +14,7 @@ use moka::Expiry;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
-use crate::store::sales;
+use crate::stores::mysql::sales;
 
 use super::{PageError, SalePages, ttl};
 

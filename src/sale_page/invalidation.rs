@@ -13,7 +13,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::SalePages;
-use crate::{gate::SoldOutFlags, redis_pool::RedisPool};
+use crate::{gate::SoldOutFlags, stores::redis::RedisPool};
 
 /// The prefix of a message saying an item got units back.
 pub const RELEASED_PREFIX: &str = "released:";

@@ -32,10 +32,9 @@ use sqlx::MySqlPool;
 
 use crate::{
     config::Settings,
-    lock::RedisLock,
     observe::metrics::Metrics,
-    redis_pool::RedisPool,
-    stock::{Keys, StockService},
+    stock::StockService,
+    stores::redis::{RedisPool, keys::Keys, lock::RedisLock},
 };
 
 use bloom::SaleBloom;

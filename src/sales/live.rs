@@ -16,8 +16,10 @@ use sqlx::MySqlPool;
 use super::{SaleAdmin, view::SaleView};
 use crate::{
     api::error::ApiError,
-    kafka::lag::LagCache,
-    store::{orders, reports},
+    stores::{
+        kafka::lag::LagCache,
+        mysql::{orders, reports},
+    },
 };
 
 /// Span over which an item's buy rate is measured.

@@ -21,11 +21,13 @@ use crate::{
     config::SaleSettings,
     domain::{FieldError, NewSale, SalePatch, sale::check_window},
     gate::Catalog,
-    lock::RedisLock,
     stock::{PrewarmItem, PrewarmMode, PrewarmOutcome, StockService},
-    store::{
-        orders,
-        sales::{self, STATUS_WARMED, SaleRecord},
+    stores::{
+        mysql::{
+            orders,
+            sales::{self, STATUS_WARMED, SaleRecord},
+        },
+        redis::lock::RedisLock,
     },
 };
 
@@ -224,7 +226,10 @@ impl SaleAdmin {
         result
     }
 
-    async fn prewarm_lock(&self, id: u64) -> Result<crate::lock::LockGuard, ApiError> {
+    async fn prewarm_lock(
+        &self,
+        id: u64,
+    ) -> Result<crate::stores::redis::lock::LockGuard, ApiError> {
         self.lock
             .acquire(
                 &format!("prewarm:s{id}"),

@@ -15,7 +15,7 @@ use super::{
 use crate::{
     api::error::ApiError,
     stock::{PrewarmItem, PrewarmMode, PrewarmOutcome},
-    store::sales::{self, ItemRow, SaleRecord},
+    stores::mysql::sales::{self, ItemRow, SaleRecord},
 };
 
 /// Longest a `prewarm` request waits for the drain before a recovery; it goes on in the
@@ -113,7 +113,7 @@ impl SaleAdmin {
         force: bool,
         seen_at: Instant,
         deadline: Option<Instant>,
-        guard: &crate::lock::LockGuard,
+        guard: &crate::stores::redis::lock::LockGuard,
     ) -> Result<PrewarmReport, ApiError> {
         let record = sales::get_sale(&self.db, id)
             .await?
@@ -269,7 +269,7 @@ impl SaleAdmin {
         record: &SaleRecord,
         seen_at: Instant,
         deadline: Option<Instant>,
-        guard: &crate::lock::LockGuard,
+        guard: &crate::stores::redis::lock::LockGuard,
     ) -> Result<(), ApiError> {
         let mut lost = false;
         for item in &record.items {

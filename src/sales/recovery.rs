@@ -33,15 +33,17 @@ use uuid::Uuid;
 use crate::{
     api::error::ApiError,
     domain::order_reserved::OrderReserved,
-    kafka::{KafkaEndpoint, lag::LagProbe},
     observe::log::{REPEAT_EVERY, Throttle},
     stock::{
         PrewarmItem, PrewarmMode, PrewarmOutcome, RestoreTarget, StockService,
         compact::CompactEntry,
     },
-    store::{
-        orders,
-        sales::{ItemRow, STATUS_CREATED, SaleRow},
+    stores::{
+        kafka::{KafkaEndpoint, lag::LagProbe},
+        mysql::{
+            orders,
+            sales::{ItemRow, STATUS_CREATED, SaleRow},
+        },
     },
 };
 

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::stock::ItemSnapshot;
-use crate::store::{
+use crate::stores::mysql::{
     orders::ItemTotals,
     sales::{ItemRow, SaleRow},
 };

@@ -29,11 +29,13 @@ use tokio::sync::{
 use uuid::Uuid;
 
 use super::{
-    DeductOutcome, DeductRequest, Keys, StockError, UnexpectedReply,
+    DeductOutcome, DeductRequest, StockError, UnexpectedReply,
     scripts::{ReplicaWait, VersionedScript},
 };
 use crate::{
-    domain::script_version::has_compact_ledger, redis_pool::RedisPool, stock::ScriptRegistry,
+    domain::script_version::has_compact_ledger,
+    stock::ScriptRegistry,
+    stores::redis::{RedisPool, keys::Keys},
 };
 
 /// Lanes, each a task with its own queue: enough that a few hot items do not share one

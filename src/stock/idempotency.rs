@@ -15,7 +15,7 @@ impl StockService {
     /// Redis failed.
     pub async fn knows_key(
         &self,
-        meta: &crate::store::sales::ItemMeta,
+        meta: &crate::stores::mysql::sales::ItemMeta,
         user: &str,
         key: &str,
     ) -> Result<bool, StockError> {
@@ -34,7 +34,7 @@ impl StockService {
     /// compact and the buyer sent one (a retry then finds its first order), else a fresh id
     /// naming the item and the buyer (see [`crate::domain::order_id`]).
     pub fn new_order_id(
-        meta: &crate::store::sales::ItemMeta,
+        meta: &crate::stores::mysql::sales::ItemMeta,
         user: &str,
         idempotency_key: Option<&str>,
     ) -> Uuid {

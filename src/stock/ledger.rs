@@ -7,7 +7,10 @@ use redis::AsyncCommands;
 use uuid::Uuid;
 
 use super::compact::{self, CompactEntry};
-use crate::{domain::order_reserved::OrderReserved, redis_pool::RedisConn, stock::ItemKeys};
+use crate::{
+    domain::order_reserved::OrderReserved,
+    stores::redis::{RedisConn, keys::ItemKeys},
+};
 
 /// How an item's ledger is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,7 +312,7 @@ mod tests {
         let ledger = ItemLedger {
             sale_id: 3,
             item_id: 4,
-            keys: crate::stock::Keys::new("t:").item(3, 4),
+            keys: crate::stores::redis::keys::Keys::new("t:").item(3, 4),
             layout: Layout::Compact {
                 buckets: 7,
                 price_cents: 990,

@@ -7,7 +7,6 @@
 pub mod batcher;
 pub mod compact;
 mod idempotency;
-pub mod keys;
 pub mod ledger;
 pub mod outcome;
 pub mod scripts;
@@ -18,14 +17,12 @@ use redis::AsyncCommands;
 use uuid::Uuid;
 
 use crate::{
-    redis_pool::RedisPool,
     stock::{batcher::DeductBatcher, scripts::ScriptKind},
+    stores::redis::{RedisPool, keys::Keys},
 };
 
-pub use scripts::ReplicaWait;
-
-pub use keys::{ItemKeys, Keys};
 pub use outcome::{DeductOutcome, PrewarmOutcome, ReleaseOutcome, UnexpectedReply};
+pub use scripts::ReplicaWait;
 pub use scripts::ScriptRegistry;
 
 /// Failures of the stock layer (not business outcomes: those are [`DeductOutcome`] values).
@@ -164,7 +161,7 @@ pub struct DeductRequest<'a> {
 
 /// A [`DeductRequest`] for an item of the catalog.
 pub fn stock_request<'a>(
-    meta: &'a crate::store::sales::ItemMeta,
+    meta: &'a crate::stores::mysql::sales::ItemMeta,
     user_id: &'a str,
     quantity: u32,
     order_id: Uuid,

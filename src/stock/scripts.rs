@@ -11,7 +11,7 @@ use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisResult, ServerErrorKind};
 
-use crate::{observe::metrics::Metrics, redis_pool::RedisConn};
+use crate::{observe::metrics::Metrics, stores::redis::RedisConn};
 
 pub use crate::domain::script_version::KNOWN_VERSIONS;
 

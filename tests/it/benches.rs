@@ -10,7 +10,7 @@ mod expiry;
 #[path = "../../benches/scenario/persist.rs"]
 mod persist;
 
-use seckill::{config::RedisSettings, redis_pool::RedisPool};
+use seckill::{config::RedisSettings, stores::redis::RedisPool};
 
 use crate::helpers::STACK;
 

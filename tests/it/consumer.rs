@@ -153,8 +153,8 @@ async fn orders_mysql_cannot_honour_are_stored_as_rejected() {
 async fn an_unparseable_message_goes_to_the_dead_letter_topic_and_consumption_goes_on() {
     let app = spawn_app().await;
     let (sale, item) = app.create_live_sale(10, 1).await;
-    let endpoint = seckill::kafka::KafkaEndpoint::from_bootstrap(&STACK.kafka_brokers);
-    let producer = seckill::kafka::producer::OrderProducer::new(
+    let endpoint = seckill::stores::kafka::KafkaEndpoint::from_bootstrap(&STACK.kafka_brokers);
+    let producer = seckill::stores::kafka::producer::OrderProducer::new(
         &endpoint,
         &app.settings().kafka.topic,
         Duration::from_secs(30),
@@ -419,7 +419,7 @@ async fn a_later_batch_sees_the_units_a_user_already_holds_in_mysql() {
         OrderReserved::new(Uuid::now_v7(), sale, item, "holder", 2, 1, 0),
         OrderReserved::new(Uuid::now_v7(), sale, item, "other", 1, 1, 0),
     ];
-    let out = seckill::store::orders::persist_batch(app.db(), &first)
+    let out = seckill::stores::mysql::orders::persist_batch(app.db(), &first)
         .await
         .unwrap();
     assert_eq!((out.persisted, out.rejected, out.duplicates), (2, 0, 0));
@@ -428,7 +428,7 @@ async fn a_later_batch_sees_the_units_a_user_already_holds_in_mysql() {
         OrderReserved::new(Uuid::now_v7(), sale, item, "other", 1, 1, 0),
         first[0].clone(),
     ];
-    let out = seckill::store::orders::persist_batch(app.db(), &second)
+    let out = seckill::stores::mysql::orders::persist_batch(app.db(), &second)
         .await
         .unwrap();
     assert_eq!((out.persisted, out.rejected, out.duplicates), (1, 1, 1));
@@ -443,7 +443,7 @@ async fn user_ids_that_differ_only_in_case_or_accents_are_different_buyers() {
         .iter()
         .map(|u| OrderReserved::new(Uuid::now_v7(), sale, item, u, 1, 1, 0))
         .collect();
-    let out = seckill::store::orders::persist_batch(app.db(), &batch)
+    let out = seckill::stores::mysql::orders::persist_batch(app.db(), &batch)
         .await
         .unwrap();
     assert_eq!((out.persisted, out.rejected), (4, 0));
@@ -456,7 +456,7 @@ async fn user_ids_that_differ_only_in_case_or_accents_are_different_buyers() {
         1,
         0,
     )];
-    let out = seckill::store::orders::persist_batch(app.db(), &again)
+    let out = seckill::stores::mysql::orders::persist_batch(app.db(), &again)
         .await
         .unwrap();
     assert_eq!(out.rejected, 1, "bob already holds his one unit");

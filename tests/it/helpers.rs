@@ -17,9 +17,8 @@ use seckill::{
     app::{Application, ConsumerParts},
     auth::mint_token,
     config::Settings,
-    redis_pool::RedisPool,
     state::Services,
-    stock::Keys,
+    stores::redis::{RedisPool, keys::Keys},
 };
 use serde_json::{Value, json};
 use sqlx::{Connection, MySqlConnection, MySqlPool};
@@ -307,8 +306,8 @@ pub async fn produce_events(
     settings: &Settings,
     events: &[seckill::domain::order_reserved::OrderReserved],
 ) {
-    let endpoint = seckill::kafka::KafkaEndpoint::from_bootstrap(&settings.kafka.brokers);
-    let producer = seckill::kafka::producer::OrderProducer::new(
+    let endpoint = seckill::stores::kafka::KafkaEndpoint::from_bootstrap(&settings.kafka.brokers);
+    let producer = seckill::stores::kafka::producer::OrderProducer::new(
         &endpoint,
         &settings.kafka.topic,
         Duration::from_secs(30),

@@ -221,7 +221,8 @@ async fn sigterm_during_load_loses_no_confirmed_reservation() {
 
     // What the shutdown itself flushed: nothing is left waiting for Kafka (a shutdown that
     // dropped its deliveries would leave them in the outbox for a relay to find later).
-    let keys = seckill::stock::Keys::new(&settings.redis.key_prefix).item(sale_id, item);
+    let keys =
+        seckill::stores::redis::keys::Keys::new(&settings.redis.key_prefix).item(sale_id, item);
     let mut redis_conn = redis::Client::open(settings.redis.url.as_str())
         .unwrap()
         .get_multiplexed_async_connection()

@@ -70,10 +70,10 @@ async fn a_service_killed_mid_stampede_still_delivers_every_confirmed_reservatio
     let seen = order_ids_in_topic(&settings.kafka.brokers, &settings.kafka.topic, &confirmed).await;
     assert!(confirmed.is_subset(&seen));
     // Nothing in Kafka that Redis does not know: every id sent is in the ledger.
-    let redis = seckill::redis_pool::RedisPool::connect(&settings.redis)
+    let redis = seckill::stores::redis::RedisPool::connect(&settings.redis)
         .await
         .unwrap();
-    let keys = seckill::stock::Keys::new(&settings.redis.key_prefix);
+    let keys = seckill::stores::redis::keys::Keys::new(&settings.redis.key_prefix);
     let ledger: HashSet<String> = crate::helpers::redis_ledger(&redis, &keys, sale_id, item)
         .await
         .events
@@ -158,9 +158,9 @@ async fn buys_during_a_kafka_outage_are_confirmed_and_drain_when_it_returns() {
 #[tokio::test]
 async fn a_producer_with_a_suspect_session_is_replaced_and_keeps_delivering() {
     use rdkafka::{error::KafkaError, types::RDKafkaErrorCode};
-    use seckill::kafka::producer::{OrderProducer, RESET_AT_MOST_EVERY};
+    use seckill::stores::kafka::producer::{OrderProducer, RESET_AT_MOST_EVERY};
     let settings = test_settings(&STACK.kafka_brokers).await;
-    let endpoint = seckill::kafka::KafkaEndpoint::from_bootstrap(&settings.kafka.brokers);
+    let endpoint = seckill::stores::kafka::KafkaEndpoint::from_bootstrap(&settings.kafka.brokers);
     endpoint
         .ensure_topics(&[(settings.kafka.topic.clone(), 1)])
         .await

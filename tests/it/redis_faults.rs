@@ -88,7 +88,7 @@ async fn sentinel_master(sentinel: &PrivateServer) -> Option<u16> {
 }
 
 /// The item's remaining stock as the Redis server on `port` holds it.
-async fn stock_on(port: u16, keys: &seckill::stock::ItemKeys) -> Option<i64> {
+async fn stock_on(port: u16, keys: &seckill::stores::redis::keys::ItemKeys) -> Option<i64> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
     let mut conn = client.get_multiplexed_async_connection().await.ok()?;
     conn.get(&keys.stock).await.ok()?

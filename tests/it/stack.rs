@@ -8,7 +8,10 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
 };
 use redis::AsyncCommands;
-use seckill::{config::RedisSettings, kafka::KafkaEndpoint, redis_pool::RedisPool};
+use seckill::{
+    config::RedisSettings,
+    stores::{kafka::KafkaEndpoint, redis::RedisPool},
+};
 use sqlx::{Connection, MySqlConnection};
 
 use crate::helpers::{STACK, fresh_database, unique};

@@ -8,8 +8,7 @@ use rdkafka::producer::BaseProducer;
 use reqwest::StatusCode;
 use seckill::{
     config::{ConfirmMode, RedisSettings, Secret},
-    kafka::KafkaEndpoint,
-    redis_pool::RedisPool,
+    stores::{kafka::KafkaEndpoint, redis::RedisPool},
 };
 
 use crate::helpers::{STACK, spawn_with, test_settings};
@@ -165,7 +164,7 @@ async fn mariadb_verified_against_a_ca_that_did_not_sign_it_is_refused() {
     };
     let error = format!(
         "{:#}",
-        seckill::store::open(&mysql, false)
+        seckill::stores::mysql::open(&mysql, false)
             .await
             .expect_err("a server certificate the CA did not sign was accepted")
     );
@@ -181,7 +180,7 @@ async fn mariadb_verified_against_a_ca_that_did_not_sign_it_is_refused() {
         )),
         ..Default::default()
     };
-    seckill::store::open(&mysql, false)
+    seckill::stores::mysql::open(&mysql, false)
         .await
         .expect("verified against the stack's CA");
     let _ = std::fs::remove_dir_all(ca.parent().unwrap());

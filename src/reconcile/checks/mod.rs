@@ -19,7 +19,7 @@ use std::{
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::store::orders::holds_units;
+use crate::stores::mysql::orders::holds_units;
 
 /// Sample ids listed per failing check; enough to start an investigation.
 pub const SAMPLE_IDS: usize = 20;

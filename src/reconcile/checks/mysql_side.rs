@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::{Check, ItemFacts, holding, per_user};
-use crate::store::orders::STATUS_REJECTED;
+use crate::stores::mysql::orders::STATUS_REJECTED;
 
 fn held_units(facts: &ItemFacts) -> i64 {
     holding(facts).map(|o| i64::from(o.quantity)).sum()

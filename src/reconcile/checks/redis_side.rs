@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
 
 use super::{Check, ItemFacts, missing_in_mysql, per_user};
-use crate::store::orders::{STATUS_PAID, STATUS_PENDING, released_units};
+use crate::stores::mysql::orders::{STATUS_PAID, STATUS_PENDING, released_units};
 
 /// `initial == remaining + ledger - released`. The ledger was read between two reads of the
 /// stock, each taken together with the released total (one atomic read). A reservation lowers

@@ -1,6 +1,6 @@
 //! The checks' rules, one failing case each.
 use super::*;
-use crate::store::orders::{STATUS_CANCELLED, STATUS_PAID, STATUS_PENDING};
+use crate::stores::mysql::orders::{STATUS_CANCELLED, STATUS_PAID, STATUS_PENDING};
 
 fn clean() -> ItemFacts {
     let mut f = ItemFacts {

@@ -74,7 +74,7 @@ async fn sale_pinned_to(app: &crate::helpers::TestApp, version: &str) -> (u64, u
             payment_window_secs: 900,
         }],
     };
-    let record = seckill::store::sales::insert_sale(app.db(), &sale, version)
+    let record = seckill::stores::mysql::sales::insert_sale(app.db(), &sale, version)
         .await
         .unwrap();
     (record.sale.id, record.items[0].id)

@@ -308,7 +308,7 @@ fn configured_ports(r: &Role) -> Vec<(&'static str, u16)> {
             out.push(("Redis", host.rsplit(':').next().unwrap().parse().unwrap()));
         }
     }
-    let options = seckill::store::connect_options(&r.settings().mysql).unwrap();
+    let options = seckill::stores::mysql::connect_options(&r.settings().mysql).unwrap();
     out.push(("MySQL", options.get_port()));
     if let Some(brokers) = r.var("SECKILL_KAFKA_BROKERS") {
         for b in brokers.split(',') {

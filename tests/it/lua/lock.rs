@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use seckill::lock::{LeaderElection, RedisLock};
+use seckill::stores::redis::lock::{LeaderElection, RedisLock};
 
 use super::service;
 

@@ -50,12 +50,12 @@ use seckill::{
         script_version::{KNOWN_VERSIONS, has_compact_ledger},
     },
     observe::metrics::Metrics,
-    redis_pool::RedisPool,
     stock::{
-        DeductOutcome, DeductRequest, Keys, PrewarmItem, PrewarmMode, PrewarmOutcome,
-        ReleaseOutcome, RestoreTarget, ScriptRegistry, StockError, StockService,
+        DeductOutcome, DeductRequest, PrewarmItem, PrewarmMode, PrewarmOutcome, ReleaseOutcome,
+        RestoreTarget, ScriptRegistry, StockError, StockService,
         compact::{derived_order_id, in_buyers_bucket},
     },
+    stores::redis::{RedisPool, keys::Keys},
 };
 use uuid::Uuid;
 
@@ -248,8 +248,8 @@ pub(crate) async fn restore(
 }
 
 /// The catalog's view of the test item, pinned to `version` (what the buy path passes).
-pub(crate) fn meta(version: &str) -> seckill::store::sales::ItemMeta {
-    seckill::store::sales::ItemMeta {
+pub(crate) fn meta(version: &str) -> seckill::stores::mysql::sales::ItemMeta {
+    seckill::stores::mysql::sales::ItemMeta {
         sale_id: 1,
         item_id: 1,
         price_cents: 100,

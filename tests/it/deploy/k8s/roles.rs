@@ -121,7 +121,7 @@ fn kafka_and_mysql_are_reached_over_tls_that_checks_the_server_with_each_roles_u
     let mut mysql_users = BTreeSet::new();
     for r in roles() {
         let settings = r.settings();
-        let options = seckill::store::connect_options(&settings.mysql).unwrap();
+        let options = seckill::stores::mysql::connect_options(&settings.mysql).unwrap();
         assert!(
             matches!(options.get_ssl_mode(), MySqlSslMode::VerifyIdentity),
             "{}: MySQL's ssl-mode is {:?}, not VERIFY_IDENTITY",

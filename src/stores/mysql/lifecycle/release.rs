@@ -9,7 +9,7 @@ use super::{
     events::{LifecycleEvent, insert_event},
     millis,
 };
-use crate::store::orders::{
+use crate::stores::mysql::orders::{
     IN_LIST, ORDER_COLUMNS, OrderRow, STATUS_CANCELLED, STATUS_EXPIRED, STATUS_PENDING,
 };
 

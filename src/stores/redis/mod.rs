@@ -10,6 +10,8 @@
 //! failover without a restart (see [`sentinel`]). `crate::domain::redis_url` reads the URL
 //! forms, TLS (`rediss…`) included.
 
+pub mod keys;
+pub mod lock;
 mod sentinel;
 mod tls;
 

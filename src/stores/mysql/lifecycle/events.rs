@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::{MySql, MySqlPool, QueryBuilder, Transaction};
 use uuid::Uuid;
 
-use crate::store::orders::OrderRow;
+use crate::stores::mysql::orders::OrderRow;
 
 /// A lifecycle event, as stored in `order_events` and sent to Kafka.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -8,8 +8,8 @@ use redis::AsyncCommands;
 use uuid::Uuid;
 
 use crate::{
-    redis_pool::RedisPool,
-    stock::{Keys, ScriptRegistry, StockError, scripts::ScriptKind},
+    stock::{ScriptRegistry, StockError, scripts::ScriptKind},
+    stores::redis::{RedisPool, keys::Keys},
 };
 
 /// A held lock: its key and the owner token that proves it.

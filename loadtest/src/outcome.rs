@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::errors::ErrorCause;
+use crate::errors::{ErrorCause, code_of};
 
 /// What one request came back as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,16 +98,6 @@ impl Outcome {
             _ => None,
         }
     }
-}
-
-/// The `code` of an error body. Read with a byte search rather than a JSON parse, and borrowed
-/// rather than copied: this runs for every answer, and the load generator must stay cheaper
-/// than the server it measures.
-pub(crate) fn code_of(body: &[u8]) -> Option<&[u8]> {
-    const KEY: &[u8] = b"\"code\":\"";
-    let start = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
-    let len = body[start..].iter().position(|b| *b == b'"')?;
-    Some(&body[start..start + len])
 }
 
 /// Counts per outcome.

@@ -15,6 +15,9 @@
 pub mod args;
 pub mod client;
 pub mod errors;
+#[cfg(test)]
+mod fixture;
+mod judge;
 pub mod lifecycle;
 pub mod outcome;
 pub mod progress;
@@ -237,7 +240,11 @@ pub async fn run_until(
         agg.series.pop();
     }
     let mut summary = summarise(&plan, sale_id, item_id, agg, &end);
-    summary.thresholds = a.thresholds.iter().map(|t| t.check(&summary)).collect();
+    summary.thresholds = a
+        .thresholds
+        .iter()
+        .map(|t| judge::judge(t, &summary))
+        .collect();
     if a.verify
         && let Some(sale) = sale_id
     {

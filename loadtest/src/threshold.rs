@@ -14,8 +14,6 @@ use std::{fmt, str::FromStr};
 
 use serde::Serialize;
 
-use crate::summary::Summary;
-
 /// What a threshold measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
@@ -85,21 +83,13 @@ pub enum Op {
 }
 
 impl Op {
-    fn holds(self, value: f64, limit: f64) -> bool {
+    /// True when `value OP limit`.
+    pub(crate) fn holds(self, value: f64, limit: f64) -> bool {
         match self {
             Op::Lt => value < limit,
             Op::Le => value <= limit,
             Op::Gt => value > limit,
             Op::Ge => value >= limit,
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Op::Lt => "<",
-            Op::Le => "<=",
-            Op::Gt => ">",
-            Op::Ge => ">=",
         }
     }
 }
@@ -260,67 +250,6 @@ pub struct ThresholdResult {
     pub shown: String,
     /// True when the comparison holds.
     pub ok: bool,
-}
-
-impl Threshold {
-    /// Judges the run.
-    pub fn check(&self, s: &Summary) -> ThresholdResult {
-        let (value, shown) = match self.metric {
-            Metric::Latency(stat) => {
-                let l = &s.latency;
-                let ms = match stat {
-                    LatencyStat::P50 => l.p50_ms,
-                    LatencyStat::P90 => l.p90_ms,
-                    LatencyStat::P99 => l.p99_ms,
-                    LatencyStat::P999 => l.p999_ms,
-                    LatencyStat::Max => l.max_ms,
-                    LatencyStat::Mean => l.mean_ms,
-                };
-                (ms, format!("{ms:.3} ms"))
-            }
-            Metric::Rps => (
-                s.throughput_per_sec,
-                format!("{:.0} req/s", s.throughput_per_sec),
-            ),
-            Metric::Count(c) => {
-                let o = &s.outcomes;
-                let n = match c {
-                    CountOf::Requests => s.requests,
-                    CountOf::Reserved => o.reserved,
-                    CountOf::SoldOut => o.sold_out,
-                    CountOf::LimitExceeded => o.limit_exceeded,
-                    CountOf::RateLimited => o.rate_limited,
-                    CountOf::Errors => o.errors + o.timeouts,
-                    CountOf::Timeouts => o.timeouts,
-                    CountOf::Retries => s.retries.retries,
-                    CountOf::Late => s.schedule.as_ref().map_or(0, |x| x.late),
-                };
-                if self.percent {
-                    let share = if s.requests == 0 {
-                        0.0
-                    } else {
-                        n as f64 * 100.0 / s.requests as f64
-                    };
-                    (share, format!("{share:.3}% ({n} of {})", s.requests))
-                } else {
-                    (n as f64, n.to_string())
-                }
-            }
-        };
-        ThresholdResult {
-            threshold: self.text.clone(),
-            op: self.op,
-            value,
-            limit: self.limit,
-            shown,
-            ok: self.op.holds(value, self.limit),
-        }
-    }
-
-    /// The comparison symbol.
-    pub fn op_str(&self) -> &'static str {
-        self.op.as_str()
-    }
 }
 
 #[cfg(test)]

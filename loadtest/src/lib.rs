@@ -12,6 +12,7 @@
 //! [`stats`] (recording and the per-second series), [`progress`] (live lines), [`summary`]
 //! (figures and their text), [`threshold`], [`report`] (HTML), [`verify`], [`lifecycle`].
 
+mod admin;
 pub mod args;
 pub mod client;
 pub mod errors;
@@ -40,7 +41,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use http::{HeaderValue, Method};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub use args::{Args, Endpoint, Mode, Plan};
 pub use errors::{ErrorCause, ErrorRow};
@@ -97,23 +98,9 @@ async fn create_sale(http: &reqwest::Client, plan: &Plan) -> anyhow::Result<(u64
     if let Some(w) = a.payment_window_secs {
         body["items"][0]["payment_window_secs"] = json!(w);
     }
-    let resp = http
-        .post(format!("{}/admin/v1/sales", a.admin_url))
-        .bearer_auth(&a.admin_token)
-        .json(&body)
-        .send()
-        .await
-        .context("creating the sale")?;
-    let status = resp.status();
-    let sale: Value = resp.json().await?;
-    anyhow::ensure!(
-        status.as_u16() == 201,
-        "creating the sale answered {status}: {sale}"
-    );
-    anyhow::ensure!(
-        sale["status"] == "warmed",
-        "the sale was not warmed: {sale}"
-    );
+    let sale = admin::Admin::new(http, &a.admin_url, &a.admin_token)
+        .create_sale(&body)
+        .await?;
     Ok((
         sale["id"].as_u64().context("sale id")?,
         sale["items"][0]["id"].as_u64().context("item id")?,
@@ -269,7 +256,14 @@ pub async fn run_until(
         if let Some(share) = a.pay_share
             && summary.passed()
         {
-            let step = lifecycle::pay_and_expire(&http, a, sale, &summary.order_ids, share).await?;
+            let target = lifecycle::PaidSale {
+                admin: admin::Admin::new(&http, &a.admin_url, &a.admin_token),
+                sale,
+                base_url: &a.base_url,
+                payment_secret: &a.payment_secret,
+                window_secs: a.payment_window_secs.unwrap_or(900),
+            };
+            let step = lifecycle::pay_and_expire(&http, &target, &summary.order_ids, share).await?;
             // The report shown is the latest: after the payments and the expiry.
             summary.reconciliation = Some(step.report.clone());
             summary.lifecycle = Some(step);

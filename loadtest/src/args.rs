@@ -159,6 +159,16 @@ pub enum Mode {
     },
 }
 
+impl Mode {
+    /// Workers: one per connection (open loop) or per request in flight (closed loop).
+    pub fn workers(self) -> u64 {
+        match self {
+            Mode::OpenLoop { connections, .. } => connections,
+            Mode::ClosedLoop { concurrency } => concurrency,
+        }
+    }
+}
+
 /// What to do, validated.
 #[derive(Debug, Clone)]
 pub struct Plan {

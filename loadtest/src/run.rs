@@ -99,10 +99,7 @@ pub async fn run_load(
     start: Instant,
     cancel: impl Future<Output = ()>,
 ) -> LoadEnd {
-    let workers = match plan.mode {
-        Mode::OpenLoop { connections, .. } => connections,
-        Mode::ClosedLoop { concurrency } => concurrency,
-    };
+    let workers = plan.mode.workers();
     let shared = Arc::new(Shared {
         next: AtomicU64::new(0),
         stop: AtomicBool::new(false),

@@ -294,17 +294,22 @@ mod tests {
 
     #[test]
     fn mistakes_are_named() {
-        assert!(e("p99").contains("no comparison"));
-        assert!(e("p98<5ms").contains("unknown metric 'p98'"));
-        assert!(e("<5ms").contains("no metric"));
-        assert!(e("p99<5").contains("needs a unit"));
-        assert!(e("p99<5h").contains("unknown unit 'h'"));
-        assert!(e("p99<ms").contains("does not start with a number"));
-        assert!(e("errors<5ms").contains("a count takes a number"));
-        assert!(e("errors<101%").contains("at most 100%"));
-        assert!(e("rps>5%").contains("rps takes a plain number"));
-        assert!(e("p99=5ms").contains("no comparison"));
-        assert!(e("p99<<5ms").contains("does not start with a number"));
-        assert!(e("p99<").contains("does not start with a number"));
+        for (text, says) in [
+            ("p99", "no comparison"),
+            ("p98<5ms", "unknown metric 'p98'"),
+            ("<5ms", "no metric"),
+            ("p99<5", "needs a unit"),
+            ("p99<5h", "unknown unit 'h'"),
+            ("p99<ms", "does not start with a number"),
+            ("errors<5ms", "a count takes a number"),
+            ("errors<101%", "at most 100%"),
+            ("rps>5%", "rps takes a plain number"),
+            ("p99=5ms", "no comparison"),
+            ("p99<<5ms", "does not start with a number"),
+            ("p99<", "does not start with a number"),
+        ] {
+            let error = e(text);
+            assert!(error.contains(says), "{text}: {error}");
+        }
     }
 }

@@ -3,8 +3,14 @@
 
 use std::fmt::Write;
 
-use super::Summary;
-use crate::args::{Endpoint, Mode};
+use super::{Schedule, Summary};
+use crate::{
+    args::{Endpoint, Mode},
+    lifecycle::LifecycleReport,
+    stats::Retries,
+    threshold::ThresholdResult,
+    verify::Verification,
+};
 
 impl Summary {
     /// The human-readable summary.
@@ -12,11 +18,17 @@ impl Summary {
         let mut s = String::new();
         self.head(&mut s);
         self.outcomes(&mut s);
-        self.retries(&mut s);
-        self.schedule(&mut s);
-        self.thresholds(&mut s);
-        self.verification(&mut s);
-        self.lifecycle(&mut s);
+        retries(&mut s, &self.retries);
+        if let Some(sch) = &self.schedule {
+            schedule(&mut s, sch);
+        }
+        thresholds(&mut s, &self.thresholds);
+        if let Some(v) = &self.verification {
+            verification(&mut s, v);
+        }
+        if let Some(l) = &self.lifecycle {
+            lifecycle(&mut s, l);
+        }
         if self.interrupted {
             let _ = writeln!(
                 s,
@@ -63,8 +75,7 @@ impl Summary {
             "outcomes    reserved {}  sold_out {}  limit_exceeded {}  rate_limited {}  errors {}  timeouts {}",
             o.reserved, o.sold_out, o.limit_exceeded, o.rate_limited, o.errors, o.timeouts
         );
-        for (i, e) in self.errors.iter().enumerate() {
-            let label = if i == 0 { "errors by" } else { "" };
+        for (label, e) in first_labelled("errors by").zip(&self.errors) {
             let _ = write!(s, "{label:<12}{:<24} {:>8}", e.cause, e.count);
             match e.hint {
                 Some(h) => {
@@ -74,84 +85,89 @@ impl Summary {
             }
         }
     }
+}
 
-    fn retries(&self, s: &mut String) {
-        let r = &self.retries;
-        if r.retries == 0 && r.replayed == 0 {
-            return;
-        }
-        let by: Vec<String> = r
-            .by_status
-            .iter()
-            .map(|(k, n)| format!("{k}: {n}"))
-            .collect();
+/// The `--retry-on` retries by status, when any were sent or replayed.
+fn retries(s: &mut String, r: &Retries) {
+    if r.retries == 0 && r.replayed == 0 {
+        return;
+    }
+    let by: Vec<String> = r
+        .by_status
+        .iter()
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "retries     {} ({}), {} answers replayed, {} buys still refused after the last attempt",
+        r.retries,
+        by.join(", "),
+        r.replayed,
+        r.gave_up
+    );
+}
+
+/// How an open loop kept to its schedule.
+fn schedule(s: &mut String, sch: &Schedule) {
+    let _ = writeln!(
+        s,
+        "schedule    {} of {} started late ({:.1}%), up to {:.1} ms behind; none dropped",
+        sch.late, sch.scheduled, sch.late_pct, sch.max_late_ms
+    );
+    if let Some(w) = &sch.warning {
+        let _ = writeln!(s, "WARNING     {w}");
+    }
+}
+
+/// Each `--threshold` with its verdict and the measured value.
+fn thresholds(s: &mut String, thresholds: &[ThresholdResult]) {
+    for (label, t) in first_labelled("thresholds").zip(thresholds) {
         let _ = writeln!(
             s,
-            "retries     {} ({}), {} answers replayed, {} buys still refused after the last attempt",
-            r.retries,
-            by.join(", "),
-            r.replayed,
-            r.gave_up
+            "{label:<12}{:<7}{} (measured {})",
+            verdict(t.ok, "ok"),
+            t.threshold,
+            t.shown
         );
     }
+}
 
-    fn schedule(&self, s: &mut String) {
-        let Some(sch) = &self.schedule else { return };
-        let _ = writeln!(
-            s,
-            "schedule    {} of {} started late ({:.1}%), up to {:.1} ms behind; none dropped",
-            sch.late, sch.scheduled, sch.late_pct, sch.max_late_ms
-        );
-        if let Some(w) = &sch.warning {
-            let _ = writeln!(s, "WARNING     {w}");
-        }
-    }
+/// The `--verify` verdict and its problems.
+fn verification(s: &mut String, v: &Verification) {
+    let _ = writeln!(
+        s,
+        "verify      {}: {} confirmed to this client, {} reservations, {} units persisted, stock {}, consumer {}",
+        verdict(v.ok, "OK"),
+        v.confirmed,
+        v.reservations,
+        v.persisted_units,
+        v.stock,
+        if v.drained { "drained" } else { "NOT drained" }
+    );
+    problems(s, &v.problems);
+}
 
-    fn thresholds(&self, s: &mut String) {
-        for (i, t) in self.thresholds.iter().enumerate() {
-            let label = if i == 0 { "thresholds" } else { "" };
-            let _ = writeln!(
-                s,
-                "{label:<12}{:<7}{} (measured {})",
-                verdict(t.ok, "ok"),
-                t.threshold,
-                t.shown
-            );
-        }
-    }
+/// The `--pay-share` step: the orders by state and the stock back.
+fn lifecycle(s: &mut String, l: &LifecycleReport) {
+    let st = &l.states;
+    let _ = writeln!(
+        s,
+        "lifecycle   {}: paid {}  expired {}  pending_payment {}  cancelled {}  rejected {}; stock back {} (MySQL), {} (Redis)",
+        verdict(l.ok, "OK"),
+        st["paid"],
+        st["expired"],
+        st["pending_payment"],
+        st["cancelled"],
+        st["rejected"],
+        l.stock_mysql,
+        l.stock_redis.map_or("-".to_string(), |n| n.to_string())
+    );
+    problems(s, &l.problems);
+}
 
-    fn verification(&self, s: &mut String) {
-        let Some(v) = &self.verification else { return };
-        let _ = writeln!(
-            s,
-            "verify      {}: {} confirmed to this client, {} reservations, {} units persisted, stock {}, consumer {}",
-            verdict(v.ok, "OK"),
-            v.confirmed,
-            v.reservations,
-            v.persisted_units,
-            v.stock,
-            if v.drained { "drained" } else { "NOT drained" }
-        );
-        problems(s, &v.problems);
-    }
-
-    fn lifecycle(&self, s: &mut String) {
-        let Some(l) = &self.lifecycle else { return };
-        let st = &l.states;
-        let _ = writeln!(
-            s,
-            "lifecycle   {}: paid {}  expired {}  pending_payment {}  cancelled {}  rejected {}; stock back {} (MySQL), {} (Redis)",
-            verdict(l.ok, "OK"),
-            st["paid"],
-            st["expired"],
-            st["pending_payment"],
-            st["cancelled"],
-            st["rejected"],
-            l.stock_mysql,
-            l.stock_redis.map_or("-".to_string(), |n| n.to_string())
-        );
-        problems(s, &l.problems);
-    }
+/// The labels of a block's rows: its name on the first, nothing on the others.
+fn first_labelled(name: &'static str) -> impl Iterator<Item = &'static str> {
+    std::iter::once(name).chain(std::iter::repeat(""))
 }
 
 /// `ok` (as the block spells it) or `FAILED`.
@@ -159,6 +175,7 @@ fn verdict(ok: bool, spelled: &'static str) -> &'static str {
     if ok { spelled } else { "FAILED" }
 }
 
+/// One line per problem, under its block.
 fn problems(s: &mut String, problems: &[String]) {
     for p in problems {
         let _ = writeln!(s, "  problem: {p}");

@@ -161,7 +161,7 @@ pub enum Mode {
 
 impl Mode {
     /// Workers: one per connection (open loop) or per request in flight (closed loop).
-    pub fn workers(self) -> u64 {
+    pub(crate) fn workers(self) -> u64 {
         match self {
             Mode::OpenLoop { connections, .. } => connections,
             Mode::ClosedLoop { concurrency } => concurrency,
@@ -171,7 +171,7 @@ impl Mode {
 
 /// What to do, validated.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The arguments.
     pub args: Args,
     /// Open or closed loop.
@@ -185,14 +185,14 @@ pub struct Plan {
 /// A combination of arguments that cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct ArgError(pub String);
+pub(crate) struct ArgError(pub String);
 
 impl Args {
     /// Checks the combination and turns it into a plan.
     ///
     /// # Errors
     /// An [`ArgError`] saying which arguments conflict or are missing.
-    pub fn plan(self) -> Result<Plan, ArgError> {
+    pub(crate) fn plan(self) -> Result<Plan, ArgError> {
         let mode = self.mode()?;
         self.check_bounds()?;
         self.check_options()?;

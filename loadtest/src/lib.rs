@@ -7,39 +7,44 @@
 //! writes `--json` and an HTML `--report`, and with `--verify` checks the result through the
 //! admin API against what the client itself was told.
 //!
-//! Modules by job: [`args`] (flags into a [`Plan`]), [`run`] (workers, retries, schedule),
-//! [`client`] (one HTTP/1.1 connection), [`outcome`] and [`errors`] (classifying answers),
-//! [`stats`] (recording and the per-second series), [`progress`] (live lines), [`summary`]
-//! (figures and their text), [`threshold`], [`report`] (HTML), [`verify`], [`lifecycle`].
+//! Modules by job: `args` (flags into a plan), `setup` (the sale, the request, the tokens),
+//! `measure` and `run` (the load: workers, retries, schedule, the once-a-second collector),
+//! `client` (one HTTP/1.1 connection), `outcome` and `errors` (classifying answers), `stats`
+//! (recording and the per-second series), `progress` (live lines), `summary` (figures and
+//! their text), `threshold` and `judge`, `report` (HTML), `admin` (the admin API), `verify`,
+//! `lifecycle`.
+#![warn(unreachable_pub)]
 
 mod admin;
-pub mod args;
-pub mod client;
-pub mod errors;
+mod args;
+mod client;
+mod errors;
 #[cfg(test)]
 mod fixture;
 mod judge;
-pub mod lifecycle;
+mod lifecycle;
 mod measure;
-pub mod outcome;
-pub mod progress;
-pub mod report;
-pub mod run;
+mod outcome;
+mod progress;
+mod report;
+mod run;
 mod setup;
-pub mod stats;
-pub mod summary;
-pub mod threshold;
+mod stats;
+mod summary;
+mod threshold;
 pub mod verify;
 
 use std::future::Future;
 
 use anyhow::Context;
 
-pub use args::{Args, Endpoint, Mode, Plan};
-pub use errors::{ErrorCause, ErrorRow};
-pub use outcome::{Counts, Outcome};
-pub use summary::{Latency, Schedule, Summary};
-pub use threshold::{Threshold, ThresholdResult};
+pub use args::{Args, Endpoint, Mode};
+pub use errors::ErrorRow;
+pub use lifecycle::LifecycleReport;
+pub use outcome::Counts;
+pub use stats::{Retries, Second};
+pub use summary::{Bucket, Latency, Schedule, Summary};
+pub use threshold::{Op, Threshold, ThresholdError, ThresholdResult};
 pub use verify::{ClientTally, Verification};
 
 /// Runs a whole load test: sale, tokens, load, summary, thresholds, optional verification,
@@ -52,7 +57,7 @@ pub async fn run(args: Args, show_progress: bool) -> anyhow::Result<Summary> {
 }
 
 /// Runs a whole load test, stopping the load early when `cancel` completes (the binary passes
-/// Ctrl-C): requests in flight get [`run::INTERRUPT_GRACE`] to finish, then the summary covers
+/// Ctrl-C): requests in flight get a second (`INTERRUPT_GRACE`) to finish, then the summary covers
 /// what ran, with `interrupted` set, and thresholds, `--verify`, `--json` and `--report` go
 /// ahead on it.
 ///

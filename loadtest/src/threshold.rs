@@ -16,7 +16,7 @@ use serde::Serialize;
 
 /// What a threshold measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Metric {
+pub(crate) enum Metric {
     /// A latency percentile (0.5, 0.9, 0.99, 0.999), the maximum (1.0) or the mean.
     Latency(LatencyStat),
     /// Requests per second over the run.
@@ -27,7 +27,7 @@ pub enum Metric {
 
 /// A latency statistic of the overall histogram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LatencyStat {
+pub(crate) enum LatencyStat {
     /// Median.
     P50,
     /// 90th percentile.
@@ -44,7 +44,7 @@ pub enum LatencyStat {
 
 /// A count in the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CountOf {
+pub(crate) enum CountOf {
     /// Requests answered (or failed).
     Requests,
     /// Reservations.
@@ -98,16 +98,16 @@ impl Op {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Threshold {
     /// What is measured.
-    pub metric: Metric,
+    pub(crate) metric: Metric,
     /// How it compares.
-    pub op: Op,
+    pub(crate) op: Op,
     /// The limit: milliseconds for latencies, a count, a percentage (with `percent`), or
     /// requests per second.
-    pub limit: f64,
+    pub(crate) limit: f64,
     /// The limit is a share of the requests, in percent.
-    pub percent: bool,
+    pub(crate) percent: bool,
     /// As written.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 /// A threshold that cannot be parsed, with what to write instead.
@@ -115,9 +115,9 @@ pub struct Threshold {
 #[error("invalid threshold '{text}': {reason}")]
 pub struct ThresholdError {
     /// As written.
-    pub text: String,
+    pub(crate) text: String,
     /// What is wrong.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 const METRICS: &str = "p50, p90, p99, p999, max, mean, rps, requests, reserved, sold_out, \

@@ -25,7 +25,7 @@ pub struct Latency {
 
 impl Latency {
     /// The percentiles of a histogram of microseconds.
-    pub fn of(h: &Histogram<u64>) -> Self {
+    pub(crate) fn of(h: &Histogram<u64>) -> Self {
         let ms = |v: u64| v as f64 / 1000.0;
         Self {
             count: h.len(),
@@ -58,7 +58,7 @@ pub struct Bucket {
 }
 
 /// Bars on a 1-2-5 scale from 50 µs up to the slowest request.
-pub fn histogram_buckets(h: &Histogram<u64>) -> Vec<Bucket> {
+pub(crate) fn histogram_buckets(h: &Histogram<u64>) -> Vec<Bucket> {
     if h.is_empty() {
         return Vec::new();
     }
@@ -115,7 +115,7 @@ pub struct Schedule {
 
 impl Schedule {
     /// The schedule of `scheduled` requests of which `late` started late.
-    pub fn new(scheduled: u64, late: u64, max_late_us: u64) -> Self {
+    pub(crate) fn new(scheduled: u64, late: u64, max_late_us: u64) -> Self {
         let late_pct = if scheduled == 0 {
             0.0
         } else {

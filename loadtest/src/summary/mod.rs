@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use figures::{Bucket, Latency, Schedule, histogram_buckets};
+pub(crate) use figures::histogram_buckets;
+pub use figures::{Bucket, Latency, Schedule};
 
 use crate::{
     args::{Endpoint, Mode, Plan},
@@ -94,7 +95,7 @@ impl Summary {
 
     /// The per-outcome latencies in outcome order (reserved, sold out, limit exceeded, rate
     /// limited, error).
-    pub fn latency_per_outcome(&self) -> impl Iterator<Item = (&'static str, &Latency)> {
+    pub(crate) fn latency_per_outcome(&self) -> impl Iterator<Item = (&'static str, &Latency)> {
         Kind::ALL
             .iter()
             .filter_map(|k| Some((k.name(), self.latency_by_outcome.get(k.name())?)))

@@ -58,11 +58,19 @@ fn thresholds_retries_and_keys_are_parsed() {
     assert!(p.args.idempotency_keys);
 }
 
+/// Each of `cases` (arguments after both secrets, what the error says) is refused so.
+fn assert_refused(cases: &[(&str, &str)]) {
+    for (args, says) in cases {
+        let error = parse(args)
+            .map(|p| format!("accepted: {p:?}"))
+            .unwrap_or_else(|e| e);
+        assert!(error.contains(says), "{args}: {error}");
+    }
+}
+
 #[test]
-fn each_refusal_names_its_problem() {
-    let new_sale = "--create-sale --concurrency 1 --requests 5";
-    let healthz = "--endpoint healthz --concurrency 1 --requests 5";
-    for (args, says) in [
+fn the_load_is_an_open_or_a_closed_loop_of_at_least_one() {
+    assert_refused(&[
         (
             "--create-sale --duration 1s",
             "choose --rate R (open loop) or --concurrency C",
@@ -70,19 +78,6 @@ fn each_refusal_names_its_problem() {
         (
             "--create-sale --rate 1 --concurrency 1 --duration 1s",
             "'--rate <RATE>' cannot be used with '--concurrency <CONCURRENCY>'",
-        ),
-        (
-            "--create-sale --concurrency 1",
-            "give --duration, --requests, or both",
-        ),
-        (
-            "--concurrency 1 --duration 1s",
-            "give --create-sale or --sale ID --item ID",
-        ),
-        ("--sale 1 --concurrency 1 --duration 1s", "--item <ITEM>"),
-        (
-            "--create-sale --sale 1 --item 1 --concurrency 1 --duration 1s",
-            "'--create-sale' cannot be used with",
         ),
         (
             "--create-sale --concurrency 0 --duration 1s",
@@ -95,6 +90,16 @@ fn each_refusal_names_its_problem() {
         (
             "--create-sale --rate 1 --connections 0 --duration 1s",
             "--connections must be at least 1",
+        ),
+    ]);
+}
+
+#[test]
+fn a_run_has_a_length_a_target_users_and_stock() {
+    assert_refused(&[
+        (
+            "--create-sale --concurrency 1",
+            "give --duration, --requests, or both",
         ),
         (
             "--create-sale --concurrency 1 --duration soon",
@@ -109,6 +114,15 @@ fn each_refusal_names_its_problem() {
             "must be positive",
         ),
         (
+            "--concurrency 1 --duration 1s",
+            "give --create-sale or --sale ID --item ID",
+        ),
+        ("--sale 1 --concurrency 1 --duration 1s", "--item <ITEM>"),
+        (
+            "--create-sale --sale 1 --item 1 --concurrency 1 --duration 1s",
+            "'--create-sale' cannot be used with",
+        ),
+        (
             "--sale 1 --item 1 --concurrency 1 --requests 1 --users 1000000000",
             "--users is at most 2000000",
         ),
@@ -120,45 +134,55 @@ fn each_refusal_names_its_problem() {
             "--create-sale --stock 0 --concurrency 1 --requests 5",
             "--stock and --per-user-limit must be at least 1",
         ),
-        (&format!("{healthz} --verify"), "--verify checks a buy run"),
+    ]);
+}
+
+#[test]
+fn options_for_some_runs_only_are_refused_elsewhere() {
+    assert_refused(&[
         (
-            &format!("{new_sale} --pay-share 1.5 --verify"),
+            "--endpoint healthz --concurrency 1 --requests 5 --verify",
+            "--verify checks a buy run",
+        ),
+        (
+            "--create-sale --concurrency 1 --requests 5 --verify --pay-share 1.5",
             "--pay-share must be between 0 and 1",
         ),
         (
-            &format!("{new_sale} --pay-share 0.5"),
+            "--create-sale --concurrency 1 --requests 5 --pay-share 0.5",
             "--pay-share needs --verify and --create-sale",
         ),
         (
-            &format!("{new_sale} --threshold p99<5"),
+            "--create-sale --concurrency 1 --requests 5 --threshold p99<5",
             "invalid threshold 'p99<5': a latency needs a unit",
         ),
         (
-            &format!("{new_sale} --retry-on 200"),
+            "--create-sale --concurrency 1 --requests 5 --retry-on 200",
             "--retry-on takes 4xx and 5xx statuses, not 200",
         ),
         (
-            &format!("{healthz} --idempotency-keys"),
+            "--endpoint healthz --concurrency 1 --requests 5 --idempotency-keys",
             "--idempotency-keys applies to --endpoint buy",
         ),
         (
             "--sale 1 --item 1 --concurrency 1 --requests 5 --payment-window-secs 5",
             "--payment-window-secs applies to --create-sale",
         ),
+    ]);
+}
+
+#[test]
+fn the_urls_are_http() {
+    assert_refused(&[
         (
-            &format!("{healthz} --base-url ftp://x"),
+            "--endpoint healthz --concurrency 1 --requests 5 --base-url ftp://x",
             "--base-url must be an http:// URL",
         ),
         (
-            &format!("{healthz} --admin-url ftp://x"),
+            "--endpoint healthz --concurrency 1 --requests 5 --admin-url ftp://x",
             "--admin-url must be an http:// URL",
         ),
-    ] {
-        let error = parse(args)
-            .map(|p| format!("accepted: {p:?}"))
-            .unwrap_or_else(|e| e);
-        assert!(error.contains(says), "{args}: {error}");
-    }
+    ]);
 }
 
 #[test]

@@ -159,18 +159,7 @@ impl FromStr for Threshold {
             .find(['<', '>'])
             .ok_or_else(|| err("no comparison: write METRIC<VALUE, e.g. p99<5ms".into()))?;
         let name = text[..at].trim().to_ascii_lowercase();
-        let rest = &text[at..];
-        let (op, value) = if let Some(v) = rest.strip_prefix("<=") {
-            (Op::Le, v)
-        } else if let Some(v) = rest.strip_prefix(">=") {
-            (Op::Ge, v)
-        } else if let Some(v) = rest.strip_prefix('<') {
-            (Op::Lt, v)
-        } else if let Some(v) = rest.strip_prefix('>') {
-            (Op::Gt, v)
-        } else {
-            return Err(err("no comparison".into()));
-        };
+        let (op, value) = comparison(&text[at..]).ok_or_else(|| err("no comparison".into()))?;
         let metric = metric_of(&name).ok_or_else(|| {
             err(if name.is_empty() {
                 format!("no metric before the comparison; one of {METRICS}")
@@ -178,47 +167,8 @@ impl FromStr for Threshold {
                 format!("unknown metric '{name}'; one of {METRICS}")
             })
         })?;
-        let value = value.trim();
-        let split = value
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(value.len());
-        let (number, unit) = (&value[..split], value[split..].trim());
-        let number: f64 = number
-            .parse()
-            .ok()
-            .filter(|n: &f64| n.is_finite())
-            .ok_or_else(|| err(format!("'{value}' does not start with a number")))?;
-        let (limit, percent) = match (metric, unit) {
-            (Metric::Latency(_), "us" | "µs") => (number / 1000.0, false),
-            (Metric::Latency(_), "ms") => (number, false),
-            (Metric::Latency(_), "s") => (number * 1000.0, false),
-            (Metric::Latency(_), "") => {
-                return Err(err(format!(
-                    "a latency needs a unit: us, ms or s (e.g. {name}<{number}ms)"
-                )));
-            }
-            (Metric::Latency(_), u) => {
-                return Err(err(format!("unknown unit '{u}'; use us, ms or s")));
-            }
-            (Metric::Rps, "") => (number, false),
-            (Metric::Count(_), "") => (number, false),
-            (Metric::Count(_), "%") => {
-                if number > 100.0 {
-                    return Err(err("a share is at most 100%".into()));
-                }
-                (number, true)
-            }
-            (Metric::Rps, u) => {
-                return Err(err(format!(
-                    "rps takes a plain number of requests per second, not '{u}'"
-                )));
-            }
-            (Metric::Count(_), u) => {
-                return Err(err(format!(
-                    "a count takes a number, or a share of the requests with %, not '{u}'"
-                )));
-            }
-        };
+        let (number, unit) = number_and_unit(value.trim()).map_err(err)?;
+        let (limit, percent) = limit_of(metric, &name, number, unit).map_err(err)?;
         Ok(Threshold {
             metric,
             op,
@@ -227,6 +177,57 @@ impl FromStr for Threshold {
             text: text.split_whitespace().collect(),
         })
     }
+}
+
+/// The comparison at the start of `rest` and what follows it.
+fn comparison(rest: &str) -> Option<(Op, &str)> {
+    [("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)]
+        .into_iter()
+        .find_map(|(symbol, op)| Some((op, rest.strip_prefix(symbol)?)))
+}
+
+/// `5ms` as `(5.0, "ms")`.
+fn number_and_unit(value: &str) -> Result<(f64, &str), String> {
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    let number = value[..split]
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite())
+        .ok_or_else(|| format!("'{value}' does not start with a number"))?;
+    Ok((number, value[split..].trim()))
+}
+
+/// The limit in the metric's unit (milliseconds for latencies), and whether it is a share of
+/// the requests; `name` is the metric as written, for the error.
+fn limit_of(metric: Metric, name: &str, number: f64, unit: &str) -> Result<(f64, bool), String> {
+    Ok(match (metric, unit) {
+        (Metric::Latency(_), "us" | "µs") => (number / 1000.0, false),
+        (Metric::Latency(_), "ms") => (number, false),
+        (Metric::Latency(_), "s") => (number * 1000.0, false),
+        (Metric::Latency(_), "") => {
+            return Err(format!(
+                "a latency needs a unit: us, ms or s (e.g. {name}<{number}ms)"
+            ));
+        }
+        (Metric::Latency(_), u) => return Err(format!("unknown unit '{u}'; use us, ms or s")),
+        (Metric::Rps | Metric::Count(_), "") => (number, false),
+        (Metric::Count(_), "%") if number > 100.0 => {
+            return Err("a share is at most 100%".into());
+        }
+        (Metric::Count(_), "%") => (number, true),
+        (Metric::Rps, u) => {
+            return Err(format!(
+                "rps takes a plain number of requests per second, not '{u}'"
+            ));
+        }
+        (Metric::Count(_), u) => {
+            return Err(format!(
+                "a count takes a number, or a share of the requests with %, not '{u}'"
+            ));
+        }
+    })
 }
 
 impl fmt::Display for Threshold {

@@ -121,7 +121,7 @@ async fn pay(
 
 /// The `X-Signature` of `body` signed with `secret` now: `t=<unix seconds>,v1=<hex
 /// HMAC-SHA256 of "<t>.<body>">`.
-pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
+fn sign(secret: &str, body: &[u8]) -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -159,9 +159,19 @@ pub enum Mode {
     },
 }
 
+impl Mode {
+    /// Workers: one per connection (open loop) or per request in flight (closed loop).
+    pub(crate) fn workers(self) -> u64 {
+        match self {
+            Mode::OpenLoop { connections, .. } => connections,
+            Mode::ClosedLoop { concurrency } => concurrency,
+        }
+    }
+}
+
 /// What to do, validated.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The arguments.
     pub args: Args,
     /// Open or closed loop.
@@ -175,60 +185,78 @@ pub struct Plan {
 /// A combination of arguments that cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct ArgError(pub String);
+pub(crate) struct ArgError(pub String);
 
 impl Args {
     /// Checks the combination and turns it into a plan.
     ///
     /// # Errors
     /// An [`ArgError`] saying which arguments conflict or are missing.
-    pub fn plan(self) -> Result<Plan, ArgError> {
-        let err = |m: &str| Err(ArgError(m.to_string()));
-        let mode = match (self.rate, self.concurrency) {
-            (Some(0), _) => return err("--rate must be at least 1"),
-            (_, Some(0)) => return err("--concurrency must be at least 1"),
-            (Some(rate), None) => {
-                if self.connections == 0 {
-                    return err("--connections must be at least 1");
-                }
-                Mode::OpenLoop {
-                    rate,
-                    connections: self.connections,
-                }
-            }
-            (None, Some(concurrency)) => Mode::ClosedLoop { concurrency },
-            (None, None) => {
-                return err("choose --rate R (open loop) or --concurrency C (closed loop)");
-            }
-            (Some(_), Some(_)) => return err("--rate and --concurrency exclude each other"),
-        };
+    pub(crate) fn plan(self) -> Result<Plan, ArgError> {
+        let mode = self.mode()?;
+        self.check_bounds()?;
+        self.check_options()?;
+        self.check_access()?;
+        Ok(Plan {
+            duration: self.duration,
+            requests: self.requests,
+            mode,
+            args: self,
+        })
+    }
+
+    /// Open loop (`--rate`) or closed loop (`--concurrency`), one of them.
+    fn mode(&self) -> Result<Mode, ArgError> {
+        match (self.rate, self.concurrency) {
+            (Some(0), _) => refuse("--rate must be at least 1"),
+            (_, Some(0)) => refuse("--concurrency must be at least 1"),
+            (Some(_), None) if self.connections == 0 => refuse("--connections must be at least 1"),
+            (Some(rate), None) => Ok(Mode::OpenLoop {
+                rate,
+                connections: self.connections,
+            }),
+            (None, Some(concurrency)) => Ok(Mode::ClosedLoop { concurrency }),
+            (None, None) => refuse("choose --rate R (open loop) or --concurrency C (closed loop)"),
+            (Some(_), Some(_)) => refuse("--rate and --concurrency exclude each other"),
+        }
+    }
+
+    /// How long, against what, as how many users, on how much stock.
+    fn check_bounds(&self) -> Result<(), ArgError> {
         if self.duration.is_none() && self.requests.is_none() {
-            return err("give --duration, --requests, or both");
+            return refuse("give --duration, --requests, or both");
         }
         if self.duration.is_some_and(|d| d.is_zero()) || self.requests == Some(0) {
-            return err("--duration and --requests must be positive");
+            return refuse("--duration and --requests must be positive");
         }
         if self.endpoint != Endpoint::Healthz && !self.create_sale && self.sale.is_none() {
-            return err("give --create-sale or --sale ID --item ID");
+            return refuse("give --create-sale or --sale ID --item ID");
         }
         if self.users == 0 {
-            return err("--users must be at least 1");
+            return refuse("--users must be at least 1");
         }
         if self.users > MAX_USERS {
-            return err("--users is at most 2000000 (a token is signed for each before the run)");
+            return refuse(
+                "--users is at most 2000000 (a token is signed for each before the run)",
+            );
         }
         if self.create_sale && (self.stock == 0 || self.per_user_limit == 0) {
-            return err("--stock and --per-user-limit must be at least 1");
+            return refuse("--stock and --per-user-limit must be at least 1");
         }
+        Ok(())
+    }
+
+    /// The options that apply to some runs only.
+    fn check_options(&self) -> Result<(), ArgError> {
         if self.verify && self.endpoint != Endpoint::Buy {
-            return err("--verify checks a buy run; use it with --endpoint buy");
+            return refuse("--verify checks a buy run; use it with --endpoint buy");
         }
         if let Some(share) = self.pay_share {
             if !(0.0..=1.0).contains(&share) {
-                return err("--pay-share must be between 0 and 1");
+                return refuse("--pay-share must be between 0 and 1");
             }
             if !self.verify || !self.create_sale {
-                return err("--pay-share needs --verify and --create-sale");
+                return refuse("--pay-share needs --verify and --create-sale");
             }
         }
         if let Some(bad) = self.retry_on.iter().find(|s| !(400..=599).contains(*s)) {
@@ -237,30 +265,38 @@ impl Args {
             )));
         }
         if self.idempotency_keys && self.endpoint != Endpoint::Buy {
-            return err("--idempotency-keys applies to --endpoint buy");
+            return refuse("--idempotency-keys applies to --endpoint buy");
         }
         if self.payment_window_secs.is_some() && !self.create_sale {
-            return err("--payment-window-secs applies to --create-sale");
+            return refuse("--payment-window-secs applies to --create-sale");
         }
-        if !(self.base_url.starts_with("http://")) {
-            return err("--base-url must be an http:// URL");
+        Ok(())
+    }
+
+    /// The URLs, and the secrets the run needs.
+    fn check_access(&self) -> Result<(), ArgError> {
+        if !self.base_url.starts_with("http://") {
+            return refuse("--base-url must be an http:// URL");
         }
-        if !(self.admin_url.starts_with("http://")) {
-            return err("--admin-url must be an http:// URL");
+        if !self.admin_url.starts_with("http://") {
+            return refuse("--admin-url must be an http:// URL");
         }
         if self.endpoint == Endpoint::Buy && self.jwt_secret.is_empty() {
-            return err("buying needs --jwt-secret (or SECKILL_JWT_SECRET) to sign buyers' tokens");
+            return refuse(
+                "buying needs --jwt-secret (or SECKILL_JWT_SECRET) to sign buyers' tokens",
+            );
         }
         if (self.create_sale || self.verify) && self.admin_token.is_empty() {
-            return err("--create-sale and --verify need --admin-token (or SECKILL_ADMIN_TOKEN)");
+            return refuse(
+                "--create-sale and --verify need --admin-token (or SECKILL_ADMIN_TOKEN)",
+            );
         }
-        Ok(Plan {
-            duration: self.duration,
-            requests: self.requests,
-            mode,
-            args: self,
-        })
+        Ok(())
     }
+}
+
+fn refuse<T>(why: &str) -> Result<T, ArgError> {
+    Err(ArgError(why.to_string()))
 }
 
 /// The most `--users` a run takes: each one's token is signed before the run starts.

@@ -2,42 +2,14 @@
 
 use super::*;
 
-#[test]
-fn more_users_than_tokens_can_be_signed_up_front_is_refused() {
-    let err = parse(&[
-        "--sale",
-        "1",
-        "--item",
-        "1",
-        "--concurrency",
-        "1",
-        "--requests",
-        "1",
-        "--users",
-        "1000000000",
-    ])
-    .unwrap_err();
-    assert!(err.contains("--users is at most 2000000"), "{err}");
-    assert!(
-        parse(&[
-            "--sale",
-            "1",
-            "--item",
-            "1",
-            "--concurrency",
-            "1",
-            "--requests",
-            "1",
-            "--users",
-            "2000000"
-        ])
-        .is_ok()
-    );
+/// The arguments `args` (split at spaces) with both secrets given, as a plan or the error.
+fn parse(args: &str) -> Result<Plan, String> {
+    parse_bare(&format!("--admin-token t --jwt-secret s {args}"))
 }
 
-fn parse(args: &[&str]) -> Result<Plan, String> {
-    let mut all = vec!["loadtest", "--admin-token", "t", "--jwt-secret", "s"];
-    all.extend_from_slice(args);
+/// The arguments `args` alone, as a plan or the error.
+fn parse_bare(args: &str) -> Result<Plan, String> {
+    let all = std::iter::once("loadtest").chain(args.split_whitespace());
     Args::try_parse_from(all)
         .map_err(|e| e.to_string())
         .and_then(|a| a.plan().map_err(|e| e.0))
@@ -45,24 +17,14 @@ fn parse(args: &[&str]) -> Result<Plan, String> {
 
 #[test]
 fn a_closed_loop_run_against_a_new_sale_is_accepted() {
-    let p = parse(&["--create-sale", "--concurrency", "8", "--duration", "2s"]).unwrap();
+    let p = parse("--create-sale --concurrency 8 --duration 2s").unwrap();
     assert_eq!(p.mode, Mode::ClosedLoop { concurrency: 8 });
     assert_eq!(p.duration, Some(Duration::from_secs(2)));
 }
 
 #[test]
 fn an_open_loop_run_against_an_existing_item_is_accepted() {
-    let p = parse(&[
-        "--sale",
-        "1",
-        "--item",
-        "2",
-        "--rate",
-        "500",
-        "--requests",
-        "100",
-    ])
-    .unwrap();
+    let p = parse("--sale 1 --item 2 --rate 500 --requests 100").unwrap();
     assert_eq!(
         p.mode,
         Mode::OpenLoop {
@@ -74,167 +36,162 @@ fn an_open_loop_run_against_an_existing_item_is_accepted() {
 }
 
 #[test]
-fn conflicting_or_missing_arguments_are_refused() {
-    assert!(
-        parse(&["--create-sale", "--duration", "1s"])
-            .unwrap_err()
-            .contains("--rate")
-    );
-    assert!(
-        parse(&[
-            "--create-sale",
-            "--rate",
-            "1",
-            "--concurrency",
-            "1",
-            "--duration",
-            "1s"
-        ])
-        .is_err()
-    );
-    assert!(
-        parse(&["--create-sale", "--concurrency", "1"])
-            .unwrap_err()
-            .contains("--duration")
-    );
-    assert!(
-        parse(&["--concurrency", "1", "--duration", "1s"])
-            .unwrap_err()
-            .contains("--create-sale")
-    );
-    assert!(
-        parse(&["--sale", "1", "--concurrency", "1", "--duration", "1s"]).is_err(),
-        "--sale needs --item"
-    );
-    assert!(
-        parse(&[
-            "--create-sale",
-            "--sale",
-            "1",
-            "--item",
-            "1",
-            "--concurrency",
-            "1",
-            "--duration",
-            "1s"
-        ])
-        .is_err()
-    );
-    assert!(parse(&["--create-sale", "--concurrency", "0", "--duration", "1s"]).is_err());
-    assert!(parse(&["--create-sale", "--rate", "0", "--duration", "1s"]).is_err());
-    assert!(parse(&["--create-sale", "--concurrency", "1", "--duration", "soon"]).is_err());
-    assert!(parse(&["--create-sale", "--concurrency", "1", "--requests", "0"]).is_err());
-    assert!(
-        parse(&[
-            "--create-sale",
-            "--stock",
-            "0",
-            "--concurrency",
-            "1",
-            "--requests",
-            "5"
-        ])
-        .is_err()
-    );
-    assert!(
-        parse(&[
-            "--endpoint",
-            "healthz",
-            "--verify",
-            "--concurrency",
-            "1",
-            "--requests",
-            "5"
-        ])
-        .is_err()
-    );
-    assert!(
-        parse(&[
-            "--base-url",
-            "ftp://x",
-            "--endpoint",
-            "healthz",
-            "--concurrency",
-            "1",
-            "--requests",
-            "5"
-        ])
-        .is_err()
-    );
+fn healthz_needs_no_sale_and_no_token() {
+    assert!(parse_bare("--endpoint healthz --concurrency 4 --requests 10").is_ok());
 }
 
 #[test]
-fn thresholds_retries_and_keys_are_parsed_and_checked() {
-    let p = parse(&[
-        "--create-sale",
-        "--concurrency",
-        "1",
-        "--requests",
-        "5",
-        "--threshold",
-        "p99<5ms",
-        "--threshold",
-        "errors<0.1%",
-        "--retry-on",
-        "503,429",
-        "--idempotency-keys",
-        "--report",
-        "r.html",
-    ])
+fn as_many_users_as_tokens_can_be_signed_up_front_are_accepted() {
+    assert!(parse("--sale 1 --item 1 --concurrency 1 --requests 1 --users 2000000").is_ok());
+}
+
+#[test]
+fn thresholds_retries_and_keys_are_parsed() {
+    let p = parse(
+        "--create-sale --concurrency 1 --requests 5 --threshold p99<5ms \
+         --threshold errors<0.1% --retry-on 503,429 --idempotency-keys --report r.html",
+    )
     .unwrap();
     let t: Vec<String> = p.args.thresholds.iter().map(|t| t.to_string()).collect();
     assert_eq!(t, ["p99<5ms", "errors<0.1%"]);
     assert_eq!(p.args.retry_on, [503, 429]);
     assert!(p.args.idempotency_keys);
-    let bad = parse(&[
-        "--create-sale",
-        "--concurrency",
-        "1",
-        "--requests",
-        "5",
-        "--threshold",
-        "p99<5",
-    ])
-    .unwrap_err();
-    assert!(bad.contains("needs a unit"), "{bad}");
-    assert!(
-        parse(&[
-            "--create-sale",
-            "--concurrency",
-            "1",
-            "--requests",
-            "5",
-            "--retry-on",
-            "200"
-        ])
-        .unwrap_err()
-        .contains("4xx and 5xx")
-    );
-    assert!(
-        parse(&[
-            "--endpoint",
-            "healthz",
-            "--concurrency",
-            "1",
-            "--requests",
-            "5",
-            "--idempotency-keys"
-        ])
-        .is_err()
-    );
+}
+
+/// Each of `cases` (arguments after both secrets, what the error says) is refused so.
+fn assert_refused(cases: &[(&str, &str)]) {
+    for (args, says) in cases {
+        let error = parse(args)
+            .map(|p| format!("accepted: {p:?}"))
+            .unwrap_or_else(|e| e);
+        assert!(error.contains(says), "{args}: {error}");
+    }
 }
 
 #[test]
-fn healthz_needs_no_sale() {
-    assert!(
-        parse(&[
-            "--endpoint",
-            "healthz",
-            "--concurrency",
-            "4",
-            "--requests",
-            "10"
-        ])
-        .is_ok()
-    );
+fn the_load_is_an_open_or_a_closed_loop_of_at_least_one() {
+    assert_refused(&[
+        (
+            "--create-sale --duration 1s",
+            "choose --rate R (open loop) or --concurrency C",
+        ),
+        (
+            "--create-sale --rate 1 --concurrency 1 --duration 1s",
+            "'--rate <RATE>' cannot be used with '--concurrency <CONCURRENCY>'",
+        ),
+        (
+            "--create-sale --concurrency 0 --duration 1s",
+            "--concurrency must be at least 1",
+        ),
+        (
+            "--create-sale --rate 0 --duration 1s",
+            "--rate must be at least 1",
+        ),
+        (
+            "--create-sale --rate 1 --connections 0 --duration 1s",
+            "--connections must be at least 1",
+        ),
+    ]);
+}
+
+#[test]
+fn a_run_has_a_length_a_target_users_and_stock() {
+    assert_refused(&[
+        (
+            "--create-sale --concurrency 1",
+            "give --duration, --requests, or both",
+        ),
+        (
+            "--create-sale --concurrency 1 --duration soon",
+            "invalid value 'soon'",
+        ),
+        (
+            "--create-sale --concurrency 1 --requests 0",
+            "must be positive",
+        ),
+        (
+            "--create-sale --concurrency 1 --duration 0s",
+            "must be positive",
+        ),
+        (
+            "--concurrency 1 --duration 1s",
+            "give --create-sale or --sale ID --item ID",
+        ),
+        ("--sale 1 --concurrency 1 --duration 1s", "--item <ITEM>"),
+        (
+            "--create-sale --sale 1 --item 1 --concurrency 1 --duration 1s",
+            "'--create-sale' cannot be used with",
+        ),
+        (
+            "--sale 1 --item 1 --concurrency 1 --requests 1 --users 1000000000",
+            "--users is at most 2000000",
+        ),
+        (
+            "--sale 1 --item 1 --concurrency 1 --requests 1 --users 0",
+            "--users must be at least 1",
+        ),
+        (
+            "--create-sale --stock 0 --concurrency 1 --requests 5",
+            "--stock and --per-user-limit must be at least 1",
+        ),
+    ]);
+}
+
+#[test]
+fn options_for_some_runs_only_are_refused_elsewhere() {
+    assert_refused(&[
+        (
+            "--endpoint healthz --concurrency 1 --requests 5 --verify",
+            "--verify checks a buy run",
+        ),
+        (
+            "--create-sale --concurrency 1 --requests 5 --verify --pay-share 1.5",
+            "--pay-share must be between 0 and 1",
+        ),
+        (
+            "--create-sale --concurrency 1 --requests 5 --pay-share 0.5",
+            "--pay-share needs --verify and --create-sale",
+        ),
+        (
+            "--create-sale --concurrency 1 --requests 5 --threshold p99<5",
+            "invalid threshold 'p99<5': a latency needs a unit",
+        ),
+        (
+            "--create-sale --concurrency 1 --requests 5 --retry-on 200",
+            "--retry-on takes 4xx and 5xx statuses, not 200",
+        ),
+        (
+            "--endpoint healthz --concurrency 1 --requests 5 --idempotency-keys",
+            "--idempotency-keys applies to --endpoint buy",
+        ),
+        (
+            "--sale 1 --item 1 --concurrency 1 --requests 5 --payment-window-secs 5",
+            "--payment-window-secs applies to --create-sale",
+        ),
+    ]);
+}
+
+#[test]
+fn the_urls_are_http() {
+    assert_refused(&[
+        (
+            "--endpoint healthz --concurrency 1 --requests 5 --base-url ftp://x",
+            "--base-url must be an http:// URL",
+        ),
+        (
+            "--endpoint healthz --concurrency 1 --requests 5 --admin-url ftp://x",
+            "--admin-url must be an http:// URL",
+        ),
+    ]);
+}
+
+#[test]
+fn buying_and_administering_need_their_secrets() {
+    // Given empty, so that a secret in the environment does not stand in.
+    let buy =
+        parse_bare("--jwt-secret= --admin-token t --sale 1 --item 1 --concurrency 1 --requests 5");
+    assert!(buy.unwrap_err().contains("buying needs --jwt-secret"));
+    let create =
+        parse_bare("--admin-token= --jwt-secret s --create-sale --concurrency 1 --requests 5");
+    assert!(create.unwrap_err().contains("need --admin-token"));
 }

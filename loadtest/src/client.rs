@@ -13,13 +13,13 @@ use tokio::net::TcpStream;
 use crate::errors::ErrorCause;
 
 /// A connection to the target.
-pub struct Conn {
+pub(crate) struct Conn {
     sender: SendRequest<Full<Bytes>>,
 }
 
 /// What to send.
 #[derive(Clone)]
-pub struct RequestTemplate {
+pub(crate) struct RequestTemplate {
     /// Method.
     pub method: Method,
     /// Path and query.
@@ -32,7 +32,7 @@ pub struct RequestTemplate {
 
 /// One answer, with the headers the load generator acts on.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// HTTP status.
     pub status: u16,
     /// The whole body.
@@ -45,7 +45,7 @@ pub struct Answer {
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     /// The TCP connection could not be opened.
     #[error("connecting: {0}")]
     Connect(#[source] std::io::Error),
@@ -62,7 +62,7 @@ pub enum ClientError {
 
 impl ClientError {
     /// The cause counted in the summary.
-    pub fn cause(&self) -> ErrorCause {
+    pub(crate) fn cause(&self) -> ErrorCause {
         match self {
             ClientError::Connect(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 ErrorCause::ConnectRefused
@@ -78,7 +78,7 @@ impl Conn {
     ///
     /// # Errors
     /// The target refused or the handshake failed.
-    pub async fn connect(addr: SocketAddr) -> Result<Self, ClientError> {
+    pub(crate) async fn connect(addr: SocketAddr) -> Result<Self, ClientError> {
         let stream = TcpStream::connect(addr)
             .await
             .map_err(ClientError::Connect)?;
@@ -96,7 +96,7 @@ impl Conn {
     ///
     /// # Errors
     /// The connection broke.
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         t: &RequestTemplate,
         authorization: Option<&HeaderValue>,

@@ -2,11 +2,11 @@
 
 use serde::Serialize;
 
-use crate::errors::ErrorCause;
+use crate::errors::{ErrorCause, code_of};
 
 /// What one request came back as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// 2xx on a buy: a reservation (or healthz/sale page answered).
     Reserved,
     /// 409 `sold_out` or `insufficient_stock`.
@@ -24,7 +24,7 @@ pub enum Outcome {
 /// The outcome classes that get their own latency histogram. Timeouts count as errors (their
 /// latency is the timeout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// 2xx.
     Reserved,
     /// 409 sold out.
@@ -39,7 +39,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in [`Kind::index`] order.
-    pub const ALL: [Kind; 5] = [
+    pub(crate) const ALL: [Kind; 5] = [
         Kind::Reserved,
         Kind::SoldOut,
         Kind::LimitExceeded,
@@ -48,12 +48,12 @@ impl Kind {
     ];
 
     /// Position in [`Kind::ALL`].
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 
     /// The name used in the summary and the JSON.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Reserved => "reserved",
             Kind::SoldOut => "sold_out",
@@ -66,7 +66,7 @@ impl Kind {
 
 impl Outcome {
     /// Classifies an HTTP answer by status and the body's `code`.
-    pub fn classify(status: u16, body: &[u8]) -> Self {
+    pub(crate) fn classify(status: u16, body: &[u8]) -> Self {
         match status {
             200..=299 => Outcome::Reserved,
             429 => Outcome::RateLimited,
@@ -80,7 +80,7 @@ impl Outcome {
     }
 
     /// Its latency class.
-    pub fn kind(self) -> Kind {
+    pub(crate) fn kind(self) -> Kind {
         match self {
             Outcome::Reserved => Kind::Reserved,
             Outcome::SoldOut => Kind::SoldOut,
@@ -91,23 +91,13 @@ impl Outcome {
     }
 
     /// The failure's cause, for errors and timeouts.
-    pub fn cause(self) -> Option<ErrorCause> {
+    pub(crate) fn cause(self) -> Option<ErrorCause> {
         match self {
             Outcome::Timeout => Some(ErrorCause::Timeout),
             Outcome::Error(c) => Some(c),
             _ => None,
         }
     }
-}
-
-/// The `code` of an error body. Read with a byte search rather than a JSON parse, and borrowed
-/// rather than copied: this runs for every answer, and the load generator must stay cheaper
-/// than the server it measures.
-pub(crate) fn code_of(body: &[u8]) -> Option<&[u8]> {
-    const KEY: &[u8] = b"\"code\":\"";
-    let start = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
-    let len = body[start..].iter().position(|b| *b == b'"')?;
-    Some(&body[start..start + len])
 }
 
 /// Counts per outcome.
@@ -129,7 +119,7 @@ pub struct Counts {
 
 impl Counts {
     /// Counts one outcome.
-    pub fn add(&mut self, o: Outcome) {
+    pub(crate) fn add(&mut self, o: Outcome) {
         *self.slot(o) += 1;
     }
 
@@ -145,7 +135,7 @@ impl Counts {
     }
 
     /// Adds another set of counts.
-    pub fn merge(&mut self, other: &Counts) {
+    pub(crate) fn merge(&mut self, other: &Counts) {
         self.reserved += other.reserved;
         self.sold_out += other.sold_out;
         self.limit_exceeded += other.limit_exceeded;

@@ -13,7 +13,7 @@ use crate::{
 };
 
 /// Where the live lines go.
-pub struct Live {
+pub(crate) struct Live {
     bar: Option<indicatif::ProgressBar>,
     request_bound: bool,
     open_loop: bool,
@@ -22,7 +22,7 @@ pub struct Live {
 
 impl Live {
     /// Starts the live output for `plan` (a bar only when standard error is a terminal).
-    pub fn start(plan: &Plan) -> Self {
+    pub(crate) fn start(plan: &Plan) -> Self {
         let request_bound = plan.duration.is_none();
         let bar = std::io::stderr()
             .is_terminal()
@@ -36,7 +36,7 @@ impl Live {
     }
 
     /// Prints the line of a second that just ended.
-    pub fn tick(&self, elapsed: Duration, second: &Second, total: &Tally) {
+    pub(crate) fn tick(&self, elapsed: Duration, second: &Second, total: &Tally) {
         let line = line(elapsed, second, total, self.open_loop, self.retrying);
         match &self.bar {
             Some(bar) => {
@@ -52,7 +52,7 @@ impl Live {
     }
 
     /// A one-off message (an interrupt, say), above the bar if there is one.
-    pub fn note(&self, msg: &str) {
+    pub(crate) fn note(&self, msg: &str) {
         match &self.bar {
             Some(bar) => bar.println(msg),
             None => eprintln!("{msg}"),
@@ -60,7 +60,7 @@ impl Live {
     }
 
     /// Removes the bar.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -69,7 +69,7 @@ impl Live {
 
 /// The line of one second: `[   3s]  1520 req/s  p50 1.21 ms  p99 4.80 ms  reserved 50 ...`.
 /// Percentiles and counts are the run's so far; the rate is that second's.
-pub fn line(
+pub(crate) fn line(
     elapsed: Duration,
     second: &Second,
     total: &Tally,

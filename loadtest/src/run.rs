@@ -34,20 +34,20 @@ use crate::{
 };
 
 /// A request claimed later than this after its due time started late.
-pub const LATE_AFTER: Duration = Duration::from_millis(1);
+pub(crate) const LATE_AFTER: Duration = Duration::from_millis(1);
 /// Attempts per buy under `--retry-on`, the first included.
-pub const MAX_ATTEMPTS: u32 = 5;
+pub(crate) const MAX_ATTEMPTS: u32 = 5;
 /// Longest wait before a retry, whatever `Retry-After` says.
-pub const RETRY_WAIT_CAP: Duration = Duration::from_secs(2);
+pub(crate) const RETRY_WAIT_CAP: Duration = Duration::from_secs(2);
 /// Wait before the first retry when the answer has no `Retry-After` (doubling after).
-pub const FIRST_RETRY_WAIT: Duration = Duration::from_millis(100);
+pub(crate) const FIRST_RETRY_WAIT: Duration = Duration::from_millis(100);
 /// How long an interrupted run waits for the requests in flight before abandoning them.
-pub const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 /// Pause after a failed connect, so a closed port is not hammered in a busy loop.
 const CONNECT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// What every worker sends.
-pub struct Target {
+pub(crate) struct Target {
     /// Where.
     pub addr: SocketAddr,
     /// The request.
@@ -59,7 +59,7 @@ pub struct Target {
 }
 
 /// How the load ended.
-pub struct LoadEnd {
+pub(crate) struct LoadEnd {
     /// Wall time of the run.
     pub elapsed: Duration,
     /// The cancellation fired before the plan was done.
@@ -69,7 +69,7 @@ pub struct LoadEnd {
 }
 
 /// Who sends request `i`: a well-mixed function of `i`, so users spread evenly.
-pub fn user_of(i: u64, users: u64) -> u64 {
+pub(crate) fn user_of(i: u64, users: u64) -> u64 {
     // splitmix64
     let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -78,12 +78,12 @@ pub fn user_of(i: u64, users: u64) -> u64 {
 }
 
 /// The `Idempotency-Key` of buy `i` of run `run_id`: fresh per buy, the same for its retries.
-pub fn idempotency_key(run_id: u64, i: u64) -> Option<HeaderValue> {
+pub(crate) fn idempotency_key(run_id: u64, i: u64) -> Option<HeaderValue> {
     HeaderValue::try_from(format!("lt-{run_id:016x}-{i}")).ok()
 }
 
 /// Shared by the workers.
-pub struct Shared {
+pub(crate) struct Shared {
     next: AtomicU64,
     /// Set to stop claiming requests (duration over, or interrupted).
     pub stop: AtomicBool,
@@ -92,17 +92,14 @@ pub struct Shared {
 
 /// Runs the plan against the target until it is done or `cancel` completes; records into
 /// `recorder`. `start` is the instant the run's clock counts from.
-pub async fn run_load(
+pub(crate) async fn run_load(
     plan: &Plan,
     target: Arc<Target>,
     recorder: Arc<Recorder>,
     start: Instant,
     cancel: impl Future<Output = ()>,
 ) -> LoadEnd {
-    let workers = match plan.mode {
-        Mode::OpenLoop { connections, .. } => connections,
-        Mode::ClosedLoop { concurrency } => concurrency,
-    };
+    let workers = plan.mode.workers();
     let shared = Arc::new(Shared {
         next: AtomicU64::new(0),
         stop: AtomicBool::new(false),

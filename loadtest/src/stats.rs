@@ -21,27 +21,27 @@ use crate::{
 };
 
 /// Largest latency recorded, in microseconds (two minutes); longer ones count as this.
-pub const MAX_LATENCY_US: u64 = 120_000_000;
+pub(crate) const MAX_LATENCY_US: u64 = 120_000_000;
 
 /// Most shards: more would only cost memory (each holds six histograms of ~150 KB).
 const MAX_SHARDS: usize = 8;
 
 /// A histogram of microseconds from 1 µs to [`MAX_LATENCY_US`], three significant digits.
-pub fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     // The bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low).
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant, valid bounds")
 }
 
 /// The statuses a buy was retried on, in order (at most `MAX_ATTEMPTS - 1`).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Retried {
+pub(crate) struct Retried {
     statuses: [u16; 8],
     len: usize,
 }
 
 impl Retried {
     /// Notes one retry after an answer with `status`.
-    pub fn push(&mut self, status: u16) {
+    pub(crate) fn push(&mut self, status: u16) {
         if let Some(slot) = self.statuses.get_mut(self.len) {
             *slot = status;
             self.len += 1;
@@ -49,14 +49,14 @@ impl Retried {
     }
 
     /// The statuses retried on.
-    pub fn statuses(&self) -> &[u16] {
+    pub(crate) fn statuses(&self) -> &[u16] {
         &self.statuses[..self.len]
     }
 }
 
 /// One logical request (a buy with its retries), as a worker hands it over.
 #[derive(Debug, Clone, Default)]
-pub struct Record {
+pub(crate) struct Record {
     /// The last answer's outcome.
     pub outcome: Option<Outcome>,
     /// From its scheduled (open loop) or actual (closed loop) start to its last answer, in µs.
@@ -90,7 +90,7 @@ pub struct Retries {
 }
 
 /// Everything counted over some span: a shard's since the last drain, or the whole run's.
-pub struct Tally {
+pub(crate) struct Tally {
     /// Counts by outcome.
     pub counts: Counts,
     /// Errors and timeouts by cause.
@@ -129,7 +129,7 @@ impl Default for Tally {
 
 impl Tally {
     /// Counts one logical request.
-    pub fn record(&mut self, r: Record) {
+    pub(crate) fn record(&mut self, r: Record) {
         let Some(outcome) = r.outcome else { return };
         self.counts.add(outcome);
         if let Some(cause) = outcome.cause() {
@@ -157,7 +157,7 @@ impl Tally {
     }
 
     /// Adds `other` into this tally and empties `other` (keeping its allocations).
-    pub fn absorb(&mut self, other: &mut Tally) {
+    pub(crate) fn absorb(&mut self, other: &mut Tally) {
         self.counts.merge(&other.counts);
         other.counts = Counts::default();
         self.errors.merge(&other.errors);
@@ -180,7 +180,7 @@ impl Tally {
     }
 
     /// The histogram of one outcome class.
-    pub fn kind(&self, kind: Kind) -> &Histogram<u64> {
+    pub(crate) fn kind(&self, kind: Kind) -> &Histogram<u64> {
         &self.by_kind[kind.index()]
     }
 }
@@ -195,7 +195,7 @@ fn absorb_histogram(into: &mut Histogram<u64>, from: &mut Histogram<u64>) {
 }
 
 /// Where workers record.
-pub struct Recorder {
+pub(crate) struct Recorder {
     shards: Vec<Mutex<Tally>>,
     /// Logical requests started and not yet recorded (what an interrupt abandons).
     pub in_flight: AtomicU64,
@@ -208,7 +208,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Recorder {
     /// Shards for `workers` workers.
-    pub fn new(workers: u64) -> Self {
+    pub(crate) fn new(workers: u64) -> Self {
         let n = usize::try_from(workers)
             .unwrap_or(MAX_SHARDS)
             .clamp(1, MAX_SHARDS);
@@ -219,7 +219,7 @@ impl Recorder {
     }
 
     /// Records one logical request of worker `worker`.
-    pub fn record(&self, worker: usize, r: Record) {
+    pub(crate) fn record(&self, worker: usize, r: Record) {
         lock(&self.shards[worker % self.shards.len()]).record(r);
     }
 }
@@ -249,7 +249,7 @@ pub struct Second {
 
 /// The whole run so far, and its per-second series.
 #[derive(Default)]
-pub struct Aggregate {
+pub(crate) struct Aggregate {
     /// Cumulative figures.
     pub total: Tally,
     interval: Tally,
@@ -261,7 +261,7 @@ pub struct Aggregate {
 impl Aggregate {
     /// Takes everything recorded since the last drain; `elapsed` is the time since the start.
     /// Returns the new second of the series.
-    pub fn drain(&mut self, recorder: &Recorder, elapsed: Duration) -> &Second {
+    pub(crate) fn drain(&mut self, recorder: &Recorder, elapsed: Duration) -> &Second {
         for shard in &recorder.shards {
             self.interval.absorb(&mut lock(shard));
         }

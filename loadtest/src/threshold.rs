@@ -14,11 +14,9 @@ use std::{fmt, str::FromStr};
 
 use serde::Serialize;
 
-use crate::summary::Summary;
-
 /// What a threshold measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Metric {
+pub(crate) enum Metric {
     /// A latency percentile (0.5, 0.9, 0.99, 0.999), the maximum (1.0) or the mean.
     Latency(LatencyStat),
     /// Requests per second over the run.
@@ -29,7 +27,7 @@ pub enum Metric {
 
 /// A latency statistic of the overall histogram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LatencyStat {
+pub(crate) enum LatencyStat {
     /// Median.
     P50,
     /// 90th percentile.
@@ -46,7 +44,7 @@ pub enum LatencyStat {
 
 /// A count in the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CountOf {
+pub(crate) enum CountOf {
     /// Requests answered (or failed).
     Requests,
     /// Reservations.
@@ -85,21 +83,13 @@ pub enum Op {
 }
 
 impl Op {
-    fn holds(self, value: f64, limit: f64) -> bool {
+    /// True when `value OP limit`.
+    pub(crate) fn holds(self, value: f64, limit: f64) -> bool {
         match self {
             Op::Lt => value < limit,
             Op::Le => value <= limit,
             Op::Gt => value > limit,
             Op::Ge => value >= limit,
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Op::Lt => "<",
-            Op::Le => "<=",
-            Op::Gt => ">",
-            Op::Ge => ">=",
         }
     }
 }
@@ -108,16 +98,16 @@ impl Op {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Threshold {
     /// What is measured.
-    pub metric: Metric,
+    pub(crate) metric: Metric,
     /// How it compares.
-    pub op: Op,
+    pub(crate) op: Op,
     /// The limit: milliseconds for latencies, a count, a percentage (with `percent`), or
     /// requests per second.
-    pub limit: f64,
+    pub(crate) limit: f64,
     /// The limit is a share of the requests, in percent.
-    pub percent: bool,
+    pub(crate) percent: bool,
     /// As written.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 /// A threshold that cannot be parsed, with what to write instead.
@@ -125,9 +115,9 @@ pub struct Threshold {
 #[error("invalid threshold '{text}': {reason}")]
 pub struct ThresholdError {
     /// As written.
-    pub text: String,
+    pub(crate) text: String,
     /// What is wrong.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 const METRICS: &str = "p50, p90, p99, p999, max, mean, rps, requests, reserved, sold_out, \
@@ -169,18 +159,7 @@ impl FromStr for Threshold {
             .find(['<', '>'])
             .ok_or_else(|| err("no comparison: write METRIC<VALUE, e.g. p99<5ms".into()))?;
         let name = text[..at].trim().to_ascii_lowercase();
-        let rest = &text[at..];
-        let (op, value) = if let Some(v) = rest.strip_prefix("<=") {
-            (Op::Le, v)
-        } else if let Some(v) = rest.strip_prefix(">=") {
-            (Op::Ge, v)
-        } else if let Some(v) = rest.strip_prefix('<') {
-            (Op::Lt, v)
-        } else if let Some(v) = rest.strip_prefix('>') {
-            (Op::Gt, v)
-        } else {
-            return Err(err("no comparison".into()));
-        };
+        let (op, value) = comparison(&text[at..]).ok_or_else(|| err("no comparison".into()))?;
         let metric = metric_of(&name).ok_or_else(|| {
             err(if name.is_empty() {
                 format!("no metric before the comparison; one of {METRICS}")
@@ -188,47 +167,8 @@ impl FromStr for Threshold {
                 format!("unknown metric '{name}'; one of {METRICS}")
             })
         })?;
-        let value = value.trim();
-        let split = value
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(value.len());
-        let (number, unit) = (&value[..split], value[split..].trim());
-        let number: f64 = number
-            .parse()
-            .ok()
-            .filter(|n: &f64| n.is_finite())
-            .ok_or_else(|| err(format!("'{value}' does not start with a number")))?;
-        let (limit, percent) = match (metric, unit) {
-            (Metric::Latency(_), "us" | "µs") => (number / 1000.0, false),
-            (Metric::Latency(_), "ms") => (number, false),
-            (Metric::Latency(_), "s") => (number * 1000.0, false),
-            (Metric::Latency(_), "") => {
-                return Err(err(format!(
-                    "a latency needs a unit: us, ms or s (e.g. {name}<{number}ms)"
-                )));
-            }
-            (Metric::Latency(_), u) => {
-                return Err(err(format!("unknown unit '{u}'; use us, ms or s")));
-            }
-            (Metric::Rps, "") => (number, false),
-            (Metric::Count(_), "") => (number, false),
-            (Metric::Count(_), "%") => {
-                if number > 100.0 {
-                    return Err(err("a share is at most 100%".into()));
-                }
-                (number, true)
-            }
-            (Metric::Rps, u) => {
-                return Err(err(format!(
-                    "rps takes a plain number of requests per second, not '{u}'"
-                )));
-            }
-            (Metric::Count(_), u) => {
-                return Err(err(format!(
-                    "a count takes a number, or a share of the requests with %, not '{u}'"
-                )));
-            }
-        };
+        let (number, unit) = number_and_unit(value.trim()).map_err(err)?;
+        let (limit, percent) = limit_of(metric, &name, number, unit).map_err(err)?;
         Ok(Threshold {
             metric,
             op,
@@ -237,6 +177,57 @@ impl FromStr for Threshold {
             text: text.split_whitespace().collect(),
         })
     }
+}
+
+/// The comparison at the start of `rest` and what follows it.
+fn comparison(rest: &str) -> Option<(Op, &str)> {
+    [("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)]
+        .into_iter()
+        .find_map(|(symbol, op)| Some((op, rest.strip_prefix(symbol)?)))
+}
+
+/// `5ms` as `(5.0, "ms")`.
+fn number_and_unit(value: &str) -> Result<(f64, &str), String> {
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    let number = value[..split]
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite())
+        .ok_or_else(|| format!("'{value}' does not start with a number"))?;
+    Ok((number, value[split..].trim()))
+}
+
+/// The limit in the metric's unit (milliseconds for latencies), and whether it is a share of
+/// the requests; `name` is the metric as written, for the error.
+fn limit_of(metric: Metric, name: &str, number: f64, unit: &str) -> Result<(f64, bool), String> {
+    Ok(match (metric, unit) {
+        (Metric::Latency(_), "us" | "µs") => (number / 1000.0, false),
+        (Metric::Latency(_), "ms") => (number, false),
+        (Metric::Latency(_), "s") => (number * 1000.0, false),
+        (Metric::Latency(_), "") => {
+            return Err(format!(
+                "a latency needs a unit: us, ms or s (e.g. {name}<{number}ms)"
+            ));
+        }
+        (Metric::Latency(_), u) => return Err(format!("unknown unit '{u}'; use us, ms or s")),
+        (Metric::Rps | Metric::Count(_), "") => (number, false),
+        (Metric::Count(_), "%") if number > 100.0 => {
+            return Err("a share is at most 100%".into());
+        }
+        (Metric::Count(_), "%") => (number, true),
+        (Metric::Rps, u) => {
+            return Err(format!(
+                "rps takes a plain number of requests per second, not '{u}'"
+            ));
+        }
+        (Metric::Count(_), u) => {
+            return Err(format!(
+                "a count takes a number, or a share of the requests with %, not '{u}'"
+            ));
+        }
+    })
 }
 
 impl fmt::Display for Threshold {
@@ -260,67 +251,6 @@ pub struct ThresholdResult {
     pub shown: String,
     /// True when the comparison holds.
     pub ok: bool,
-}
-
-impl Threshold {
-    /// Judges the run.
-    pub fn check(&self, s: &Summary) -> ThresholdResult {
-        let (value, shown) = match self.metric {
-            Metric::Latency(stat) => {
-                let l = &s.latency;
-                let ms = match stat {
-                    LatencyStat::P50 => l.p50_ms,
-                    LatencyStat::P90 => l.p90_ms,
-                    LatencyStat::P99 => l.p99_ms,
-                    LatencyStat::P999 => l.p999_ms,
-                    LatencyStat::Max => l.max_ms,
-                    LatencyStat::Mean => l.mean_ms,
-                };
-                (ms, format!("{ms:.3} ms"))
-            }
-            Metric::Rps => (
-                s.throughput_per_sec,
-                format!("{:.0} req/s", s.throughput_per_sec),
-            ),
-            Metric::Count(c) => {
-                let o = &s.outcomes;
-                let n = match c {
-                    CountOf::Requests => s.requests,
-                    CountOf::Reserved => o.reserved,
-                    CountOf::SoldOut => o.sold_out,
-                    CountOf::LimitExceeded => o.limit_exceeded,
-                    CountOf::RateLimited => o.rate_limited,
-                    CountOf::Errors => o.errors + o.timeouts,
-                    CountOf::Timeouts => o.timeouts,
-                    CountOf::Retries => s.retries.retries,
-                    CountOf::Late => s.schedule.as_ref().map_or(0, |x| x.late),
-                };
-                if self.percent {
-                    let share = if s.requests == 0 {
-                        0.0
-                    } else {
-                        n as f64 * 100.0 / s.requests as f64
-                    };
-                    (share, format!("{share:.3}% ({n} of {})", s.requests))
-                } else {
-                    (n as f64, n.to_string())
-                }
-            }
-        };
-        ThresholdResult {
-            threshold: self.text.clone(),
-            op: self.op,
-            value,
-            limit: self.limit,
-            shown,
-            ok: self.op.holds(value, self.limit),
-        }
-    }
-
-    /// The comparison symbol.
-    pub fn op_str(&self) -> &'static str {
-        self.op.as_str()
-    }
 }
 
 #[cfg(test)]
@@ -365,17 +295,22 @@ mod tests {
 
     #[test]
     fn mistakes_are_named() {
-        assert!(e("p99").contains("no comparison"));
-        assert!(e("p98<5ms").contains("unknown metric 'p98'"));
-        assert!(e("<5ms").contains("no metric"));
-        assert!(e("p99<5").contains("needs a unit"));
-        assert!(e("p99<5h").contains("unknown unit 'h'"));
-        assert!(e("p99<ms").contains("does not start with a number"));
-        assert!(e("errors<5ms").contains("a count takes a number"));
-        assert!(e("errors<101%").contains("at most 100%"));
-        assert!(e("rps>5%").contains("rps takes a plain number"));
-        assert!(e("p99=5ms").contains("no comparison"));
-        assert!(e("p99<<5ms").contains("does not start with a number"));
-        assert!(e("p99<").contains("does not start with a number"));
+        for (text, says) in [
+            ("p99", "no comparison"),
+            ("p98<5ms", "unknown metric 'p98'"),
+            ("<5ms", "no metric"),
+            ("p99<5", "needs a unit"),
+            ("p99<5h", "unknown unit 'h'"),
+            ("p99<ms", "does not start with a number"),
+            ("errors<5ms", "a count takes a number"),
+            ("errors<101%", "at most 100%"),
+            ("rps>5%", "rps takes a plain number"),
+            ("p99=5ms", "no comparison"),
+            ("p99<<5ms", "does not start with a number"),
+            ("p99<", "does not start with a number"),
+        ] {
+            let error = e(text);
+            assert!(error.contains(says), "{text}: {error}");
+        }
     }
 }

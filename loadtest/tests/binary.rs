@@ -223,6 +223,23 @@ fn a_threshold_that_does_not_parse_is_a_usage_error() {
     );
 }
 
+/// Buys of item 1 of sale 1 from the stub at `base`, with the `extra` arguments.
+fn buy_args(base: &str, extra: &[&str]) -> loadtest::Args {
+    let mut all = vec![
+        "loadtest",
+        "--base-url",
+        base,
+        "--jwt-secret",
+        "s",
+        "--sale",
+        "1",
+        "--item",
+        "1",
+    ];
+    all.extend_from_slice(extra);
+    <loadtest::Args as clap::Parser>::try_parse_from(all).unwrap()
+}
+
 /// Per idempotency key: when the stub answered each attempt.
 type Attempts = Arc<Mutex<HashMap<String, Vec<Instant>>>>;
 
@@ -259,28 +276,21 @@ async fn unconfirmed_once(seen: Attempts) -> String {
 async fn retries_wait_for_retry_after_and_keep_their_idempotency_key() {
     let seen: Attempts = Arc::default();
     let base = unconfirmed_once(seen.clone()).await;
-    let args = <loadtest::Args as clap::Parser>::try_parse_from([
-        "loadtest",
-        "--base-url",
+    let args = buy_args(
         &base,
-        "--jwt-secret",
-        "s",
-        "--sale",
-        "1",
-        "--item",
-        "1",
-        "--users",
-        "10",
-        "--concurrency",
-        "6",
-        "--requests",
-        "12",
-        "--idempotency-keys",
-        "--retry-on",
-        "503,429",
-        "--no-progress",
-    ])
-    .unwrap();
+        &[
+            "--users",
+            "10",
+            "--concurrency",
+            "6",
+            "--requests",
+            "12",
+            "--idempotency-keys",
+            "--retry-on",
+            "503,429",
+            "--no-progress",
+        ],
+    );
     let s = loadtest::run(args, false).await.unwrap();
     assert_eq!(
         (s.requests, s.outcomes.reserved),
@@ -323,26 +333,19 @@ async fn retries_stop_after_five_attempts() {
         )
     })
     .await;
-    let args = <loadtest::Args as clap::Parser>::try_parse_from([
-        "loadtest",
-        "--base-url",
+    let args = buy_args(
         &base,
-        "--jwt-secret",
-        "s",
-        "--sale",
-        "1",
-        "--item",
-        "1",
-        "--users",
-        "4",
-        "--concurrency",
-        "2",
-        "--requests",
-        "4",
-        "--retry-on",
-        "429",
-    ])
-    .unwrap();
+        &[
+            "--users",
+            "4",
+            "--concurrency",
+            "2",
+            "--requests",
+            "4",
+            "--retry-on",
+            "429",
+        ],
+    );
     let s = loadtest::run(args, false).await.unwrap();
     assert_eq!(s.outcomes.rate_limited, 4);
     assert_eq!(

@@ -148,7 +148,10 @@ impl Services {
         });
         let stock =
             StockService::confirming(redis.clone(), keys.clone(), scripts.clone(), replicas);
-        let lock = RedisLock::new(redis.clone(), keys, scripts);
+        let lock = RedisLock::new(redis.clone(), keys, &metrics);
+        lock.load()
+            .await
+            .context("loading the lock scripts into Redis failed")?;
         let producer = OrderProducer::new(
             &kafka,
             &settings.kafka.topic,

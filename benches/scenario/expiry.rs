@@ -140,8 +140,8 @@ async fn reserve_all(
         .collect();
     let deduct = scripts.get(ScriptKind::Deduct, "v4").unwrap().clone();
     for chunk in events.chunks(DEDUCT_CHUNK) {
-        let _: Vec<redis::Value> = scripts
-            .invoke(&mut redis.get(), &deduct, &keys.as_script_keys(), |cmd| {
+        let _: Vec<redis::Value> = deduct
+            .invoke(&mut redis.get(), &keys.as_script_keys(), |cmd| {
                 cmd.arg(&record.sale.uid).arg(chunk.len());
                 for e in chunk {
                     cmd.arg(&e.user_id)

@@ -236,7 +236,8 @@ impl SaleAdmin {
                 PREWARM_LOCK_TTL,
                 PREWARM_LOCK_WAIT,
             )
-            .await?
+            .await
+            .map_err(crate::stock::StockError::from)?
             .ok_or_else(|| {
                 ApiError::conflict(
                     "prewarm_in_progress",

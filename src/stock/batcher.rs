@@ -325,14 +325,12 @@ async fn call(context: LaneContext, key: BatchKey, batch: Vec<Pending>) -> Batch
     // With replicas, one WAIT covers the whole batch: the replies, and (acknowledged, wanted).
     type Replies = (Vec<Value>, Option<(u32, u32)>);
     let result: redis::RedisResult<Replies> = match context.replicas {
-        None => context
-            .scripts
-            .invoke(&mut conn, &script, &script_keys, args)
+        None => script
+            .invoke(&mut conn, &script_keys, args)
             .await
             .map(|r| (r, None)),
-        Some(wait) => context
-            .scripts
-            .invoke_replicated(&mut conn, &script, &script_keys, args, wait)
+        Some(wait) => script
+            .invoke_replicated(&mut conn, &script_keys, args, wait)
             .await
             .map(|(r, acked)| (r, Some((acked, wait.replicas)))),
     };

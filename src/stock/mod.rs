@@ -279,9 +279,8 @@ impl StockService {
             .get(ScriptKind::Prewarm, &item.script_version)?;
         let keys = self.keys.item(item.sale_id, item.item_id);
         let mut conn = self.redis.get();
-        let reply: Vec<redis::Value> = self
-            .scripts
-            .invoke(&mut conn, script, &keys.as_script_keys(), |cmd| {
+        let reply: Vec<redis::Value> = script
+            .invoke(&mut conn, &keys.as_script_keys(), |cmd| {
                 cmd.arg(item.stock)
                     .arg(item.per_user_limit)
                     .arg(item.starts_at_ms)
@@ -315,9 +314,8 @@ impl StockService {
         let script = self.scripts.get(ScriptKind::Restore, script_version)?;
         let keys = self.keys.item(sale_id, item_id);
         let mut conn = self.redis.get();
-        let reply: Vec<redis::Value> = self
-            .scripts
-            .invoke(&mut conn, script, &keys.as_script_keys(), |cmd| {
+        let reply: Vec<redis::Value> = script
+            .invoke(&mut conn, &keys.as_script_keys(), |cmd| {
                 cmd.arg(token).arg(target.as_arg());
                 for (field, value) in pairs {
                     cmd.arg(field).arg(value);
@@ -348,9 +346,8 @@ impl StockService {
         let compact = crate::domain::script_version::has_compact_ledger(script.version);
         let keys = self.keys.item(sale_id, item_id);
         let mut conn = self.redis.get();
-        let replies: Vec<redis::Value> = self
-            .scripts
-            .invoke(&mut conn, script, &keys.as_script_keys(), |cmd| {
+        let replies: Vec<redis::Value> = script
+            .invoke(&mut conn, &keys.as_script_keys(), |cmd| {
                 cmd.arg(sale_uid);
                 for id in order_ids {
                     if compact {

@@ -7,11 +7,16 @@
 //! ([`KNOWN_VERSIONS`]) has its own file of each sale script. The lock scripts are not tied to a
 //! sale and have one version.
 
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::{collections::HashMap, sync::Arc};
 
-use redis::{Cmd, ErrorKind, FromRedisValue, RedisResult, ServerErrorKind};
+use redis::RedisResult;
 
-use crate::{observe::metrics::Metrics, stores::redis::RedisConn};
+use crate::{
+    observe::metrics::Metrics,
+    stores::redis::{RedisConn, script::Script},
+};
+
+pub use crate::stores::redis::script::ReplicaWait;
 
 pub use crate::domain::script_version::KNOWN_VERSIONS;
 
@@ -22,13 +27,9 @@ pub enum ScriptKind {
     Prewarm,
     /// Reserve units for a buyer atomically (`deduct.vN.lua`).
     Deduct,
-    /// Compare-and-delete of a lock (`lock_release.vN.lua`).
-    LockRelease,
-    /// Compare-and-extend of a lock (`lock_renew.vN.lua`).
-    LockRenew,
     /// Write a chunk of an item's state rebuilt from MySQL (`restore.vN.lua`, v3 on).
     Restore,
-    /// Give the units of closed orders back (`release.vN.lua`, v4 on).
+    /// Give the units of closed orders back (`release.vN.lua`).
     Release,
 }
 
@@ -38,8 +39,6 @@ impl ScriptKind {
         match self {
             ScriptKind::Prewarm => "prewarm",
             ScriptKind::Deduct => "deduct",
-            ScriptKind::LockRelease => "lock_release",
-            ScriptKind::LockRenew => "lock_renew",
             ScriptKind::Restore => "restore",
             ScriptKind::Release => "release",
         }
@@ -88,35 +87,23 @@ const SOURCES: &[(ScriptKind, &str, &str)] = &[
         "v5",
         include_str!("../../lua/release.v5.lua"),
     ),
-    (
-        ScriptKind::LockRelease,
-        "v1",
-        include_str!("../../lua/lock_release.v1.lua"),
-    ),
-    (
-        ScriptKind::LockRenew,
-        "v1",
-        include_str!("../../lua/lock_renew.v1.lua"),
-    ),
 ];
 
-/// The version of the lock scripts (not tied to a sale).
-const LOCK_VERSION: &str = "v1";
-
-/// One script of one version with its SHA1.
+/// One script of one version.
 #[derive(Debug)]
 pub struct VersionedScript {
     /// The script's kind.
     pub kind: ScriptKind,
-    /// Its version (`v1`).
+    /// Its version (`v5`).
     pub version: &'static str,
-    /// `name.version`, the metrics label and log name.
-    pub label: String,
-    body: &'static str,
-    sha: String,
-    /// This script's latency and error series, resolved once (not per call).
-    latency: prometheus::Histogram,
-    errors: prometheus::IntCounter,
+    script: Script,
+}
+
+impl std::ops::Deref for VersionedScript {
+    type Target = Script;
+    fn deref(&self) -> &Script {
+        &self.script
+    }
 }
 
 /// A script kind/version this build does not have.
@@ -139,16 +126,11 @@ impl ScriptRegistry {
         let scripts = SOURCES
             .iter()
             .map(|&(kind, version, body)| {
-                let sha = redis::Script::new(body).get_hash().to_string();
                 let label = format!("{}.{version}", kind.name());
                 let script = VersionedScript {
                     kind,
                     version,
-                    latency: metrics.script_latency.with_label_values(&[label.as_str()]),
-                    errors: metrics.script_errors.with_label_values(&[label.as_str()]),
-                    label,
-                    body,
-                    sha,
+                    script: Script::new(label, body, &metrics),
                 };
                 ((kind, version), Arc::new(script))
             })
@@ -180,122 +162,16 @@ impl ScriptRegistry {
         &self.metrics
     }
 
-    /// A lock script (`LockRelease`, `LockRenew`), which no sale pins.
-    ///
-    /// # Panics
-    /// `kind` is not a lock script (a programming error any test catches).
-    pub fn lock(&self, kind: ScriptKind) -> &Arc<VersionedScript> {
-        self.scripts
-            .get(&(kind, LOCK_VERSION))
-            .expect("the lock scripts are compiled in")
-    }
-
     /// Loads every script (start-up warm-up; calls also load lazily on NOSCRIPT).
     ///
     /// # Errors
     /// Redis refused a script (a syntax error would show up here, at start-up).
     pub async fn load_all(&self, conn: &mut RedisConn) -> RedisResult<()> {
         for script in self.scripts.values() {
-            let _: String = redis::cmd("SCRIPT")
-                .arg("LOAD")
-                .arg(script.body)
-                .query_async(conn)
-                .await?;
+            script.load(conn).await?;
         }
         Ok(())
     }
-
-    /// Runs `script` with `keys` and the arguments `args` adds, by `EVALSHA`, reloading once on
-    /// `NOSCRIPT`.
-    ///
-    /// # Errors
-    /// Redis failed or the reply does not convert to `T`.
-    pub async fn invoke<T: FromRedisValue>(
-        &self,
-        conn: &mut RedisConn,
-        script: &VersionedScript,
-        keys: &[&str],
-        args: impl Fn(&mut Cmd),
-    ) -> RedisResult<T> {
-        let started = Instant::now();
-        let cmd = evalsha(script, keys, args);
-        let mut result = cmd.query_async::<T>(conn).await;
-        if is_noscript(&result) {
-            self.reload(conn, script).await?;
-            result = cmd.query_async::<T>(conn).await;
-        }
-        self.record(script, started, result.is_err());
-        result
-    }
-
-    /// Like [`ScriptRegistry::invoke`], followed on the same connection by `WAIT` for
-    /// `wait.replicas`: both go out as one pipeline, so the `WAIT` covers exactly this call's
-    /// writes (and reaches the node that owns the keys, in a cluster). Returns the reply and
-    /// the number of replicas that acknowledged the writes within `wait.timeout_ms`.
-    ///
-    /// # Errors
-    /// Redis failed or the reply does not convert to `T`.
-    pub async fn invoke_replicated<T: FromRedisValue>(
-        &self,
-        conn: &mut RedisConn,
-        script: &VersionedScript,
-        keys: &[&str],
-        args: impl Fn(&mut Cmd),
-        wait: ReplicaWait,
-    ) -> RedisResult<(T, u32)> {
-        let started = Instant::now();
-        let mut pipe = redis::pipe();
-        pipe.add_command(evalsha(script, keys, args))
-            .cmd("WAIT")
-            .arg(wait.replicas)
-            .arg(wait.timeout_ms);
-        let mut result = pipe.query_async::<(T, u32)>(conn).await;
-        if is_noscript(&result) {
-            self.reload(conn, script).await?;
-            result = pipe.query_async::<(T, u32)>(conn).await;
-        }
-        self.record(script, started, result.is_err());
-        result
-    }
-
-    async fn reload(&self, conn: &mut RedisConn, script: &VersionedScript) -> RedisResult<()> {
-        self.metrics.script_reloads.inc();
-        tracing::warn!(script = %script.label, "Redis lost the script (NOSCRIPT: a restart, failover or SCRIPT FLUSH); loading it again");
-        let _: String = redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(script.body)
-            .query_async(conn)
-            .await?;
-        Ok(())
-    }
-
-    fn record(&self, script: &VersionedScript, started: Instant, failed: bool) {
-        script.latency.observe(started.elapsed().as_secs_f64());
-        if failed {
-            script.errors.inc();
-        }
-    }
-}
-
-/// How many replicas must hold a write before it is confirmed, and how long to wait for them
-/// (Redis's `WAIT numreplicas timeout`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplicaWait {
-    /// Replicas that must acknowledge.
-    pub replicas: u32,
-    /// Longest wait, in milliseconds.
-    pub timeout_ms: u64,
-}
-
-fn evalsha(script: &VersionedScript, keys: &[&str], args: impl Fn(&mut Cmd)) -> Cmd {
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(&script.sha).arg(keys.len()).arg(keys);
-    args(&mut cmd);
-    cmd
-}
-
-fn is_noscript<T>(result: &RedisResult<T>) -> bool {
-    matches!(result, Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript))
 }
 
 #[cfg(test)]
@@ -320,7 +196,6 @@ mod tests {
             assert!(reg.get(ScriptKind::Deduct, retired).is_err());
         }
         assert!(reg.get(ScriptKind::Deduct, "v999").is_err());
-        assert_eq!(reg.lock(ScriptKind::LockRenew).label, "lock_renew.v1");
     }
 
     #[test]

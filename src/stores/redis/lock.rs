@@ -7,9 +7,11 @@ use std::{sync::Arc, time::Duration};
 use redis::AsyncCommands;
 use uuid::Uuid;
 
+use redis::RedisError;
+
 use crate::{
-    stock::{ScriptRegistry, StockError, scripts::ScriptKind},
-    stores::redis::{RedisPool, keys::Keys},
+    observe::metrics::Metrics,
+    stores::redis::{RedisPool, keys::Keys, script::Script},
 };
 
 /// A held lock: its key and the owner token that proves it.
@@ -32,17 +34,46 @@ impl LockGuard {
 pub struct RedisLock {
     redis: RedisPool,
     keys: Keys,
-    scripts: Arc<ScriptRegistry>,
+    scripts: Arc<LockScripts>,
+}
+
+/// The compare-and-extend and compare-and-delete of a lock (`lua/lock_*.v1.lua`).
+#[derive(Debug)]
+struct LockScripts {
+    renew: Script,
+    release: Script,
 }
 
 impl RedisLock {
-    /// Locks on `redis` with names under `keys`.
-    pub fn new(redis: RedisPool, keys: Keys, scripts: Arc<ScriptRegistry>) -> Self {
+    /// Locks on `redis` with names under `keys`, their scripts recording into `metrics`.
+    pub fn new(redis: RedisPool, keys: Keys, metrics: &Metrics) -> Self {
+        let scripts = LockScripts {
+            renew: Script::new(
+                "lock_renew.v1".into(),
+                include_str!("../../../lua/lock_renew.v1.lua"),
+                metrics,
+            ),
+            release: Script::new(
+                "lock_release.v1".into(),
+                include_str!("../../../lua/lock_release.v1.lua"),
+                metrics,
+            ),
+        };
         Self {
             redis,
             keys,
-            scripts,
+            scripts: Arc::new(scripts),
         }
+    }
+
+    /// Loads the lock scripts (start-up warm-up; calls also load them on `NOSCRIPT`).
+    ///
+    /// # Errors
+    /// Redis refused a script.
+    pub async fn load(&self) -> Result<(), RedisError> {
+        let mut conn = self.redis.get();
+        self.scripts.renew.load(&mut conn).await?;
+        self.scripts.release.load(&mut conn).await
     }
 
     /// Takes the lock `name` for `ttl` if nobody holds it.
@@ -53,7 +84,7 @@ impl RedisLock {
         &self,
         name: &str,
         ttl: Duration,
-    ) -> Result<Option<LockGuard>, StockError> {
+    ) -> Result<Option<LockGuard>, RedisError> {
         let key = self.keys.lock(name);
         let token = Uuid::new_v4().to_string();
         let mut conn = self.redis.get();
@@ -77,7 +108,7 @@ impl RedisLock {
         name: &str,
         ttl: Duration,
         wait: Duration,
-    ) -> Result<Option<LockGuard>, StockError> {
+    ) -> Result<Option<LockGuard>, RedisError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(guard) = self.try_acquire(name, ttl).await? {
@@ -94,12 +125,12 @@ impl RedisLock {
     ///
     /// # Errors
     /// Redis failed.
-    pub async fn renew(&self, guard: &LockGuard) -> Result<bool, StockError> {
-        let script = self.scripts.lock(ScriptKind::LockRenew);
+    pub async fn renew(&self, guard: &LockGuard) -> Result<bool, RedisError> {
         let mut conn = self.redis.get();
         let renewed: i64 = self
             .scripts
-            .invoke(&mut conn, script, &[&guard.key], |cmd| {
+            .renew
+            .invoke(&mut conn, &[&guard.key], |cmd| {
                 cmd.arg(&guard.token)
                     .arg(guard.ttl.as_millis().max(1) as u64);
             })
@@ -111,12 +142,12 @@ impl RedisLock {
     ///
     /// # Errors
     /// Redis failed.
-    pub async fn release(&self, guard: &LockGuard) -> Result<bool, StockError> {
-        let script = self.scripts.lock(ScriptKind::LockRelease);
+    pub async fn release(&self, guard: &LockGuard) -> Result<bool, RedisError> {
         let mut conn = self.redis.get();
         let released: i64 = self
             .scripts
-            .invoke(&mut conn, script, &[&guard.key], |cmd| {
+            .release
+            .invoke(&mut conn, &[&guard.key], |cmd| {
                 cmd.arg(&guard.token);
             })
             .await?;
@@ -127,9 +158,9 @@ impl RedisLock {
     ///
     /// # Errors
     /// Redis failed.
-    pub async fn holder(&self, name: &str) -> Result<Option<String>, StockError> {
+    pub async fn holder(&self, name: &str) -> Result<Option<String>, RedisError> {
         let mut conn = self.redis.get();
-        Ok(conn.get(self.keys.lock(name)).await?)
+        conn.get(self.keys.lock(name)).await
     }
 }
 
@@ -161,7 +192,7 @@ impl LeaderElection {
     ///
     /// # Errors
     /// Redis failed (leadership is then given up, to be safe).
-    pub async fn ensure(&mut self) -> Result<bool, StockError> {
+    pub async fn ensure(&mut self) -> Result<bool, RedisError> {
         if let Some(guard) = &self.guard {
             match self.lock.renew(guard).await {
                 Ok(true) => return Ok(true),

@@ -12,6 +12,7 @@
 
 pub mod keys;
 pub mod lock;
+pub mod script;
 mod sentinel;
 mod tls;
 

@@ -69,9 +69,7 @@ pub(crate) async fn invoke<T: redis::FromRedisValue>(
     let script = s.scripts().get(kind, version).unwrap().clone();
     let keys = s.keys().item(1, 1);
     let mut conn = s.redis().get();
-    s.scripts()
-        .invoke(&mut conn, &script, &keys.as_script_keys(), args)
-        .await
+    script.invoke(&mut conn, &keys.as_script_keys(), args).await
 }
 
 /// The `kind.file` label of the script `version` runs (the name its error replies carry).

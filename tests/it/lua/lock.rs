@@ -9,7 +9,7 @@ use super::service;
 #[tokio::test]
 async fn lock_scripts_act_only_for_the_owner() {
     let s = service().await;
-    let lock = RedisLock::new(s.redis().clone(), s.keys().clone(), s.scripts().clone());
+    let lock = RedisLock::new(s.redis().clone(), s.keys().clone(), s.scripts().metrics());
     let a = lock
         .try_acquire("prewarm:s1", Duration::from_secs(5))
         .await
@@ -55,7 +55,7 @@ async fn lock_scripts_act_only_for_the_owner() {
 #[tokio::test]
 async fn one_leader_at_a_time_and_a_dead_leaders_lock_expires() {
     let s = service().await;
-    let lock = RedisLock::new(s.redis().clone(), s.keys().clone(), s.scripts().clone());
+    let lock = RedisLock::new(s.redis().clone(), s.keys().clone(), s.scripts().metrics());
     let ttl = Duration::from_millis(300);
     let mut a = LeaderElection::new(lock.clone(), "job", ttl);
     let mut b = LeaderElection::new(lock.clone(), "job", ttl);

@@ -175,9 +175,10 @@ fn spawn_api_jobs(
             shutdown.clone(),
         )));
     }
-    jobs.push(tokio::spawn(crate::sale_page::invalidation::listen(
+    let sold_out = state.buy.sold_out_flags().clone();
+    jobs.push(tokio::spawn(crate::sales::invalidation::listen(
         state.sale_pages.clone(),
-        state.buy.sold_out_flags().clone(),
+        move |item| sold_out.clear(item),
         state.redis.clone(),
         state.stock.keys().sale_invalidations(),
         shutdown.clone(),

@@ -29,13 +29,13 @@ use crate::{
     auth::Authenticator,
     config::ConfirmMode,
     domain::{FieldError, IdempotencyKey, UserId, order_reserved::OrderReserved},
-    gate::{Catalog, Gates, Rejected, SoldOutFlags},
+    gate::{Gates, Rejected, SoldOutFlags},
     observe::{
         log::{REPEAT_EVERY, Throttle},
         metrics::Metrics,
     },
     outbox::Outbox,
-    sales::Recoveries,
+    sales::{Recoveries, catalog::Catalog},
     stock::{DeductOutcome, StockService, stock_request},
 };
 

@@ -22,7 +22,6 @@ pub mod observe;
 pub mod orders;
 pub mod outbox;
 pub mod reconcile;
-pub mod sale_page;
 pub mod sales;
 pub mod state;
 pub mod stock;

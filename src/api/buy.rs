@@ -151,7 +151,7 @@ struct Reservation {
     description = "The public sale page: window, items, prices, and roughly how many units remain.",
     params(("sale_id" = u64, Path, description = "sale id", minimum = 1, maximum = 9_007_199_254_740_991_i64)),
     responses(
-        (status = 200, description = "the sale page", body = crate::sale_page::PageOut),
+        (status = 200, description = "the sale page", body = crate::sales::page::PageOut),
         (status = 404, description = "no such sale (`not_found`)", body = super::doc::ErrorDoc),
         (status = 422, description = "`invalid_field`", body = super::doc::ErrorDoc),
     ),
@@ -162,8 +162,8 @@ async fn sale_page(
 ) -> ApiResult<Response> {
     match state.sale_pages.page(sale_id).await {
         Ok(body) => Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response()),
-        Err(crate::sale_page::PageError::NotFound) => Err(crate::api::ApiError::NotFound("sale")),
-        Err(crate::sale_page::PageError::Store(e)) => {
+        Err(crate::sales::page::PageError::NotFound) => Err(crate::api::ApiError::NotFound("sale")),
+        Err(crate::sales::page::PageError::Store(e)) => {
             tracing::error!(sale_id, error.message = %e, "sale page unavailable");
             Err(crate::api::ApiError::Unavailable(
                 "the sale page is unavailable; retry shortly".into(),

@@ -1,10 +1,8 @@
 //! The cheap gates in front of Redis, cheapest first: token buckets, the cached sale window,
 //! and a local sold-out flag. A request turned away here costs no network round trip.
 
-pub mod catalog;
 pub mod limiter;
 pub mod sold_out;
 
-pub use catalog::Catalog;
 pub use limiter::{Gates, Rejected};
 pub use sold_out::SoldOutFlags;

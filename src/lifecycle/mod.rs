@@ -25,7 +25,7 @@ use crate::{
         log::{REPEAT_EVERY, Throttle},
         metrics::Metrics,
     },
-    sale_page::invalidation::RELEASED_PREFIX,
+    sales::invalidation::RELEASED_PREFIX,
     stock::{ReleaseOutcome, StockService},
     stores::{
         mysql::{

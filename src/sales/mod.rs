@@ -4,7 +4,10 @@
 //! lock so two instances never warm one sale at once. Every Redis key of a sale expires at the
 //! sale's end plus the grace period, computed in one place and never zero or negative.
 
+pub mod catalog;
+pub mod invalidation;
 pub mod live;
+pub mod page;
 mod prewarm;
 pub mod recovery;
 pub mod view;
@@ -20,7 +23,7 @@ use crate::{
     api::error::ApiError,
     config::SaleSettings,
     domain::{FieldError, NewSale, SalePatch, sale::check_window},
-    gate::Catalog,
+    sales::catalog::Catalog,
     stock::{PrewarmItem, PrewarmMode, PrewarmOutcome, StockService},
     stores::{
         mysql::{

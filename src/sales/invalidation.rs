@@ -12,8 +12,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::SalePages;
-use crate::{gate::SoldOutFlags, stores::redis::RedisPool};
+use super::page::SalePages;
+use crate::stores::redis::RedisPool;
 
 /// The prefix of a message saying an item got units back.
 pub const RELEASED_PREFIX: &str = "released:";
@@ -21,11 +21,11 @@ pub const RELEASED_PREFIX: &str = "released:";
 /// Wait between reconnection attempts.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
-/// Subscribes to the invalidation channel and drops local copies of announced sales, until
-/// `shutdown`. Reconnects by itself.
+/// Subscribes to the invalidation channel and drops local copies of announced sales, and calls
+/// `on_units_back` with each item that got units back, until `shutdown`. Reconnects by itself.
 pub async fn listen(
     pages: SalePages,
-    sold_out: std::sync::Arc<SoldOutFlags>,
+    on_units_back: impl Fn(u64) + Send,
     redis: RedisPool,
     channel: String,
     shutdown: CancellationToken,
@@ -42,7 +42,7 @@ pub async fn listen(
                 let payload: String = msg.get_payload().unwrap_or_default();
                 if let Some(item) = payload.strip_prefix(RELEASED_PREFIX) {
                     if let Ok(item) = item.parse::<u64>() {
-                        sold_out.clear(item);
+                        on_units_back(item);
                     }
                 } else if let Ok(id) = payload.parse::<u64>() {
                     pages.forget_locally(id).await;

@@ -14,11 +14,10 @@
 //!   again half a second later to close the race with a reader that loaded the old row.
 
 pub mod bloom;
-pub mod invalidation;
 pub mod ttl;
 
 mod detail;
-mod page;
+mod render;
 
 use std::{
     collections::HashMap,
@@ -39,10 +38,10 @@ use crate::{
 
 use bloom::SaleBloom;
 use detail::{Local, LocalExpiry};
-use page::PageSlot;
+use render::PageSlot;
 
 pub use detail::{ItemDetail, SaleDetail};
-pub use page::{ItemOut, PAGE_TTL, PageOut};
+pub use render::{ItemOut, PAGE_TTL, PageOut};
 
 /// Delay of the second delete after a change.
 pub const SECOND_DELETE_AFTER: Duration = Duration::from_millis(500);

@@ -10,13 +10,11 @@
 
 pub mod api;
 pub mod app;
-pub mod auth;
 pub mod buy;
 pub mod cli;
 pub mod config;
 pub mod consumer;
 pub mod domain;
-pub mod gate;
 pub mod lifecycle;
 pub mod observe;
 pub mod orders;

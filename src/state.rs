@@ -11,10 +11,12 @@ use anyhow::Context;
 use sqlx::MySqlPool;
 
 use crate::{
-    auth::Authenticator,
-    buy::{BuyParts, BuyService, Confirmation},
+    buy::{
+        BuyParts, BuyService, Confirmation,
+        gate::{Gates, SoldOutFlags},
+        identify::Authenticator,
+    },
     config::{ConfirmMode, Settings},
-    gate::{Gates, SoldOutFlags},
     lifecycle::Lifecycle,
     observe::metrics::Metrics,
     orders::OrderLookup,

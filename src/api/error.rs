@@ -13,7 +13,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::{auth::AuthError, domain::FieldError, stock::StockError};
+use crate::{buy::identify::AuthError, domain::FieldError, stock::StockError};
 
 /// Result of a handler.
 pub type ApiResult<T, E = ApiError> = Result<T, E>;

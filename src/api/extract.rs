@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::{
-    auth::TRUSTED_USER_HEADER,
+    buy::identify::{AuthError, TRUSTED_USER_HEADER, bearer},
     domain::{FieldError, UserId},
     state::AppState,
 };
@@ -126,12 +126,24 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        state
-            .auth
-            .check_admin(header(&parts.headers, "authorization"))
-            .map(|()| Admin)
-            .map_err(ApiError::Unauthorized)
+        check_admin(
+            state.settings.admin_token.expose(),
+            header(&parts.headers, "authorization"),
+        )
+        .map(|()| Admin)
+        .map_err(ApiError::Unauthorized)
     }
+}
+
+/// Checks an `Authorization` header value against the admin token, in constant time.
+///
+/// # Errors
+/// Missing or wrong token.
+fn check_admin(admin_token: &str, authorization: Option<&str>) -> Result<(), AuthError> {
+    use subtle::ConstantTimeEq;
+    let token = bearer(authorization).ok_or(AuthError::Missing)?;
+    let ok: bool = token.as_bytes().ct_eq(admin_token.as_bytes()).into();
+    if ok { Ok(()) } else { Err(AuthError::Invalid) }
 }
 
 /// The verified buyer of a request.
@@ -151,5 +163,25 @@ impl FromRequestParts<AppState> for Buyer {
             .buyer(identity.authorization, identity.trusted_user, peer)
             .map(Buyer)
             .map_err(ApiError::Unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_token_must_match_exactly() {
+        let token = "change-me-admin";
+        assert!(check_admin(token, Some("Bearer change-me-admin")).is_ok());
+        assert_eq!(
+            check_admin(token, Some("Bearer change-me-admiN")),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            check_admin(token, Some("change-me-admin")),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(check_admin(token, None), Err(AuthError::Missing));
     }
 }

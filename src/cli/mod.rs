@@ -202,7 +202,8 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
                 eprintln!("error: --user must be 1 to 128 characters");
                 return Ok(ExitCode::from(2));
             }
-            let token = crate::auth::mint_token_for(&settings, user, ttl.as_secs().max(1))?;
+            let token =
+                crate::buy::identify::mint_token_for(&settings, user, ttl.as_secs().max(1))?;
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }

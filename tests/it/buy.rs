@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{Duration, Utc};
 use redis::AsyncCommands;
 use reqwest::{Method, StatusCode};
-use seckill::auth::mint_token;
+use seckill::buy::identify::mint_token;
 use serde_json::{Value, json};
 
 use crate::helpers::{JWT_SECRET, STACK, spawn_app, spawn_with, test_settings};

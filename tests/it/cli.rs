@@ -325,7 +325,7 @@ fn token_prints_a_buyer_token_the_service_accepts() {
         jwt_secret: seckill::config::Secret::new(JWT_SECRET.as_str()),
         ..Default::default()
     };
-    let auth = seckill::auth::Authenticator::new(&settings);
+    let auth = seckill::buy::identify::Authenticator::new(&settings);
     let user = auth
         .buyer(Some(&format!("Bearer {token}")), None, None)
         .expect("the service accepts it");

@@ -9,7 +9,7 @@ use rdkafka::{
     message::Headers,
 };
 use reqwest::StatusCode;
-use seckill::{auth::mint_token, domain::order_reserved::OrderReserved};
+use seckill::{buy::identify::mint_token, domain::order_reserved::OrderReserved};
 use serde_json::Value;
 use uuid::Uuid;
 

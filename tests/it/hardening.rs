@@ -4,7 +4,7 @@
 
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
-use seckill::auth::mint_token;
+use seckill::buy::identify::mint_token;
 use serde_json::{Value, json};
 use sqlx::{Connection, MySqlConnection};
 

@@ -15,7 +15,7 @@ use std::{
 use reqwest::StatusCode;
 use seckill::{
     app::{Application, ConsumerParts},
-    auth::mint_token,
+    buy::identify::mint_token,
     config::Settings,
     state::Services,
     stores::redis::{RedisPool, keys::Keys},

@@ -326,7 +326,7 @@ async fn reconciling_during_a_stampede_reports_no_false_discrepancy() {
         buyers.push(tokio::spawn(async move {
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let token = seckill::auth::mint_token(
+                let token = seckill::buy::identify::mint_token(
                     &crate::helpers::JWT_SECRET,
                     &format!("r{w}-{i}"),
                     600,
@@ -366,7 +366,7 @@ async fn after_a_drained_stampede_the_ledger_and_buyer_checks_run_and_catch_drif
         let (http, url) = (app.http.clone(), url.clone());
         buyers.push(tokio::spawn(async move {
             for i in 0..40 {
-                let token = seckill::auth::mint_token(
+                let token = seckill::buy::identify::mint_token(
                     &crate::helpers::JWT_SECRET,
                     &format!("d{w}-{i}"),
                     600,

@@ -15,7 +15,7 @@ use std::{
 };
 
 use reqwest::StatusCode;
-use seckill::auth::mint_token;
+use seckill::buy::identify::mint_token;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use reqwest::StatusCode;
-use seckill::{auth::mint_token, domain::order_id};
+use seckill::{buy::identify::mint_token, domain::order_id};
 use sqlx::{Connection, MySqlConnection};
 use uuid::Uuid;
 

@@ -242,7 +242,7 @@ async fn schemathesis_finds_no_disagreement_between_the_documents_and_the_servic
     settings.limits.global_per_sec = 0;
     let app = spawn_with(settings).await;
     let base = serve_proxy(&app).await;
-    let buyer = seckill::auth::mint_token(&JWT_SECRET, "schemathesis", 3_600).unwrap();
+    let buyer = seckill::buy::identify::mint_token(&JWT_SECRET, "schemathesis", 3_600).unwrap();
     let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local");
     let config = local.join("schemathesis.toml");
     let hooks = local.join("schemathesis_hooks.py");

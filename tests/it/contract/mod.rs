@@ -379,7 +379,7 @@ async fn a_buy_whose_body_is_json_null_buys_one_unit_as_the_document_allows() {
         schema.contains("\"null\""),
         "the document allows null: {schema}"
     );
-    let token = seckill::auth::mint_token(&JWT_SECRET, "null-body", 600).unwrap();
+    let token = seckill::buy::identify::mint_token(&JWT_SECRET, "null-body", 600).unwrap();
     let r = app
         .http
         .post(app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders")))

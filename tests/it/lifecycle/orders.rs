@@ -84,7 +84,8 @@ async fn an_order_bought_with_an_idempotency_key_is_found_by_its_id_before_and_a
     let id: uuid::Uuid = body["order_id"].as_str().unwrap().parse().unwrap();
     // On a compact-ledger sale the key derives the id: a UUIDv8.
     assert_eq!(id.get_version_num(), 8);
-    let token = seckill::auth::mint_token(&crate::helpers::JWT_SECRET, "keyed", 600).unwrap();
+    let token =
+        seckill::buy::identify::mint_token(&crate::helpers::JWT_SECRET, "keyed", 600).unwrap();
     let get = |user_token: String| {
         app.http
             .get(app.url(&format!("/api/v1/orders/{id}")))
@@ -106,7 +107,8 @@ async fn an_order_bought_with_an_idempotency_key_is_found_by_its_id_before_and_a
     .await;
     assert_eq!(persisted["order_id"], id.to_string());
     // Another buyer is told it does not exist.
-    let other = seckill::auth::mint_token(&crate::helpers::JWT_SECRET, "other", 600).unwrap();
+    let other =
+        seckill::buy::identify::mint_token(&crate::helpers::JWT_SECRET, "other", 600).unwrap();
     assert_eq!(
         get(other).await.unwrap().status(),
         reqwest::StatusCode::NOT_FOUND

@@ -14,6 +14,9 @@
 //! reservation that was made but not confirmed in time is answered 503 `unconfirmed` with its
 //! order id; it may stand, and a retry with the same idempotency key returns it.
 
+pub mod gate;
+pub mod identify;
+
 use std::{
     net::IpAddr,
     sync::Arc,
@@ -26,10 +29,12 @@ use uuid::Uuid;
 
 use crate::{
     api::error::ApiError,
-    auth::Authenticator,
+    buy::{
+        gate::{Gates, Rejected, SoldOutFlags},
+        identify::Authenticator,
+    },
     config::ConfirmMode,
     domain::{FieldError, IdempotencyKey, UserId, order_reserved::OrderReserved},
-    gate::{Gates, Rejected, SoldOutFlags},
     observe::{
         log::{REPEAT_EVERY, Throttle},
         metrics::Metrics,

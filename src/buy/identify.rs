@@ -1,15 +1,13 @@
-//! Who is calling: the operator (admin bearer token) or a buyer (HS256 JWT, or a header set by
-//! a trusted gateway). A buyer can never act as someone else: the user id comes only from the
+//! Who is buying: a buyer's HS256 JWT, or a header set by a trusted gateway. A buyer can never act as someone else: the user id comes only from the
 //! verified token (or the gateway), never from the body or the path.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
 use std::net::IpAddr;
 
 use crate::{
-    config::{Secret, Settings, UserIdentity},
+    config::{Settings, UserIdentity},
     domain::{UserId, net::TrustedProxies},
 };
 
@@ -52,9 +50,8 @@ pub enum AuthError {
     UntrustedPeer,
 }
 
-/// Verifies callers.
+/// Verifies buyers.
 pub struct Authenticator {
-    admin_token: Secret,
     identity: UserIdentity,
     key: DecodingKey,
     validation: Validation,
@@ -90,7 +87,6 @@ impl Authenticator {
             validation.set_audience(&[&jwt.audience]);
         }
         Self {
-            admin_token: settings.admin_token.clone(),
             identity: settings.user_identity,
             key: DecodingKey::from_secret(settings.jwt_secret.expose().as_bytes()),
             validation,
@@ -109,19 +105,6 @@ impl Authenticator {
     /// True in trusted-header mode, where a gateway's `X-User-Id` names the buyer.
     pub fn reads_user_header(&self) -> bool {
         self.identity == UserIdentity::TrustedHeader
-    }
-
-    /// Checks an `Authorization` header value against the admin token in constant time.
-    ///
-    /// # Errors
-    /// Missing or wrong token.
-    pub fn check_admin(&self, authorization: Option<&str>) -> Result<(), AuthError> {
-        let token = bearer(authorization).ok_or(AuthError::Missing)?;
-        let ok: bool = token
-            .as_bytes()
-            .ct_eq(self.admin_token.expose().as_bytes())
-            .into();
-        if ok { Ok(()) } else { Err(AuthError::Invalid) }
     }
 
     /// The buyer behind a request, from its `Authorization` header or, in trusted-header mode,
@@ -164,7 +147,8 @@ impl Authenticator {
     }
 }
 
-fn bearer(authorization: Option<&str>) -> Option<&str> {
+/// The token of an `Authorization: Bearer <token>` header value.
+pub fn bearer(authorization: Option<&str>) -> Option<&str> {
     let value = authorization?.trim();
     let (scheme, token) = value.split_once(' ')?;
     if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
@@ -229,21 +213,6 @@ mod tests {
             user_identity: identity,
             ..Settings::default()
         })
-    }
-
-    #[test]
-    fn the_admin_token_must_match_exactly() {
-        let a = auth(UserIdentity::Jwt);
-        assert!(a.check_admin(Some("Bearer change-me-admin")).is_ok());
-        assert_eq!(
-            a.check_admin(Some("Bearer change-me-admiN")),
-            Err(AuthError::Invalid)
-        );
-        assert_eq!(
-            a.check_admin(Some("change-me-admin")),
-            Err(AuthError::Missing)
-        );
-        assert_eq!(a.check_admin(None), Err(AuthError::Missing));
     }
 
     #[test]

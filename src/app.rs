@@ -159,7 +159,7 @@ fn spawn_api_jobs(
             shutdown.clone(),
         )));
     }
-    jobs.push(tokio::spawn(crate::lifecycle::events::run(
+    jobs.push(tokio::spawn(crate::orders::events::run(
         state.db.clone(),
         state.outbox.producer().clone(),
         state.settings.lifecycle.events_topic.clone(),

@@ -15,7 +15,6 @@ pub mod cli;
 pub mod config;
 pub mod consumer;
 pub mod domain;
-pub mod lifecycle;
 pub mod observe;
 pub mod orders;
 pub mod outbox;

@@ -8,8 +8,8 @@ use std::{sync::Arc, time::Instant};
 use chrono::Utc;
 use seckill::{
     domain::{NewItem, NewSale, order_reserved::OrderReserved},
-    lifecycle::Lifecycle,
     observe::metrics::Metrics,
+    orders::lifecycle::Lifecycle,
     stock::{PrewarmItem, PrewarmMode, ScriptRegistry, StockService, scripts::ScriptKind},
     stores::{
         mysql::{

@@ -39,7 +39,7 @@ pub enum ApiError {
     Unauthorized(#[from] AuthError),
     /// 401 `bad_signature`: a payment notification whose signature does not verify.
     #[error("{0}")]
-    BadSignature(#[from] crate::lifecycle::signature::SignatureError),
+    BadSignature(#[from] crate::orders::signature::SignatureError),
     /// 404: no such resource.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -277,9 +277,9 @@ impl From<crate::domain::json::JsonError> for ApiError {
     }
 }
 
-impl From<crate::lifecycle::LifecycleError> for ApiError {
-    fn from(e: crate::lifecycle::LifecycleError) -> Self {
-        use crate::lifecycle::LifecycleError as L;
+impl From<crate::orders::lifecycle::LifecycleError> for ApiError {
+    fn from(e: crate::orders::lifecycle::LifecycleError) -> Self {
+        use crate::orders::lifecycle::LifecycleError as L;
         match e {
             L::UnknownOrder => ApiError::NotFound("order"),
             L::AlreadyPaid(_) => ApiError::conflict("already_paid", "the order is paid"),

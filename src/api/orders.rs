@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     domain::FieldError,
-    orders::{ORDER_STATES, OrderQuery, OrderStatusView},
+    orders::lookup::{ORDER_STATES, OrderQuery, OrderStatusView},
     state::AppState,
 };
 
@@ -190,8 +190,8 @@ async fn cancel_order(
         return Err(ApiError::NotFound("order"));
     }
     match state.lifecycle.cancel(order_id, user.as_ref()).await {
-        Ok(order) => Ok(Json(crate::orders::OrderStatusView::from(order)).into_response()),
-        Err(crate::lifecycle::LifecycleError::UnknownOrder) => {
+        Ok(order) => Ok(Json(crate::orders::lookup::OrderStatusView::from(order)).into_response()),
+        Err(crate::orders::lifecycle::LifecycleError::UnknownOrder) => {
             // Reserved, but not in MySQL yet: it can be cancelled in a moment.
             match state.orders.find(order_id, &user).await {
                 Ok(_) => Ok(not_persisted()),

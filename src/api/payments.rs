@@ -14,10 +14,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{ApiError, error::ApiResult, orders::not_persisted};
 use crate::{
     domain::FieldError,
-    lifecycle::{
-        LifecycleError, MAX_PROVIDER_REF, PaymentNotice, replay::SeenSignatures, signature,
+    orders::{
+        lifecycle::{LifecycleError, MAX_PROVIDER_REF, PaymentNotice},
+        lookup::OrderStatusView,
+        replay::SeenSignatures,
+        signature,
     },
-    orders::OrderStatusView,
     state::AppState,
 };
 
@@ -38,7 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     path = "/payments/v1/notify",
     tag = "payments",
     description = "The payment provider says an order is paid. The body is signed with a timestamp: `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\" with SECKILL_PAYMENT_SECRET>`. A signature more than 300 s from the server's clock is refused (401), and so is one seen before (409 `replayed`): sign each delivery anew. Bodies are at most 8 KiB. A repeat of the same payment, signed anew, answers 200 again.",
-    request_body = crate::lifecycle::PaymentNotice,
+    request_body = crate::orders::lifecycle::PaymentNotice,
     responses(
         (status = 200, description = "the paid order", body = OrderStatusView),
         (status = 401, description = "a missing, wrong or stale signature (`bad_signature`)", body = super::doc::ErrorDoc),

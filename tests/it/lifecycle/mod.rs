@@ -10,7 +10,7 @@ use std::{collections::HashMap, time::Duration};
 
 use redis::AsyncCommands;
 use reqwest::{Method, StatusCode};
-use seckill::{buy::identify::mint_token, lifecycle::signature};
+use seckill::{buy::identify::mint_token, orders::signature};
 use serde_json::{Value, json};
 
 use crate::helpers::{JWT_SECRET, STACK, TestApp, eventually, spawn_with, test_settings};

@@ -3,7 +3,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use reqwest::StatusCode;
-use seckill::lifecycle::signature;
+use seckill::orders::signature;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -9,10 +9,6 @@
 //! the expiry job's sweep finishes it. Lifecycle events go to Kafka through a MySQL outbox
 //! (`events`).
 
-pub mod events;
-pub mod replay;
-pub mod signature;
-
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::Utc;

@@ -20,6 +20,6 @@ pub mod orders;
 pub mod outbox;
 pub mod reconcile;
 pub mod sales;
-pub mod state;
+
 pub mod stock;
 pub mod stores;

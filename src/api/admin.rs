@@ -17,13 +17,13 @@ use super::{
     extract::{Admin, ApiJson, ApiPath, ApiQuery},
 };
 use crate::{
+    api::state::AppState,
     domain::{
         FieldError, NewSale, SalePatch,
         sale::{CreateSaleRequest, PatchSaleRequest},
     },
     reconcile::SaleReport,
     sales::{PrewarmReport, SaleListed, view::SaleView},
-    state::AppState,
     stores::mysql::reports::ReportSummary,
 };
 

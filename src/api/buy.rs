@@ -13,9 +13,9 @@ use uuid::Uuid;
 
 use super::{ApiError, error::ApiResult, extract::ApiPath};
 use crate::{
+    api::state::AppState,
     buy::{BuyAnswer, BuyRequest},
     domain::{FieldError, IdempotencyKey},
-    state::AppState,
 };
 
 /// Buyer routes.

@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::{
+    api::state::AppState,
     buy::identify::{AuthError, TRUSTED_USER_HEADER, bearer},
     domain::{FieldError, UserId},
-    state::AppState,
 };
 
 /// A JSON body; type errors name the field by its JSON path (`items[0].stock`).

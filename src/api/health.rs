@@ -5,30 +5,25 @@
 //! and otherwise 503 naming what is down, so a load balancer stops sending buyers to an
 //! instance that cannot serve them. Kafka is not among them: the outbox holds reservations
 //! through a broker outage, and a Kafka blip must not take every API pod out of the Service.
-//! The verdict is cached for [`READY_CACHE`], so probes (which anyone can send) cost the
+//! The verdict is cached for [`super::ready::READY_CACHE`], so probes (which anyone can send) cost the
 //! dependencies at most one round of pings a second; what failed is logged, never shown.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use axum::{
-    Json, Router,
+    Router,
     extract::State,
-    http::{StatusCode, header},
+    http::header,
     response::{IntoResponse, Response},
     routing::get,
 };
-use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{state::AppState, stores::mysql};
+use super::ready::{ReadyCache, Verdict};
+use crate::{api::state::AppState, stores::mysql};
 
 /// Longest a readiness probe waits for each dependency.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a readiness verdict is reused.
-pub const READY_CACHE: Duration = Duration::from_secs(1);
 
 /// Probes (on both listeners).
 pub fn router() -> OpenApiRouter<AppState> {
@@ -72,63 +67,6 @@ async fn healthz() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/json")],
         r#"{"status":"ok"}"#,
     )
-}
-
-/// A readiness verdict: the names of what is down (empty: ready).
-#[derive(Clone, Debug, Default)]
-pub struct Verdict {
-    down: Vec<&'static str>,
-}
-
-impl Verdict {
-    fn response(&self) -> Response {
-        if self.down.is_empty() {
-            (StatusCode::OK, Json(json!({"status": "ready"}))).into_response()
-        } else {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({
-                    "code": "not_ready",
-                    "detail": format!("unavailable: {}", self.down.join(", ")),
-                    "down": self.down,
-                })),
-            )
-                .into_response()
-        }
-    }
-}
-
-/// The last verdict and when it was reached, shared by every probe of one process.
-#[derive(Clone, Default)]
-pub struct ReadyCache {
-    last: Arc<Mutex<Option<(Instant, Verdict)>>>,
-    refreshing: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl ReadyCache {
-    /// The cached verdict while fresh, otherwise the one `check` reaches (one check at a time;
-    /// probes arriving meanwhile wait for it and share it).
-    pub async fn get<F: Future<Output = Verdict>>(&self, check: impl FnOnce() -> F) -> Verdict {
-        let fresh = || {
-            self.last
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
-                .filter(|(at, _)| at.elapsed() < READY_CACHE)
-                .map(|(_, v)| v.clone())
-        };
-        if let Some(v) = fresh() {
-            return v;
-        }
-        let _one = self.refreshing.lock().await;
-        if let Some(v) = fresh() {
-            return v;
-        }
-        let verdict = check().await;
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((Instant::now(), verdict.clone()));
-        verdict
-    }
 }
 
 /// Runs one probe with the timeout; logs and names it when it fails.

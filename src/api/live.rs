@@ -19,7 +19,7 @@ use super::{
     error::ApiResult,
     extract::{Admin, ApiPath},
 };
-use crate::{sales::live::LiveWatch, state::AppState};
+use crate::{api::state::AppState, sales::live::LiveWatch};
 
 /// Time between two snapshots.
 const EVERY: Duration = Duration::from_secs(1);

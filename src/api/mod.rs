@@ -13,14 +13,16 @@ pub mod listener;
 pub mod live;
 pub mod orders;
 pub mod payments;
+pub mod ready;
 pub mod request_id;
+pub mod state;
 
 use std::time::Duration;
 
 use axum::Router;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::state::AppState;
+use crate::api::state::AppState;
 
 pub use error::{ApiError, ApiResult};
 

@@ -18,9 +18,9 @@ use super::{
     extract::{ApiPath, ApiQuery, Buyer},
 };
 use crate::{
+    api::state::AppState,
     domain::FieldError,
     orders::lookup::{ORDER_STATES, OrderQuery, OrderStatusView},
-    state::AppState,
 };
 
 /// Largest page.

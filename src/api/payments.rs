@@ -13,6 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{ApiError, error::ApiResult, orders::not_persisted};
 use crate::{
+    api::state::AppState,
     domain::FieldError,
     orders::{
         lifecycle::{LifecycleError, MAX_PROVIDER_REF, PaymentNotice},
@@ -20,7 +21,6 @@ use crate::{
         replay::SeenSignatures,
         signature,
     },
-    state::AppState,
 };
 
 /// Largest notification body accepted.

@@ -9,10 +9,10 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 use clap::{Parser, Subcommand};
 
 use crate::{
+    api::state::Services,
     app::{Application, ConsumerParts, shutdown_on_signals},
     config::{Settings, env_names},
     observe::log,
-    state::Services,
     stores::mysql,
 };
 

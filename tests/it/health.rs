@@ -79,7 +79,7 @@ async fn readiness_is_checked_at_most_once_a_second_however_many_probes_come() {
 async fn an_unreachable_server_at_start_up_is_one_clear_error() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
     settings.redis.url = "redis://127.0.0.1:1/".into();
-    let err = seckill::state::Services::build(settings)
+    let err = seckill::api::state::Services::build(settings)
         .await
         .err()
         .expect("build fails");

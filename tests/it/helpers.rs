@@ -14,10 +14,10 @@ use std::{
 
 use reqwest::StatusCode;
 use seckill::{
+    api::state::Services,
     app::{Application, ConsumerParts},
     buy::identify::mint_token,
     config::Settings,
-    state::Services,
     stores::redis::{RedisPool, keys::Keys},
 };
 use serde_json::{Value, json};

@@ -16,7 +16,7 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{ApiDoc, add_layer_answers, camel_case_links, fixups, operations, window};
-use crate::state::AppState;
+use crate::api::state::AppState;
 
 /// Which listener a document describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

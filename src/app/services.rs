@@ -1,8 +1,7 @@
-//! The services of one process, built once from the settings and shared by every handler and
-//! background job. Building fails fast, with one clear line, when a server is unreachable.
+//! Building the services of one process from the settings. Building fails fast, with one clear
+//! line, when a server is unreachable.
 
 use std::{
-    ops::Deref,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -11,6 +10,7 @@ use anyhow::Context;
 use sqlx::MySqlPool;
 
 use crate::{
+    api::state::Services,
     buy::{
         BuyParts, BuyService, Confirmation,
         gate::{Gates, SoldOutFlags},
@@ -29,63 +29,6 @@ use crate::{
         redis::{RedisPool, keys::Keys, lock::RedisLock},
     },
 };
-
-/// Everything a request or job may need.
-pub struct Services {
-    /// Effective settings.
-    pub settings: Arc<Settings>,
-    /// MySQL pool.
-    pub db: MySqlPool,
-    /// Redis connections.
-    pub redis: RedisPool,
-    /// Kafka location (keeps the embedded cluster alive).
-    pub kafka: KafkaEndpoint,
-    /// Metrics registry.
-    pub metrics: Arc<Metrics>,
-    /// Stock scripts and snapshots.
-    pub stock: StockService,
-    /// Distributed locks.
-    pub lock: RedisLock,
-    /// Ledger -> Kafka delivery.
-    pub outbox: Outbox,
-    /// Caller verification.
-    pub auth: Arc<Authenticator>,
-    /// The buy path.
-    pub buy: BuyService,
-    /// Admin operations.
-    pub admin: SaleAdmin,
-    /// Live views of sales for the console.
-    pub live: crate::sales::live::LiveFeed,
-    /// Cancelled when the HTTP servers begin their graceful shutdown, so endless answers (live
-    /// event streams) end and let it finish.
-    pub stopping: tokio_util::sync::CancellationToken,
-    /// Buyers' order lookups.
-    pub orders: OrderLookup,
-    /// Pay, cancel, expire, release.
-    pub lifecycle: Lifecycle,
-    /// Reconciliation runs.
-    pub reconciler: Reconciler,
-    /// The public sale page and its caches.
-    pub sale_pages: SalePages,
-    /// The last readiness verdict (probes are cached for a second).
-    pub ready: crate::api::health::ReadyCache,
-    /// Where recovery requests arrive; taken by the prewarm scheduler when it starts.
-    pub recovery_requests: Mutex<Option<RecoveryRequests>>,
-}
-
-/// The receiving end of recovery requests (sale id, when the loss was seen).
-pub type RecoveryRequests = tokio::sync::mpsc::UnboundedReceiver<(u64, tokio::time::Instant)>;
-
-/// A cheap-to-clone handle on [`Services`], the axum state.
-#[derive(Clone)]
-pub struct AppState(pub Arc<Services>);
-
-impl Deref for AppState {
-    type Target = Services;
-    fn deref(&self) -> &Services {
-        &self.0
-    }
-}
 
 impl Services {
     /// Connects to Redis, MySQL and Kafka (running migrations when configured) and builds every

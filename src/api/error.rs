@@ -277,6 +277,21 @@ impl From<crate::domain::json::JsonError> for ApiError {
     }
 }
 
+impl From<crate::sales::error::SaleError> for ApiError {
+    fn from(e: crate::sales::error::SaleError) -> Self {
+        use crate::sales::error::SaleError as S;
+        match e {
+            S::NotFound => ApiError::NotFound("sale"),
+            S::Invalid(e) => ApiError::Invalid(e),
+            S::Refused { kind, detail } => ApiError::conflict(kind.code(), detail),
+            S::Recovering => ApiError::Recovering,
+            S::Unexpected(e) => ApiError::Internal(anyhow::anyhow!(e)),
+            S::Db(e) => ApiError::Db(e),
+            S::Stock(e) => ApiError::Stock(e),
+        }
+    }
+}
+
 impl From<crate::orders::lifecycle::LifecycleError> for ApiError {
     fn from(e: crate::orders::lifecycle::LifecycleError) -> Self {
         use crate::orders::lifecycle::LifecycleError as L;

@@ -15,7 +15,7 @@ use sqlx::MySqlPool;
 
 use super::{SaleAdmin, view::SaleView};
 use crate::{
-    api::error::ApiError,
+    sales::error::SaleError,
     stores::{
         kafka::lag::LagCache,
         mysql::{orders, reports},
@@ -84,7 +84,7 @@ impl LiveFeed {
     ///
     /// # Errors
     /// No such sale, or MySQL failed.
-    pub async fn watch(&self, sale_id: u64) -> Result<LiveWatch, ApiError> {
+    pub async fn watch(&self, sale_id: u64) -> Result<LiveWatch, SaleError> {
         self.admin.view(sale_id).await?;
         Ok(LiveWatch {
             feed: self.clone(),
@@ -100,7 +100,7 @@ impl LiveWatch {
     ///
     /// # Errors
     /// The sale disappeared, or MySQL failed.
-    pub async fn next(&mut self) -> Result<LiveSnapshot, ApiError> {
+    pub async fn next(&mut self) -> Result<LiveSnapshot, SaleError> {
         let feed = &self.feed;
         let sale = feed.admin.view(self.sale_id).await?;
         let now = Instant::now();

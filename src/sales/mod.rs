@@ -5,6 +5,7 @@
 //! sale's end plus the grace period, computed in one place and never zero or negative.
 
 pub mod catalog;
+pub mod error;
 pub mod invalidation;
 pub mod live;
 pub mod page;
@@ -20,10 +21,10 @@ use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    api::error::ApiError,
     config::SaleSettings,
     domain::{FieldError, NewSale, SalePatch, sale::check_window},
     sales::catalog::Catalog,
+    sales::error::{Refusal, SaleError},
     stock::{PrewarmItem, PrewarmMode, PrewarmOutcome, StockService},
     stores::{
         mysql::{
@@ -142,7 +143,7 @@ impl SaleAdmin {
     ///
     /// # Errors
     /// Invalid input (nothing written) or a store failure.
-    pub async fn create(&self, sale: NewSale) -> Result<(SaleView, Option<String>), ApiError> {
+    pub async fn create(&self, sale: NewSale) -> Result<(SaleView, Option<String>), SaleError> {
         let record = sales::insert_sale(&self.db, &sale, &self.settings.script_version).await?;
         let id = record.sale.id;
         tracing::info!(sale_id = id, items = record.items.len(), starts_at = %record.sale.starts_at, "sale created");
@@ -162,14 +163,14 @@ impl SaleAdmin {
     ///
     /// # Errors
     /// No such sale, or MySQL failed.
-    pub async fn view(&self, id: u64) -> Result<SaleView, ApiError> {
+    pub async fn view(&self, id: u64) -> Result<SaleView, SaleError> {
         let record = sales::get_sale(&self.db, id)
             .await?
-            .ok_or(ApiError::NotFound("sale"))?;
+            .ok_or(SaleError::NotFound)?;
         self.view_of(record).await
     }
 
-    async fn view_of(&self, record: SaleRecord) -> Result<SaleView, ApiError> {
+    async fn view_of(&self, record: SaleRecord) -> Result<SaleView, SaleError> {
         let mut items = Vec::with_capacity(record.items.len());
         for item in record.items {
             let snapshot = match self.stock.snapshot(item.sale_id, item.id).await {
@@ -193,7 +194,7 @@ impl SaleAdmin {
     ///
     /// # Errors
     /// MySQL failed.
-    pub async fn list(&self, limit: u32, offset: u64) -> Result<(Vec<SaleListed>, u64), ApiError> {
+    pub async fn list(&self, limit: u32, offset: u64) -> Result<(Vec<SaleListed>, u64), SaleError> {
         let (rows, total) = sales::list_sales(&self.db, limit, offset).await?;
         let ids: Vec<u64> = rows.iter().map(|s| s.id).collect();
         let counts = sales::item_counts(&self.db, &ids).await?;
@@ -218,7 +219,7 @@ impl SaleAdmin {
         id: u64,
         expected_version: u32,
         patch: SalePatch,
-    ) -> Result<SaleView, ApiError> {
+    ) -> Result<SaleView, SaleError> {
         // The prewarm lock too: a prewarm running meanwhile would write the old values to
         // Redis and mark the sale warmed after this change was committed.
         let guard = self.prewarm_lock(id).await?;
@@ -232,7 +233,7 @@ impl SaleAdmin {
     async fn prewarm_lock(
         &self,
         id: u64,
-    ) -> Result<crate::stores::redis::lock::LockGuard, ApiError> {
+    ) -> Result<crate::stores::redis::lock::LockGuard, SaleError> {
         self.lock
             .acquire(
                 &format!("prewarm:s{id}"),
@@ -242,8 +243,8 @@ impl SaleAdmin {
             .await
             .map_err(crate::stock::StockError::from)?
             .ok_or_else(|| {
-                ApiError::conflict(
-                    "prewarm_in_progress",
+                SaleError::refused(
+                    Refusal::PrewarmInProgress,
                     "another instance is warming this sale",
                 )
             })
@@ -254,15 +255,15 @@ impl SaleAdmin {
         id: u64,
         expected_version: u32,
         patch: SalePatch,
-    ) -> Result<SaleView, ApiError> {
+    ) -> Result<SaleView, SaleError> {
         let mut tx = self.db.begin().await?;
         let record = sales::lock_sale(&mut tx, id)
             .await?
-            .ok_or(ApiError::NotFound("sale"))?;
+            .ok_or(SaleError::NotFound)?;
         let sale = &record.sale;
         if sale.version != expected_version {
-            return Err(ApiError::conflict(
-                "version_conflict",
+            return Err(SaleError::refused(
+                Refusal::VersionConflict,
                 format!(
                     "the sale is at version {}, not {expected_version}; read it again",
                     sale.version
@@ -271,8 +272,8 @@ impl SaleAdmin {
         }
         let now = Utc::now();
         if now >= sale.starts_at {
-            return Err(ApiError::conflict(
-                "sale_started",
+            return Err(SaleError::refused(
+                Refusal::Started,
                 "a sale can only be changed before it starts",
             ));
         }
@@ -288,8 +289,8 @@ impl SaleAdmin {
                 .into());
             }
             if item.stock.is_some() && sale.status == STATUS_WARMED {
-                return Err(ApiError::conflict(
-                    "stock_locked",
+                return Err(SaleError::refused(
+                    Refusal::StockLocked,
                     "stock cannot change once the sale is warmed",
                 ));
             }
@@ -320,7 +321,7 @@ impl SaleAdmin {
                 match self.stock.prewarm(&warm, PrewarmMode::Refresh).await? {
                     PrewarmOutcome::Refreshed { .. } => {}
                     other => {
-                        return Err(ApiError::Internal(anyhow::anyhow!(
+                        return Err(SaleError::Unexpected(format!(
                             "refreshing item {} in Redis answered {other:?}",
                             item.id
                         )));

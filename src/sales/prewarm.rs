@@ -13,7 +13,7 @@ use super::{
     recovery::{StillDraining, needs_recovery},
 };
 use crate::{
-    api::error::ApiError,
+    sales::error::{Refusal, SaleError},
     stock::{PrewarmItem, PrewarmMode, PrewarmOutcome},
     stores::mysql::sales::{self, ItemRow, SaleRecord},
 };
@@ -34,12 +34,12 @@ impl SaleAdmin {
     /// # Errors
     /// 404, 409 (started, ended, busy, reservations exist, another sale's state), 503
     /// (recovering), or a store failure.
-    pub async fn prewarm(&self, id: u64, force: bool) -> Result<PrewarmReport, ApiError> {
+    pub async fn prewarm(&self, id: u64, force: bool) -> Result<PrewarmReport, SaleError> {
         let deadline = Some(Instant::now() + REQUEST_DRAIN_WAIT);
         let result = self
             .prewarm_until(id, force, Instant::now(), deadline)
             .await;
-        if matches!(result, Err(ApiError::Recovering)) {
+        if matches!(result, Err(SaleError::Recovering)) {
             self.recoveries.request(id);
         }
         result
@@ -64,17 +64,9 @@ impl SaleAdmin {
                     self.notify(sale_id).await;
                     break;
                 }
-                Err(ApiError::NotFound(_)) => break,
-                Err(ApiError::Conflict {
-                    code: "sale_expired",
-                    ..
-                }) => break,
-                Err(
-                    e @ ApiError::Conflict {
-                        code: "script_retired" | "foreign_state",
-                        ..
-                    },
-                ) => {
+                Err(SaleError::NotFound) => break,
+                Err(e) if e.is(Refusal::Expired) => break,
+                Err(e) if e.is(Refusal::ScriptRetired) || e.is(Refusal::ForeignState) => {
                     tracing::error!(sale_id, error.message = %e, "the sale's Redis state cannot be recovered automatically; it needs an operator");
                     break;
                 }
@@ -96,7 +88,7 @@ impl SaleAdmin {
         force: bool,
         seen_at: Instant,
         deadline: Option<Instant>,
-    ) -> Result<PrewarmReport, ApiError> {
+    ) -> Result<PrewarmReport, SaleError> {
         let guard = self.prewarm_lock(id).await?;
         let result = self
             .prewarm_locked(id, force, seen_at, deadline, &guard)
@@ -114,25 +106,25 @@ impl SaleAdmin {
         seen_at: Instant,
         deadline: Option<Instant>,
         guard: &crate::stores::redis::lock::LockGuard,
-    ) -> Result<PrewarmReport, ApiError> {
+    ) -> Result<PrewarmReport, SaleError> {
         let record = sales::get_sale(&self.db, id)
             .await?
-            .ok_or(ApiError::NotFound("sale"))?;
+            .ok_or(SaleError::NotFound)?;
         let sale = &record.sale;
         if !crate::domain::script_version::is_live(&sale.script_version) {
             return Err(retired(sale.id, &sale.script_version));
         }
         let now = Utc::now();
         if force && now >= sale.starts_at {
-            return Err(ApiError::conflict(
-                "sale_started",
+            return Err(SaleError::refused(
+                Refusal::Started,
                 "force re-warm is only allowed before the sale starts",
             ));
         }
         let expires_at = self.expiry_of(sale.ends_at);
         if expires_at <= now + chrono::Duration::seconds(1) {
-            return Err(ApiError::conflict(
-                "sale_expired",
+            return Err(SaleError::refused(
+                Refusal::Expired,
                 "the sale and its grace period are over; nothing to warm",
             ));
         }
@@ -197,7 +189,7 @@ impl SaleAdmin {
         item: &ItemRow,
         warm: &PrewarmItem,
         force: bool,
-    ) -> Result<(&'static str, i64), ApiError> {
+    ) -> Result<(&'static str, i64), SaleError> {
         let mode = if force {
             PrewarmMode::Force
         } else {
@@ -206,20 +198,20 @@ impl SaleAdmin {
         match self.stock.prewarm(warm, mode).await? {
             PrewarmOutcome::Warmed { remaining } => Ok(("warmed", remaining)),
             PrewarmOutcome::AlreadyWarmed { remaining } => Ok(("already_warmed", remaining)),
-            PrewarmOutcome::HasReservations { .. } => Err(ApiError::conflict(
-                "has_reservations",
+            PrewarmOutcome::HasReservations { .. } => Err(SaleError::refused(
+                Refusal::HasReservations,
                 format!(
                     "item {} already has reservations; it cannot be re-warmed",
                     item.id
                 ),
             )),
-            PrewarmOutcome::BadExpiry => Err(ApiError::conflict(
-                "sale_expired",
+            PrewarmOutcome::BadExpiry => Err(SaleError::refused(
+                Refusal::Expired,
                 "the computed expiry is not in the future",
             )),
             PrewarmOutcome::ForeignState => Err(foreign_state(item.id)),
-            PrewarmOutcome::Restoring => Err(ApiError::Recovering),
-            other => Err(ApiError::Internal(anyhow::anyhow!(
+            PrewarmOutcome::Restoring => Err(SaleError::Recovering),
+            other => Err(SaleError::Unexpected(format!(
                 "prewarm of item {} answered {other:?}",
                 item.id
             ))),
@@ -234,13 +226,13 @@ impl SaleAdmin {
         item: &ItemRow,
         warm: &PrewarmItem,
         expires_at: chrono::DateTime<Utc>,
-    ) -> Result<(&'static str, i64), ApiError> {
+    ) -> Result<(&'static str, i64), SaleError> {
         let state = self.stock.state(item.sale_id, item.id).await?;
         if state.present && !state.restoring {
             return match self.stock.prewarm(warm, PrewarmMode::Warm).await? {
                 PrewarmOutcome::AlreadyWarmed { remaining } => Ok(("already_warmed", remaining)),
                 PrewarmOutcome::ForeignState => Err(foreign_state(item.id)),
-                other => Err(ApiError::Internal(anyhow::anyhow!(
+                other => Err(SaleError::Unexpected(format!(
                     "checking item {} answered {other:?}",
                     item.id
                 ))),
@@ -270,7 +262,7 @@ impl SaleAdmin {
         seen_at: Instant,
         deadline: Option<Instant>,
         guard: &crate::stores::redis::lock::LockGuard,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), SaleError> {
         let mut lost = false;
         for item in &record.items {
             let state = self.stock.state(item.sale_id, item.id).await?;
@@ -286,7 +278,7 @@ impl SaleAdmin {
                 r = &mut drain => {
                     return r.map_err(|StillDraining { lag }| {
                         tracing::info!(sale_id = record.sale.id, lag, "recovery still waits for the consumer; answering recovering");
-                        ApiError::Recovering
+                        SaleError::Recovering
                     });
                 }
                 () = tokio::time::sleep(PREWARM_LOCK_TTL / 3) => {
@@ -300,10 +292,10 @@ impl SaleAdmin {
 }
 
 /// The refusal of a sale pinned to a script version this release no longer runs.
-fn retired(sale_id: u64, version: &str) -> ApiError {
+fn retired(sale_id: u64, version: &str) -> SaleError {
     use crate::domain::script_version::{CURRENT, KNOWN_VERSIONS};
-    ApiError::conflict(
-        "script_retired",
+    SaleError::refused(
+        Refusal::ScriptRetired,
         format!(
             "sale {sale_id} is pinned to script {version}, which this release no longer runs (it runs {}): let the sale run to its end on the release before this one; a sale that has not started can be moved by setting its script_version to {CURRENT} in MySQL and warming it again",
             KNOWN_VERSIONS.join(" and ")
@@ -311,13 +303,13 @@ fn retired(sale_id: u64, version: &str) -> ApiError {
     )
 }
 
-fn foreign_state(item_id: u64) -> ApiError {
+fn foreign_state(item_id: u64) -> SaleError {
     tracing::error!(
         item_id,
         "the Redis keys of this item hold another sale's state; refusing to write over it or sell from it (two environments sharing one Redis, or a MySQL restored from backup?)"
     );
-    ApiError::conflict(
-        "foreign_state",
+    SaleError::refused(
+        Refusal::ForeignState,
         format!("item {item_id}'s Redis keys hold another sale's state; nothing was written"),
     )
 }

@@ -31,9 +31,9 @@ use tokio::{sync::mpsc, time::Instant};
 use uuid::Uuid;
 
 use crate::{
-    api::error::ApiError,
     domain::order_reserved::OrderReserved,
     observe::log::{REPEAT_EVERY, Throttle},
+    sales::error::{Refusal, SaleError},
     stock::{
         PrewarmItem, PrewarmMode, PrewarmOutcome, RestoreTarget, StockService,
         compact::CompactEntry,
@@ -160,7 +160,7 @@ impl Recovery {
         sale: &SaleRow,
         item: &ItemRow,
         expire_at: DateTime<Utc>,
-    ) -> Result<Option<i64>, ApiError> {
+    ) -> Result<Option<i64>, SaleError> {
         let mut tx = self.db.begin().await?;
         let placed = orders::ledger_orders_in(&mut tx, item.id).await?;
         let remaining: (u32,) = sqlx::query_as("SELECT stock FROM sale_items WHERE id = ?")
@@ -190,8 +190,8 @@ impl Recovery {
             PrewarmOutcome::RestoreBegun => {}
             PrewarmOutcome::AlreadyWarmed { .. } => return Ok(None),
             PrewarmOutcome::ForeignState => {
-                return Err(ApiError::conflict(
-                    "foreign_state",
+                return Err(SaleError::refused(
+                    Refusal::ForeignState,
                     format!(
                         "item {}'s Redis keys hold another sale's state; nothing was written",
                         item.id
@@ -317,15 +317,15 @@ fn rebuilt_state(placed: &[orders::OrderRow], compact: bool) -> Rebuilt {
     }
 }
 
-fn superseded(item_id: u64) -> ApiError {
-    ApiError::conflict(
-        "recovery_superseded",
+fn superseded(item_id: u64) -> SaleError {
+    SaleError::refused(
+        Refusal::RecoverySuperseded,
         format!("another rebuild of item {item_id} took over; it finishes the work"),
     )
 }
 
-fn unexpected(item_id: u64, step: &str, outcome: &PrewarmOutcome) -> ApiError {
-    ApiError::Internal(anyhow::anyhow!(
+fn unexpected(item_id: u64, step: &str, outcome: &PrewarmOutcome) -> SaleError {
+    SaleError::Unexpected(format!(
         "rebuilding item {item_id}: {step} answered {outcome:?}"
     ))
 }

@@ -160,8 +160,9 @@ fn the_public_document_names_no_admin_path_and_the_admin_document_no_buyers_path
     );
 }
 
-/// Every error code the source can answer with: the `code()` match of the error enum, the
-/// conflicts raised with a code, and bodies written by hand.
+/// Every error code the source can answer with: the `code()` matches of the error enums (the
+/// edge's and the services' refusal kinds), the conflicts raised with a code, and bodies
+/// written by hand.
 fn emitted_codes() -> BTreeSet<String> {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let literal = |text: &str| -> Option<String> {
@@ -193,11 +194,17 @@ fn emitted_codes() -> BTreeSet<String> {
                 continue;
             }
             let text = std::fs::read_to_string(&p).unwrap();
+            for body in text.split("fn code(self) -> &'static str {").skip(1) {
+                let body = &body[..body.find("\n    }\n").unwrap_or(body.len())];
+                for arm in body.split("=> ").skip(1) {
+                    emitted.extend(literal(arm));
+                }
+            }
             for part in text.split("ApiError::conflict(").skip(1) {
                 let code = literal(part);
                 assert!(
-                    code.is_some(),
-                    "{}: a conflict whose code is not a literal cannot be checked",
+                    code.is_some() || part.trim_start().starts_with("kind.code()"),
+                    "{}: a conflict whose code is neither a literal nor a refusal kind's code cannot be checked",
                     p.display()
                 );
                 emitted.extend(code);

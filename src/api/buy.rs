@@ -11,7 +11,7 @@ use axum::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{ApiError, error::ApiResult, extract::ApiPath};
+use super::{error::ApiResult, extract::ApiPath};
 use crate::{
     api::state::AppState,
     buy::{BuyAnswer, BuyRequest},
@@ -74,10 +74,10 @@ async fn create_order(
     // Read only once the public gates pass (see `BuyService::buy`).
     let body = async move {
         axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
-            ApiError::from(FieldError::new(
+            FieldError::new(
                 "body",
                 format!("unreadable or larger than {MAX_BODY} bytes: {e}"),
-            ))
+            )
         })
     };
     let identity = super::extract::IdentityHeaders::read(headers, &state)?;

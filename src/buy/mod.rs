@@ -14,8 +14,10 @@
 //! reservation that was made but not confirmed in time is answered 503 `unconfirmed` with its
 //! order id; it may stand, and a retry with the same idempotency key returns it.
 
+mod error;
 pub mod gate;
 pub mod identify;
+mod reserve;
 
 use std::{
     net::IpAddr,
@@ -24,25 +26,25 @@ use std::{
 };
 
 use axum::body::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{
-    api::error::ApiError,
     buy::{
         gate::{Gates, Rejected, SoldOutFlags},
         identify::Authenticator,
     },
     config::ConfirmMode,
-    domain::{FieldError, IdempotencyKey, UserId, order_reserved::OrderReserved},
-    observe::{
-        log::{REPEAT_EVERY, Throttle},
-        metrics::Metrics,
-    },
+    domain::{FieldError, IdempotencyKey, UserId},
+    observe::{log::Throttle, metrics::Metrics},
     outbox::Outbox,
     sales::{Recoveries, catalog::Catalog},
-    stock::{DeductOutcome, StockService, stock_request},
+    stock::StockService,
+    stores::mysql::sales::ItemMeta,
 };
+
+pub use error::BuyError;
+pub use reserve::BuyBody;
 
 /// What a 202 waits for, beyond the script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,12 +197,12 @@ impl BuyService {
     /// the connection only when it has not (still in transit, or `Expect: 100-continue`).
     ///
     /// # Errors
-    /// Every refusal (rate limited, not started, sold out, ...) as an [`ApiError`].
+    /// Every refusal (rate limited, not started, sold out, ...) as a [`BuyError`].
     pub async fn buy(
         &self,
         req: BuyRequest<'_>,
-        body: impl Future<Output = Result<Bytes, ApiError>>,
-    ) -> Result<BuyAnswer, ApiError> {
+        body: impl Future<Output = Result<Bytes, FieldError>>,
+    ) -> Result<BuyAnswer, BuyError> {
         let mut started = None;
         let result = self.run(&req, body, &mut started).await;
         match &result {
@@ -210,7 +212,7 @@ impl BuyService {
                 .buy_outcomes
                 .with_label_values(&["replayed"])
                 .inc(),
-            Err(ApiError::SoldOut) => self.hot.sold_out.inc(),
+            Err(BuyError::SoldOut) => self.hot.sold_out.inc(),
             Err(e) => self
                 .metrics
                 .buy_outcomes
@@ -225,29 +227,39 @@ impl BuyService {
         result
     }
 
-    fn gate(&self, r: Result<(), Rejected>) -> Result<(), ApiError> {
-        r.map_err(|rejected| {
-            self.metrics
-                .gate_rejections
-                .with_label_values(&[rejected.gate.label()])
-                .inc();
-            ApiError::RateLimited {
-                retry_after: rejected.retry_after,
-            }
-        })
-    }
-
+    /// Gate, identify, reserve, confirm.
     async fn run(
         &self,
         req: &BuyRequest<'_>,
-        body: impl Future<Output = Result<Bytes, ApiError>>,
+        body: impl Future<Output = Result<Bytes, FieldError>>,
         started: &mut Option<Instant>,
-    ) -> Result<BuyAnswer, ApiError> {
+    ) -> Result<BuyAnswer, BuyError> {
+        let gated = self.gate(req).await?;
+        *started = Some(gated.clock);
+        let quantity = reserve::parse_quantity(&body.await?)?;
+        let user = self.identify(req).await?;
+        self.past_refusal(&gated, &user, req).await?;
+        if quantity > gated.meta.per_user_limit {
+            return Err(FieldError::new(
+                "quantity",
+                format!("at most {} per user", gated.meta.per_user_limit),
+            )
+            .into());
+        }
+        let reserved = self.reserve(req, &gated, &user, quantity).await?;
+        self.confirm(req, &gated, user, quantity, reserved).await
+    }
+
+    /// The answers from memory, cheapest first: the client address's bucket, the item, the
+    /// window and the sold-out flag. A refusal is answered at once unless the request carries
+    /// an idempotency key (the buyer may be a winner whose answer was lost), in which case it
+    /// is kept for [`BuyService::past_refusal`].
+    async fn gate(&self, req: &BuyRequest<'_>) -> Result<Gated, BuyError> {
         // The client address's own bucket first: it turns a flood from one place away before
-        // any other work. The instance-wide bucket comes last (below), so that requests
+        // any other work. The instance-wide bucket comes last (`identify`), so that requests
         // answered from memory or refused as unauthenticated never take a token from it.
         if let Some(ip) = req.client_ip {
-            self.gate(self.gates.check_ip(ip))?;
+            self.bucket(self.gates.check_ip(ip))?;
         }
         // One monotonic clock read serves the catalog and the sold-out flag.
         let clock = Instant::now();
@@ -255,200 +267,86 @@ impl BuyService {
             .catalog
             .item_at(req.item_id, clock)
             .await
-            .map_err(|e| ApiError::shared_db("loading item metadata", &e))?
+            .map_err(BuyError::Catalog)?
             .filter(|m| m.sale_id == req.sale_id)
-            .ok_or(ApiError::NotFound("sale item"))?;
+            .ok_or(BuyError::UnknownItem)?;
         let now = Utc::now();
-        // Answered from memory: outside the window, or sold out. A retry with an idempotency
-        // key that was used before is the exception (the buyer may be a winner whose answer
-        // was lost): the script answers it with the first order, even after the end.
         let refusal = if now < meta.starts_at {
-            Some(ApiError::NotStarted)
+            Some(BuyError::NotStarted)
         } else if now >= meta.ends_at {
-            Some(ApiError::Ended)
+            Some(BuyError::Ended)
         } else if self.sold_out.is_sold_out_at(req.item_id, clock) {
             self.hot.flagged.inc();
-            Some(ApiError::SoldOut)
+            Some(BuyError::SoldOut)
         } else {
             None
         };
-        if let Some(refusal) = &refusal
-            && req.idempotency_key.is_none()
-        {
-            return Err(refusal.same());
+        match refusal {
+            Some(refusal) if req.idempotency_key.is_none() => Err(refusal),
+            refusal => Ok(Gated {
+                meta,
+                clock,
+                now,
+                refusal,
+            }),
         }
-        *started = Some(clock);
-        let quantity = parse_quantity(&body.await?)?;
+    }
+
+    /// Who is buying: the buyer's token (or the gateway's header), then the buyer's bucket and
+    /// the instance's.
+    async fn identify(&self, req: &BuyRequest<'_>) -> Result<UserId, BuyError> {
         let user = self
             .auth
             .buyer(req.authorization, req.trusted_user, req.peer)?;
-        self.gate(self.gates.check_user(user.as_ref()))?;
-        self.gate(self.gates.check_global())?;
-        // A made-up key skips nothing: only one of this buyer's earlier attempts reaches the
-        // script past a refusal (one Redis lookup, not a script run per random key).
-        if let (Some(refusal), Some(key)) = (refusal, req.idempotency_key)
-            && !self
-                .stock
-                .knows_key(&meta, user.as_ref(), key.as_ref())
-                .await?
+        self.bucket(self.gates.check_user(user.as_ref()))?;
+        self.bucket(self.gates.check_global())?;
+        Ok(user)
+    }
+
+    /// A refusal kept for a request with an idempotency key stands unless this buyer reserved
+    /// with that key before: a made-up key skips nothing (one Redis lookup, not a script run
+    /// per random key).
+    async fn past_refusal(
+        &self,
+        gated: &Gated,
+        user: &UserId,
+        req: &BuyRequest<'_>,
+    ) -> Result<(), BuyError> {
+        let (Some(refusal), Some(key)) = (&gated.refusal, req.idempotency_key) else {
+            return Ok(());
+        };
+        if self
+            .stock
+            .knows_key(&gated.meta, user.as_ref(), key.as_ref())
+            .await?
         {
-            return Err(refusal);
+            return Ok(());
         }
-        if quantity > meta.per_user_limit {
-            return Err(FieldError::new(
-                "quantity",
-                format!("at most {} per user", meta.per_user_limit),
-            )
-            .into());
-        }
-        let order_id = StockService::new_order_id(
-            &meta,
-            user.as_ref(),
-            req.idempotency_key.map(AsRef::as_ref),
-        );
-        let reserved_at_ms = now.timestamp_millis();
-        let event = OrderReserved::new(
-            order_id,
-            req.sale_id,
-            req.item_id,
-            user.as_ref(),
-            quantity,
-            meta.price_cents,
-            reserved_at_ms,
-        )
-        .with_idempotency_key(req.idempotency_key.map(AsRef::as_ref));
-        let payload = event.to_bytes();
-        let request = stock_request(
-            &meta,
-            user.as_ref(),
-            quantity,
-            order_id,
-            &payload,
-            reserved_at_ms,
-            req.idempotency_key.map(AsRef::as_ref),
-        );
-        let outcome = self.stock.deduct(&request).await?;
-        match outcome {
-            DeductOutcome::Reserved {
-                order_id,
-                remaining,
-            } => {
-                if remaining <= 0 {
-                    self.sold_out.mark(req.item_id);
-                }
-                tracing::debug!(%order_id, item_id = req.item_id, remaining, "reserved");
-                if self.confirmation.mode == ConfirmMode::Kafka {
-                    self.outbox
-                        .publish_and_wait(
-                            req.sale_id,
-                            req.item_id,
-                            order_id,
-                            &payload,
-                            self.confirmation.timeout,
-                        )
-                        .await
-                        .map_err(|_| ApiError::Unconfirmed { order_id })?;
-                } else {
-                    self.outbox
-                        .publish(req.sale_id, req.item_id, order_id, &payload);
-                }
-                Ok(BuyAnswer::Reserved {
-                    order_id,
-                    user,
-                    quantity,
-                })
+        Err(match refusal {
+            BuyError::NotStarted => BuyError::NotStarted,
+            BuyError::Ended => BuyError::Ended,
+            _ => BuyError::SoldOut,
+        })
+    }
+
+    fn bucket(&self, r: Result<(), Rejected>) -> Result<(), BuyError> {
+        r.map_err(|rejected| {
+            self.metrics
+                .gate_rejections
+                .with_label_values(&[rejected.gate.label()])
+                .inc();
+            BuyError::RateLimited {
+                gate: rejected.gate,
+                retry_after: rejected.retry_after,
             }
-            DeductOutcome::Replayed {
-                order_id,
-                quantity: reserved,
-            } => {
-                if self.confirmation.mode == ConfirmMode::Kafka {
-                    self.outbox
-                        .redeliver_and_wait(
-                            req.sale_id,
-                            req.item_id,
-                            order_id,
-                            self.confirmation.timeout,
-                        )
-                        .await
-                        .map_err(|_| ApiError::Unconfirmed { order_id })?;
-                }
-                Ok(BuyAnswer::Replayed {
-                    order_id,
-                    user,
-                    quantity: reserved,
-                })
-            }
-            // Made on the master, not acknowledged by enough replicas: not sent to Kafka either
-            // (the relay sends it once it is replicated), so a failover that loses it leaves
-            // nothing behind that MySQL would count.
-            DeductOutcome::Unconfirmed { order_id, .. } => Err(ApiError::Unconfirmed { order_id }),
-            DeductOutcome::SoldOut { remaining } if remaining <= 0 => {
-                self.sold_out.mark(req.item_id);
-                Err(ApiError::SoldOut)
-            }
-            DeductOutcome::SoldOut { remaining } => Err(ApiError::conflict(
-                "insufficient_stock",
-                format!("only {remaining} left"),
-            )),
-            DeductOutcome::LimitExceeded { bought, limit } => Err(ApiError::conflict(
-                "limit_exceeded",
-                format!("you hold {bought} of at most {limit} per user"),
-            )),
-            DeductOutcome::NotStarted { .. } => Err(ApiError::NotStarted),
-            DeductOutcome::Ended => Err(ApiError::Ended),
-            DeductOutcome::NotWarmed if now >= meta.starts_at => {
-                // A started sale without state: lost (Redis restarted empty, data flushed).
-                self.recoveries.request(req.sale_id);
-                Err(ApiError::Recovering)
-            }
-            DeductOutcome::NotWarmed => Err(ApiError::Unavailable(
-                "the sale's stock is not ready yet; try again shortly".into(),
-            )),
-            DeductOutcome::Recovering => Err(ApiError::Recovering),
-            DeductOutcome::ForeignState => {
-                if let Some(held) = self.foreign.allow("foreign", REPEAT_EVERY) {
-                    tracing::error!(
-                        sale_id = req.sale_id,
-                        item_id = req.item_id,
-                        refused_since_last = held,
-                        "the item's Redis keys hold another sale's state; refusing every buy (two environments sharing one Redis, or a MySQL restored from backup?)"
-                    );
-                }
-                Err(ApiError::ForeignState)
-            }
-            DeductOutcome::BadArgument => Err(ApiError::Internal(anyhow::anyhow!(
-                "deduct script refused its arguments"
-            ))),
-        }
+        })
     }
 }
 
-/// The buy body; empty means one unit.
-#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BuyBody {
-    /// Units (default 1; the item's per-user limit bounds it too).
-    #[schema(minimum = 1, maximum = 10_000)]
-    quantity: Option<i64>,
-}
-
-/// Most units one request may ask for (the per-user limit usually bounds it far lower).
-const MAX_QUANTITY: i64 = 10_000;
-
-/// The units a buy asks for; an empty body and JSON `null` ask for one.
-fn parse_quantity(body: &[u8]) -> Result<u32, ApiError> {
-    let body: BuyBody = if body.iter().all(u8::is_ascii_whitespace) {
-        BuyBody::default()
-    } else {
-        crate::domain::json::parse::<Option<BuyBody>>(body)?.unwrap_or_default()
-    };
-    match body.quantity.unwrap_or(1) {
-        q @ 1..=MAX_QUANTITY => Ok(q as u32),
-        q => Err(FieldError::new(
-            "quantity",
-            format!("must be between 1 and {MAX_QUANTITY}, got {q}"),
-        )
-        .into()),
-    }
+/// What the gates let through: the item, the time, and a refusal kept for a keyed retry.
+struct Gated {
+    meta: Arc<ItemMeta>,
+    clock: Instant,
+    now: DateTime<Utc>,
+    refusal: Option<BuyError>,
 }

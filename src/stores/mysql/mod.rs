@@ -81,3 +81,11 @@ pub async fn migrate(pool: &MySqlPool) -> Result<(), sqlx::migrate::MigrateError
 pub async fn ping(pool: &MySqlPool) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
 }
+
+/// True for connection-level failures: the database is down or saturated, not a bug.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+    )
+}

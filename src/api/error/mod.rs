@@ -191,13 +191,7 @@ impl ApiError {
     }
 }
 
-/// Connection-level failures: the database is down or saturated, not a bug.
-fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-    )
-}
+use crate::stores::mysql::is_unavailable;
 
 /// The body of every sold-out answer, serialised once.
 const SOLD_OUT_BODY: &str = r#"{"code":"sold_out","detail":"sold out"}"#;
@@ -268,126 +262,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::domain::json::JsonError> for ApiError {
-    fn from(e: crate::domain::json::JsonError) -> Self {
-        match e {
-            crate::domain::json::JsonError::Malformed(m) => ApiError::MalformedJson(m),
-            crate::domain::json::JsonError::Field(f) => ApiError::Invalid(f),
-        }
-    }
-}
-
-impl From<crate::sales::error::SaleError> for ApiError {
-    fn from(e: crate::sales::error::SaleError) -> Self {
-        use crate::sales::error::SaleError as S;
-        match e {
-            S::NotFound => ApiError::NotFound("sale"),
-            S::Invalid(e) => ApiError::Invalid(e),
-            S::Refused { kind, detail } => ApiError::conflict(kind.code(), detail),
-            S::Recovering => ApiError::Recovering,
-            S::Unexpected(e) => ApiError::Internal(anyhow::anyhow!(e)),
-            S::Db(e) => ApiError::Db(e),
-            S::Stock(e) => ApiError::Stock(e),
-        }
-    }
-}
-
-impl From<crate::orders::lifecycle::LifecycleError> for ApiError {
-    fn from(e: crate::orders::lifecycle::LifecycleError) -> Self {
-        use crate::orders::lifecycle::LifecycleError as L;
-        match e {
-            L::UnknownOrder => ApiError::NotFound("order"),
-            L::AlreadyPaid(_) => ApiError::conflict("already_paid", "the order is paid"),
-            L::Closed(order) => ApiError::conflict(
-                "order_closed",
-                format!("the order is {}; nothing can change it", order.status),
-            ),
-            L::WrongAmount { expected } => ApiError::Invalid(FieldError::new(
-                "amount_cents",
-                format!("the order's total is {expected} cents"),
-            )),
-            L::Unsupported => ApiError::conflict(
-                "cancel_unsupported",
-                "orders of sales pinned to script versions before v4 cannot be cancelled",
-            ),
-            L::Db(e) => ApiError::Db(e),
-        }
-    }
-}
-
-impl From<crate::reconcile::ReconcileError> for ApiError {
-    fn from(e: crate::reconcile::ReconcileError) -> Self {
-        use crate::reconcile::ReconcileError;
-        match e {
-            ReconcileError::UnknownSale(_) => ApiError::NotFound("sale"),
-            ReconcileError::Db(e) => ApiError::Db(e),
-            ReconcileError::Redis(e) => ApiError::Stock(StockError::Redis(e)),
-        }
-    }
-}
-
+mod services;
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn business_outcomes_map_to_their_documented_statuses() {
-        assert_eq!(
-            ApiError::conflict("sold_out", "x").status(),
-            StatusCode::CONFLICT
-        );
-        assert_eq!(ApiError::NotStarted.status(), StatusCode::FORBIDDEN);
-        assert_eq!(ApiError::Ended.status(), StatusCode::GONE);
-        assert_eq!(
-            ApiError::RateLimited {
-                retry_after: Duration::from_millis(10)
-            }
-            .status(),
-            StatusCode::TOO_MANY_REQUESTS
-        );
-        assert_eq!(
-            ApiError::Invalid(FieldError::new("name", "bad")).status(),
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-    }
-
-    #[test]
-    fn rate_limited_answers_carry_retry_after() {
-        let r = ApiError::RateLimited {
-            retry_after: Duration::from_millis(300),
-        }
-        .into_response();
-        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
-    }
-
-    #[test]
-    fn the_prebuilt_sold_out_body_is_what_the_generic_path_would_write() {
-        let generic = serde_json::to_string(&ErrorBody {
-            code: ApiError::SoldOut.code(),
-            detail: ApiError::SoldOut.to_string().into(),
-            field: None,
-            order_id: None,
-        })
-        .unwrap();
-        assert_eq!(SOLD_OUT_BODY, generic);
-        assert_eq!(ApiError::SoldOut.status(), StatusCode::CONFLICT);
-    }
-
-    #[test]
-    fn an_unconfirmed_answer_names_its_order_and_when_to_retry() {
-        let id = uuid::Uuid::now_v7();
-        let r = ApiError::Unconfirmed { order_id: id }.into_response();
-        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
-        assert_eq!(
-            ApiError::Recovering.into_response().headers()[header::RETRY_AFTER],
-            "2"
-        );
-    }
-
-    #[test]
-    fn internal_causes_are_not_shown() {
-        let e = ApiError::Internal(anyhow::anyhow!("secret socket path /var/run/x"));
-        assert_eq!(e.to_string(), "internal error");
-    }
-}
+mod tests;

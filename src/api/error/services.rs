@@ -1,0 +1,90 @@
+//! The services' errors as HTTP answers: each service owns its error type, and this is the one
+//! place that decides their status and code.
+
+use super::ApiError;
+use crate::{domain::FieldError, stock::StockError};
+
+impl From<crate::domain::json::JsonError> for ApiError {
+    fn from(e: crate::domain::json::JsonError) -> Self {
+        match e {
+            crate::domain::json::JsonError::Malformed(m) => ApiError::MalformedJson(m),
+            crate::domain::json::JsonError::Field(f) => ApiError::Invalid(f),
+        }
+    }
+}
+
+impl From<crate::buy::BuyError> for ApiError {
+    fn from(e: crate::buy::BuyError) -> Self {
+        use crate::buy::BuyError as B;
+        match e {
+            B::RateLimited { retry_after, .. } => ApiError::RateLimited { retry_after },
+            B::UnknownItem => ApiError::NotFound("sale item"),
+            B::NotStarted => ApiError::NotStarted,
+            B::Ended => ApiError::Ended,
+            B::SoldOut => ApiError::SoldOut,
+            e @ B::InsufficientStock { .. } => {
+                ApiError::conflict("insufficient_stock", e.to_string())
+            }
+            e @ B::LimitExceeded { .. } => ApiError::conflict("limit_exceeded", e.to_string()),
+            B::Invalid(e) => ApiError::Invalid(e),
+            B::Json(e) => e.into(),
+            B::Unauthorized(e) => ApiError::Unauthorized(e),
+            B::Unconfirmed { order_id } => ApiError::Unconfirmed { order_id },
+            B::Recovering => ApiError::Recovering,
+            e @ B::NotWarmed => ApiError::Unavailable(e.to_string()),
+            B::ForeignState => ApiError::ForeignState,
+            e @ B::BadArgument => ApiError::Internal(anyhow::anyhow!(e)),
+            B::Catalog(e) => ApiError::shared_db("loading item metadata", &e),
+            B::Stock(e) => ApiError::Stock(e),
+        }
+    }
+}
+
+impl From<crate::sales::error::SaleError> for ApiError {
+    fn from(e: crate::sales::error::SaleError) -> Self {
+        use crate::sales::error::SaleError as S;
+        match e {
+            S::NotFound => ApiError::NotFound("sale"),
+            S::Invalid(e) => ApiError::Invalid(e),
+            S::Refused { kind, detail } => ApiError::conflict(kind.code(), detail),
+            S::Recovering => ApiError::Recovering,
+            S::Unexpected(e) => ApiError::Internal(anyhow::anyhow!(e)),
+            S::Db(e) => ApiError::Db(e),
+            S::Stock(e) => ApiError::Stock(e),
+        }
+    }
+}
+
+impl From<crate::orders::lifecycle::LifecycleError> for ApiError {
+    fn from(e: crate::orders::lifecycle::LifecycleError) -> Self {
+        use crate::orders::lifecycle::LifecycleError as L;
+        match e {
+            L::UnknownOrder => ApiError::NotFound("order"),
+            L::AlreadyPaid(_) => ApiError::conflict("already_paid", "the order is paid"),
+            L::Closed(order) => ApiError::conflict(
+                "order_closed",
+                format!("the order is {}; nothing can change it", order.status),
+            ),
+            L::WrongAmount { expected } => ApiError::Invalid(FieldError::new(
+                "amount_cents",
+                format!("the order's total is {expected} cents"),
+            )),
+            L::Unsupported => ApiError::conflict(
+                "cancel_unsupported",
+                "orders of sales pinned to script versions before v4 cannot be cancelled",
+            ),
+            L::Db(e) => ApiError::Db(e),
+        }
+    }
+}
+
+impl From<crate::reconcile::ReconcileError> for ApiError {
+    fn from(e: crate::reconcile::ReconcileError) -> Self {
+        use crate::reconcile::ReconcileError;
+        match e {
+            ReconcileError::UnknownSale(_) => ApiError::NotFound("sale"),
+            ReconcileError::Db(e) => ApiError::Db(e),
+            ReconcileError::Redis(e) => ApiError::Stock(StockError::Redis(e)),
+        }
+    }
+}

@@ -4,7 +4,6 @@
 use axum::{
     Json,
     extract::State,
-    http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -189,17 +188,8 @@ async fn cancel_order(
     if !crate::domain::order_id::could_be_users(order_id, user.as_ref(), chrono::Utc::now()) {
         return Err(ApiError::NotFound("order"));
     }
-    match state.lifecycle.cancel(order_id, user.as_ref()).await {
-        Ok(order) => Ok(Json(crate::orders::lookup::OrderStatusView::from(order)).into_response()),
-        Err(crate::orders::lifecycle::LifecycleError::UnknownOrder) => {
-            // Reserved, but not in MySQL yet: it can be cancelled in a moment.
-            match state.orders.find(order_id, &user).await {
-                Ok(_) => Ok(not_persisted()),
-                Err(e) => Err(e),
-            }
-        }
-        Err(e) => Err(e.into()),
-    }
+    let order = state.lifecycle.cancel(order_id, user.as_ref()).await?;
+    Ok(Json(crate::orders::lookup::OrderStatusView::from(order)).into_response())
 }
 
 /// Takes a token from the buyer's own bucket (the one buys take too): one buyer cannot make
@@ -212,16 +202,4 @@ fn buyer_bucket(state: &AppState, user: &crate::domain::UserId) -> Result<(), Ap
         .map_err(|r| ApiError::RateLimited {
             retry_after: r.retry_after,
         })
-}
-
-/// 409 `not_persisted` with `Retry-After: 1`: the order is reserved and on its way to MySQL.
-pub fn not_persisted() -> Response {
-    let mut r = ApiError::conflict(
-        "not_persisted",
-        "the order is reserved and on its way to the database; retry in a moment",
-    )
-    .into_response();
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    r
 }

@@ -11,12 +11,13 @@ use axum::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ApiError, error::ApiResult, orders::not_persisted};
+use super::{ApiError, error::ApiResult};
 use crate::{
     api::state::AppState,
     domain::FieldError,
     orders::{
-        lifecycle::{LifecycleError, MAX_PROVIDER_REF, PaymentNotice},
+        OrderError,
+        lifecycle::{MAX_PROVIDER_REF, PaymentNotice},
         lookup::OrderStatusView,
         replay::SeenSignatures,
         signature,
@@ -98,7 +99,7 @@ async fn notify(State(state): State<AppState>, request: Request) -> ApiResult<Re
     }
     match applied? {
         Applied::Paid(order) => Ok(Json(*order).into_response()),
-        Applied::NotPersisted => Ok(not_persisted()),
+        Applied::NotPersisted => Err(ApiError::NotPersisted),
     }
 }
 
@@ -122,13 +123,7 @@ async fn apply(state: &AppState, body: &[u8]) -> Result<Applied, ApiError> {
     }
     match state.lifecycle.pay(&notice).await {
         Ok(order) => Ok(Applied::Paid(Box::new(OrderStatusView::from(order)))),
-        Err(LifecycleError::UnknownOrder) => {
-            if state.orders.in_ledger(notice.order_id).await?.is_some() {
-                Ok(Applied::NotPersisted)
-            } else {
-                Err(ApiError::NotFound("order"))
-            }
-        }
+        Err(OrderError::NotPersisted) => Ok(Applied::NotPersisted),
         Err(e) => Err(e.into()),
     }
 }

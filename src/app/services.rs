@@ -175,7 +175,8 @@ impl Services {
             stock.clone(),
             metrics.clone(),
             u32::try_from(settings.lifecycle.expiry_batch).unwrap_or(u32::MAX),
-        );
+        )
+        .looking_up(orders.clone());
         let reconciler = Reconciler::new(
             db.clone(),
             stock.clone(),

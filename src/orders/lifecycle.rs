@@ -16,6 +16,7 @@ use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::{OrderError, lookup::OrderLookup};
 use crate::{
     observe::{
         log::{REPEAT_EVERY, Throttle},
@@ -34,32 +35,6 @@ use crate::{
 
 /// Closed orders whose release the sweep retries per pass.
 const SWEEP_BATCH: u32 = 1_000;
-
-/// Why a lifecycle request was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum LifecycleError {
-    /// No such order in MySQL (or not the caller's).
-    #[error("order not found")]
-    UnknownOrder,
-    /// Paid already (by another payment, for a payment).
-    #[error("the order is paid")]
-    AlreadyPaid(Box<OrderRow>),
-    /// Cancelled, expired or rejected: nothing can change it.
-    #[error("the order is {}", .0.status)]
-    Closed(Box<OrderRow>),
-    /// The amount is not the order's total.
-    #[error("the amount must be {expected} cents")]
-    WrongAmount {
-        /// The order's total.
-        expected: u64,
-    },
-    /// The sale's script version cannot give units back (before v4).
-    #[error("orders of sales pinned to script versions before v4 cannot be cancelled")]
-    Unsupported,
-    /// MySQL failed.
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-}
 
 /// A payment provider's notification.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
@@ -83,6 +58,9 @@ pub struct Lifecycle {
     stock: StockService,
     metrics: Arc<Metrics>,
     batch: u32,
+    /// Where an order MySQL does not have yet is looked for (the reservation may be on its
+    /// way); without it such an order is unknown.
+    lookup: Option<OrderLookup>,
 }
 
 impl Lifecycle {
@@ -94,6 +72,36 @@ impl Lifecycle {
             stock,
             metrics,
             batch,
+            lookup: None,
+        }
+    }
+
+    /// The same lifecycle, telling an order on its way to MySQL (`NotPersisted`) from an
+    /// unknown one.
+    pub fn looking_up(self, lookup: OrderLookup) -> Self {
+        Self {
+            lookup: Some(lookup),
+            ..self
+        }
+    }
+
+    /// `NotPersisted` when `order_id` is reserved in a live item's ledger (seen by `user`, when
+    /// named), else `NotFound`.
+    async fn not_in_mysql(&self, order_id: Uuid, user: Option<&str>) -> OrderError {
+        let Some(lookup) = &self.lookup else {
+            return OrderError::NotFound;
+        };
+        let found = match user {
+            Some(user) => match crate::domain::UserId::parse(user) {
+                Ok(user) => lookup.find(order_id, &user).await.map(|_| true),
+                Err(_) => Ok(false),
+            },
+            None => lookup.in_ledger(order_id).await.map(|e| e.is_some()),
+        };
+        match found {
+            Ok(true) => OrderError::NotPersisted,
+            Ok(false) => OrderError::NotFound,
+            Err(e) => e,
         }
     }
 
@@ -102,7 +110,7 @@ impl Lifecycle {
     /// # Errors
     /// Unknown order, paid by another payment, closed (cancelled, expired, rejected, or its
     /// window passed: it is expired now), the wrong amount, or MySQL failed.
-    pub async fn pay(&self, notice: &PaymentNotice) -> Result<OrderRow, LifecycleError> {
+    pub async fn pay(&self, notice: &PaymentNotice) -> Result<OrderRow, OrderError> {
         let now = Utc::now();
         let result = lifecycle::pay(
             &self.db,
@@ -114,7 +122,7 @@ impl Lifecycle {
         .await?;
         let transition = match result {
             Ok(t) => t,
-            Err(expected) => return Err(LifecycleError::WrongAmount { expected }),
+            Err(expected) => return Err(OrderError::WrongAmount { expected }),
         };
         let outcome = |o: &str| self.metrics.payments.with_label_values(&[o]).inc();
         match transition {
@@ -131,19 +139,21 @@ impl Lifecycle {
                 if order.status == crate::stores::mysql::orders::STATUS_PAID =>
             {
                 outcome("already_paid");
-                Err(LifecycleError::AlreadyPaid(Box::new(order)))
+                Err(OrderError::AlreadyPaid(Box::new(order)))
             }
             Transition::Refused(order) => {
                 outcome("closed");
-                Err(LifecycleError::Closed(Box::new(order)))
+                Err(OrderError::Closed(Box::new(order)))
             }
             Transition::ExpiredInstead(order) => {
                 outcome("too_late");
                 self.observe_closed(&order, "expired");
                 self.release_ids(&[order.order_id]).await;
-                Err(LifecycleError::Closed(Box::new(order)))
+                Err(OrderError::Closed(Box::new(order)))
             }
-            Transition::Missing | Transition::Unsupported => Err(LifecycleError::UnknownOrder),
+            Transition::Missing | Transition::Unsupported => {
+                Err(self.not_in_mysql(notice.order_id, None).await)
+            }
         }
     }
 
@@ -151,7 +161,7 @@ impl Lifecycle {
     ///
     /// # Errors
     /// Unknown (or someone else's), paid, closed, a sale before v4, or MySQL failed.
-    pub async fn cancel(&self, order_id: Uuid, user_id: &str) -> Result<OrderRow, LifecycleError> {
+    pub async fn cancel(&self, order_id: Uuid, user_id: &str) -> Result<OrderRow, OrderError> {
         match lifecycle::cancel(&self.db, order_id, user_id, Utc::now()).await? {
             Transition::Done(order) => {
                 tracing::info!(%order_id, item_id = order.item_id, "order cancelled by its buyer");
@@ -163,13 +173,13 @@ impl Lifecycle {
             Transition::Refused(order)
                 if order.status == crate::stores::mysql::orders::STATUS_PAID =>
             {
-                Err(LifecycleError::AlreadyPaid(Box::new(order)))
+                Err(OrderError::AlreadyPaid(Box::new(order)))
             }
             Transition::Refused(order) | Transition::ExpiredInstead(order) => {
-                Err(LifecycleError::Closed(Box::new(order)))
+                Err(OrderError::Closed(Box::new(order)))
             }
-            Transition::Missing => Err(LifecycleError::UnknownOrder),
-            Transition::Unsupported => Err(LifecycleError::Unsupported),
+            Transition::Missing => Err(self.not_in_mysql(order_id, Some(user_id)).await),
+            Transition::Unsupported => Err(OrderError::CancelUnsupported),
         }
     }
 

@@ -12,12 +12,12 @@ use sqlx::MySqlPool;
 use uuid::Uuid;
 
 use crate::{
-    api::error::ApiError,
     domain::{
         UserId,
         order_id::{self, LedgerScope},
         order_reserved::OrderReserved,
     },
+    orders::error::OrderError,
     stock::StockService,
     stores::mysql::{
         orders,
@@ -103,21 +103,21 @@ impl OrderLookup {
     ///
     /// # Errors
     /// 404 when unknown or someone else's; store failures.
-    pub async fn find(&self, order_id: Uuid, user: &UserId) -> Result<OrderStatusView, ApiError> {
+    pub async fn find(&self, order_id: Uuid, user: &UserId) -> Result<OrderStatusView, OrderError> {
         if !order_id::could_be_users(order_id, user.as_ref(), Utc::now()) {
-            return Err(ApiError::NotFound("order"));
+            return Err(OrderError::NotFound);
         }
         if let Some(row) = orders::get_order(&self.db, order_id).await? {
             if row.user_id != user.as_ref() {
-                return Err(ApiError::NotFound("order"));
+                return Err(OrderError::NotFound);
             }
             return Ok(row.into());
         }
         let Some(event) = self.in_ledger(order_id).await? else {
-            return Err(ApiError::NotFound("order"));
+            return Err(OrderError::NotFound);
         };
         if event.user_id != user.as_ref() {
-            return Err(ApiError::NotFound("order"));
+            return Err(OrderError::NotFound);
         }
         Ok(OrderStatusView {
             order_id,
@@ -142,7 +142,7 @@ impl OrderLookup {
     ///
     /// # Errors
     /// A store failed.
-    pub async fn in_ledger(&self, order_id: Uuid) -> Result<Option<OrderReserved>, ApiError> {
+    pub async fn in_ledger(&self, order_id: Uuid) -> Result<Option<OrderReserved>, OrderError> {
         let scope = order_id::ledger_scope(&order_id);
         if scope == LedgerScope::Nowhere {
             return Ok(None);
@@ -155,7 +155,7 @@ impl OrderLookup {
                 sales::live_items(&db, since).await.map(Arc::new)
             })
             .await
-            .map_err(|e| ApiError::shared_db("listing live items", &e))?;
+            .map_err(OrderError::LiveItems)?;
         // One concurrent lookup per live item (they live in different slots, so not one
         // command); a random id costs two round trips of latency (meta, then the entry), not
         // two per item.
@@ -176,9 +176,9 @@ impl OrderLookup {
             let Some((ledger, raw)) = found.map_err(crate::stock::StockError::from)? else {
                 continue;
             };
-            let event = ledger.event(order_id, &raw).ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!("ledger entry {order_id} unreadable"))
-            })?;
+            let event = ledger
+                .event(order_id, &raw)
+                .ok_or(OrderError::UnreadableEntry(order_id))?;
             return Ok(Some(event));
         }
         Ok(None)
@@ -193,7 +193,7 @@ impl OrderLookup {
         &self,
         user: &UserId,
         query: &OrderQuery,
-    ) -> Result<(Vec<OrderStatusView>, Option<Uuid>), ApiError> {
+    ) -> Result<(Vec<OrderStatusView>, Option<Uuid>), OrderError> {
         let rows = crate::stores::mysql::lifecycle::list_for_user(
             &self.db,
             user.as_ref(),

@@ -51,6 +51,10 @@ pub enum ApiError {
         /// Human-readable detail.
         detail: String,
     },
+    /// 409 `not_persisted`, with `Retry-After: 1`: the order is reserved and on its way to
+    /// MySQL; the same request succeeds in a moment.
+    #[error("the order is reserved and on its way to the database; retry in a moment")]
+    NotPersisted,
     /// 409 `sold_out`: nothing left (the commonest answer of a sale, so its body is prebuilt).
     #[error("sold out")]
     SoldOut,
@@ -149,7 +153,9 @@ impl ApiError {
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict { .. } | ApiError::SoldOut => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::SoldOut | ApiError::NotPersisted => {
+                StatusCode::CONFLICT
+            }
             ApiError::NotStarted => StatusCode::FORBIDDEN,
             ApiError::Ended => StatusCode::GONE,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
@@ -176,6 +182,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { code, .. } => code,
             ApiError::SoldOut => "sold_out",
+            ApiError::NotPersisted => "not_persisted",
             ApiError::NotStarted => "not_started",
             ApiError::Ended => "ended",
             ApiError::PreconditionRequired(_) => "version_required",
@@ -249,7 +256,7 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited { retry_after } => {
                 retry_after.as_secs_f64().ceil().max(1.0) as u64
             }
-            ApiError::Unconfirmed { .. } => 1,
+            ApiError::Unconfirmed { .. } | ApiError::NotPersisted => 1,
             ApiError::Recovering => 2,
             _ => 0,
         };

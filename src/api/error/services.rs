@@ -55,25 +55,23 @@ impl From<crate::sales::error::SaleError> for ApiError {
     }
 }
 
-impl From<crate::orders::lifecycle::LifecycleError> for ApiError {
-    fn from(e: crate::orders::lifecycle::LifecycleError) -> Self {
-        use crate::orders::lifecycle::LifecycleError as L;
+impl From<crate::orders::OrderError> for ApiError {
+    fn from(e: crate::orders::OrderError) -> Self {
+        use crate::orders::OrderError as O;
         match e {
-            L::UnknownOrder => ApiError::NotFound("order"),
-            L::AlreadyPaid(_) => ApiError::conflict("already_paid", "the order is paid"),
-            L::Closed(order) => ApiError::conflict(
-                "order_closed",
-                format!("the order is {}; nothing can change it", order.status),
-            ),
-            L::WrongAmount { expected } => ApiError::Invalid(FieldError::new(
+            O::NotFound => ApiError::NotFound("order"),
+            O::NotPersisted => ApiError::NotPersisted,
+            e @ O::AlreadyPaid(_) => ApiError::conflict("already_paid", e.to_string()),
+            e @ O::Closed(_) => ApiError::conflict("order_closed", e.to_string()),
+            O::WrongAmount { expected } => ApiError::Invalid(FieldError::new(
                 "amount_cents",
                 format!("the order's total is {expected} cents"),
             )),
-            L::Unsupported => ApiError::conflict(
-                "cancel_unsupported",
-                "orders of sales pinned to script versions before v4 cannot be cancelled",
-            ),
-            L::Db(e) => ApiError::Db(e),
+            e @ O::CancelUnsupported => ApiError::conflict("cancel_unsupported", e.to_string()),
+            e @ O::UnreadableEntry(_) => ApiError::Internal(anyhow::anyhow!(e)),
+            O::LiveItems(e) => ApiError::shared_db("listing live items", &e),
+            O::Db(e) => ApiError::Db(e),
+            O::Stock(e) => ApiError::Stock(e),
         }
     }
 }

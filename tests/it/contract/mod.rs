@@ -172,11 +172,11 @@ fn emitted_codes() -> BTreeSet<String> {
             .then(|| code.to_string())
     };
     let mut emitted = BTreeSet::new();
-    let error_rs = std::fs::read_to_string(src.join("api/error.rs")).unwrap();
+    let error_rs = std::fs::read_to_string(src.join("api/error/mod.rs")).unwrap();
     let body = error_rs
         .split("pub fn code(&self)")
         .nth(1)
-        .expect("ApiError::code in src/api/error.rs");
+        .expect("ApiError::code in src/api/error/mod.rs");
     let body = &body[..body.find("\n    }\n").expect("the end of ApiError::code")];
     for arm in body.split("=> ").skip(1) {
         emitted.extend(literal(arm));

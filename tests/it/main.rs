@@ -18,6 +18,7 @@ mod deploy;
 mod faults;
 mod hardening;
 mod health;
+mod house;
 mod lifecycle;
 mod loadtest;
 mod lua;

@@ -1,0 +1,80 @@
+//! The shape of the code, as docs/ARCHITECTURE.md's module map describes it: at most fourteen
+//! top-level modules in the order data flows, and no module below the edges reaching up into
+//! the HTTP layer.
+
+use std::path::{Path, PathBuf};
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The top-level modules `lib.rs` declares, in order.
+pub(crate) fn top_level_modules() -> Vec<String> {
+    std::fs::read_to_string(src().join("lib.rs"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches(';').to_string())
+        .collect()
+}
+
+#[test]
+fn the_crate_has_at_most_fourteen_modules_in_the_order_data_flows() {
+    let modules = top_level_modules();
+    assert!(modules.len() <= 14, "{} modules: {modules:?}", modules.len());
+    let position = |m: &str| modules.iter().position(|x| x == m).unwrap();
+    // Each module only uses the ones above it; the edges come last.
+    for (before, after) in [
+        ("config", "domain"),
+        ("stores", "stock"),
+        ("stock", "sales"),
+        ("sales", "buy"),
+        ("buy", "outbox"),
+        ("consumer", "orders"),
+        ("reconcile", "api"),
+        ("api", "app"),
+        ("app", "cli"),
+    ] {
+        assert!(position(before) < position(after), "{before} before {after}");
+    }
+}
+
+#[test]
+fn nothing_below_the_edges_imports_the_http_layer() {
+    let edges = ["api", "app", "cli"].map(|e| src().join(e));
+    let mut offenders = Vec::new();
+    for file in rust_files(&src()) {
+        if edges.iter().any(|e| file.starts_with(e)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.lines().filter(|l| !l.trim_start().starts_with("//"));
+        if code
+            .into_iter()
+            .any(|l| l.contains("crate::api") || l.trim_start().starts_with("api::"))
+        {
+            offenders.push(file.strip_prefix(src()).unwrap().display().to_string());
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "below api/, app/ and cli/, these import the HTTP layer: {offenders:?}"
+    );
+}

@@ -12,7 +12,7 @@
 //!   about as much as the rest of a sold-out answer; so on the public listener only one
 //!   request in `SECKILL_LOG_SPAN_EVERY` gets one, and the admin listener spans every request.
 //!   Without a span, what an operator needs is logged here with the same fields: error answers
-//!   (debug) and requests slower than `SECKILL_LOG_SLOW_MS` (a warning, throttled per route).
+//!   (debug) and requests slower than [`SLOW`] (a warning, throttled per route).
 
 use std::{
     convert::Infallible,
@@ -37,6 +37,9 @@ use tracing::Instrument;
 
 use super::{ApiError, request_id};
 use crate::observe::log::{REPEAT_EVERY, Throttle};
+
+/// A request slower than this is logged as a warning (at most one line per route per 10 s).
+pub const SLOW: Duration = Duration::from_secs(1);
 
 /// How the layer behaves.
 #[derive(Clone, Debug)]

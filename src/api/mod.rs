@@ -80,7 +80,7 @@ fn layered(routes: Router<AppState>, state: AppState, span_every: u64) -> Router
             max_in_flight: usize::try_from(http.max_in_flight).unwrap_or(usize::MAX),
             timeout: Duration::from_secs(http.request_timeout_secs),
             span_every,
-            slow: Duration::from_millis(state.settings.log.slow_ms),
+            slow: edge::SLOW,
         },
         state.metrics.http_requests.clone(),
     );

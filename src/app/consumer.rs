@@ -27,11 +27,13 @@ pub struct ConsumerParts {
     health: ConsumerHealth,
 }
 
-fn consumer_health(settings: &Settings, metrics: &Metrics) -> ConsumerHealth {
-    ConsumerHealth::new(
-        metrics,
-        Duration::from_secs(settings.consumer.unassigned_not_ready_secs),
-    )
+/// How long a consumer may hold no partition while orders wait before its `/readyz` says 503
+/// (three session timeouts: a rebalance that leaves it out lasts longer than that only when the
+/// broker forgot it, which the watchdog repairs).
+const UNASSIGNED_NOT_READY: Duration = Duration::from_secs(30);
+
+fn consumer_health(metrics: &Metrics) -> ConsumerHealth {
+    ConsumerHealth::new(metrics, UNASSIGNED_NOT_READY)
 }
 
 impl ConsumerParts {
@@ -52,7 +54,7 @@ impl ConsumerParts {
         )?;
         let metrics = Arc::new(Metrics::new());
         Ok(Self {
-            health: consumer_health(settings, &metrics),
+            health: consumer_health(&metrics),
             db,
             kafka,
             producer,
@@ -63,7 +65,7 @@ impl ConsumerParts {
     /// Reuses the connections of a full process (`seckill all`, tests).
     pub fn from_services(services: &Services) -> Self {
         Self {
-            health: consumer_health(&services.settings, &services.metrics),
+            health: consumer_health(&services.metrics),
             db: services.db.clone(),
             kafka: services.kafka.clone(),
             producer: services.outbox.producer().clone(),

@@ -113,9 +113,7 @@ impl Services {
                 !settings.trusted_proxies.trim().is_empty(),
             )),
             catalog: catalog.clone(),
-            sold_out: Arc::new(SoldOutFlags::new(Duration::from_millis(
-                settings.sale.sold_out_recheck_ms,
-            ))),
+            sold_out: Arc::new(SoldOutFlags::new(crate::buy::gate::sold_out::RECHECK_AFTER)),
             stock: stock.clone(),
             outbox: outbox.clone(),
             confirmation: Confirmation {
@@ -174,7 +172,7 @@ impl Services {
             db.clone(),
             stock.clone(),
             metrics.clone(),
-            u32::try_from(settings.lifecycle.expiry_batch).unwrap_or(u32::MAX),
+            crate::orders::lifecycle::EXPIRY_BATCH,
         )
         .looking_up(orders.clone());
         let reconciler = Reconciler::new(

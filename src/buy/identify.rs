@@ -11,6 +11,10 @@ use crate::{
     domain::{UserId, net::TrustedProxies},
 };
 
+/// Seconds of clock skew allowed between the login system and this service, on `exp`, `nbf` and
+/// `iat`.
+pub const LEEWAY_SECS: u64 = 5;
+
 /// Header a trusted gateway sets with the authenticated user id.
 pub const TRUSTED_USER_HEADER: &str = "x-user-id";
 
@@ -74,7 +78,7 @@ impl Authenticator {
             required.push("aud");
         }
         validation.set_required_spec_claims(&required);
-        validation.leeway = jwt.leeway_secs;
+        validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
         if jwt.issuer.is_empty() {
             validation.iss = None;
@@ -91,7 +95,7 @@ impl Authenticator {
             key: DecodingKey::from_secret(settings.jwt_secret.expose().as_bytes()),
             validation,
             max_lifetime: jwt.max_lifetime_secs,
-            leeway: jwt.leeway_secs,
+            leeway: LEEWAY_SECS,
             // Validated at load; an unparseable list trusts nobody.
             proxies: TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_default(),
         }

@@ -1,20 +1,15 @@
 //! The `seckill` command line.
 
+mod commands;
 mod duration;
 mod healthcheck;
 mod watch;
 
-use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
-use crate::{
-    api::state::Services,
-    app::{Application, ConsumerParts, shutdown_on_signals},
-    config::{Settings, env_names},
-    observe::log,
-    stores::mysql,
-};
+use crate::{api::state::Services, config::Settings, observe::log};
 
 /// A flash-sale engine: Redis Lua stock deduction, a Kafka outbox, MySQL under row locks,
 /// and reconciliation that proves they agree.
@@ -69,8 +64,13 @@ pub enum Command {
     Migrate,
     /// API, consumer and reconciler in one process: the simple deployment.
     All,
-    /// Print the effective settings (secrets hidden) and every SECKILL_* variable name.
-    Config,
+    /// Print the effective settings (secrets hidden), the fixed values, and every SECKILL_*
+    /// variable name; --reference prints the settings reference (docs/CONFIGURATION.md).
+    Config {
+        /// Print the settings reference in Markdown instead.
+        #[arg(long)]
+        reference: bool,
+    },
     /// Print the OpenAPI document the buyers' listener serves at /openapi.json (generated from
     /// the code); --admin prints the admin listener's.
     Openapi {
@@ -128,85 +128,14 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Config => {
-            println!("{settings:#?}");
-            println!("\nEnvironment variables:");
-            for name in env_names() {
-                println!("  {name}");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Migrate => {
-            mysql::open(&settings.mysql, true).await?;
-            println!("migrations applied");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Serve => {
-            let services = Arc::new(Services::build(settings).await?);
-            let app = Application::bind(services).await?;
-            app.run_until_stopped(shutdown_on_signals()).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Consume => {
-            let shutdown = shutdown_on_signals();
-            let parts = ConsumerParts::connect(&settings).await?;
-            let health = parts.serve_health(&settings, shutdown.clone()).await?;
-            parts.run(&settings, shutdown.clone()).await?;
-            shutdown.cancel();
-            let _ = health.await;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::All => {
-            let shutdown = shutdown_on_signals();
-            let services = Arc::new(Services::build(settings).await?);
-            let parts = ConsumerParts::from_services(&services);
-            let consumer = tokio::spawn({
-                let settings = services.settings.clone();
-                let shutdown = shutdown.clone();
-                async move { parts.run(&settings, shutdown).await }
-            });
-            let app = Application::bind(services).await?;
-            let served = app.run_until_stopped(shutdown.clone()).await;
-            shutdown.cancel();
-            consumer.await??;
-            served?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Healthcheck { path, addr } => {
-            let target = addr.unwrap_or_else(|| healthcheck::local_target(settings.http.addr));
-            match healthcheck::get_status(target, &path, Duration::from_secs(3)).await {
-                Ok(code) if (200..300).contains(&code) => Ok(ExitCode::SUCCESS),
-                Ok(code) => {
-                    eprintln!("unhealthy: {target}{path} answered {code}");
-                    Ok(ExitCode::FAILURE)
-                }
-                Err(e) => {
-                    eprintln!("unhealthy: {}", one_line(&e));
-                    Ok(ExitCode::FAILURE)
-                }
-            }
-        }
-        Command::Openapi { admin } => {
-            use crate::api::doc::{Listener, json};
-            let listener = if admin {
-                Listener::Admin
-            } else {
-                Listener::Public
-            };
-            println!("{}", json(listener, chrono::Utc::now()));
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Token { user, ttl } => {
-            let user = user.trim();
-            if user.is_empty() || user.len() > 128 {
-                eprintln!("error: --user must be 1 to 128 characters");
-                return Ok(ExitCode::from(2));
-            }
-            let token =
-                crate::buy::identify::mint_token_for(&settings, user, ttl.as_secs().max(1))?;
-            println!("{token}");
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Config { reference } => commands::config(&settings, reference),
+        Command::Migrate => commands::migrate(&settings).await,
+        Command::Serve => commands::serve(settings).await,
+        Command::Consume => commands::consume(&settings).await,
+        Command::All => commands::all(settings).await,
+        Command::Healthcheck { path, addr } => commands::healthcheck(&settings, &path, addr).await,
+        Command::Openapi { admin } => commands::openapi(admin),
+        Command::Token { user, ttl } => commands::token(&settings, &user, ttl),
         Command::Reconcile {
             sale,
             json,
@@ -219,20 +148,7 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         }
         Command::Reconcile {
             sale, json, repair, ..
-        } => {
-            let services = Services::build(settings).await?;
-            let report = services.reconciler.run_once(sale, repair).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.to_table());
-            }
-            Ok(if report.ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        } => commands::reconcile(settings, sale, json, repair).await,
     }
 }
 

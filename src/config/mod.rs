@@ -7,14 +7,18 @@
 //! MySQL and Kafka, `secrets` the type that hides secrets and the check that they are real),
 //! `env` the layering (file, environment) and `validate` the rules types alone cannot express.
 
+mod docs;
 mod env;
 mod secrets;
+mod sections;
 mod servers;
 mod settings;
 mod validate;
 
+pub use docs::{CORE, reference};
 pub use env::{env_name, env_names, is_service_link};
 pub use secrets::{MIN_SECRET_LEN, Secret, redacted};
+pub use sections::*;
 pub use servers::{KafkaSettings, MySqlSettings, RedisSettings};
 pub use settings::*;
 

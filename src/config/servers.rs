@@ -53,8 +53,6 @@ pub struct KafkaSettings {
     /// How long the producer keeps retrying a message before reporting failure; the outbox
     /// relay takes over after that.
     pub message_timeout_ms: u64,
-    /// How long the producer lets messages gather into one request.
-    pub linger_ms: u64,
     /// librdkafka `security.protocol`: `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
     pub security_protocol: String,
     /// SASL mechanism for the `sasl_*` protocols: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
@@ -110,7 +108,6 @@ impl Default for KafkaSettings {
             group_id: "seckill-order-consumer".into(),
             partitions: 4,
             message_timeout_ms: 5_000,
-            linger_ms: 20,
             security_protocol: "plaintext".into(),
             sasl_mechanism: String::new(),
             sasl_username: String::new(),

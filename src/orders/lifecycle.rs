@@ -48,6 +48,10 @@ pub struct PaymentNotice {
     pub provider_ref: String,
 }
 
+/// Most orders the expiry job closes in one transaction: large enough that a hot item's row lock
+/// is taken once per thousand orders, small enough that the transaction stays short.
+pub const EXPIRY_BATCH: u32 = 1_000;
+
 /// Longest provider reference stored.
 pub const MAX_PROVIDER_REF: usize = 128;
 

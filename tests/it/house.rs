@@ -38,7 +38,11 @@ pub(crate) fn top_level_modules() -> Vec<String> {
 #[test]
 fn the_crate_has_at_most_fourteen_modules_in_the_order_data_flows() {
     let modules = top_level_modules();
-    assert!(modules.len() <= 14, "{} modules: {modules:?}", modules.len());
+    assert!(
+        modules.len() <= 14,
+        "{} modules: {modules:?}",
+        modules.len()
+    );
     let position = |m: &str| modules.iter().position(|x| x == m).unwrap();
     // Each module only uses the ones above it; the edges come last.
     for (before, after) in [
@@ -52,7 +56,10 @@ fn the_crate_has_at_most_fourteen_modules_in_the_order_data_flows() {
         ("api", "app"),
         ("app", "cli"),
     ] {
-        assert!(position(before) < position(after), "{before} before {after}");
+        assert!(
+            position(before) < position(after),
+            "{before} before {after}"
+        );
     }
 }
 
@@ -77,4 +84,36 @@ fn nothing_below_the_edges_imports_the_http_layer() {
         offenders.is_empty(),
         "below api/, app/ and cli/, these import the HTTP layer: {offenders:?}"
     );
+}
+
+#[test]
+fn the_settings_reference_is_written_from_the_code() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/CONFIGURATION.md");
+    let written = std::fs::read_to_string(&path).unwrap_or_default();
+    let current = seckill::config::reference();
+    if std::env::var("UPDATE_DOCS").is_ok() {
+        std::fs::write(&path, &current).unwrap();
+        return;
+    }
+    assert!(
+        written == current,
+        "docs/CONFIGURATION.md is stale: run `cargo run -- config --reference > docs/CONFIGURATION.md` (or the test with UPDATE_DOCS=1)"
+    );
+}
+
+#[test]
+fn the_readme_lists_exactly_the_settings_of_every_deployment() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let listed: std::collections::BTreeSet<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `SECKILL_"))
+        .map(|l| l.split('`').next().unwrap())
+        .collect();
+    let core: std::collections::BTreeSet<&str> = seckill::config::CORE
+        .iter()
+        .map(|c| c.strip_prefix("SECKILL_").unwrap())
+        .collect();
+    assert_eq!(listed, core);
+    assert!(readme.contains("docs/CONFIGURATION.md"));
 }

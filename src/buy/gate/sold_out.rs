@@ -8,6 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// How long a local sold-out flag is trusted before Redis is asked again: units that come back
+/// (a cancel, an expiry) are announced at once, so this only bounds a missed announcement.
+pub const RECHECK_AFTER: Duration = Duration::from_millis(500);
+
 /// Per-item sold-out flags with an expiry.
 pub struct SoldOutFlags {
     recheck_after: Duration,

@@ -43,6 +43,13 @@ use render::PageSlot;
 pub use detail::{ItemDetail, SaleDetail};
 pub use render::{ItemOut, PAGE_TTL, PageOut};
 
+/// How long a sale's detail lives in this process before it is read again (before jitter): the
+/// staleness an operator's change can have on one instance, when an invalidation was missed.
+const LOCAL_TTL: Duration = Duration::from_secs(2);
+/// How long an unknown sale id is remembered as missing, so a flood of made-up ids costs one
+/// read each per this many seconds.
+const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+
 /// Delay of the second delete after a change.
 pub const SECOND_DELETE_AFTER: Duration = Duration::from_millis(500);
 
@@ -95,9 +102,9 @@ impl SalePages {
             stock,
             lock,
             metrics: metrics.clone(),
-            local_ttl: Duration::from_secs(settings.cache.local_ttl_secs),
+            local_ttl: LOCAL_TTL,
             redis_ttl: Duration::from_secs(settings.cache.redis_ttl_secs),
-            negative_ttl: Duration::from_secs(settings.cache.negative_ttl_secs),
+            negative_ttl: NEGATIVE_TTL,
             grace: Duration::from_secs(settings.sale.grace_secs),
             details: Cache::builder()
                 .max_capacity(100_000)

@@ -23,6 +23,10 @@ use rdkafka::{
 
 use super::{KafkaEndpoint, context::QuietContext};
 
+/// How long the producer lets messages gather into one request: librdkafka's per-request cost
+/// dominates when every reservation is sent alone, and delivery is asynchronous to the buyer.
+pub const LINGER: Duration = Duration::from_millis(20);
+
 /// The producer type: librdkafka's reports go through [`QuietContext`].
 type OrdersProducer = FutureProducer<QuietContext>;
 

@@ -1,0 +1,208 @@
+//! Writing an item's state: warming, refreshing, rebuilding it chunk by chunk after a loss, and
+//! giving closed orders' units back.
+
+use uuid::Uuid;
+
+use super::{
+    PrewarmOutcome, ReleaseOutcome, StockError, StockService, UnexpectedReply, outcome,
+    scripts::ScriptKind,
+};
+
+/// How prewarm treats an item that is already in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrewarmMode {
+    /// Write only if absent (idempotent).
+    Warm,
+    /// Overwrite stock; refused once reservations exist.
+    Force,
+    /// Update window, limit, price and expiries; keep stock.
+    Refresh,
+    /// Start rebuilding a lost item: meta stamped with a token, other keys cleared (v3 on).
+    RestoreBegin,
+    /// Finish a rebuild: write the stock, lift the token (v3 on).
+    RestoreEnd,
+}
+
+impl PrewarmMode {
+    fn as_arg(self) -> &'static str {
+        match self {
+            PrewarmMode::Warm => "warm",
+            PrewarmMode::Force => "force",
+            PrewarmMode::Refresh => "refresh",
+            PrewarmMode::RestoreBegin => "restore_begin",
+            PrewarmMode::RestoreEnd => "restore_end",
+        }
+    }
+}
+
+/// Which hash a chunk of rebuilt state goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreTarget {
+    /// Order id -> reservation payload.
+    Ledger,
+    /// User -> units reserved.
+    Buyers,
+    /// User `\0` idempotency key -> "order_id units".
+    Idempotency,
+    /// Order id -> units a closed order gave back (v4 on).
+    Released,
+}
+
+impl RestoreTarget {
+    fn as_arg(self) -> &'static str {
+        match self {
+            RestoreTarget::Ledger => "ledger",
+            RestoreTarget::Buyers => "buyers",
+            RestoreTarget::Idempotency => "idem",
+            RestoreTarget::Released => "released",
+        }
+    }
+}
+
+/// Everything prewarm writes for one item.
+#[derive(Debug, Clone)]
+pub struct PrewarmItem {
+    /// Sale id.
+    pub sale_id: u64,
+    /// Item id.
+    pub item_id: u64,
+    /// Units to put on sale.
+    pub stock: u64,
+    /// Most units one user may hold.
+    pub per_user_limit: u32,
+    /// Price per unit in cents.
+    pub price_cents: u64,
+    /// Window start, Unix ms.
+    pub starts_at_ms: i64,
+    /// Window end, Unix ms.
+    pub ends_at_ms: i64,
+    /// When every key expires: the end plus the grace period, Unix ms.
+    pub expire_at_ms: i64,
+    /// Script version the sale is pinned to.
+    pub script_version: String,
+    /// The sale's identity, stamped on its state (v3 on).
+    pub sale_uid: String,
+    /// Units the item was created with (the stock may be less when rebuilt).
+    pub initial_stock: u64,
+}
+
+impl StockService {
+    /// Writes (or refreshes) one item's stock and metadata, every key expiring at
+    /// `item.expire_at_ms`.
+    ///
+    /// # Errors
+    /// Redis failed or the sale's script version is unknown.
+    pub async fn prewarm(
+        &self,
+        item: &PrewarmItem,
+        mode: PrewarmMode,
+    ) -> Result<PrewarmOutcome, StockError> {
+        self.prewarm_with_token(item, mode, "").await
+    }
+
+    /// [`StockService::prewarm`] with the token of a rebuild (`RestoreBegin`, `RestoreEnd`).
+    ///
+    /// # Errors
+    /// Redis failed or the sale's script version is unknown.
+    pub async fn prewarm_with_token(
+        &self,
+        item: &PrewarmItem,
+        mode: PrewarmMode,
+        token: &str,
+    ) -> Result<PrewarmOutcome, StockError> {
+        let script = self
+            .scripts
+            .get(ScriptKind::Prewarm, &item.script_version)?;
+        let keys = self.keys.item(item.sale_id, item.item_id);
+        let mut conn = self.redis.get();
+        let reply: Vec<redis::Value> = script
+            .invoke(&mut conn, &keys.as_script_keys(), |cmd| {
+                cmd.arg(item.stock)
+                    .arg(item.per_user_limit)
+                    .arg(item.starts_at_ms)
+                    .arg(item.ends_at_ms)
+                    .arg(item.expire_at_ms)
+                    .arg(item.price_cents)
+                    .arg(&item.script_version)
+                    .arg(mode.as_arg())
+                    .arg(&item.sale_uid)
+                    .arg(item.initial_stock)
+                    .arg(token);
+            })
+            .await?;
+        Ok(PrewarmOutcome::from_reply(reply)?)
+    }
+
+    /// Writes one chunk of an item's rebuilt state, `pairs` of field and value, under the token
+    /// of the rebuild. Returns false when the item is no longer being rebuilt under `token`.
+    ///
+    /// # Errors
+    /// Redis failed, or the sale's version has no restore script (before v3).
+    pub async fn restore_chunk(
+        &self,
+        sale_id: u64,
+        item_id: u64,
+        script_version: &str,
+        token: &str,
+        target: RestoreTarget,
+        pairs: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<bool, StockError> {
+        let script = self.scripts.get(ScriptKind::Restore, script_version)?;
+        let keys = self.keys.item(sale_id, item_id);
+        let mut conn = self.redis.get();
+        let reply: Vec<redis::Value> = script
+            .invoke(&mut conn, &keys.as_script_keys(), |cmd| {
+                cmd.arg(token).arg(target.as_arg());
+                for (field, value) in pairs {
+                    cmd.arg(field).arg(value);
+                }
+            })
+            .await?;
+        match outcome::int_at(&reply, 0) {
+            Some(1) => Ok(true),
+            Some(-1) => Ok(false),
+            _ => Err(UnexpectedReply::new("restore", reply).into()),
+        }
+    }
+
+    /// Gives the units of closed orders back (`release.vN`, v4 on): one call for a batch of
+    /// one item's orders, one outcome per order, each order released at most once.
+    ///
+    /// # Errors
+    /// Redis failed, the reply broke the contract, or the sale's version has no release script.
+    pub async fn release(
+        &self,
+        sale_id: u64,
+        item_id: u64,
+        script_version: &str,
+        sale_uid: &str,
+        order_ids: &[Uuid],
+    ) -> Result<Vec<ReleaseOutcome>, StockError> {
+        let script = self.scripts.get(ScriptKind::Release, script_version)?;
+        let compact = crate::domain::script_version::has_compact_ledger(script.version);
+        let keys = self.keys.item(sale_id, item_id);
+        let mut conn = self.redis.get();
+        let replies: Vec<redis::Value> = script
+            .invoke(&mut conn, &keys.as_script_keys(), |cmd| {
+                cmd.arg(sale_uid);
+                for id in order_ids {
+                    if compact {
+                        cmd.arg(id.as_bytes());
+                    } else {
+                        cmd.arg(id.to_string());
+                    }
+                }
+            })
+            .await?;
+        if replies.len() != order_ids.len() {
+            return Err(UnexpectedReply::new("release", replies).into());
+        }
+        replies
+            .into_iter()
+            .map(|r| match r {
+                redis::Value::Array(r) => Ok(ReleaseOutcome::from_reply(r)?),
+                other => Err(UnexpectedReply::new("release", vec![other]).into()),
+            })
+            .collect()
+    }
+}

@@ -79,6 +79,80 @@ impl Services {
         db: MySqlPool,
         kafka: KafkaEndpoint,
     ) -> anyhow::Result<Self> {
+        let base = Base::connect(settings, metrics, redis, db, kafka).await?;
+        let (recoveries, recovery_requests) = Recoveries::channel();
+        let catalog = Catalog::new(base.db.clone());
+        let auth = Arc::new(Authenticator::new(&base.settings));
+        let buy = base.buy_service(auth.clone(), catalog.clone(), recoveries.clone());
+        let sale_pages = base.sale_pages().await?;
+        let admin = base.sale_admin(catalog, recoveries.clone(), &sale_pages);
+        let live = base.live_feed(&admin);
+        let orders = OrderLookup::new(
+            base.db.clone(),
+            base.stock.clone(),
+            chrono::Duration::seconds(base.settings.sale.grace_secs as i64),
+        );
+        let lifecycle = Lifecycle::new(
+            base.db.clone(),
+            base.stock.clone(),
+            base.metrics.clone(),
+            crate::orders::lifecycle::EXPIRY_BATCH,
+        )
+        .looking_up(orders.clone());
+        let reconciler = Reconciler::new(
+            base.db.clone(),
+            base.stock.clone(),
+            base.kafka.clone(),
+            base.outbox.clone(),
+            base.settings.clone(),
+            base.metrics.clone(),
+            recoveries,
+        );
+        Ok(Self {
+            ready: Default::default(),
+            stopping: Default::default(),
+            lifecycle,
+            recovery_requests: Mutex::new(Some(recovery_requests)),
+            sale_pages,
+            reconciler,
+            auth,
+            settings: base.settings,
+            db: base.db,
+            redis: base.redis,
+            kafka: base.kafka,
+            metrics: base.metrics,
+            stock: base.stock,
+            lock: base.lock,
+            outbox: base.outbox,
+            buy,
+            admin,
+            live,
+            orders,
+        })
+    }
+}
+
+/// The connections and the layers every service builds on: the stock scripts, the locks and
+/// the outbox.
+struct Base {
+    settings: Arc<Settings>,
+    metrics: Arc<Metrics>,
+    redis: RedisPool,
+    db: MySqlPool,
+    kafka: KafkaEndpoint,
+    stock: StockService,
+    lock: RedisLock,
+    outbox: Outbox,
+}
+
+impl Base {
+    async fn connect(
+        settings: Arc<Settings>,
+        metrics: Arc<Metrics>,
+        redis: RedisPool,
+        db: MySqlPool,
+        kafka: KafkaEndpoint,
+    ) -> anyhow::Result<Self> {
         let scripts = Arc::new(ScriptRegistry::new(metrics.clone()));
         scripts
             .load_all(&mut redis.get())
@@ -89,8 +163,7 @@ impl Services {
             replicas: u32::try_from(settings.redis.min_replicas).unwrap_or(u32::MAX),
             timeout_ms: settings.buy.confirm_timeout_ms,
         });
-        let stock =
-            StockService::confirming(redis.clone(), keys.clone(), scripts.clone(), replicas);
+        let stock = StockService::confirming(redis.clone(), keys.clone(), scripts, replicas);
         let lock = RedisLock::new(redis.clone(), keys, &metrics);
         lock.load()
             .await
@@ -103,107 +176,97 @@ impl Services {
         )
         .context("creating the Kafka producer failed")?;
         let outbox = Outbox::new(producer, stock.clone(), metrics.clone());
-        let catalog = Catalog::new(db.clone());
-        let auth = Arc::new(Authenticator::new(&settings));
-        let (recoveries, recovery_requests) = Recoveries::channel();
-        let buy = BuyService::new(BuyParts {
-            auth: auth.clone(),
+        Ok(Self {
+            settings,
+            metrics,
+            redis,
+            db,
+            kafka,
+            stock,
+            lock,
+            outbox,
+        })
+    }
+
+    fn buy_service(
+        &self,
+        auth: Arc<Authenticator>,
+        catalog: Catalog,
+        recoveries: Recoveries,
+    ) -> BuyService {
+        let settings = &self.settings;
+        BuyService::new(BuyParts {
+            auth,
             gates: Arc::new(Gates::new(
                 &settings.limits,
                 !settings.trusted_proxies.trim().is_empty(),
             )),
-            catalog: catalog.clone(),
+            catalog,
             sold_out: Arc::new(SoldOutFlags::new(crate::buy::gate::sold_out::RECHECK_AFTER)),
-            stock: stock.clone(),
-            outbox: outbox.clone(),
+            stock: self.stock.clone(),
+            outbox: self.outbox.clone(),
             confirmation: Confirmation {
                 mode: settings.buy.confirm,
                 timeout: Duration::from_millis(settings.buy.confirm_timeout_ms),
             },
-            recoveries: recoveries.clone(),
-            metrics: metrics.clone(),
-        });
+            recoveries,
+            metrics: self.metrics.clone(),
+        })
+    }
+
+    async fn sale_pages(&self) -> anyhow::Result<SalePages> {
         let sale_pages = SalePages::new(
-            db.clone(),
-            stock.clone(),
-            lock.clone(),
-            &settings,
-            metrics.clone(),
+            self.db.clone(),
+            self.stock.clone(),
+            self.lock.clone(),
+            &self.settings,
+            self.metrics.clone(),
         );
         let known = sale_pages
             .rebuild_bloom()
             .await
             .context("rebuilding the Bloom filter of sale ids failed")?;
         tracing::debug!(sales = known, "Bloom filter of sale ids rebuilt");
+        Ok(sale_pages)
+    }
+
+    fn sale_admin(
+        &self,
+        catalog: Catalog,
+        recoveries: Recoveries,
+        sale_pages: &SalePages,
+    ) -> SaleAdmin {
+        let settings = &self.settings;
         let recovery = Recovery::new(
-            db.clone(),
-            stock.clone(),
-            kafka.clone(),
+            self.db.clone(),
+            self.stock.clone(),
+            self.kafka.clone(),
             &settings.kafka.topic,
             &settings.kafka.group_id,
             settings.kafka_message_timeout() + Duration::from_secs(1),
         );
-        let admin = SaleAdmin::new(
-            db.clone(),
-            stock.clone(),
-            lock.clone(),
+        SaleAdmin::new(
+            self.db.clone(),
+            self.stock.clone(),
+            self.lock.clone(),
             catalog,
             settings.sale.clone(),
             recovery,
-            recoveries.clone(),
+            recoveries,
         )
-        .with_listener(Arc::new(sale_pages.clone()));
-        let live = crate::sales::live::LiveFeed::new(
+        .with_listener(Arc::new(sale_pages.clone()))
+    }
+
+    fn live_feed(&self, admin: &SaleAdmin) -> crate::sales::live::LiveFeed {
+        crate::sales::live::LiveFeed::new(
             admin.clone(),
-            db.clone(),
+            self.db.clone(),
             Arc::new(crate::stores::kafka::lag::LagCache::new(
-                kafka.clone(),
-                &settings.kafka.topic,
-                &settings.kafka.group_id,
+                self.kafka.clone(),
+                &self.settings.kafka.topic,
+                &self.settings.kafka.group_id,
                 Duration::from_secs(1),
             )),
-        );
-        let orders = OrderLookup::new(
-            db.clone(),
-            stock.clone(),
-            chrono::Duration::seconds(settings.sale.grace_secs as i64),
-        );
-        let lifecycle = Lifecycle::new(
-            db.clone(),
-            stock.clone(),
-            metrics.clone(),
-            crate::orders::lifecycle::EXPIRY_BATCH,
         )
-        .looking_up(orders.clone());
-        let reconciler = Reconciler::new(
-            db.clone(),
-            stock.clone(),
-            kafka.clone(),
-            outbox.clone(),
-            settings.clone(),
-            metrics.clone(),
-            recoveries,
-        );
-        Ok(Self {
-            ready: Default::default(),
-            stopping: Default::default(),
-            lifecycle,
-            recovery_requests: Mutex::new(Some(recovery_requests)),
-            sale_pages,
-            reconciler,
-            auth,
-            settings,
-            db,
-            redis,
-            kafka,
-            metrics,
-            stock,
-            lock,
-            outbox,
-            buy,
-            admin,
-            live,
-            orders,
-        })
     }
 }

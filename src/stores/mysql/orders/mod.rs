@@ -5,6 +5,7 @@
 //! Items are locked in id order, so two consumers never deadlock on each other.
 
 mod persist;
+pub(super) mod stock;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::{MySql, MySqlPool, QueryBuilder, Transaction};
 use uuid::Uuid;
 
-use super::{IN_LIST, STATUS_PAID, STATUS_PENDING, STATUS_REJECTED};
+use super::{IN_LIST, STATUS_PAID, STATUS_PENDING, STATUS_REJECTED, stock};
 use crate::domain::order_reserved::OrderReserved;
 
 /// Rows per multi-row statement; well below MySQL's 65,535 placeholders.
@@ -77,7 +77,7 @@ pub async fn persist_batch(
     let totals = user_totals(&mut tx, &fresh).await?;
     let decided = decide(&fresh, &items, totals);
     insert_orders(&mut tx, &decided).await?;
-    take_stock(&mut tx, &units_taken(&decided)).await?;
+    stock::take(&mut tx, &units_taken(&decided)).await?;
     // Rows written, not committed: a crash here leaves MySQL as it was.
     crate::observe::failpoint::pause_if_armed("consumer.before_mysql_commit").await;
     tx.commit().await?;
@@ -293,33 +293,6 @@ fn units_taken(decided: &[Decided<'_>]) -> BTreeMap<u64, u64> {
         *units.entry(d.event.item_id).or_insert(0) += u64::from(d.event.quantity);
     }
     units
-}
-
-/// Takes the accepted units off the items' stock, in one statement (none when nothing was
-/// accepted).
-async fn take_stock(
-    tx: &mut Transaction<'_, MySql>,
-    units: &BTreeMap<u64, u64>,
-) -> Result<(), sqlx::Error> {
-    if units.is_empty() {
-        return Ok(());
-    }
-    let mut update = QueryBuilder::<MySql>::new("UPDATE sale_items SET stock = stock - CASE id");
-    for (id, n) in units {
-        update
-            .push(" WHEN ")
-            .push_bind(*id)
-            .push(" THEN ")
-            .push_bind(*n);
-    }
-    update.push(" END, version = version + 1 WHERE id IN (");
-    let mut sep = update.separated(", ");
-    for id in units.keys() {
-        sep.push_bind(*id);
-    }
-    update.push(")");
-    update.build().execute(&mut **tx).await?;
-    Ok(())
 }
 
 /// Logs each order stored as rejected, with its reason.

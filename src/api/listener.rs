@@ -68,13 +68,15 @@ impl ListenerMetrics {
     /// The counters of the listener `name` (`public`, `admin`, `consumer`).
     pub fn of(metrics: &crate::observe::metrics::Metrics, name: &str) -> Self {
         Self {
-            open: metrics.http_connections.with_label_values(&[name]),
-            refused: metrics.http_connections_refused.with_label_values(&[name]),
+            open: metrics.http.connections.with_label_values(&[name]),
+            refused: metrics.http.connections_refused.with_label_values(&[name]),
             header_timeouts: metrics
-                .http_connections_closed
+                .http
+                .connections_closed
                 .with_label_values(&[name, "header_timeout"]),
             idle_closed: metrics
-                .http_connections_closed
+                .http
+                .connections_closed
                 .with_label_values(&[name, "idle"]),
         }
     }

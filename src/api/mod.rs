@@ -82,7 +82,7 @@ fn layered(routes: Router<AppState>, state: AppState, span_every: u64) -> Router
             span_every,
             slow: edge::SLOW,
         },
-        state.metrics.http_requests.clone(),
+        state.metrics.http.requests.clone(),
     );
     routes.fallback(not_found).layer(edge).with_state(state)
 }

@@ -83,6 +83,7 @@ async fn notify(State(state): State<AppState>, request: Request) -> ApiResult<Re
     {
         state
             .metrics
+            .orders
             .payments
             .with_label_values(&["replayed"])
             .inc();

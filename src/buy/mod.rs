@@ -161,9 +161,10 @@ impl BuyService {
         } = parts;
         Self {
             hot: HotCounters {
-                sold_out: metrics.buy_outcomes.with_label_values(&["sold_out"]),
-                reserved: metrics.buy_outcomes.with_label_values(&["reserved"]),
+                sold_out: metrics.buy.outcomes.with_label_values(&["sold_out"]),
+                reserved: metrics.buy.outcomes.with_label_values(&["reserved"]),
                 flagged: metrics
+                    .buy
                     .gate_rejections
                     .with_label_values(&["sold_out_flag"]),
             },
@@ -209,20 +210,23 @@ impl BuyService {
             Ok(BuyAnswer::Reserved { .. }) => self.hot.reserved.inc(),
             Ok(BuyAnswer::Replayed { .. }) => self
                 .metrics
-                .buy_outcomes
+                .buy
+                .outcomes
                 .with_label_values(&["replayed"])
                 .inc(),
             Err(BuyError::SoldOut) => self.hot.sold_out.inc(),
             Err(e) => self
                 .metrics
-                .buy_outcomes
+                .buy
+                .outcomes
                 .with_label_values(&[e.code()])
                 .inc(),
         }
         // An answer from memory (before the body is read) took no measurable time: it is
         // recorded in the lowest bucket without reading the clock again.
         self.metrics
-            .buy_latency
+            .buy
+            .latency
             .observe(started.map_or(0.0, |t: Instant| t.elapsed().as_secs_f64()));
         result
     }
@@ -332,6 +336,7 @@ impl BuyService {
     fn bucket(&self, r: Result<(), Rejected>) -> Result<(), BuyError> {
         r.map_err(|rejected| {
             self.metrics
+                .buy
                 .gate_rejections
                 .with_label_values(&[rejected.gate.label()])
                 .inc();

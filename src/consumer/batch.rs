@@ -52,7 +52,8 @@ impl OrderConsumer {
             match orders::persist_batch(&self.db, events).await {
                 Ok(outcome) => {
                     self.metrics
-                        .consumer_persist_latency
+                        .consumer
+                        .persist_latency
                         .observe(started.elapsed().as_secs_f64());
                     return Some(outcome);
                 }
@@ -90,7 +91,8 @@ impl OrderConsumer {
                 Ok(()) => {
                     tracing::error!(partition = msg.partition(), offset = msg.offset(), %reason, "unparseable message sent to the dead-letter topic");
                     self.metrics
-                        .consumer_orders
+                        .consumer
+                        .orders
                         .with_label_values(&["dead_letter"])
                         .inc();
                     return Some(());
@@ -107,8 +109,8 @@ impl OrderConsumer {
     }
 
     fn record(&self, outcome: &BatchOutcome, size: usize) {
-        self.metrics.consumer_batch_size.observe(size as f64);
-        let m = &self.metrics.consumer_orders;
+        self.metrics.consumer.batch_size.observe(size as f64);
+        let m = &self.metrics.consumer.orders;
         m.with_label_values(&["persisted"])
             .inc_by(outcome.persisted);
         m.with_label_values(&["rejected"]).inc_by(outcome.rejected);

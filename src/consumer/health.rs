@@ -45,10 +45,10 @@ impl ConsumerHealth {
     /// partition for longer than `not_ready_after` while the topic has lag.
     pub fn new(metrics: &Metrics, not_ready_after: Duration) -> Self {
         Self {
-            assignment: Assignment::new(metrics.consumer_assigned_partitions.clone()),
+            assignment: Assignment::new(metrics.consumer.assigned_partitions.clone()),
             lag: Arc::default(),
             not_ready_after,
-            lag_gauge: metrics.consumer_lag.clone(),
+            lag_gauge: metrics.consumer.lag.clone(),
         }
     }
 
@@ -130,7 +130,7 @@ mod tests {
         assert_eq!(h.stall(), None);
         h.record(reading(12));
         assert!(h.stall().unwrap().contains("12 messages wait"));
-        assert_eq!(metrics.consumer_lag.get(), 12);
+        assert_eq!(metrics.consumer.lag.get(), 12);
         h.assignment().set(BTreeSet::from([0]));
         assert_eq!(h.stall(), None);
     }

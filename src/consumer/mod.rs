@@ -217,7 +217,7 @@ impl OrderConsumer {
             owned = ?owned,
             "partitions with waiting orders are consumed by nobody; leaving the group and joining again so that the coordinator assigns them"
         );
-        self.metrics.consumer_rejoins.inc();
+        self.metrics.consumer.rejoins.inc();
         self.commit_sync(committed);
         committed.clear();
         if let Err(e) = self.rejoin().await {

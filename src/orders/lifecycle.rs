@@ -128,7 +128,7 @@ impl Lifecycle {
             Ok(t) => t,
             Err(expected) => return Err(OrderError::WrongAmount { expected }),
         };
-        let outcome = |o: &str| self.metrics.payments.with_label_values(&[o]).inc();
+        let outcome = |o: &str| self.metrics.orders.payments.with_label_values(&[o]).inc();
         match transition {
             Transition::Done(order) => {
                 outcome("paid");
@@ -189,14 +189,15 @@ impl Lifecycle {
 
     fn observe_closed(&self, order: &OrderRow, status: &str) {
         self.metrics
-            .orders_closed
+            .orders
+            .closed
             .with_label_values(&[status])
             .inc();
         if let (Some(due), Some(closed)) = (order.expires_at, order.closed_at)
             && status == "expired"
         {
             let late = (closed - due).num_milliseconds().max(0) as f64 / 1000.0;
-            self.metrics.expiry_lateness.observe(late);
+            self.metrics.orders.expiry_lateness.observe(late);
         }
     }
 
@@ -250,12 +251,13 @@ impl Lifecycle {
         let expired = lifecycle::expire_due(&self.db, now, self.batch).await?;
         for o in &expired {
             self.metrics
-                .orders_closed
+                .orders
+                .closed
                 .with_label_values(&["expired"])
                 .inc();
             if let Some(due) = o.expires_at {
                 let late = (now - due).num_milliseconds().max(0) as f64 / 1000.0;
-                self.metrics.expiry_lateness.observe(late);
+                self.metrics.orders.expiry_lateness.observe(late);
             }
         }
         Ok(expired)
@@ -321,7 +323,7 @@ impl Lifecycle {
                     _ => 0,
                 })
                 .sum();
-            self.metrics.units_released.inc_by(u64::from(freed));
+            self.metrics.orders.units_released.inc_by(u64::from(freed));
             if outcomes.contains(&ReleaseOutcome::ForeignState) {
                 tracing::error!(
                     item_id,

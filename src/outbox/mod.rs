@@ -63,7 +63,7 @@ impl Outbox {
         match self.producer.enqueue(&item_id.to_string(), payload) {
             Ok(queued) => self.pipeline.track(sale_id, item_id, order_id, queued),
             Err(e) => {
-                self.metrics.kafka_produce_errors.inc();
+                self.metrics.kafka.produce_errors.inc();
                 tracing::warn!(%order_id, item_id, error.message = %e, "order not queued for Kafka; the outbox relay will send it");
             }
         }
@@ -88,23 +88,24 @@ impl Outbox {
             .producer
             .enqueue(&item_id.to_string(), payload)
             .map_err(|e| {
-                self.metrics.kafka_produce_errors.inc();
+                self.metrics.kafka.produce_errors.inc();
                 tracing::debug!(%order_id, error.message = %e, "order not queued for Kafka");
                 Unacknowledged
             })?;
-        self.metrics.kafka_in_flight.inc();
+        self.metrics.kafka.in_flight.inc();
         let waited = tokio::time::timeout(timeout, &mut queued.delivery).await;
-        self.metrics.kafka_in_flight.dec();
+        self.metrics.kafka.in_flight.dec();
         match waited {
             Ok(Ok(Ok(_))) => {
                 self.metrics
-                    .kafka_produce_latency
+                    .kafka
+                    .produce_latency
                     .observe(started.elapsed().as_secs_f64());
                 self.pipeline.acked(sale_id, item_id, order_id);
                 Ok(())
             }
             Ok(Ok(Err((e, _)))) => {
-                self.metrics.kafka_produce_errors.inc();
+                self.metrics.kafka.produce_errors.inc();
                 self.producer.recover_from(queued.generation, &e);
                 Err(Unacknowledged)
             }
@@ -161,15 +162,16 @@ impl Outbox {
         payload: &[u8],
     ) -> anyhow::Result<()> {
         let started = Instant::now();
-        self.metrics.kafka_in_flight.inc();
+        self.metrics.kafka.in_flight.inc();
         let sent = self.producer.send(&item_id.to_string(), payload).await;
-        self.metrics.kafka_in_flight.dec();
+        self.metrics.kafka.in_flight.dec();
         if let Err(e) = sent {
-            self.metrics.kafka_produce_errors.inc();
+            self.metrics.kafka.produce_errors.inc();
             return Err(e.into());
         }
         self.metrics
-            .kafka_produce_latency
+            .kafka
+            .produce_latency
             .observe(started.elapsed().as_secs_f64());
         let keys = self.stock.keys().item(sale_id, item_id);
         let mut conn = self.stock.redis().get();

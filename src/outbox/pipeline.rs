@@ -73,7 +73,7 @@ impl Pipeline {
         if self.stopped.load(Ordering::Relaxed) {
             return; // shutting down: the entry stays in the outbox for the relay
         }
-        self.metrics.kafka_in_flight.inc();
+        self.metrics.kafka.in_flight.inc();
         let msg = Msg::Track {
             sale_id,
             item_id,
@@ -82,7 +82,7 @@ impl Pipeline {
             queued,
         };
         if self.tx.send(msg).is_err() {
-            self.metrics.kafka_in_flight.dec();
+            self.metrics.kafka.in_flight.dec();
         }
     }
 
@@ -137,10 +137,10 @@ async fn run(
                 None => deadline = Some(tokio::time::Instant::now()),
             },
             Some((sale_id, item_id, order_id, started, generation, result)) = in_flight.next() => {
-                metrics.kafka_in_flight.dec();
+                metrics.kafka.in_flight.dec();
                 match result {
                     Ok(Ok(_)) => {
-                        metrics.kafka_produce_latency.observe(started.elapsed().as_secs_f64());
+                        metrics.kafka.produce_latency.observe(started.elapsed().as_secs_f64());
                         acked.entry((sale_id, item_id)).or_default().push(order_id);
                         pending_acks += 1;
                         if pending_acks >= FLUSH_AT {
@@ -149,7 +149,7 @@ async fn run(
                         }
                     }
                     Ok(Err((e, _))) => {
-                        metrics.kafka_produce_errors.inc();
+                        metrics.kafka.produce_errors.inc();
                         tracing::debug!(%order_id, item_id, error.message = %e, "order not delivered to Kafka");
                         if let Some(held) = throttle.allow("failed", REPEAT_EVERY) {
                             tracing::warn!(item_id, error.message = %e, more_since_last = held, "orders not delivered to Kafka yet; they wait in the outbox for the relay");
@@ -157,7 +157,7 @@ async fn run(
                         producer.recover_from(generation, &e);
                     }
                     Err(_) => {
-                        metrics.kafka_produce_errors.inc();
+                        metrics.kafka.produce_errors.inc();
                         if let Some(held) = throttle.allow("lost", REPEAT_EVERY) {
                             tracing::warn!(%order_id, item_id, more_since_last = held, "delivery reports lost; the outbox relay will retry those orders");
                         }

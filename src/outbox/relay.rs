@@ -55,9 +55,10 @@ impl Outbox {
             report.items += 1;
             self.relay_item(item, cutoff, &mut report).await?;
         }
-        self.metrics.outbox_backlog.set(report.backlog as i64);
+        self.metrics.outbox.backlog.set(report.backlog as i64);
         self.metrics
-            .outbox_oldest_age
+            .outbox
+            .oldest_age
             .set((report.oldest_age_ms / 1000) as i64);
         Ok(report)
     }
@@ -121,7 +122,7 @@ impl Outbox {
             match result {
                 Ok(()) => {
                     report.relayed += 1;
-                    self.metrics.outbox_relayed.inc();
+                    self.metrics.outbox.relayed.inc();
                 }
                 Err(e) => {
                     failed += 1;

@@ -183,7 +183,8 @@ impl Reconciler {
         )
         .await?;
         self.metrics
-            .reconcile_discrepancies
+            .reconcile
+            .discrepancies
             .with_label_values(&[&sale_id.to_string()])
             .set(i64::from(report.discrepancies));
         if report.ok {
@@ -212,7 +213,7 @@ impl Reconciler {
             tokio::task::spawn_blocking(move || consumer_lag(&endpoint, &topic, &group)).await;
         match lag {
             Ok(Ok(lag)) => {
-                self.metrics.consumer_lag.set(lag);
+                self.metrics.consumer.lag.set(lag);
                 Some(lag)
             }
             Ok(Err(e)) => {

@@ -189,6 +189,7 @@ async fn each_refusal_has_its_status_and_code() {
     let flagged = app
         .services
         .metrics
+        .buy
         .gate_rejections
         .with_label_values(&["sold_out_flag"])
         .get();
@@ -197,6 +198,7 @@ async fn each_refusal_has_its_status_and_code() {
     assert_eq!(
         app.services
             .metrics
+            .buy
             .gate_rejections
             .with_label_values(&["sold_out_flag"])
             .get(),

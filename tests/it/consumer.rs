@@ -83,7 +83,8 @@ async fn redelivered_events_leave_one_row_each_and_stock_decremented_once() {
     let dup = app
         .services
         .metrics
-        .consumer_orders
+        .consumer
+        .orders
         .with_label_values(&["duplicate"]);
     eventually(Duration::from_secs(60), || {
         let v = dup.get();

@@ -131,7 +131,7 @@ async fn buys_during_a_kafka_outage_are_confirmed_and_drain_when_it_returns() {
     eventually(Duration::from_secs(30), || {
         let m = metrics.clone();
         async move {
-            (m.kafka_produce_errors.get() >= 20 && m.outbox_backlog.get() >= 20).then_some(())
+            (m.kafka.produce_errors.get() >= 20 && m.outbox.backlog.get() >= 20).then_some(())
         }
     })
     .await;
@@ -150,7 +150,7 @@ async fn buys_during_a_kafka_outage_are_confirmed_and_drain_when_it_returns() {
     .await;
     eventually(Duration::from_secs(30), || {
         let m = metrics.clone();
-        async move { (m.outbox_backlog.get() == 0).then_some(()) }
+        async move { (m.outbox.backlog.get() == 0).then_some(()) }
     })
     .await;
 }

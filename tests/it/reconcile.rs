@@ -162,7 +162,8 @@ async fn a_changed_stock_key_is_found() {
     let gauge = app
         .services
         .metrics
-        .reconcile_discrepancies
+        .reconcile
+        .discrepancies
         .with_label_values(&[&sale.to_string()])
         .get();
     assert_eq!(gauge, 1, "one failing check");

@@ -12,7 +12,8 @@ use crate::helpers::{STACK, TestApp, eventually, spawn_app, spawn_with, test_set
 fn mysql_loads(app: &TestApp) -> u64 {
     app.services
         .metrics
-        .cache_hits
+        .cache
+        .hits
         .with_label_values(&["mysql"])
         .get()
 }
@@ -126,7 +127,8 @@ async fn unknown_ids_are_answered_404_almost_without_mysql() {
     let rejected = app
         .services
         .metrics
-        .cache_rejections
+        .cache
+        .rejections
         .with_label_values(&["bloom"])
         .get();
     assert!(rejected >= 9_900, "the Bloom filter turned away {rejected}");
@@ -275,20 +277,20 @@ async fn each_level_counts_its_hits_and_misses() {
     let m = &app.services.metrics;
     let count = |v: &prometheus::IntCounterVec, level: &str| v.with_label_values(&[level]).get();
     let before = [
-        count(&m.cache_misses, "page"),
-        count(&m.cache_misses, "local"),
-        count(&m.cache_misses, "redis"),
-        count(&m.cache_hits, "mysql"),
-        count(&m.cache_hits, "page"),
+        count(&m.cache.misses, "page"),
+        count(&m.cache.misses, "local"),
+        count(&m.cache.misses, "redis"),
+        count(&m.cache.hits, "mysql"),
+        count(&m.cache.hits, "page"),
     ];
     assert_eq!(page(&app, sale).await.0, StatusCode::OK);
     assert_eq!(page(&app, sale).await.0, StatusCode::OK);
     let after = [
-        count(&m.cache_misses, "page"),
-        count(&m.cache_misses, "local"),
-        count(&m.cache_misses, "redis"),
-        count(&m.cache_hits, "mysql"),
-        count(&m.cache_hits, "page"),
+        count(&m.cache.misses, "page"),
+        count(&m.cache.misses, "local"),
+        count(&m.cache.misses, "redis"),
+        count(&m.cache.hits, "mysql"),
+        count(&m.cache.hits, "page"),
     ];
     let delta: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
     // The first request missed every level down to MySQL; the second was a page hit.

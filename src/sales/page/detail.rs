@@ -96,11 +96,12 @@ impl SalePages {
     /// A store failed.
     pub async fn detail(&self, id: u64) -> Result<Option<Arc<SaleDetail>>, PageError> {
         if let Some(local) = self.details.get(&id).await {
-            self.metrics.cache_hits.with_label_values(&["local"]).inc();
+            self.metrics.cache.hits.with_label_values(&["local"]).inc();
             return Ok(found(local));
         }
         self.metrics
-            .cache_misses
+            .cache
+            .misses
             .with_label_values(&["local"])
             .inc();
         let filled_here = Arc::new(AtomicBool::new(false));
@@ -114,7 +115,7 @@ impl SalePages {
             .await
             .map_err(|e| PageError::Store(e.to_string()))?;
         if !filled_here.load(Ordering::Relaxed) {
-            self.metrics.cache_single_flight_waits.inc();
+            self.metrics.cache.single_flight_waits.inc();
         }
         Ok(found(local))
     }
@@ -124,7 +125,8 @@ impl SalePages {
         let store = |e: redis::RedisError| PageError::Store(e.to_string());
         if !self.bloom.may_contain(id).await.map_err(store)? {
             self.metrics
-                .cache_rejections
+                .cache
+                .rejections
                 .with_label_values(&["bloom"])
                 .inc();
             return Ok(Local::Missing(self.negative_ttl));
@@ -133,7 +135,8 @@ impl SalePages {
             return Ok(hit);
         }
         self.metrics
-            .cache_misses
+            .cache
+            .misses
             .with_label_values(&["redis"])
             .inc();
         let name = format!("sale_fill:s{id}");
@@ -148,7 +151,7 @@ impl SalePages {
             while tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 if let Some(hit) = self.read_redis(id).await.map_err(store)? {
-                    self.metrics.cache_single_flight_waits.inc();
+                    self.metrics.cache.single_flight_waits.inc();
                     return Ok(hit);
                 }
             }
@@ -169,7 +172,8 @@ impl SalePages {
             .await?;
         if missing {
             self.metrics
-                .cache_rejections
+                .cache
+                .rejections
                 .with_label_values(&["negative"])
                 .inc();
             return Ok(Some(Local::Missing(self.negative_ttl)));
@@ -178,7 +182,7 @@ impl SalePages {
         let Ok(envelope) = serde_json::from_slice::<Envelope>(&bytes) else {
             return Ok(None); // unreadable (older format): refill
         };
-        self.metrics.cache_hits.with_label_values(&["redis"]).inc();
+        self.metrics.cache.hits.with_label_values(&["redis"]).inc();
         if Utc::now().timestamp_millis() >= envelope.refresh_at_ms {
             let this = self.clone();
             tokio::spawn(async move { this.refresh_ahead(id).await });
@@ -208,7 +212,7 @@ impl SalePages {
     }
 
     async fn fill_from_mysql(&self, id: u64) -> Result<Local, PageError> {
-        self.metrics.cache_hits.with_label_values(&["mysql"]).inc();
+        self.metrics.cache.hits.with_label_values(&["mysql"]).inc();
         let record = sales::get_sale(&self.db, id)
             .await
             .map_err(|e| PageError::Store(e.to_string()))?;

@@ -111,7 +111,7 @@ impl SalePages {
                 .expire_after(LocalExpiry)
                 .build(),
             pages: Arc::new(RwLock::new(HashMap::new())),
-            page_hits: metrics.cache_hits.with_label_values(&["page"]),
+            page_hits: metrics.cache.hits.with_label_values(&["page"]),
         }
     }
 

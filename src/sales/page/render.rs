@@ -93,7 +93,7 @@ impl SalePages {
             }
             return Ok(slot.bytes.clone());
         }
-        self.metrics.cache_misses.with_label_values(&["page"]).inc();
+        self.metrics.cache.misses.with_label_values(&["page"]).inc();
         let bytes = self.render(id).await?;
         self.store_page(id, bytes.clone());
         Ok(bytes)

@@ -303,6 +303,7 @@ async fn call(context: LaneContext, key: BatchKey, batch: Vec<Pending>) -> Batch
     context
         .scripts
         .metrics()
+        .scripts
         .deduct_batch_size
         .observe(batch.len() as f64);
     let mut conn = context.redis.get();

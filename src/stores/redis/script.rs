@@ -37,9 +37,9 @@ impl Script {
     pub fn new(label: String, body: &'static str, metrics: &Metrics) -> Self {
         Self {
             sha: redis::Script::new(body).get_hash().to_string(),
-            latency: metrics.script_latency.with_label_values(&[label.as_str()]),
-            errors: metrics.script_errors.with_label_values(&[label.as_str()]),
-            reloads: metrics.script_reloads.clone(),
+            latency: metrics.scripts.latency.with_label_values(&[label.as_str()]),
+            errors: metrics.scripts.errors.with_label_values(&[label.as_str()]),
+            reloads: metrics.scripts.reloads.clone(),
             label,
             body,
         }

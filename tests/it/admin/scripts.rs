@@ -16,10 +16,10 @@ async fn a_flushed_script_is_loaded_again_and_the_call_succeeds() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let before = app.services.metrics.script_reloads.get();
+    let before = app.services.metrics.scripts.reloads.get();
     let (status, body) = app.buy(sale, item, "alice", 1, None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    assert_eq!(app.services.metrics.script_reloads.get(), before + 1);
+    assert_eq!(app.services.metrics.scripts.reloads.get(), before + 1);
     // Prewarm (another script) also recovers.
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")

@@ -148,7 +148,12 @@ async fn concurrent_buys_share_calls_and_never_oversell(version: &str) {
     assert_eq!((f.stock, f.ledger.len()), (Some(0), 100));
     assert!(f.buyers.values().all(|&units| units <= 2), "{f:?}");
     f.assert_balanced(100);
-    let calls = s.scripts().metrics().deduct_batch_size.get_sample_count();
+    let calls = s
+        .scripts()
+        .metrics()
+        .scripts
+        .deduct_batch_size
+        .get_sample_count();
     assert!(
         calls < requests as u64,
         "{requests} concurrent requests took {calls} script calls: none were batched"

@@ -93,9 +93,7 @@ impl SaleAdmin {
         let result = self
             .prewarm_locked(id, force, seen_at, deadline, &guard)
             .await;
-        if let Err(e) = self.lock.release(&guard).await {
-            tracing::warn!(sale_id = id, error.message = %e, "prewarm lock not released; it expires by itself");
-        }
+        self.release_prewarm_lock(id, &guard).await;
         result
     }
 

@@ -6,24 +6,25 @@
 //! entries stay listed for a human.
 
 pub mod checks;
+mod gather;
 mod read;
+mod repair;
 pub mod report;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::{
     config::Settings,
     observe::metrics::Metrics,
     outbox::Outbox,
     sales::Recoveries,
-    stock::{StockService, ledger::ItemLedger},
+    stock::StockService,
     stores::{
-        kafka::{KafkaEndpoint, lag::consumer_lag},
+        kafka::KafkaEndpoint,
         mysql::{
             orders, reports,
             sales::{self, ItemRow},
@@ -32,19 +33,8 @@ use crate::{
     },
 };
 
-use checks::{ItemFacts, LedgerEntry, OrderFact, RedisState, check_item, missing_in_mysql};
+use checks::{Check, ItemFacts, RedisState, check_item};
 pub use report::{CheckOut, ItemReport, SaleReport};
-
-/// What one item's Redis state read gave (empty when it was not read).
-#[derive(Default)]
-struct Read {
-    stock: (Option<i64>, Option<i64>),
-    released_total: (i64, i64),
-    buyers: HashMap<String, i64>,
-    ledger: Vec<LedgerEntry>,
-    unreadable: Vec<String>,
-    released: HashMap<Uuid, u32>,
-}
 
 fn held_units(facts: &ItemFacts) -> i64 {
     facts
@@ -135,44 +125,51 @@ impl Reconciler {
             + chrono::Duration::seconds(self.settings.sale.grace_secs as i64))
         .timestamp_millis();
         for item in &record.items {
-            let facts = self.gather(&record.sale, item, now_ms < expire_ms).await?;
-            if facts.redis_state == RedisState::Lost && Utc::now() >= record.sale.starts_at {
-                self.recoveries.request(sale_id);
-            }
-            let checks = check_item(&facts, now_ms, grace_ms);
-            if repair {
-                self.repair(item, &facts, &checks, now_ms, grace_ms, &mut report)
-                    .await;
-            }
-            let failing = checks.iter().filter(|c| !c.ok).count() as u32;
-            report.discrepancies += failing;
-            report.items.push(ItemReport {
-                item_id: item.id,
-                sku: item.sku.clone(),
-                initial_stock: facts.initial_stock,
-                redis_remaining: facts.redis_remaining,
-                reserved_units: facts.ledger.iter().map(|e| i64::from(e.quantity)).sum(),
-                ledger_entries: facts.ledger.len() as u64,
-                persisted_units: held_units(&facts),
-                persisted_orders: count(&facts, orders::holds_units),
-                pending_orders: count(&facts, |s| s == orders::STATUS_PENDING),
-                paid_orders: count(&facts, |s| s == orders::STATUS_PAID),
-                cancelled_orders: count(&facts, |s| s == orders::STATUS_CANCELLED),
-                expired_orders: count(&facts, |s| s == orders::STATUS_EXPIRED),
-                rejected_orders: count(&facts, |s| s == orders::STATUS_REJECTED),
-                released_units: facts
-                    .orders
-                    .iter()
-                    .filter(|o| orders::released_units(&o.status))
-                    .map(|o| i64::from(o.quantity))
-                    .sum(),
-                redis_released_units: facts.redis_released_before,
-                mysql_stock: facts.mysql_stock,
-                checks: checks.into_iter().map(CheckOut::from).collect(),
-            });
+            self.reconcile_item(
+                &record.sale,
+                item,
+                now_ms < expire_ms,
+                now_ms,
+                grace_ms,
+                &mut report,
+            )
+            .await?;
         }
         report.ok = report.discrepancies == 0;
-        let body = serde_json::to_string(&report).expect("a report serialises");
+        self.publish(&report).await?;
+        Ok(report)
+    }
+
+    /// Reads, checks and (when the report asks for it) repairs one item, adding it to the
+    /// report; a sale found with lost Redis state after its start is asked to be recovered.
+    async fn reconcile_item(
+        &self,
+        sale: &sales::SaleRow,
+        item: &ItemRow,
+        keys_should_live: bool,
+        now_ms: i64,
+        grace_ms: i64,
+        report: &mut SaleReport,
+    ) -> Result<(), ReconcileError> {
+        let facts = self.gather(sale, item, keys_should_live).await?;
+        if facts.redis_state == RedisState::Lost && Utc::now() >= sale.starts_at {
+            self.recoveries.request(report.sale_id);
+        }
+        let checks = check_item(&facts, now_ms, grace_ms);
+        if report.repair {
+            self.repair(item, &facts, &checks, now_ms, grace_ms, report)
+                .await;
+        }
+        let failing = checks.iter().filter(|c| !c.ok).count() as u32;
+        report.discrepancies += failing;
+        report.items.push(item_report(item, &facts, checks));
+        Ok(())
+    }
+
+    /// Stores the report, sets the sale's discrepancy gauge and logs the outcome.
+    async fn publish(&self, report: &SaleReport) -> Result<(), ReconcileError> {
+        let sale_id = report.sale_id;
+        let body = serde_json::to_string(report).expect("a report serialises");
         reports::insert(
             &self.db,
             sale_id,
@@ -202,204 +199,7 @@ impl Reconciler {
                 "reconciliation found discrepancies"
             );
         }
-        Ok(report)
-    }
-
-    async fn kafka_lag(&self) -> Option<i64> {
-        let endpoint = self.kafka.clone();
-        let topic = self.settings.kafka.topic.clone();
-        let group = self.settings.kafka.group_id.clone();
-        let lag =
-            tokio::task::spawn_blocking(move || consumer_lag(&endpoint, &topic, &group)).await;
-        match lag {
-            Ok(Ok(lag)) => {
-                self.metrics.consumer.lag.set(lag);
-                Some(lag)
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error.message = %e, "consumer lag unavailable");
-                None
-            }
-            Err(_) => None,
-        }
-    }
-
-    /// Reads one item from both stores.
-    async fn gather(
-        &self,
-        sale: &sales::SaleRow,
-        item: &ItemRow,
-        keys_should_live: bool,
-    ) -> Result<ItemFacts, ReconcileError> {
-        let keys = self.stock.keys().item(item.sale_id, item.id);
-        let mut conn = self.stock.redis().get();
-        // MySQL first, then Redis: every order MySQL holds then has its ledger entry in the
-        // later Redis snapshot (ledger entries are never removed), so a buy landing between
-        // the two reads cannot look like an orphan.
-        let mut shared = read::Interner::default();
-        let mut order_facts = Vec::new();
-        let mut tx = self.db.begin().await?;
-        orders::each_item_order_in(&mut tx, item.id, |o| {
-            order_facts.push(OrderFact {
-                order_id: o.order_id,
-                user_id: shared.get(&o.user_id),
-                quantity: o.quantity,
-                status: shared.get(&o.status),
-                reserved_at_ms: o.reserved_at.timestamp_millis(),
-                released: o.released_at.is_some(),
-            });
-        })
-        .await?;
-        order_facts.shrink_to_fit();
-        let fresh: (u32,) = sqlx::query_as("SELECT stock FROM sale_items WHERE id = ?")
-            .bind(item.id)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        // Redis without blocking it (a sale's ledger can hold millions of entries): stock,
-        // then buyers, then the ledger in HSCAN pages, then stock again. The checks know the
-        // order of these reads (see `checks`), so buys landing meanwhile cause no false alarm.
-        let state = self
-            .stock
-            .state(item.sale_id, item.id)
-            .await
-            .map_err(|e| match e {
-                crate::stock::StockError::Redis(e) => ReconcileError::Redis(e),
-                other => ReconcileError::Redis(redis::RedisError::from((
-                    redis::ErrorKind::Client,
-                    "reading meta",
-                    other.to_string(),
-                ))),
-            })?;
-        let redis_state = match (&state.sale_uid, state.present, state.restoring) {
-            (Some(uid), _, _) if *uid != sale.uid => RedisState::Foreign,
-            (_, _, true) => RedisState::Rebuilding,
-            (_, true, false) => RedisState::Present,
-            (_, false, _) if keys_should_live && sale.status != sales::STATUS_CREATED => {
-                RedisState::Lost
-            }
-            (_, false, _) => RedisState::Expired,
-        };
-        // Only this sale's complete state is read and compared with MySQL.
-        let ledger_available = redis_state == RedisState::Present;
-        let mut read = Read::default();
-        if ledger_available {
-            // Stock and released total in one atomic read on each side of the ledger (see
-            // `checks::redis_side::stock_balance`).
-            let stock_and_released = redis::pipe()
-                .atomic()
-                .get(&keys.stock)
-                .hget(&keys.meta, "released_units")
-                .to_owned();
-            let (before, released_before): (Option<i64>, Option<i64>) =
-                stock_and_released.query_async(&mut conn).await?;
-            let ledger = ItemLedger::open(&mut conn, keys.clone(), item.sale_id, item.id).await?;
-            if ledger.is_compact() {
-                let compact = read::compact(&mut conn, &ledger, &mut shared).await?;
-                read.buyers = compact.buyers;
-                read.ledger = compact.ledger;
-                read.unreadable = compact.unreadable;
-                read.released = compact.released;
-            } else {
-                read.buyers = read::hscan_all(&mut conn, &keys.buyers).await?;
-                (read.ledger, read.unreadable) =
-                    read::ledger(&mut conn, &keys.ledger, &mut shared).await?;
-                read.released = read::hscan_all::<u32>(&mut conn, &keys.released)
-                    .await?
-                    .into_iter()
-                    .filter_map(|(id, units)| Some((Uuid::parse_str(&id).ok()?, units)))
-                    .collect();
-            }
-            let (after, released_after): (Option<i64>, Option<i64>) =
-                stock_and_released.query_async(&mut conn).await?;
-            read.stock = (before, after);
-            read.released_total = (released_before.unwrap_or(0), released_after.unwrap_or(0));
-        }
-        let Read {
-            stock: (redis_remaining, redis_remaining_after),
-            released_total,
-            buyers,
-            ledger,
-            unreadable,
-            released,
-        } = read;
-        let facts = ItemFacts {
-            initial_stock: i64::from(item.initial_stock),
-            per_user_limit: i64::from(item.per_user_limit),
-            mysql_stock: i64::from(fresh.0),
-            redis_remaining,
-            redis_remaining_after,
-            ledger,
-            unreadable_ledger: unreadable,
-            buyers,
-            orders: order_facts,
-            redis_released_before: released_total.0,
-            redis_released_after: released_total.1,
-            released,
-            ledger_available,
-            redis_state,
-        };
-        Ok(facts)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn repair(
-        &self,
-        item: &ItemRow,
-        facts: &ItemFacts,
-        checks: &[checks::Check],
-        now_ms: i64,
-        grace_ms: i64,
-        report: &mut SaleReport,
-    ) {
-        let missing = missing_in_mysql(facts, now_ms, grace_ms);
-        if missing.is_empty() {
-            return;
-        }
-        let balanced = checks
-            .iter()
-            .any(|c| c.name == "mysql_stock_balance" && c.ok);
-        if !balanced {
-            report.not_repaired.push(format!(
-                "item {}: {} ledger entries missing from MySQL, but its MySQL stock does not balance, so re-emitting could double-count; resolve by hand",
-                item.id,
-                missing.len()
-            ));
-            return;
-        }
-        let keys = self.stock.keys().item(item.sale_id, item.id);
-        let mut conn = self.stock.redis().get();
-        let payloads = async {
-            let ledger = ItemLedger::open(&mut conn, keys, item.sale_id, item.id).await?;
-            read::payloads(&mut conn, &ledger, &missing).await
-        };
-        let payloads = match payloads.await {
-            Ok(p) => p,
-            Err(e) => {
-                report.not_repaired.push(format!(
-                    "item {}: {} ledger entries missing from MySQL, but reading their payloads failed: {e}",
-                    item.id,
-                    missing.len()
-                ));
-                return;
-            }
-        };
-        for (id, payload) in payloads {
-            match self
-                .outbox
-                .deliver(item.sale_id, item.id, id, &payload)
-                .await
-            {
-                Ok(()) => {
-                    report.repaired += 1;
-                    report.repaired_ids.push(id.to_string());
-                    tracing::info!(order_id = %id, item_id = item.id, "repair: ledger entry re-emitted to Kafka");
-                }
-                Err(e) => report
-                    .not_repaired
-                    .push(format!("order {id}: re-emit failed: {e}")),
-            }
-        }
+        Ok(())
     }
 
     /// Reconciles active and recently ended sales every `interval_secs` while this instance
@@ -423,5 +223,33 @@ impl Reconciler {
             }
         }
         leader.step_down().await;
+    }
+}
+
+/// One item's line of the report: its figures on each side and its checks.
+fn item_report(item: &ItemRow, facts: &ItemFacts, checks: Vec<Check>) -> ItemReport {
+    ItemReport {
+        item_id: item.id,
+        sku: item.sku.clone(),
+        initial_stock: facts.initial_stock,
+        redis_remaining: facts.redis_remaining,
+        reserved_units: facts.ledger.iter().map(|e| i64::from(e.quantity)).sum(),
+        ledger_entries: facts.ledger.len() as u64,
+        persisted_units: held_units(facts),
+        persisted_orders: count(facts, orders::holds_units),
+        pending_orders: count(facts, |s| s == orders::STATUS_PENDING),
+        paid_orders: count(facts, |s| s == orders::STATUS_PAID),
+        cancelled_orders: count(facts, |s| s == orders::STATUS_CANCELLED),
+        expired_orders: count(facts, |s| s == orders::STATUS_EXPIRED),
+        rejected_orders: count(facts, |s| s == orders::STATUS_REJECTED),
+        released_units: facts
+            .orders
+            .iter()
+            .filter(|o| orders::released_units(&o.status))
+            .map(|o| i64::from(o.quantity))
+            .sum(),
+        redis_released_units: facts.redis_released_before,
+        mysql_stock: facts.mysql_stock,
+        checks: checks.into_iter().map(CheckOut::from).collect(),
     }
 }

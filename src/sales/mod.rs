@@ -9,8 +9,10 @@ pub mod error;
 pub mod invalidation;
 pub mod live;
 pub mod page;
+mod patch;
 mod prewarm;
 pub mod recovery;
+mod scheduler;
 pub mod view;
 
 use std::{sync::Arc, time::Duration};
@@ -18,20 +20,19 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::MySqlPool;
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::SaleSettings,
-    domain::{FieldError, NewSale, SalePatch, sale::check_window},
+    domain::NewSale,
     sales::catalog::Catalog,
     sales::error::{Refusal, SaleError},
-    stock::{PrewarmItem, PrewarmMode, PrewarmOutcome, StockService},
+    stock::StockService,
     stores::{
         mysql::{
             orders,
-            sales::{self, STATUS_WARMED, SaleRecord},
+            sales::{self, SaleRecord},
         },
-        redis::lock::RedisLock,
+        redis::lock::{LockGuard, RedisLock},
     },
 };
 
@@ -43,8 +44,6 @@ pub use view::{ItemView, Phase, SaleView};
 const PREWARM_LOCK_TTL: Duration = Duration::from_secs(30);
 /// How long a prewarm waits for another instance's prewarm of the same sale.
 const PREWARM_LOCK_WAIT: Duration = Duration::from_secs(5);
-/// How often the scheduler looks for sales coming within the prewarm lead time.
-const SCHEDULER_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What a prewarm did for one item.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -209,31 +208,7 @@ impl SaleAdmin {
         Ok((listed, total))
     }
 
-    /// Applies a change made before the sale starts, if `expected_version` is current.
-    ///
-    /// # Errors
-    /// 404, 409 (stale version, started, stock locked), 422, or a store failure (nothing
-    /// changed).
-    pub async fn patch(
-        &self,
-        id: u64,
-        expected_version: u32,
-        patch: SalePatch,
-    ) -> Result<SaleView, SaleError> {
-        // The prewarm lock too: a prewarm running meanwhile would write the old values to
-        // Redis and mark the sale warmed after this change was committed.
-        let guard = self.prewarm_lock(id).await?;
-        let result = self.patch_locked(id, expected_version, patch).await;
-        if let Err(e) = self.lock.release(&guard).await {
-            tracing::warn!(sale_id = id, error.message = %e, "prewarm lock not released; it expires by itself");
-        }
-        result
-    }
-
-    async fn prewarm_lock(
-        &self,
-        id: u64,
-    ) -> Result<crate::stores::redis::lock::LockGuard, SaleError> {
+    async fn prewarm_lock(&self, id: u64) -> Result<LockGuard, SaleError> {
         self.lock
             .acquire(
                 &format!("prewarm:s{id}"),
@@ -250,127 +225,10 @@ impl SaleAdmin {
             })
     }
 
-    async fn patch_locked(
-        &self,
-        id: u64,
-        expected_version: u32,
-        patch: SalePatch,
-    ) -> Result<SaleView, SaleError> {
-        let mut tx = self.db.begin().await?;
-        let record = sales::lock_sale(&mut tx, id)
-            .await?
-            .ok_or(SaleError::NotFound)?;
-        let sale = &record.sale;
-        if sale.version != expected_version {
-            return Err(SaleError::refused(
-                Refusal::VersionConflict,
-                format!(
-                    "the sale is at version {}, not {expected_version}; read it again",
-                    sale.version
-                ),
-            ));
-        }
-        let now = Utc::now();
-        if now >= sale.starts_at {
-            return Err(SaleError::refused(
-                Refusal::Started,
-                "a sale can only be changed before it starts",
-            ));
-        }
-        let starts_at = patch.starts_at.unwrap_or(sale.starts_at);
-        let ends_at = patch.ends_at.unwrap_or(sale.ends_at);
-        check_window(starts_at, ends_at, now)?;
-        for (i, item) in patch.items.iter().enumerate() {
-            if !record.items.iter().any(|r| r.id == item.id) {
-                return Err(FieldError::new(
-                    format!("items[{i}].id"),
-                    format!("item {} is not part of sale {id}", item.id),
-                )
-                .into());
-            }
-            if item.stock.is_some() && sale.status == STATUS_WARMED {
-                return Err(SaleError::refused(
-                    Refusal::StockLocked,
-                    "stock cannot change once the sale is warmed",
-                ));
-            }
-        }
-        let name = patch.name.clone().unwrap_or_else(|| sale.name.clone());
-        sales::apply_patch(&mut tx, sale, &name, starts_at, ends_at, &patch.items).await?;
-        if sale.status == STATUS_WARMED {
-            // Redis first, inside the MySQL transaction: if Redis fails, MySQL keeps the old
-            // values. Items already refreshed keep the new ones (they sit in different slots,
-            // so no single step covers them all); retrying the PATCH makes both agree.
-            for item in &record.items {
-                let p = patch.items.iter().find(|p| p.id == item.id);
-                let warm = PrewarmItem {
-                    sale_id: id,
-                    item_id: item.id,
-                    stock: u64::from(item.stock),
-                    per_user_limit: p
-                        .and_then(|p| p.per_user_limit)
-                        .unwrap_or(item.per_user_limit),
-                    price_cents: p.and_then(|p| p.price_cents).unwrap_or(item.price_cents),
-                    starts_at_ms: starts_at.timestamp_millis(),
-                    ends_at_ms: ends_at.timestamp_millis(),
-                    expire_at_ms: self.expiry_of(ends_at).timestamp_millis(),
-                    script_version: sale.script_version.clone(),
-                    sale_uid: sale.uid.clone(),
-                    initial_stock: u64::from(item.initial_stock),
-                };
-                match self.stock.prewarm(&warm, PrewarmMode::Refresh).await? {
-                    PrewarmOutcome::Refreshed { .. } => {}
-                    other => {
-                        return Err(SaleError::Unexpected(format!(
-                            "refreshing item {} in Redis answered {other:?}",
-                            item.id
-                        )));
-                    }
-                }
-            }
-        }
-        tx.commit().await?;
-        for item in &record.items {
-            self.catalog.forget(item.id).await;
-        }
-        tracing::info!(sale_id = id, version = expected_version + 1, "sale changed");
-        self.notify(id).await;
-        self.view(id).await
-    }
-
-    /// Warms sales as they come within the lead time, and recovers sales whose Redis state
-    /// was found missing (`recoveries`), until `shutdown`.
-    pub async fn run_scheduler(
-        self,
-        mut recoveries: tokio::sync::mpsc::UnboundedReceiver<(u64, tokio::time::Instant)>,
-        shutdown: CancellationToken,
-    ) {
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                Some((sale_id, seen_at)) = recoveries.recv() => {
-                    self.recover_in_background(sale_id, seen_at, &shutdown).await;
-                    continue;
-                }
-                () = tokio::time::sleep(SCHEDULER_INTERVAL) => {}
-            }
-            let now = Utc::now();
-            let horizon = now + chrono::Duration::seconds(self.settings.prewarm_lead_secs as i64);
-            let due = match sales::due_for_prewarm(&self.db, horizon, now).await {
-                Ok(due) => due,
-                Err(e) => {
-                    tracing::warn!(error.message = %e, "prewarm scheduler could not list sales");
-                    continue;
-                }
-            };
-            for id in due {
-                match self.prewarm(id, false).await {
-                    Ok(_) => self.notify(id).await,
-                    Err(e) => {
-                        tracing::warn!(sale_id = id, error.message = %e, "scheduled prewarm failed")
-                    }
-                }
-            }
+    /// Releases the prewarm lock; a lock left behind expires by itself.
+    async fn release_prewarm_lock(&self, id: u64, guard: &LockGuard) {
+        if let Err(e) = self.lock.release(guard).await {
+            tracing::warn!(sale_id = id, error.message = %e, "prewarm lock not released; it expires by itself");
         }
     }
 }

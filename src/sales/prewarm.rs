@@ -15,7 +15,7 @@ use super::{
 use crate::{
     sales::error::{Refusal, SaleError},
     stock::{PrewarmItem, PrewarmMode, PrewarmOutcome},
-    stores::mysql::sales::{self, ItemRow, SaleRecord},
+    stores::mysql::sales::{self, ItemRow, SaleRecord, SaleRow},
 };
 
 /// Longest a `prewarm` request waits for the drain before a recovery; it goes on in the
@@ -93,9 +93,7 @@ impl SaleAdmin {
         let result = self
             .prewarm_locked(id, force, seen_at, deadline, &guard)
             .await;
-        if let Err(e) = self.lock.release(&guard).await {
-            tracing::warn!(sale_id = id, error.message = %e, "prewarm lock not released; it expires by itself");
-        }
+        self.release_prewarm_lock(id, &guard).await;
         result
     }
 
@@ -137,7 +135,7 @@ impl SaleAdmin {
         }
         let mut items = Vec::with_capacity(record.items.len());
         for item in &record.items {
-            let warm = self.warm_item(&record, item, expires_at);
+            let warm = warm_item(sale, item, item.initial_stock, expires_at);
             let (outcome, remaining) = if recovering {
                 self.recover_item(&record, item, &warm, expires_at).await?
             } else {
@@ -159,28 +157,6 @@ impl SaleAdmin {
             expires_at,
             items,
         })
-    }
-
-    fn warm_item(
-        &self,
-        record: &SaleRecord,
-        item: &ItemRow,
-        expires_at: chrono::DateTime<Utc>,
-    ) -> PrewarmItem {
-        let sale = &record.sale;
-        PrewarmItem {
-            sale_id: sale.id,
-            item_id: item.id,
-            stock: u64::from(item.initial_stock),
-            per_user_limit: item.per_user_limit,
-            price_cents: item.price_cents,
-            starts_at_ms: sale.starts_at.timestamp_millis(),
-            ends_at_ms: sale.ends_at.timestamp_millis(),
-            expire_at_ms: expires_at.timestamp_millis(),
-            script_version: sale.script_version.clone(),
-            sale_uid: sale.uid.clone(),
-            initial_stock: u64::from(item.initial_stock),
-        }
     }
 
     /// A fresh warm: nothing can have sold yet.
@@ -288,6 +264,29 @@ impl SaleAdmin {
                 }
             }
         }
+    }
+}
+
+/// What Redis is given for one item: the sale's window and the item's terms, with `stock` units
+/// on sale and every key expiring at `expire_at`.
+pub(super) fn warm_item(
+    sale: &SaleRow,
+    item: &ItemRow,
+    stock: u32,
+    expire_at: chrono::DateTime<Utc>,
+) -> PrewarmItem {
+    PrewarmItem {
+        sale_id: sale.id,
+        item_id: item.id,
+        stock: u64::from(stock),
+        per_user_limit: item.per_user_limit,
+        price_cents: item.price_cents,
+        starts_at_ms: sale.starts_at.timestamp_millis(),
+        ends_at_ms: sale.ends_at.timestamp_millis(),
+        expire_at_ms: expire_at.timestamp_millis(),
+        script_version: sale.script_version.clone(),
+        sale_uid: sale.uid.clone(),
+        initial_stock: u64::from(item.initial_stock),
     }
 }
 

@@ -42,6 +42,25 @@ fn failing(f: &ItemFacts) -> Vec<&'static str> {
         .collect()
 }
 
+/// The clean item with nothing of its Redis state read: no ledger, buyers or stock.
+fn unread() -> ItemFacts {
+    let mut f = clean();
+    f.ledger_available = false;
+    f.ledger.clear();
+    f.buyers.clear();
+    f.redis_remaining = None;
+    f.redis_remaining_after = None;
+    f
+}
+
+/// The check `name` of an item's checks.
+fn named(f: &ItemFacts, name: &str) -> Check {
+    check_item(f, 100_000, 10_000)
+        .into_iter()
+        .find(|c| c.name == name)
+        .unwrap()
+}
+
 #[test]
 fn a_clean_item_passes_every_check() {
     assert!(
@@ -55,11 +74,7 @@ fn a_clean_item_passes_every_check() {
 fn a_deleted_ledger_entry_breaks_the_balance_and_orphans_its_order() {
     let mut f = clean();
     let gone = f.ledger.remove(0);
-    let checks = check_item(&f, 100_000, 10_000);
-    let orphan = checks
-        .iter()
-        .find(|c| c.name == "no_orphan_orders")
-        .unwrap();
+    let orphan = named(&f, "no_orphan_orders");
     assert!(!orphan.ok);
     assert_eq!(orphan.sample_ids, vec![gone.order_id.to_string()]);
     assert!(failing(&f).contains(&"stock_balance"));
@@ -69,11 +84,7 @@ fn a_deleted_ledger_entry_breaks_the_balance_and_orphans_its_order() {
 fn a_deleted_order_row_is_listed_missing_and_breaks_the_mysql_balance() {
     let mut f = clean();
     let gone = f.orders.remove(1);
-    let checks = check_item(&f, 100_000, 10_000);
-    let missing = checks
-        .iter()
-        .find(|c| c.name == "ledger_persisted")
-        .unwrap();
+    let missing = named(&f, "ledger_persisted");
     assert_eq!(missing.sample_ids, vec![gone.order_id.to_string()]);
     assert!(failing(&f).contains(&"mysql_stock_balance"));
 }
@@ -132,11 +143,7 @@ fn a_duplicate_row_is_listed_with_both_ids() {
     copy.order_id = Uuid::now_v7();
     f.orders.push(copy.clone());
     f.mysql_stock -= 1;
-    let checks = check_item(&f, 100_000, 10_000);
-    let dup = checks
-        .iter()
-        .find(|c| c.name == "no_duplicate_orders")
-        .unwrap();
+    let dup = named(&f, "no_duplicate_orders");
     assert!(!dup.ok);
     assert!(dup.sample_ids.contains(&copy.order_id.to_string()));
     assert!(dup.sample_ids.contains(&f.orders[0].order_id.to_string()));
@@ -184,23 +191,13 @@ fn limits_and_rejections_are_reported() {
 
 #[test]
 fn an_expired_ledger_skips_ledger_checks() {
-    let mut f = clean();
-    f.ledger_available = false;
-    f.ledger.clear();
-    f.buyers.clear();
-    f.redis_remaining = None;
-    f.redis_remaining_after = None;
+    let f = unread();
     assert!(failing(&f).is_empty());
 }
 
 #[test]
 fn lost_or_foreign_redis_state_is_a_failing_check_never_ok() {
-    let mut f = clean();
-    f.ledger_available = false;
-    f.ledger.clear();
-    f.buyers.clear();
-    f.redis_remaining = None;
-    f.redis_remaining_after = None;
+    let mut f = unread();
     f.redis_state = RedisState::Lost;
     assert_eq!(failing(&f), vec!["redis_state_present"]);
     f.redis_state = RedisState::Rebuilding;

@@ -1,0 +1,73 @@
+//! Repair, only when asked: ledger entries missing from MySQL are re-emitted to Kafka, and only
+//! while the item's MySQL stock balances; otherwise they stay listed for a human.
+
+use super::{
+    Reconciler, SaleReport,
+    checks::{self, ItemFacts, missing_in_mysql},
+    read,
+};
+use crate::{stock::ledger::ItemLedger, stores::mysql::sales::ItemRow};
+
+impl Reconciler {
+    /// Re-emits the item's ledger entries missing from MySQL when that is safe, and notes in
+    /// the report what was re-emitted and what was not.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn repair(
+        &self,
+        item: &ItemRow,
+        facts: &ItemFacts,
+        checks: &[checks::Check],
+        now_ms: i64,
+        grace_ms: i64,
+        report: &mut SaleReport,
+    ) {
+        let missing = missing_in_mysql(facts, now_ms, grace_ms);
+        if missing.is_empty() {
+            return;
+        }
+        let balanced = checks
+            .iter()
+            .any(|c| c.name == "mysql_stock_balance" && c.ok);
+        if !balanced {
+            report.not_repaired.push(format!(
+                "item {}: {} ledger entries missing from MySQL, but its MySQL stock does not balance, so re-emitting could double-count; resolve by hand",
+                item.id,
+                missing.len()
+            ));
+            return;
+        }
+        let keys = self.stock.keys().item(item.sale_id, item.id);
+        let mut conn = self.stock.redis().get();
+        let payloads = async {
+            let ledger = ItemLedger::open(&mut conn, keys, item.sale_id, item.id).await?;
+            read::payloads(&mut conn, &ledger, &missing).await
+        };
+        let payloads = match payloads.await {
+            Ok(p) => p,
+            Err(e) => {
+                report.not_repaired.push(format!(
+                    "item {}: {} ledger entries missing from MySQL, but reading their payloads failed: {e}",
+                    item.id,
+                    missing.len()
+                ));
+                return;
+            }
+        };
+        for (id, payload) in payloads {
+            match self
+                .outbox
+                .deliver(item.sale_id, item.id, id, &payload)
+                .await
+            {
+                Ok(()) => {
+                    report.repaired += 1;
+                    report.repaired_ids.push(id.to_string());
+                    tracing::info!(order_id = %id, item_id = item.id, "repair: ledger entry re-emitted to Kafka");
+                }
+                Err(e) => report
+                    .not_repaired
+                    .push(format!("order {id}: re-emit failed: {e}")),
+            }
+        }
+    }
+}

@@ -221,8 +221,18 @@ impl OrderProducer {
     /// # Errors
     /// As [`OrderProducer::send`].
     pub async fn send_to(&self, topic: &str, key: &str, payload: &[u8]) -> Result<(), KafkaError> {
+        self.deliver(FutureRecord::to(topic).key(key).payload(payload))
+            .await
+    }
+
+    /// Queues `record` on the current producer and waits for its acknowledgement; a fatal
+    /// error replaces the producer (`recover_from`).
+    async fn deliver<K, P>(&self, record: FutureRecord<'_, K, P>) -> Result<(), KafkaError>
+    where
+        K: rdkafka::message::ToBytes + ?Sized,
+        P: rdkafka::message::ToBytes + ?Sized,
+    {
         let (generation, producer) = self.current();
-        let record = FutureRecord::to(topic).key(key).payload(payload);
         let delivery = producer.send_result(record).map_err(|(e, _)| e)?;
         let result = match delivery.await {
             Ok(Ok(_)) => Ok(()),
@@ -256,17 +266,7 @@ impl OrderProducer {
         if let Some(k) = key {
             record = record.key(k);
         }
-        let (generation, producer) = self.current();
-        let delivery = producer.send_result(record).map_err(|(e, _)| e)?;
-        let result = match delivery.await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err((e, _))) => Err(e),
-            Err(_) => Err(KafkaError::Canceled),
-        };
-        if let Err(e) = &result {
-            self.recover_from(generation, e);
-        }
-        result
+        self.deliver(record).await
     }
 
     /// Waits up to `timeout` for every queued message to be acknowledged (shutdown).

@@ -117,3 +117,54 @@ fn the_readme_lists_exactly_the_settings_of_every_deployment() {
     assert_eq!(listed, core);
     assert!(readme.contains("docs/CONFIGURATION.md"));
 }
+
+/// The module map in docs/ARCHITECTURE.md: one row per top-level module, in lib.rs's order,
+/// and every file or folder a row names exists inside that module.
+#[test]
+fn the_architecture_module_map_matches_the_tree() {
+    let doc = std::fs::read_to_string(src().join("../docs/ARCHITECTURE.md")).unwrap();
+    let map = doc
+        .split("\n## Module map\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("docs/ARCHITECTURE.md has a ## Module map section");
+    let rows: Vec<(String, Vec<String>)> = map
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `src/"))
+        .map(|l| {
+            let (module, rest) = l
+                .split_once("/` |")
+                .expect("a row starts with `src/<module>/`");
+            let named = rest
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .filter(|t| t.ends_with(".rs") || t.ends_with('/'))
+                .map(str::to_string)
+                .collect();
+            (module.to_string(), named)
+        })
+        .collect();
+    let modules: Vec<&String> = rows.iter().map(|(m, _)| m).collect();
+    assert_eq!(modules, top_level_modules().iter().collect::<Vec<_>>());
+    for (module, named) in &rows {
+        let dir = src().join(module);
+        let found = rust_files(&dir);
+        for name in named {
+            let exists = found.iter().any(|f| {
+                let rel = f.strip_prefix(&dir).unwrap().to_string_lossy().into_owned();
+                match name.strip_suffix('/') {
+                    Some(folder) => {
+                        rel.starts_with(&format!("{folder}/"))
+                            || rel.contains(&format!("/{folder}/"))
+                    }
+                    None => rel == *name || rel.ends_with(&format!("/{name}")),
+                }
+            });
+            assert!(
+                exists,
+                "the module map names {name} in src/{module}/, which has no such file or folder"
+            );
+        }
+    }
+}

@@ -53,7 +53,7 @@ struct CreatedSale {
 
 /// Largest id a client can name (ids are assigned from 1 upwards; this bound keeps them exact
 /// in every JSON implementation).
-pub const MAX_ID: u64 = 9_007_199_254_740_991;
+pub(crate) const MAX_ID: u64 = 9_007_199_254_740_991;
 
 #[utoipa::path(
     post,

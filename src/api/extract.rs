@@ -16,13 +16,13 @@ use crate::{
 };
 
 /// A JSON body; type errors name the field by its JSON path (`items[0].stock`).
-pub struct ApiJson<T>(pub T);
+pub(crate) struct ApiJson<T>(pub T);
 
 /// Parses JSON, naming the offending field on failure.
 ///
 /// # Errors
 /// Malformed JSON (`invalid_json`) or a field of the wrong shape (`invalid_field`).
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(crate::domain::json::parse(bytes)?)
 }
 
@@ -38,7 +38,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 }
 
 /// Path parameters; a malformed one is a 422 naming it.
-pub struct ApiPath<T>(pub T);
+pub(crate) struct ApiPath<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for ApiPath<T>
 where
@@ -56,7 +56,7 @@ where
 }
 
 /// Query parameters; a malformed one is a 422 naming it.
-pub struct ApiQuery<T>(pub T);
+pub(crate) struct ApiQuery<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for ApiQuery<T>
 where
@@ -78,7 +78,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The headers that say who a buyer is and where the request came from, each read once.
-pub struct IdentityHeaders<'a> {
+pub(crate) struct IdentityHeaders<'a> {
     /// `Authorization`.
     pub authorization: Option<&'a str>,
     /// `X-User-Id` (trusted-header mode).
@@ -117,7 +117,7 @@ impl<'a> IdentityHeaders<'a> {
 }
 
 /// Header in which proxies name the client.
-pub const FORWARDED_FOR_HEADER: &str = "x-forwarded-for";
+pub(crate) const FORWARDED_FOR_HEADER: &str = "x-forwarded-for";
 
 /// Proof that the caller holds the admin token.
 pub struct Admin;
@@ -147,7 +147,7 @@ fn check_admin(admin_token: &str, authorization: Option<&str>) -> Result<(), Aut
 }
 
 /// The verified buyer of a request.
-pub struct Buyer(pub UserId);
+pub(crate) struct Buyer(pub UserId);
 
 impl FromRequestParts<AppState> for Buyer {
     type Rejection = ApiError;

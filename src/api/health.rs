@@ -33,7 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// `/metrics` (the admin listener).
-pub fn metrics_router() -> OpenApiRouter<AppState> {
+pub(crate) fn metrics_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(metrics))
 }
 
@@ -146,7 +146,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 /// What a stand-alone consumer's probes need.
 #[derive(Clone)]
-pub struct ConsumerProbe {
+pub(crate) struct ConsumerProbe {
     /// MySQL.
     pub db: sqlx::MySqlPool,
     /// One Kafka client for every probe (building one per probe costs a connection each).
@@ -162,7 +162,7 @@ pub struct ConsumerProbe {
 }
 
 /// `/healthz`, `/readyz` (MySQL, Kafka, partitions) and `/metrics` for `seckill consume`.
-pub fn consumer_router(probe: ConsumerProbe) -> Router {
+pub(crate) fn consumer_router(probe: ConsumerProbe) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(consumer_readyz))

@@ -84,7 +84,7 @@ impl ListenerMetrics {
 
 impl ConnectionLimits {
     /// The limits the HTTP settings ask for.
-    pub fn from_settings(http: &crate::config::HttpSettings) -> Self {
+    pub(crate) fn from_settings(http: &crate::config::HttpSettings) -> Self {
         Self {
             header_timeout: Duration::from_secs(http.header_timeout_secs),
             idle_timeout: Duration::from_secs(http.idle_timeout_secs),

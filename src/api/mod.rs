@@ -61,13 +61,13 @@ pub fn admin_router(state: AppState) -> Router {
 
 /// The public listener's OpenAPI document: the buyers' routes, the sale page, payment
 /// notifications, probes and `/openapi.json`, from the same router that serves them.
-pub fn public_document() -> utoipa::openapi::OpenApi {
+pub(crate) fn public_document() -> utoipa::openapi::OpenApi {
     doc::document(public_routes().into_openapi(), doc::Listener::Public)
 }
 
 /// The admin listener's OpenAPI document: the admin API, its live events, the console, the
 /// docs page, `/metrics`, probes and `/openapi.json`, from the same router that serves them.
-pub fn admin_document() -> utoipa::openapi::OpenApi {
+pub(crate) fn admin_document() -> utoipa::openapi::OpenApi {
     doc::document(admin_routes().into_openapi(), doc::Listener::Admin)
 }
 

@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// Largest notification body accepted.
-pub const MAX_BODY: usize = 8 * 1024;
+pub(crate) const MAX_BODY: usize = 8 * 1024;
 
 /// Payment routes.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -14,7 +14,7 @@ use axum::{
 use serde_json::json;
 
 /// How long a readiness verdict is reused.
-pub const READY_CACHE: Duration = Duration::from_secs(1);
+pub(crate) const READY_CACHE: Duration = Duration::from_secs(1);
 
 /// A readiness verdict: the names of what is down (empty: ready).
 #[derive(Clone, Debug, Default)]

@@ -14,7 +14,7 @@ use std::sync::{
 use axum::http::{HeaderMap, HeaderValue};
 
 /// The header that carries it, both ways.
-pub const HEADER: &str = "x-request-id";
+pub(crate) const HEADER: &str = "x-request-id";
 
 /// Longest id taken from a caller.
 const MAX_LEN: usize = 64;

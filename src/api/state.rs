@@ -67,7 +67,8 @@ pub struct Services {
 }
 
 /// The receiving end of recovery requests (sale id, when the loss was seen).
-pub type RecoveryRequests = tokio::sync::mpsc::UnboundedReceiver<(u64, tokio::time::Instant)>;
+pub(crate) type RecoveryRequests =
+    tokio::sync::mpsc::UnboundedReceiver<(u64, tokio::time::Instant)>;
 
 /// A cheap-to-clone handle on [`Services`], the axum state.
 #[derive(Clone)]

@@ -78,7 +78,7 @@ impl ConsumerParts {
     ///
     /// # Errors
     /// The address cannot be bound.
-    pub async fn serve_health(
+    pub(crate) async fn serve_health(
         &self,
         settings: &Settings,
         shutdown: CancellationToken,

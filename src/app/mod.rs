@@ -117,7 +117,7 @@ impl Application {
 }
 
 /// A token cancelled by SIGTERM or ctrl-c.
-pub fn shutdown_on_signals() -> CancellationToken {
+pub(crate) fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {

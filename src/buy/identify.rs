@@ -13,10 +13,10 @@ use crate::{
 
 /// Seconds of clock skew allowed between the login system and this service, on `exp`, `nbf` and
 /// `iat`.
-pub const LEEWAY_SECS: u64 = 5;
+pub(crate) const LEEWAY_SECS: u64 = 5;
 
 /// Header a trusted gateway sets with the authenticated user id.
-pub const TRUSTED_USER_HEADER: &str = "x-user-id";
+pub(crate) const TRUSTED_USER_HEADER: &str = "x-user-id";
 
 /// Claims of a buyer's token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,7 +107,7 @@ impl Authenticator {
     }
 
     /// True in trusted-header mode, where a gateway's `X-User-Id` names the buyer.
-    pub fn reads_user_header(&self) -> bool {
+    pub(crate) fn reads_user_header(&self) -> bool {
         self.identity == UserIdentity::TrustedHeader
     }
 
@@ -152,7 +152,7 @@ impl Authenticator {
 }
 
 /// The token of an `Authorization: Bearer <token>` header value.
-pub fn bearer(authorization: Option<&str>) -> Option<&str> {
+pub(crate) fn bearer(authorization: Option<&str>) -> Option<&str> {
     let value = authorization?.trim();
     let (scheme, token) = value.split_once(' ')?;
     if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
@@ -188,7 +188,7 @@ pub fn mint_token(
 ///
 /// # Errors
 /// Signing failed.
-pub fn mint_token_for(
+pub(crate) fn mint_token_for(
     settings: &Settings,
     user_id: &str,
     ttl_secs: u64,

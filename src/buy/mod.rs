@@ -187,7 +187,7 @@ impl BuyService {
     }
 
     /// The local sold-out flags (cleared when units come back).
-    pub fn sold_out_flags(&self) -> &Arc<SoldOutFlags> {
+    pub(crate) fn sold_out_flags(&self) -> &Arc<SoldOutFlags> {
         &self.sold_out
     }
 

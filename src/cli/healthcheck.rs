@@ -14,7 +14,7 @@ use tokio::{
 
 /// The address to call for a listener bound to `bind`: an unspecified address (`0.0.0.0`,
 /// `::`) is reached through loopback.
-pub fn local_target(bind: SocketAddr) -> SocketAddr {
+pub(crate) fn local_target(bind: SocketAddr) -> SocketAddr {
     match bind.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), bind.port())
@@ -30,7 +30,11 @@ pub fn local_target(bind: SocketAddr) -> SocketAddr {
 ///
 /// # Errors
 /// No connection, no answer within `timeout`, or an answer that is not HTTP.
-pub async fn get_status(addr: SocketAddr, path: &str, timeout: Duration) -> anyhow::Result<u16> {
+pub(crate) async fn get_status(
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> anyhow::Result<u16> {
     if !path.starts_with('/') || path.bytes().any(|b| b.is_ascii_whitespace()) {
         bail!("the path must start with / and hold no spaces (got {path:?})");
     }

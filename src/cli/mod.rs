@@ -154,7 +154,7 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
 
 /// The error and its causes on one line, without causes that only repeat the previous one
 /// (drivers often wrap an I/O error and print it twice).
-pub fn one_line(e: &anyhow::Error) -> String {
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
         let text = cause.to_string();

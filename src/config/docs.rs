@@ -46,7 +46,7 @@ const SOURCES: &[&str] = &[
 
 /// One setting: its environment name, default and description.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Described {
+pub(crate) struct Described {
     /// `SECKILL_…`.
     pub env: String,
     /// The default as the TOML file would write it (empty for a secret).
@@ -86,7 +86,7 @@ fn fields() -> HashMap<String, Vec<(String, String, String)>> {
 }
 
 /// Every setting, in the order of the settings' types, with its default and description.
-pub fn described() -> Vec<Described> {
+pub(crate) fn described() -> Vec<Described> {
     let fields = fields();
     let defaults = toml::Value::try_from(Settings::default()).expect("defaults serialise");
     let mut out = Vec::new();

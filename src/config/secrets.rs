@@ -95,7 +95,7 @@ impl Settings {
     ///
     /// # Errors
     /// A [`ConfigError`] when it is a default, a placeholder or short.
-    pub fn validate_jwt_secret(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate_jwt_secret(&self) -> Result<(), ConfigError> {
         check("SECKILL_JWT_SECRET", &self.jwt_secret)
     }
 }

@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use super::{KafkaSettings, MySqlSettings, RedisSettings, Secret, sections::*};
 
 /// Prefix of every environment variable the service reads.
-pub const ENV_PREFIX: &str = "SECKILL_";
+pub(crate) const ENV_PREFIX: &str = "SECKILL_";
 
 /// The word that selects librdkafka's in-process mock cluster instead of real brokers.
-pub const EMBEDDED_KAFKA: &str = "embedded";
+pub(crate) const EMBEDDED_KAFKA: &str = "embedded";
 
 /// All settings of one seckill process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,17 +97,17 @@ impl Default for Settings {
 
 impl Settings {
     /// True when the in-process mock Kafka cluster is selected.
-    pub fn kafka_is_embedded(&self) -> bool {
+    pub(crate) fn kafka_is_embedded(&self) -> bool {
         self.kafka.brokers.trim() == EMBEDDED_KAFKA
     }
 
     /// Producer linger as a duration.
-    pub fn kafka_linger(&self) -> Duration {
+    pub(crate) fn kafka_linger(&self) -> Duration {
         crate::stores::kafka::producer::LINGER
     }
 
     /// Producer delivery timeout as a duration.
-    pub fn kafka_message_timeout(&self) -> Duration {
+    pub(crate) fn kafka_message_timeout(&self) -> Duration {
         Duration::from_millis(self.kafka.message_timeout_ms)
     }
 }

@@ -26,7 +26,7 @@ struct State {
 
 /// The member's current assignment, shared with the watchdog and the readiness probe.
 #[derive(Debug)]
-pub struct Assignment {
+pub(crate) struct Assignment {
     state: Mutex<State>,
     gauge: prometheus::IntGauge,
 }
@@ -61,18 +61,18 @@ impl Assignment {
     }
 
     /// The partitions held now.
-    pub fn owned(&self) -> BTreeSet<i32> {
+    pub(crate) fn owned(&self) -> BTreeSet<i32> {
         self.lock().owned.clone()
     }
 
     /// How long this member has held no partition (`None` while it holds some).
-    pub fn unassigned_for(&self) -> Option<Duration> {
+    pub(crate) fn unassigned_for(&self) -> Option<Duration> {
         self.lock().unassigned_since.map(|since| since.elapsed())
     }
 }
 
 /// Logs rebalances and failed commits, and records the assignment.
-pub struct GroupContext {
+pub(crate) struct GroupContext {
     assignment: Arc<Assignment>,
     quiet: QuietContext,
 }

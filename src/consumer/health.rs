@@ -17,7 +17,7 @@ use crate::{
 
 /// One reading of the group's committed offsets and the topic's watermarks.
 #[derive(Debug, Clone)]
-pub struct LagReading {
+pub(crate) struct LagReading {
     /// When it was taken.
     pub at: Instant,
     /// Per partition.
@@ -53,12 +53,12 @@ impl ConsumerHealth {
     }
 
     /// The member's assignment (kept by the rebalance callbacks).
-    pub fn assignment(&self) -> &Arc<Assignment> {
+    pub(crate) fn assignment(&self) -> &Arc<Assignment> {
         &self.assignment
     }
 
     /// The latest lag reading, if any succeeded.
-    pub fn latest_lag(&self) -> Option<LagReading> {
+    pub(crate) fn latest_lag(&self) -> Option<LagReading> {
         self.lag.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -85,7 +85,12 @@ impl ConsumerHealth {
 
     /// Reads the lag with `probe` every `every` until `shutdown`. A failed reading keeps the
     /// previous one (the broker may be down; `/readyz` reports that separately).
-    pub async fn monitor(self, probe: LagProbe, every: Duration, shutdown: CancellationToken) {
+    pub(crate) async fn monitor(
+        self,
+        probe: LagProbe,
+        every: Duration,
+        shutdown: CancellationToken,
+    ) {
         let probe = Arc::new(probe);
         loop {
             let p = probe.clone();

@@ -7,10 +7,10 @@
 //! retried with backoff and nothing is committed meanwhile; a message that can never be parsed
 //! goes to the dead-letter topic first and only then is its offset committed.
 
-pub mod assignment;
+pub(crate) mod assignment;
 mod batch;
 pub mod health;
-pub mod watchdog;
+pub(crate) mod watchdog;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -63,7 +63,7 @@ enum Next {
 }
 
 /// A consumer-group member persisting `OrderReserved` events.
-pub struct OrderConsumer {
+pub(crate) struct OrderConsumer {
     consumer: StreamConsumer<GroupContext>,
     config: ClientConfig,
     topic: String,

@@ -33,7 +33,7 @@ struct Progress {
 
 /// Stall detection over successive lag readings.
 #[derive(Debug)]
-pub struct Watchdog {
+pub(crate) struct Watchdog {
     stall: Duration,
     progress: HashMap<i32, Progress>,
     backoff: Duration,
@@ -42,7 +42,7 @@ pub struct Watchdog {
 
 /// A partition with lag whose committed offset has not moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stalled {
+pub(crate) struct Stalled {
     /// Partition number.
     pub partition: i32,
     /// Messages waiting on it.
@@ -100,7 +100,7 @@ impl Watchdog {
 
     /// The stalled partitions that justify leaving and rejoining now, given the partitions this
     /// member `owned`; `None` when it should stay. Returning `Some` starts the next backoff.
-    pub fn should_rejoin(
+    pub(crate) fn should_rejoin(
         &mut self,
         lags: &[PartitionLag],
         owned: &BTreeSet<i32>,

@@ -3,9 +3,9 @@
 use super::FieldError;
 
 /// Longest user id accepted; ids come from the login system's token `sub` and are opaque.
-pub const MAX_USER_ID_LEN: usize = 128;
+pub(crate) const MAX_USER_ID_LEN: usize = 128;
 /// Longest idempotency key accepted.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+pub(crate) const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 
 /// A buyer's id: 1–128 bytes, no control characters (they would corrupt logs and the
 /// `user \0 key` fields of the idempotency hash).

@@ -8,7 +8,7 @@ use super::FieldError;
 
 /// One `address/prefix` network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
+pub(crate) struct Cidr {
     net: IpAddr,
     prefix: u8,
 }
@@ -81,7 +81,7 @@ impl TrustedProxies {
     }
 
     /// True when `peer` is one of them.
-    pub fn trusts(&self, peer: IpAddr) -> bool {
+    pub(crate) fn trusts(&self, peer: IpAddr) -> bool {
         self.0.iter().any(|c| c.contains(peer))
     }
 

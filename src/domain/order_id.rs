@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 /// From this time on (Unix ms), every fresh order id carries the buyer's hash and the item's
 /// tag. An older UUIDv7 may have been minted by an earlier release without them.
-pub const TAGGED_SINCE_MS: u64 = 1_796_601_600_000; // 2026-12-07T00:00:00Z
+pub(crate) const TAGGED_SINCE_MS: u64 = 1_796_601_600_000; // 2026-12-07T00:00:00Z
 
 /// How far ahead of this server's clock a UUIDv7's time may be (another server's clock).
 const CLOCK_SKEW_SECS: i64 = 60;
@@ -36,12 +36,12 @@ pub fn user_hash(user: &str) -> u32 {
 }
 
 /// The tag an item's order ids carry.
-pub fn item_tag(item_id: u64) -> u16 {
+pub(crate) fn item_tag(item_id: u64) -> u16 {
     (item_id & 0xffff) as u16
 }
 
 /// `id` with the buyer's hash in bytes 12..16.
-pub fn with_buyer(id: Uuid, user: &str) -> Uuid {
+pub(crate) fn with_buyer(id: Uuid, user: &str) -> Uuid {
     let mut bytes = *id.as_bytes();
     bytes[12..16].copy_from_slice(&user_hash(user).to_be_bytes());
     Uuid::from_bytes(bytes)
@@ -85,7 +85,7 @@ fn carries_buyer(id: &Uuid) -> bool {
 
 /// False when `id` cannot name an order of `user`: not a version this service mints, stamped
 /// in the future, or carrying another buyer's hash. Answered without a store.
-pub fn could_be_users(id: Uuid, user: &str, now: DateTime<Utc>) -> bool {
+pub(crate) fn could_be_users(id: Uuid, user: &str, now: DateTime<Utc>) -> bool {
     match id.get_version_num() {
         7 => {
             let Some(ms) = v7_millis(&id) else {
@@ -103,7 +103,7 @@ pub fn could_be_users(id: Uuid, user: &str, now: DateTime<Utc>) -> bool {
 
 /// Where to look for a reservation not yet in MySQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LedgerScope {
+pub(crate) enum LedgerScope {
     /// The live items whose id has this tag (a fresh id).
     Tagged(u16),
     /// Every live item (an id derived from an idempotency key, which names no item).
@@ -113,7 +113,7 @@ pub enum LedgerScope {
 }
 
 /// Where a reservation `id` may be waiting for MySQL.
-pub fn ledger_scope(id: &Uuid) -> LedgerScope {
+pub(crate) fn ledger_scope(id: &Uuid) -> LedgerScope {
     match id.get_version_num() {
         7 if carries_buyer(id) => {
             let b = id.as_bytes();

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::domain::identity::{MAX_IDEMPOTENCY_KEY_LEN, MAX_USER_ID_LEN};
 
 /// Schema version this build writes: 2 added `idempotency_key`. Version 1 is still read.
-pub const ORDER_RESERVED_SCHEMA: u32 = 2;
+pub(crate) const ORDER_RESERVED_SCHEMA: u32 = 2;
 
 /// Schema versions this build reads.
 const READABLE_SCHEMAS: [u32; 2] = [1, 2];
@@ -16,7 +16,7 @@ const READABLE_SCHEMAS: [u32; 2] = [1, 2];
 const LATEST_RESERVED_AT_MS: i64 = 253_402_300_799_999;
 
 /// The event type tag.
-pub const ORDER_RESERVED_TYPE: &str = "order_reserved";
+pub(crate) const ORDER_RESERVED_TYPE: &str = "order_reserved";
 
 /// A reservation confirmed by Redis, on its way to MySQL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

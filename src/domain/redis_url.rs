@@ -39,7 +39,7 @@ pub struct SentinelTarget {
 
 impl SentinelTarget {
     /// The Sentinels as connection addresses (TLS ones when `tls`).
-    pub fn addrs(&self) -> Vec<ConnectionAddr> {
+    pub(crate) fn addrs(&self) -> Vec<ConnectionAddr> {
         self.sentinels
             .iter()
             .map(|(host, port)| {

@@ -17,7 +17,8 @@ pub const CURRENT: &str = "v5";
 
 /// Versions earlier releases ran and this one does not: a sale pinned to one of them is refused
 /// at prewarm, with the way out.
-pub const RETIRED_VERSIONS: &[&str] = &["v1", "v2", "v3"];
+#[cfg(test)]
+pub(crate) const RETIRED_VERSIONS: &[&str] = &["v1", "v2", "v3"];
 
 /// The number in a version name (`v2` -> 2).
 pub fn number(version: &str) -> Option<u32> {
@@ -26,7 +27,7 @@ pub fn number(version: &str) -> Option<u32> {
 
 /// The first version whose ledger is compact and bucketed, with order ids derived from
 /// idempotency keys in place of an idempotency hash (see `stock::compact`).
-pub const COMPACT_FROM: u32 = 5;
+pub(crate) const COMPACT_FROM: u32 = 5;
 
 /// True when sales pinned to `version` keep the compact ledger (v5 on).
 pub fn has_compact_ledger(version: &str) -> bool {
@@ -34,7 +35,7 @@ pub fn has_compact_ledger(version: &str) -> bool {
 }
 
 /// True when this build runs sales pinned to `version`.
-pub fn is_live(version: &str) -> bool {
+pub(crate) fn is_live(version: &str) -> bool {
     KNOWN_VERSIONS.contains(&version)
 }
 

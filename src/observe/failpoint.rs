@@ -21,7 +21,7 @@ static ARMED: LazyLock<Vec<String>> = LazyLock::new(|| {
 });
 
 /// Pauses forever here if `name` is armed.
-pub async fn pause_if_armed(name: &'static str) {
+pub(crate) async fn pause_if_armed(name: &'static str) {
     if ARMED.is_empty() || !ARMED.iter().any(|n| n == name) {
         return;
     }

@@ -16,7 +16,7 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 use crate::config::{LogFormat, LogSettings};
 
 /// Installs the global subscriber once; later calls (tests building several apps) are no-ops.
-pub fn init(settings: &LogSettings) {
+pub(crate) fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -45,11 +45,11 @@ pub fn init(settings: &LogSettings) {
 }
 
 /// Shortest time between two log lines of the same repeated report.
-pub const REPEAT_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const REPEAT_EVERY: Duration = Duration::from_secs(10);
 
 /// Lets one kind of line through at most once per period, counting what it held back.
 #[derive(Debug, Default)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     seen: Mutex<HashMap<String, (Instant, u64)>>,
 }
 

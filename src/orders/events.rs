@@ -20,7 +20,7 @@ const BATCH: u32 = 500;
 ///
 /// # Errors
 /// MySQL failed.
-pub async fn relay_once(
+pub(crate) async fn relay_once(
     db: &MySqlPool,
     producer: &OrderProducer,
     topic: &str,

@@ -50,10 +50,10 @@ pub struct PaymentNotice {
 
 /// Most orders the expiry job closes in one transaction: large enough that a hot item's row lock
 /// is taken once per thousand orders, small enough that the transaction stays short.
-pub const EXPIRY_BATCH: u32 = 1_000;
+pub(crate) const EXPIRY_BATCH: u32 = 1_000;
 
 /// Longest provider reference stored.
-pub const MAX_PROVIDER_REF: usize = 128;
+pub(crate) const MAX_PROVIDER_REF: usize = 128;
 
 /// Pay, cancel, expire, release.
 #[derive(Clone)]
@@ -82,7 +82,7 @@ impl Lifecycle {
 
     /// The same lifecycle, telling an order on its way to MySQL (`NotPersisted`) from an
     /// unknown one.
-    pub fn looking_up(self, lookup: OrderLookup) -> Self {
+    pub(crate) fn looking_up(self, lookup: OrderLookup) -> Self {
         Self {
             lookup: Some(lookup),
             ..self
@@ -358,7 +358,7 @@ impl Lifecycle {
 
     /// Expires due orders and sweeps owed releases every `interval` while this instance
     /// holds the expiry lock, until `shutdown`.
-    pub async fn run_expiry(
+    pub(crate) async fn run_expiry(
         self,
         interval: Duration,
         mut leader: LeaderElection,

@@ -142,7 +142,10 @@ impl OrderLookup {
     ///
     /// # Errors
     /// A store failed.
-    pub async fn in_ledger(&self, order_id: Uuid) -> Result<Option<OrderReserved>, OrderError> {
+    pub(crate) async fn in_ledger(
+        &self,
+        order_id: Uuid,
+    ) -> Result<Option<OrderReserved>, OrderError> {
         let scope = order_id::ledger_scope(&order_id);
         if scope == LedgerScope::Nowhere {
             return Ok(None);
@@ -224,7 +227,7 @@ pub struct OrderQuery {
 }
 
 /// States an order in MySQL can be in.
-pub const ORDER_STATES: &[&str] = &[
+pub(crate) const ORDER_STATES: &[&str] = &[
     orders::STATUS_PENDING,
     orders::STATUS_PAID,
     orders::STATUS_CANCELLED,

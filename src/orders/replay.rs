@@ -9,7 +9,7 @@ use crate::stores::redis::{RedisPool, keys::Keys};
 
 /// The record of signatures seen, in Redis.
 #[derive(Clone)]
-pub struct SeenSignatures {
+pub(crate) struct SeenSignatures {
     redis: RedisPool,
     keys: Keys,
 }
@@ -24,7 +24,7 @@ impl SeenSignatures {
     ///
     /// # Errors
     /// Redis failed.
-    pub async fn first_sight(&self, signed: &Signed) -> RedisResult<bool> {
+    pub(crate) async fn first_sight(&self, signed: &Signed) -> RedisResult<bool> {
         let mut conn = self.redis.get();
         let set: Option<String> = redis::cmd("SET")
             .arg(self.keys.payment_signature(&signed.mac))
@@ -42,7 +42,7 @@ impl SeenSignatures {
     ///
     /// # Errors
     /// Redis failed.
-    pub async fn forget(&self, signed: &Signed) -> RedisResult<()> {
+    pub(crate) async fn forget(&self, signed: &Signed) -> RedisResult<()> {
         let mut conn = self.redis.get();
         redis::cmd("DEL")
             .arg(self.keys.payment_signature(&signed.mac))

@@ -26,7 +26,7 @@ pub use relay::RelayReport;
 /// A reservation the broker did not acknowledge in time; it stays in the outbox for the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("Kafka did not acknowledge the order in time")]
-pub struct Unacknowledged;
+pub(crate) struct Unacknowledged;
 
 /// Hands reservations to Kafka and marks them delivered.
 #[derive(Clone)]
@@ -59,7 +59,7 @@ impl Outbox {
     /// Starts delivering one fresh reservation in the background: the message is queued in
     /// the producer and the pipeline marks it delivered on the broker's ack, batching the
     /// Redis writes. If it cannot even be queued, it stays in the outbox for the relay.
-    pub fn publish(&self, sale_id: u64, item_id: u64, order_id: Uuid, payload: &[u8]) {
+    pub(crate) fn publish(&self, sale_id: u64, item_id: u64, order_id: Uuid, payload: &[u8]) {
         match self.producer.enqueue(&item_id.to_string(), payload) {
             Ok(queued) => self.pipeline.track(sale_id, item_id, order_id, queued),
             Err(e) => {
@@ -75,7 +75,7 @@ impl Outbox {
     ///
     /// # Errors
     /// Not acknowledged within `timeout` (or refused).
-    pub async fn publish_and_wait(
+    pub(crate) async fn publish_and_wait(
         &self,
         sale_id: u64,
         item_id: u64,
@@ -124,7 +124,7 @@ impl Outbox {
     ///
     /// # Errors
     /// The entry is gone, or it was not acknowledged in time.
-    pub async fn redeliver_and_wait(
+    pub(crate) async fn redeliver_and_wait(
         &self,
         sale_id: u64,
         item_id: u64,
@@ -154,7 +154,7 @@ impl Outbox {
     /// # Errors
     /// Kafka did not acknowledge, or Redis failed to record the ack (the entry will be sent
     /// again; the consumer dedupes).
-    pub async fn deliver(
+    pub(crate) async fn deliver(
         &self,
         sale_id: u64,
         item_id: u64,

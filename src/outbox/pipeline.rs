@@ -48,7 +48,7 @@ enum Msg {
 
 /// Handle on the pipeline task.
 #[derive(Clone)]
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     tx: mpsc::UnboundedSender<Msg>,
     stopped: Arc<AtomicBool>,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
@@ -69,7 +69,7 @@ impl Pipeline {
     }
 
     /// Follows one queued message until its ack.
-    pub fn track(&self, sale_id: u64, item_id: u64, order_id: Uuid, queued: Queued) {
+    pub(crate) fn track(&self, sale_id: u64, item_id: u64, order_id: Uuid, queued: Queued) {
         if self.stopped.load(Ordering::Relaxed) {
             return; // shutting down: the entry stays in the outbox for the relay
         }
@@ -88,7 +88,7 @@ impl Pipeline {
 
     /// Records the ack of a delivery awaited elsewhere (the `kafka` confirmation mode), in the
     /// next batch of outbox removals.
-    pub fn acked(&self, sale_id: u64, item_id: u64, order_id: Uuid) {
+    pub(crate) fn acked(&self, sale_id: u64, item_id: u64, order_id: Uuid) {
         let _ = self.tx.send(Msg::Acked {
             sale_id,
             item_id,

@@ -44,7 +44,7 @@ impl Outbox {
     ///
     /// # Errors
     /// Redis failed while scanning.
-    pub async fn relay_once(
+    pub(crate) async fn relay_once(
         &self,
         items: &[LiveItem],
         older_than: Duration,
@@ -139,7 +139,7 @@ impl Outbox {
 
     /// Runs the relay every `relay.interval_ms` while this instance holds the relay lock,
     /// until `shutdown`.
-    pub async fn run_relay(
+    pub(crate) async fn run_relay(
         self,
         db: MySqlPool,
         relay: RelaySettings,

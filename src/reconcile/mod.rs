@@ -204,7 +204,11 @@ impl Reconciler {
 
     /// Reconciles active and recently ended sales every `interval_secs` while this instance
     /// holds the reconcile lock, until `shutdown`. Never repairs.
-    pub async fn run_periodically(self, mut leader: LeaderElection, shutdown: CancellationToken) {
+    pub(crate) async fn run_periodically(
+        self,
+        mut leader: LeaderElection,
+        shutdown: CancellationToken,
+    ) {
         let interval = Duration::from_secs(self.settings.reconcile.interval_secs.max(1));
         while leader.next_turn(interval, &shutdown).await {
             let since = Utc::now()

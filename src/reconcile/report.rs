@@ -114,7 +114,7 @@ fn opt(v: Option<i64>) -> String {
 
 impl SaleReport {
     /// The failing checks in one line for a log, each as `item <id> <check>: <detail>`.
-    pub fn failing_summary(&self) -> String {
+    pub(crate) fn failing_summary(&self) -> String {
         let failing: Vec<String> = self
             .items
             .iter()

@@ -24,7 +24,7 @@ use sqlx::MySqlPool;
 use crate::stores::mysql::sales::{self, ItemMeta};
 
 /// How long an item's metadata is trusted in process.
-pub const CATALOG_TTL: Duration = Duration::from_secs(1);
+pub(crate) const CATALOG_TTL: Duration = Duration::from_secs(1);
 /// Items kept at most (many more than any sale has).
 const CATALOG_CAPACITY: u64 = 100_000;
 /// Entries in the hit map before expired ones are first swept out; after a sweep the next
@@ -93,7 +93,7 @@ impl Catalog {
     ///
     /// # Errors
     /// MySQL failed on a miss.
-    pub async fn item_at(
+    pub(crate) async fn item_at(
         &self,
         item_id: u64,
         now: Instant,
@@ -165,7 +165,7 @@ impl Catalog {
     /// Drops an item so the next request reloads it (after an admin change on this instance),
     /// and counts it as existing (an item this instance just created is buyable at once;
     /// other instances see it within [`HIGHEST_REFRESH`]).
-    pub async fn forget(&self, item_id: u64) {
+    pub(crate) async fn forget(&self, item_id: u64) {
         self.highest.id.fetch_max(item_id, Ordering::AcqRel);
         {
             let mut hot = self.hot.write().unwrap_or_else(|e| e.into_inner());

@@ -16,14 +16,14 @@ use super::page::SalePages;
 use crate::stores::redis::RedisPool;
 
 /// The prefix of a message saying an item got units back.
-pub const RELEASED_PREFIX: &str = "released:";
+pub(crate) const RELEASED_PREFIX: &str = "released:";
 
 /// Wait between reconnection attempts.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// Subscribes to the invalidation channel and drops local copies of announced sales, and calls
 /// `on_units_back` with each item that got units back, until `shutdown`. Reconnects by itself.
-pub async fn listen(
+pub(crate) async fn listen(
     pages: SalePages,
     on_units_back: impl Fn(u64) + Send,
     redis: RedisPool,

@@ -68,7 +68,7 @@ pub struct PrewarmReport {
 }
 
 /// Hooks run after a sale changed (cache invalidation of the read path).
-pub trait SaleChangeListener: Send + Sync {
+pub(crate) trait SaleChangeListener: Send + Sync {
     /// Called after a sale was created or changed in MySQL and Redis.
     fn sale_changed(&self, sale_id: u64) -> futures::future::BoxFuture<'_, ()>;
 }
@@ -122,7 +122,7 @@ impl SaleAdmin {
     }
 
     /// Adds a listener told about every change.
-    pub fn with_listener(mut self, listener: Arc<dyn SaleChangeListener>) -> Self {
+    pub(crate) fn with_listener(mut self, listener: Arc<dyn SaleChangeListener>) -> Self {
         self.listeners.push(listener);
         self
     }
@@ -134,7 +134,7 @@ impl SaleAdmin {
     }
 
     /// When a sale's keys expire: its end plus the grace period.
-    pub fn expiry_of(&self, ends_at: DateTime<Utc>) -> DateTime<Utc> {
+    pub(crate) fn expiry_of(&self, ends_at: DateTime<Utc>) -> DateTime<Utc> {
         ends_at + chrono::Duration::seconds(self.settings.grace_secs.max(1) as i64)
     }
 

@@ -15,7 +15,7 @@ const SCHEDULER_INTERVAL: Duration = Duration::from_secs(5);
 impl SaleAdmin {
     /// Warms sales as they come within the lead time, and recovers sales whose Redis state
     /// was found missing (`recoveries`), until `shutdown`.
-    pub async fn run_scheduler(
+    pub(crate) async fn run_scheduler(
         self,
         mut recoveries: tokio::sync::mpsc::UnboundedReceiver<(u64, tokio::time::Instant)>,
         shutdown: CancellationToken,

@@ -21,7 +21,8 @@ use uuid::Uuid;
 /// Units of initial stock per bucket (prewarm.v5 divides by the same number). A unit sold is an
 /// entry and, at most, a buyer, so a bucket holds about twice this many fields, below Redis's
 /// `hash-max-listpack-entries` (128 by default).
-pub const UNITS_PER_BUCKET: u64 = 32;
+#[cfg(test)]
+pub(crate) const UNITS_PER_BUCKET: u64 = 32;
 
 /// Most buckets an item gets (prewarm.v5 caps the same): a warm or refresh touches every bucket
 /// key, so this bounds how long one blocks Redis. Items above 524,288 units hold more entries
@@ -29,7 +30,8 @@ pub const UNITS_PER_BUCKET: u64 = 32;
 pub const MAX_BUCKETS: u32 = 16_384;
 
 /// The bucket count prewarm.v5 gives an item of `initial_stock` units.
-pub fn buckets_for(initial_stock: u64) -> u32 {
+#[cfg(test)]
+pub(crate) fn buckets_for(initial_stock: u64) -> u32 {
     u32::try_from(
         initial_stock
             .div_ceil(UNITS_PER_BUCKET)
@@ -39,7 +41,7 @@ pub fn buckets_for(initial_stock: u64) -> u32 {
 }
 
 /// The bucket of an order id.
-pub fn order_bucket(order_id: &Uuid, buckets: u32) -> u32 {
+pub(crate) fn order_bucket(order_id: &Uuid, buckets: u32) -> u32 {
     let b = order_id.as_bytes();
     u32::from_be_bytes([b[12], b[13], b[14], b[15]]) % buckets.max(1)
 }
@@ -47,7 +49,7 @@ pub fn order_bucket(order_id: &Uuid, buckets: u32) -> u32 {
 pub use crate::domain::order_id::user_hash;
 
 /// The bucket of a buyer.
-pub fn user_bucket(user: &str, buckets: u32) -> u32 {
+pub(crate) fn user_bucket(user: &str, buckets: u32) -> u32 {
     user_hash(user) % buckets.max(1)
 }
 
@@ -59,7 +61,7 @@ pub fn in_buyers_bucket(id: Uuid, user: &str) -> Uuid {
 
 /// A buyer's field in a bucket: the id, with a trailing NUL when it is 16 bytes long (the
 /// length of an order id; user ids hold no control characters).
-pub fn user_field(user: &str) -> Vec<u8> {
+pub(crate) fn user_field(user: &str) -> Vec<u8> {
     let mut field = user.as_bytes().to_vec();
     if field.len() == 16 {
         field.push(0);
@@ -68,7 +70,7 @@ pub fn user_field(user: &str) -> Vec<u8> {
 }
 
 /// The buyer a bucket field names; `None` for an order id (16 bytes).
-pub fn user_of_field(field: &[u8]) -> Option<String> {
+pub(crate) fn user_of_field(field: &[u8]) -> Option<String> {
     if field.len() == 16 || field.is_empty() {
         return None;
     }
@@ -80,7 +82,7 @@ pub fn user_of_field(field: &[u8]) -> Option<String> {
 }
 
 /// The key of bucket `n` of a bucketed hash (`base` is the item's ledger or buyers key).
-pub fn bucket_key(base: &str, n: u32) -> String {
+pub(crate) fn bucket_key(base: &str, n: u32) -> String {
     format!("{base}:{n}")
 }
 

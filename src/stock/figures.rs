@@ -55,7 +55,7 @@ impl StockService {
     ///
     /// # Errors
     /// Redis failed.
-    pub async fn replicated(&self, sale_id: u64, item_id: u64) -> Result<bool, StockError> {
+    pub(crate) async fn replicated(&self, sale_id: u64, item_id: u64) -> Result<bool, StockError> {
         let Some(wait) = self.replicas else {
             return Ok(true);
         };

@@ -33,7 +33,7 @@ impl StockService {
     /// The order id a new reservation gets: derived from the key when the sale's ledger is
     /// compact and the buyer sent one (a retry then finds its first order), else a fresh id
     /// naming the item and the buyer (see [`crate::domain::order_id`]).
-    pub fn new_order_id(
+    pub(crate) fn new_order_id(
         meta: &crate::stores::mysql::sales::ItemMeta,
         user: &str,
         idempotency_key: Option<&str>,

@@ -39,9 +39,6 @@ pub struct ItemLedger {
     pub layout: Layout,
 }
 
-/// A ledger entry of either layout, as a reservation event.
-pub type Entry = (Uuid, OrderReserved);
-
 impl ItemLedger {
     /// The ledger of an item, its layout read from meta (a missing meta reads as
     /// [`Layout::Payloads`], whose lookups then find nothing).
@@ -286,7 +283,7 @@ pub fn parse_order_id(raw: &[u8]) -> Option<Uuid> {
 }
 
 /// A field as text for logs and reports: the UUID when it is one, else its bytes escaped.
-pub fn field_text(raw: &[u8]) -> String {
+pub(crate) fn field_text(raw: &[u8]) -> String {
     parse_order_id(raw).map_or_else(
         || String::from_utf8_lossy(raw).into_owned(),
         |id| id.to_string(),

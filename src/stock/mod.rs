@@ -4,7 +4,7 @@
 //! step records the buyer's units and appends the reservation to the item's ledger, so
 //! `initial_stock == remaining + sum(ledger quantities)` holds at every instant.
 
-pub mod batcher;
+pub(crate) mod batcher;
 pub mod compact;
 mod figures;
 mod idempotency;
@@ -67,7 +67,7 @@ impl StockService {
 
     /// As [`StockService::new`]; with `replicas`, every deduction is followed by `WAIT`, and a
     /// reservation fewer replicas acknowledged is [`DeductOutcome::Unconfirmed`].
-    pub fn confirming(
+    pub(crate) fn confirming(
         redis: RedisPool,
         keys: Keys,
         scripts: Arc<ScriptRegistry>,

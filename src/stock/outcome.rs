@@ -141,7 +141,7 @@ impl ReleaseOutcome {
     ///
     /// # Errors
     /// The reply does not match the script's contract.
-    pub fn from_reply(reply: Vec<Value>) -> Result<Self, UnexpectedReply> {
+    pub(crate) fn from_reply(reply: Vec<Value>) -> Result<Self, UnexpectedReply> {
         let units = || u32::try_from(int_at(&reply, 1).unwrap_or(0)).unwrap_or(0);
         Ok(match int_at(&reply, 0) {
             Some(1) => Self::Released { units: units() },
@@ -192,7 +192,7 @@ impl PrewarmOutcome {
     ///
     /// # Errors
     /// The reply does not match the script's contract.
-    pub fn from_reply(reply: Vec<Value>) -> Result<Self, UnexpectedReply> {
+    pub(crate) fn from_reply(reply: Vec<Value>) -> Result<Self, UnexpectedReply> {
         let remaining = int_at(&reply, 1).unwrap_or(0);
         let outcome = match int_at(&reply, 0) {
             Some(1) => Self::Warmed { remaining },
@@ -222,7 +222,7 @@ impl DeductOutcome {
     /// This outcome once `acked` of the `wanted` replicas acknowledged the call's writes: a
     /// reservation (of `quantity` units) or a replay too few acknowledged becomes
     /// [`DeductOutcome::Unconfirmed`].
-    pub fn confirmed_by(self, acked: u32, wanted: u32, quantity: u32) -> Self {
+    pub(crate) fn confirmed_by(self, acked: u32, wanted: u32, quantity: u32) -> Self {
         if acked >= wanted {
             return self;
         }
@@ -238,7 +238,10 @@ impl DeductOutcome {
     ///
     /// # Errors
     /// The reply does not match the script's contract.
-    pub fn from_batch_reply(reply: Vec<Value>, order_id: Uuid) -> Result<Self, UnexpectedReply> {
+    pub(crate) fn from_batch_reply(
+        reply: Vec<Value>,
+        order_id: Uuid,
+    ) -> Result<Self, UnexpectedReply> {
         if int_at(&reply, 0) != Some(1) {
             return Self::from_other_reply(reply);
         }

@@ -166,7 +166,7 @@ impl ScriptRegistry {
     ///
     /// # Errors
     /// Redis refused a script (a syntax error would show up here, at start-up).
-    pub async fn load_all(&self, conn: &mut RedisConn) -> RedisResult<()> {
+    pub(crate) async fn load_all(&self, conn: &mut RedisConn) -> RedisResult<()> {
         for script in self.scripts.values() {
             script.load(conn).await?;
         }

@@ -11,7 +11,7 @@ mod window;
 use utoipa::{
     Modify, OpenApi, ToSchema,
     openapi::{
-        self, Components, RefOr, Response, ResponseBuilder,
+        self, Components, RefOr, ResponseBuilder,
         content::ContentBuilder,
         header::HeaderBuilder,
         security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -24,7 +24,7 @@ pub use served::{Listener, admin_router, document, json, public_router, served};
 #[derive(ToSchema)]
 #[schema(as = Error)]
 #[allow(dead_code)] // a schema only: the real body is `error::ErrorBody`
-pub struct ErrorDoc {
+pub(crate) struct ErrorDoc {
     /// What went wrong, for programs to switch on.
     code: ErrorCode,
     /// What went wrong, for people.
@@ -95,23 +95,10 @@ pub enum ErrorCode {
         (name = "admin", description = "Operators (admin token), on the admin listener"),
     )
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 /// What every operation shares: credentials schemes.
 struct Common;
-
-/// An `Error` answer with `description`.
-pub fn error_response(description: &str) -> Response {
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(RefOr::Ref(openapi::Ref::from_schema_name("Error"))))
-                .build(),
-        )
-        .build()
-}
 
 impl Modify for Common {
     fn modify(&self, doc: &mut openapi::OpenApi) {
@@ -148,7 +135,7 @@ impl Modify for Common {
 }
 
 /// Answers the layers give any route: shed load and request timeouts.
-pub fn add_layer_answers(doc: &mut openapi::OpenApi) {
+pub(crate) fn add_layer_answers(doc: &mut openapi::OpenApi) {
     let overloaded = ResponseBuilder::new()
         .description(
             "overloaded (too many requests in flight) or timed out; retry shortly (`unavailable`)",

@@ -11,7 +11,7 @@ use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Timelike, Utc};
 use serde_json::{Value, json};
 
 /// The hour `now` falls in: the documents are built for it.
-pub fn hour_of(now: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn hour_of(now: DateTime<Utc>) -> DateTime<Utc> {
     now.with_nanosecond(0)
         .and_then(|t| t.with_second(0))
         .and_then(|t| t.with_minute(0))
@@ -43,7 +43,7 @@ fn ends(hour: DateTime<Utc>) -> (String, String) {
 }
 
 /// Dates the window fields of the sale requests for `hour`.
-pub fn date_sale_windows(doc: &mut Value, hour: DateTime<Utc>) {
+pub(crate) fn date_sale_windows(doc: &mut Value, hour: DateTime<Utc>) {
     let (start_pattern, start_example) = starts(hour);
     let (end_pattern, end_example) = ends(hour);
     let note = format!(

@@ -39,11 +39,11 @@ use super::{ApiError, request_id};
 use crate::observe::log::{REPEAT_EVERY, Throttle};
 
 /// A request slower than this is logged as a warning (at most one line per route per 10 s).
-pub const SLOW: Duration = Duration::from_secs(1);
+pub(crate) const SLOW: Duration = Duration::from_secs(1);
 
 /// How the layer behaves.
 #[derive(Clone, Debug)]
-pub struct EdgeSettings {
+pub(crate) struct EdgeSettings {
     /// Requests served at once; more are shed.
     pub max_in_flight: usize,
     /// Longest a request may run.
@@ -56,7 +56,7 @@ pub struct EdgeSettings {
 
 /// The layer (see the module's documentation).
 #[derive(Clone)]
-pub struct EdgeLayer {
+pub(crate) struct EdgeLayer {
     shared: Arc<Shared>,
 }
 
@@ -103,7 +103,7 @@ impl<S> Layer<S> for EdgeLayer {
 
 /// The service the layer wraps around the router.
 #[derive(Clone)]
-pub struct Edge<S> {
+pub(crate) struct Edge<S> {
     inner: S,
     shared: Arc<Shared>,
 }

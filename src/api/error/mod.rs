@@ -136,7 +136,7 @@ impl ApiError {
 
     /// A database error shared by a cache's waiters: connection trouble is a 503, anything
     /// else a 500; either way the cause is logged, not shown.
-    pub fn shared_db(context: &'static str, e: &std::sync::Arc<sqlx::Error>) -> Self {
+    pub(crate) fn shared_db(context: &'static str, e: &std::sync::Arc<sqlx::Error>) -> Self {
         if is_unavailable(e) {
             tracing::error!(error.message = %e, context, "database unavailable");
             ApiError::Unavailable("the database is unavailable; retry shortly".into())

@@ -65,7 +65,7 @@ fn quota(per_sec: u64, burst: u64) -> Option<Quota> {
 
 /// The bucket an address counts in: IPv4 (and IPv4-mapped IPv6) addresses alone, other
 /// IPv6 addresses by their /64 network.
-pub fn ip_bucket(ip: IpAddr) -> IpAddr {
+pub(crate) fn ip_bucket(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -98,7 +98,8 @@ impl Gates {
     }
 
     /// True when the per-IP bucket applies.
-    pub fn limits_ips(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn limits_ips(&self) -> bool {
         self.per_ip.is_some()
     }
 
@@ -106,7 +107,7 @@ impl Gates {
     ///
     /// # Errors
     /// The bucket is empty.
-    pub fn check_global(&self) -> Result<(), Rejected> {
+    pub(crate) fn check_global(&self) -> Result<(), Rejected> {
         let Some(limiter) = &self.global else {
             return Ok(());
         };
@@ -120,7 +121,7 @@ impl Gates {
     ///
     /// # Errors
     /// The bucket is empty.
-    pub fn check_payments(&self) -> Result<(), Rejected> {
+    pub(crate) fn check_payments(&self) -> Result<(), Rejected> {
         let Some(limiter) = &self.payments else {
             return Ok(());
         };
@@ -134,7 +135,7 @@ impl Gates {
     ///
     /// # Errors
     /// The bucket is empty.
-    pub fn check_user(&self, user: &str) -> Result<(), Rejected> {
+    pub(crate) fn check_user(&self, user: &str) -> Result<(), Rejected> {
         let Some(limiter) = &self.per_user else {
             return Ok(());
         };
@@ -150,7 +151,7 @@ impl Gates {
     ///
     /// # Errors
     /// The bucket is empty.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Rejected> {
+    pub(crate) fn check_ip(&self, ip: IpAddr) -> Result<(), Rejected> {
         let Some(limiter) = &self.per_ip else {
             return Ok(());
         };
@@ -163,7 +164,7 @@ impl Gates {
     }
 
     /// Forgets keys whose buckets are full again (they behave exactly like new ones).
-    pub fn prune(&self) {
+    pub(crate) fn prune(&self) {
         if let Some(l) = &self.per_user {
             l.retain_recent();
             l.shrink_to_fit();
@@ -175,7 +176,8 @@ impl Gates {
     }
 
     /// Keys currently tracked (users + addresses); bounded by pruning.
-    pub fn tracked_keys(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn tracked_keys(&self) -> usize {
         self.per_user.as_ref().map_or(0, |l| l.len()) + self.per_ip.as_ref().map_or(0, |l| l.len())
     }
 }

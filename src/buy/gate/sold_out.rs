@@ -10,7 +10,7 @@ use std::{
 
 /// How long a local sold-out flag is trusted before Redis is asked again: units that come back
 /// (a cancel, an expiry) are announced at once, so this only bounds a missed announcement.
-pub const RECHECK_AFTER: Duration = Duration::from_millis(500);
+pub(crate) const RECHECK_AFTER: Duration = Duration::from_millis(500);
 
 /// Per-item sold-out flags with an expiry.
 pub struct SoldOutFlags {
@@ -28,19 +28,19 @@ impl SoldOutFlags {
     }
 
     /// True while `item_id` is flagged sold out.
-    pub fn is_sold_out(&self, item_id: u64) -> bool {
+    pub(crate) fn is_sold_out(&self, item_id: u64) -> bool {
         self.is_sold_out_at(item_id, Instant::now())
     }
 
     /// As [`SoldOutFlags::is_sold_out`] at `now` (a caller that has read the clock already).
-    pub fn is_sold_out_at(&self, item_id: u64, now: Instant) -> bool {
+    pub(crate) fn is_sold_out_at(&self, item_id: u64, now: Instant) -> bool {
         let flags = self.flags.read().unwrap_or_else(|e| e.into_inner());
         flags.get(&item_id).is_some_and(|until| now < *until)
     }
 
     /// Flags `item_id` sold out for the recheck interval (a no-op while it already is, so
     /// retries reaching the script after the sell-out do not queue for the write lock).
-    pub fn mark(&self, item_id: u64) {
+    pub(crate) fn mark(&self, item_id: u64) {
         if self.is_sold_out(item_id) {
             return;
         }

@@ -12,23 +12,23 @@ use super::FieldError;
 pub use request::{CreateItemRequest, CreateSaleRequest, PatchItemRequest, PatchSaleRequest};
 
 /// Most items one sale may carry; bounds request size and prewarm time.
-pub const MAX_ITEMS: usize = 100;
+pub(crate) const MAX_ITEMS: usize = 100;
 /// Most units of one item (the schema's INT UNSIGNED holds more; this is a sanity bound).
-pub const MAX_STOCK: i64 = 1_000_000_000;
+pub(crate) const MAX_STOCK: i64 = 1_000_000_000;
 /// Highest price in cents (ten billion currency units).
-pub const MAX_PRICE_CENTS: i64 = 1_000_000_000_000;
+pub(crate) const MAX_PRICE_CENTS: i64 = 1_000_000_000_000;
 /// Highest per-user limit.
-pub const MAX_PER_USER_LIMIT: i64 = 10_000;
+pub(crate) const MAX_PER_USER_LIMIT: i64 = 10_000;
 /// Longest sale name and item title.
-pub const MAX_TEXT_LEN: usize = 200;
+pub(crate) const MAX_TEXT_LEN: usize = 200;
 /// Longest SKU.
-pub const MAX_SKU_LEN: usize = 64;
+pub(crate) const MAX_SKU_LEN: usize = 64;
 /// Seconds a buyer has to pay when the item does not say.
-pub const DEFAULT_PAYMENT_WINDOW_SECS: i64 = 900;
+pub(crate) const DEFAULT_PAYMENT_WINDOW_SECS: i64 = 900;
 /// Shortest payment window (the expiry job's lateness alone is a few seconds).
-pub const MIN_PAYMENT_WINDOW_SECS: i64 = 5;
+pub(crate) const MIN_PAYMENT_WINDOW_SECS: i64 = 5;
 /// Longest payment window (a week).
-pub const MAX_PAYMENT_WINDOW_SECS: i64 = 7 * 86_400;
+pub(crate) const MAX_PAYMENT_WINDOW_SECS: i64 = 7 * 86_400;
 
 /// A validated new sale.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,9 +91,9 @@ pub struct ItemPatch {
 }
 
 /// Earliest start accepted, before now: a sale may be created already running, not as history.
-pub const MAX_START_IN_PAST_SECS: i64 = 86_400;
+pub(crate) const MAX_START_IN_PAST_SECS: i64 = 86_400;
 /// Latest end accepted, after now.
-pub const MAX_END_IN_FUTURE_SECS: i64 = 366 * 86_400;
+pub(crate) const MAX_END_IN_FUTURE_SECS: i64 = 366 * 86_400;
 
 /// Checks a window: the end after the start and in the future, the start at most a day ago,
 /// the end at most a year ahead (MySQL and Redis hold these times; dates centuries away are
@@ -101,7 +101,7 @@ pub const MAX_END_IN_FUTURE_SECS: i64 = 366 * 86_400;
 ///
 /// # Errors
 /// The window is empty, already over, or out of those bounds.
-pub fn check_window(
+pub(crate) fn check_window(
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
     now: DateTime<Utc>,

@@ -18,7 +18,7 @@ pub use orders::{ConsumerMetrics, KafkaMetrics, OrderMetrics, OutboxMetrics, Rec
 pub use requests::{BuyMetrics, CacheMetrics, HttpMetrics, ScriptMetrics};
 
 /// Prefix of every metric name.
-pub const NAMESPACE: &str = "seckill";
+pub(crate) const NAMESPACE: &str = "seckill";
 
 /// Latency buckets in seconds, fine-grained below 10 ms where the hot path lives.
 const LATENCY_BUCKETS: &[f64] = &[

@@ -22,11 +22,11 @@ use uuid::Uuid;
 use crate::stores::mysql::orders::holds_units;
 
 /// Sample ids listed per failing check; enough to start an investigation.
-pub const SAMPLE_IDS: usize = 20;
+pub(crate) const SAMPLE_IDS: usize = 20;
 
 /// One reservation in the Redis ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerEntry {
+pub(crate) struct LedgerEntry {
     /// Order id.
     pub order_id: Uuid,
     /// Buyer (shared with every other entry and order of the same buyer).
@@ -39,7 +39,7 @@ pub struct LedgerEntry {
 
 /// One order row as the checks need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderFact {
+pub(crate) struct OrderFact {
     /// Order id.
     pub order_id: Uuid,
     /// Buyer (shared, as in [`LedgerEntry`]).
@@ -56,7 +56,7 @@ pub struct OrderFact {
 
 /// Everything read about one item.
 #[derive(Debug, Clone, Default)]
-pub struct ItemFacts {
+pub(crate) struct ItemFacts {
     /// Units put on sale (MySQL).
     pub initial_stock: i64,
     /// Per-user limit (MySQL).
@@ -90,7 +90,7 @@ pub struct ItemFacts {
 
 /// What reconciliation found of an item's Redis state (meta), before reading the rest.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum RedisState {
+pub(crate) enum RedisState {
     /// Present, and (from script v3 on) stamped with this sale's uid.
     #[default]
     Present,
@@ -106,7 +106,7 @@ pub enum RedisState {
 
 /// One check: ok, or a discrepancy with a count and sample ids.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     /// Stable name (`stock_balance`, `ledger_persisted`, ...).
     pub name: &'static str,
     /// True when the rule holds.
@@ -161,7 +161,7 @@ fn per_user<'a>(pairs: impl Iterator<Item = (&'a str, u32)>) -> BTreeMap<&'a str
 }
 
 /// Ledger entries older than the grace period that have no MySQL row: the candidates for repair.
-pub fn missing_in_mysql(facts: &ItemFacts, now_ms: i64, grace_ms: i64) -> Vec<Uuid> {
+pub(crate) fn missing_in_mysql(facts: &ItemFacts, now_ms: i64, grace_ms: i64) -> Vec<Uuid> {
     let in_mysql: HashSet<Uuid> = facts.orders.iter().map(|o| o.order_id).collect();
     facts
         .ledger
@@ -177,7 +177,7 @@ fn holding(facts: &ItemFacts) -> impl Iterator<Item = &OrderFact> {
 }
 
 /// Runs every check on one item.
-pub fn check_item(facts: &ItemFacts, now_ms: i64, grace_ms: i64) -> Vec<Check> {
+pub(crate) fn check_item(facts: &ItemFacts, now_ms: i64, grace_ms: i64) -> Vec<Check> {
     let mut checks = Vec::new();
     match facts.redis_state {
         RedisState::Present | RedisState::Expired => {}

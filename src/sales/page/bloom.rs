@@ -10,9 +10,9 @@ use crate::stores::redis::{RedisPool, keys::Keys};
 
 /// Bits in the filter: 2^23 (1 MiB). With 7 hashes, a million sales give a false-positive
 /// rate near 0.8%; a hundred thousand, about 2 in 10^8.
-pub const BITS: u64 = 1 << 23;
+pub(crate) const BITS: u64 = 1 << 23;
 /// Hash functions per id.
-pub const HASHES: u64 = 7;
+pub(crate) const HASHES: u64 = 7;
 
 fn mix(mut z: u64) -> u64 {
     // splitmix64 finaliser
@@ -57,7 +57,7 @@ impl SaleBloom {
     ///
     /// # Errors
     /// Redis failed.
-    pub async fn may_contain(&self, id: u64) -> redis::RedisResult<bool> {
+    pub(crate) async fn may_contain(&self, id: u64) -> redis::RedisResult<bool> {
         let key = self.keys.sale_bloom();
         let mut bits = redis::cmd("BITFIELD_RO");
         bits.arg(&key);

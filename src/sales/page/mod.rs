@@ -51,7 +51,7 @@ const LOCAL_TTL: Duration = Duration::from_secs(2);
 const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 
 /// Delay of the second delete after a change.
-pub const SECOND_DELETE_AFTER: Duration = Duration::from_millis(500);
+pub(crate) const SECOND_DELETE_AFTER: Duration = Duration::from_millis(500);
 
 /// Why a page could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +125,7 @@ impl SalePages {
     ///
     /// # Errors
     /// MySQL or Redis failed.
-    pub async fn rebuild_bloom(&self) -> anyhow::Result<usize> {
+    pub(crate) async fn rebuild_bloom(&self) -> anyhow::Result<usize> {
         let ids: Vec<u64> = sqlx::query_scalar("SELECT id FROM sales ORDER BY id")
             .fetch_all(&self.db)
             .await?;
@@ -149,7 +149,7 @@ impl SalePages {
 
     /// After a change committed in MySQL: delete the Redis copy, tell every instance, and
     /// delete once more after [`SECOND_DELETE_AFTER`].
-    pub async fn invalidate(&self, id: u64) {
+    pub(crate) async fn invalidate(&self, id: u64) {
         if let Err(e) = self.bloom.add(id).await {
             tracing::warn!(sale_id = id, error.message = %e, "adding a sale to the Bloom filter failed");
         }

@@ -6,12 +6,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 /// Share of a lifetime that is randomised: a base of 60 s becomes 48–72 s.
-pub const JITTER: f64 = 0.2;
+pub(crate) const JITTER: f64 = 0.2;
 /// Shortest lifetime handed out (a sale about to expire is still cached briefly).
-pub const MIN_TTL: Duration = Duration::from_millis(500);
+pub(crate) const MIN_TTL: Duration = Duration::from_millis(500);
 
 /// `base` scaled by a factor in `[1 - JITTER, 1 + JITTER)`, chosen by `unit` in `[0, 1)`.
-pub fn jittered(base: Duration, unit: f64) -> Duration {
+pub(crate) fn jittered(base: Duration, unit: f64) -> Duration {
     let factor = 1.0 - JITTER + 2.0 * JITTER * unit.clamp(0.0, 1.0);
     base.mul_f64(factor).max(MIN_TTL)
 }

@@ -45,7 +45,7 @@ const CLOCK_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 
 /// True when a sale's lost Redis state must be rebuilt from MySQL rather than warmed afresh: it
 /// was (or was being) written to Redis, and the sale may have sold already.
-pub fn needs_recovery(sale: &SaleRow, now: DateTime<Utc>) -> bool {
+pub(crate) fn needs_recovery(sale: &SaleRow, now: DateTime<Utc>) -> bool {
     sale.status != STATUS_CREATED && now + CLOCK_MARGIN >= sale.starts_at
 }
 

@@ -30,7 +30,7 @@ impl Recovery {
     ///
     /// # Errors
     /// The keys hold another sale's state, another rebuild took over, or a store failed.
-    pub async fn rebuild_item(
+    pub(crate) async fn rebuild_item(
         &self,
         sale: &SaleRow,
         item: &ItemRow,

@@ -43,7 +43,7 @@ use crate::{
 const LANES: usize = 4;
 /// Most requests in one script call: a batch of this size runs in well under a millisecond,
 /// so Redis never stalls other clients noticeably.
-pub const MAX_BATCH: usize = 256;
+pub(crate) const MAX_BATCH: usize = 256;
 /// Calls outstanding for one item at once: two, so one batch fills while the other runs.
 const MAX_IN_FLIGHT_PER_ITEM: usize = 2;
 /// Requests one lane holds before it answers "busy": about 30 full batches, far more than
@@ -51,7 +51,7 @@ const MAX_IN_FLIGHT_PER_ITEM: usize = 2;
 const LANE_QUEUE: usize = 8192;
 /// Longest a request waits in a queue before it is answered "busy" instead of being sent (the
 /// same bound a Redis call has): a client that waited this long has likely given up.
-pub const QUEUE_DEADLINE: Duration = Duration::from_secs(2);
+pub(crate) const QUEUE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// One queued request and where its answer goes.
 struct Pending {
@@ -100,7 +100,7 @@ struct LaneContext {
 
 /// The lanes of one stock service, started on first use (inside the runtime that serves) and
 /// started again if one has stopped.
-pub struct DeductBatcher {
+pub(crate) struct DeductBatcher {
     context: LaneContext,
     lanes: RwLock<Vec<mpsc::Sender<Pending>>>,
 }

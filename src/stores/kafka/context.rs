@@ -10,13 +10,13 @@ use crate::observe::log::{REPEAT_EVERY, Throttle};
 
 /// The client context of every producer and admin client: librdkafka's reports, throttled.
 #[derive(Debug, Default)]
-pub struct QuietContext {
+pub(crate) struct QuietContext {
     throttle: Throttle,
 }
 
 impl QuietContext {
     /// Logs a global error unless the same one was logged within [`REPEAT_EVERY`].
-    pub fn report_error(&self, error: &KafkaError, reason: &str) {
+    pub(crate) fn report_error(&self, error: &KafkaError, reason: &str) {
         let kind = format!("{:?}", error.rdkafka_error_code());
         if let Some(held) = self.throttle.allow(&kind, REPEAT_EVERY) {
             tracing::error!(target: "librdkafka", message = %error, reason, repeats_since_last = held, "librdkafka global error");
@@ -24,7 +24,7 @@ impl QuietContext {
     }
 
     /// Logs a librdkafka log line at its level, throttled by facility.
-    pub fn report_log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+    pub(crate) fn report_log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         let serious = matches!(
             level,
             RDKafkaLogLevel::Emerg

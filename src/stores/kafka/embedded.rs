@@ -67,7 +67,7 @@ impl EmbeddedKafka {
     }
 
     /// `bootstrap.servers` of the mock cluster.
-    pub fn bootstrap_servers(&self) -> &str {
+    pub(crate) fn bootstrap_servers(&self) -> &str {
         &self.bootstrap
     }
 
@@ -76,7 +76,7 @@ impl EmbeddedKafka {
     ///
     /// # Errors
     /// librdkafka refused a topic.
-    pub fn create_topics(&self, topics: &[(String, i32)]) -> anyhow::Result<()> {
+    pub(crate) fn create_topics(&self, topics: &[(String, i32)]) -> anyhow::Result<()> {
         let (tx, rx) = mpsc::channel();
         self.requests
             .send(Request::CreateTopics(topics.to_vec(), tx))

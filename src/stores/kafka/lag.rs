@@ -16,7 +16,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the group stands on one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartitionLag {
+pub(crate) struct PartitionLag {
     /// Partition number.
     pub partition: i32,
     /// The group's committed offset, or the low watermark where it has committed nothing.
@@ -35,7 +35,7 @@ impl PartitionLag {
 /// A client that reads a group's committed offsets and the topic's watermarks, built once and
 /// reused (building a client per probe costs a connection and a metadata round trip each).
 /// It never joins the group. Blocking: call from `spawn_blocking`.
-pub struct LagProbe {
+pub(crate) struct LagProbe {
     consumer: BaseConsumer,
     topic: String,
 }

@@ -83,16 +83,6 @@ impl KafkaEndpoint {
         }
     }
 
-    /// `bootstrap.servers` for a new client.
-    pub fn bootstrap_servers(&self) -> &str {
-        &self.bootstrap
-    }
-
-    /// True for the in-process mock cluster.
-    pub fn is_embedded(&self) -> bool {
-        self.embedded.is_some()
-    }
-
     /// A client configuration pointing at this endpoint, with conservative socket timeouts so a
     /// dead broker is noticed in seconds.
     pub fn client_config(&self) -> ClientConfig {
@@ -136,7 +126,7 @@ impl KafkaEndpoint {
     ///
     /// # Errors
     /// librdkafka refused the configuration.
-    pub fn pinger(&self) -> Result<Pinger, KafkaError> {
+    pub(crate) fn pinger(&self) -> Result<Pinger, KafkaError> {
         Ok(Pinger {
             consumer: Arc::new(self.client_config().create()?),
         })
@@ -144,7 +134,7 @@ impl KafkaEndpoint {
 }
 
 /// Asks the brokers for a topic's metadata with one client built once (readiness checks).
-pub struct Pinger {
+pub(crate) struct Pinger {
     consumer: Arc<BaseConsumer>,
 }
 

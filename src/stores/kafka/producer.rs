@@ -25,7 +25,7 @@ use super::{KafkaEndpoint, context::QuietContext};
 
 /// How long the producer lets messages gather into one request: librdkafka's per-request cost
 /// dominates when every reservation is sent alone, and delivery is asynchronous to the buyer.
-pub const LINGER: Duration = Duration::from_millis(20);
+pub(crate) const LINGER: Duration = Duration::from_millis(20);
 
 /// The producer type: librdkafka's reports go through [`QuietContext`].
 type OrdersProducer = FutureProducer<QuietContext>;
@@ -34,11 +34,11 @@ type OrdersProducer = FutureProducer<QuietContext>;
 pub const RESET_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
 /// The number of one producer instance, counted from 0 as instances replace each other.
-pub type Generation = u64;
+pub(crate) type Generation = u64;
 
 /// A message handed to librdkafka: the future resolves on the broker's ack (or its failure
 /// after the message timeout); `generation` names the producer that carries it.
-pub struct Queued {
+pub(crate) struct Queued {
     /// The producer instance the message was queued in.
     pub generation: Generation,
     /// Resolves on the broker's acknowledgement or the delivery's failure.
@@ -189,7 +189,7 @@ impl OrderProducer {
     ///
     /// # Errors
     /// The local queue is full.
-    pub fn enqueue(&self, key: &str, payload: &[u8]) -> Result<Queued, KafkaError> {
+    pub(crate) fn enqueue(&self, key: &str, payload: &[u8]) -> Result<Queued, KafkaError> {
         let (generation, producer) = self.current();
         let record = FutureRecord::to(&self.topic).key(key).payload(payload);
         let delivery = producer.send_result(record).map_err(|(e, _)| e)?;
@@ -220,7 +220,12 @@ impl OrderProducer {
     ///
     /// # Errors
     /// As [`OrderProducer::send`].
-    pub async fn send_to(&self, topic: &str, key: &str, payload: &[u8]) -> Result<(), KafkaError> {
+    pub(crate) async fn send_to(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+    ) -> Result<(), KafkaError> {
         self.deliver(FutureRecord::to(topic).key(key).payload(payload))
             .await
     }
@@ -250,7 +255,7 @@ impl OrderProducer {
     ///
     /// # Errors
     /// As [`OrderProducer::send`].
-    pub async fn send_dead_letter(
+    pub(crate) async fn send_dead_letter(
         &self,
         topic: &str,
         key: Option<&[u8]>,

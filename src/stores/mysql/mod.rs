@@ -17,7 +17,7 @@ use sqlx::{
 use crate::config::MySqlSettings;
 
 /// Migrations compiled in from `migrations/`.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How long a request waits for a pooled connection before failing; a stuck database must turn
 /// into fast errors, not a pile of waiting requests.
@@ -83,7 +83,7 @@ pub async fn ping(pool: &MySqlPool) -> Result<(), sqlx::Error> {
 }
 
 /// True for connection-level failures: the database is down or saturated, not a bug.
-pub fn is_unavailable(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unavailable(e: &sqlx::Error) -> bool {
     matches!(
         e,
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed

@@ -50,7 +50,10 @@ pub async fn insert(
 ///
 /// # Errors
 /// The database failed.
-pub async fn latest_body(pool: &MySqlPool, sale_id: u64) -> Result<Option<String>, sqlx::Error> {
+pub(crate) async fn latest_body(
+    pool: &MySqlPool,
+    sale_id: u64,
+) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT report FROM reconciliation_reports WHERE sale_id = ? ORDER BY created_at DESC, id DESC LIMIT 1",
     )

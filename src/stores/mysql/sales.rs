@@ -7,13 +7,13 @@ use sqlx::{MySql, MySqlPool, QueryBuilder, Transaction};
 use crate::domain::{NewSale, sale::ItemPatch};
 
 /// Status of a sale whose stock is not in Redis yet.
-pub const STATUS_CREATED: &str = "created";
+pub(crate) const STATUS_CREATED: &str = "created";
 /// Status of a sale whose state is being written to Redis: set before the first Redis write,
 /// so a sale still `created` has never had state in Redis (and cannot have sold), whatever
 /// crashed when.
-pub const STATUS_WARMING: &str = "warming";
+pub(crate) const STATUS_WARMING: &str = "warming";
 /// Status of a sale whose stock is in Redis.
-pub const STATUS_WARMED: &str = "warmed";
+pub(crate) const STATUS_WARMED: &str = "warmed";
 
 /// One `sales` row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -193,7 +193,7 @@ pub async fn get_sale(pool: &MySqlPool, id: u64) -> Result<Option<SaleRecord>, s
 ///
 /// # Errors
 /// The database failed.
-pub async fn lock_sale(
+pub(crate) async fn lock_sale(
     tx: &mut Transaction<'_, MySql>,
     id: u64,
 ) -> Result<Option<SaleRecord>, sqlx::Error> {
@@ -204,7 +204,7 @@ pub async fn lock_sale(
 ///
 /// # Errors
 /// The database failed.
-pub async fn list_sales(
+pub(crate) async fn list_sales(
     pool: &MySqlPool,
     limit: u32,
     offset: u64,
@@ -226,7 +226,7 @@ pub async fn list_sales(
 ///
 /// # Errors
 /// The database failed.
-pub async fn item_counts(
+pub(crate) async fn item_counts(
     pool: &MySqlPool,
     sale_ids: &[u64],
 ) -> Result<std::collections::HashMap<u64, u64>, sqlx::Error> {
@@ -249,7 +249,7 @@ pub async fn item_counts(
 ///
 /// # Errors
 /// The database failed.
-pub async fn apply_patch(
+pub(crate) async fn apply_patch(
     tx: &mut Transaction<'_, MySql>,
     sale: &SaleRow,
     name: &str,
@@ -292,7 +292,7 @@ pub async fn apply_patch(
 ///
 /// # Errors
 /// The database failed.
-pub async fn mark_warming(pool: &MySqlPool, id: u64) -> Result<(), sqlx::Error> {
+pub(crate) async fn mark_warming(pool: &MySqlPool, id: u64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE sales SET status = ? WHERE id = ? AND status = ?")
         .bind(STATUS_WARMING)
         .bind(id)
@@ -306,7 +306,7 @@ pub async fn mark_warming(pool: &MySqlPool, id: u64) -> Result<(), sqlx::Error> 
 ///
 /// # Errors
 /// The database failed.
-pub async fn mark_warmed(pool: &MySqlPool, id: u64) -> Result<(), sqlx::Error> {
+pub(crate) async fn mark_warmed(pool: &MySqlPool, id: u64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE sales SET status = ?, warmed_at = COALESCE(warmed_at, CURRENT_TIMESTAMP(3)) WHERE id = ?",
     )
@@ -322,7 +322,7 @@ pub async fn mark_warmed(pool: &MySqlPool, id: u64) -> Result<(), sqlx::Error> {
 ///
 /// # Errors
 /// The database failed.
-pub async fn highest_item_id(pool: &MySqlPool) -> Result<u64, sqlx::Error> {
+pub(crate) async fn highest_item_id(pool: &MySqlPool) -> Result<u64, sqlx::Error> {
     let id: Option<u64> = sqlx::query_scalar("SELECT MAX(id) FROM sale_items")
         .fetch_one(pool)
         .await?;
@@ -333,7 +333,10 @@ pub async fn highest_item_id(pool: &MySqlPool) -> Result<u64, sqlx::Error> {
 ///
 /// # Errors
 /// The database failed.
-pub async fn item_meta(pool: &MySqlPool, item_id: u64) -> Result<Option<ItemMeta>, sqlx::Error> {
+pub(crate) async fn item_meta(
+    pool: &MySqlPool,
+    item_id: u64,
+) -> Result<Option<ItemMeta>, sqlx::Error> {
     sqlx::query_as(
         "SELECT i.id AS item_id, i.sale_id, i.price_cents, i.per_user_limit, s.starts_at, s.ends_at, \
          s.script_version, s.uid AS sale_uid FROM sale_items i JOIN sales s ON s.id = i.sale_id \
@@ -348,7 +351,7 @@ pub async fn item_meta(pool: &MySqlPool, item_id: u64) -> Result<Option<ItemMeta
 ///
 /// # Errors
 /// The database failed.
-pub async fn live_items(
+pub(crate) async fn live_items(
     pool: &MySqlPool,
     ended_after: DateTime<Utc>,
 ) -> Result<Vec<LiveItem>, sqlx::Error> {
@@ -366,7 +369,7 @@ pub async fn live_items(
 ///
 /// # Errors
 /// The database failed.
-pub async fn due_for_prewarm(
+pub(crate) async fn due_for_prewarm(
     pool: &MySqlPool,
     starts_before: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -386,7 +389,7 @@ pub async fn due_for_prewarm(
 ///
 /// # Errors
 /// The database failed.
-pub async fn sales_to_reconcile(
+pub(crate) async fn sales_to_reconcile(
     pool: &MySqlPool,
     ended_after: DateTime<Utc>,
 ) -> Result<Vec<u64>, sqlx::Error> {

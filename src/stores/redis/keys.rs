@@ -72,12 +72,12 @@ impl Keys {
     /// A short-lived key in an item's slot, written so that a `WAIT` after it confirms that
     /// replicas hold everything written to the item before (the relay checks this before it
     /// sends what waited in the outbox).
-    pub fn item_fence(&self, sale_id: u64, item_id: u64) -> String {
+    pub(crate) fn item_fence(&self, sale_id: u64, item_id: u64) -> String {
         format!("{}sk:{{s{sale_id}:i{item_id}}}:fence", self.prefix)
     }
 
     /// A payment notification's signature, recorded once it was seen (replay detection).
-    pub fn payment_signature(&self, mac: &[u8; 32]) -> String {
+    pub(crate) fn payment_signature(&self, mac: &[u8; 32]) -> String {
         format!("{}sk:pay:{}", self.prefix, hex::encode(mac))
     }
 
@@ -97,17 +97,17 @@ impl Keys {
     }
 
     /// A temporary key a Bloom filter is rebuilt under before it replaces the live one.
-    pub fn sale_bloom_rebuild(&self, unique: &str) -> String {
+    pub(crate) fn sale_bloom_rebuild(&self, unique: &str) -> String {
         format!("{}sk:{{sales}}:bloom:rebuild:{unique}", self.prefix)
     }
 
     /// A sale id known not to exist (short-lived negative entry).
-    pub fn sale_missing(&self, sale_id: u64) -> String {
+    pub(crate) fn sale_missing(&self, sale_id: u64) -> String {
         format!("{}sk:sale:{{s{sale_id}}}:missing", self.prefix)
     }
 
     /// The pub/sub channel on which sale changes are announced to every instance.
-    pub fn sale_invalidations(&self) -> String {
+    pub(crate) fn sale_invalidations(&self) -> String {
         format!("{}sk:sales:invalidate", self.prefix)
     }
 

@@ -103,7 +103,7 @@ impl RedisLock {
     ///
     /// # Errors
     /// Redis failed.
-    pub async fn acquire(
+    pub(crate) async fn acquire(
         &self,
         name: &str,
         ttl: Duration,
@@ -215,7 +215,7 @@ impl LeaderElection {
 
     /// Sleeps `interval`, then returns `true` if this instance leads (so the job runs now);
     /// keeps sleeping while another instance leads; `false` once `shutdown` fires.
-    pub async fn next_turn(
+    pub(crate) async fn next_turn(
         &mut self,
         interval: std::time::Duration,
         shutdown: &tokio_util::sync::CancellationToken,
@@ -236,11 +236,6 @@ impl LeaderElection {
                 }
             }
         }
-    }
-
-    /// True when the last [`LeaderElection::ensure`] made or kept this instance leader.
-    pub fn is_leader(&self) -> bool {
-        self.guard.is_some()
     }
 
     /// Releases leadership (shutdown), so another instance takes over at once.

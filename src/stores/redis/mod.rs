@@ -167,7 +167,7 @@ impl RedisPool {
     ///
     /// # Errors
     /// The URL is malformed, or no Sentinel named a master.
-    pub async fn dedicated_client(&self) -> redis::RedisResult<redis::Client> {
+    pub(crate) async fn dedicated_client(&self) -> redis::RedisResult<redis::Client> {
         match (self.conns.first(), &*self.topology) {
             (Some(RedisConn::Sentinel(c)), _) => c.master_client().await,
             (_, Topology::Cluster(nodes)) => tls::client(
@@ -183,7 +183,7 @@ impl RedisPool {
     ///
     /// # Errors
     /// Redis did not answer.
-    pub async fn connected_replicas(&self) -> redis::RedisResult<Option<u64>> {
+    pub(crate) async fn connected_replicas(&self) -> redis::RedisResult<Option<u64>> {
         if self.is_cluster() {
             return Ok(None);
         }

@@ -92,7 +92,7 @@ impl Script {
     ///
     /// # Errors
     /// Redis failed or the reply does not convert to `T`.
-    pub async fn invoke_replicated<T: FromRedisValue>(
+    pub(crate) async fn invoke_replicated<T: FromRedisValue>(
         &self,
         conn: &mut RedisConn,
         keys: &[&str],

@@ -205,7 +205,7 @@ impl SentinelConn {
     ///
     /// # Errors
     /// No Sentinel named a master.
-    pub async fn master_client(&self) -> RedisResult<redis::Client> {
+    pub(crate) async fn master_client(&self) -> RedisResult<redis::Client> {
         self.shared.sentinel.lock().await.async_get_client().await
     }
 

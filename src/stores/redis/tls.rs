@@ -7,7 +7,7 @@ use redis::{ErrorKind, RedisError, RedisResult, TlsCertificates};
 ///
 /// # Errors
 /// The file cannot be read.
-pub fn certificates(ca_file: &str) -> RedisResult<Option<TlsCertificates>> {
+pub(crate) fn certificates(ca_file: &str) -> RedisResult<Option<TlsCertificates>> {
     let path = ca_file.trim();
     if path.is_empty() {
         return Ok(None);

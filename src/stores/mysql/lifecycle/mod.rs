@@ -212,7 +212,7 @@ pub async fn cancel(
 ///
 /// # Errors
 /// The database failed.
-pub async fn list_for_user(
+pub(crate) async fn list_for_user(
     pool: &MySqlPool,
     user_id: &str,
     sale_id: Option<u64>,

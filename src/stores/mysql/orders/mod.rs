@@ -15,18 +15,18 @@ use uuid::Uuid;
 pub use persist::{BatchOutcome, persist_batch};
 
 /// A persisted order waiting for its payment; it holds its units.
-pub const STATUS_PENDING: &str = "pending_payment";
+pub(crate) const STATUS_PENDING: &str = "pending_payment";
 /// A paid order; it holds its units for good.
-pub const STATUS_PAID: &str = "paid";
+pub(crate) const STATUS_PAID: &str = "paid";
 /// Cancelled by its buyer; its units went back.
-pub const STATUS_CANCELLED: &str = "cancelled";
+pub(crate) const STATUS_CANCELLED: &str = "cancelled";
 /// Its payment window passed; its units went back.
-pub const STATUS_EXPIRED: &str = "expired";
+pub(crate) const STATUS_EXPIRED: &str = "expired";
 /// An order MySQL could not honour.
-pub const STATUS_REJECTED: &str = "rejected";
+pub(crate) const STATUS_REJECTED: &str = "rejected";
 
 /// True for the states whose units count against the stock (and the buyer's limit).
-pub fn holds_units(status: &str) -> bool {
+pub(crate) fn holds_units(status: &str) -> bool {
     status == STATUS_PENDING || status == STATUS_PAID
 }
 
@@ -80,7 +80,7 @@ pub struct OrderRow {
 }
 
 /// The columns of [`OrderRow`], for every query that reads one.
-pub const ORDER_COLUMNS: &str = "order_id, sale_id, item_id, user_id, idempotency_key, quantity, \
+pub(crate) const ORDER_COLUMNS: &str = "order_id, sale_id, item_id, user_id, idempotency_key, quantity, \
      price_cents, status, reject_reason, reserved_at, persisted_at, expires_at, paid_at, \
      payment_ref, paid_cents, closed_at, released_at";
 
@@ -122,7 +122,7 @@ pub async fn get_order(pool: &MySqlPool, order_id: Uuid) -> Result<Option<OrderR
 ///
 /// # Errors
 /// The database failed.
-pub async fn item_totals(pool: &MySqlPool, item_id: u64) -> Result<ItemTotals, sqlx::Error> {
+pub(crate) async fn item_totals(pool: &MySqlPool, item_id: u64) -> Result<ItemTotals, sqlx::Error> {
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT status, CAST(COUNT(*) AS SIGNED), CAST(COALESCE(SUM(quantity), 0) AS SIGNED) \
          FROM orders WHERE item_id = ? GROUP BY status",
@@ -157,7 +157,7 @@ pub async fn item_totals(pool: &MySqlPool, item_id: u64) -> Result<ItemTotals, s
 ///
 /// # Errors
 /// The database failed.
-pub async fn last_reserved_at(
+pub(crate) async fn last_reserved_at(
     pool: &MySqlPool,
     item_id: u64,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
@@ -175,7 +175,7 @@ pub async fn last_reserved_at(
 ///
 /// # Errors
 /// The database failed.
-pub async fn each_item_order_in(
+pub(crate) async fn each_item_order_in(
     tx: &mut Transaction<'_, MySql>,
     item_id: u64,
     mut each: impl FnMut(OrderRow),
@@ -197,7 +197,7 @@ pub async fn each_item_order_in(
 ///
 /// # Errors
 /// The database failed.
-pub async fn ledger_orders_in(
+pub(crate) async fn ledger_orders_in(
     tx: &mut Transaction<'_, MySql>,
     item_id: u64,
 ) -> Result<Vec<OrderRow>, sqlx::Error> {

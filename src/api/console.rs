@@ -32,35 +32,52 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(docs_script))
 }
 
-#[utoipa::path(get, path = "/console", tag = "admin", description = "The operator console.",
-    responses((status = 200, description = "the console", content_type = "text/html", body = String)))]
-async fn console() -> Response {
-    asset(INDEX, "text/html; charset=utf-8", CSP)
+/// A `GET` route serving one embedded file, documented as the admin listener's.
+macro_rules! asset_route {
+    ($name:ident, $path:tt, $what:tt, $media:tt, $body:expr) => {
+        #[utoipa::path(get, path = $path, tag = "admin", description = $what,
+            responses((status = 200, description = $what, content_type = $media, body = String)))]
+        async fn $name() -> Response {
+            asset($body, concat!($media, "; charset=utf-8"), CSP)
+        }
+    };
 }
 
-#[utoipa::path(get, path = "/console/console.js", tag = "admin",
-    responses((status = 200, description = "the console's script", content_type = "text/javascript", body = String)))]
-async fn console_script() -> Response {
-    asset(SCRIPT, "text/javascript; charset=utf-8", CSP)
-}
-
-#[utoipa::path(get, path = "/console/console.css", tag = "admin",
-    responses((status = 200, description = "the console's styles", content_type = "text/css", body = String)))]
-async fn console_style() -> Response {
-    asset(STYLE, "text/css; charset=utf-8", CSP)
-}
-
-#[utoipa::path(get, path = "/docs", tag = "admin", description = "The API reference: this listener's document, rendered.",
-    responses((status = 200, description = "the API reference", content_type = "text/html", body = String)))]
-async fn docs() -> Response {
-    asset(DOCS, "text/html; charset=utf-8", CSP)
-}
-
-#[utoipa::path(get, path = "/docs/docs.js", tag = "admin",
-    responses((status = 200, description = "the API reference's script", content_type = "text/javascript", body = String)))]
-async fn docs_script() -> Response {
-    asset(DOCS_SCRIPT, "text/javascript; charset=utf-8", CSP)
-}
+asset_route!(
+    console,
+    "/console",
+    "The operator console.",
+    "text/html",
+    INDEX
+);
+asset_route!(
+    console_script,
+    "/console/console.js",
+    "The console's script.",
+    "text/javascript",
+    SCRIPT
+);
+asset_route!(
+    console_style,
+    "/console/console.css",
+    "The console's styles.",
+    "text/css",
+    STYLE
+);
+asset_route!(
+    docs,
+    "/docs",
+    "The API reference: this listener's document, rendered.",
+    "text/html",
+    DOCS
+);
+asset_route!(
+    docs_script,
+    "/docs/docs.js",
+    "The API reference's script.",
+    "text/javascript",
+    DOCS_SCRIPT
+);
 
 fn asset(body: &'static str, content_type: &'static str, csp: &'static str) -> Response {
     (

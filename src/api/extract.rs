@@ -37,41 +37,42 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Path parameters; a malformed one is a 422 naming it.
-pub(crate) struct ApiPath<T>(pub T);
+/// An extractor that reads like axum's `$inner` but answers a malformed value with a 422
+/// naming `$field`.
+macro_rules! field_extractor {
+    ($(#[$doc:meta])* $name:ident, $inner:ident, $field:literal) => {
+        $(#[$doc])*
+        pub(crate) struct $name<T>(pub T);
 
-impl<T, S> FromRequestParts<S> for ApiPath<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
+        impl<T, S> FromRequestParts<S> for $name<T>
+        where
+            T: DeserializeOwned + Send,
+            S: Send + Sync,
+        {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(v)| ApiPath(v))
-            .map_err(|e| ApiError::Invalid(FieldError::new("path", e.body_text())))
-    }
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+                $inner::<T>::from_request_parts(parts, state)
+                    .await
+                    .map(|$inner(v)| $name(v))
+                    .map_err(|e| ApiError::Invalid(FieldError::new($field, e.body_text())))
+            }
+        }
+    };
 }
 
-/// Query parameters; a malformed one is a 422 naming it.
-pub(crate) struct ApiQuery<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for ApiQuery<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(v)| ApiQuery(v))
-            .map_err(|e| ApiError::Invalid(FieldError::new("query", e.body_text())))
-    }
-}
+field_extractor!(
+    /// Path parameters; a malformed one is a 422 naming it.
+    ApiPath,
+    Path,
+    "path"
+);
+field_extractor!(
+    /// Query parameters; a malformed one is a 422 naming it.
+    ApiQuery,
+    Query,
+    "query"
+);
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())

@@ -88,22 +88,13 @@ impl Application {
         });
         tracing::info!(public = %self.public.local_addr()?, admin = %self.admin.local_addr()?, "serving HTTP");
         let limits = api::listener::ConnectionLimits::from_settings(&state.settings.http);
-        let metrics = |name| api::listener::ListenerMetrics::of(&state.metrics, name);
+        let serve = |listener, router, name| {
+            let metrics = api::listener::ListenerMetrics::of(&state.metrics, name);
+            api::listener::serve(listener, router, limits, metrics, shutdown.clone())
+        };
         tokio::join!(
-            api::listener::serve(
-                self.public,
-                api::public_router(state.clone()),
-                limits,
-                metrics("public"),
-                shutdown.clone(),
-            ),
-            api::listener::serve(
-                self.admin,
-                api::admin_router(state.clone()),
-                limits,
-                metrics("admin"),
-                shutdown.clone(),
-            ),
+            serve(self.public, api::public_router(state.clone()), "public"),
+            serve(self.admin, api::admin_router(state.clone()), "admin"),
         );
         tracing::info!("HTTP stopped; draining Kafka deliveries");
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_secs);

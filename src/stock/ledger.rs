@@ -221,14 +221,11 @@ impl ItemLedger {
         conn: &mut RedisConn,
     ) -> redis::RedisResult<std::collections::BTreeMap<Uuid, OrderReserved>> {
         let mut out = std::collections::BTreeMap::new();
-        for key in self.ledger_keys() {
-            let page: Vec<(Vec<u8>, Vec<u8>)> = conn.hgetall(&key).await?;
-            for (field, raw) in page {
-                if let Some(id) = self.order_of_field(&field)
-                    && let Some(event) = self.event(id, &raw)
-                {
-                    out.insert(id, event);
-                }
+        for (field, raw) in every_field(conn, self.ledger_keys()).await? {
+            if let Some(id) = self.order_of_field(&field)
+                && let Some(event) = self.event(id, &raw)
+            {
+                out.insert(id, event);
             }
         }
         Ok(out)
@@ -243,19 +240,16 @@ impl ItemLedger {
         conn: &mut RedisConn,
     ) -> redis::RedisResult<std::collections::BTreeMap<String, i64>> {
         let mut out = std::collections::BTreeMap::new();
-        for key in self.buyer_keys() {
-            let page: Vec<(Vec<u8>, Vec<u8>)> = conn.hgetall(&key).await?;
-            for (field, units) in page {
-                let user = match self.layout {
-                    Layout::Payloads => Some(String::from_utf8_lossy(&field).into_owned()),
-                    Layout::Compact { .. } => compact::user_of_field(&field),
-                };
-                if let Some(user) = user {
-                    let units = std::str::from_utf8(&units)
-                        .ok()
-                        .and_then(|u| u.parse().ok());
-                    out.insert(user, units.unwrap_or(i64::MIN));
-                }
+        for (field, units) in every_field(conn, self.buyer_keys()).await? {
+            let user = match self.layout {
+                Layout::Payloads => Some(String::from_utf8_lossy(&field).into_owned()),
+                Layout::Compact { .. } => compact::user_of_field(&field),
+            };
+            if let Some(user) = user {
+                let units = std::str::from_utf8(&units)
+                    .ok()
+                    .and_then(|u| u.parse().ok());
+                out.insert(user, units.unwrap_or(i64::MIN));
             }
         }
         Ok(out)
@@ -288,6 +282,19 @@ pub(crate) fn field_text(raw: &[u8]) -> String {
         || String::from_utf8_lossy(raw).into_owned(),
         |id| id.to_string(),
     )
+}
+
+/// Every field and value of the hashes `keys`, one HGETALL each.
+async fn every_field(
+    conn: &mut RedisConn,
+    keys: impl IntoIterator<Item = String>,
+) -> redis::RedisResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut all = Vec::new();
+    for key in keys {
+        let page: Vec<(Vec<u8>, Vec<u8>)> = conn.hgetall(&key).await?;
+        all.extend(page);
+    }
+    Ok(all)
 }
 
 #[cfg(test)]

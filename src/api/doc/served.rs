@@ -128,29 +128,33 @@ pub fn admin_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(admin_openapi))
 }
 
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    operation_id = "openapi",
-    tag = "public",
-    description = "This listener's API document (generated from the code).",
-    responses((status = 200, description = "the OpenAPI 3.1 document of the buyers' listener", content_type = "application/json", body = Object)),
-)]
-async fn public_openapi() -> Response {
-    served_json(Listener::Public)
+/// `GET /openapi.json` of one listener.
+macro_rules! openapi_route {
+    ($name:ident, $what:tt, $listener:expr) => {
+        #[utoipa::path(
+            get,
+            path = "/openapi.json",
+            operation_id = "openapi",
+            tag = "public",
+            description = "This listener's API document (generated from the code).",
+            responses((status = 200, description = $what, content_type = "application/json", body = Object)),
+        )]
+        async fn $name() -> Response {
+            served_json($listener)
+        }
+    };
 }
 
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    operation_id = "openapi",
-    tag = "public",
-    description = "This listener's API document (generated from the code).",
-    responses((status = 200, description = "the OpenAPI 3.1 document of the admin listener", content_type = "application/json", body = Object)),
-)]
-async fn admin_openapi() -> Response {
-    served_json(Listener::Admin)
-}
+openapi_route!(
+    public_openapi,
+    "the OpenAPI 3.1 document of the buyers' listener",
+    Listener::Public
+);
+openapi_route!(
+    admin_openapi,
+    "the OpenAPI 3.1 document of the admin listener",
+    Listener::Admin
+);
 
 fn served_json(listener: Listener) -> Response {
     (

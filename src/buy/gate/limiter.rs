@@ -77,6 +77,17 @@ pub(crate) fn ip_bucket(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Takes a token from an instance-wide bucket (none configured: always passes).
+fn take(limiter: Option<&DefaultDirectRateLimiter>, gate: Gate) -> Result<(), Rejected> {
+    let Some(limiter) = limiter else {
+        return Ok(());
+    };
+    limiter.check().map_err(|not_until| Rejected {
+        gate,
+        retry_after: not_until.wait_time_from(limiter.clock().now()),
+    })
+}
+
 impl Gates {
     /// Buckets per the settings; `proxies_trusted` says whether trusted proxies are configured
     /// (the per-IP bucket's `auto` mode follows it).
@@ -108,13 +119,7 @@ impl Gates {
     /// # Errors
     /// The bucket is empty.
     pub(crate) fn check_global(&self) -> Result<(), Rejected> {
-        let Some(limiter) = &self.global else {
-            return Ok(());
-        };
-        limiter.check().map_err(|not_until| Rejected {
-            gate: Gate::Global,
-            retry_after: not_until.wait_time_from(limiter.clock().now()),
-        })
+        take(self.global.as_ref(), Gate::Global)
     }
 
     /// Takes a token from the payment notifications' bucket.
@@ -122,13 +127,7 @@ impl Gates {
     /// # Errors
     /// The bucket is empty.
     pub(crate) fn check_payments(&self) -> Result<(), Rejected> {
-        let Some(limiter) = &self.payments else {
-            return Ok(());
-        };
-        limiter.check().map_err(|not_until| Rejected {
-            gate: Gate::Payments,
-            retry_after: not_until.wait_time_from(limiter.clock().now()),
-        })
+        take(self.payments.as_ref(), Gate::Payments)
     }
 
     /// Takes a token from `user`'s bucket.

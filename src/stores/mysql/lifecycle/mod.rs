@@ -47,6 +47,19 @@ fn millis(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }
 
+/// Locks the order's item row, then the order (the lock order of the module docs).
+async fn lock_item_then_order(
+    tx: &mut Transaction<'_, MySql>,
+    item: u64,
+    order_id: Uuid,
+) -> Result<Option<OrderRow>, sqlx::Error> {
+    sqlx::query("SELECT id FROM sale_items WHERE id = ? FOR UPDATE")
+        .bind(item)
+        .execute(&mut **tx)
+        .await?;
+    lock_order(tx, order_id).await
+}
+
 async fn lock_order(
     tx: &mut Transaction<'_, MySql>,
     order_id: Uuid,
@@ -108,11 +121,7 @@ pub async fn pay(
         return Ok(Ok(Transition::Missing));
     };
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT id FROM sale_items WHERE id = ? FOR UPDATE")
-        .bind(item)
-        .execute(&mut *tx)
-        .await?;
-    let Some(mut order) = lock_order(&mut tx, order_id).await? else {
+    let Some(mut order) = lock_item_then_order(&mut tx, item, order_id).await? else {
         return Ok(Ok(Transition::Missing));
     };
     let total = u64::from(order.quantity) * order.price_cents;
@@ -182,11 +191,7 @@ pub async fn cancel(
         return Ok(Transition::Unsupported);
     }
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT id FROM sale_items WHERE id = ? FOR UPDATE")
-        .bind(item)
-        .execute(&mut *tx)
-        .await?;
-    let Some(mut order) = lock_order(&mut tx, order_id).await? else {
+    let Some(mut order) = lock_item_then_order(&mut tx, item, order_id).await? else {
         return Ok(Transition::Missing);
     };
     let outcome = match order.status.as_str() {

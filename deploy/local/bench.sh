@@ -7,7 +7,8 @@
 #   seckill serve, once per confirmation mode: ledger, replica (the default), kafka
 #   seckill serve with a global bucket of 1 request/s (its answers are 429)
 #   the peer                       (skipped with a notice when its folder is not there)
-#   a baseline seckill at git revision BENCH_BASELINE, when given (before/after in one run)
+#   a baseline seckill at git revision BENCH_BASELINE, when given (before/after in one run;
+#   built in the same profile, so a revision with the `dist` profile and the admin listener)
 # Scenarios, interleaved in BENCH_ROUNDS rounds of BENCH_SECS seconds, 64 requests in flight:
 #   healthz       GET /healthz of seckill and of the peer
 #   buy           POST buy while stock remains, per mode, the peer's, the baseline's
@@ -33,6 +34,18 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 
 deploy/local/stack.sh up >&2   # Redis with its replica (`replica` mode waits for it); the broker for the RSS step
 eval "$(deploy/local/stack.sh env)"
+# The baseline first, in the same profile and target folder as the current build (its
+# dependencies are built once for both, and the two binaries differ only in their code); it
+# is copied aside before the current build takes target/dist/seckill back.
+HAVE_BASE=0
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  rm -rf target/baseline-src && mkdir -p target/baseline-src target/baseline/release
+  git archive "$BENCH_BASELINE" | tar -x -C target/baseline-src
+  cargo build --profile dist --quiet --manifest-path target/baseline-src/Cargo.toml \
+    --target-dir target -p seckill --bin seckill
+  cp target/dist/seckill target/baseline/release/seckill
+  HAVE_BASE=1
+fi
 cargo build --profile dist --quiet -p seckill -p loadtest --bins
 
 HAVE_PEER=0
@@ -41,14 +54,6 @@ if [ -f "$PEER_DIR/Cargo.toml" ]; then
   HAVE_PEER=1
 else
   echo "bench: no reference peer at $PEER_DIR (set PEER_DIR); its columns are skipped" >&2
-fi
-HAVE_BASE=0
-if [ -n "${BENCH_BASELINE:-}" ]; then
-  rm -rf target/baseline-src && mkdir -p target/baseline-src
-  git archive "$BENCH_BASELINE" | tar -x -C target/baseline-src
-  cargo build --release --quiet --manifest-path target/baseline-src/Cargo.toml \
-    --target-dir target/baseline -p seckill --bin seckill
-  HAVE_BASE=1
 fi
 
 export SECKILL_KAFKA_BROKERS=embedded
@@ -89,7 +94,8 @@ if [ $HAVE_PEER = 1 ]; then
 fi
 if [ $HAVE_BASE = 1 ]; then
   mysql_admin 'DROP DATABASE IF EXISTS seckill_bench_base; CREATE DATABASE seckill_bench_base'
-  SECKILL_HTTP_ADDR="127.0.0.1:$((PORT + 5))" SECKILL_MYSQL_URL="$MYSQL_BASE/seckill_bench_base" \
+  SECKILL_HTTP_ADDR="127.0.0.1:$((PORT + 5))" SECKILL_ADMIN_ADDR="127.0.0.1:$((PORT + 15))" \
+    SECKILL_MYSQL_URL="$MYSQL_BASE/seckill_bench_base" \
     SECKILL_MYSQL_MIGRATE_ON_START=true SECKILL_REDIS_KEY_PREFIX="${SECKILL_REDIS_KEY_PREFIX}base:" \
     target/baseline/release/seckill serve >"$OUT/seckill-baseline.log" 2>&1 &
   PIDS+=($!)
@@ -121,8 +127,7 @@ if [ $HAVE_PEER = 1 ]; then
   redis-cli -h 127.0.0.1 -p "${SECKILL_STACK_REDIS_PORT:-16379}" set "peer:{s$SO_SALE:i$SO_ITEM}:stock" 0 >/dev/null
 fi
 if [ $HAVE_BASE = 1 ]; then
-  # The baseline may predate the admin listener: it serves admin on its one port.
-  "${LT0[@]}" --base-url "$(url_of 5)" --admin-url "$(url_of 5)" --create-sale --stock 1000000000 --per-user-limit 10000 \
+  "${LT0[@]}" --base-url "$(url_of 5)" --admin-url "$(admin_of 5)" --create-sale --stock 1000000000 --per-user-limit 10000 \
     --concurrency 4 --requests 10 --json "$OUT/setup-base.json" >/dev/null
   BASE_SALE=$(field "$OUT/setup-base.json" "d['sale_id']"); BASE_ITEM=$(field "$OUT/setup-base.json" "d['item_id']")
 fi

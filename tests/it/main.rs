@@ -25,8 +25,6 @@ mod lua;
 mod ops;
 mod outbox;
 mod reconcile;
-mod recovery;
-mod redis_faults;
 mod sale_page;
 mod stack;
 mod tls;

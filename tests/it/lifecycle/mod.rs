@@ -16,14 +16,14 @@ use serde_json::{Value, json};
 use crate::helpers::{JWT_SECRET, STACK, TestApp, eventually, spawn_with, test_settings};
 
 /// An app whose expiry job runs only when a test asks (`expire_once`), unless `job` is set.
-async fn app(job: Option<Duration>) -> TestApp {
+pub(crate) async fn app(job: Option<Duration>) -> TestApp {
     let mut s = test_settings(&STACK.kafka_brokers).await;
     s.lifecycle.expiry_interval_ms = job.map_or(0, |d| d.as_millis() as u64);
     spawn_with(s).await
 }
 
 /// A one-item sale that started a second ago, with a payment window of `window_secs`.
-async fn sale(app: &TestApp, stock: i64, limit: i64, window_secs: i64) -> (u64, u64) {
+pub(crate) async fn sale(app: &TestApp, stock: i64, limit: i64, window_secs: i64) -> (u64, u64) {
     let mut body = crate::helpers::live_sale_body(stock, limit);
     body["items"][0]["payment_window_secs"] = json!(window_secs);
     let (status, body) = app.admin(Method::POST, "/admin/v1/sales", Some(body)).await;
@@ -39,7 +39,12 @@ async fn sale(app: &TestApp, stock: i64, limit: i64, window_secs: i64) -> (u64, 
 }
 
 /// A signed payment notification: status and body.
-async fn pay(app: &TestApp, order: &str, amount: i64, reference: &str) -> (StatusCode, Value) {
+pub(crate) async fn pay(
+    app: &TestApp,
+    order: &str,
+    amount: i64,
+    reference: &str,
+) -> (StatusCode, Value) {
     let body =
         json!({"order_id": order, "amount_cents": amount, "provider_ref": reference}).to_string();
     // Every delivery is signed anew, as a provider does: a second earlier each time, so that
@@ -65,7 +70,12 @@ async fn pay(app: &TestApp, order: &str, amount: i64, reference: &str) -> (Statu
 }
 
 /// A buyer's request to `path` (`GET` when `method` is GET).
-async fn as_buyer(app: &TestApp, method: Method, user: &str, path: &str) -> (StatusCode, Value) {
+pub(crate) async fn as_buyer(
+    app: &TestApp,
+    method: Method,
+    user: &str,
+    path: &str,
+) -> (StatusCode, Value) {
     let token = mint_token(&JWT_SECRET, user, 600).unwrap();
     let r = app
         .http
@@ -78,7 +88,7 @@ async fn as_buyer(app: &TestApp, method: Method, user: &str, path: &str) -> (Sta
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn cancel(app: &TestApp, user: &str, order: &str) -> (StatusCode, Value) {
+pub(crate) async fn cancel(app: &TestApp, user: &str, order: &str) -> (StatusCode, Value) {
     as_buyer(
         app,
         Method::POST,
@@ -89,7 +99,13 @@ async fn cancel(app: &TestApp, user: &str, order: &str) -> (StatusCode, Value) {
 }
 
 /// Order id by user, for `n` users `prefix0..` who each reserve one unit; asserts all 202.
-async fn reserve_each(app: &TestApp, sale: u64, item: u64, prefix: &str, n: usize) -> Vec<String> {
+pub(crate) async fn reserve_each(
+    app: &TestApp,
+    sale: u64,
+    item: u64,
+    prefix: &str,
+    n: usize,
+) -> Vec<String> {
     let buys = (0..n).map(|u| async move {
         let (s, body) = app.buy(sale, item, &format!("{prefix}{u}"), 1, None).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{body}");
@@ -98,7 +114,7 @@ async fn reserve_each(app: &TestApp, sale: u64, item: u64, prefix: &str, n: usiz
     futures::future::join_all(buys).await
 }
 
-async fn wait_rows(app: &TestApp, item: u64, n: i64) {
+pub(crate) async fn wait_rows(app: &TestApp, item: u64, n: i64) {
     let db = app.db().clone();
     eventually(Duration::from_secs(60), || {
         let db = db.clone();
@@ -114,7 +130,7 @@ async fn wait_rows(app: &TestApp, item: u64, n: i64) {
     .await;
 }
 
-async fn states(app: &TestApp, item: u64) -> HashMap<String, i64> {
+pub(crate) async fn states(app: &TestApp, item: u64) -> HashMap<String, i64> {
     sqlx::query_as::<_, (String, i64)>(
         "SELECT status, COUNT(*) FROM orders WHERE item_id = ? GROUP BY status",
     )
@@ -127,7 +143,7 @@ async fn states(app: &TestApp, item: u64) -> HashMap<String, i64> {
 }
 
 /// MySQL's remaining units and Redis's.
-async fn stocks(app: &TestApp, sale: u64, item: u64) -> (i64, i64) {
+pub(crate) async fn stocks(app: &TestApp, sale: u64, item: u64) -> (i64, i64) {
     let mysql: i64 =
         sqlx::query_scalar("SELECT CAST(stock AS SIGNED) FROM sale_items WHERE id = ?")
             .bind(item)
@@ -143,7 +159,7 @@ async fn stocks(app: &TestApp, sale: u64, item: u64) -> (i64, i64) {
     (mysql, redis)
 }
 
-async fn assert_clean(app: &TestApp, sale: u64) {
+pub(crate) async fn assert_clean(app: &TestApp, sale: u64) {
     let report = app.services.reconciler.run_once(sale, false).await.unwrap();
     assert!(report.ok, "{}", report.to_table());
 }

@@ -1,0 +1,223 @@
+//! The promise under faults, one file per failure kind of the failure table in
+//! docs/ARCHITECTURE.md: processes SIGKILLed or sent SIGTERM mid-sale, the broker, MariaDB or Redis
+//! taken away, messages delivered twice or unreadable, and races the clock decides. Where a fault
+//! lands during a rate-limited stampede, its client records every order id it was told is
+//! reserved, and afterwards the stores are checked in straight SQL and by reconciliation
+//! ([`assert_promises_kept`]). Faulted servers are private ones, started through the stack script.
+
+mod combined;
+mod consumer_kill;
+mod consumer_restart;
+mod foreign_state;
+mod kafka_outage;
+mod mariadb;
+mod payment_race;
+mod redelivery;
+mod redis_failover;
+mod redis_kill;
+mod redis_loss;
+mod release_twice;
+mod service_kill;
+mod sigterm;
+mod unparseable_message;
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use rdkafka::{
+    ClientConfig, Message,
+    consumer::{Consumer, StreamConsumer},
+};
+use redis::AsyncCommands;
+use seckill::{config::Settings, domain::order_reserved::OrderReserved};
+use sqlx::MySqlPool;
+use uuid::Uuid;
+
+use crate::{
+    helpers::{STACK, TestApp, eventually, fresh_database, settings_on, unique},
+    shoppers::Shoppers,
+};
+
+/// Units of the rate-limited sales the Redis faults land in.
+const STOCK: i64 = 1_500;
+/// Their per-user limit.
+const LIMIT: i64 = 2;
+
+/// A folder for one test's process logs, kept when the test fails (its path is in the
+/// assertion messages).
+fn log_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("seckill-faults-{}", unique()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Reads the topic from the start until every id of `expected` was seen; returns all ids seen.
+pub(crate) async fn order_ids_in_topic(
+    brokers: &str,
+    topic: &str,
+    expected: &HashSet<String>,
+) -> HashSet<String> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("reader-{}", unique()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut seen = HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while !expected.is_subset(&seen) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        assert!(
+            !left.is_zero(),
+            "missing from Kafka: {:?}",
+            expected.difference(&seen).take(5).collect::<Vec<_>>()
+        );
+        if let Ok(Ok(msg)) =
+            tokio::time::timeout(left.min(Duration::from_secs(5)), consumer.recv()).await
+            && let Ok(event) = OrderReserved::parse(msg.payload().unwrap_or_default())
+        {
+            seen.insert(event.order_id.to_string());
+        }
+    }
+    seen
+}
+
+/// Every confirmed order persisted exactly once, nothing oversold, nobody above the limit:
+/// read in straight SQL.
+pub(crate) async fn assert_promises_kept(
+    db: &MySqlPool,
+    item: u64,
+    stock: i64,
+    limit: i64,
+    confirmed: &HashSet<String>,
+) {
+    let rows: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT order_id, status FROM orders WHERE item_id = ?")
+            .bind(item)
+            .fetch_all(db)
+            .await
+            .unwrap();
+    let by_id: HashMap<String, String> = rows
+        .iter()
+        .map(|(id, status)| (id.to_string(), status.clone()))
+        .collect();
+    let missing: Vec<&String> = confirmed
+        .iter()
+        .filter(|id| by_id.get(*id).map(String::as_str) != Some("pending_payment"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} confirmed orders are not persisted, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let (units, rejected): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN status IN ('pending_payment', 'paid') THEN quantity END), 0) AS SIGNED), \
+         CAST(COUNT(CASE WHEN status = 'rejected' THEN 1 END) AS SIGNED) \
+         FROM orders WHERE item_id = ?",
+    )
+    .bind(item)
+    .fetch_one(db)
+    .await
+    .unwrap();
+    assert_eq!(units, stock, "exactly the stock is sold, never more");
+    assert_eq!(rejected, 0, "MySQL rejected nothing Redis confirmed");
+    let over: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT user_id FROM orders WHERE item_id = ? AND status IN ('pending_payment', 'paid') \
+         GROUP BY user_id HAVING SUM(quantity) > ?) o",
+    )
+    .bind(item)
+    .bind(limit)
+    .fetch_one(db)
+    .await
+    .unwrap();
+    assert_eq!(over, 0, "nobody holds more than the limit of {limit}");
+    let left: i64 = sqlx::query_scalar("SELECT CAST(stock AS SIGNED) FROM sale_items WHERE id = ?")
+        .bind(item)
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "MySQL's stock is used up exactly");
+}
+
+/// Runs `seckill reconcile --sale` as an operator would; returns its exit status and report.
+pub fn reconcile(config: &Path, sale: u64) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_seckill"))
+        .args(["reconcile", "--sale", &sale.to_string(), "--config"])
+        .arg(config)
+        .env_remove("SECKILL_REDIS_URL")
+        .env_remove("SECKILL_MYSQL_URL")
+        .env_remove("SECKILL_KAFKA_BROKERS")
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Settings for a rate-limited sale on `redis_url`: about 80 buys a second are admitted, so
+/// the sale lasts through the fault.
+async fn rate_limited(redis_url: &str) -> Settings {
+    let mut s = settings_on(redis_url, &fresh_database().await, &STACK.kafka_brokers);
+    s.limits.global_per_sec = 80;
+    s.limits.global_burst = 5;
+    s
+}
+
+/// Waits for the sell-out, checks the fault landed mid-sale, then that every confirmed order
+/// is persisted once, nothing is oversold or rejected, nobody is above the limit, and the
+/// reconciliation report is clean.
+async fn sell_out_and_check(
+    app: &TestApp,
+    shoppers: Shoppers,
+    sale: u64,
+    item: u64,
+    at_fault: usize,
+    fault: &str,
+) -> String {
+    let (confirmed, answers) = shoppers.finish_at_sell_out(Duration::from_secs(120)).await;
+    eprintln!(
+        "{fault}: {at_fault} confirmed at the fault, {} at the sell-out; answers {answers}",
+        confirmed.len()
+    );
+    assert!(
+        at_fault < STOCK as usize && confirmed.len() > at_fault,
+        "the fault must land mid-sale: {at_fault} confirmed at the fault, {} at the end",
+        confirmed.len()
+    );
+    let db: MySqlPool = app.db().clone();
+    eventually(Duration::from_secs(90), || {
+        let db = db.clone();
+        async move {
+            let units: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) FROM orders WHERE item_id = ?",
+            )
+            .bind(item)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+            (units >= STOCK).then_some(())
+        }
+    })
+    .await;
+    assert_promises_kept(&db, item, STOCK, LIMIT, &confirmed).await;
+    let report = app.services.reconciler.run_once(sale, false).await.unwrap();
+    assert!(report.ok, "{}", report.to_table());
+    answers
+}
+
+/// The item's remaining stock as the Redis server on `port` holds it.
+async fn stock_on(port: u16, keys: &seckill::stores::redis::keys::ItemKeys) -> Option<i64> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
+    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+    conn.get(&keys.stock).await.ok()?
+}

@@ -1,0 +1,33 @@
+//! Redis SIGKILLed and restarted from its AOF mid-sale: every 202 is persisted.
+
+use std::time::Duration;
+
+use super::{LIMIT, STOCK, rate_limited, sell_out_and_check};
+use crate::{
+    helpers::{PrivateServer, spawn_with},
+    shoppers::Shoppers,
+};
+
+#[tokio::test]
+async fn redis_sigkilled_and_restarted_from_its_aof_keeps_every_confirmed_order() {
+    let redis = PrivateServer::start("redis");
+    let settings = rate_limited(&redis.url()).await;
+    let app = spawn_with(settings).await;
+    let (sale, item) = app.create_live_sale(STOCK, LIMIT).await;
+    let shoppers = Shoppers::start(&app.base, sale, item, 64, 1_200);
+    shoppers.wait_confirmed(300, Duration::from_secs(60)).await;
+
+    let at_fault = shoppers.confirmed();
+    redis.kill_redis_on(redis.port);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    redis.restart();
+    let ledger = crate::helpers::redis_ledger(app.redis(), &app.keys(), sale, item)
+        .await
+        .events
+        .len();
+    assert!(
+        ledger as usize >= at_fault,
+        "the AOF brought back every reservation ({ledger} ledger entries, {at_fault} confirmed)"
+    );
+    sell_out_and_check(&app, shoppers, sale, item, at_fault, "AOF restart").await;
+}

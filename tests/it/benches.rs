@@ -12,7 +12,7 @@ mod persist;
 
 use seckill::{config::RedisSettings, stores::redis::RedisPool};
 
-use crate::helpers::STACK;
+use crate::support::STACK;
 
 #[tokio::test]
 async fn the_persist_benchmark_runs() {

@@ -25,7 +25,7 @@ impl Browser {
     /// Starts Debian's `chromium` headless with a fresh profile and attaches to its page.
     pub async fn start() -> Self {
         let profile =
-            std::env::temp_dir().join(format!("seckill-chromium-{}", crate::helpers::unique()));
+            std::env::temp_dir().join(format!("seckill-chromium-{}", crate::support::unique()));
         std::fs::create_dir_all(&profile).unwrap();
         let mut child = std::process::Command::new("chromium")
             .args([

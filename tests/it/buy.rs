@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use seckill::buy::identify::mint_token;
 use serde_json::{Value, json};
 
-use crate::helpers::{JWT_SECRET, STACK, spawn_app, spawn_with, test_settings};
+use crate::support::{JWT_SECRET, STACK, spawn_app, spawn_with, test_settings};
 
 #[tokio::test]
 async fn a_stampede_sells_exactly_the_stock_and_retries_get_their_first_answer() {
@@ -82,7 +82,7 @@ async fn a_stampede_sells_exactly_the_stock_and_retries_get_their_first_answer()
     let keys = app.keys().item(sale, item);
     let mut conn = app.redis().get();
     let remaining: i64 = conn.get(&keys.stock).await.unwrap();
-    let state = crate::helpers::redis_ledger(app.redis(), &app.keys(), sale, item).await;
+    let state = crate::support::redis_ledger(app.redis(), &app.keys(), sale, item).await;
     assert_eq!(remaining, 0);
     assert_eq!(state.events.len(), stock as usize);
     assert!(

@@ -5,10 +5,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{
-    helpers::{ADMIN_TOKEN, JWT_SECRET, PAYMENT_SECRET, STACK},
-    processes::free_port,
-};
+use crate::support::{ADMIN_TOKEN, JWT_SECRET, PAYMENT_SECRET, STACK, free_port};
 
 /// `seckill` with the stack's servers unset, real (random) secrets, and `env` on top.
 fn command(args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
@@ -406,11 +403,11 @@ fn watch_twice(config: &std::path::Path, sale: u64) -> (Option<i32>, String) {
 
 #[tokio::test]
 async fn reconcile_watch_redraws_until_interrupted_and_exits_with_the_last_verdict() {
-    let app = crate::helpers::spawn_app().await;
+    let app = crate::support::spawn_app().await;
     let (sale, item) = app.create_live_sale(5, 1).await;
     let (status, _) = app.buy(sale, item, "watched", 1, None).await;
     assert_eq!(status, reqwest::StatusCode::ACCEPTED);
-    crate::helpers::eventually(Duration::from_secs(30), || async {
+    crate::support::eventually(Duration::from_secs(30), || async {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
             .fetch_one(app.db())
             .await
@@ -421,7 +418,7 @@ async fn reconcile_watch_redraws_until_interrupted_and_exits_with_the_last_verdi
     // No grace: an entry missing from MySQL fails the report at once.
     let mut settings = app.settings().clone();
     settings.reconcile.ledger_grace_secs = 0;
-    let config = crate::processes::write_config(&settings);
+    let config = crate::support::write_config(&settings);
     let (code, printed) = tokio::task::spawn_blocking({
         let config = config.clone();
         move || watch_twice(&config, sale)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{PrivateServer, STACK, eventually, mysql_figures, spawn_with, test_settings};
+use crate::support::{PrivateServer, STACK, eventually, mysql_figures, spawn_with, test_settings};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sale_runs_end_to_end_on_a_redis_cluster() {

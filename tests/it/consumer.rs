@@ -9,27 +9,10 @@ use seckill::{buy::identify::mint_token, domain::order_reserved::OrderReserved};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{
-    JWT_SECRET, STACK, eventually, mysql_figures, produce_events, spawn_app, spawn_process,
+use crate::support::{
+    JWT_SECRET, STACK, events, eventually, mysql_figures, produce_events, spawn_app, spawn_process,
     spawn_roles, test_settings, write_config,
 };
-
-pub(crate) fn events(sale: u64, item: u64, n: usize, user_prefix: &str) -> Vec<OrderReserved> {
-    (0..n)
-        .map(|i| {
-            let user = format!("{user_prefix}{i}");
-            OrderReserved::new(
-                seckill::domain::order_id::fresh(item, &user),
-                sale,
-                item,
-                &user,
-                1,
-                1999,
-                Utc::now().timestamp_millis(),
-            )
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn reservations_become_persisted_orders() {
@@ -122,7 +105,7 @@ async fn two_consumers_in_one_group_persist_every_order_once() {
 
 #[tokio::test]
 async fn a_later_batch_sees_the_units_a_user_already_holds_in_mysql() {
-    let app = crate::helpers::spawn_roles(test_settings(&STACK.kafka_brokers).await, false).await;
+    let app = crate::support::spawn_roles(test_settings(&STACK.kafka_brokers).await, false).await;
     let (sale, item) = app.create_live_sale(10, 2).await;
     let first = vec![
         OrderReserved::new(Uuid::now_v7(), sale, item, "holder", 2, 1, 0),
@@ -146,7 +129,7 @@ async fn a_later_batch_sees_the_units_a_user_already_holds_in_mysql() {
 
 #[tokio::test]
 async fn user_ids_that_differ_only_in_case_or_accents_are_different_buyers() {
-    let app = crate::helpers::spawn_roles(test_settings(&STACK.kafka_brokers).await, false).await;
+    let app = crate::support::spawn_roles(test_settings(&STACK.kafka_brokers).await, false).await;
     let (sale, item) = app.create_live_sale(10, 1).await;
     let batch: Vec<OrderReserved> = ["Bob", "bob", "bób", "名前"]
         .iter()

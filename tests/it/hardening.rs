@@ -8,7 +8,7 @@ use seckill::buy::identify::mint_token;
 use serde_json::{Value, json};
 use sqlx::{Connection, MySqlConnection};
 
-use crate::helpers::{
+use crate::support::{
     JWT_SECRET, PrivateServer, STACK, TestApp, settings_on, spawn_app, spawn_with, test_settings,
 };
 
@@ -19,7 +19,7 @@ async fn the_admin_api_and_metrics_are_only_on_the_admin_listener() {
         let public = app
             .http
             .get(app.url(path))
-            .bearer_auth(&*crate::helpers::ADMIN_TOKEN)
+            .bearer_auth(&*crate::support::ADMIN_TOKEN)
             .send()
             .await
             .unwrap();
@@ -31,7 +31,7 @@ async fn the_admin_api_and_metrics_are_only_on_the_admin_listener() {
         let admin = app
             .http
             .get(app.admin_url(path))
-            .bearer_auth(&*crate::helpers::ADMIN_TOKEN)
+            .bearer_auth(&*crate::support::ADMIN_TOKEN)
             .send()
             .await
             .unwrap();

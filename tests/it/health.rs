@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{STACK, spawn_app, spawn_with, test_settings};
+use crate::support::{STACK, spawn_app, spawn_with, test_settings};
 
 #[tokio::test]
 async fn healthz_answers_and_readyz_reports_every_dependency_ready() {
@@ -37,10 +37,10 @@ async fn readyz_names_the_dependency_that_is_down() {
 #[tokio::test]
 async fn readiness_is_checked_at_most_once_a_second_however_many_probes_come() {
     // A Redis of its own, so every PING it counts is this app's.
-    let redis = crate::helpers::PrivateServer::start("redis");
-    let settings = crate::helpers::settings_on(
+    let redis = crate::support::PrivateServer::start("redis");
+    let settings = crate::support::settings_on(
         &redis.url(),
-        &crate::helpers::fresh_database().await,
+        &crate::support::fresh_database().await,
         &STACK.kafka_brokers,
     );
     let app = spawn_with(settings).await;

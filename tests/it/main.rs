@@ -1,8 +1,6 @@
 //! Integration tests against the real Redis, MariaDB and Kafka broker of the local stack.
 
-mod helpers;
-mod processes;
-mod shoppers;
+mod support;
 
 mod abuse;
 mod admin;

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use seckill::buy::identify::mint_token;
 use serde_json::Value;
 
-use crate::helpers::{
+use crate::support::{
     JWT_SECRET, Remote, STACK, TestApp, eventually, mysql_figures, spawn_app, test_settings,
     write_config,
 };
@@ -129,7 +129,7 @@ async fn metrics_move_by_the_right_amounts() {
 #[tokio::test]
 async fn json_logs_carry_the_request_span_and_order_id() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
-    crate::processes::fixed_ports(&mut settings);
+    crate::support::fixed_ports(&mut settings);
     settings.log.format = seckill::config::LogFormat::Json;
     // Every public request spanned (the default samples one in 100).
     settings.log.span_every = 1;
@@ -195,11 +195,11 @@ async fn json_logs_carry_the_request_span_and_order_id() {
 #[tokio::test]
 async fn a_standalone_consumer_serves_health_and_metrics() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
-    let app = crate::helpers::spawn_roles(settings.clone(), false).await;
+    let app = crate::support::spawn_roles(settings.clone(), false).await;
     let (sale, item) = app.create_live_sale(10, 1).await;
-    crate::processes::fixed_ports(&mut settings);
+    crate::support::fixed_ports(&mut settings);
     let config = write_config(&settings);
-    let mut child = crate::helpers::spawn_process("consume", &config);
+    let mut child = crate::support::spawn_process("consume", &config);
     let remote = Remote::at(&settings);
     remote.wait_ready().await;
     let (http, base) = (remote.http.clone(), remote.base.clone());

@@ -5,10 +5,7 @@ use std::{collections::HashSet, time::Duration};
 
 use seckill::domain::order_reserved::OrderReserved;
 
-use crate::{
-    faults::order_ids_in_topic,
-    helpers::{STACK, test_settings},
-};
+use crate::support::{STACK, order_ids_in_topic, test_settings};
 
 #[tokio::test]
 async fn a_producer_with_a_suspect_session_is_replaced_and_keeps_delivering() {

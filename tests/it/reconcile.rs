@@ -8,7 +8,7 @@ use seckill::stock::ledger::ItemLedger;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{
+use crate::support::{
     STACK, TestApp, eventually, mysql_figures, spawn_app, spawn_with, test_settings, write_config,
 };
 
@@ -327,7 +327,7 @@ async fn reconciling_during_a_stampede_reports_no_false_discrepancy() {
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let token = seckill::buy::identify::mint_token(
-                    &crate::helpers::JWT_SECRET,
+                    &crate::support::JWT_SECRET,
                     &format!("r{w}-{i}"),
                     600,
                 )
@@ -367,7 +367,7 @@ async fn after_a_drained_stampede_the_ledger_and_buyer_checks_run_and_catch_drif
         buyers.push(tokio::spawn(async move {
             for i in 0..40 {
                 let token = seckill::buy::identify::mint_token(
-                    &crate::helpers::JWT_SECRET,
+                    &crate::support::JWT_SECRET,
                     &format!("d{w}-{i}"),
                     600,
                 )
@@ -379,7 +379,7 @@ async fn after_a_drained_stampede_the_ledger_and_buyer_checks_run_and_catch_drif
     for b in buyers {
         b.await.unwrap();
     }
-    let reserved = crate::helpers::redis_ledger(app.redis(), &app.keys(), sale, item)
+    let reserved = crate::support::redis_ledger(app.redis(), &app.keys(), sale, item)
         .await
         .events
         .len() as u64;

@@ -7,7 +7,7 @@ use redis::AsyncCommands;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{STACK, TestApp, eventually, spawn_app, spawn_with, test_settings};
+use crate::support::{STACK, TestApp, eventually, spawn_app, spawn_with, test_settings};
 
 fn mysql_loads(app: &TestApp) -> u64 {
     app.services

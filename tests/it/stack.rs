@@ -14,7 +14,7 @@ use seckill::{
 };
 use sqlx::{Connection, MySqlConnection};
 
-use crate::helpers::{STACK, fresh_database, unique};
+use crate::support::{STACK, fresh_database, unique};
 
 #[tokio::test]
 async fn redis_accepts_a_write_and_reads_it_back() {

@@ -11,7 +11,7 @@ use seckill::{
     stores::{kafka::KafkaEndpoint, redis::RedisPool},
 };
 
-use crate::helpers::{STACK, spawn_with, test_settings};
+use crate::support::{STACK, spawn_with, test_settings};
 
 #[tokio::test]
 async fn a_sale_sells_over_tls_to_redis_and_to_mariadb() {
@@ -34,7 +34,7 @@ async fn a_sale_sells_over_tls_to_redis_and_to_mariadb() {
         .await
         .unwrap();
     assert!(!cipher.is_empty(), "the MySQL session is not encrypted");
-    let persisted: i64 = crate::helpers::eventually(std::time::Duration::from_secs(30), || async {
+    let persisted: i64 = crate::support::eventually(std::time::Duration::from_secs(30), || async {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE user_id = 'tls-buyer'")
             .fetch_one(app.db())
             .await
@@ -134,7 +134,7 @@ async fn a_listening_tls_server_under_a_name_its_certificate_lacks_is_refused() 
 
 /// A CA of its own, which signed nothing the stack serves: its certificate file.
 fn unrelated_ca() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("seckill-ca-{}", crate::helpers::unique()));
+    let dir = std::env::temp_dir().join(format!("seckill-ca-{}", crate::support::unique()));
     std::fs::create_dir_all(&dir).unwrap();
     let status = std::process::Command::new("openssl")
         .args([

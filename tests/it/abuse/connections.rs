@@ -9,7 +9,7 @@ use tokio::{
 };
 
 use super::metric;
-use crate::helpers::{STACK, spawn_with, test_settings};
+use crate::support::{STACK, spawn_with, test_settings};
 
 /// Opens a connection and starts a request head that it never finishes.
 async fn half_a_head(addr: std::net::SocketAddr) -> TcpStream {
@@ -131,7 +131,7 @@ async fn past_its_cap_a_listener_answers_new_connections_503_and_counts_them() {
     assert!(r.status().is_success());
     // Once they go, new connections are served again.
     drop(held);
-    crate::helpers::eventually(Duration::from_secs(10), || async {
+    crate::support::eventually(Duration::from_secs(10), || async {
         let r = app.http.get(app.url("/healthz")).send().await.ok()?;
         r.status().is_success().then_some(())
     })

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{JWT_SECRET, STACK, spawn_with, test_settings};
+use crate::support::{JWT_SECRET, STACK, spawn_with, test_settings};
 
 #[tokio::test]
 async fn behind_a_gateway_a_repeated_user_or_forwarded_header_is_refused() {

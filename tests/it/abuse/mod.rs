@@ -9,7 +9,7 @@ mod floods;
 mod identity;
 mod payments;
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 /// The value of the counter `name` with `labels` (`key="value"` pairs, as Prometheus prints
 /// them) in the app's `/metrics`, 0 when absent.

@@ -7,7 +7,7 @@ use seckill::orders::signature;
 use serde_json::{Value, json};
 
 use super::metric;
-use crate::helpers::{PAYMENT_SECRET, STACK, TestApp, eventually, spawn_with, test_settings};
+use crate::support::{PAYMENT_SECRET, STACK, TestApp, eventually, spawn_with, test_settings};
 
 async fn notify(app: &TestApp, body: &str, signed_at: i64) -> (StatusCode, Value) {
     let r = app

@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::{keys_of, sale_body, sale_rows};
-use crate::helpers::spawn_app;
+use crate::support::spawn_app;
 
 #[tokio::test]
 async fn creating_a_sale_writes_mysql_and_redis_with_ttls_aligned_to_its_end() {
@@ -182,7 +182,7 @@ async fn every_validation_rule_answers_422_naming_its_field_and_writes_nothing()
     let r = app
         .http
         .post(app.admin_url("/admin/v1/sales"))
-        .bearer_auth(&*crate::helpers::ADMIN_TOKEN)
+        .bearer_auth(&*crate::support::ADMIN_TOKEN)
         .header("content-type", "application/json")
         .body("{\"name\": ")
         .send()

@@ -8,7 +8,7 @@ mod scripts;
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 fn sale_body(starts_in: Duration, lasts: Duration) -> Value {
     let now = Utc::now();

@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use super::sale_body;
-use crate::helpers::spawn_app;
+use crate::support::spawn_app;
 
 #[tokio::test]
 async fn two_patches_with_the_same_version_give_one_200_and_one_409() {
@@ -48,7 +48,7 @@ async fn two_patches_with_the_same_version_give_one_200_and_one_409() {
     let r = app
         .http
         .patch(app.admin_url(&path))
-        .bearer_auth(&*crate::helpers::ADMIN_TOKEN)
+        .bearer_auth(&*crate::support::ADMIN_TOKEN)
         .header("If-Match", "\"2\"")
         .json(&json!({"name": "C"}))
         .send()

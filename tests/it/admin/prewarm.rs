@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use super::{all_keys_of, keys_of, sale_body};
-use crate::helpers::spawn_app;
+use crate::support::spawn_app;
 
 #[tokio::test]
 async fn a_sale_far_ahead_is_warmed_later_and_prewarm_is_idempotent() {
@@ -99,7 +99,7 @@ async fn prewarm_waits_for_another_instances_lock_and_then_gives_up_with_409() {
 
 #[tokio::test]
 async fn the_scheduler_warms_a_sale_once_its_start_comes_within_the_lead_time() {
-    use crate::helpers::{STACK, eventually, spawn_with, test_settings};
+    use crate::support::{STACK, eventually, spawn_with, test_settings};
     let mut settings = test_settings(&STACK.kafka_brokers).await;
     // The scheduler looks every 5 s: with an 8 s lead, a sale starting in 14 s is due 6 s after
     // creation and warmed by 11 s at the latest, before it starts.

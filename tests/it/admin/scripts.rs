@@ -4,7 +4,7 @@
 use redis::AsyncCommands;
 use reqwest::{Method, StatusCode};
 
-use crate::helpers::spawn_app;
+use crate::support::spawn_app;
 
 #[tokio::test]
 async fn a_flushed_script_is_loaded_again_and_the_call_succeeds() {
@@ -32,7 +32,7 @@ async fn a_flushed_script_is_loaded_again_and_the_call_succeeds() {
 }
 
 /// A prewarm of `sale` through the admin API, which must answer 200; its body.
-async fn prewarm(app: &crate::helpers::TestApp, sale: u64) -> serde_json::Value {
+async fn prewarm(app: &crate::support::TestApp, sale: u64) -> serde_json::Value {
     let path = format!("/admin/v1/sales/{sale}/prewarm");
     let (status, body) = app.admin(Method::POST, &path, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -40,7 +40,7 @@ async fn prewarm(app: &crate::helpers::TestApp, sale: u64) -> serde_json::Value 
 }
 
 /// The `script="…"` count of `seckill_script_duration_seconds` in an app's metrics.
-async fn script_calls(app: &crate::helpers::TestApp, script: &str) -> u64 {
+async fn script_calls(app: &crate::support::TestApp, script: &str) -> u64 {
     let text = app
         .http
         .get(app.admin_url("/metrics"))
@@ -58,7 +58,7 @@ async fn script_calls(app: &crate::helpers::TestApp, script: &str) -> u64 {
 
 /// A live sale whose row is pinned to `version`, as the release that wrote it would have: not
 /// warmed yet (the row is written straight to MySQL, past this instance's configuration).
-async fn sale_pinned_to(app: &crate::helpers::TestApp, version: &str) -> (u64, u64) {
+async fn sale_pinned_to(app: &crate::support::TestApp, version: &str) -> (u64, u64) {
     use seckill::domain::sale::{NewItem, NewSale};
     let now = chrono::Utc::now();
     let sale = NewSale {

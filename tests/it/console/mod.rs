@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::{
     browser::Browser,
-    helpers::{ADMIN_TOKEN, JWT_SECRET, STACK, TestApp, spawn_with, test_settings},
+    support::{ADMIN_TOKEN, JWT_SECRET, STACK, TestApp, spawn_with, test_settings},
 };
 
 const STOCK: u64 = 150;

@@ -5,11 +5,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::ADMIN_TOKEN;
+use crate::support::ADMIN_TOKEN;
 
 #[tokio::test]
 async fn the_events_stream_speaks_sse_to_curl_and_ends_at_shutdown() {
-    let app = crate::helpers::spawn_app().await;
+    let app = crate::support::spawn_app().await;
     let (sale, item) = app.create_live_sale(5, 1).await;
     let url = app.admin_url(&format!("/admin/v1/sales/{sale}/events"));
     let r = app.http.get(&url).send().await.unwrap();

@@ -27,7 +27,7 @@ fn attributes<'a>(html: &'a str, attribute: &str) -> Vec<&'a str> {
 
 #[tokio::test]
 async fn the_docs_page_loads_only_its_own_files_under_a_strict_policy() {
-    let app = crate::helpers::spawn_app().await;
+    let app = crate::support::spawn_app().await;
     let page = app.http.get(app.admin_url("/docs")).send().await.unwrap();
     assert_eq!(page.status(), reqwest::StatusCode::OK);
     let csp = page.headers()["content-security-policy"]
@@ -67,7 +67,7 @@ async fn the_docs_page_loads_only_its_own_files_under_a_strict_policy() {
 
 #[tokio::test]
 async fn the_docs_page_renders_every_operation_of_the_admin_document() {
-    let app = crate::helpers::spawn_app().await;
+    let app = crate::support::spawn_app().await;
     let doc: Value = app
         .http
         .get(app.admin_url("/openapi.json"))

@@ -19,7 +19,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, JWT_SECRET, TestApp, spawn_with, test_settings};
+use crate::support::{ADMIN_TOKEN, JWT_SECRET, TestApp, spawn_with, test_settings};
 
 /// Where each request goes, and the document the fuzzer reads.
 #[derive(Clone)]

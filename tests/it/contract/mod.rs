@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use seckill::api::doc::{Listener, json};
 use serde_json::Value;
 
-use crate::helpers::{ADMIN_TOKEN, JWT_SECRET};
+use crate::support::{ADMIN_TOKEN, JWT_SECRET};
 
 /// A listener's document as the code builds it today.
 fn document(listener: Listener) -> Value {
@@ -259,7 +259,7 @@ fn every_error_code_the_service_emits_is_in_the_documents_and_no_other() {
 
 #[tokio::test]
 async fn every_documented_operation_answers_from_its_handler_on_its_listener() {
-    let app = crate::helpers::spawn_app().await;
+    let app = crate::support::spawn_app().await;
     let public = document(Listener::Public);
     for (listener, doc) in documents() {
         for (method, path, _) in operations(&doc) {
@@ -342,7 +342,7 @@ fn this_hour() -> String {
 
 #[tokio::test]
 async fn seckill_openapi_prints_what_each_listener_serves() {
-    let app = crate::helpers::spawn_app().await;
+    let app = crate::support::spawn_app().await;
     for (flag, url) in [
         (None, app.url("/openapi.json")),
         (Some("--admin"), app.admin_url("/openapi.json")),
@@ -377,7 +377,7 @@ async fn seckill_openapi_prints_what_each_listener_serves() {
 
 #[tokio::test]
 async fn a_buy_whose_body_is_json_null_buys_one_unit_as_the_document_allows() {
-    let app = crate::helpers::spawn_app().await;
+    let app = crate::support::spawn_app().await;
     let (sale, item) = app.create_live_sale(10, 2).await;
     let body = &document(Listener::Public)["paths"]["/api/v1/sales/{sale_id}/items/{item_id}/orders"]
         ["post"]["requestBody"];

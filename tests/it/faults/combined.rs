@@ -7,11 +7,7 @@ use std::time::{Duration, Instant};
 use sqlx::MySqlPool;
 
 use super::{assert_promises_kept, log_dir, reconcile};
-use crate::{
-    helpers::{PrivateServer, Remote, settings_on, write_config},
-    processes::Supervised,
-    shoppers::Shoppers,
-};
+use crate::support::{PrivateServer, Remote, Shoppers, Supervised, settings_on, write_config};
 
 #[tokio::test]
 async fn every_confirmed_order_survives_service_broker_consumer_and_database_faults() {
@@ -21,12 +17,12 @@ async fn every_confirmed_order_survives_service_broker_consumer_and_database_fau
     let mysql = PrivateServer::start("mysql");
     let kafka = PrivateServer::start("kafka");
     let mut settings = settings_on(&redis.url(), &mysql.url(), &kafka.url());
-    crate::processes::fixed_ports(&mut settings);
+    crate::support::fixed_ports(&mut settings);
     // About 80 buys a second are admitted, so the sale lasts through the faults.
     settings.limits.global_per_sec = 80;
     settings.limits.global_burst = 5;
     let mut consumer_settings = settings.clone();
-    crate::processes::fixed_ports(&mut consumer_settings);
+    crate::support::fixed_ports(&mut consumer_settings);
     let (serve_cfg, consume_cfg) = (write_config(&settings), write_config(&consumer_settings));
     let logs = log_dir();
     let (serve_log, consume_log) = (logs.join("serve.log"), logs.join("consume.log"));

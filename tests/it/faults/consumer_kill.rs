@@ -3,12 +3,9 @@
 
 use std::time::Duration;
 
-use crate::{
-    consumer::events,
-    helpers::{
-        STACK, eventually, mysql_figures, produce_events, spawn_process, spawn_roles,
-        test_settings, write_config,
-    },
+use crate::support::{
+    STACK, events, eventually, mysql_figures, produce_events, spawn_process, spawn_roles,
+    test_settings, write_config,
 };
 
 /// A consumer SIGKILLed at `point` in its first batch, then restarted: every order is persisted
@@ -23,8 +20,8 @@ async fn killed_at(point: &str) -> i64 {
     produce_events(app.settings(), &batch).await;
     let config = write_config(app.settings());
     let log = config.with_file_name("consumer.log");
-    let mut child = crate::processes::spawn_process_paused_at("consume", &config, &log, point);
-    crate::processes::wait_for_failpoint(&log, point).await;
+    let mut child = crate::support::spawn_process_paused_at("consume", &config, &log, point);
+    crate::support::wait_for_failpoint(&log, point).await;
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
     let at_kill = mysql_figures(app.db(), item).await.0;

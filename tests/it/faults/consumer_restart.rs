@@ -12,9 +12,8 @@ use sqlx::MySqlPool;
 use uuid::Uuid;
 
 use super::log_dir;
-use crate::{
-    helpers::{STACK, eventually, spawn_process_logged, spawn_roles, test_settings, write_config},
-    shoppers::Shoppers,
+use crate::support::{
+    STACK, Shoppers, eventually, spawn_process_logged, spawn_roles, test_settings, write_config,
 };
 
 /// Session timeout of the consumer group (see `consumer`): the yardstick for resuming.
@@ -76,7 +75,7 @@ async fn a_consumer_restarted_within_its_session_timeout_resumes_persisting() {
     let (sale, item) = app.create_live_sale(100_000, 1).await;
     let shoppers = Shoppers::start(&app.base, sale, item, 16, 10_000_000);
     let mut consumer_settings: Settings = app.settings().clone();
-    crate::processes::fixed_ports(&mut consumer_settings);
+    crate::support::fixed_ports(&mut consumer_settings);
     let config = write_config(&consumer_settings);
     // A stand-alone consumer serves its probes and metrics on its HTTP address.
     let admin = format!("http://{}", consumer_settings.http.addr);

@@ -4,7 +4,7 @@
 use redis::AsyncCommands;
 use reqwest::{Method, StatusCode};
 
-use crate::helpers::{STACK, spawn_with, test_settings};
+use crate::support::{STACK, spawn_with, test_settings};
 
 #[tokio::test]
 async fn a_sale_refuses_the_redis_state_of_another_sale_with_the_same_id() {
@@ -20,7 +20,7 @@ async fn a_sale_refuses_the_redis_state_of_another_sale_with_the_same_id() {
         .admin(
             Method::POST,
             "/admin/v1/sales",
-            Some(crate::helpers::live_sale_body(500, 1)),
+            Some(crate::support::live_sale_body(500, 1)),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

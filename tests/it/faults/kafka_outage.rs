@@ -6,8 +6,7 @@ use std::{collections::HashSet, time::Duration};
 use redis::AsyncCommands;
 use reqwest::StatusCode;
 
-use super::order_ids_in_topic;
-use crate::helpers::{PrivateServer, eventually, spawn_roles, test_settings};
+use crate::support::{PrivateServer, eventually, order_ids_in_topic, spawn_roles, test_settings};
 
 #[tokio::test]
 async fn buys_during_a_kafka_outage_are_confirmed_and_drain_when_it_returns() {

@@ -3,11 +3,8 @@
 
 use std::time::Duration;
 
-use crate::{
-    consumer::events,
-    helpers::{
-        PrivateServer, STACK, eventually, mysql_figures, produce_events, test_settings, unique,
-    },
+use crate::support::{
+    PrivateServer, STACK, events, eventually, mysql_figures, produce_events, test_settings, unique,
 };
 
 #[tokio::test]
@@ -28,7 +25,7 @@ async fn mariadb_stopped_during_consumption_loses_nothing_and_duplicates_nothing
         "mysql://seckill:seckill@127.0.0.1:{}/{db_name}",
         mysql.port
     ));
-    let app = crate::helpers::spawn_with(settings).await;
+    let app = crate::support::spawn_with(settings).await;
     let (sale, item) = app.create_live_sale(1_000, 1).await;
     produce_events(app.settings(), &events(sale, item, 100, "a")).await;
     let db = app.db().clone();

@@ -27,19 +27,12 @@ use std::{
     time::Duration,
 };
 
-use rdkafka::{
-    ClientConfig, Message,
-    consumer::{Consumer, StreamConsumer},
-};
 use redis::AsyncCommands;
-use seckill::{config::Settings, domain::order_reserved::OrderReserved};
+use seckill::config::Settings;
 use sqlx::MySqlPool;
 use uuid::Uuid;
 
-use crate::{
-    helpers::{STACK, TestApp, eventually, fresh_database, settings_on, unique},
-    shoppers::Shoppers,
-};
+use crate::support::{STACK, Shoppers, TestApp, eventually, fresh_database, settings_on, unique};
 
 /// Units of the rate-limited sales the Redis faults land in.
 const STOCK: i64 = 1_500;
@@ -52,39 +45,6 @@ fn log_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("seckill-faults-{}", unique()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// Reads the topic from the start until every id of `expected` was seen; returns all ids seen.
-pub(crate) async fn order_ids_in_topic(
-    brokers: &str,
-    topic: &str,
-    expected: &HashSet<String>,
-) -> HashSet<String> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("reader-{}", unique()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut seen = HashSet::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    while !expected.is_subset(&seen) {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        assert!(
-            !left.is_zero(),
-            "missing from Kafka: {:?}",
-            expected.difference(&seen).take(5).collect::<Vec<_>>()
-        );
-        if let Ok(Ok(msg)) =
-            tokio::time::timeout(left.min(Duration::from_secs(5)), consumer.recv()).await
-            && let Ok(event) = OrderReserved::parse(msg.payload().unwrap_or_default())
-        {
-            seen.insert(event.order_id.to_string());
-        }
-    }
-    seen
 }
 
 /// Every confirmed order persisted exactly once, nothing oversold, nobody above the limit:

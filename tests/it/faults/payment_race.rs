@@ -7,15 +7,15 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{
-    helpers::eventually,
-    lifecycle::{app, assert_clean, pay, reserve_each, sale, states, stocks, wait_rows},
+use crate::support::{
+    assert_clean, eventually, lifecycle_app, pay, reserve_each, sale_with_window, states, stocks,
+    wait_rows,
 };
 
 #[tokio::test]
 async fn payment_and_expiry_race_a_thousand_times_and_exactly_one_wins_each() {
-    let app = app(Some(Duration::from_millis(50))).await;
-    let (sale, item) = sale(&app, 1_000, 1, 900).await;
+    let app = lifecycle_app(Some(Duration::from_millis(50))).await;
+    let (sale, item) = sale_with_window(&app, 1_000, 1, 900).await;
     let ids = reserve_each(&app, sale, item, "race", 1_000).await;
     wait_rows(&app, item, 1_000).await;
     // Every window ends at one instant, 1.5 s from now; the 1,000 payments arrive spread over
@@ -90,7 +90,7 @@ async fn payment_and_expiry_race_a_thousand_times_and_exactly_one_wins_each() {
         }
     })
     .await;
-    let released: Vec<String> = crate::helpers::redis_ledger(app.redis(), &app.keys(), sale, item)
+    let released: Vec<String> = crate::support::redis_ledger(app.redis(), &app.keys(), sale, item)
         .await
         .released
         .iter()

@@ -2,10 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{
-    consumer::events,
-    helpers::{eventually, mysql_figures, produce_events, spawn_app},
-};
+use crate::support::{events, eventually, mysql_figures, produce_events, spawn_app};
 
 #[tokio::test]
 async fn redelivered_events_leave_one_row_each_and_stock_decremented_once() {

@@ -8,10 +8,7 @@ use redis::AsyncCommands;
 use seckill::config::ConfirmMode;
 
 use super::{LIMIT, STOCK, rate_limited, sell_out_and_check, stock_on};
-use crate::{
-    helpers::{PrivateServer, eventually, spawn_with},
-    shoppers::Shoppers,
-};
+use crate::support::{PrivateServer, Shoppers, eventually, spawn_with};
 
 /// The master Sentinel names now.
 async fn sentinel_master(sentinel: &PrivateServer) -> Option<u16> {

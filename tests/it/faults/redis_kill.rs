@@ -3,10 +3,7 @@
 use std::time::Duration;
 
 use super::{LIMIT, STOCK, rate_limited, sell_out_and_check};
-use crate::{
-    helpers::{PrivateServer, spawn_with},
-    shoppers::Shoppers,
-};
+use crate::support::{PrivateServer, Shoppers, spawn_with};
 
 #[tokio::test]
 async fn redis_sigkilled_and_restarted_from_its_aof_keeps_every_confirmed_order() {
@@ -21,7 +18,7 @@ async fn redis_sigkilled_and_restarted_from_its_aof_keeps_every_confirmed_order(
     redis.kill_redis_on(redis.port);
     tokio::time::sleep(Duration::from_secs(1)).await;
     redis.restart();
-    let ledger = crate::helpers::redis_ledger(app.redis(), &app.keys(), sale, item)
+    let ledger = crate::support::redis_ledger(app.redis(), &app.keys(), sale, item)
         .await
         .events
         .len();

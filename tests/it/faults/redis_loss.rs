@@ -15,15 +15,10 @@ use sqlx::MySqlPool;
 use uuid::Uuid;
 
 use super::{LIMIT, STOCK, rate_limited, sell_out_and_check, stock_on};
-use crate::{
-    consumer::events,
-    helpers::{
-        JWT_SECRET, PrivateServer, STACK, TestApp, eventually, mysql_figures, produce_events,
-        spawn_app, spawn_process_logged, spawn_roles, spawn_with, test_settings, unique,
-        write_config,
-    },
-    processes::Frozen,
-    shoppers::Shoppers,
+use crate::support::{
+    Frozen, JWT_SECRET, PrivateServer, STACK, Shoppers, TestApp, events, eventually, mysql_figures,
+    produce_events, spawn_app, spawn_process_logged, spawn_roles, spawn_with, test_settings,
+    unique, write_config,
 };
 
 /// Rows MySQL holds for an item.
@@ -48,7 +43,7 @@ async fn redis_restarted_empty_is_rebuilt_from_mysql_and_every_confirmed_order_s
     let app = spawn_roles(settings, false).await;
     // The consumer is a process of its own, so that it can be frozen.
     let mut consumer_settings = app.settings().clone();
-    crate::processes::fixed_ports(&mut consumer_settings);
+    crate::support::fixed_ports(&mut consumer_settings);
     let log = std::env::temp_dir().join(format!("seckill-consume-{}.log", unique()));
     let consumer = Frozen::new(spawn_process_logged(
         "consume",

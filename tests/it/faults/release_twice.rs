@@ -8,12 +8,14 @@ use seckill::stock::ReleaseOutcome;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::lifecycle::{app, assert_clean, cancel, reserve_each, sale, stocks, wait_rows};
+use crate::support::{
+    assert_clean, cancel, lifecycle_app, reserve_each, sale_with_window, stocks, wait_rows,
+};
 
 #[tokio::test]
 async fn cancel_expire_and_a_repeated_release_each_return_a_unit_once() {
-    let app = app(None).await;
-    let (sale, item) = sale(&app, 5, 1, 5).await;
+    let app = lifecycle_app(None).await;
+    let (sale, item) = sale_with_window(&app, 5, 1, 5).await;
     let ids = reserve_each(&app, sale, item, "c", 3).await;
     wait_rows(&app, item, 3).await;
     assert_eq!(stocks(&app, sale, item).await, (2, 2));

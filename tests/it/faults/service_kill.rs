@@ -3,13 +3,14 @@
 
 use std::collections::HashSet;
 
-use super::order_ids_in_topic;
-use crate::helpers::{Remote, STACK, spawn_process, test_settings, write_config};
+use crate::support::{
+    Remote, STACK, order_ids_in_topic, spawn_process, test_settings, write_config,
+};
 
 #[tokio::test]
 async fn a_service_killed_mid_stampede_still_delivers_every_confirmed_reservation() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
-    crate::processes::fixed_ports(&mut settings);
+    crate::support::fixed_ports(&mut settings);
     let config = write_config(&settings);
     let remote = Remote::at(&settings);
     let _http = remote.http.clone();
@@ -32,7 +33,7 @@ async fn a_service_killed_mid_stampede_still_delivers_every_confirmed_reservatio
         .await
         .unwrap();
     let keys = seckill::stores::redis::keys::Keys::new(&settings.redis.key_prefix);
-    let ledger: HashSet<String> = crate::helpers::redis_ledger(&redis, &keys, sale_id, item)
+    let ledger: HashSet<String> = crate::support::redis_ledger(&redis, &keys, sale_id, item)
         .await
         .events
         .keys()

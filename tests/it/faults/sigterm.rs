@@ -5,22 +5,19 @@ use std::{collections::HashSet, time::Duration};
 
 use rdkafka::{ClientConfig, consumer::Consumer};
 
-use crate::{
-    consumer::events,
-    helpers::{
-        Remote, STACK, eventually, mysql_figures, produce_events, spawn_process, spawn_roles,
-        test_settings, write_config,
-    },
+use crate::support::{
+    Remote, STACK, events, eventually, mysql_figures, produce_events, spawn_process, spawn_roles,
+    test_settings, write_config,
 };
 
 #[tokio::test]
 async fn sigterm_during_load_loses_no_confirmed_reservation() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
-    crate::processes::fixed_ports(&mut settings);
+    crate::support::fixed_ports(&mut settings);
     let config = write_config(&settings);
     let remote = Remote::at(&settings);
     let _http = remote.http.clone();
-    let start = || crate::helpers::spawn_process("all", &config);
+    let start = || crate::support::spawn_process("all", &config);
     let mut child = start();
     remote.wait_ready().await;
     let (sale_id, item) = remote.create_live_sale(100_000, 1).await;
@@ -56,7 +53,7 @@ async fn sigterm_during_load_loses_no_confirmed_reservation() {
     assert_eq!(waiting, 0, "the graceful shutdown left reservations unsent");
 
     // And persistence completes with a consumer alone: no API, so no relay re-sends anything.
-    let mut child = crate::helpers::spawn_process("consume", &config);
+    let mut child = crate::support::spawn_process("consume", &config);
     let db = sqlx::MySqlPool::connect(settings.mysql.url.expose())
         .await
         .unwrap();

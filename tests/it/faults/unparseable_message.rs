@@ -9,10 +9,7 @@ use rdkafka::{
     message::Headers,
 };
 
-use crate::{
-    consumer::events,
-    helpers::{STACK, eventually, mysql_figures, produce_events, spawn_app, unique},
-};
+use crate::support::{STACK, events, eventually, mysql_figures, produce_events, spawn_app, unique};
 
 #[tokio::test]
 async fn an_unparseable_message_goes_to_the_dead_letter_topic_and_consumption_goes_on() {

@@ -12,13 +12,15 @@ use rdkafka::{
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{app, cancel, pay, reserve_each, sale, states, wait_rows};
-use crate::helpers::{STACK, TestApp, eventually, unique};
+use crate::support::{
+    STACK, TestApp, cancel, eventually, lifecycle_app, pay, reserve_each, sale_with_window, states,
+    unique, wait_rows,
+};
 
 #[tokio::test]
 async fn each_change_reaches_the_topic_once_and_replays_add_nothing() {
-    let app = app(None).await;
-    let (sale, item) = sale(&app, 5, 1, 5).await;
+    let app = lifecycle_app(None).await;
+    let (sale, item) = sale_with_window(&app, 5, 1, 5).await;
     let ids = reserve_each(&app, sale, item, "k", 3).await;
     wait_rows(&app, item, 3).await;
     let (s, body) = pay(&app, &ids[0], 1999, "ref-k0").await;

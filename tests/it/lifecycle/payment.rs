@@ -5,12 +5,14 @@ use seckill::orders::signature;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{app, assert_clean, cancel, pay, reserve_each, sale, states, wait_rows};
+use crate::support::{
+    assert_clean, cancel, lifecycle_app, pay, reserve_each, sale_with_window, states, wait_rows,
+};
 
 #[tokio::test]
 async fn payment_notifications_are_checked_and_answered_once() {
-    let app = app(None).await;
-    let (sale, item) = sale(&app, 10, 1, 900).await;
+    let app = lifecycle_app(None).await;
+    let (sale, item) = sale_with_window(&app, 10, 1, 900).await;
     let ids = reserve_each(&app, sale, item, "p", 3).await;
     wait_rows(&app, item, 3).await;
 

@@ -6,15 +6,17 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{app, assert_clean, cancel, pay, reserve_each, sale, states, stocks, wait_rows};
-use crate::helpers::eventually;
+use crate::support::{
+    assert_clean, cancel, eventually, lifecycle_app, pay, reserve_each, sale_with_window, states,
+    stocks, wait_rows,
+};
 
 #[tokio::test]
 async fn units_that_come_back_sell_again_and_the_states_add_up() {
     // Stock 100, window 5 s, 300 buyers: 100 reserve; 40 pay, 10 cancel, 50 expire; then
     // exactly 60 more buyers get 202.
-    let app = app(None).await;
-    let (sale, item) = sale(&app, 100, 1, 5).await;
+    let app = lifecycle_app(None).await;
+    let (sale, item) = sale_with_window(&app, 100, 1, 5).await;
     let first: Vec<(StatusCode, Value)> = futures::future::join_all((0..300).map(|u| {
         let app = &app;
         async move { app.buy(sale, item, &format!("r{u}"), 1, None).await }
@@ -70,8 +72,8 @@ async fn units_that_come_back_sell_again_and_the_states_add_up() {
 
 #[tokio::test]
 async fn a_buyer_who_cancelled_can_buy_again_within_the_limit() {
-    let app = app(None).await;
-    let (sale, item) = sale(&app, 10, 1, 900).await;
+    let app = lifecycle_app(None).await;
+    let (sale, item) = sale_with_window(&app, 10, 1, 900).await;
     let (s, body) = app.buy(sale, item, "back", 1, None).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{body}");
     let id = body["order_id"].as_str().unwrap().to_string();
@@ -93,8 +95,8 @@ async fn a_buyer_who_cancelled_can_buy_again_within_the_limit() {
 
 #[tokio::test]
 async fn the_expiry_job_closes_an_order_within_its_window_plus_five_seconds() {
-    let app = app(Some(Duration::from_millis(200))).await;
-    let (sale, item) = sale(&app, 5, 1, 5).await;
+    let app = lifecycle_app(Some(Duration::from_millis(200))).await;
+    let (sale, item) = sale_with_window(&app, 5, 1, 5).await;
     let ids = reserve_each(&app, sale, item, "e", 1).await;
     wait_rows(&app, item, 1).await;
     let expires_at: chrono::DateTime<chrono::Utc> =

@@ -2,7 +2,7 @@
 
 use loadtest::Args;
 
-use crate::helpers::{ADMIN_TOKEN, JWT_SECRET, spawn_app};
+use crate::support::{ADMIN_TOKEN, JWT_SECRET, spawn_app};
 
 pub(super) fn args(base: &str, admin: &str, extra: &[&str]) -> Args {
     args_signed(base, admin, &JWT_SECRET, extra)
@@ -83,7 +83,7 @@ async fn a_closed_loop_run_sells_the_stock_and_verifies_clean() {
 async fn an_open_loop_run_offers_its_rate_and_counts_every_answer() {
     let app = spawn_app().await;
     let json_path =
-        std::env::temp_dir().join(format!("loadtest-{}.json", crate::helpers::unique()));
+        std::env::temp_dir().join(format!("loadtest-{}.json", crate::support::unique()));
     let (sale, item) = app.create_live_sale(5, 1).await;
     let (s, i) = (sale.to_string(), item.to_string());
     let summary = loadtest::run(
@@ -275,7 +275,7 @@ async fn open_loop_latency_counts_the_wait_behind_a_stalled_answer() {
     );
 }
 
-pub(super) async fn sale_args(app: &crate::helpers::TestApp, stock: i64) -> (String, String) {
+pub(super) async fn sale_args(app: &crate::support::TestApp, stock: i64) -> (String, String) {
     let (sale, item) = app.create_live_sale(stock, 1).await;
     (sale.to_string(), item.to_string())
 }

@@ -1,7 +1,7 @@
 //! The loadtest's reporting: errors by cause, thresholds, Ctrl-C, retries, the HTML report and
 //! the client-side verification.
 
-use crate::helpers::{ADMIN_TOKEN, JWT_SECRET, STACK, spawn_app, spawn_with, test_settings};
+use crate::support::{ADMIN_TOKEN, JWT_SECRET, STACK, spawn_app, spawn_with, test_settings};
 use std::time::Duration;
 
 use super::{args, args_signed, sale_args};
@@ -12,7 +12,7 @@ async fn a_wrong_jwt_secret_shows_as_401s_with_a_hint() {
     let (sale, item) = app.create_live_sale(5, 1).await;
     let (s, i) = (sale.to_string(), item.to_string());
     let json_path =
-        std::env::temp_dir().join(format!("loadtest-{}.json", crate::helpers::unique()));
+        std::env::temp_dir().join(format!("loadtest-{}.json", crate::support::unique()));
     let wrong = format!("{}-not-the-secret", *JWT_SECRET);
     let summary = loadtest::run(
         args_signed(
@@ -292,7 +292,7 @@ async fn retried_rate_limited_buys_still_reserve_with_their_idempotency_keys() {
 async fn the_html_report_is_self_contained_and_renders_in_chromium() {
     let app = spawn_app().await;
     let (s, i) = sale_args(&app, 20).await;
-    let dir = std::env::temp_dir().join(format!("loadtest-report-{}", crate::helpers::unique()));
+    let dir = std::env::temp_dir().join(format!("loadtest-report-{}", crate::support::unique()));
     std::fs::create_dir_all(&dir).unwrap();
     let report = dir.join("run.html");
     let json = dir.join("run.json");

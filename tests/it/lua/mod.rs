@@ -59,7 +59,7 @@ use seckill::{
 };
 use uuid::Uuid;
 
-use crate::helpers::{STACK, unique};
+use crate::support::{STACK, unique};
 
 pub(crate) use calls::{all_ints, deduct_batch, ints, invoke, label, replayed, req};
 pub(crate) use state::{Figures, expire_with_the_sale, figures, ledger};

@@ -144,6 +144,31 @@ async fn a_flood_of_unknown_ids_leaves_mysql_selects_flat() {
     assert_eq!(status, StatusCode::ACCEPTED);
 }
 
+/// An app with per-IP buckets of one request a second, believing `X-Forwarded-For` from
+/// `trusted` only.
+async fn per_ip_app(trusted: &str) -> TestApp {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.trusted_proxies = trusted.to_string();
+    settings.limits.per_ip = seckill::config::PerIpMode::On;
+    settings.limits.per_ip_per_sec = 1;
+    settings.limits.per_ip_burst = 1;
+    spawn_with(settings).await
+}
+
+/// A buy by `user` of `item`, sent through a proxy that names `client` in `X-Forwarded-For`.
+async fn buy_from(app: &TestApp, sale: u64, item: u64, client: &str, user: &str) -> StatusCode {
+    let token = mint_token(&JWT_SECRET, user, 600).unwrap();
+    app.http
+        .post(app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders")))
+        .bearer_auth(token)
+        .header("X-Forwarded-For", client)
+        .json(&json!({"quantity": 1}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 #[tokio::test]
 async fn forwarded_headers_count_only_from_trusted_proxies() {
     // X-User-Id from a peer outside the trusted networks is refused.
@@ -168,61 +193,28 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
     );
 
     // Per-IP limits: behind a trusted proxy each X-Forwarded-For client has its own bucket...
-    let per_ip = |trusted: &str| {
-        let trusted = trusted.to_string();
-        async move {
-            let mut settings = test_settings(&STACK.kafka_brokers).await;
-            settings.trusted_proxies = trusted;
-            settings.limits.per_ip = seckill::config::PerIpMode::On;
-            settings.limits.per_ip_per_sec = 1;
-            settings.limits.per_ip_burst = 1;
-            spawn_with(settings).await
-        }
-    };
-    let app = per_ip("127.0.0.1").await;
+    let app = per_ip_app("127.0.0.1").await;
     let (sale, item) = app.create_live_sale(50, 5).await;
-    let buy_from = |app: &TestApp, client: &str, user: &str| {
-        let token = mint_token(&JWT_SECRET, user, 600).unwrap();
-        app.http
-            .post(app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders")))
-            .bearer_auth(token)
-            .header("X-Forwarded-For", client)
-            .json(&json!({"quantity": 1}))
-            .send()
-    };
     assert_eq!(
-        buy_from(&app, "203.0.113.7", "u1").await.unwrap().status(),
+        buy_from(&app, sale, item, "203.0.113.7", "u1").await,
         StatusCode::ACCEPTED
     );
     assert_eq!(
-        buy_from(&app, "203.0.113.7", "u2").await.unwrap().status(),
+        buy_from(&app, sale, item, "203.0.113.7", "u2").await,
         StatusCode::TOO_MANY_REQUESTS,
         "the same client behind the proxy"
     );
     assert_eq!(
-        buy_from(&app, "198.51.100.9, 203.0.113.8", "u3")
-            .await
-            .unwrap()
-            .status(),
+        buy_from(&app, sale, item, "198.51.100.9, 203.0.113.8", "u3").await,
         StatusCode::ACCEPTED,
         "another client (the address the proxy saw is the last one)"
     );
     // ...while from an untrusted peer the header is ignored: every request is the peer's.
-    let app = per_ip("").await;
+    let app = per_ip_app("").await;
     let (sale2, item2) = app.create_live_sale(50, 5).await;
-    let token = mint_token(&JWT_SECRET, "u4", 600).unwrap();
     let mut statuses = Vec::new();
     for client in ["203.0.113.20", "203.0.113.21"] {
-        let r = app
-            .http
-            .post(app.url(&format!("/api/v1/sales/{sale2}/items/{item2}/orders")))
-            .bearer_auth(&token)
-            .header("X-Forwarded-For", client)
-            .json(&json!({"quantity": 1}))
-            .send()
-            .await
-            .unwrap();
-        statuses.push(r.status());
+        statuses.push(buy_from(&app, sale2, item2, client, "u4").await);
     }
     assert_eq!(
         statuses,

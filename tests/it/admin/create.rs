@@ -6,7 +6,79 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::{keys_of, sale_body, sale_rows};
-use crate::support::spawn_app;
+use crate::support::{TestApp, spawn_app};
+
+/// Every Redis key of the sale created from `body` expires within a second of its end plus the
+/// grace.
+async fn every_key_expires_with_the_sale(app: &TestApp, body: &Value) {
+    let ends_at = chrono::DateTime::parse_from_rfc3339(body["ends_at"].as_str().unwrap()).unwrap();
+    let expected_ms = (ends_at.timestamp_millis() + app.settings().sale.grace_secs as i64 * 1000)
+        - Utc::now().timestamp_millis();
+    let keys = keys_of(app).await;
+    assert_eq!(keys.len(), 4, "stock and meta of two items: {keys:?}");
+    let mut conn = app.redis().get();
+    for key in keys {
+        let pttl: i64 = conn.pttl(&key).await.unwrap();
+        assert!(pttl > 0, "{key} must expire, pttl {pttl}");
+        assert!(
+            (pttl - expected_ms).abs() < 1_000,
+            "{key}: pttl {pttl} vs expected {expected_ms}"
+        );
+    }
+}
+
+/// GET shows the same numbers as the creation; the list shows the sale.
+async fn shown_and_listed(app: &TestApp, id: u64) {
+    let (status, shown) = app
+        .admin(Method::GET, &format!("/admin/v1/sales/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown["items"][0]["redis_remaining"], 100);
+    assert_eq!(shown["items"][0]["stock"], 100);
+    let (status, list) = app
+        .admin(Method::GET, "/admin/v1/sales?limit=10", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["sales"][0]["id"], id);
+}
+
+/// Paging: with three sales, two per page, the pages do not overlap.
+async fn two_sales_more_page_by_two(app: &TestApp) {
+    for _ in 0..2 {
+        let (status, _) = app
+            .admin(
+                Method::POST,
+                "/admin/v1/sales",
+                Some(sale_body(Duration::minutes(5), Duration::hours(1))),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let page = |offset: u32| async move {
+        let (status, list) = app
+            .admin(
+                Method::GET,
+                &format!("/admin/v1/sales?limit=2&offset={offset}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        assert_eq!(list["total"], 3);
+        list["sales"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (first, second) = (page(0).await, page(2).await);
+    assert_eq!((first.len(), second.len()), (2, 1));
+    assert!(
+        first.iter().all(|id| !second.contains(id)),
+        "pages do not overlap"
+    );
+}
 
 #[tokio::test]
 async fn creating_a_sale_writes_mysql_and_redis_with_ttls_aligned_to_its_end() {
@@ -41,82 +113,16 @@ async fn creating_a_sale_writes_mysql_and_redis_with_ttls_aligned_to_its_end() {
     .unwrap();
     assert_eq!((stock, initial), (100, 100));
 
-    // Every Redis key expires within a second of ends_at + grace.
-    let ends_at = chrono::DateTime::parse_from_rfc3339(body["ends_at"].as_str().unwrap()).unwrap();
-    let expected_ms = (ends_at.timestamp_millis() + app.settings().sale.grace_secs as i64 * 1000)
-        - Utc::now().timestamp_millis();
-    let keys = keys_of(&app).await;
-    assert_eq!(keys.len(), 4, "stock and meta of two items: {keys:?}");
-    let mut conn = app.redis().get();
-    for key in keys {
-        let pttl: i64 = conn.pttl(&key).await.unwrap();
-        assert!(pttl > 0, "{key} must expire, pttl {pttl}");
-        assert!(
-            (pttl - expected_ms).abs() < 1_000,
-            "{key}: pttl {pttl} vs expected {expected_ms}"
-        );
-    }
-
-    // GET shows the same numbers; the list shows the sale.
-    let (status, shown) = app
-        .admin(Method::GET, &format!("/admin/v1/sales/{id}"), None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(shown["items"][0]["redis_remaining"], 100);
-    assert_eq!(shown["items"][0]["stock"], 100);
-    let (status, list) = app
-        .admin(Method::GET, "/admin/v1/sales?limit=10", None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(list["total"], 1);
-    assert_eq!(list["sales"][0]["id"], id);
-
-    // Paging: three sales, two per page.
-    for _ in 0..2 {
-        let (status, _) = app
-            .admin(
-                Method::POST,
-                "/admin/v1/sales",
-                Some(sale_body(Duration::minutes(5), Duration::hours(1))),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED);
-    }
-    let page = |offset: u32| {
-        let app = &app;
-        async move {
-            let (status, list) = app
-                .admin(
-                    Method::GET,
-                    &format!("/admin/v1/sales?limit=2&offset={offset}"),
-                    None,
-                )
-                .await;
-            assert_eq!(status, StatusCode::OK, "{list}");
-            assert_eq!(list["total"], 3);
-            list["sales"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s["id"].as_u64().unwrap())
-                .collect::<Vec<_>>()
-        }
-    };
-    let (first, second) = (page(0).await, page(2).await);
-    assert_eq!((first.len(), second.len()), (2, 1));
-    assert!(
-        first.iter().all(|id| !second.contains(id)),
-        "pages do not overlap"
-    );
+    every_key_expires_with_the_sale(&app, &body).await;
+    shown_and_listed(&app, id).await;
+    two_sales_more_page_by_two(&app).await;
 }
 
-#[tokio::test]
-async fn every_validation_rule_answers_422_naming_its_field_and_writes_nothing() {
-    let app = spawn_app().await;
-    let now = Utc::now();
-    let good = sale_body(Duration::minutes(5), Duration::hours(1));
-    type Mutation = Box<dyn Fn(&mut Value)>;
-    let cases: Vec<(&str, Mutation)> = vec![
+type Mutation = Box<dyn Fn(&mut Value)>;
+
+/// Each validation rule broken once: the field it names, and how a good body breaks it.
+fn broken_rules(now: chrono::DateTime<Utc>) -> Vec<(&'static str, Mutation)> {
+    vec![
         ("name", Box::new(|b| b["name"] = json!(""))),
         ("name", Box::new(|b| b["name"] = json!("x".repeat(201)))),
         (
@@ -168,7 +174,15 @@ async fn every_validation_rule_answers_422_naming_its_field_and_writes_nothing()
                 b["items"][0].as_object_mut().unwrap().remove("title");
             }),
         ),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn every_validation_rule_answers_422_naming_its_field_and_writes_nothing() {
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let good = sale_body(Duration::minutes(5), Duration::hours(1));
+    let cases = broken_rules(now);
     for (field, mutate) in cases {
         let mut body = good.clone();
         mutate(&mut body);

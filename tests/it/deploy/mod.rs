@@ -75,11 +75,8 @@ fn string_map(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn the_compose_file_runs_every_part_with_valid_settings() {
-    let docs = yaml_docs("docker-compose.yml");
-    let compose = &docs[0];
-    let services = compose["services"].as_mapping().unwrap();
+/// The compose file names every part: the stores, both roles, Prometheus and Grafana.
+fn compose_names_every_part(services: &serde_yaml::Mapping) {
     let names: BTreeSet<&str> = services.keys().map(|k| k.as_str().unwrap()).collect();
     for s in [
         "redis",
@@ -100,8 +97,12 @@ fn the_compose_file_runs_every_part_with_valid_settings() {
     );
     assert_eq!(services["seckill-api"]["command"][0], "serve");
     assert_eq!(services["seckill-consumer"]["command"][0], "consume");
-    // The file holds no secret: each comes from deploy/.env, and compose refuses to start
-    // without it. With generated ones, the settings validate and the secrets pass.
+}
+
+/// The file holds no secret: each comes from deploy/.env, and compose refuses to start without
+/// it. With generated ones, the settings validate and the secrets pass; the compose file as
+/// compose resolves it is returned.
+fn secrets_come_from_the_env_file() -> Value {
     let text = std::fs::read_to_string(deploy("docker-compose.yml")).unwrap();
     assert!(
         !text.contains("change-me"),
@@ -142,7 +143,11 @@ fn the_compose_file_runs_every_part_with_valid_settings() {
     );
     let redis_cmd = serde_yaml::to_string(&services["redis"]["command"]).unwrap();
     assert!(redis_cmd.contains("--requirepass"), "Redis has a password");
-    // Every service restarts, has a health check, and starts after what it needs is healthy.
+    resolved
+}
+
+/// Every service restarts, has a health check, and starts after what it needs is healthy.
+fn every_service_restarts_probes_and_waits(services: &serde_yaml::Mapping) {
     for (name, service) in services {
         let name = name.as_str().unwrap();
         assert!(
@@ -164,6 +169,16 @@ fn the_compose_file_runs_every_part_with_valid_settings() {
             }
         }
     }
+}
+
+#[test]
+fn the_compose_file_runs_every_part_with_valid_settings() {
+    let docs = yaml_docs("docker-compose.yml");
+    let compose = &docs[0];
+    compose_names_every_part(compose["services"].as_mapping().unwrap());
+    let resolved = secrets_come_from_the_env_file();
+    let services = resolved["services"].as_mapping().unwrap();
+    every_service_restarts_probes_and_waits(services);
     for role in ["seckill-api", "seckill-consumer"] {
         let probe = &services[role]["healthcheck"]["test"];
         assert_eq!(probe[1], "seckill", "{role} probes with the binary itself");

@@ -2,21 +2,107 @@
 //! `seckill serve` and `seckill consume` as separate supervised processes, the service SIGKILLed,
 //! the broker stopped 10 s, the consumer SIGKILLed and restarted, MariaDB restarted.
 
-use std::time::{Duration, Instant};
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use sqlx::MySqlPool;
 
-use super::{assert_promises_kept, log_dir, reconcile};
+use super::{LIMIT, STOCK, assert_promises_kept, log_dir, reconcile};
 use crate::support::{PrivateServer, Remote, Shoppers, Supervised, settings_on, write_config};
+
+/// The stores a sale runs on, each a private server of its own, so each can be faulted.
+struct Stores {
+    redis: PrivateServer,
+    mysql: PrivateServer,
+    kafka: PrivateServer,
+}
+
+/// `seckill serve` and `seckill consume`, each under a supervisor.
+struct Processes {
+    api: Remote,
+    serve: Supervised,
+    consume: Supervised,
+}
+
+/// One fault after another while the shoppers buy: the service SIGKILLed, the broker stopped
+/// 10 s, the consumer SIGKILLed and restarted 1 s later, MariaDB restarted. Returns what was
+/// confirmed at each fault.
+async fn one_fault_after_another(
+    stores: &Stores,
+    processes: &Processes,
+    shoppers: &Shoppers,
+) -> Vec<(&'static str, usize)> {
+    let Processes {
+        api,
+        serve,
+        consume,
+    } = processes;
+    let mut marks = Vec::new();
+    marks.push(("service SIGKILL", shoppers.confirmed()));
+    serve.kill();
+    serve.start();
+    api.wait_ready().await;
+
+    marks.push(("broker stopped 10 s", shoppers.confirmed()));
+    stores.kafka.stop();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    stores.kafka.restart();
+
+    marks.push((
+        "consumer SIGKILL, restarted 1 s later",
+        shoppers.confirmed(),
+    ));
+    consume.kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    consume.start();
+
+    marks.push(("MariaDB restarted", shoppers.confirmed()));
+    stores.mysql.stop();
+    stores.mysql.restart();
+    marks
+}
+
+/// Waits until MySQL holds every unit of `item`, 60 s after the last fault at most.
+async fn every_unit_persisted(db: &MySqlPool, item: u64, last_fault: Instant, logs: &Path) {
+    let deadline = last_fault + Duration::from_secs(60);
+    loop {
+        let units: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) FROM orders WHERE item_id = ?",
+        )
+        .bind(item)
+        .fetch_one(db)
+        .await
+        .unwrap_or(0);
+        if units >= STOCK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {units} of {STOCK} units persisted 60 s after the last fault (logs in {})",
+            logs.display()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!(
+        "every unit persisted {:?} after the last fault",
+        last_fault.elapsed()
+    );
+}
 
 #[tokio::test]
 async fn every_confirmed_order_survives_service_broker_consumer_and_database_faults() {
-    const STOCK: i64 = 1_500;
-    const LIMIT: i64 = 2;
-    let redis = PrivateServer::start("redis");
-    let mysql = PrivateServer::start("mysql");
-    let kafka = PrivateServer::start("kafka");
-    let mut settings = settings_on(&redis.url(), &mysql.url(), &kafka.url());
+    let stores = Stores {
+        redis: PrivateServer::start("redis"),
+        mysql: PrivateServer::start("mysql"),
+        kafka: PrivateServer::start("kafka"),
+    };
+    let mut settings = settings_on(
+        &stores.redis.url(),
+        &stores.mysql.url(),
+        &stores.kafka.url(),
+    );
     crate::support::fixed_ports(&mut settings);
     // About 80 buys a second are admitted, so the sale lasts through the faults.
     settings.limits.global_per_sec = 80;
@@ -36,29 +122,13 @@ async fn every_confirmed_order_survives_service_broker_consumer_and_database_fau
     let (sale, item) = api.create_live_sale(STOCK, LIMIT).await;
     let shoppers = Shoppers::start(&api.base, sale, item, 64, 1_200);
     shoppers.wait_confirmed(40, Duration::from_secs(60)).await;
+    let processes = Processes {
+        api,
+        serve,
+        consume,
+    };
 
-    let mut marks = Vec::new();
-    marks.push(("service SIGKILL", shoppers.confirmed()));
-    serve.kill();
-    serve.start();
-    api.wait_ready().await;
-
-    marks.push(("broker stopped 10 s", shoppers.confirmed()));
-    kafka.stop();
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    kafka.restart();
-
-    marks.push((
-        "consumer SIGKILL, restarted 1 s later",
-        shoppers.confirmed(),
-    ));
-    consume.kill();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    consume.start();
-
-    marks.push(("MariaDB restarted", shoppers.confirmed()));
-    mysql.stop();
-    mysql.restart();
+    let marks = one_fault_after_another(&stores, &processes, &shoppers).await;
     let last_fault = Instant::now();
     let at_last_fault = shoppers.confirmed();
 
@@ -74,33 +144,12 @@ async fn every_confirmed_order_survives_service_broker_consumer_and_database_fau
         confirmed.len(),
         last_fault.elapsed()
     );
-    let db = MySqlPool::connect(&mysql.url()).await.unwrap();
-    let deadline = last_fault + Duration::from_secs(60);
-    loop {
-        let units: i64 = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) FROM orders WHERE item_id = ?",
-        )
-        .bind(item)
-        .fetch_one(&db)
-        .await
-        .unwrap_or(0);
-        if units >= STOCK {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {units} of {STOCK} units persisted 60 s after the last fault (logs in {})",
-            logs.display()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    eprintln!(
-        "every unit persisted {:?} after the last fault",
-        last_fault.elapsed()
-    );
+    let db = MySqlPool::connect(&stores.mysql.url()).await.unwrap();
+    every_unit_persisted(&db, item, last_fault, &logs).await;
     assert_promises_kept(&db, item, STOCK, LIMIT, &confirmed).await;
     let (clean, report) = reconcile(&serve_cfg, sale);
     assert!(clean, "reconciliation is clean:\n{report}");
+    let Processes { serve, consume, .. } = processes;
     eprintln!(
         "supervisor restarts: serve {}, consume {}",
         serve.restarts(),

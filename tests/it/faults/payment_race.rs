@@ -8,18 +8,17 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::support::{
-    assert_clean, eventually, lifecycle_app, pay, reserve_each, sale_with_window, states, stocks,
-    wait_rows,
+    TestApp, assert_clean, eventually, lifecycle_app, pay, reserve_each, sale_with_window, states,
+    stocks, wait_rows,
 };
 
-#[tokio::test]
-async fn payment_and_expiry_race_a_thousand_times_and_exactly_one_wins_each() {
-    let app = lifecycle_app(Some(Duration::from_millis(50))).await;
-    let (sale, item) = sale_with_window(&app, 1_000, 1, 900).await;
-    let ids = reserve_each(&app, sale, item, "race", 1_000).await;
-    wait_rows(&app, item, 1_000).await;
-    // Every window ends at one instant, 1.5 s from now; the 1,000 payments arrive spread over
-    // the second around it, while the expiry job runs every 50 ms.
+/// Every window ends at one instant, 1.5 s from now; the payments of `ids` arrive spread over
+/// the second around it (one a millisecond). Returns each order's id and its payment's answer.
+async fn pay_around_one_deadline(
+    app: &TestApp,
+    item: u64,
+    ids: &[String],
+) -> Vec<(String, StatusCode, Value)> {
     let due = chrono::Utc::now() + chrono::Duration::milliseconds(1_500);
     sqlx::query("UPDATE orders SET expires_at = ? WHERE item_id = ?")
         .bind(due)
@@ -28,38 +27,34 @@ async fn payment_and_expiry_race_a_thousand_times_and_exactly_one_wins_each() {
         .await
         .unwrap();
     let start = tokio::time::Instant::now() + Duration::from_millis(1_000);
-    let answers: Vec<(String, StatusCode, Value)> =
-        futures::future::join_all(ids.iter().enumerate().map(|(i, id)| {
-            let app = &app;
-            async move {
-                tokio::time::sleep_until(start + Duration::from_millis(i as u64)).await;
-                let (s, body) = pay(app, id, 1999, &format!("ref-{id}")).await;
-                (id.clone(), s, body)
-            }
-        }))
-        .await;
-
-    // The job expires whatever was not paid; then every order is closed one way.
-    eventually(Duration::from_secs(60), || {
-        let app = &app;
-        async move {
-            let st = states(app, item).await;
-            (!st.contains_key("pending_payment")).then_some(())
-        }
-    })
-    .await;
-    let status: HashMap<String, String> = sqlx::query_as::<_, (Uuid, String)>(
-        "SELECT order_id, status FROM orders WHERE item_id = ?",
-    )
-    .bind(item)
-    .fetch_all(app.db())
+    futures::future::join_all(ids.iter().enumerate().map(|(i, id)| async move {
+        tokio::time::sleep_until(start + Duration::from_millis(i as u64)).await;
+        let (s, body) = pay(app, id, 1999, &format!("ref-{id}")).await;
+        (id.clone(), s, body)
+    }))
     .await
-    .unwrap()
-    .into_iter()
-    .map(|(id, s)| (id.to_string(), s))
-    .collect();
+}
+
+/// Each order of `item` by id: its status in MySQL.
+async fn final_statuses(app: &TestApp, item: u64) -> HashMap<String, String> {
+    sqlx::query_as::<_, (Uuid, String)>("SELECT order_id, status FROM orders WHERE item_id = ?")
+        .bind(item)
+        .fetch_all(app.db())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, s)| (id.to_string(), s))
+        .collect()
+}
+
+/// Checks each payment's answer against how its order ended (paid: 200; expired: 409
+/// `order_closed`); returns how many were paid.
+fn paid_as_answered(
+    answers: &[(String, StatusCode, Value)],
+    status: &HashMap<String, String>,
+) -> usize {
     let mut paid = 0;
-    for (id, s, body) in &answers {
+    for (id, s, body) in answers {
         match status[id].as_str() {
             "paid" => {
                 assert_eq!(
@@ -77,6 +72,29 @@ async fn payment_and_expiry_race_a_thousand_times_and_exactly_one_wins_each() {
             other => panic!("{id} ended {other}"),
         }
     }
+    paid
+}
+
+#[tokio::test]
+async fn payment_and_expiry_race_a_thousand_times_and_exactly_one_wins_each() {
+    let app = lifecycle_app(Some(Duration::from_millis(50))).await;
+    let (sale, item) = sale_with_window(&app, 1_000, 1, 900).await;
+    let ids = reserve_each(&app, sale, item, "race", 1_000).await;
+    wait_rows(&app, item, 1_000).await;
+    // The expiry job runs every 50 ms meanwhile.
+    let answers = pay_around_one_deadline(&app, item, &ids).await;
+
+    // The job expires whatever was not paid; then every order is closed one way.
+    eventually(Duration::from_secs(60), || {
+        let app = &app;
+        async move {
+            let st = states(app, item).await;
+            (!st.contains_key("pending_payment")).then_some(())
+        }
+    })
+    .await;
+    let status = final_statuses(&app, item).await;
+    let paid = paid_as_answered(&answers, &status);
     let expired = 1_000 - paid;
     assert!(
         paid > 0 && expired > 0,

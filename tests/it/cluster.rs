@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::support::{
@@ -99,21 +99,14 @@ async fn a_sale_runs_end_to_end_on_a_redis_cluster() {
     })
     .await;
     let page: Value = app
-        .http
-        .get(app.url(&format!("/api/v1/sales/{sale}")))
-        .send()
+        .get(&format!("/api/v1/sales/{sale}"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(page["items"][0]["remaining"], 0, "{page}");
     let (status, report) = app
-        .admin(
-            Method::POST,
-            &format!("/admin/v1/sales/{sale}/reconcile"),
-            None,
-        )
+        .admin_post(&format!("/admin/v1/sales/{sale}/reconcile"))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(report["ok"], true, "{report}");

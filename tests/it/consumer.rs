@@ -4,41 +4,27 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use reqwest::StatusCode;
-use seckill::{buy::identify::mint_token, domain::order_reserved::OrderReserved};
-use serde_json::Value;
+use reqwest::{Method, StatusCode};
+use seckill::domain::order_reserved::OrderReserved;
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::support::{
-    JWT_SECRET, STACK, events, eventually, mysql_figures, produce_events, spawn_app, spawn_process,
-    spawn_roles, test_settings, write_config,
+    STACK, as_buyer, events, eventually, item_ids, mysql_figures, produce_events, reserve_in_turn,
+    sale_json, spawn_app, spawn_process, spawn_roles, test_settings, wait_all_orders, write_config,
 };
 
 #[tokio::test]
 async fn reservations_become_persisted_orders() {
     let app = spawn_app().await;
     let (sale, item) = app.create_live_sale(10, 1).await;
-    let mut orders = Vec::new();
-    for u in 0..4 {
-        let (s, body) = app.buy(sale, item, &format!("u{u}"), 1, None).await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{body}");
-        orders.push(body["order_id"].as_str().unwrap().to_string());
-    }
-    let db = app.db().clone();
-    eventually(Duration::from_secs(60), || {
-        let db = db.clone();
-        async move { (mysql_figures(&db, item).await == (4, 4, 6)).then_some(()) }
+    let orders = reserve_in_turn(&app, (sale, item), "u", 4).await;
+    eventually(Duration::from_secs(60), || async {
+        (mysql_figures(app.db(), item).await == (4, 4, 6)).then_some(())
     })
     .await;
-    let token = mint_token(&JWT_SECRET, "u0", 60).unwrap();
-    let r = app
-        .http
-        .get(app.url(&format!("/api/v1/orders/{}", orders[0])))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let body: Value = r.json().await.unwrap();
+    let path = format!("/api/v1/orders/{}", orders[0]);
+    let (_, body) = as_buyer(&app, Method::GET, "u0", &path).await;
     assert_eq!(body["status"], "pending_payment", "{body}");
     assert!(body["expires_at"].is_string(), "{body}");
     assert!(body["persisted_at"].is_string());
@@ -52,28 +38,19 @@ async fn two_consumers_in_one_group_persist_every_order_once() {
     let app = spawn_roles(settings, false).await;
     // Several items, so keys spread over the partitions.
     let now = Utc::now();
-    let (status, sale) = app
-        .admin(
-            reqwest::Method::POST,
-            "/admin/v1/sales",
-            Some(serde_json::json!({
-                "name": "many",
-                "starts_at": (now - chrono::Duration::seconds(1)).to_rfc3339(),
-                "ends_at": (now + chrono::Duration::minutes(30)).to_rfc3339(),
-                "items": (0..8).map(|i| serde_json::json!({
-                    "sku": format!("s{i}"), "title": "t", "price_cents": 1, "stock": 1000, "per_user_limit": 1
-                })).collect::<Vec<_>>(),
-            })),
-        )
-        .await;
+    let items = (0..8).map(|i| json!({
+        "sku": format!("s{i}"), "title": "t", "price_cents": 1, "stock": 1000, "per_user_limit": 1
+    }));
+    let body = sale_json(
+        "many",
+        now - chrono::Duration::seconds(1),
+        now + chrono::Duration::minutes(30),
+        items.collect(),
+    );
+    let (status, sale) = app.create_sale(body).await;
     assert_eq!(status, StatusCode::CREATED);
     let sale_id = sale["id"].as_u64().unwrap();
-    let items: Vec<u64> = sale["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_u64().unwrap())
-        .collect();
+    let items = item_ids(&sale);
     let all: Vec<OrderReserved> = items
         .iter()
         .flat_map(|item| events(sale_id, *item, 100, "m"))
@@ -82,18 +59,7 @@ async fn two_consumers_in_one_group_persist_every_order_once() {
     let mut a = spawn_process("consume", &config);
     let mut b = spawn_process("consume", &config);
     produce_events(app.settings(), &all).await;
-    let db = app.db().clone();
-    eventually(Duration::from_secs(120), || {
-        let db = db.clone();
-        async move {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
-                .fetch_one(&db)
-                .await
-                .unwrap();
-            (n == 800).then_some(())
-        }
-    })
-    .await;
+    wait_all_orders(app.db(), 800, Duration::from_secs(120)).await;
     for item in &items {
         assert_eq!(mysql_figures(app.db(), *item).await, (100, 100, 900));
     }
@@ -105,7 +71,7 @@ async fn two_consumers_in_one_group_persist_every_order_once() {
 
 #[tokio::test]
 async fn a_later_batch_sees_the_units_a_user_already_holds_in_mysql() {
-    let app = crate::support::spawn_roles(test_settings(&STACK.kafka_brokers).await, false).await;
+    let app = spawn_roles(test_settings(&STACK.kafka_brokers).await, false).await;
     let (sale, item) = app.create_live_sale(10, 2).await;
     let first = vec![
         OrderReserved::new(Uuid::now_v7(), sale, item, "holder", 2, 1, 0),
@@ -129,7 +95,7 @@ async fn a_later_batch_sees_the_units_a_user_already_holds_in_mysql() {
 
 #[tokio::test]
 async fn user_ids_that_differ_only_in_case_or_accents_are_different_buyers() {
-    let app = crate::support::spawn_roles(test_settings(&STACK.kafka_brokers).await, false).await;
+    let app = spawn_roles(test_settings(&STACK.kafka_brokers).await, false).await;
     let (sale, item) = app.create_live_sale(10, 1).await;
     let batch: Vec<OrderReserved> = ["Bob", "bob", "bób", "名前"]
         .iter()

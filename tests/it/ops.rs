@@ -8,34 +8,16 @@ use std::{
 };
 
 use reqwest::StatusCode;
-use seckill::buy::identify::mint_token;
 use serde_json::Value;
 
 use crate::support::{
-    JWT_SECRET, Remote, STACK, TestApp, eventually, mysql_figures, spawn_app, test_settings,
+    Remote, STACK, TestApp, eventually, sample, spawn_app, test_settings, wait_rows_exactly,
     write_config,
 };
 
-/// The value of one sample line of the Prometheus text format.
-fn sample(text: &str, name: &str, labels: &str) -> f64 {
-    let prefix = if labels.is_empty() {
-        format!("{name} ")
-    } else {
-        format!("{name}{{{labels}}} ")
-    };
-    text.lines()
-        .find(|l| l.starts_with(&prefix))
-        .and_then(|l| l[prefix.len()..].trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
+/// The app's `/metrics`, which must answer 200.
 async fn scrape(app: &TestApp) -> String {
-    let r = app
-        .http
-        .get(app.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_admin("/metrics").await;
     assert_eq!(r.status(), StatusCode::OK);
     r.text().await.unwrap()
 }
@@ -112,18 +94,9 @@ async fn metrics_move_by_the_right_amounts() {
     for u in 0..5 {
         app.buy(sale, item, &format!("m{u}"), 1, None).await;
     }
-    let db = app.db().clone();
-    eventually(Duration::from_secs(60), || {
-        let db = db.clone();
-        async move { (mysql_figures(&db, item).await.0 == 3).then_some(()) }
-    })
-    .await;
+    wait_rows_exactly(app.db(), item, 3, Duration::from_secs(60)).await;
     let (status, _) = app
-        .admin(
-            reqwest::Method::POST,
-            &format!("/admin/v1/sales/{sale}/reconcile"),
-            None,
-        )
+        .admin_post(&format!("/admin/v1/sales/{sale}/reconcile"))
         .await;
     assert_eq!(status, StatusCode::OK);
     let after = scrape(&app).await;
@@ -159,16 +132,7 @@ async fn json_logs_carry_the_request_span_and_order_id() {
     let remote = Remote::at(&settings);
     remote.wait_ready().await;
     let (s, i) = remote.create_live_sale(5, 1).await;
-    let r: Value = remote
-        .http
-        .post(remote.buy_url(s, i))
-        .bearer_auth(mint_token(&JWT_SECRET, "logger", 60).unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = remote.buy_as("logger", s, i).await;
     let order_id = r["order_id"].as_str().unwrap().to_string();
     let found = eventually(Duration::from_secs(10), || {
         let lines = lines.lock().unwrap().clone();
@@ -208,26 +172,11 @@ async fn a_standalone_consumer_serves_health_and_metrics() {
     let mut child = crate::support::spawn_process("consume", &config);
     let remote = Remote::at(&settings);
     remote.wait_ready().await;
-    let (http, base) = (remote.http.clone(), remote.base.clone());
     app.buy(sale, item, "c1", 1, None).await;
-    let text = eventually(Duration::from_secs(60), || {
-        let (http, base) = (http.clone(), base.clone());
-        async move {
-            let t = http
-                .get(format!("{base}/metrics"))
-                .send()
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
-            (sample(
-                &t,
-                "seckill_consumer_orders_total",
-                r#"outcome="persisted""#,
-            ) == 1.0)
-                .then_some(t)
-        }
+    let persisted = |t: &str| sample(t, "seckill_consumer_orders_total", r#"outcome="persisted""#);
+    let text = eventually(Duration::from_secs(60), || async {
+        let t = remote.metrics().await?;
+        (persisted(&t) == 1.0).then_some(t)
     })
     .await;
     assert!(text.contains("seckill_consumer_batch_size_count"));

@@ -7,22 +7,11 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use reqwest::StatusCode;
 use seckill::{buy::identify::mint_token, domain::order_id};
-use sqlx::{Connection, MySqlConnection};
 use uuid::Uuid;
 
 use crate::support::{
-    JWT_SECRET, PrivateServer, STACK, TestApp, settings_on, spawn_roles, spawn_with,
+    JWT_SECRET, PrivateServer, STACK, TestApp, com_select, settings_on, spawn_roles, spawn_with,
 };
-
-/// MariaDB's own count of SELECT statements, server-wide.
-async fn com_select(url: &str) -> u64 {
-    let mut conn = MySqlConnection::connect(url).await.unwrap();
-    let (_, n): (String, String) = sqlx::query_as("SHOW GLOBAL STATUS LIKE 'Com_select'")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    n.parse().unwrap()
-}
 
 /// Sends `count` cancels of the ids `id(n)` as `user` from 32 connections; returns the answers
 /// by status.

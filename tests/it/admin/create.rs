@@ -2,11 +2,11 @@
 
 use chrono::{Duration, Utc};
 use redis::AsyncCommands;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{keys_of, sale_body, sale_rows};
-use crate::support::{TestApp, spawn_app};
+use super::{create, keys_of, sale_body, sale_rows};
+use crate::support::{TestApp, send, spawn_app};
 
 /// Every Redis key of the sale created from `body` expires within a second of its end plus the
 /// grace.
@@ -29,15 +29,11 @@ async fn every_key_expires_with_the_sale(app: &TestApp, body: &Value) {
 
 /// GET shows the same numbers as the creation; the list shows the sale.
 async fn shown_and_listed(app: &TestApp, id: u64) {
-    let (status, shown) = app
-        .admin(Method::GET, &format!("/admin/v1/sales/{id}"), None)
-        .await;
+    let (status, shown) = app.admin_get(&format!("/admin/v1/sales/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(shown["items"][0]["redis_remaining"], 100);
     assert_eq!(shown["items"][0]["stock"], 100);
-    let (status, list) = app
-        .admin(Method::GET, "/admin/v1/sales?limit=10", None)
-        .await;
+    let (status, list) = app.admin_get("/admin/v1/sales?limit=10").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["total"], 1);
     assert_eq!(list["sales"][0]["id"], id);
@@ -46,22 +42,12 @@ async fn shown_and_listed(app: &TestApp, id: u64) {
 /// Paging: with three sales, two per page, the pages do not overlap.
 async fn two_sales_more_page_by_two(app: &TestApp) {
     for _ in 0..2 {
-        let (status, _) = app
-            .admin(
-                Method::POST,
-                "/admin/v1/sales",
-                Some(sale_body(Duration::minutes(5), Duration::hours(1))),
-            )
-            .await;
+        let (status, _) = create(app, Duration::minutes(5), Duration::hours(1)).await;
         assert_eq!(status, StatusCode::CREATED);
     }
     let page = |offset: u32| async move {
         let (status, list) = app
-            .admin(
-                Method::GET,
-                &format!("/admin/v1/sales?limit=2&offset={offset}"),
-                None,
-            )
+            .admin_get(&format!("/admin/v1/sales?limit=2&offset={offset}"))
             .await;
         assert_eq!(status, StatusCode::OK, "{list}");
         assert_eq!(list["total"], 3);
@@ -84,9 +70,7 @@ async fn two_sales_more_page_by_two(app: &TestApp) {
 async fn creating_a_sale_writes_mysql_and_redis_with_ttls_aligned_to_its_end() {
     let app = spawn_app().await;
     let body = sale_body(Duration::minutes(5), Duration::hours(1));
-    let (status, sale) = app
-        .admin(Method::POST, "/admin/v1/sales", Some(body.clone()))
-        .await;
+    let (status, sale) = app.create_sale(body.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{sale}");
     assert_eq!(sale["status"], "warmed");
     assert_eq!(sale["phase"], "upcoming");
@@ -186,22 +170,21 @@ async fn every_validation_rule_answers_422_naming_its_field_and_writes_nothing()
     for (field, mutate) in cases {
         let mut body = good.clone();
         mutate(&mut body);
-        let (status, err) = app.admin(Method::POST, "/admin/v1/sales", Some(body)).await;
+        let (status, err) = app.create_sale(body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {err}");
         assert_eq!(err["code"], "invalid_field", "{err}");
         assert_eq!(err["field"], field, "{err}");
         assert!(err["detail"].as_str().is_some_and(|d| !d.is_empty()));
     }
     // Broken JSON is a 422 too.
-    let r = app
-        .http
-        .post(app.admin_url("/admin/v1/sales"))
-        .bearer_auth(&*crate::support::ADMIN_TOKEN)
-        .header("content-type", "application/json")
-        .body("{\"name\": ")
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        app.http
+            .post(app.admin_url("/admin/v1/sales"))
+            .bearer_auth(&*crate::support::ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .body("{\"name\": "),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid_json");
 
@@ -213,30 +196,18 @@ async fn every_validation_rule_answers_422_naming_its_field_and_writes_nothing()
 async fn missing_or_wrong_admin_tokens_get_401_and_write_nothing() {
     let app = spawn_app().await;
     let body = sale_body(Duration::minutes(5), Duration::hours(1));
-    let r = app
-        .http
-        .post(app.admin_url("/admin/v1/sales"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = send(app.http.post(app.admin_url("/admin/v1/sales")).json(&body)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "unauthorized");
-    let r = app
-        .http
-        .post(app.admin_url("/admin/v1/sales"))
-        .bearer_auth("test-admin-tokeN")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        app.http
+            .post(app.admin_url("/admin/v1/sales"))
+            .bearer_auth("test-admin-tokeN")
+            .json(&body),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = app
-        .http
-        .get(app.admin_url("/admin/v1/sales"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_admin("/admin/v1/sales").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(sale_rows(&app).await, 0);
 }
@@ -244,15 +215,13 @@ async fn missing_or_wrong_admin_tokens_get_401_and_write_nothing() {
 #[tokio::test]
 async fn unknown_sales_and_bad_paths_are_json_errors() {
     let app = spawn_app().await;
-    let (status, err) = app.admin(Method::GET, "/admin/v1/sales/424242", None).await;
+    let (status, err) = app.admin_get("/admin/v1/sales/424242").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(err["code"], "not_found");
-    let (status, err) = app.admin(Method::GET, "/admin/v1/sales/abc", None).await;
+    let (status, err) = app.admin_get("/admin/v1/sales/abc").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(err["field"], "path");
-    let (status, err) = app
-        .admin(Method::GET, "/admin/v1/sales?limit=0", None)
-        .await;
+    let (status, err) = app.admin_get("/admin/v1/sales?limit=0").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(err["field"], "limit");
 }

@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 
 use tokio::task::JoinHandle;
 
-use crate::support::{JWT_SECRET, STACK, TestApp, spawn_app, spawn_with, test_settings};
+use crate::support::{
+    JWT_SECRET, STACK, TestApp, app_with_user_bucket, gateway_app, send, spawn_app, spawn_with,
+    test_settings,
+};
 
 /// A user's answers, in the order the requests were sent.
 type Answers = Vec<(StatusCode, Value)>;
@@ -130,11 +133,11 @@ async fn a_stampede_sells_exactly_the_stock_and_retries_get_their_first_answer()
 
 /// 401: no token, a forged token.
 async fn unauthenticated_buys_get_401(app: &TestApp, url: &str) {
-    let r = app.http.post(url).send().await.unwrap();
+    let r = send(app.http.post(url)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "unauthorized");
     let forged = mint_token("not-the-secret-at-all", "alice", 60).unwrap();
-    let r = app.http.post(url).bearer_auth(forged).send().await.unwrap();
+    let r = send(app.http.post(url).bearer_auth(forged)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -147,35 +150,20 @@ async fn bad_bodies_and_headers_get_422(app: &TestApp, url: &str) {
         (json!({"quantity": 2}), "quantity"),
         (json!({"qty": 1}), "qty"),
     ] {
-        let r = app
-            .http
-            .post(url)
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = send(app.http.post(url).bearer_auth(&token).json(&body)).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         let err: Value = r.json().await.unwrap();
         assert_eq!(err["field"], field, "{err}");
     }
-    let r = app
-        .http
-        .post(url)
-        .bearer_auth(&token)
-        .header("Idempotency-Key", "has spaces")
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        app.http
+            .post(url)
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "has spaces"),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let r = app
-        .http
-        .post(url)
-        .bearer_auth(&token)
-        .body("{oops")
-        .send()
-        .await
-        .unwrap();
+    let r = send(app.http.post(url).bearer_auth(&token).body("{oops")).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid_json");
 }
@@ -239,22 +227,13 @@ async fn each_refusal_has_its_status_and_code() {
 
 #[tokio::test]
 async fn a_user_bucket_answers_429_with_retry_after() {
-    let mut settings = test_settings(&STACK.kafka_brokers).await;
-    settings.limits.per_user_per_sec = 1;
-    settings.limits.per_user_burst = 2;
-    let app = spawn_with(settings).await;
+    let app = app_with_user_bucket(1, 2).await;
     let (sale, item) = app.create_live_sale(100, 10).await;
     let token = mint_token(&JWT_SECRET, "eager", 60).unwrap();
-    let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
+    let url = app.buy_url(sale, item);
     let mut limited = None;
     for _ in 0..4 {
-        let r = app
-            .http
-            .post(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let r = send(app.http.post(&url).bearer_auth(&token)).await;
         if r.status() == StatusCode::TOO_MANY_REQUESTS {
             limited = Some(r);
             break;
@@ -302,13 +281,7 @@ async fn the_per_ip_bucket_when_switched_on_limits_an_address_across_users() {
         "a burst of 3 (plus at most one refill) from one address: {statuses:?}"
     );
     assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS));
-    let metrics = app
-        .http
-        .get(app.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    let text = metrics.text().await.unwrap();
+    let text = app.metrics_text().await;
     assert!(
         text.lines()
             .any(|l| l.starts_with(r#"seckill_gate_rejections_total{gate="ip"}"#)),
@@ -337,40 +310,20 @@ async fn buyers_see_their_own_orders_only() {
     assert_eq!(body["quantity"], 1);
     let r = get("mallory").await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = app
-        .http
-        .get(app.url("/api/v1/orders/not-a-uuid"))
-        .bearer_auth(mint_token(&JWT_SECRET, "alice", 60).unwrap())
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.get(app.url("/api/v1/orders/not-a-uuid"));
+    let r = send(r.bearer_auth(mint_token(&JWT_SECRET, "alice", 60).unwrap())).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 #[tokio::test]
 async fn behind_a_gateway_the_trusted_header_names_the_buyer() {
-    let mut settings = test_settings(&STACK.kafka_brokers).await;
-    settings.user_identity = seckill::config::UserIdentity::TrustedHeader;
-    settings.trusted_proxies = "127.0.0.1".into();
-    let app = spawn_with(settings).await;
+    let app = gateway_app("127.0.0.1").await;
     let (sale, item) = app.create_live_sale(5, 1).await;
-    let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
-    let r = app
-        .http
-        .post(&url)
-        .header("X-User-Id", "gw-user")
-        .send()
-        .await
-        .unwrap();
+    let as_gw_user = || app.buy_request(sale, item).header("X-User-Id", "gw-user");
+    let r = send(as_gw_user()).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let r = app
-        .http
-        .post(&url)
-        .header("X-User-Id", "gw-user")
-        .send()
-        .await
-        .unwrap();
+    let r = send(as_gw_user()).await;
     assert_eq!(r.status(), StatusCode::CONFLICT, "the same user, limit 1");
-    let r = app.http.post(&url).send().await.unwrap();
+    let r = send(app.buy_request(sale, item)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }

@@ -1,33 +1,34 @@
 //! The sale window: no buy before it opens or after it ends, except a winner's retry with its
 //! idempotency key, which gets the first answer.
 
-use chrono::{Duration, Utc};
-use reqwest::{Method, StatusCode};
+use chrono::{DateTime, Duration, Utc};
+use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::spawn_app;
+use crate::support::{TestApp, first_item, item_json, sale_json, spawn_app};
+
+/// Creates a sale named `name` open from `window.0` to `window.1`, of one item of 5 units and
+/// a limit of `limit`; returns (sale, item).
+async fn one_item_sale(
+    app: &TestApp,
+    name: &str,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    limit: i64,
+) -> (u64, u64) {
+    let items = json!([item_json("a", "A", 1, 5, limit)]);
+    let (status, sale) = app
+        .create_sale(sale_json(name, window.0, window.1, items))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    first_item(&sale)
+}
 
 #[tokio::test]
 async fn the_sale_window_is_enforced() {
     let app = spawn_app().await;
     let now = Utc::now();
-    let (status, sale) = app
-        .admin(
-            Method::POST,
-            "/admin/v1/sales",
-            Some(json!({
-                "name": "later",
-                "starts_at": (now + Duration::minutes(10)).to_rfc3339(),
-                "ends_at": (now + Duration::minutes(20)).to_rfc3339(),
-                "items": [{"sku": "a", "title": "A", "price_cents": 1, "stock": 5, "per_user_limit": 1}],
-            })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (id, item) = (
-        sale["id"].as_u64().unwrap(),
-        sale["items"][0]["id"].as_u64().unwrap(),
-    );
+    let later = (now + Duration::minutes(10), now + Duration::minutes(20));
+    let (id, item) = one_item_sale(&app, "later", later, 1).await;
     let (s, err) = app.buy(id, item, "alice", 1, None).await;
     assert_eq!(
         (s, err["code"].as_str()),
@@ -54,23 +55,8 @@ async fn the_sale_window_is_enforced() {
 async fn a_winner_retrying_after_the_end_gets_the_first_answer() {
     let app = spawn_app().await;
     let now = Utc::now();
-    let (status, sale) = app
-        .admin(
-            Method::POST,
-            "/admin/v1/sales",
-            Some(json!({
-                "name": "short",
-                "starts_at": (now - Duration::seconds(1)).to_rfc3339(),
-                "ends_at": (now + Duration::seconds(3)).to_rfc3339(),
-                "items": [{"sku": "a", "title": "A", "price_cents": 1, "stock": 5, "per_user_limit": 2}],
-            })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{sale}");
-    let (id, item) = (
-        sale["id"].as_u64().unwrap(),
-        sale["items"][0]["id"].as_u64().unwrap(),
-    );
+    let short = (now - Duration::seconds(1), now + Duration::seconds(3));
+    let (id, item) = one_item_sale(&app, "short", short, 2).await;
     let (s, first) = app.buy(id, item, "late", 2, Some("k-late")).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{first}");
     let left = (now + Duration::milliseconds(3_300)) - Utc::now();

@@ -107,16 +107,18 @@ fn passwords_in_urls_appear_neither_in_config_output_nor_in_start_up_errors() {
 }
 
 /// What the kubelet injects for a Service named `seckill-api` in the pod's namespace.
-const SERVICE_LINKS: &[(&str, &str)] = &[
-    ("SECKILL_API_SERVICE_HOST", "10.96.0.12"),
-    ("SECKILL_API_SERVICE_PORT", "80"),
-    ("SECKILL_API_SERVICE_PORT_HTTP", "80"),
-    ("SECKILL_API_PORT", "tcp://10.96.0.12:80"),
-    ("SECKILL_API_PORT_80_TCP", "tcp://10.96.0.12:80"),
-    ("SECKILL_API_PORT_80_TCP_PROTO", "tcp"),
-    ("SECKILL_API_PORT_80_TCP_PORT", "80"),
-    ("SECKILL_API_PORT_80_TCP_ADDR", "10.96.0.12"),
-];
+/// (As `NAME=value` words; [`service_links`] reads them.)
+const SERVICE_LINKS: &str = "\
+    SECKILL_API_SERVICE_HOST=10.96.0.12 SECKILL_API_SERVICE_PORT=80 \
+    SECKILL_API_SERVICE_PORT_HTTP=80 SECKILL_API_PORT=tcp://10.96.0.12:80 \
+    SECKILL_API_PORT_80_TCP=tcp://10.96.0.12:80 SECKILL_API_PORT_80_TCP_PROTO=tcp \
+    SECKILL_API_PORT_80_TCP_PORT=80 SECKILL_API_PORT_80_TCP_ADDR=10.96.0.12";
+
+/// [`SERVICE_LINKS`] as (name, value) pairs.
+fn service_links() -> Vec<(&'static str, &'static str)> {
+    let words = SERVICE_LINKS.split_whitespace();
+    words.map(|w| w.split_once('=').unwrap()).collect()
+}
 
 /// A GET with an `X-Request-Id`, over a plain socket; returns the answer's head.
 fn raw_get(addr: &str, path: &str, request_id: &str) -> String {
@@ -137,7 +139,7 @@ fn the_server_starts_with_kubernetes_service_links_in_its_environment_and_says_s
     let (http, admin) = (free_port(), free_port());
     let http_addr = format!("127.0.0.1:{http}");
     let admin_addr = format!("127.0.0.1:{admin}");
-    let mut env: Vec<(&str, &str)> = SERVICE_LINKS.to_vec();
+    let mut env: Vec<(&str, &str)> = service_links();
     env.extend([
         ("SECKILL_REDIS_URL", STACK.redis_url.as_str()),
         ("SECKILL_MYSQL_URL", STACK.mysql_url.as_str()),
@@ -202,7 +204,7 @@ fn the_server_starts_with_kubernetes_service_links_in_its_environment_and_says_s
             .any(|l| l.contains("probe-req-4242") && l.contains("answered with an error")),
         "the request id is not in the log: {log}"
     );
-    for (name, _) in SERVICE_LINKS {
+    for (name, _) in service_links() {
         assert!(
             log.contains(name) && log.contains("Kubernetes service link"),
             "no warning names {name}: {log}"

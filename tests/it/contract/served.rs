@@ -6,7 +6,7 @@ use seckill::api::doc::Listener;
 use serde_json::Value;
 
 use super::{assert_same_document, document, documents, operations};
-use crate::support::{ADMIN_TOKEN, JWT_SECRET};
+use crate::support::{ADMIN_TOKEN, JWT_SECRET, send};
 
 #[tokio::test]
 async fn every_documented_operation_answers_from_its_handler_on_its_listener() {
@@ -24,15 +24,14 @@ async fn every_documented_operation_answers_from_its_handler_on_its_listener() {
                 Listener::Admin => (app.admin_url(&concrete), app.url(&concrete)),
                 Listener::Public => (app.url(&concrete), app.admin_url(&concrete)),
             };
-            let r = app
-                .http
-                .request(method.clone(), right)
-                .bearer_auth(&*ADMIN_TOKEN)
-                .header("content-type", "application/json")
-                .body("{}")
-                .send()
-                .await
-                .unwrap();
+            let r = send(
+                app.http
+                    .request(method.clone(), right)
+                    .bearer_auth(&*ADMIN_TOKEN)
+                    .header("content-type", "application/json")
+                    .body("{}"),
+            )
+            .await;
             assert_ne!(
                 r.status(),
                 reqwest::StatusCode::METHOD_NOT_ALLOWED,
@@ -45,12 +44,7 @@ async fn every_documented_operation_answers_from_its_handler_on_its_listener() {
             );
             // What only the admin document names is not on the buyers' listener.
             if listener == Listener::Admin && public["paths"].get(&path).is_none() {
-                let r = app
-                    .http
-                    .request(method.clone(), wrong)
-                    .send()
-                    .await
-                    .unwrap();
+                let r = send(app.http.request(method.clone(), wrong)).await;
                 assert_eq!(
                     r.status(),
                     reqwest::StatusCode::NOT_FOUND,
@@ -67,15 +61,7 @@ async fn every_documented_operation_answers_from_its_handler_on_its_listener() {
     ] {
         for again in [false, true] {
             let hour = this_hour();
-            let served: Value = app
-                .http
-                .get(&url)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let served: Value = send(app.http.get(&url)).await.json().await.unwrap();
             let expected = document(listener);
             if served != expected && hour != this_hour() && !again {
                 continue;
@@ -100,15 +86,7 @@ async fn seckill_openapi_prints_what_each_listener_serves() {
     ] {
         for again in [false, true] {
             let hour = this_hour();
-            let served: Value = app
-                .http
-                .get(&url)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let served: Value = send(app.http.get(&url)).await.json().await.unwrap();
             let out = std::process::Command::new(env!("CARGO_BIN_EXE_seckill"))
                 .arg("openapi")
                 .args(flag)
@@ -138,15 +116,14 @@ async fn a_buy_whose_body_is_json_null_buys_one_unit_as_the_document_allows() {
         "the document allows null: {schema}"
     );
     let token = seckill::buy::identify::mint_token(&JWT_SECRET, "null-body", 600).unwrap();
-    let r = app
-        .http
-        .post(app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders")))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body("null")
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        app.http
+            .post(app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders")))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body("null"),
+    )
+    .await;
     assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["quantity"], 1, "{v}");

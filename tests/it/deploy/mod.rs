@@ -252,24 +252,33 @@ fn the_alert_rules_use_exported_metrics_and_match_the_prometheus_rule() {
     let mut names = Vec::new();
     for r in alerts["groups"][0]["rules"].as_sequence().unwrap() {
         names.push(r["alert"].as_str().unwrap().to_string());
-        let expr = r["expr"].as_str().unwrap();
-        for token in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-            if let Some(name) = token.strip_prefix("seckill_") {
-                let base = ["_bucket", "_count", "_sum"]
-                    .iter()
-                    .find_map(|s| name.strip_suffix(s))
-                    .unwrap_or(name);
-                assert!(
-                    exported.contains(&format!("seckill_{base}")),
-                    "{}: seckill_{base} is not exported",
-                    names.last().unwrap()
-                );
-            }
+        for metric in metrics_in(r["expr"].as_str().unwrap()) {
+            assert!(
+                exported.contains(&metric),
+                "{}: {metric} is not exported",
+                names.last().unwrap()
+            );
         }
     }
     assert_eq!(names.len(), 7, "{names:?}");
     let prom = &yaml_docs("prometheus/prometheus.yml")[0];
     assert_eq!(prom["rule_files"][0], "alerts.yml");
+}
+
+/// The `seckill_*` metrics a PromQL expression reads, by their exported names (a histogram's
+/// `_bucket`, `_count` and `_sum` series are its own name).
+fn metrics_in(expr: &str) -> Vec<String> {
+    let tokens = expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+    let names = tokens.filter_map(|token| token.strip_prefix("seckill_"));
+    names
+        .map(|name| {
+            let base = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(name);
+            format!("seckill_{base}")
+        })
+        .collect()
 }
 
 #[test]
@@ -280,16 +289,7 @@ fn the_dashboard_plots_only_exported_metrics() {
     let mut plotted = BTreeSet::new();
     for panel in dash["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
-            let expr = target["expr"].as_str().unwrap();
-            for token in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-                if let Some(name) = token.strip_prefix("seckill_") {
-                    let base = ["_bucket", "_count", "_sum"]
-                        .iter()
-                        .find_map(|s| name.strip_suffix(s))
-                        .unwrap_or(name);
-                    plotted.insert(format!("seckill_{base}"));
-                }
-            }
+            plotted.extend(metrics_in(target["expr"].as_str().unwrap()));
         }
     }
     assert!(plotted.len() >= 15, "{plotted:?}");
@@ -308,9 +308,8 @@ fn the_dashboard_plots_only_exported_metrics() {
 #[test]
 fn prometheus_scrapes_both_roles() {
     let prom = &yaml_docs("prometheus/prometheus.yml")[0];
-    let jobs: Vec<&str> = prom["scrape_configs"]
-        .as_sequence()
-        .unwrap()
+    let configs = prom["scrape_configs"].as_sequence().unwrap();
+    let jobs: Vec<&str> = configs
         .iter()
         .map(|j| j["job_name"].as_str().unwrap())
         .collect();

@@ -10,7 +10,9 @@ use std::{
 use sqlx::MySqlPool;
 
 use super::{LIMIT, STOCK, assert_promises_kept, log_dir, reconcile};
-use crate::support::{PrivateServer, Remote, Shoppers, Supervised, settings_on, write_config};
+use crate::support::{
+    PrivateServer, Remote, Shoppers, Supervised, order_units, settings_on, write_config,
+};
 
 /// The stores a sale runs on, each a private server of its own, so each can be faulted.
 struct Stores {
@@ -68,13 +70,7 @@ async fn one_fault_after_another(
 async fn every_unit_persisted(db: &MySqlPool, item: u64, last_fault: Instant, logs: &Path) {
     let deadline = last_fault + Duration::from_secs(60);
     loop {
-        let units: i64 = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) FROM orders WHERE item_id = ?",
-        )
-        .bind(item)
-        .fetch_one(db)
-        .await
-        .unwrap_or(0);
+        let units = order_units(db, item).await.unwrap_or(0);
         if units >= STOCK {
             break;
         }

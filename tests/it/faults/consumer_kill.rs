@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use crate::support::{
-    STACK, events, eventually, mysql_figures, produce_events, spawn_process, spawn_roles,
-    test_settings, write_config,
+    STACK, events, kill_child, mysql_figures, produce_events, spawn_process,
+    spawn_process_paused_at, spawn_roles, test_settings, wait_for_failpoint, wait_rows_exactly,
+    write_config,
 };
 
 /// A consumer SIGKILLed at `point` in its first batch, then restarted: every order is persisted
@@ -20,26 +21,19 @@ async fn killed_at(point: &str) -> i64 {
     produce_events(app.settings(), &batch).await;
     let config = write_config(app.settings());
     let log = config.with_file_name("consumer.log");
-    let mut child = crate::support::spawn_process_paused_at("consume", &config, &log, point);
-    crate::support::wait_for_failpoint(&log, point).await;
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
+    let mut child = spawn_process_paused_at("consume", &config, &log, point);
+    wait_for_failpoint(&log, point).await;
+    kill_child(&mut child);
     let at_kill = mysql_figures(app.db(), item).await.0;
     let mut child = spawn_process("consume", &config);
-    let db = app.db().clone();
-    eventually(Duration::from_secs(120), || {
-        let db = db.clone();
-        async move { (mysql_figures(&db, item).await.0 == 2_000).then_some(()) }
-    })
-    .await;
+    wait_rows_exactly(app.db(), item, 2_000, Duration::from_secs(120)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         mysql_figures(app.db(), item).await,
         (2_000, 2_000, 8_000),
         "killed at {point}: every order once, stock decremented once"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_child(&mut child);
     at_kill
 }
 

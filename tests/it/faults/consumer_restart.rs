@@ -9,39 +9,19 @@ use std::{
 
 use seckill::config::Settings;
 use sqlx::MySqlPool;
-use uuid::Uuid;
 
 use super::log_dir;
 use crate::support::{
-    STACK, Shoppers, eventually, spawn_process_logged, spawn_roles, test_settings, write_config,
+    STACK, Shoppers, eventually, kill_child, metrics_at, order_ids, order_rows,
+    spawn_process_logged, spawn_roles, test_settings, write_config,
 };
 
 /// Session timeout of the consumer group (see `consumer`): the yardstick for resuming.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn persisted_rows(db: &MySqlPool, item: u64) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE item_id = ?")
-        .bind(item)
-        .fetch_one(db)
-        .await
-        .unwrap_or(-1)
-}
-
-fn kill(child: &mut std::process::Child) {
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
-}
-
 /// The restarted consumer as its metrics show it: partitions held and rejoins so far.
 async fn consumer_figures(http: &reqwest::Client, admin: &str) -> Option<(i64, i64)> {
-    let text = http
-        .get(format!("{admin}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+    let text = metrics_at(http, admin).await?;
     let value = |name: &str| {
         text.lines()
             .find(|l| l.starts_with(name))
@@ -56,12 +36,7 @@ async fn consumer_figures(http: &reqwest::Client, admin: &str) -> Option<(i64, i
 
 /// Order ids of `confirmed` that MySQL does not hold.
 async fn not_persisted(db: &MySqlPool, item: u64, confirmed: &HashSet<String>) -> usize {
-    let rows: Vec<(Uuid,)> = sqlx::query_as("SELECT order_id FROM orders WHERE item_id = ?")
-        .bind(item)
-        .fetch_all(db)
-        .await
-        .unwrap_or_default();
-    let have: HashSet<String> = rows.into_iter().map(|(id,)| id.to_string()).collect();
+    let have = order_ids(db, item).await.unwrap_or_default();
     confirmed.iter().filter(|id| !have.contains(*id)).count()
 }
 
@@ -85,13 +60,13 @@ async fn a_consumer_restarted_within_its_session_timeout_resumes_persisting() {
     let db = app.db().clone();
     eventually(Duration::from_secs(60), || {
         let db = db.clone();
-        async move { (persisted_rows(&db, item).await > 100).then_some(()) }
+        async move { (order_rows(&db, item).await.unwrap_or(-1) > 100).then_some(()) }
     })
     .await;
 
     // Killed while orders keep coming, and started again a second later, as a supervisor does:
     // the dead member still counts in the group when the new one joins.
-    kill(&mut consumer);
+    kill_child(&mut consumer);
     let killed = Instant::now();
     let confirmed_at_kill = shoppers.confirmed();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -115,7 +90,7 @@ async fn a_consumer_restarted_within_its_session_timeout_resumes_persisting() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    kill(&mut consumer);
+    kill_child(&mut consumer);
     let (left_short, rejoins) = watch.finish().await;
     eprintln!(
         "consumer restart: {} confirmed, {missing} not persisted {:?} after the restart; left short of partitions after the dead member's session: {left_short}; rejoins: {rejoins}",

@@ -2,9 +2,9 @@
 //! by prewarm and buys, reported by reconciliation, never mixed.
 
 use redis::AsyncCommands;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 
-use crate::support::{STACK, spawn_with, test_settings};
+use crate::support::{STACK, failing_checks, live_sale_body, spawn_with, test_settings};
 
 #[tokio::test]
 async fn a_sale_refuses_the_redis_state_of_another_sale_with_the_same_id() {
@@ -16,13 +16,7 @@ async fn a_sale_refuses_the_redis_state_of_another_sale_with_the_same_id() {
     let a = spawn_with(first).await;
     let b = spawn_with(second).await;
     let (sale_a, item_a) = a.create_live_sale(10, 1).await;
-    let (status, body) = b
-        .admin(
-            Method::POST,
-            "/admin/v1/sales",
-            Some(crate::support::live_sale_body(500, 1)),
-        )
-        .await;
+    let (status, body) = b.create_sale(live_sale_body(500, 1)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (sale_b, item_b) = (
         body["id"].as_u64().unwrap(),
@@ -33,13 +27,7 @@ async fn a_sale_refuses_the_redis_state_of_another_sale_with_the_same_id() {
         body["status"], "warmed",
         "B's prewarm refused A's state: {body}"
     );
-    let (status, body) = b
-        .admin(
-            Method::POST,
-            &format!("/admin/v1/sales/{sale_b}/prewarm"),
-            None,
-        )
-        .await;
+    let (status, body) = b.prewarm(sale_b).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["code"], "foreign_state");
 
@@ -55,11 +43,6 @@ async fn a_sale_refuses_the_redis_state_of_another_sale_with_the_same_id() {
 
     // B's reconciliation names the problem instead of comparing A's data with B's.
     let report = b.services.reconciler.run_once(sale_b, false).await.unwrap();
-    let failing: Vec<&str> = report.items[0]
-        .checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.name.as_str())
-        .collect();
+    let failing = failing_checks(&report);
     assert_eq!(failing, ["redis_state_identity"], "{}", report.to_table());
 }

@@ -6,7 +6,9 @@ use std::{collections::HashSet, time::Duration};
 use redis::AsyncCommands;
 use reqwest::StatusCode;
 
-use crate::support::{PrivateServer, eventually, order_ids_in_topic, spawn_roles, test_settings};
+use crate::support::{
+    PrivateServer, eventually, order_ids_in_topic, reserve_in_turn, spawn_roles, test_settings,
+};
 
 #[tokio::test]
 async fn buys_during_a_kafka_outage_are_confirmed_and_drain_when_it_returns() {
@@ -16,12 +18,8 @@ async fn buys_during_a_kafka_outage_are_confirmed_and_drain_when_it_returns() {
     settings.kafka.message_timeout_ms = 2_000;
     let app = spawn_roles(settings, false).await;
     let (sale, item) = app.create_live_sale(1_000, 1).await;
-    let mut confirmed = HashSet::new();
-    for u in 0..20 {
-        let (s, body) = app.buy(sale, item, &format!("before-{u}"), 1, None).await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{body}");
-        confirmed.insert(body["order_id"].as_str().unwrap().to_string());
-    }
+    let before = reserve_in_turn(&app, (sale, item), "before-", 20).await;
+    let mut confirmed: HashSet<String> = before.into_iter().collect();
     kafka.stop();
     for u in 0..20 {
         let (s, body) = app.buy(sale, item, &format!("during-{u}"), 1, None).await;
@@ -33,7 +31,7 @@ async fn buys_during_a_kafka_outage_are_confirmed_and_drain_when_it_returns() {
         confirmed.insert(body["order_id"].as_str().unwrap().to_string());
     }
     // The API stays in the load balancer: the outbox holds the reservations meanwhile.
-    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    let r = app.get("/readyz").await;
     assert_eq!(
         r.status(),
         StatusCode::OK,

@@ -22,7 +22,7 @@ mod sigterm;
 mod unparseable_message;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -30,9 +30,11 @@ use std::{
 use redis::AsyncCommands;
 use seckill::config::Settings;
 use sqlx::MySqlPool;
-use uuid::Uuid;
 
-use crate::support::{STACK, Shoppers, TestApp, eventually, fresh_database, settings_on, unique};
+use crate::support::{
+    STACK, Shoppers, TestApp, assert_clean, eventually, fresh_database, mysql_stock,
+    order_statuses, order_units, output_text, run_with_config, settings_on, unique,
+};
 
 /// Units of the rate-limited sales the Redis faults land in.
 const STOCK: i64 = 1_500;
@@ -56,16 +58,7 @@ pub(crate) async fn assert_promises_kept(
     limit: i64,
     confirmed: &HashSet<String>,
 ) {
-    let rows: Vec<(Uuid, String)> =
-        sqlx::query_as("SELECT order_id, status FROM orders WHERE item_id = ?")
-            .bind(item)
-            .fetch_all(db)
-            .await
-            .unwrap();
-    let by_id: HashMap<String, String> = rows
-        .iter()
-        .map(|(id, status)| (id.to_string(), status.clone()))
-        .collect();
+    let by_id = order_statuses(db, item).await;
     let missing: Vec<&String> = confirmed
         .iter()
         .filter(|id| by_id.get(*id).map(String::as_str) != Some("pending_payment"))
@@ -97,31 +90,17 @@ pub(crate) async fn assert_promises_kept(
     .await
     .unwrap();
     assert_eq!(over, 0, "nobody holds more than the limit of {limit}");
-    let left: i64 = sqlx::query_scalar("SELECT CAST(stock AS SIGNED) FROM sale_items WHERE id = ?")
-        .bind(item)
-        .fetch_one(db)
-        .await
-        .unwrap();
-    assert_eq!(left, 0, "MySQL's stock is used up exactly");
+    assert_eq!(
+        mysql_stock(db, item).await,
+        0,
+        "MySQL's stock is used up exactly"
+    );
 }
 
 /// Runs `seckill reconcile --sale` as an operator would; returns its exit status and report.
 pub fn reconcile(config: &Path, sale: u64) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_seckill"))
-        .args(["reconcile", "--sale", &sale.to_string(), "--config"])
-        .arg(config)
-        .env_remove("SECKILL_REDIS_URL")
-        .env_remove("SECKILL_MYSQL_URL")
-        .env_remove("SECKILL_KAFKA_BROKERS")
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let out = run_with_config(&["reconcile", "--sale", &sale.to_string()], config);
+    (out.status.success(), output_text(&out))
 }
 
 /// Settings for a rate-limited sale on `redis_url`: about 80 buys a second are admitted, so
@@ -131,6 +110,15 @@ async fn rate_limited(redis_url: &str) -> Settings {
     s.limits.global_per_sec = 80;
     s.limits.global_burst = 5;
     s
+}
+
+/// The sale of [`STOCK`] units with a limit of [`LIMIT`] on `app`, and 64 shoppers buying it
+/// from 1,200 users, once 300 orders were confirmed.
+async fn stampede_under_way(app: &TestApp) -> (u64, u64, Shoppers) {
+    let (sale, item) = app.create_live_sale(STOCK, LIMIT).await;
+    let shoppers = Shoppers::start(&app.base, sale, item, 64, 1_200);
+    shoppers.wait_confirmed(300, Duration::from_secs(60)).await;
+    (sale, item, shoppers)
 }
 
 /// Waits for the sell-out, checks the fault landed mid-sale, then that every confirmed order
@@ -154,24 +142,13 @@ async fn sell_out_and_check(
         "the fault must land mid-sale: {at_fault} confirmed at the fault, {} at the end",
         confirmed.len()
     );
-    let db: MySqlPool = app.db().clone();
-    eventually(Duration::from_secs(90), || {
-        let db = db.clone();
-        async move {
-            let units: i64 = sqlx::query_scalar(
-                "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) FROM orders WHERE item_id = ?",
-            )
-            .bind(item)
-            .fetch_one(&db)
-            .await
-            .unwrap();
-            (units >= STOCK).then_some(())
-        }
+    let db = app.db();
+    eventually(Duration::from_secs(90), || async move {
+        (order_units(db, item).await.unwrap() >= STOCK).then_some(())
     })
     .await;
-    assert_promises_kept(&db, item, STOCK, LIMIT, &confirmed).await;
-    let report = app.services.reconciler.run_once(sale, false).await.unwrap();
-    assert!(report.ok, "{}", report.to_table());
+    assert_promises_kept(db, item, STOCK, LIMIT, &confirmed).await;
+    assert_clean(app, sale).await;
     answers
 }
 

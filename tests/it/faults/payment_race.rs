@@ -8,8 +8,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::support::{
-    TestApp, assert_clean, eventually, lifecycle_app, pay, reserve_each, sale_with_window, states,
-    stocks, wait_rows,
+    TestApp, assert_clean, eventually, lifecycle_app, pay, sale_with_window, states, wait_stocks,
 };
 
 /// Every window ends at one instant, 1.5 s from now; the payments of `ids` arrive spread over
@@ -79,8 +78,9 @@ fn paid_as_answered(
 async fn payment_and_expiry_race_a_thousand_times_and_exactly_one_wins_each() {
     let app = lifecycle_app(Some(Duration::from_millis(50))).await;
     let (sale, item) = sale_with_window(&app, 1_000, 1, 900).await;
-    let ids = reserve_each(&app, sale, item, "race", 1_000).await;
-    wait_rows(&app, item, 1_000).await;
+    let ids = app
+        .persisted_reservations((sale, item), "race", 1_000)
+        .await;
     // The expiry job runs every 50 ms meanwhile.
     let answers = pay_around_one_deadline(&app, item, &ids).await;
 
@@ -101,12 +101,13 @@ async fn payment_and_expiry_race_a_thousand_times_and_exactly_one_wins_each() {
         "the race went both ways: {paid} paid, {expired} expired"
     );
     // Units came back for the expired orders only, once each, on both sides.
-    eventually(Duration::from_secs(30), || {
-        let app = &app;
-        async move {
-            (stocks(app, sale, item).await == (expired as i64, expired as i64)).then_some(())
-        }
-    })
+    wait_stocks(
+        &app,
+        sale,
+        item,
+        (expired as i64, expired as i64),
+        Duration::from_secs(30),
+    )
     .await;
     let released: Vec<String> = crate::support::redis_ledger(app.redis(), &app.keys(), sale, item)
         .await

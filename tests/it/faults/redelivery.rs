@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::support::{events, eventually, mysql_figures, produce_events, spawn_app};
+use crate::support::{
+    events, eventually, mysql_figures, produce_events, spawn_app, wait_rows_exactly,
+};
 
 #[tokio::test]
 async fn redelivered_events_leave_one_row_each_and_stock_decremented_once() {
@@ -11,12 +13,7 @@ async fn redelivered_events_leave_one_row_each_and_stock_decremented_once() {
     let batch = events(sale, item, 30, "r");
     produce_events(app.settings(), &batch).await;
     produce_events(app.settings(), &batch).await;
-    let db = app.db().clone();
-    eventually(Duration::from_secs(60), || {
-        let db = db.clone();
-        async move { (mysql_figures(&db, item).await.0 == 30).then_some(()) }
-    })
-    .await;
+    wait_rows_exactly(app.db(), item, 30, Duration::from_secs(60)).await;
     // Let any second copies arrive, then check nothing changed.
     let dup = app
         .services

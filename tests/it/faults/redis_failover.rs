@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands;
 use seckill::config::ConfirmMode;
 
-use super::{LIMIT, STOCK, rate_limited, sell_out_and_check, stock_on};
-use crate::support::{PrivateServer, Shoppers, eventually, spawn_with};
+use super::{rate_limited, sell_out_and_check, stampede_under_way, stock_on};
+use crate::support::{PrivateServer, eventually, spawn_with};
 
 /// The master Sentinel names now.
 async fn sentinel_master(sentinel: &PrivateServer) -> Option<u16> {
@@ -45,10 +45,8 @@ async fn a_sentinel_failover_loses_no_confirmed_order_in_the_default_mode() {
     let settings = rate_limited(&sentinel.url()).await;
     assert_eq!(settings.buy.confirm, ConfirmMode::Replica, "the default");
     let app = spawn_with(settings).await;
-    let (sale, item) = app.create_live_sale(STOCK, LIMIT).await;
+    let (sale, item, shoppers) = stampede_under_way(&app).await;
     let keys = app.keys().item(sale, item);
-    let shoppers = Shoppers::start(&app.base, sale, item, 64, 1_200);
-    shoppers.wait_confirmed(300, Duration::from_secs(60)).await;
 
     // The replica falls behind: paused, with the replication stream backed up behind it, for
     // about a second of buys before the master dies. What the master wrote meanwhile never

@@ -2,17 +2,15 @@
 
 use std::time::Duration;
 
-use super::{LIMIT, STOCK, rate_limited, sell_out_and_check};
-use crate::support::{PrivateServer, Shoppers, spawn_with};
+use super::{rate_limited, sell_out_and_check, stampede_under_way};
+use crate::support::{PrivateServer, spawn_with};
 
 #[tokio::test]
 async fn redis_sigkilled_and_restarted_from_its_aof_keeps_every_confirmed_order() {
     let redis = PrivateServer::start("redis");
     let settings = rate_limited(&redis.url()).await;
     let app = spawn_with(settings).await;
-    let (sale, item) = app.create_live_sale(STOCK, LIMIT).await;
-    let shoppers = Shoppers::start(&app.base, sale, item, 64, 1_200);
-    shoppers.wait_confirmed(300, Duration::from_secs(60)).await;
+    let (sale, item, shoppers) = stampede_under_way(&app).await;
 
     let at_fault = shoppers.confirmed();
     redis.kill_redis_on(redis.port);

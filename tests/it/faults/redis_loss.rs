@@ -7,28 +7,16 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use reqwest::{Method, StatusCode};
-use seckill::{
-    buy::identify::mint_token, config::ConfirmMode, domain::order_reserved::OrderReserved,
-};
-use serde_json::Value;
-use sqlx::MySqlPool;
+use seckill::{config::ConfirmMode, domain::order_reserved::OrderReserved};
 use uuid::Uuid;
 
-use super::{LIMIT, STOCK, rate_limited, sell_out_and_check, stock_on};
+use super::{rate_limited, sell_out_and_check, stampede_under_way, stock_on};
 use crate::support::{
-    Frozen, JWT_SECRET, PrivateServer, STACK, Shoppers, TestApp, events, eventually, mysql_figures,
-    produce_events, spawn_app, spawn_process_logged, spawn_roles, spawn_with, test_settings,
-    unique, write_config,
+    Frozen, PrivateServer, STACK, TestApp, as_buyer, assert_clean, events, eventually,
+    failing_checks, mysql_figures, order_rows, produce_events, reserve_in_turn, spawn_app,
+    spawn_process_logged, spawn_roles, spawn_with, test_settings, unique, wait_rows,
+    wait_rows_exactly, write_config,
 };
-
-/// Rows MySQL holds for an item.
-async fn persisted(db: &MySqlPool, item: u64) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE item_id = ?")
-        .bind(item)
-        .fetch_one(db)
-        .await
-        .unwrap()
-}
 
 /// How long the consumer stays frozen after Redis came back empty: well past the producer's
 /// message timeout, after which a rebuild that did not wait for the consumer would have run.
@@ -50,13 +38,11 @@ async fn redis_restarted_empty_is_rebuilt_from_mysql_and_every_confirmed_order_s
         &write_config(&consumer_settings),
         &log,
     ));
-    let (sale, item) = app.create_live_sale(STOCK, LIMIT).await;
-    let shoppers = Shoppers::start(&app.base, sale, item, 64, 1_200);
-    shoppers.wait_confirmed(300, Duration::from_secs(60)).await;
+    let (sale, item, shoppers) = stampede_under_way(&app).await;
 
     // Frozen before the loss: what the broker holds from now on is not in MySQL.
     consumer.freeze();
-    let frozen_at = persisted(app.db(), item).await;
+    let frozen_at = order_rows(app.db(), item).await.unwrap();
     shoppers
         .wait_confirmed(frozen_at as usize + 60, Duration::from_secs(60))
         .await;
@@ -67,7 +53,7 @@ async fn redis_restarted_empty_is_rebuilt_from_mysql_and_every_confirmed_order_s
         std::fs::remove_dir_all(redis.dir.join(dir)).unwrap();
     }
     redis.restart();
-    let in_mysql = persisted(app.db(), item).await;
+    let in_mysql = order_rows(app.db(), item).await.unwrap();
     eprintln!(
         "data loss: {at_fault} confirmed, {in_mysql} in MySQL (consumer frozen at {frozen_at})"
     );
@@ -109,22 +95,6 @@ async fn lose_state(app: &TestApp, sale: u64, item: u64) {
     let _: () = conn.del(&all).await.unwrap();
 }
 
-async fn wait_persisted(app: &TestApp, item: u64, rows: i64) {
-    let db = app.db().clone();
-    eventually(Duration::from_secs(60), || {
-        let db = db.clone();
-        async move {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE item_id = ?")
-                .bind(item)
-                .fetch_one(&db)
-                .await
-                .unwrap();
-            (n >= rows).then_some(())
-        }
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn prewarm_of_a_started_sale_with_lost_state_rebuilds_it_from_mysql() {
     let app = spawn_with(test_settings(&STACK.kafka_brokers).await).await;
@@ -133,16 +103,10 @@ async fn prewarm_of_a_started_sale_with_lost_state_rebuilds_it_from_mysql() {
     assert_eq!(s, StatusCode::ACCEPTED, "{first}");
     let (s, keyed) = app.buy(sale, item, "b", 1, Some("key-b")).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{keyed}");
-    wait_persisted(&app, item, 2).await;
+    wait_rows(&app, item, 2).await;
 
     lose_state(&app, sale, item).await;
-    let (status, report) = app
-        .admin(
-            Method::POST,
-            &format!("/admin/v1/sales/{sale}/prewarm"),
-            None,
-        )
-        .await;
+    let (status, report) = app.prewarm(sale).await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["items"][0]["outcome"], "recovered", "{report}");
     assert_eq!(
@@ -161,31 +125,22 @@ async fn prewarm_of_a_started_sale_with_lost_state_rebuilds_it_from_mysql() {
     );
     let (s, _) = app.buy(sale, item, "c", 1, None).await;
     assert_eq!(s, StatusCode::ACCEPTED);
-    wait_persisted(&app, item, 3).await;
-    let report = app.services.reconciler.run_once(sale, false).await.unwrap();
-    assert!(report.ok, "{}", report.to_table());
+    wait_rows(&app, item, 3).await;
+    assert_clean(&app, sale).await;
 }
 
 #[tokio::test]
 async fn a_buy_that_finds_the_state_lost_starts_a_recovery_and_reconciliation_reports_it() {
     let app = spawn_with(test_settings(&STACK.kafka_brokers).await).await;
     let (sale, item) = app.create_live_sale(5, 1).await;
-    for u in 0..3 {
-        let (s, body) = app.buy(sale, item, &format!("u{u}"), 1, None).await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{body}");
-    }
-    wait_persisted(&app, item, 3).await;
+    reserve_in_turn(&app, (sale, item), "u", 3).await;
+    wait_rows(&app, item, 3).await;
     lose_state(&app, sale, item).await;
 
     // Reconciliation never calls a lost state "ok".
     let report = app.services.reconciler.run_once(sale, false).await.unwrap();
     assert!(!report.ok);
-    let failing: Vec<&str> = report.items[0]
-        .checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.name.as_str())
-        .collect();
+    let failing = failing_checks(&report);
     assert_eq!(failing, ["redis_state_present"], "{}", report.to_table());
 
     let (s, body) = app.buy(sale, item, "late", 1, None).await;
@@ -204,9 +159,8 @@ async fn a_buy_that_finds_the_state_lost_starts_a_recovery_and_reconciliation_re
     assert_eq!(body["code"], "sold_out", "{s} {body}");
     let (s, body) = app.buy(sale, item, "u0", 1, None).await;
     assert_eq!(s, StatusCode::CONFLICT, "{body}");
-    wait_persisted(&app, item, 5).await;
-    let report = app.services.reconciler.run_once(sale, false).await.unwrap();
-    assert!(report.ok, "{}", report.to_table());
+    wait_rows(&app, item, 5).await;
+    assert_clean(&app, sale).await;
 }
 
 #[tokio::test]
@@ -225,12 +179,7 @@ async fn orders_mysql_cannot_honour_are_stored_as_rejected() {
         0,
     ));
     produce_events(app.settings(), &batch).await;
-    let db = app.db().clone();
-    eventually(Duration::from_secs(60), || {
-        let db = db.clone();
-        async move { (mysql_figures(&db, item).await.0 == 5).then_some(()) }
-    })
-    .await;
+    wait_rows_exactly(app.db(), item, 5, Duration::from_secs(60)).await;
     let (rows, units, stock) = mysql_figures(app.db(), item).await;
     assert_eq!((rows, units, stock), (5, 3, 0));
     let reasons: Vec<String> = sqlx::query_scalar(
@@ -249,17 +198,8 @@ async fn orders_mysql_cannot_honour_are_stored_as_rejected() {
     .fetch_one(app.db())
     .await
     .unwrap();
-    let token = mint_token(&JWT_SECRET, "x0", 600).unwrap();
-    let view: Value = app
-        .http
-        .get(app.url(&format!("/api/v1/orders/{rejected}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let path = format!("/api/v1/orders/{rejected}");
+    let (_, view) = as_buyer(&app, Method::GET, "x0", &path).await;
     assert_eq!(view["status"], "rejected", "{view}");
     assert_eq!(view["reject_reason"], "user_limit", "{view}");
 }

@@ -8,16 +8,13 @@ use seckill::stock::ReleaseOutcome;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::{
-    assert_clean, cancel, lifecycle_app, reserve_each, sale_with_window, stocks, wait_rows,
-};
+use crate::support::{assert_clean, cancel, lifecycle_app, sale_with_window, stocks};
 
 #[tokio::test]
 async fn cancel_expire_and_a_repeated_release_each_return_a_unit_once() {
     let app = lifecycle_app(None).await;
     let (sale, item) = sale_with_window(&app, 5, 1, 5).await;
-    let ids = reserve_each(&app, sale, item, "c", 3).await;
-    wait_rows(&app, item, 3).await;
+    let ids = app.persisted_reservations((sale, item), "c", 3).await;
     assert_eq!(stocks(&app, sale, item).await, (2, 2));
 
     let (s, first) = cancel(&app, "c0", &ids[0]).await;

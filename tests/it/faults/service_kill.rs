@@ -3,24 +3,13 @@
 
 use std::collections::HashSet;
 
-use crate::support::{
-    Remote, STACK, order_ids_in_topic, spawn_process, test_settings, write_config,
-};
+use crate::support::{kill_child, order_ids_in_topic, ready_child, spawn_process};
 
 #[tokio::test]
 async fn a_service_killed_mid_stampede_still_delivers_every_confirmed_reservation() {
-    let mut settings = test_settings(&STACK.kafka_brokers).await;
-    crate::support::fixed_ports(&mut settings);
-    let config = write_config(&settings);
-    let remote = Remote::at(&settings);
-    let _http = remote.http.clone();
-    let mut child = spawn_process("serve", &config);
-    remote.wait_ready().await;
-    let (sale_id, item) = remote.create_live_sale(100_000, 1).await;
-    let stampede = remote.stampede(sale_id, item, 32);
-    stampede.confirmed_at_least(300).await;
-    child.kill().expect("SIGKILL while buys are in flight");
-    child.wait().unwrap();
+    let (settings, config, remote, mut child) = ready_child("serve").await;
+    let (sale_id, item, stampede) = remote.busy_sale(32, 300).await;
+    kill_child(&mut child);
     let confirmed = stampede.finish().await;
 
     // Restart: the relay re-emits whatever the dead process had not delivered.
@@ -44,6 +33,5 @@ async fn a_service_killed_mid_stampede_still_delivers_every_confirmed_reservatio
         "every delivered order is a ledger entry"
     );
     assert!(confirmed.is_subset(&ledger));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_child(&mut child);
 }

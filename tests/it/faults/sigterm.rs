@@ -1,33 +1,21 @@
 //! SIGTERM during load: the service stops accepting, finishes its requests, flushes Kafka and
 //! exits 0, losing no confirmed reservation; the consumer commits what it persisted and exits 0.
 
-use std::{collections::HashSet, time::Duration};
+use std::time::Duration;
 
-use rdkafka::{ClientConfig, consumer::Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::support::{
-    Remote, STACK, events, eventually, mysql_figures, produce_events, spawn_process, spawn_roles,
-    test_settings, write_config,
+    STACK, events, eventually, kill_child, member_config, mysql_figures, order_ids, produce_events,
+    ready_child, send_signal, spawn_process, spawn_roles, test_settings, wait_rows_at_least,
+    wait_rows_exactly, write_config,
 };
 
 #[tokio::test]
 async fn sigterm_during_load_loses_no_confirmed_reservation() {
-    let mut settings = test_settings(&STACK.kafka_brokers).await;
-    crate::support::fixed_ports(&mut settings);
-    let config = write_config(&settings);
-    let remote = Remote::at(&settings);
-    let _http = remote.http.clone();
-    let start = || crate::support::spawn_process("all", &config);
-    let mut child = start();
-    remote.wait_ready().await;
-    let (sale_id, item) = remote.create_live_sale(100_000, 1).await;
-    let stampede = remote.stampede(sale_id, item, 16);
-    stampede.confirmed_at_least(200).await;
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    let (settings, config, remote, mut child) = ready_child("all").await;
+    let (sale_id, item, stampede) = remote.busy_sale(16, 200).await;
+    send_signal(child.id(), "TERM");
     let status = child.wait().unwrap();
     assert!(
         status.success(),
@@ -53,29 +41,19 @@ async fn sigterm_during_load_loses_no_confirmed_reservation() {
     assert_eq!(waiting, 0, "the graceful shutdown left reservations unsent");
 
     // And persistence completes with a consumer alone: no API, so no relay re-sends anything.
-    let mut child = crate::support::spawn_process("consume", &config);
+    let mut child = spawn_process("consume", &config);
     let db = sqlx::MySqlPool::connect(settings.mysql.url.expose())
         .await
         .unwrap();
     let expected = confirmed.len() as i64;
-    eventually(Duration::from_secs(90), || {
-        let db = db.clone();
-        async move { (mysql_figures(&db, item).await.0 >= expected).then_some(()) }
-    })
-    .await;
-    let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT order_id FROM orders WHERE item_id = ?")
-        .bind(item)
-        .fetch_all(&db)
-        .await
-        .unwrap();
-    let persisted: HashSet<String> = ids.iter().map(|u| u.to_string()).collect();
+    wait_rows_at_least(&db, item, expected, Duration::from_secs(90)).await;
+    let persisted = order_ids(&db, item).await.unwrap();
     let missing: Vec<_> = confirmed.difference(&persisted).take(5).collect();
     assert!(
         missing.is_empty(),
         "confirmed but not persisted: {missing:?}"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_child(&mut child);
 }
 
 #[tokio::test]
@@ -87,17 +65,8 @@ async fn a_consumer_sent_sigterm_commits_what_it_persisted_and_exits_cleanly() {
     produce_events(app.settings(), &events(sale, item, 4_000, "t")).await;
     let config = write_config(app.settings());
     let mut child = spawn_process("consume", &config);
-    let db = app.db().clone();
-    eventually(Duration::from_secs(90), || {
-        let db = db.clone();
-        async move { (mysql_figures(&db, item).await.0 > 0).then_some(()) }
-    })
-    .await;
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    wait_rows_at_least(app.db(), item, 1, Duration::from_secs(90)).await;
+    send_signal(child.id(), "TERM");
     let status = eventually(Duration::from_secs(60), || {
         let status = child.try_wait().unwrap();
         async move { status }
@@ -108,9 +77,7 @@ async fn a_consumer_sent_sigterm_commits_what_it_persisted_and_exits_cleanly() {
     assert!(persisted < 4_000, "stopped mid-stream ({persisted} rows)");
 
     // What it persisted is exactly what its group committed: one message per order.
-    let reader: rdkafka::consumer::BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &STACK.kafka_brokers)
-        .set("group.id", &settings.kafka.group_id)
+    let reader: BaseConsumer = member_config(&STACK.kafka_brokers, &settings.kafka.group_id)
         .create()
         .unwrap();
     let mut partitions = rdkafka::TopicPartitionList::new();
@@ -132,13 +99,8 @@ async fn a_consumer_sent_sigterm_commits_what_it_persisted_and_exits_cleanly() {
 
     // A new member takes over from the commit and finishes the stream, nothing twice.
     let mut child = spawn_process("consume", &config);
-    eventually(Duration::from_secs(120), || {
-        let db = db.clone();
-        async move { (mysql_figures(&db, item).await.0 == 4_000).then_some(()) }
-    })
-    .await;
+    wait_rows_exactly(app.db(), item, 4_000, Duration::from_secs(120)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(mysql_figures(app.db(), item).await, (4_000, 4_000, 6_000));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_child(&mut child);
 }

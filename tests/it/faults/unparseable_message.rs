@@ -4,36 +4,24 @@
 use std::time::Duration;
 
 use rdkafka::{
-    ClientConfig, Message,
+    Message,
     consumer::{Consumer, StreamConsumer},
     message::Headers,
 };
 
-use crate::support::{STACK, events, eventually, mysql_figures, produce_events, spawn_app, unique};
+use crate::support::{
+    STACK, events, order_producer, produce_events, reader_config, spawn_app, wait_rows_exactly,
+};
 
 #[tokio::test]
 async fn an_unparseable_message_goes_to_the_dead_letter_topic_and_consumption_goes_on() {
     let app = spawn_app().await;
     let (sale, item) = app.create_live_sale(10, 1).await;
-    let endpoint = seckill::stores::kafka::KafkaEndpoint::from_bootstrap(&STACK.kafka_brokers);
-    let producer = seckill::stores::kafka::producer::OrderProducer::new(
-        &endpoint,
-        &app.settings().kafka.topic,
-        Duration::from_secs(30),
-        Duration::from_millis(5),
-    )
-    .unwrap();
+    let producer = order_producer(app.settings());
     producer.send("1", b"{not an event").await.unwrap();
     produce_events(app.settings(), &events(sale, item, 2, "ok")).await;
-    let db = app.db().clone();
-    eventually(Duration::from_secs(60), || {
-        let db = db.clone();
-        async move { (mysql_figures(&db, item).await.0 == 2).then_some(()) }
-    })
-    .await;
-    let dlq: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &STACK.kafka_brokers)
-        .set("group.id", format!("dlq-{}", unique()))
+    wait_rows_exactly(app.db(), item, 2, Duration::from_secs(60)).await;
+    let dlq: StreamConsumer = reader_config(&STACK.kafka_brokers, "dlq")
         .set("auto.offset.reset", "earliest")
         .create()
         .unwrap();

@@ -1,8 +1,18 @@
 //! The buyer's view: their own orders, page by page.
 
 use reqwest::{Method, StatusCode};
+use serde_json::Value;
 
 use crate::support::{as_buyer, lifecycle_app, sale_with_window, unique, wait_rows};
+
+/// The order ids of a page of `GET /api/v1/orders`, in its order.
+fn order_ids_of(page: &Value) -> Vec<&str> {
+    let orders = page["orders"].as_array().unwrap();
+    orders
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap())
+        .collect()
+}
 
 #[tokio::test]
 async fn a_buyer_lists_only_their_own_orders_page_by_page() {
@@ -19,12 +29,7 @@ async fn a_buyer_lists_only_their_own_orders_page_by_page() {
 
     let (s, page) = as_buyer(&app, Method::GET, &alice, "/api/v1/orders?limit=2").await;
     assert_eq!(s, StatusCode::OK, "{page}");
-    let first: Vec<&str> = page["orders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["order_id"].as_str().unwrap())
-        .collect();
+    let first = order_ids_of(&page);
     assert_eq!(first.len(), 2);
     assert!(first[0] > first[1], "newest first");
     let cursor = page["next_cursor"].as_str().unwrap();

@@ -5,34 +5,30 @@ use seckill::orders::signature;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::{
-    assert_clean, cancel, lifecycle_app, pay, reserve_each, sale_with_window, states, wait_rows,
-};
+use crate::support::{assert_clean, cancel, lifecycle_app, pay, sale_with_window, send, states};
 
 #[tokio::test]
 async fn payment_notifications_are_checked_and_answered_once() {
     let app = lifecycle_app(None).await;
     let (sale, item) = sale_with_window(&app, 10, 1, 900).await;
-    let ids = reserve_each(&app, sale, item, "p", 3).await;
-    wait_rows(&app, item, 3).await;
+    let ids = app.persisted_reservations((sale, item), "p", 3).await;
 
     // A bad signature changes nothing.
     let body = json!({"order_id": ids[0], "amount_cents": 1999, "provider_ref": "r0"}).to_string();
-    let r = app
-        .http
-        .post(app.url("/payments/v1/notify"))
-        .header(
-            "x-signature",
-            signature::sign(
-                b"not-the-secret",
-                chrono::Utc::now().timestamp(),
-                body.as_bytes(),
-            ),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        app.http
+            .post(app.url("/payments/v1/notify"))
+            .header(
+                "x-signature",
+                signature::sign(
+                    b"not-the-secret",
+                    chrono::Utc::now().timestamp(),
+                    body.as_bytes(),
+                ),
+            )
+            .body(body),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let (s, body) = pay(&app, &ids[0], 1, "r0").await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");

@@ -7,8 +7,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::support::{
-    assert_clean, cancel, eventually, lifecycle_app, pay, reserve_each, sale_with_window, states,
-    stocks, wait_rows,
+    assert_clean, cancel, eventually, lifecycle_app, pay, sale_with_window, states, stocks,
+    wait_rows, wait_stocks,
 };
 
 #[tokio::test]
@@ -97,8 +97,7 @@ async fn a_buyer_who_cancelled_can_buy_again_within_the_limit() {
 async fn the_expiry_job_closes_an_order_within_its_window_plus_five_seconds() {
     let app = lifecycle_app(Some(Duration::from_millis(200))).await;
     let (sale, item) = sale_with_window(&app, 5, 1, 5).await;
-    let ids = reserve_each(&app, sale, item, "e", 1).await;
-    wait_rows(&app, item, 1).await;
+    let ids = app.persisted_reservations((sale, item), "e", 1).await;
     let expires_at: chrono::DateTime<chrono::Utc> =
         sqlx::query_scalar("SELECT expires_at FROM orders WHERE order_id = ?")
             .bind(Uuid::parse_str(&ids[0]).unwrap())
@@ -124,11 +123,7 @@ async fn the_expiry_job_closes_an_order_within_its_window_plus_five_seconds() {
         late >= chrono::Duration::zero() && late <= chrono::Duration::seconds(5),
         "expired {late} after its time"
     );
-    eventually(Duration::from_secs(10), || {
-        let app = &app;
-        async move { (stocks(app, sale, item).await == (5, 5)).then_some(()) }
-    })
-    .await;
+    wait_stocks(&app, sale, item, (5, 5), Duration::from_secs(10)).await;
     let metrics = app.services.metrics.render();
     assert!(
         metrics.contains("seckill_order_expiry_lateness_seconds_count 1"),

@@ -4,35 +4,22 @@
 use crate::support::{JWT_SECRET, spawn_app};
 use std::time::Duration;
 
-use super::{args, args_signed, sale_args};
+use super::{args, args_signed, flags, run_on, sale_args};
 
 #[tokio::test]
 async fn a_wrong_jwt_secret_shows_as_401s_with_a_hint() {
     let app = spawn_app().await;
-    let (sale, item) = app.create_live_sale(5, 1).await;
-    let (s, i) = (sale.to_string(), item.to_string());
+    let (s, i) = sale_args(&app, 5).await;
     let json_path =
         std::env::temp_dir().join(format!("loadtest-{}.json", crate::support::unique()));
     let wrong = format!("{}-not-the-secret", *JWT_SECRET);
+    let line = format!("--sale {s} --item {i} --users 10 --concurrency 4 --requests 60");
     let summary = loadtest::run(
         args_signed(
             &app.base,
             &app.admin_base,
             &wrong,
-            &[
-                "--sale",
-                &s,
-                "--item",
-                &i,
-                "--users",
-                "10",
-                "--concurrency",
-                "4",
-                "--requests",
-                "60",
-                "--json",
-                json_path.to_str().unwrap(),
-            ],
+            &flags(&line, &["--json", json_path.to_str().unwrap()]),
         ),
         false,
     )
@@ -79,16 +66,7 @@ async fn a_closed_port_shows_as_connect_refused() {
         args(
             &base,
             &base,
-            &[
-                "--sale",
-                "1",
-                "--item",
-                "1",
-                "--concurrency",
-                "2",
-                "--requests",
-                "10",
-            ],
+            &flags("--sale 1 --item 1 --concurrency 2 --requests 10", &[]),
         ),
         false,
     )
@@ -112,19 +90,9 @@ async fn a_closed_port_shows_as_connect_refused() {
 async fn thresholds_decide_the_verdict_and_name_the_broken_ones() {
     let app = spawn_app().await;
     let (s, i) = sale_args(&app, 5).await;
+    let line = format!("--sale {s} --item {i} --users 50 --concurrency 4 --requests 100");
     let run = |thresholds: &'static [&'static str]| {
-        let mut extra = vec![
-            "--sale",
-            &s,
-            "--item",
-            &i,
-            "--users",
-            "50",
-            "--concurrency",
-            "4",
-            "--requests",
-            "100",
-        ];
+        let mut extra = flags(&line, &[]);
         for t in thresholds {
             extra.extend(["--threshold", t]);
         }
@@ -173,26 +141,12 @@ async fn thresholds_decide_the_verdict_and_name_the_broken_ones() {
 async fn a_cancelled_run_stops_early_and_summarises_what_ran() {
     let app = spawn_app().await;
     let (s, i) = sale_args(&app, 10).await;
+    let line = format!(
+        "--sale {s} --item {i} --users 1000 --concurrency 4 --duration 60s --threshold reserved>=10"
+    );
     let started = std::time::Instant::now();
     let summary = loadtest::run_until(
-        args(
-            &app.base,
-            &app.admin_base,
-            &[
-                "--sale",
-                &s,
-                "--item",
-                &i,
-                "--users",
-                "1000",
-                "--concurrency",
-                "4",
-                "--duration",
-                "60s",
-                "--threshold",
-                "reserved>=10",
-            ],
-        ),
+        args(&app.base, &app.admin_base, &flags(&line, &[])),
         false,
         tokio::time::sleep(Duration::from_millis(1500)),
     )
@@ -221,35 +175,17 @@ async fn the_html_report_is_self_contained_and_renders_in_chromium() {
     std::fs::create_dir_all(&dir).unwrap();
     let report = dir.join("run.html");
     let json = dir.join("run.json");
-    let summary = loadtest::run(
-        args(
-            &app.base,
-            &app.admin_base,
-            &[
-                "--sale",
-                &s,
-                "--item",
-                &i,
-                "--users",
-                "500",
-                "--rate",
-                "200",
-                "--connections",
-                "8",
-                "--duration",
-                "2500ms",
-                "--threshold",
-                "p99<30s",
-                "--report",
-                report.to_str().unwrap(),
-                "--json",
-                json.to_str().unwrap(),
-            ],
-        ),
-        false,
-    )
-    .await
-    .unwrap();
+    let line = format!(
+        "--sale {s} --item {i} --users 500 --rate 200 --connections 8 --duration 2500ms \
+         --threshold p99<30s"
+    );
+    let paths = [
+        "--report",
+        report.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let summary = run_on(&app, &line, &paths).await;
     assert!(summary.series.len() >= 2, "{:?}", summary.series);
     let html = std::fs::read_to_string(&report).unwrap();
     assert_eq!(
@@ -275,13 +211,7 @@ async fn the_html_report_is_self_contained_and_renders_in_chromium() {
     );
     // Chromium renders it: the DOM it dumps holds the charts.
     let out = tokio::process::Command::new("chromium")
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-        ])
+        .args(crate::browser::HEADLESS)
         .arg(format!("--user-data-dir={}", dir.join("profile").display()))
         .arg("--dump-dom")
         .arg(format!("file://{}", report.display()))

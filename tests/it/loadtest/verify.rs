@@ -3,65 +3,20 @@
 
 use std::time::Duration;
 
-use super::args;
-use crate::support::{ADMIN_TOKEN, STACK, spawn_app, spawn_with, test_settings};
+use super::run_on;
+use crate::support::{ADMIN_TOKEN, app_with_user_bucket, overwrite_stock, spawn_app};
 
 #[tokio::test]
 async fn verify_fails_when_the_stores_disagree() {
     let app = spawn_app().await;
-    let summary = loadtest::run(
-        args(
-            &app.base,
-            &app.admin_base,
-            &[
-                "--create-sale",
-                "--stock",
-                "5",
-                "--users",
-                "20",
-                "--concurrency",
-                "4",
-                "--requests",
-                "40",
-            ],
-        ),
-        false,
-    )
-    .await
-    .unwrap();
+    let line = "--create-sale --stock 5 --users 20 --concurrency 4 --requests 40";
+    let summary = run_on(&app, line, &[]).await;
     let (sale, item) = (summary.sale_id.unwrap(), summary.item_id.unwrap());
     // Drift: the Redis stock key no longer balances with the ledger.
-    let keys = app.keys().item(sale, item);
-    let _: () = redis::cmd("SET")
-        .arg(&keys.stock)
-        .arg(3)
-        .arg("KEEPTTL")
-        .query_async(&mut app.redis().get())
-        .await
-        .unwrap();
+    overwrite_stock(&app, sale, item, 3).await;
     let (s, i) = (sale.to_string(), item.to_string());
-    let again = loadtest::run(
-        args(
-            &app.base,
-            &app.admin_base,
-            &[
-                "--sale",
-                &s,
-                "--item",
-                &i,
-                "--users",
-                "20",
-                "--concurrency",
-                "2",
-                "--requests",
-                "4",
-                "--verify",
-            ],
-        ),
-        false,
-    )
-    .await
-    .unwrap();
+    let line = format!("--sale {s} --item {i} --users 20 --concurrency 2 --requests 4 --verify");
+    let again = run_on(&app, &line, &[]).await;
     assert!(!again.passed());
     let v = again.verification.unwrap();
     assert!(!v.ok);
@@ -73,40 +28,15 @@ async fn verify_fails_when_the_stores_disagree() {
 
 #[tokio::test]
 async fn retried_rate_limited_buys_still_reserve_with_their_idempotency_keys() {
-    let mut settings = test_settings(&STACK.kafka_brokers).await;
-    settings.limits.per_user_per_sec = 2;
-    settings.limits.per_user_burst = 1;
-    let app = spawn_with(settings).await;
+    let app = app_with_user_bucket(2, 1).await;
     // 8 users, 3 units each at most, 40 buys: each user's bucket refuses most first tries.
     let (sale, item) = app.create_live_sale(100, 3).await;
     let (s, i) = (sale.to_string(), item.to_string());
-    let summary = loadtest::run(
-        args(
-            &app.base,
-            &app.admin_base,
-            &[
-                "--sale",
-                &s,
-                "--item",
-                &i,
-                "--users",
-                "8",
-                "--concurrency",
-                "8",
-                "--requests",
-                "40",
-                "--retry-on",
-                "429",
-                "--idempotency-keys",
-                "--verify",
-                "--drain-timeout",
-                "60s",
-            ],
-        ),
-        false,
-    )
-    .await
-    .unwrap();
+    let line = format!(
+        "--sale {s} --item {i} --users 8 --concurrency 8 --requests 40 --retry-on 429 \
+         --idempotency-keys --verify --drain-timeout 60s"
+    );
+    let summary = run_on(&app, &line, &[]).await;
     let text = summary.render();
     assert!(summary.retries.retries > 0, "{text}");
     assert_eq!(summary.retries.retries, summary.retries.by_status[&429]);
@@ -147,29 +77,9 @@ async fn retried_rate_limited_buys_still_reserve_with_their_idempotency_keys() {
 #[tokio::test]
 async fn verify_compares_the_stores_with_what_the_client_was_confirmed() {
     let app = spawn_app().await;
-    let summary = loadtest::run(
-        args(
-            &app.base,
-            &app.admin_base,
-            &[
-                "--create-sale",
-                "--stock",
-                "5",
-                "--users",
-                "20",
-                "--concurrency",
-                "4",
-                "--requests",
-                "40",
-                "--verify",
-                "--drain-timeout",
-                "60s",
-            ],
-        ),
-        false,
-    )
-    .await
-    .unwrap();
+    let line = "--create-sale --stock 5 --users 20 --concurrency 4 --requests 40 --verify \
+                --drain-timeout 60s";
+    let summary = run_on(&app, line, &[]).await;
     let v = summary.verification.as_ref().unwrap();
     assert!(v.ok, "{}", summary.render());
     assert_eq!(summary.order_ids.len(), 5);

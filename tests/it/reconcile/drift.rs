@@ -8,7 +8,9 @@ use seckill::stock::ledger::ItemLedger;
 use uuid::Uuid;
 
 use super::{check, drained_sale, failing, reconcile};
-use crate::support::{eventually, mysql_figures, spawn_app};
+use crate::support::{
+    delete_order, overwrite_stock, redis_ledger, spawn_app, token, wait_rows_exactly,
+};
 
 #[tokio::test]
 async fn a_deleted_ledger_entry_is_found_with_its_id() {
@@ -33,11 +35,7 @@ async fn a_deleted_ledger_entry_is_found_with_its_id() {
 async fn a_deleted_order_row_is_found_with_its_id() {
     let app = spawn_app().await;
     let (sale, _, ids) = drained_sale(&app, 3).await;
-    sqlx::query("DELETE FROM orders WHERE order_id = ?")
-        .bind(Uuid::parse_str(&ids[2]).unwrap())
-        .execute(app.db())
-        .await
-        .unwrap();
+    delete_order(app.db(), &ids[2]).await;
     let report = reconcile(&app, sale, false).await;
     assert_eq!(
         check(&report, "ledger_persisted")["sample_ids"],
@@ -59,14 +57,7 @@ async fn a_deleted_order_row_is_found_with_its_id() {
 async fn a_changed_stock_key_is_found() {
     let app = spawn_app().await;
     let (sale, item, _) = drained_sale(&app, 2).await;
-    let keys = app.keys().item(sale, item);
-    let _: () = redis::cmd("SET")
-        .arg(&keys.stock)
-        .arg(40)
-        .arg("KEEPTTL")
-        .query_async(&mut app.redis().get())
-        .await
-        .unwrap();
+    overwrite_stock(&app, sale, item, 40).await;
     let report = reconcile(&app, sale, false).await;
     assert_eq!(failing(&report), vec!["stock_balance"]);
     assert!(
@@ -125,18 +116,13 @@ async fn a_duplicated_order_is_found_with_both_ids() {
 async fn after_a_drained_stampede_the_ledger_and_buyer_checks_run_and_catch_drift() {
     let app = spawn_app().await; // ledger grace 0: every entry is checked
     let (sale, item) = app.create_live_sale(100_000, 1).await;
-    let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
+    let url = app.buy_url(sale, item);
     let mut buyers = Vec::new();
     for w in 0..8 {
         let (http, url) = (app.http.clone(), url.clone());
         buyers.push(tokio::spawn(async move {
             for i in 0..40 {
-                let token = seckill::buy::identify::mint_token(
-                    &crate::support::JWT_SECRET,
-                    &format!("d{w}-{i}"),
-                    600,
-                )
-                .unwrap();
+                let token = token(&format!("d{w}-{i}"));
                 http.post(&url).bearer_auth(token).send().await.unwrap();
             }
         }));
@@ -144,17 +130,12 @@ async fn after_a_drained_stampede_the_ledger_and_buyer_checks_run_and_catch_drif
     for b in buyers {
         b.await.unwrap();
     }
-    let reserved = crate::support::redis_ledger(app.redis(), &app.keys(), sale, item)
+    let reserved = redis_ledger(app.redis(), &app.keys(), sale, item)
         .await
         .events
         .len() as u64;
     assert!(reserved >= 300, "the stampede reserved {reserved}");
-    let db = app.db().clone();
-    eventually(Duration::from_secs(60), || {
-        let db = db.clone();
-        async move { (mysql_figures(&db, item).await.0 == reserved as i64).then_some(()) }
-    })
-    .await;
+    wait_rows_exactly(app.db(), item, reserved as i64, Duration::from_secs(60)).await;
     let report = reconcile(&app, sale, false).await;
     assert_eq!(report["ok"], true, "{report}");
     let ran = check(&report, "ledger_persisted");
@@ -164,19 +145,14 @@ async fn after_a_drained_stampede_the_ledger_and_buyer_checks_run_and_catch_drif
     );
 
     // A persisted row disappears: ledger_persisted names it.
-    let victim: Vec<u8> = sqlx::query_scalar(
-        "SELECT order_id FROM orders WHERE item_id = ? ORDER BY order_id LIMIT 1",
-    )
-    .bind(item)
-    .fetch_one(app.db())
-    .await
-    .unwrap();
-    let victim_id = Uuid::from_slice(&victim).unwrap().to_string();
-    sqlx::query("DELETE FROM orders WHERE order_id = ?")
-        .bind(&victim)
-        .execute(app.db())
+    let first = "SELECT order_id FROM orders WHERE item_id = ? ORDER BY order_id LIMIT 1";
+    let victim: Vec<u8> = sqlx::query_scalar(first)
+        .bind(item)
+        .fetch_one(app.db())
         .await
         .unwrap();
+    let victim_id = Uuid::from_slice(&victim).unwrap().to_string();
+    delete_order(app.db(), &victim_id).await;
     // Redis counts fewer units for a buyer than the ledger holds for them (within the limit,
     // so only the buyers-versus-ledger comparison can see it).
     let mut conn = app.redis().get();

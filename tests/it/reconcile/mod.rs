@@ -5,40 +5,25 @@ mod drift;
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::support::{
-    STACK, TestApp, eventually, mysql_figures, spawn_app, spawn_with, test_settings, write_config,
+    TestApp, delete_order, overwrite_stock, reserve_in_turn, run_with_config, spawn_app,
+    spawn_app_with, token, two_instances, wait_rows_exactly, write_config,
 };
 
 /// A live sale with `n` persisted orders; returns (sale, item, order ids).
 async fn drained_sale(app: &TestApp, n: usize) -> (u64, u64, Vec<String>) {
     let (sale, item) = app.create_live_sale(50, 1).await;
-    let mut ids = Vec::new();
-    for u in 0..n {
-        let (s, body) = app.buy(sale, item, &format!("r{u}"), 1, None).await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{body}");
-        ids.push(body["order_id"].as_str().unwrap().to_string());
-    }
-    let db = app.db().clone();
-    eventually(Duration::from_secs(60), || {
-        let db = db.clone();
-        async move { (mysql_figures(&db, item).await.0 == n as i64).then_some(()) }
-    })
-    .await;
+    let ids = reserve_in_turn(app, (sale, item), "r", n).await;
+    wait_rows_exactly(app.db(), item, n as i64, Duration::from_secs(60)).await;
     (sale, item, ids)
 }
 
 async fn reconcile(app: &TestApp, sale: u64, repair: bool) -> Value {
-    let (status, report) = app
-        .admin(
-            Method::POST,
-            &format!("/admin/v1/sales/{sale}/reconcile?repair={repair}"),
-            None,
-        )
-        .await;
+    let path = format!("/admin/v1/sales/{sale}/reconcile?repair={repair}");
+    let (status, report) = app.admin_post(&path).await;
     assert_eq!(status, StatusCode::OK, "{report}");
     report
 }
@@ -78,19 +63,12 @@ async fn a_clean_sale_after_draining_reports_every_check_ok() {
     assert!(item["checks"].as_array().unwrap().len() >= 9);
     assert!(report["kafka_consumer_lag"].is_i64(), "{report}");
 
-    let (status, stored) = app
-        .admin(
-            Method::GET,
-            &format!("/admin/v1/sales/{sale}/reconciliation"),
-            None,
-        )
-        .await;
+    let stored_path = format!("/admin/v1/sales/{sale}/reconciliation");
+    let (status, stored) = app.admin_get(&stored_path).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(stored["latest"]["ok"], true);
     assert_eq!(stored["history"].as_array().unwrap().len(), 1);
-    let (status, _) = app
-        .admin(Method::POST, "/admin/v1/sales/999999/reconcile", None)
-        .await;
+    let (status, _) = app.admin_post("/admin/v1/sales/999999/reconcile").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -99,12 +77,7 @@ async fn repair_re_drives_a_lost_order_and_the_next_report_is_clean() {
     let app = spawn_app().await;
     let (sale, item, ids) = drained_sale(&app, 3).await;
     // As if its Kafka message had been lost: no row, and MySQL stock never decremented.
-    let lost = Uuid::parse_str(&ids[0]).unwrap();
-    sqlx::query("DELETE FROM orders WHERE order_id = ?")
-        .bind(lost)
-        .execute(app.db())
-        .await
-        .unwrap();
+    delete_order(app.db(), &ids[0]).await;
     sqlx::query("UPDATE sale_items SET stock = stock + 1 WHERE id = ?")
         .bind(item)
         .execute(app.db())
@@ -120,20 +93,11 @@ async fn repair_re_drives_a_lost_order_and_the_next_report_is_clean() {
     let repaired = reconcile(&app, sale, true).await;
     assert_eq!(repaired["repaired"], 1, "{repaired}");
     assert_eq!(repaired["repaired_ids"], serde_json::json!([ids[0]]));
-    let db = app.db().clone();
-    eventually(Duration::from_secs(60), || {
-        let db = db.clone();
-        async move { (mysql_figures(&db, item).await.0 == 3).then_some(()) }
-    })
-    .await;
+    wait_rows_exactly(app.db(), item, 3, Duration::from_secs(60)).await;
     let after = reconcile(&app, sale, false).await;
     assert_eq!(after["ok"], true, "{after}");
     let (_, stored) = app
-        .admin(
-            Method::GET,
-            &format!("/admin/v1/sales/{sale}/reconciliation"),
-            None,
-        )
+        .admin_get(&format!("/admin/v1/sales/{sale}/reconciliation"))
         .await;
     let history = stored["history"].as_array().unwrap();
     assert_eq!(history.len(), 3);
@@ -146,18 +110,7 @@ async fn the_cli_prints_a_table_and_exits_non_zero_on_a_discrepancy() {
     let app = spawn_app().await;
     let (sale, item, _) = drained_sale(&app, 2).await;
     let config = write_config(app.settings());
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_seckill"))
-            .args(args)
-            .arg("--config")
-            .arg(&config)
-            .env_remove("SECKILL_REDIS_URL")
-            .env_remove("SECKILL_MYSQL_URL")
-            .env_remove("SECKILL_KAFKA_BROKERS")
-            .env("RUST_LOG", "error")
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| run_with_config(args, &config);
     let sale_arg = sale.to_string();
     let out = run(&["reconcile", "--sale", &sale_arg]);
     let table = String::from_utf8_lossy(&out.stdout);
@@ -165,14 +118,7 @@ async fn the_cli_prints_a_table_and_exits_non_zero_on_a_discrepancy() {
     assert!(table.contains("ALL CHECKS OK"), "{table}");
     assert!(table.contains("ledger_persisted"));
 
-    let keys = app.keys().item(sale, item);
-    let _: () = redis::cmd("SET")
-        .arg(&keys.stock)
-        .arg(1)
-        .arg("KEEPTTL")
-        .query_async(&mut app.redis().get())
-        .await
-        .unwrap();
+    overwrite_stock(&app, sale, item, 1).await;
     let out = run(&["reconcile", "--sale", &sale_arg, "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -183,19 +129,16 @@ async fn the_cli_prints_a_table_and_exits_non_zero_on_a_discrepancy() {
 
 #[tokio::test]
 async fn two_instances_run_the_periodic_job_one_at_a_time() {
-    let mut settings = test_settings(&STACK.kafka_brokers).await;
-    settings.reconcile.interval_secs = 1;
-    let a = spawn_with(settings.clone()).await;
-    let b = spawn_with(settings).await;
+    let (a, b) = two_instances(|s| s.reconcile.interval_secs = 1).await;
     let (sale, _) = a.create_live_sale(10, 1).await;
     let started = std::time::Instant::now();
     tokio::time::sleep(Duration::from_millis(4_500)).await;
-    let runs: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM reconciliation_reports WHERE sale_id = ?")
-            .bind(sale)
-            .fetch_one(a.db())
-            .await
-            .unwrap();
+    let sql = "SELECT COUNT(*) FROM reconciliation_reports WHERE sale_id = ?";
+    let runs: i64 = sqlx::query_scalar(sql)
+        .bind(sale)
+        .fetch_one(a.db())
+        .await
+        .unwrap();
     let secs = started.elapsed().as_secs() as i64;
     assert!(runs >= 1, "the leader ran");
     assert!(
@@ -207,11 +150,9 @@ async fn two_instances_run_the_periodic_job_one_at_a_time() {
 
 #[tokio::test]
 async fn reconciling_during_a_stampede_reports_no_false_discrepancy() {
-    let mut settings = test_settings(&STACK.kafka_brokers).await;
-    settings.reconcile.ledger_grace_secs = 60;
-    let app = spawn_with(settings).await;
+    let app = spawn_app_with(|s| s.reconcile.ledger_grace_secs = 60).await;
     let (sale, item) = app.create_live_sale(100_000, 1).await;
-    let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
+    let url = app.buy_url(sale, item);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut buyers = Vec::new();
     for w in 0..8 {
@@ -219,12 +160,7 @@ async fn reconciling_during_a_stampede_reports_no_false_discrepancy() {
         buyers.push(tokio::spawn(async move {
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let token = seckill::buy::identify::mint_token(
-                    &crate::support::JWT_SECRET,
-                    &format!("r{w}-{i}"),
-                    600,
-                )
-                .unwrap();
+                let token = token(&format!("r{w}-{i}"));
                 http.post(&url).bearer_auth(token).send().await.unwrap();
                 i += 1;
             }

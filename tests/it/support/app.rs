@@ -2,19 +2,17 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use reqwest::StatusCode;
 use seckill::{
     api::state::Services,
     app::{Application, ConsumerParts},
     config::Settings,
     stores::redis::{RedisPool, keys::Keys},
 };
-use serde_json::Value;
 use sqlx::MySqlPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{ADMIN_TOKEN, STACK, test_settings};
+use super::{STACK, test_settings};
 
 /// A running app.
 pub struct TestApp {
@@ -48,25 +46,6 @@ impl TestApp {
     /// A URL on the admin listener.
     pub fn admin_url(&self, path: &str) -> String {
         format!("{}{path}", self.admin_base)
-    }
-
-    pub async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, self.admin_url(path))
-            .bearer_auth(&*ADMIN_TOKEN);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request sent");
-        let status = resp.status();
-        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
-        (status, body)
     }
 
     /// Stops the app gracefully and waits for it.
@@ -115,6 +94,22 @@ pub async fn spawn_roles(settings: Settings, with_consumer: bool) -> TestApp {
         server: Some(server),
         consumer,
     }
+}
+
+/// Starts an app on the stack's real broker, with `change` made to its settings first.
+pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    change(&mut settings);
+    spawn_with(settings).await
+}
+
+/// Two apps on the same settings (one database, key prefix, topic and group), as two instances
+/// of one deployment, with `change` made to their settings first.
+pub async fn two_instances(change: impl FnOnce(&mut Settings)) -> (TestApp, TestApp) {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    change(&mut settings);
+    let a = spawn_with(settings.clone()).await;
+    (a, spawn_with(settings).await)
 }
 
 /// Starts an app on the stack's real broker.

@@ -1,13 +1,29 @@
-//! Buyers: a buy as a user, and a row of users who each reserve one unit.
+//! Buyers: a buyer's token, a buy as a user, rows of users who each reserve one unit (at once, or
+//! one after another), and an app behind a gateway that names the buyer in a header.
 
-use reqwest::StatusCode;
-use seckill::buy::identify::mint_token;
+use reqwest::{RequestBuilder, StatusCode};
+use seckill::{buy::identify::mint_token, config::UserIdentity};
 use serde_json::{Value, json};
 
-use super::{JWT_SECRET, TestApp};
+use super::{JWT_SECRET, TestApp, answer, send, spawn_app_with};
+
+/// A token for `user`, signed with the test apps' secret, valid ten minutes.
+pub fn token(user: &str) -> String {
+    mint_token(&JWT_SECRET, user, 600).unwrap()
+}
 
 impl TestApp {
-    /// A buy as `user`; returns status, headers and body.
+    /// The buy URL of an item.
+    pub fn buy_url(&self, sale: u64, item: u64) -> String {
+        self.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"))
+    }
+
+    /// A buy of `item` with nothing else set: no token, no body.
+    pub fn buy_request(&self, sale: u64, item: u64) -> RequestBuilder {
+        self.http.post(self.buy_url(sale, item))
+    }
+
+    /// A buy as `user`; returns status and body.
     pub async fn buy(
         &self,
         sale: u64,
@@ -16,18 +32,14 @@ impl TestApp {
         quantity: u32,
         idempotency_key: Option<&str>,
     ) -> (StatusCode, Value) {
-        let token = mint_token(&JWT_SECRET, user, 600).unwrap();
         let mut req = self
-            .http
-            .post(self.url(&format!("/api/v1/sales/{sale}/items/{item}/orders")))
-            .bearer_auth(token)
+            .buy_request(sale, item)
+            .bearer_auth(token(user))
             .json(&json!({ "quantity": quantity }));
         if let Some(k) = idempotency_key {
             req = req.header("Idempotency-Key", k);
         }
-        let resp = req.send().await.expect("request sent");
-        let status = resp.status();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        answer(send(req).await).await
     }
 }
 
@@ -45,4 +57,38 @@ pub async fn reserve_each(
         body["order_id"].as_str().unwrap().to_string()
     });
     futures::future::join_all(buys).await
+}
+
+/// Like [`reserve_each`], one buy after another.
+pub async fn reserve_in_turn(
+    app: &TestApp,
+    (sale, item): (u64, u64),
+    prefix: &str,
+    n: usize,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for u in 0..n {
+        let (s, body) = app.buy(sale, item, &format!("{prefix}{u}"), 1, None).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+        ids.push(body["order_id"].as_str().unwrap().to_string());
+    }
+    ids
+}
+
+/// An app whose buckets give each buyer `per_sec` requests a second, `burst` at once.
+pub async fn app_with_user_bucket(per_sec: u64, burst: u64) -> TestApp {
+    spawn_app_with(|s| {
+        s.limits.per_user_per_sec = per_sec;
+        s.limits.per_user_burst = burst;
+    })
+    .await
+}
+
+/// An app that takes the buyer from `X-User-Id`, believed from `trusted_proxies` only.
+pub async fn gateway_app(trusted_proxies: &str) -> TestApp {
+    spawn_app_with(|s| {
+        s.user_identity = UserIdentity::TrustedHeader;
+        s.trusted_proxies = trusted_proxies.into();
+    })
+    .await
 }

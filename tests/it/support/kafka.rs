@@ -1,5 +1,5 @@
-//! Kafka: events produced straight to an app's topic (as the outbox would), and the order ids a
-//! topic holds.
+//! Kafka: events produced straight to an app's topic (as the outbox would), the order ids a
+//! topic holds, and a reader in a group of its own.
 
 use std::{collections::HashSet, time::Duration};
 
@@ -8,23 +8,27 @@ use rdkafka::{
     ClientConfig, Message,
     consumer::{Consumer, StreamConsumer},
 };
-use seckill::{config::Settings, domain::order_reserved::OrderReserved};
+use seckill::{
+    config::Settings,
+    domain::order_reserved::OrderReserved,
+    stores::kafka::{KafkaEndpoint, producer::OrderProducer},
+};
 
 use super::unique;
+
+/// A producer to the app's orders topic, as the outbox's.
+pub fn order_producer(settings: &Settings) -> OrderProducer {
+    let endpoint = KafkaEndpoint::from_bootstrap(&settings.kafka.brokers);
+    let (timeout, linger) = (Duration::from_secs(30), Duration::from_millis(5));
+    OrderProducer::new(&endpoint, &settings.kafka.topic, timeout, linger).unwrap()
+}
 
 /// Produces events straight to the app's orders topic (as the outbox would).
 pub async fn produce_events(
     settings: &Settings,
     events: &[seckill::domain::order_reserved::OrderReserved],
 ) {
-    let endpoint = seckill::stores::kafka::KafkaEndpoint::from_bootstrap(&settings.kafka.brokers);
-    let producer = seckill::stores::kafka::producer::OrderProducer::new(
-        &endpoint,
-        &settings.kafka.topic,
-        Duration::from_secs(30),
-        Duration::from_millis(5),
-    )
-    .unwrap();
+    let producer = order_producer(settings);
     let sends = events
         .iter()
         .map(|e| {
@@ -63,9 +67,7 @@ pub async fn order_ids_in_topic(
     topic: &str,
     expected: &HashSet<String>,
 ) -> HashSet<String> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("reader-{}", unique()))
+    let consumer: StreamConsumer = reader_config(brokers, "reader")
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .create()
@@ -88,4 +90,18 @@ pub async fn order_ids_in_topic(
         }
     }
     seen
+}
+
+/// A client of `brokers` in the consumer group `group`.
+pub fn member_config(brokers: &str, group: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group);
+    config
+}
+
+/// A client of `brokers` in a group of its own, named `prefix-…`.
+pub fn reader_config(brokers: &str, prefix: &str) -> ClientConfig {
+    member_config(brokers, &format!("{prefix}-{}", unique()))
 }

@@ -1,8 +1,9 @@
 //! What the integration tests share, by job: the stack's servers and an isolated app's settings
-//! ([`stack`]), an app in-process ([`app`]), sales ([`sales`]), buyers and orders ([`buyers`],
-//! [`orders`]), `seckill` child processes ([`processes`], [`remote`]), private servers for fault
-//! injection ([`private`]), a fault-proof client ([`shoppers`]), waiting ([`wait`]), and reading
-//! the stores back ([`sql`], [`ledger`], [`kafka`]). Everything is re-exported here, so a test
+//! ([`stack`]), an app in-process ([`app`]) and the requests sent to it ([`http`]), sales
+//! ([`sales`]), buyers and orders ([`buyers`], [`orders`]), `seckill` child processes
+//! ([`processes`], [`remote`]), private servers for fault injection ([`private`]), a
+//! fault-proof client ([`shoppers`]), waiting ([`wait`]), and reading the stores and metrics back
+//! ([`sql`], [`ledger`], [`kafka`], [`metrics`]). Everything is re-exported here, so a test
 //! imports `crate::support::{spawn_app, eventually, ...}`.
 //!
 //! Each test gets its own app on port 0, its own MySQL database, its own Redis key prefix and
@@ -13,8 +14,10 @@
 
 pub mod app;
 pub mod buyers;
+pub mod http;
 pub mod kafka;
 pub mod ledger;
+pub mod metrics;
 pub mod orders;
 pub mod private;
 pub mod processes;
@@ -27,8 +30,10 @@ pub mod wait;
 
 pub use app::*;
 pub use buyers::*;
+pub use http::*;
 pub use kafka::*;
 pub use ledger::*;
+pub use metrics::*;
 pub use orders::*;
 pub use private::*;
 pub use processes::*;

@@ -5,10 +5,13 @@ use std::{collections::HashMap, time::Duration};
 
 use redis::AsyncCommands;
 use reqwest::{Method, StatusCode};
-use seckill::{buy::identify::mint_token, orders::signature};
+use seckill::{orders::signature, reconcile::SaleReport};
 use serde_json::{Value, json};
 
-use super::{JWT_SECRET, STACK, TestApp, spawn_with, test_settings};
+use super::{
+    STACK, TestApp, answer, eventually, mysql_stock, reserve_each, send, spawn_with, test_settings,
+    token, wait_rows,
+};
 
 /// An app whose expiry job runs only when a test asks (`expire_once`), unless `job` is set.
 pub async fn lifecycle_app(job: Option<Duration>) -> TestApp {
@@ -30,17 +33,13 @@ pub async fn pay(app: &TestApp, order: &str, amount: i64, reference: &str) -> (S
         chrono::Utc::now().timestamp() - earlier,
         body.as_bytes(),
     );
-    let r = app
+    let req = app
         .http
         .post(app.url("/payments/v1/notify"))
         .header("x-signature", sig)
         .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+        .body(body);
+    answer(send(req).await).await
 }
 
 /// A buyer's request to `path` (`GET` when `method` is GET).
@@ -50,18 +49,14 @@ pub async fn as_buyer(
     user: &str,
     path: &str,
 ) -> (StatusCode, Value) {
-    let token = mint_token(&JWT_SECRET, user, 600).unwrap();
-    let r = app
+    let req = app
         .http
         .request(method, app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+        .bearer_auth(token(user));
+    answer(send(req).await).await
 }
 
+/// `user` cancels `order`.
 pub async fn cancel(app: &TestApp, user: &str, order: &str) -> (StatusCode, Value) {
     as_buyer(
         app,
@@ -72,6 +67,7 @@ pub async fn cancel(app: &TestApp, user: &str, order: &str) -> (StatusCode, Valu
     .await
 }
 
+/// How many orders of the item are in each status.
 pub async fn states(app: &TestApp, item: u64) -> HashMap<String, i64> {
     sqlx::query_as::<_, (String, i64)>(
         "SELECT status, COUNT(*) FROM orders WHERE item_id = ? GROUP BY status",
@@ -86,12 +82,7 @@ pub async fn states(app: &TestApp, item: u64) -> HashMap<String, i64> {
 
 /// MySQL's remaining units and Redis's.
 pub async fn stocks(app: &TestApp, sale: u64, item: u64) -> (i64, i64) {
-    let mysql: i64 =
-        sqlx::query_scalar("SELECT CAST(stock AS SIGNED) FROM sale_items WHERE id = ?")
-            .bind(item)
-            .fetch_one(app.db())
-            .await
-            .unwrap();
+    let mysql = mysql_stock(app.db(), item).await;
     let redis: i64 = app
         .redis()
         .get()
@@ -101,6 +92,41 @@ pub async fn stocks(app: &TestApp, sale: u64, item: u64) -> (i64, i64) {
     (mysql, redis)
 }
 
+/// Waits (`timeout` at most) until [`stocks`] are `expected`.
+pub async fn wait_stocks(
+    app: &TestApp,
+    sale: u64,
+    item: u64,
+    expected: (i64, i64),
+    timeout: Duration,
+) {
+    eventually(timeout, || async move {
+        (stocks(app, sale, item).await == expected).then_some(())
+    })
+    .await;
+}
+
+impl TestApp {
+    /// [`reserve_each`], then waits until MySQL holds every order; returns their ids.
+    pub async fn persisted_reservations(
+        &self,
+        (sale, item): (u64, u64),
+        prefix: &str,
+        n: usize,
+    ) -> Vec<String> {
+        let ids = reserve_each(self, sale, item, prefix, n).await;
+        wait_rows(self, item, n as i64).await;
+        ids
+    }
+}
+
+/// The names of the checks the first item of `report` fails.
+pub fn failing_checks(report: &SaleReport) -> Vec<&str> {
+    let checks = report.items[0].checks.iter();
+    checks.filter(|c| !c.ok).map(|c| c.name.as_str()).collect()
+}
+
+/// The reconciliation report of the sale is clean.
 pub async fn assert_clean(app: &TestApp, sale: u64) {
     let report = app.services.reconciler.run_once(sale, false).await.unwrap();
     assert!(report.ok, "{}", report.to_table());

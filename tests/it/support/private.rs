@@ -1,7 +1,7 @@
 //! Private servers of the stack script (own folder and ports), for fault injection that must not
 //! disturb the shared servers other tests use.
 
-use super::{free_port, free_port_block, unique};
+use super::{free_port, free_port_block, send_signal, unique};
 
 /// A private server of the stack script (own folder and port), for fault injection that must
 /// not disturb the shared servers other tests use.
@@ -115,11 +115,7 @@ impl PrivateServer {
     pub fn signal_redis_on(&self, port: u16, signal: &str) -> String {
         let pid = std::fs::read_to_string(self.redis_pidfile(port)).unwrap();
         let pid = pid.trim().to_string();
-        let status = std::process::Command::new("kill")
-            .args([format!("-{signal}"), pid.clone()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} {pid}");
+        send_signal(pid.parse().unwrap(), signal);
         pid
     }
 

@@ -29,24 +29,34 @@ pub fn spawn_process(command: &str, config: &std::path::Path) -> std::process::C
         .expect("seckill binary starts")
 }
 
+/// `seckill <command>` logging at `rust_log`, its log appended to `log` (kept for a
+/// post-mortem), its output discarded.
+fn logged_command(
+    command: &str,
+    config: &std::path::Path,
+    log: &std::path::Path,
+    rust_log: &str,
+) -> std::process::Command {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut cmd = process_command(command, config);
+    cmd.env("RUST_LOG", rust_log)
+        .stdout(std::process::Stdio::null())
+        .stderr(file);
+    cmd
+}
+
 /// Like [`spawn_process`], with the child's log appended to `log` (kept for a post-mortem).
 pub fn spawn_process_logged(
     command: &str,
     config: &std::path::Path,
     log: &std::path::Path,
 ) -> std::process::Child {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    process_command(command, config)
-        .env(
-            "RUST_LOG",
-            std::env::var("TEST_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .stdout(std::process::Stdio::null())
-        .stderr(file)
+    let level = std::env::var("TEST_LOG").unwrap_or_else(|_| "info".into());
+    logged_command(command, config, log, &level)
         .spawn()
         .expect("seckill binary starts")
 }
@@ -59,18 +69,49 @@ pub fn spawn_process_paused_at(
     log: &std::path::Path,
     point: &str,
 ) -> std::process::Child {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    process_command(command, config)
-        .env("RUST_LOG", "info")
+    logged_command(command, config, log, "info")
         .env(seckill::observe::failpoint::VARIABLE, point)
-        .stdout(std::process::Stdio::null())
-        .stderr(file)
         .spawn()
         .expect("seckill binary starts")
+}
+
+/// Runs `seckill <args> --config <config>` to its end, as an operator would, logging errors
+/// only.
+pub fn run_with_config(args: &[&str], config: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_seckill"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("SECKILL_REDIS_URL")
+        .env_remove("SECKILL_MYSQL_URL")
+        .env_remove("SECKILL_KAFKA_BROKERS")
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+/// Sends `signal` (`TERM`, `INT`, `STOP`...) to the process `pid`, which must be there.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// SIGKILLs `child` and reaps it.
+pub fn kill_child(child: &mut std::process::Child) {
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+}
+
+/// What a finished process wrote: its stdout, then its stderr.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Waits until the process logging to `log` has stopped at the failpoint `point`.
@@ -146,11 +187,7 @@ impl Frozen {
     }
 
     fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("kill")
-            .args([format!("-{signal}"), self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} {}", self.child.id());
+        send_signal(self.child.id(), signal);
     }
 
     /// Stops the process where it stands (SIGSTOP).

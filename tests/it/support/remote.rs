@@ -1,13 +1,16 @@
 //! A `seckill` child process reached over HTTP, and buyers that stampede it until it goes away.
 
-use std::{sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use reqwest::StatusCode;
 use seckill::{buy::identify::mint_token, config::Settings};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use super::{ADMIN_TOKEN, JWT_SECRET, eventually, live_sale_body, sale_and_item};
+use super::{
+    ADMIN_TOKEN, JWT_SECRET, STACK, eventually, fixed_ports, live_sale_body, metrics_at,
+    sale_and_item, send, spawn_process, test_settings, token, write_config,
+};
 
 /// A `seckill` child process, reached over HTTP.
 pub struct Remote {
@@ -25,6 +28,21 @@ impl Remote {
             base: format!("http://{}", settings.http.addr),
             admin_base: format!("http://{}", settings.admin_addr),
         }
+    }
+
+    /// A buy of one unit as `user`; returns the answer's body.
+    pub async fn buy_as(&self, user: &str, sale: u64, item: u64) -> Value {
+        let req = self
+            .http
+            .post(self.buy_url(sale, item))
+            .bearer_auth(token(user));
+        send(req).await.json().await.unwrap()
+    }
+
+    /// Its `/metrics` (on the HTTP address for a stand-alone consumer), as text; `None` while
+    /// it does not answer.
+    pub async fn metrics(&self) -> Option<String> {
+        metrics_at(&self.http, &self.base).await
     }
 
     /// Waits until `/readyz` answers 200.
@@ -84,10 +102,38 @@ impl Remote {
         Stampede { confirmed, tasks }
     }
 
+    /// A live sale of 100,000 units with `workers` buyers stampeding it, once `confirmed`
+    /// reservations were confirmed: (sale, item, buyers).
+    pub async fn busy_sale(&self, workers: usize, confirmed: usize) -> (u64, u64, Stampede) {
+        let (sale, item) = self.create_live_sale(100_000, 1).await;
+        let stampede = self.stampede(sale, item, workers);
+        stampede.confirmed_at_least(confirmed).await;
+        (sale, item, stampede)
+    }
+
     /// The buy URL of an item.
     pub fn buy_url(&self, sale: u64, item: u64) -> String {
         format!("{}/api/v1/sales/{sale}/items/{item}/orders", self.base)
     }
+}
+
+/// Settings for an isolated app on the stack, with fixed ports, written to a config file for a
+/// child process; and the [`Remote`] that reaches it.
+pub async fn child_on_stack() -> (Settings, PathBuf, Remote) {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    fixed_ports(&mut settings);
+    let config = write_config(&settings);
+    let remote = Remote::at(&settings);
+    (settings, config, remote)
+}
+
+/// `seckill <command>` started as a child process on the stack (see [`child_on_stack`]), once
+/// it is ready: its settings, config file, [`Remote`] and process.
+pub async fn ready_child(command: &str) -> (Settings, PathBuf, Remote, std::process::Child) {
+    let (settings, config, remote) = child_on_stack().await;
+    let child = spawn_process(command, &config);
+    remote.wait_ready().await;
+    (settings, config, remote, child)
 }
 
 /// Buyers running against a [`Remote`].

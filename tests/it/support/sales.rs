@@ -34,10 +34,7 @@ pub fn live_sale_body(stock: i64, per_user_limit: i64) -> Value {
 pub(crate) fn sale_and_item(status: StatusCode, body: &Value) -> (u64, u64) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["status"], "warmed", "{body}");
-    (
-        body["id"].as_u64().unwrap(),
-        body["items"][0]["id"].as_u64().unwrap(),
-    )
+    first_item(body)
 }
 
 /// A one-item sale that started a second ago, with a payment window of `window_secs`.
@@ -58,5 +55,40 @@ pub async fn sale_with_window(
     (
         body["id"].as_u64().unwrap(),
         body["items"][0]["id"].as_u64().unwrap(),
+    )
+}
+
+/// The body of a sale named `name` from `starts_at` to `ends_at`, with `items`.
+pub fn sale_json(
+    name: &str,
+    starts_at: chrono::DateTime<chrono::Utc>,
+    ends_at: chrono::DateTime<chrono::Utc>,
+    items: Value,
+) -> Value {
+    json!({
+        "name": name,
+        "starts_at": starts_at.to_rfc3339(),
+        "ends_at": ends_at.to_rfc3339(),
+        "items": items,
+    })
+}
+
+/// The ids of a created sale's items, in order.
+pub fn item_ids(sale: &Value) -> Vec<u64> {
+    let items = sale["items"].as_array().unwrap();
+    items.iter().map(|i| i["id"].as_u64().unwrap()).collect()
+}
+
+/// One item of a sale's body.
+pub fn item_json(sku: &str, title: &str, price_cents: i64, stock: i64, limit: i64) -> Value {
+    json!({"sku": sku, "title": title, "price_cents": price_cents, "stock": stock,
+           "per_user_limit": limit})
+}
+
+/// The ids of a created sale and of its first item.
+pub fn first_item(sale: &Value) -> (u64, u64) {
+    (
+        sale["id"].as_u64().unwrap(),
+        sale["items"][0]["id"].as_u64().unwrap(),
     )
 }

@@ -60,24 +60,30 @@ pub fn unique() -> String {
     Uuid::new_v4().simple().to_string()[..12].to_string()
 }
 
-/// The stack's MySQL URL with another database name.
-pub fn mysql_url_for(db: &str) -> String {
-    let base = &STACK.mysql_url;
-    let cut = base.rfind('/').expect("a database path");
-    format!("{}/{db}", &base[..cut])
+/// The MySQL URL `server_url` with another database name.
+pub fn url_with_database(server_url: &str, db: &str) -> String {
+    let cut = server_url.rfind('/').expect("a database path");
+    format!("{}/{db}", &server_url[..cut])
 }
 
-/// Creates an empty database and returns its URL.
-pub async fn fresh_database() -> String {
+/// The stack's MySQL URL with another database name.
+pub fn mysql_url_for(db: &str) -> String {
+    url_with_database(&STACK.mysql_url, db)
+}
+
+/// Creates an empty database on the MariaDB at `server_url` and returns its URL.
+pub async fn database_on(server_url: &str) -> String {
     let name = format!("seckill_t_{}", unique());
-    let mut conn = MySqlConnection::connect(&STACK.mysql_url)
-        .await
-        .expect("MariaDB of the local stack answers (run deploy/local/stack.sh up)");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    mysql_url_for(&name)
+    let answers = "MariaDB answers (the stack's: run deploy/local/stack.sh up)";
+    let mut conn = MySqlConnection::connect(server_url).await.expect(answers);
+    let create = sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"));
+    sqlx::query(create).execute(&mut conn).await.unwrap();
+    url_with_database(server_url, &name)
+}
+
+/// Creates an empty database on the stack's MariaDB and returns its URL.
+pub async fn fresh_database() -> String {
+    database_on(&STACK.mysql_url).await
 }
 
 /// Settings for an isolated test app; `kafka` is a bootstrap list or `embedded`.

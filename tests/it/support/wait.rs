@@ -2,7 +2,9 @@
 
 use std::{future::Future, time::Duration};
 
-use super::TestApp;
+use sqlx::MySqlPool;
+
+use super::{TestApp, order_rows};
 
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> T
@@ -23,19 +25,32 @@ where
     }
 }
 
+/// Waits (`timeout` at most) until MySQL holds exactly `n` orders of `item`.
+pub async fn wait_rows_exactly(db: &MySqlPool, item: u64, n: i64, timeout: Duration) {
+    eventually(timeout, || async move {
+        (order_rows(db, item).await.unwrap() == n).then_some(())
+    })
+    .await;
+}
+
+/// Waits (`timeout` at most) until MySQL holds at least `n` orders of `item`.
+pub async fn wait_rows_at_least(db: &MySqlPool, item: u64, n: i64, timeout: Duration) {
+    eventually(timeout, || async move {
+        (order_rows(db, item).await.unwrap() >= n).then_some(())
+    })
+    .await;
+}
+
 /// Waits (60 s at most) until MySQL holds at least `n` orders of `item`.
 pub async fn wait_rows(app: &TestApp, item: u64, n: i64) {
-    let db = app.db().clone();
-    eventually(Duration::from_secs(60), || {
-        let db = db.clone();
-        async move {
-            let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE item_id = ?")
-                .bind(item)
-                .fetch_one(&db)
-                .await
-                .unwrap();
-            (rows >= n).then_some(())
-        }
+    wait_rows_at_least(app.db(), item, n, Duration::from_secs(60)).await;
+}
+
+/// Waits (`timeout` at most) until MySQL holds `n` orders in all; errors (MariaDB on its way
+/// back) count as not yet.
+pub async fn wait_all_orders(db: &MySqlPool, n: i64, timeout: Duration) {
+    eventually(timeout, || async move {
+        (super::all_orders(db).await.ok()? == n).then_some(())
     })
     .await;
 }

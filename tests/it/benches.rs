@@ -10,9 +10,7 @@ mod expiry;
 #[path = "../../benches/scenario/persist.rs"]
 mod persist;
 
-use seckill::{config::RedisSettings, stores::redis::RedisPool};
-
-use crate::helpers::STACK;
+use crate::support::stack_redis;
 
 #[tokio::test]
 async fn the_persist_benchmark_runs() {
@@ -33,13 +31,7 @@ async fn the_persist_benchmark_runs() {
 #[tokio::test]
 async fn the_expiry_benchmark_runs() {
     let (pool, admin_url, name) = common::fresh_pool().await;
-    let redis = RedisPool::connect(&RedisSettings {
-        url: STACK.redis_url.clone(),
-        pool_size: 2,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let redis = stack_redis(2).await;
     // Several batches, so the pass goes round its loop.
     let rate = expiry::measure(&pool, &redis, 2_000, 300).await;
     eprintln!("expiry, 2000 orders in batches of 300: {rate:.0} orders/s");

@@ -14,6 +14,15 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 
+/// How Debian's `chromium` runs here: headless, without a sandbox, GPU or first-run page.
+pub const HEADLESS: [&str; 5] = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+];
+
 pub struct Browser {
     child: std::process::Child,
     profile: PathBuf,
@@ -25,18 +34,11 @@ impl Browser {
     /// Starts Debian's `chromium` headless with a fresh profile and attaches to its page.
     pub async fn start() -> Self {
         let profile =
-            std::env::temp_dir().join(format!("seckill-chromium-{}", crate::helpers::unique()));
+            std::env::temp_dir().join(format!("seckill-chromium-{}", crate::support::unique()));
         std::fs::create_dir_all(&profile).unwrap();
         let mut child = std::process::Command::new("chromium")
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--remote-debugging-port=0",
-                "--window-size=1280,1600",
-            ])
+            .args(HEADLESS)
+            .args(["--remote-debugging-port=0", "--window-size=1280,1600"])
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
             .stdout(std::process::Stdio::null())

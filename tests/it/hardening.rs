@@ -6,46 +6,43 @@ use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use seckill::buy::identify::mint_token;
 use serde_json::{Value, json};
-use sqlx::{Connection, MySqlConnection};
 
-use crate::helpers::{
-    JWT_SECRET, PrivateServer, STACK, TestApp, settings_on, spawn_app, spawn_with, test_settings,
+use crate::support::{
+    JWT_SECRET, PrivateServer, STACK, TestApp, com_select, gateway_app, send, settings_on,
+    spawn_app, spawn_with, test_settings,
 };
 
 #[tokio::test]
 async fn the_admin_api_and_metrics_are_only_on_the_admin_listener() {
     let app = spawn_app().await;
     for path in ["/admin/v1/sales", "/metrics"] {
-        let public = app
-            .http
-            .get(app.url(path))
-            .bearer_auth(&*crate::helpers::ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let public = send(
+            app.http
+                .get(app.url(path))
+                .bearer_auth(&*crate::support::ADMIN_TOKEN),
+        )
+        .await;
         assert_eq!(
             public.status(),
             StatusCode::NOT_FOUND,
             "{path} on the buyers' port"
         );
-        let admin = app
-            .http
-            .get(app.admin_url(path))
-            .bearer_auth(&*crate::helpers::ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let admin = send(
+            app.http
+                .get(app.admin_url(path))
+                .bearer_auth(&*crate::support::ADMIN_TOKEN),
+        )
+        .await;
         assert_eq!(admin.status(), StatusCode::OK, "{path} on the admin port");
     }
     // Buyers' routes are not on the admin port either.
-    let r = app.http.get(app.admin_url("/readyz")).send().await.unwrap();
+    let r = app.get_admin("/readyz").await;
     assert_eq!(r.status(), StatusCode::OK, "probes answer on both");
-    let r = app
-        .http
-        .post(app.admin_url("/api/v1/sales/1/items/1/orders"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        app.http
+            .post(app.admin_url("/api/v1/sales/1/items/1/orders")),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // The default admin address is loopback.
     assert!(
@@ -54,16 +51,6 @@ async fn the_admin_api_and_metrics_are_only_on_the_admin_listener() {
             .ip()
             .is_loopback()
     );
-}
-
-/// MariaDB's own count of SELECT statements, server-wide.
-async fn com_select(url: &str) -> u64 {
-    let mut conn = MySqlConnection::connect(url).await.unwrap();
-    let (_, n): (String, String) = sqlx::query_as("SHOW GLOBAL STATUS LIKE 'Com_select'")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    n.parse().unwrap()
 }
 
 /// 3,000 requests naming items and orders that do not exist: unauthenticated buys, buys with a
@@ -144,22 +131,36 @@ async fn a_flood_of_unknown_ids_leaves_mysql_selects_flat() {
     assert_eq!(status, StatusCode::ACCEPTED);
 }
 
+/// An app with per-IP buckets of one request a second, believing `X-Forwarded-For` from
+/// `trusted` only.
+async fn per_ip_app(trusted: &str) -> TestApp {
+    let mut settings = test_settings(&STACK.kafka_brokers).await;
+    settings.trusted_proxies = trusted.to_string();
+    settings.limits.per_ip = seckill::config::PerIpMode::On;
+    settings.limits.per_ip_per_sec = 1;
+    settings.limits.per_ip_burst = 1;
+    spawn_with(settings).await
+}
+
+/// A buy by `user` of `item`, sent through a proxy that names `client` in `X-Forwarded-For`.
+async fn buy_from(app: &TestApp, sale: u64, item: u64, client: &str, user: &str) -> StatusCode {
+    let token = mint_token(&JWT_SECRET, user, 600).unwrap();
+    send(
+        app.buy_request(sale, item)
+            .bearer_auth(token)
+            .header("X-Forwarded-For", client)
+            .json(&json!({"quantity": 1})),
+    )
+    .await
+    .status()
+}
+
 #[tokio::test]
 async fn forwarded_headers_count_only_from_trusted_proxies() {
     // X-User-Id from a peer outside the trusted networks is refused.
-    let mut settings = test_settings(&STACK.kafka_brokers).await;
-    settings.user_identity = seckill::config::UserIdentity::TrustedHeader;
-    settings.trusted_proxies = "10.0.0.0/8".into();
-    let app = spawn_with(settings).await;
+    let app = gateway_app("10.0.0.0/8").await;
     let (sale, item) = app.create_live_sale(5, 1).await;
-    let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
-    let r = app
-        .http
-        .post(&url)
-        .header("X-User-Id", "impostor")
-        .send()
-        .await
-        .unwrap();
+    let r = send(app.buy_request(sale, item).header("X-User-Id", "impostor")).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let body: Value = r.json().await.unwrap();
     assert!(
@@ -168,61 +169,28 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
     );
 
     // Per-IP limits: behind a trusted proxy each X-Forwarded-For client has its own bucket...
-    let per_ip = |trusted: &str| {
-        let trusted = trusted.to_string();
-        async move {
-            let mut settings = test_settings(&STACK.kafka_brokers).await;
-            settings.trusted_proxies = trusted;
-            settings.limits.per_ip = seckill::config::PerIpMode::On;
-            settings.limits.per_ip_per_sec = 1;
-            settings.limits.per_ip_burst = 1;
-            spawn_with(settings).await
-        }
-    };
-    let app = per_ip("127.0.0.1").await;
+    let app = per_ip_app("127.0.0.1").await;
     let (sale, item) = app.create_live_sale(50, 5).await;
-    let buy_from = |app: &TestApp, client: &str, user: &str| {
-        let token = mint_token(&JWT_SECRET, user, 600).unwrap();
-        app.http
-            .post(app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders")))
-            .bearer_auth(token)
-            .header("X-Forwarded-For", client)
-            .json(&json!({"quantity": 1}))
-            .send()
-    };
     assert_eq!(
-        buy_from(&app, "203.0.113.7", "u1").await.unwrap().status(),
+        buy_from(&app, sale, item, "203.0.113.7", "u1").await,
         StatusCode::ACCEPTED
     );
     assert_eq!(
-        buy_from(&app, "203.0.113.7", "u2").await.unwrap().status(),
+        buy_from(&app, sale, item, "203.0.113.7", "u2").await,
         StatusCode::TOO_MANY_REQUESTS,
         "the same client behind the proxy"
     );
     assert_eq!(
-        buy_from(&app, "198.51.100.9, 203.0.113.8", "u3")
-            .await
-            .unwrap()
-            .status(),
+        buy_from(&app, sale, item, "198.51.100.9, 203.0.113.8", "u3").await,
         StatusCode::ACCEPTED,
         "another client (the address the proxy saw is the last one)"
     );
     // ...while from an untrusted peer the header is ignored: every request is the peer's.
-    let app = per_ip("").await;
+    let app = per_ip_app("").await;
     let (sale2, item2) = app.create_live_sale(50, 5).await;
-    let token = mint_token(&JWT_SECRET, "u4", 600).unwrap();
     let mut statuses = Vec::new();
     for client in ["203.0.113.20", "203.0.113.21"] {
-        let r = app
-            .http
-            .post(app.url(&format!("/api/v1/sales/{sale2}/items/{item2}/orders")))
-            .bearer_auth(&token)
-            .header("X-Forwarded-For", client)
-            .json(&json!({"quantity": 1}))
-            .send()
-            .await
-            .unwrap();
-        statuses.push(r.status());
+        statuses.push(buy_from(&app, sale2, item2, client, "u4").await);
     }
     assert_eq!(
         statuses,
@@ -232,15 +200,7 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
 
 /// Deduct script calls this app made, from its own metrics.
 async fn deduct_calls(app: &TestApp) -> f64 {
-    let text = app
-        .http
-        .get(app.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     text.lines()
         .filter(|l| l.starts_with("seckill_script_duration_seconds_count") && l.contains("deduct"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

@@ -3,14 +3,14 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{STACK, spawn_app, spawn_with, test_settings};
+use crate::support::{STACK, spawn_app, spawn_with, test_settings};
 
 #[tokio::test]
 async fn healthz_answers_and_readyz_reports_every_dependency_ready() {
     let app = spawn_app().await;
-    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    let r = app.get("/healthz").await;
     assert_eq!(r.status(), StatusCode::OK);
-    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    let r = app.get("/readyz").await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], "ready");
@@ -22,7 +22,7 @@ async fn readyz_names_the_dependency_that_is_down() {
     let app = spawn_app().await;
     // Close the app's MySQL pool: MySQL is now unreachable for this instance only.
     app.db().close().await;
-    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    let r = app.get("/readyz").await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["code"], "not_ready");
@@ -37,10 +37,10 @@ async fn readyz_names_the_dependency_that_is_down() {
 #[tokio::test]
 async fn readiness_is_checked_at_most_once_a_second_however_many_probes_come() {
     // A Redis of its own, so every PING it counts is this app's.
-    let redis = crate::helpers::PrivateServer::start("redis");
-    let settings = crate::helpers::settings_on(
+    let redis = crate::support::PrivateServer::start("redis");
+    let settings = crate::support::settings_on(
         &redis.url(),
-        &crate::helpers::fresh_database().await,
+        &crate::support::fresh_database().await,
         &STACK.kafka_brokers,
     );
     let app = spawn_with(settings).await;
@@ -57,7 +57,7 @@ async fn readiness_is_checked_at_most_once_a_second_however_many_probes_come() {
     };
     let probes = || async {
         for _ in 0..200 {
-            let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+            let r = app.get("/readyz").await;
             assert_eq!(r.status(), StatusCode::OK);
         }
     };
@@ -94,7 +94,7 @@ async fn an_unreachable_server_at_start_up_is_one_clear_error() {
 #[tokio::test]
 async fn unknown_routes_answer_json() {
     let app = spawn_with(test_settings("embedded").await).await;
-    let r = app.http.get(app.url("/nope")).send().await.unwrap();
+    let r = app.get("/nope").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["code"], "not_found");

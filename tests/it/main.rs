@@ -1,8 +1,6 @@
 //! Integration tests against the real Redis, MariaDB and Kafka broker of the local stack.
 
-mod helpers;
-mod processes;
-mod shoppers;
+mod support;
 
 mod abuse;
 mod admin;
@@ -25,8 +23,6 @@ mod lua;
 mod ops;
 mod outbox;
 mod reconcile;
-mod recovery;
-mod redis_faults;
 mod sale_page;
 mod stack;
 mod tls;

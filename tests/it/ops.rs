@@ -1,71 +1,32 @@
-//! Operating it: metrics that move by the right amounts, JSON logs with request spans, and a
-//! SIGTERM during load that loses nothing.
+//! Operating it: metrics that move by the right amounts, JSON logs with request spans, a
+//! stand-alone consumer's probes. A SIGTERM during load is in `faults::sigterm`.
 
 use std::{
-    collections::HashSet,
     io::{BufRead, BufReader},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use reqwest::StatusCode;
-use seckill::buy::identify::mint_token;
 use serde_json::Value;
 
-use crate::helpers::{
-    JWT_SECRET, Remote, STACK, TestApp, eventually, mysql_figures, spawn_app, test_settings,
+use crate::support::{
+    Remote, STACK, TestApp, eventually, sample, spawn_app, test_settings, wait_rows_exactly,
     write_config,
 };
 
-/// The value of one sample line of the Prometheus text format.
-fn sample(text: &str, name: &str, labels: &str) -> f64 {
-    let prefix = if labels.is_empty() {
-        format!("{name} ")
-    } else {
-        format!("{name}{{{labels}}} ")
-    };
-    text.lines()
-        .find(|l| l.starts_with(&prefix))
-        .and_then(|l| l[prefix.len()..].trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
+/// The app's `/metrics`, which must answer 200.
 async fn scrape(app: &TestApp) -> String {
-    let r = app
-        .http
-        .get(app.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_admin("/metrics").await;
     assert_eq!(r.status(), StatusCode::OK);
     r.text().await.unwrap()
 }
 
-#[tokio::test]
-async fn metrics_move_by_the_right_amounts() {
-    let app = spawn_app().await;
-    let (sale, item) = app.create_live_sale(3, 1).await;
-    let before = scrape(&app).await;
-    for u in 0..5 {
-        app.buy(sale, item, &format!("m{u}"), 1, None).await;
-    }
-    let db = app.db().clone();
-    eventually(Duration::from_secs(60), || {
-        let db = db.clone();
-        async move { (mysql_figures(&db, item).await.0 == 3).then_some(()) }
-    })
-    .await;
-    let (status, _) = app
-        .admin(
-            reqwest::Method::POST,
-            &format!("/admin/v1/sales/{sale}/reconcile"),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let after = scrape(&app).await;
+/// What five buys on three units, their persistence and a reconciliation add to the metrics
+/// between the scrapes `before` and `after`.
+fn five_buys_on_three_units_counted(before: &str, after: &str, sale: u64) {
     let delta =
-        |name: &str, labels: &str| sample(&after, name, labels) - sample(&before, name, labels);
+        |name: &str, labels: &str| sample(after, name, labels) - sample(before, name, labels);
     let route = r#"route="/api/v1/sales/{sale_id}/items/{item_id}/orders""#;
     assert_eq!(
         delta("seckill_buy_outcomes_total", r#"code="reserved""#),
@@ -117,12 +78,29 @@ async fn metrics_move_by_the_right_amounts() {
     );
     assert_eq!(
         sample(
-            &after,
+            after,
             "seckill_reconcile_discrepancies",
             &format!(r#"sale_id="{sale}""#)
         ),
         0.0
     );
+}
+
+#[tokio::test]
+async fn metrics_move_by_the_right_amounts() {
+    let app = spawn_app().await;
+    let (sale, item) = app.create_live_sale(3, 1).await;
+    let before = scrape(&app).await;
+    for u in 0..5 {
+        app.buy(sale, item, &format!("m{u}"), 1, None).await;
+    }
+    wait_rows_exactly(app.db(), item, 3, Duration::from_secs(60)).await;
+    let (status, _) = app
+        .admin_post(&format!("/admin/v1/sales/{sale}/reconcile"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let after = scrape(&app).await;
+    five_buys_on_three_units_counted(&before, &after, sale);
     assert!(after.contains("seckill_consumer_lag "));
     assert!(!after.contains("user_id"), "no user ids in labels");
 }
@@ -130,7 +108,7 @@ async fn metrics_move_by_the_right_amounts() {
 #[tokio::test]
 async fn json_logs_carry_the_request_span_and_order_id() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
-    crate::processes::fixed_ports(&mut settings);
+    crate::support::fixed_ports(&mut settings);
     settings.log.format = seckill::config::LogFormat::Json;
     // Every public request spanned (the default samples one in 100).
     settings.log.span_every = 1;
@@ -154,16 +132,7 @@ async fn json_logs_carry_the_request_span_and_order_id() {
     let remote = Remote::at(&settings);
     remote.wait_ready().await;
     let (s, i) = remote.create_live_sale(5, 1).await;
-    let r: Value = remote
-        .http
-        .post(remote.buy_url(s, i))
-        .bearer_auth(mint_token(&JWT_SECRET, "logger", 60).unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = remote.buy_as("logger", s, i).await;
     let order_id = r["order_id"].as_str().unwrap().to_string();
     let found = eventually(Duration::from_secs(10), || {
         let lines = lines.lock().unwrap().clone();
@@ -194,103 +163,20 @@ async fn json_logs_carry_the_request_span_and_order_id() {
 }
 
 #[tokio::test]
-async fn sigterm_during_load_loses_no_confirmed_reservation() {
-    let mut settings = test_settings(&STACK.kafka_brokers).await;
-    crate::processes::fixed_ports(&mut settings);
-    let config = write_config(&settings);
-    let remote = Remote::at(&settings);
-    let _http = remote.http.clone();
-    let start = || crate::helpers::spawn_process("all", &config);
-    let mut child = start();
-    remote.wait_ready().await;
-    let (sale_id, item) = remote.create_live_sale(100_000, 1).await;
-    let stampede = remote.stampede(sale_id, item, 16);
-    stampede.confirmed_at_least(200).await;
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let status = child.wait().unwrap();
-    assert!(
-        status.success(),
-        "a graceful shutdown exits 0, got {status}"
-    );
-    let confirmed = stampede.finish().await;
-    assert!(confirmed.len() >= 200);
-
-    // What the shutdown itself flushed: nothing is left waiting for Kafka (a shutdown that
-    // dropped its deliveries would leave them in the outbox for a relay to find later).
-    let keys =
-        seckill::stores::redis::keys::Keys::new(&settings.redis.key_prefix).item(sale_id, item);
-    let mut redis_conn = redis::Client::open(settings.redis.url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let waiting: u64 = redis::cmd("ZCARD")
-        .arg(&keys.outbox)
-        .query_async(&mut redis_conn)
-        .await
-        .unwrap();
-    assert_eq!(waiting, 0, "the graceful shutdown left reservations unsent");
-
-    // And persistence completes with a consumer alone: no API, so no relay re-sends anything.
-    let mut child = crate::helpers::spawn_process("consume", &config);
-    let db = sqlx::MySqlPool::connect(settings.mysql.url.expose())
-        .await
-        .unwrap();
-    let expected = confirmed.len() as i64;
-    eventually(Duration::from_secs(90), || {
-        let db = db.clone();
-        async move { (mysql_figures(&db, item).await.0 >= expected).then_some(()) }
-    })
-    .await;
-    let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT order_id FROM orders WHERE item_id = ?")
-        .bind(item)
-        .fetch_all(&db)
-        .await
-        .unwrap();
-    let persisted: HashSet<String> = ids.iter().map(|u| u.to_string()).collect();
-    let missing: Vec<_> = confirmed.difference(&persisted).take(5).collect();
-    assert!(
-        missing.is_empty(),
-        "confirmed but not persisted: {missing:?}"
-    );
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
-
-#[tokio::test]
 async fn a_standalone_consumer_serves_health_and_metrics() {
     let mut settings = test_settings(&STACK.kafka_brokers).await;
-    let app = crate::helpers::spawn_roles(settings.clone(), false).await;
+    let app = crate::support::spawn_roles(settings.clone(), false).await;
     let (sale, item) = app.create_live_sale(10, 1).await;
-    crate::processes::fixed_ports(&mut settings);
+    crate::support::fixed_ports(&mut settings);
     let config = write_config(&settings);
-    let mut child = crate::helpers::spawn_process("consume", &config);
+    let mut child = crate::support::spawn_process("consume", &config);
     let remote = Remote::at(&settings);
     remote.wait_ready().await;
-    let (http, base) = (remote.http.clone(), remote.base.clone());
     app.buy(sale, item, "c1", 1, None).await;
-    let text = eventually(Duration::from_secs(60), || {
-        let (http, base) = (http.clone(), base.clone());
-        async move {
-            let t = http
-                .get(format!("{base}/metrics"))
-                .send()
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
-            (sample(
-                &t,
-                "seckill_consumer_orders_total",
-                r#"outcome="persisted""#,
-            ) == 1.0)
-                .then_some(t)
-        }
+    let persisted = |t: &str| sample(t, "seckill_consumer_orders_total", r#"outcome="persisted""#);
+    let text = eventually(Duration::from_secs(60), || async {
+        let t = remote.metrics().await?;
+        (persisted(&t) == 1.0).then_some(t)
     })
     .await;
     assert!(text.contains("seckill_consumer_batch_size_count"));

@@ -4,10 +4,12 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use redis::AsyncCommands;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{STACK, TestApp, eventually, spawn_app, spawn_with, test_settings};
+use crate::support::{
+    TestApp, answer, eventually, item_json, sale_json, spawn_app, spawn_app_with, two_instances,
+};
 
 fn mysql_loads(app: &TestApp) -> u64 {
     app.services
@@ -18,33 +20,32 @@ fn mysql_loads(app: &TestApp) -> u64 {
         .get()
 }
 
+/// What is left of the lifetime of the page of `sale` cached in Redis, in milliseconds.
+async fn page_ttl_ms(app: &TestApp, sale: u64) -> i64 {
+    let key = app.keys().sale_detail(sale);
+    app.redis().get().pttl(key).await.unwrap()
+}
+
+/// A cold page filled once (a second query at most, if the lock's holder was slow): `queries`
+/// MySQL queries `what`.
+fn one_fill(queries: u64, what: &str) {
+    assert!((1..=2).contains(&queries), "{queries} MySQL queries {what}");
+}
+
 async fn upcoming_sale(app: &TestApp, minutes: i64) -> u64 {
     let now = Utc::now();
+    let [starts, ends] = [minutes, minutes + 60].map(|m| now + chrono::Duration::minutes(m));
+    let items = json!([item_json("p", "Phone", 500, 10, 1)]);
     let (status, sale) = app
-        .admin(
-            Method::POST,
-            "/admin/v1/sales",
-            Some(json!({
-                "name": "Launch",
-                "starts_at": (now + chrono::Duration::minutes(minutes)).to_rfc3339(),
-                "ends_at": (now + chrono::Duration::minutes(minutes + 60)).to_rfc3339(),
-                "items": [{"sku": "p", "title": "Phone", "price_cents": 500, "stock": 10, "per_user_limit": 1}],
-            })),
-        )
+        .create_sale(sale_json("Launch", starts, ends, items))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{sale}");
     sale["id"].as_u64().unwrap()
 }
 
+/// The sale page of `id`: status and body.
 async fn page(app: &TestApp, id: u64) -> (StatusCode, Value) {
-    let r = app
-        .http
-        .get(app.url(&format!("/api/v1/sales/{id}")))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+    answer(app.get(&format!("/api/v1/sales/{id}")).await).await
 }
 
 #[tokio::test]
@@ -83,11 +84,7 @@ async fn a_thousand_concurrent_cold_requests_cost_at_most_two_mysql_queries() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["id"], sale);
     }
-    let queries = mysql_loads(&app) - before;
-    assert!(
-        (1..=2).contains(&queries),
-        "{queries} MySQL queries for 1000 cold requests"
-    );
+    one_fill(mysql_loads(&app) - before, "for 1000 cold requests");
 }
 
 #[tokio::test]
@@ -136,9 +133,7 @@ async fn unknown_ids_are_answered_404_almost_without_mysql() {
 
 #[tokio::test]
 async fn a_change_through_one_instance_is_served_by_another_within_a_second() {
-    let settings = test_settings(&STACK.kafka_brokers).await;
-    let a = spawn_with(settings.clone()).await;
-    let b = spawn_with(settings).await;
+    let (a, b) = two_instances(|_| {}).await;
     let sale = upcoming_sale(&a, 30).await;
     assert_eq!(
         page(&b, sale).await.1["name"],
@@ -146,11 +141,7 @@ async fn a_change_through_one_instance_is_served_by_another_within_a_second() {
         "b has the page cached"
     );
     let (status, _) = a
-        .admin(
-            Method::PATCH,
-            &format!("/admin/v1/sales/{sale}"),
-            Some(json!({"version": 1, "name": "Launch (moved)"})),
-        )
+        .patch_sale(sale, json!({"version": 1, "name": "Launch (moved)"}))
         .await;
     assert_eq!(status, StatusCode::OK);
     let changed = Instant::now();
@@ -168,21 +159,16 @@ async fn a_change_through_one_instance_is_served_by_another_within_a_second() {
 
 #[tokio::test]
 async fn cached_lifetimes_are_jittered_and_never_outlive_the_sale() {
-    let mut settings = test_settings(&STACK.kafka_brokers).await;
-    settings.cache.redis_ttl_secs = 600;
-    settings.sale.grace_secs = 5;
-    let app = spawn_with(settings).await;
+    let app = spawn_app_with(|s| {
+        s.cache.redis_ttl_secs = 600;
+        s.sale.grace_secs = 5;
+    })
+    .await;
     let mut ttls = Vec::new();
     for _ in 0..12 {
         let sale = upcoming_sale(&app, 30).await;
         page(&app, sale).await;
-        let ttl: i64 = app
-            .redis()
-            .get()
-            .pttl(app.keys().sale_detail(sale))
-            .await
-            .unwrap();
-        ttls.push(ttl);
+        ttls.push(page_ttl_ms(&app, sale).await);
     }
     let (min, max) = (*ttls.iter().min().unwrap(), *ttls.iter().max().unwrap());
     assert!(
@@ -193,33 +179,18 @@ async fn cached_lifetimes_are_jittered_and_never_outlive_the_sale() {
 
     // A sale ending in 20 s with 5 s of grace is cached at most 25 s, despite the 600 s base.
     let now = Utc::now();
-    let (_, short) = app
-        .admin(
-            Method::POST,
-            "/admin/v1/sales",
-            Some(json!({
-                "name": "short", "starts_at": now.to_rfc3339(),
-                "ends_at": (now + chrono::Duration::seconds(20)).to_rfc3339(),
-                "items": [{"sku": "s", "title": "S", "price_cents": 1, "stock": 1, "per_user_limit": 1}],
-            })),
-        )
-        .await;
+    let items = json!([item_json("s", "S", 1, 1, 1)]);
+    let ends = now + chrono::Duration::seconds(20);
+    let (_, short) = app.create_sale(sale_json("short", now, ends, items)).await;
     let id = short["id"].as_u64().unwrap();
     page(&app, id).await;
-    let ttl: i64 = app
-        .redis()
-        .get()
-        .pttl(app.keys().sale_detail(id))
-        .await
-        .unwrap();
+    let ttl = page_ttl_ms(&app, id).await;
     assert!(ttl > 0 && ttl <= 25_000, "ttl {ttl} ms");
 }
 
 #[tokio::test]
 async fn two_cold_instances_share_one_fill_through_the_redis_mutex() {
-    let settings = test_settings(&STACK.kafka_brokers).await;
-    let a = spawn_with(settings.clone()).await;
-    let b = spawn_with(settings).await;
+    let (a, b) = two_instances(|_| {}).await;
     let sale = upcoming_sale(&a, 30).await;
     let before = mysql_loads(&a) + mysql_loads(&b);
     let mut tasks = Vec::new();
@@ -233,10 +204,9 @@ async fn two_cold_instances_share_one_fill_through_the_redis_mutex() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), StatusCode::OK);
     }
-    let queries = mysql_loads(&a) + mysql_loads(&b) - before;
-    assert!(
-        (1..=2).contains(&queries),
-        "{queries} MySQL queries across two instances"
+    one_fill(
+        mysql_loads(&a) + mysql_loads(&b) - before,
+        "across two instances",
     );
 }
 

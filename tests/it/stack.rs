@@ -8,23 +8,14 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
 };
 use redis::AsyncCommands;
-use seckill::{
-    config::RedisSettings,
-    stores::{kafka::KafkaEndpoint, redis::RedisPool},
-};
+use seckill::stores::kafka::KafkaEndpoint;
 use sqlx::{Connection, MySqlConnection};
 
-use crate::helpers::{STACK, fresh_database, unique};
+use crate::support::{STACK, fresh_database, stack_redis, unique};
 
 #[tokio::test]
 async fn redis_accepts_a_write_and_reads_it_back() {
-    let pool = RedisPool::connect(&RedisSettings {
-        url: STACK.redis_url.clone(),
-        pool_size: 1,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let pool = stack_redis(1).await;
     let key = format!("t{}:smoke", unique());
     let mut conn = pool.get();
     let _: () = conn.set_ex(&key, "hello", 60).await.unwrap();

@@ -11,7 +11,7 @@ use seckill::{
     stores::{kafka::KafkaEndpoint, redis::RedisPool},
 };
 
-use crate::helpers::{STACK, spawn_with, test_settings};
+use crate::support::{STACK, redis_settings, spawn_with, test_settings};
 
 #[tokio::test]
 async fn a_sale_sells_over_tls_to_redis_and_to_mariadb() {
@@ -34,7 +34,7 @@ async fn a_sale_sells_over_tls_to_redis_and_to_mariadb() {
         .await
         .unwrap();
     assert!(!cipher.is_empty(), "the MySQL session is not encrypted");
-    let persisted: i64 = crate::helpers::eventually(std::time::Duration::from_secs(30), || async {
+    let persisted: i64 = crate::support::eventually(std::time::Duration::from_secs(30), || async {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE user_id = 'tls-buyer'")
             .fetch_one(app.db())
             .await
@@ -74,12 +74,7 @@ fn is_certificate_error(error: &str) -> bool {
 #[tokio::test]
 async fn a_server_whose_certificate_the_ca_did_not_sign_is_refused() {
     // Without the stack's CA the system roots do not know the certificate.
-    let refused = RedisPool::connect(&RedisSettings {
-        url: STACK.redis_tls_url.clone(),
-        pool_size: 1,
-        ..RedisSettings::default()
-    })
-    .await;
+    let refused = RedisPool::connect(&redis_settings(&STACK.redis_tls_url, 1)).await;
     let error = refused
         .err()
         .expect("an unknown issuer was accepted")
@@ -89,14 +84,13 @@ async fn a_server_whose_certificate_the_ca_did_not_sign_is_refused() {
         "not a certificate error: {error}"
     );
     // With it, the same server answers.
-    let pool = RedisPool::connect(&RedisSettings {
-        url: STACK.redis_tls_url.clone(),
-        pool_size: 1,
+    let with_ca = RedisSettings {
         ca_file: STACK.tls_ca_file.clone(),
-        ..RedisSettings::default()
-    })
-    .await
-    .expect("TLS with the stack's CA");
+        ..redis_settings(&STACK.redis_tls_url, 1)
+    };
+    let pool = RedisPool::connect(&with_ca)
+        .await
+        .expect("TLS with the stack's CA");
     pool.ping().await.unwrap();
 }
 
@@ -134,7 +128,7 @@ async fn a_listening_tls_server_under_a_name_its_certificate_lacks_is_refused() 
 
 /// A CA of its own, which signed nothing the stack serves: its certificate file.
 fn unrelated_ca() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("seckill-ca-{}", crate::helpers::unique()));
+    let dir = std::env::temp_dir().join(format!("seckill-ca-{}", crate::support::unique()));
     std::fs::create_dir_all(&dir).unwrap();
     let status = std::process::Command::new("openssl")
         .args([

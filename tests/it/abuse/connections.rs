@@ -8,8 +8,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use super::metric;
-use crate::helpers::{STACK, spawn_with, test_settings};
+use crate::support::{STACK, metric, send, spawn_with, test_settings};
 
 /// Opens a connection and starts a request head that it never finishes.
 async fn half_a_head(addr: std::net::SocketAddr) -> TcpStream {
@@ -122,16 +121,11 @@ async fn past_its_cap_a_listener_answers_new_connections_503_and_counts_them() {
     .await;
     assert!(refused >= 5.0, "{refused} refused");
     // The admin listener has a cap of its own, untouched.
-    let r = app
-        .http
-        .get(app.admin_url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_admin("/healthz").await;
     assert!(r.status().is_success());
     // Once they go, new connections are served again.
     drop(held);
-    crate::helpers::eventually(Duration::from_secs(10), || async {
+    crate::support::eventually(Duration::from_secs(10), || async {
         let r = app.http.get(app.url("/healthz")).send().await.ok()?;
         r.status().is_success().then_some(())
     })
@@ -142,24 +136,12 @@ async fn past_its_cap_a_listener_answers_new_connections_503_and_counts_them() {
 async fn a_request_head_over_the_limit_gets_431() {
     let app = spawn_with(test_settings("embedded").await).await;
     let big = "a".repeat(20 * 1024);
-    let r = app
-        .http
-        .get(app.url("/healthz"))
-        .header("x-big", &big)
-        .send()
-        .await
-        .unwrap();
+    let r = send(app.http.get(app.url("/healthz")).header("x-big", &big)).await;
     assert_eq!(
         r.status(),
         reqwest::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
     );
     let small = "a".repeat(8 * 1024);
-    let r = app
-        .http
-        .get(app.url("/healthz"))
-        .header("x-big", &small)
-        .send()
-        .await
-        .unwrap();
+    let r = send(app.http.get(app.url("/healthz")).header("x-big", &small)).await;
     assert!(r.status().is_success(), "8 KiB of headers is fine");
 }

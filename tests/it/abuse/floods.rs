@@ -7,22 +7,11 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use reqwest::StatusCode;
 use seckill::{buy::identify::mint_token, domain::order_id};
-use sqlx::{Connection, MySqlConnection};
 use uuid::Uuid;
 
-use crate::helpers::{
-    JWT_SECRET, PrivateServer, STACK, TestApp, settings_on, spawn_roles, spawn_with,
+use crate::support::{
+    JWT_SECRET, PrivateServer, STACK, TestApp, com_select, settings_on, spawn_roles, spawn_with,
 };
-
-/// MariaDB's own count of SELECT statements, server-wide.
-async fn com_select(url: &str) -> u64 {
-    let mut conn = MySqlConnection::connect(url).await.unwrap();
-    let (_, n): (String, String) = sqlx::query_as("SHOW GLOBAL STATUS LIKE 'Com_select'")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    n.parse().unwrap()
-}
 
 /// Sends `count` cancels of the ids `id(n)` as `user` from 32 connections; returns the answers
 /// by status.
@@ -142,7 +131,7 @@ async fn commands_run(port: u16) -> u64 {
 #[tokio::test]
 async fn a_reservation_not_yet_in_mysql_is_looked_for_in_its_own_item_only() {
     let redis = PrivateServer::start("redis");
-    let mut settings = crate::helpers::test_settings("embedded").await;
+    let mut settings = crate::support::test_settings("embedded").await;
     settings.redis.url = redis.url();
     // No consumer: reservations stay in the ledger, on their way to MySQL.
     let app = spawn_roles(settings, false).await;
@@ -191,7 +180,7 @@ async fn a_reservation_not_yet_in_mysql_is_looked_for_in_its_own_item_only() {
 
 #[tokio::test]
 async fn an_unauthenticated_flood_does_not_drain_the_bucket_real_buyers_need() {
-    let mut settings = crate::helpers::test_settings(&STACK.kafka_brokers).await;
+    let mut settings = crate::support::test_settings(&STACK.kafka_brokers).await;
     settings.limits.global_per_sec = 100;
     settings.limits.global_burst = 20;
     let app = spawn_with(settings).await;

@@ -4,19 +4,14 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{JWT_SECRET, STACK, spawn_with, test_settings};
+use crate::support::{JWT_SECRET, gateway_app, send, spawn_with, test_settings};
 
 #[tokio::test]
 async fn behind_a_gateway_a_repeated_user_or_forwarded_header_is_refused() {
-    let mut settings = test_settings(&STACK.kafka_brokers).await;
-    settings.user_identity = seckill::config::UserIdentity::TrustedHeader;
-    settings.trusted_proxies = "127.0.0.1".into();
-    let app = spawn_with(settings).await;
+    let app = gateway_app("127.0.0.1").await;
     let (sale, item) = app.create_live_sale(10, 1).await;
     let buy = |headers: &[(&str, &str)]| {
-        let mut req = app
-            .http
-            .post(app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders")));
+        let mut req = app.buy_request(sale, item);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -43,14 +38,13 @@ async fn behind_a_gateway_a_repeated_user_or_forwarded_header_is_refused() {
         assert!(body["detail"].as_str().unwrap().contains(named), "{body}");
     }
     // The order routes read the same headers the same way.
-    let r = app
-        .http
-        .get(app.url("/api/v1/orders"))
-        .header("x-user-id", "mallory")
-        .header("x-user-id", "alice")
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        app.http
+            .get(app.url("/api/v1/orders"))
+            .header("x-user-id", "mallory")
+            .header("x-user-id", "alice"),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // Once each, the gateway's word stands.
     let r = buy(&[("x-user-id", "carol"), ("x-forwarded-for", "198.51.100.1")])
@@ -76,13 +70,12 @@ async fn a_token_issued_in_the_future_is_refused() {
         &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
     )
     .unwrap();
-    let r = app
-        .http
-        .post(app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        app.http
+            .post(app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders")))
+            .bearer_auth(token),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let body: Value = r.json().await.unwrap();
     assert!(

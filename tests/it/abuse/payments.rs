@@ -6,22 +6,22 @@ use reqwest::StatusCode;
 use seckill::orders::signature;
 use serde_json::{Value, json};
 
-use super::metric;
-use crate::helpers::{PAYMENT_SECRET, STACK, TestApp, eventually, spawn_with, test_settings};
+use crate::support::{
+    PAYMENT_SECRET, STACK, TestApp, eventually, metric, send, spawn_with, test_settings,
+};
 
 async fn notify(app: &TestApp, body: &str, signed_at: i64) -> (StatusCode, Value) {
-    let r = app
-        .http
-        .post(app.url("/payments/v1/notify"))
-        .header(
-            "x-signature",
-            signature::sign(PAYMENT_SECRET.as_bytes(), signed_at, body.as_bytes()),
-        )
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        app.http
+            .post(app.url("/payments/v1/notify"))
+            .header(
+                "x-signature",
+                signature::sign(PAYMENT_SECRET.as_bytes(), signed_at, body.as_bytes()),
+            )
+            .header("content-type", "application/json")
+            .body(body.to_string()),
+    )
+    .await;
     let status = r.status();
     (status, r.json().await.unwrap_or(Value::Null))
 }

@@ -2,19 +2,75 @@
 
 use chrono::{Duration, Utc};
 use redis::AsyncCommands;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{keys_of, sale_body, sale_rows};
-use crate::helpers::spawn_app;
+use super::{create, keys_of, sale_body, sale_rows};
+use crate::support::{TestApp, send, spawn_app};
+
+/// Every Redis key of the sale created from `body` expires within a second of its end plus the
+/// grace.
+async fn every_key_expires_with_the_sale(app: &TestApp, body: &Value) {
+    let ends_at = chrono::DateTime::parse_from_rfc3339(body["ends_at"].as_str().unwrap()).unwrap();
+    let expected_ms = (ends_at.timestamp_millis() + app.settings().sale.grace_secs as i64 * 1000)
+        - Utc::now().timestamp_millis();
+    let keys = keys_of(app).await;
+    assert_eq!(keys.len(), 4, "stock and meta of two items: {keys:?}");
+    let mut conn = app.redis().get();
+    for key in keys {
+        let pttl: i64 = conn.pttl(&key).await.unwrap();
+        assert!(pttl > 0, "{key} must expire, pttl {pttl}");
+        assert!(
+            (pttl - expected_ms).abs() < 1_000,
+            "{key}: pttl {pttl} vs expected {expected_ms}"
+        );
+    }
+}
+
+/// GET shows the same numbers as the creation; the list shows the sale.
+async fn shown_and_listed(app: &TestApp, id: u64) {
+    let (status, shown) = app.admin_get(&format!("/admin/v1/sales/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown["items"][0]["redis_remaining"], 100);
+    assert_eq!(shown["items"][0]["stock"], 100);
+    let (status, list) = app.admin_get("/admin/v1/sales?limit=10").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["sales"][0]["id"], id);
+}
+
+/// Paging: with three sales, two per page, the pages do not overlap.
+async fn two_sales_more_page_by_two(app: &TestApp) {
+    for _ in 0..2 {
+        let (status, _) = create(app, Duration::minutes(5), Duration::hours(1)).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let page = |offset: u32| async move {
+        let (status, list) = app
+            .admin_get(&format!("/admin/v1/sales?limit=2&offset={offset}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        assert_eq!(list["total"], 3);
+        list["sales"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (first, second) = (page(0).await, page(2).await);
+    assert_eq!((first.len(), second.len()), (2, 1));
+    assert!(
+        first.iter().all(|id| !second.contains(id)),
+        "pages do not overlap"
+    );
+}
 
 #[tokio::test]
 async fn creating_a_sale_writes_mysql_and_redis_with_ttls_aligned_to_its_end() {
     let app = spawn_app().await;
     let body = sale_body(Duration::minutes(5), Duration::hours(1));
-    let (status, sale) = app
-        .admin(Method::POST, "/admin/v1/sales", Some(body.clone()))
-        .await;
+    let (status, sale) = app.create_sale(body.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{sale}");
     assert_eq!(sale["status"], "warmed");
     assert_eq!(sale["phase"], "upcoming");
@@ -41,82 +97,16 @@ async fn creating_a_sale_writes_mysql_and_redis_with_ttls_aligned_to_its_end() {
     .unwrap();
     assert_eq!((stock, initial), (100, 100));
 
-    // Every Redis key expires within a second of ends_at + grace.
-    let ends_at = chrono::DateTime::parse_from_rfc3339(body["ends_at"].as_str().unwrap()).unwrap();
-    let expected_ms = (ends_at.timestamp_millis() + app.settings().sale.grace_secs as i64 * 1000)
-        - Utc::now().timestamp_millis();
-    let keys = keys_of(&app).await;
-    assert_eq!(keys.len(), 4, "stock and meta of two items: {keys:?}");
-    let mut conn = app.redis().get();
-    for key in keys {
-        let pttl: i64 = conn.pttl(&key).await.unwrap();
-        assert!(pttl > 0, "{key} must expire, pttl {pttl}");
-        assert!(
-            (pttl - expected_ms).abs() < 1_000,
-            "{key}: pttl {pttl} vs expected {expected_ms}"
-        );
-    }
-
-    // GET shows the same numbers; the list shows the sale.
-    let (status, shown) = app
-        .admin(Method::GET, &format!("/admin/v1/sales/{id}"), None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(shown["items"][0]["redis_remaining"], 100);
-    assert_eq!(shown["items"][0]["stock"], 100);
-    let (status, list) = app
-        .admin(Method::GET, "/admin/v1/sales?limit=10", None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(list["total"], 1);
-    assert_eq!(list["sales"][0]["id"], id);
-
-    // Paging: three sales, two per page.
-    for _ in 0..2 {
-        let (status, _) = app
-            .admin(
-                Method::POST,
-                "/admin/v1/sales",
-                Some(sale_body(Duration::minutes(5), Duration::hours(1))),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED);
-    }
-    let page = |offset: u32| {
-        let app = &app;
-        async move {
-            let (status, list) = app
-                .admin(
-                    Method::GET,
-                    &format!("/admin/v1/sales?limit=2&offset={offset}"),
-                    None,
-                )
-                .await;
-            assert_eq!(status, StatusCode::OK, "{list}");
-            assert_eq!(list["total"], 3);
-            list["sales"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s["id"].as_u64().unwrap())
-                .collect::<Vec<_>>()
-        }
-    };
-    let (first, second) = (page(0).await, page(2).await);
-    assert_eq!((first.len(), second.len()), (2, 1));
-    assert!(
-        first.iter().all(|id| !second.contains(id)),
-        "pages do not overlap"
-    );
+    every_key_expires_with_the_sale(&app, &body).await;
+    shown_and_listed(&app, id).await;
+    two_sales_more_page_by_two(&app).await;
 }
 
-#[tokio::test]
-async fn every_validation_rule_answers_422_naming_its_field_and_writes_nothing() {
-    let app = spawn_app().await;
-    let now = Utc::now();
-    let good = sale_body(Duration::minutes(5), Duration::hours(1));
-    type Mutation = Box<dyn Fn(&mut Value)>;
-    let cases: Vec<(&str, Mutation)> = vec![
+type Mutation = Box<dyn Fn(&mut Value)>;
+
+/// Each validation rule broken once: the field it names, and how a good body breaks it.
+fn broken_rules(now: chrono::DateTime<Utc>) -> Vec<(&'static str, Mutation)> {
+    vec![
         ("name", Box::new(|b| b["name"] = json!(""))),
         ("name", Box::new(|b| b["name"] = json!("x".repeat(201)))),
         (
@@ -168,26 +158,33 @@ async fn every_validation_rule_answers_422_naming_its_field_and_writes_nothing()
                 b["items"][0].as_object_mut().unwrap().remove("title");
             }),
         ),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn every_validation_rule_answers_422_naming_its_field_and_writes_nothing() {
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let good = sale_body(Duration::minutes(5), Duration::hours(1));
+    let cases = broken_rules(now);
     for (field, mutate) in cases {
         let mut body = good.clone();
         mutate(&mut body);
-        let (status, err) = app.admin(Method::POST, "/admin/v1/sales", Some(body)).await;
+        let (status, err) = app.create_sale(body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {err}");
         assert_eq!(err["code"], "invalid_field", "{err}");
         assert_eq!(err["field"], field, "{err}");
         assert!(err["detail"].as_str().is_some_and(|d| !d.is_empty()));
     }
     // Broken JSON is a 422 too.
-    let r = app
-        .http
-        .post(app.admin_url("/admin/v1/sales"))
-        .bearer_auth(&*crate::helpers::ADMIN_TOKEN)
-        .header("content-type", "application/json")
-        .body("{\"name\": ")
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        app.http
+            .post(app.admin_url("/admin/v1/sales"))
+            .bearer_auth(&*crate::support::ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .body("{\"name\": "),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid_json");
 
@@ -199,30 +196,18 @@ async fn every_validation_rule_answers_422_naming_its_field_and_writes_nothing()
 async fn missing_or_wrong_admin_tokens_get_401_and_write_nothing() {
     let app = spawn_app().await;
     let body = sale_body(Duration::minutes(5), Duration::hours(1));
-    let r = app
-        .http
-        .post(app.admin_url("/admin/v1/sales"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = send(app.http.post(app.admin_url("/admin/v1/sales")).json(&body)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "unauthorized");
-    let r = app
-        .http
-        .post(app.admin_url("/admin/v1/sales"))
-        .bearer_auth("test-admin-tokeN")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        app.http
+            .post(app.admin_url("/admin/v1/sales"))
+            .bearer_auth("test-admin-tokeN")
+            .json(&body),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = app
-        .http
-        .get(app.admin_url("/admin/v1/sales"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_admin("/admin/v1/sales").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(sale_rows(&app).await, 0);
 }
@@ -230,15 +215,13 @@ async fn missing_or_wrong_admin_tokens_get_401_and_write_nothing() {
 #[tokio::test]
 async fn unknown_sales_and_bad_paths_are_json_errors() {
     let app = spawn_app().await;
-    let (status, err) = app.admin(Method::GET, "/admin/v1/sales/424242", None).await;
+    let (status, err) = app.admin_get("/admin/v1/sales/424242").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(err["code"], "not_found");
-    let (status, err) = app.admin(Method::GET, "/admin/v1/sales/abc", None).await;
+    let (status, err) = app.admin_get("/admin/v1/sales/abc").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(err["field"], "path");
-    let (status, err) = app
-        .admin(Method::GET, "/admin/v1/sales?limit=0", None)
-        .await;
+    let (status, err) = app.admin_get("/admin/v1/sales?limit=0").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(err["field"], "limit");
 }

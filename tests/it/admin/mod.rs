@@ -6,9 +6,10 @@ mod prewarm;
 mod scripts;
 
 use chrono::{Duration, Utc};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 fn sale_body(starts_in: Duration, lasts: Duration) -> Value {
     let now = Utc::now();
@@ -21,6 +22,11 @@ fn sale_body(starts_in: Duration, lasts: Duration) -> Value {
             {"sku": "case", "title": "Case", "price_cents": 1500, "stock": 5000, "per_user_limit": 5}
         ]
     })
+}
+
+/// Creates the sale of [`sale_body`] through the admin API: status and body.
+async fn create(app: &TestApp, starts_in: Duration, lasts: Duration) -> (StatusCode, Value) {
+    app.create_sale(sale_body(starts_in, lasts)).await
 }
 
 /// Every key of a sale (not the instance-wide Bloom filter or locks) under the app's prefix.

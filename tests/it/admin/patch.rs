@@ -5,19 +5,13 @@ use redis::AsyncCommands;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::sale_body;
-use crate::helpers::spawn_app;
+use super::create;
+use crate::support::{first_item, send, spawn_app};
 
 #[tokio::test]
 async fn two_patches_with_the_same_version_give_one_200_and_one_409() {
     let app = spawn_app().await;
-    let (status, sale) = app
-        .admin(
-            Method::POST,
-            "/admin/v1/sales",
-            Some(sale_body(Duration::hours(2), Duration::hours(1))),
-        )
-        .await;
+    let (status, sale) = create(&app, Duration::hours(2), Duration::hours(1)).await;
     assert_eq!(status, StatusCode::CREATED);
     let id = sale["id"].as_u64().unwrap();
     let path = format!("/admin/v1/sales/{id}");
@@ -41,19 +35,18 @@ async fn two_patches_with_the_same_version_give_one_200_and_one_409() {
     );
     let conflict = if sa == StatusCode::CONFLICT { &ba } else { &bb };
     assert_eq!(conflict["code"], "version_conflict");
-    let (_, now) = app.admin(Method::GET, &path, None).await;
+    let (_, now) = app.admin_get(&path).await;
     assert_eq!(now["version"], 2);
 
     // If-Match works as well, and a missing version is a 428.
-    let r = app
-        .http
-        .patch(app.admin_url(&path))
-        .bearer_auth(&*crate::helpers::ADMIN_TOKEN)
-        .header("If-Match", "\"2\"")
-        .json(&json!({"name": "C"}))
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        app.http
+            .patch(app.admin_url(&path))
+            .bearer_auth(&*crate::support::ADMIN_TOKEN)
+            .header("If-Match", "\"2\"")
+            .json(&json!({"name": "C"})),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     let (status, err) = app
         .admin(Method::PATCH, &path, Some(json!({"name": "D"})))
@@ -65,25 +58,12 @@ async fn two_patches_with_the_same_version_give_one_200_and_one_409() {
 #[tokio::test]
 async fn a_patch_moves_the_window_and_refreshes_redis_expiries() {
     let app = spawn_app().await;
-    let (_, sale) = app
-        .admin(
-            Method::POST,
-            "/admin/v1/sales",
-            Some(sale_body(Duration::minutes(30), Duration::hours(1))),
-        )
-        .await;
+    let (_, sale) = create(&app, Duration::minutes(30), Duration::hours(1)).await;
     assert_eq!(sale["status"], "warmed");
-    let id = sale["id"].as_u64().unwrap();
-    let item = sale["items"][0]["id"].as_u64().unwrap();
+    let (id, item) = first_item(&sale);
     let new_end = Utc::now() + Duration::hours(5);
-    let (status, body) = app
-        .admin(
-            Method::PATCH,
-            &format!("/admin/v1/sales/{id}"),
-            Some(json!({"version": 1, "ends_at": new_end.to_rfc3339(),
-                        "items": [{"id": item, "price_cents": 89900}]})),
-        )
-        .await;
+    let change = json!({"version": 1, "ends_at": new_end.to_rfc3339(), "items": [{"id": item, "price_cents": 89900}]});
+    let (status, body) = app.patch_sale(id, change).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["items"][0]["price_cents"], 89900);
     let keys = app.keys().item(id, item);
@@ -96,22 +76,12 @@ async fn a_patch_moves_the_window_and_refreshes_redis_expiries() {
     assert_eq!(price, 89900);
 
     // Stock cannot change once warmed; an unknown item is named.
-    let (status, err) = app
-        .admin(
-            Method::PATCH,
-            &format!("/admin/v1/sales/{id}"),
-            Some(json!({"version": 2, "items": [{"id": item, "stock": 5}]})),
-        )
-        .await;
+    let change = json!({"version": 2, "items": [{"id": item, "stock": 5}]});
+    let (status, err) = app.patch_sale(id, change).await;
     assert_eq!(status, StatusCode::CONFLICT, "{err}");
     assert_eq!(err["code"], "stock_locked");
-    let (status, err) = app
-        .admin(
-            Method::PATCH,
-            &format!("/admin/v1/sales/{id}"),
-            Some(json!({"version": 2, "items": [{"id": 999999, "title": "x"}]})),
-        )
-        .await;
+    let change = json!({"version": 2, "items": [{"id": 999999, "title": "x"}]});
+    let (status, err) = app.patch_sale(id, change).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(err["field"], "items[0].id");
 }
@@ -120,21 +90,12 @@ async fn a_patch_moves_the_window_and_refreshes_redis_expiries() {
 async fn a_started_sale_cannot_be_patched_or_force_warmed() {
     let app = spawn_app().await;
     let (sale, _) = app.create_live_sale(10, 1).await;
-    let (status, err) = app
-        .admin(
-            Method::PATCH,
-            &format!("/admin/v1/sales/{sale}"),
-            Some(json!({"version": 1, "name": "x"})),
-        )
-        .await;
+    let change = json!({"version": 1, "name": "x"});
+    let (status, err) = app.patch_sale(sale, change).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(err["code"], "sale_started");
     let (status, err) = app
-        .admin(
-            Method::POST,
-            &format!("/admin/v1/sales/{sale}/prewarm?force=true"),
-            None,
-        )
+        .admin_post(&format!("/admin/v1/sales/{sale}/prewarm?force=true"))
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(err["code"], "sale_started");

@@ -2,9 +2,9 @@
 //! upgrade (a sale of the release before keeps its version).
 
 use redis::AsyncCommands;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 
-use crate::helpers::spawn_app;
+use crate::support::spawn_app;
 
 #[tokio::test]
 async fn a_flushed_script_is_loaded_again_and_the_call_succeeds() {
@@ -32,24 +32,16 @@ async fn a_flushed_script_is_loaded_again_and_the_call_succeeds() {
 }
 
 /// A prewarm of `sale` through the admin API, which must answer 200; its body.
-async fn prewarm(app: &crate::helpers::TestApp, sale: u64) -> serde_json::Value {
+async fn prewarm(app: &crate::support::TestApp, sale: u64) -> serde_json::Value {
     let path = format!("/admin/v1/sales/{sale}/prewarm");
-    let (status, body) = app.admin(Method::POST, &path, None).await;
+    let (status, body) = app.admin_post(&path).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
 }
 
 /// The `script="…"` count of `seckill_script_duration_seconds` in an app's metrics.
-async fn script_calls(app: &crate::helpers::TestApp, script: &str) -> u64 {
-    let text = app
-        .http
-        .get(app.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+async fn script_calls(app: &crate::support::TestApp, script: &str) -> u64 {
+    let text = app.metrics_text().await;
     let prefix = format!(r#"seckill_script_duration_seconds_count{{script="{script}"}} "#);
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
@@ -58,21 +50,22 @@ async fn script_calls(app: &crate::helpers::TestApp, script: &str) -> u64 {
 
 /// A live sale whose row is pinned to `version`, as the release that wrote it would have: not
 /// warmed yet (the row is written straight to MySQL, past this instance's configuration).
-async fn sale_pinned_to(app: &crate::helpers::TestApp, version: &str) -> (u64, u64) {
+async fn sale_pinned_to(app: &crate::support::TestApp, version: &str) -> (u64, u64) {
     use seckill::domain::sale::{NewItem, NewSale};
     let now = chrono::Utc::now();
+    let item = NewItem {
+        sku: "sku-1".into(),
+        title: "Item".into(),
+        price_cents: 1999,
+        stock: 10,
+        per_user_limit: 2,
+        payment_window_secs: 900,
+    };
     let sale = NewSale {
+        items: vec![item],
         name: format!("pinned to {version}"),
         starts_at: now - chrono::Duration::seconds(1),
         ends_at: now + chrono::Duration::minutes(30),
-        items: vec![NewItem {
-            sku: "sku-1".into(),
-            title: "Item".into(),
-            price_cents: 1999,
-            stock: 10,
-            per_user_limit: 2,
-            payment_window_secs: 900,
-        }],
     };
     let record = seckill::stores::mysql::sales::insert_sale(app.db(), &sale, version)
         .await
@@ -90,9 +83,7 @@ async fn a_sale_keeps_the_script_version_it_was_warmed_with_across_an_upgrade() 
     prewarm(&app, old_sale).await;
     let (new_sale, new_item) = app.create_live_sale(10, 2).await;
     for (sale, version) in [(old_sale, "v4"), (new_sale, "v5")] {
-        let (_, body) = app
-            .admin(Method::GET, &format!("/admin/v1/sales/{sale}"), None)
-            .await;
+        let (_, body) = app.admin_get(&format!("/admin/v1/sales/{sale}")).await;
         assert_eq!(body["script_version"], version, "{body}");
     }
 
@@ -130,13 +121,7 @@ async fn a_sale_keeps_the_script_version_it_was_warmed_with_across_an_upgrade() 
 async fn a_sale_pinned_to_a_retired_version_is_refused_at_prewarm_with_the_way_out() {
     let app = spawn_app().await;
     let (sale, item) = sale_pinned_to(&app, "v2").await;
-    let (status, body) = app
-        .admin(
-            Method::POST,
-            &format!("/admin/v1/sales/{sale}/prewarm"),
-            None,
-        )
-        .await;
+    let (status, body) = app.prewarm(sale).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["code"], "script_retired", "{body}");
     let detail = body["detail"].as_str().unwrap();

@@ -11,11 +11,15 @@ use uuid::Uuid;
 use super::{Console, STOCK, figure, text_of};
 
 impl Console {
+    /// Clicks the button `id` (`reconcile`, `prewarm`...).
+    async fn click(&mut self, id: &str) {
+        let js = format!("document.querySelector('#{id}').click()");
+        self.b.eval(&js).await;
+    }
+
     /// Clicks Reconcile now and waits for the report panel to start with `verdict`.
     async fn reconcile(&mut self, verdict: &str) {
-        self.b
-            .eval("document.querySelector('#reconcile').click()")
-            .await;
+        self.click("reconcile").await;
         let status = text_of("[data-testid=report-status]");
         self.wait(&format!("{status}.startsWith('{verdict}')"), 30)
             .await;
@@ -82,6 +86,15 @@ impl Console {
             .unwrap()
     }
 
+    /// Confirms Repair, waits until it says it re-sent `n` reservations; returns its output.
+    async fn repair_re_sends(&mut self, n: usize) -> String {
+        let status = text_of("#action-status");
+        self.b.click_through_dialog("#repair", true).await;
+        let done = format!("{status} === 'Repair re-sent {n} reservation(s).'");
+        self.wait(&done, 30).await;
+        self.text("#action-output").await
+    }
+
     /// Repair asks first, and Cancel sends nothing. While the item's MySQL stock does not
     /// balance it re-sends nothing and says why; once the missing order is a lost Kafka message
     /// (its unit never left MySQL's stock) it re-sends it, and the consumer stores it again.
@@ -92,14 +105,7 @@ impl Console {
         let after = self.text("#action-status").await;
         assert_eq!(after, before, "Cancel started nothing");
 
-        let status = text_of("#action-status");
-        self.b.click_through_dialog("#repair", true).await;
-        self.wait(
-            &format!("{status} === 'Repair re-sent 0 reservation(s).'"),
-            30,
-        )
-        .await;
-        let output = self.text("#action-output").await;
+        let output = self.repair_re_sends(0).await;
         let refused = format!(
             "left for a human: item {}: 1 ledger entries missing from MySQL, but its MySQL stock does not balance",
             self.item
@@ -112,13 +118,7 @@ impl Console {
             .execute(self.app.db())
             .await
             .unwrap();
-        self.b.click_through_dialog("#repair", true).await;
-        self.wait(
-            &format!("{status} === 'Repair re-sent 1 reservation(s).'"),
-            30,
-        )
-        .await;
-        let output = self.text("#action-output").await;
+        let output = self.repair_re_sends(1).await;
         assert!(output.contains(&format!("re-sent {gone}")), "{output}");
         let deadline = Instant::now() + Duration::from_secs(60);
         let stored = loop {
@@ -151,9 +151,7 @@ impl Console {
         let remaining = text_of(&figure("remaining", self.item));
         self.wait(&format!("{remaining} === '–'"), 30).await;
 
-        self.b
-            .eval("document.querySelector('#prewarm').click()")
-            .await;
+        self.click("prewarm").await;
         let status = text_of("#action-status");
         self.wait(&format!("{status} === 'Prewarm done.'"), 60)
             .await;

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::{
     browser::Browser,
-    helpers::{ADMIN_TOKEN, JWT_SECRET, STACK, TestApp, spawn_with, test_settings},
+    support::{ADMIN_TOKEN, JWT_SECRET, STACK, TestApp, spawn_with, test_settings},
 };
 
 const STOCK: u64 = 150;
@@ -59,14 +59,9 @@ impl Console {
         let mut settings = test_settings(&STACK.kafka_brokers).await;
         settings.limits.per_user_per_sec = 0;
         let app = spawn_with(settings).await;
-        let public = app.http.get(app.url("/console")).send().await.unwrap();
+        let public = app.get("/console").await;
         assert_eq!(public.status(), StatusCode::NOT_FOUND);
-        let page = app
-            .http
-            .get(app.admin_url("/console"))
-            .send()
-            .await
-            .unwrap();
+        let page = app.get_admin("/console").await;
         let csp = page.headers()["content-security-policy"]
             .to_str()
             .unwrap()
@@ -149,10 +144,7 @@ impl Console {
         .await;
         let shown = self.text("#create-error").await;
         assert!(shown.contains("items[0].stock"), "{shown}");
-        let (_, list) = self
-            .app
-            .admin(reqwest::Method::GET, "/admin/v1/sales", None)
-            .await;
+        let (_, list) = self.app.admin_get("/admin/v1/sales").await;
         assert_eq!(list["total"], 0, "the refused form wrote nothing");
         self.screenshot("0-create-form-error.png").await;
         charts::record_snapshots(&mut self.b).await;

@@ -5,32 +5,25 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::ADMIN_TOKEN;
+use crate::support::{ADMIN_TOKEN, send};
 
 #[tokio::test]
 async fn the_events_stream_speaks_sse_to_curl_and_ends_at_shutdown() {
-    let app = crate::helpers::spawn_app().await;
+    let app = crate::support::spawn_app().await;
     let (sale, item) = app.create_live_sale(5, 1).await;
     let url = app.admin_url(&format!("/admin/v1/sales/{sale}/events"));
-    let r = app.http.get(&url).send().await.unwrap();
+    let r = send(app.http.get(&url)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = app
-        .http
-        .get(app.admin_url("/admin/v1/sales/999999/events"))
-        .bearer_auth(&*ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        app.http
+            .get(app.admin_url("/admin/v1/sales/999999/events"))
+            .bearer_auth(&*ADMIN_TOKEN),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let (status, _) = app.buy(sale, item, "watched", 1, None).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let mut r = app
-        .http
-        .get(&url)
-        .bearer_auth(&*ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let mut r = send(app.http.get(&url).bearer_auth(&*ADMIN_TOKEN)).await;
     assert_eq!(r.headers()["content-type"], "text/event-stream");
     // Two snapshots, a second apart; each names the sale's figures.
     let mut text = String::new();

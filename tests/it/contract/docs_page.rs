@@ -27,8 +27,8 @@ fn attributes<'a>(html: &'a str, attribute: &str) -> Vec<&'a str> {
 
 #[tokio::test]
 async fn the_docs_page_loads_only_its_own_files_under_a_strict_policy() {
-    let app = crate::helpers::spawn_app().await;
-    let page = app.http.get(app.admin_url("/docs")).send().await.unwrap();
+    let app = crate::support::spawn_app().await;
+    let page = app.get_admin("/docs").await;
     assert_eq!(page.status(), reqwest::StatusCode::OK);
     let csp = page.headers()["content-security-policy"]
         .to_str()
@@ -50,7 +50,7 @@ async fn the_docs_page_loads_only_its_own_files_under_a_strict_policy() {
             asset.starts_with('/') && !asset.starts_with("//"),
             "{asset} is not on this origin"
         );
-        let r = app.http.get(app.admin_url(asset)).send().await.unwrap();
+        let r = app.get_admin(asset).await;
         assert_eq!(r.status(), reqwest::StatusCode::OK, "{asset}");
         if asset.ends_with(".js") {
             assert_eq!(r.headers()["content-security-policy"], csp.as_str());
@@ -67,16 +67,8 @@ async fn the_docs_page_loads_only_its_own_files_under_a_strict_policy() {
 
 #[tokio::test]
 async fn the_docs_page_renders_every_operation_of_the_admin_document() {
-    let app = crate::helpers::spawn_app().await;
-    let doc: Value = app
-        .http
-        .get(app.admin_url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let app = crate::support::spawn_app().await;
+    let doc: Value = app.get_admin("/openapi.json").await.json().await.unwrap();
     let ops = super::operations(&doc);
     let mut b = Browser::start().await;
     b.goto(&app.admin_url("/docs")).await;

@@ -19,7 +19,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, JWT_SECRET, TestApp, spawn_with, test_settings};
+use crate::support::{ADMIN_TOKEN, JWT_SECRET, TestApp, spawn_with, test_settings};
 
 /// Where each request goes, and the document the fuzzer reads.
 #[derive(Clone)]
@@ -233,26 +233,19 @@ fn output_dir() -> PathBuf {
     dir
 }
 
-#[tokio::test]
-async fn schemathesis_finds_no_disagreement_between_the_documents_and_the_service() {
-    let runner = schemathesis();
-    let mut settings = test_settings("embedded").await;
-    // The fuzzer is one client: no buckets in its way.
-    settings.limits.per_user_per_sec = 0;
-    settings.limits.global_per_sec = 0;
-    let app = spawn_with(settings).await;
-    let base = serve_proxy(&app).await;
+/// Runs Schemathesis against the proxy at `base` as a buyer with a token of its own, its
+/// reports in `out_dir`; panics with its output unless it passed.
+async fn run_schemathesis(runner: &str, base: &str, out_dir: &Path) {
     let buyer = seckill::buy::identify::mint_token(&JWT_SECRET, "schemathesis", 3_600).unwrap();
     let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local");
     let config = local.join("schemathesis.toml");
     let hooks = local.join("schemathesis_hooks.py");
-    let out_dir = output_dir();
-    let run = tokio::process::Command::new(&runner)
+    let run = tokio::process::Command::new(runner)
         .arg("--config-file")
         .arg(&config)
         .arg("run")
         .arg(format!("{base}/openapi.json"))
-        .args(["--url", &base, "--checks", "all", "--seed", "1"])
+        .args(["--url", base, "--checks", "all", "--seed", "1"])
         // Fuzzing and stateful testing repeat until the budget is spent.
         .args([
             "--max-examples",
@@ -283,12 +276,11 @@ async fn schemathesis_finds_no_disagreement_between_the_documents_and_the_servic
     );
     std::fs::write(out_dir.join("output.txt"), &text).unwrap();
     assert!(out.status.success(), "schemathesis failed:\n{text}");
-    let report = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap();
-    let tested = junit_operations(&report("junit.xml"));
-    let sent = sent(&report("events.ndjson"));
-    let summary = format!("{tested:#?}\n{sent:#?}");
-    // Every operation of both documents was tested and passed (schemathesis does not test the
-    // document's own route), each with a real number of cases.
+}
+
+/// Every operation of both documents was tested and passed (schemathesis does not test the
+/// document's own route), each with a real number of cases.
+fn every_operation_was_tested(tested: &BTreeMap<String, bool>, sent: &Sent, summary: &str) {
     let mut operations = 0;
     for (_, doc) in super::documents() {
         for (method, path, _) in super::operations(&doc) {
@@ -306,8 +298,12 @@ async fn schemathesis_finds_no_disagreement_between_the_documents_and_the_servic
     assert_eq!(tested.get("Stateful tests"), Some(&true), "{summary}");
     let total: usize = sent.cases.values().sum();
     assert!(total >= 1_000, "{total} cases\n{summary}");
-    // Real orders: bought, looked up, and cancelled or found closed (a payment window may be
-    // as short as 5 s).
+}
+
+/// Real orders: bought, looked up, and cancelled or found closed (a payment window may be as
+/// short as 5 s); and through the links: from a created sale to its item's buy route, and from
+/// listed orders to the order routes, which found orders there.
+fn real_orders_were_bought_and_reached_through_links(sent: &Sent, summary: &str) {
     let buy = "POST /api/v1/sales/{sale_id}/items/{item_id}/orders";
     let get = "GET /api/v1/orders/{order_id}";
     let cancel = "POST /api/v1/orders/{order_id}/cancel";
@@ -319,8 +315,6 @@ async fn schemathesis_finds_no_disagreement_between_the_documents_and_the_servic
             .sum();
         assert!(n >= 1, "{op} never answered {statuses:?}\n{summary}");
     }
-    // Through the links: from a created sale to its item's buy route, and from listed orders to
-    // the order routes, which found orders there.
     let linked = |operation: &str, ok: &dyn Fn(&str, u64) -> bool| -> usize {
         sent.linked
             .iter()
@@ -347,4 +341,23 @@ async fn schemathesis_finds_no_disagreement_between_the_documents_and_the_servic
         })
         .sum();
     assert!(found >= 1, "no order found through a link\n{summary}");
+}
+
+#[tokio::test]
+async fn schemathesis_finds_no_disagreement_between_the_documents_and_the_service() {
+    let runner = schemathesis();
+    let mut settings = test_settings("embedded").await;
+    // The fuzzer is one client: no buckets in its way.
+    settings.limits.per_user_per_sec = 0;
+    settings.limits.global_per_sec = 0;
+    let app = spawn_with(settings).await;
+    let base = serve_proxy(&app).await;
+    let out_dir = output_dir();
+    run_schemathesis(&runner, &base, &out_dir).await;
+    let report = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap();
+    let tested = junit_operations(&report("junit.xml"));
+    let sent = sent(&report("events.ndjson"));
+    let summary = format!("{tested:#?}\n{sent:#?}");
+    every_operation_was_tested(&tested, &sent, &summary);
+    real_orders_were_bought_and_reached_through_links(&sent, &summary);
 }

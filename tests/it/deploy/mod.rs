@@ -75,11 +75,8 @@ fn string_map(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn the_compose_file_runs_every_part_with_valid_settings() {
-    let docs = yaml_docs("docker-compose.yml");
-    let compose = &docs[0];
-    let services = compose["services"].as_mapping().unwrap();
+/// The compose file names every part: the stores, both roles, Prometheus and Grafana.
+fn compose_names_every_part(services: &serde_yaml::Mapping) {
     let names: BTreeSet<&str> = services.keys().map(|k| k.as_str().unwrap()).collect();
     for s in [
         "redis",
@@ -100,8 +97,12 @@ fn the_compose_file_runs_every_part_with_valid_settings() {
     );
     assert_eq!(services["seckill-api"]["command"][0], "serve");
     assert_eq!(services["seckill-consumer"]["command"][0], "consume");
-    // The file holds no secret: each comes from deploy/.env, and compose refuses to start
-    // without it. With generated ones, the settings validate and the secrets pass.
+}
+
+/// The file holds no secret: each comes from deploy/.env, and compose refuses to start without
+/// it. With generated ones, the settings validate and the secrets pass; the compose file as
+/// compose resolves it is returned.
+fn secrets_come_from_the_env_file() -> Value {
     let text = std::fs::read_to_string(deploy("docker-compose.yml")).unwrap();
     assert!(
         !text.contains("change-me"),
@@ -142,7 +143,11 @@ fn the_compose_file_runs_every_part_with_valid_settings() {
     );
     let redis_cmd = serde_yaml::to_string(&services["redis"]["command"]).unwrap();
     assert!(redis_cmd.contains("--requirepass"), "Redis has a password");
-    // Every service restarts, has a health check, and starts after what it needs is healthy.
+    resolved
+}
+
+/// Every service restarts, has a health check, and starts after what it needs is healthy.
+fn every_service_restarts_probes_and_waits(services: &serde_yaml::Mapping) {
     for (name, service) in services {
         let name = name.as_str().unwrap();
         assert!(
@@ -164,6 +169,16 @@ fn the_compose_file_runs_every_part_with_valid_settings() {
             }
         }
     }
+}
+
+#[test]
+fn the_compose_file_runs_every_part_with_valid_settings() {
+    let docs = yaml_docs("docker-compose.yml");
+    let compose = &docs[0];
+    compose_names_every_part(compose["services"].as_mapping().unwrap());
+    let resolved = secrets_come_from_the_env_file();
+    let services = resolved["services"].as_mapping().unwrap();
+    every_service_restarts_probes_and_waits(services);
     for role in ["seckill-api", "seckill-consumer"] {
         let probe = &services[role]["healthcheck"]["test"];
         assert_eq!(probe[1], "seckill", "{role} probes with the binary itself");
@@ -237,24 +252,33 @@ fn the_alert_rules_use_exported_metrics_and_match_the_prometheus_rule() {
     let mut names = Vec::new();
     for r in alerts["groups"][0]["rules"].as_sequence().unwrap() {
         names.push(r["alert"].as_str().unwrap().to_string());
-        let expr = r["expr"].as_str().unwrap();
-        for token in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-            if let Some(name) = token.strip_prefix("seckill_") {
-                let base = ["_bucket", "_count", "_sum"]
-                    .iter()
-                    .find_map(|s| name.strip_suffix(s))
-                    .unwrap_or(name);
-                assert!(
-                    exported.contains(&format!("seckill_{base}")),
-                    "{}: seckill_{base} is not exported",
-                    names.last().unwrap()
-                );
-            }
+        for metric in metrics_in(r["expr"].as_str().unwrap()) {
+            assert!(
+                exported.contains(&metric),
+                "{}: {metric} is not exported",
+                names.last().unwrap()
+            );
         }
     }
     assert_eq!(names.len(), 7, "{names:?}");
     let prom = &yaml_docs("prometheus/prometheus.yml")[0];
     assert_eq!(prom["rule_files"][0], "alerts.yml");
+}
+
+/// The `seckill_*` metrics a PromQL expression reads, by their exported names (a histogram's
+/// `_bucket`, `_count` and `_sum` series are its own name).
+fn metrics_in(expr: &str) -> Vec<String> {
+    let tokens = expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+    let names = tokens.filter_map(|token| token.strip_prefix("seckill_"));
+    names
+        .map(|name| {
+            let base = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(name);
+            format!("seckill_{base}")
+        })
+        .collect()
 }
 
 #[test]
@@ -265,16 +289,7 @@ fn the_dashboard_plots_only_exported_metrics() {
     let mut plotted = BTreeSet::new();
     for panel in dash["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
-            let expr = target["expr"].as_str().unwrap();
-            for token in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-                if let Some(name) = token.strip_prefix("seckill_") {
-                    let base = ["_bucket", "_count", "_sum"]
-                        .iter()
-                        .find_map(|s| name.strip_suffix(s))
-                        .unwrap_or(name);
-                    plotted.insert(format!("seckill_{base}"));
-                }
-            }
+            plotted.extend(metrics_in(target["expr"].as_str().unwrap()));
         }
     }
     assert!(plotted.len() >= 15, "{plotted:?}");
@@ -293,9 +308,8 @@ fn the_dashboard_plots_only_exported_metrics() {
 #[test]
 fn prometheus_scrapes_both_roles() {
     let prom = &yaml_docs("prometheus/prometheus.yml")[0];
-    let jobs: Vec<&str> = prom["scrape_configs"]
-        .as_sequence()
-        .unwrap()
+    let configs = prom["scrape_configs"].as_sequence().unwrap();
+    let jobs: Vec<&str> = configs
         .iter()
         .map(|j| j["job_name"].as_str().unwrap())
         .collect();

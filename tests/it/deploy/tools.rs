@@ -39,6 +39,12 @@ fn output_dir(name: &str) -> PathBuf {
 /// policy/v1 and autoscaling/v2 are older still) and the newest the validator knows.
 const KUBERNETES_VERSIONS: [&str; 2] = ["1.30.0", "1.37.0"];
 
+/// Panics with `what` and the command's stderr unless it exited 0.
+fn succeeded(out: &std::process::Output, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what}: {stderr}");
+}
+
 #[test]
 fn kubernetes_validate_accepts_every_manifest_against_the_schemas() {
     let runner = std::env::var("STACK_KUBERNETES_VALIDATE").map_or_else(
@@ -132,11 +138,7 @@ fn docker_checks_the_compose_file_and_the_dockerfile_where_it_runs() {
         .args(["config", "--quiet"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "docker compose config: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out, "docker compose config");
     say("docker: `docker compose config` accepts deploy/docker-compose.yml");
     if std::env::var("STACK_DOCKER_BUILD").as_deref() != Ok("1") {
         say("docker: deploy/Dockerfile not built (set STACK_DOCKER_BUILD=1 to build it)");
@@ -149,11 +151,7 @@ fn docker_checks_the_compose_file_and_the_dockerfile_where_it_runs() {
         .arg(root)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "docker build: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out, "docker build");
     let out = docker()
         .args(["run", "--rm", "seckill:test", "--help"])
         .output()

@@ -6,21 +6,21 @@ use std::{
 };
 
 use rdkafka::{
-    ClientConfig, Message, Offset, TopicPartitionList,
+    Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer},
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{app, cancel, pay, reserve_each, sale, states, wait_rows};
-use crate::helpers::{STACK, TestApp, eventually, unique};
+use crate::support::{
+    STACK, TestApp, cancel, eventually, lifecycle_app, pay, reader_config, sale_with_window, states,
+};
 
 #[tokio::test]
 async fn each_change_reaches_the_topic_once_and_replays_add_nothing() {
-    let app = app(None).await;
-    let (sale, item) = sale(&app, 5, 1, 5).await;
-    let ids = reserve_each(&app, sale, item, "k", 3).await;
-    wait_rows(&app, item, 3).await;
+    let app = lifecycle_app(None).await;
+    let (sale, item) = sale_with_window(&app, 5, 1, 5).await;
+    let ids = app.persisted_reservations((sale, item), "k", 3).await;
     let (s, body) = pay(&app, &ids[0], 1999, "ref-k0").await;
     assert_eq!(s, StatusCode::OK, "{body}");
     let (s, body) = cancel(&app, "k1", &ids[1]).await;
@@ -102,9 +102,7 @@ async fn wait_all_sent(app: &TestApp, item: u64, n: i64) {
 
 /// Every message of `topic` from its start to its end as of now: (key, JSON payload).
 fn whole_topic(topic: &str) -> Vec<(String, Value)> {
-    let reader: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &STACK.kafka_brokers)
-        .set("group.id", format!("events-{}", unique()))
+    let reader: BaseConsumer = reader_config(&STACK.kafka_brokers, "events")
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();

@@ -1,14 +1,23 @@
 //! The buyer's view: their own orders, page by page.
 
 use reqwest::{Method, StatusCode};
+use serde_json::Value;
 
-use super::{app, as_buyer, sale, wait_rows};
-use crate::helpers::unique;
+use crate::support::{as_buyer, lifecycle_app, sale_with_window, unique, wait_rows};
+
+/// The order ids of a page of `GET /api/v1/orders`, in its order.
+fn order_ids_of(page: &Value) -> Vec<&str> {
+    let orders = page["orders"].as_array().unwrap();
+    orders
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap())
+        .collect()
+}
 
 #[tokio::test]
 async fn a_buyer_lists_only_their_own_orders_page_by_page() {
-    let app = app(None).await;
-    let (sale, item) = sale(&app, 10, 3, 900).await;
+    let app = lifecycle_app(None).await;
+    let (sale, item) = sale_with_window(&app, 10, 3, 900).await;
     let alice = format!("alice-{}", unique());
     for _ in 0..3 {
         let (s, _) = app.buy(sale, item, &alice, 1, None).await;
@@ -20,12 +29,7 @@ async fn a_buyer_lists_only_their_own_orders_page_by_page() {
 
     let (s, page) = as_buyer(&app, Method::GET, &alice, "/api/v1/orders?limit=2").await;
     assert_eq!(s, StatusCode::OK, "{page}");
-    let first: Vec<&str> = page["orders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["order_id"].as_str().unwrap())
-        .collect();
+    let first = order_ids_of(&page);
     assert_eq!(first.len(), 2);
     assert!(first[0] > first[1], "newest first");
     let cursor = page["next_cursor"].as_str().unwrap();
@@ -74,8 +78,8 @@ async fn a_buyer_lists_only_their_own_orders_page_by_page() {
 
 #[tokio::test]
 async fn an_order_bought_with_an_idempotency_key_is_found_by_its_id_before_and_after_mysql() {
-    let app = crate::helpers::spawn_with(
-        crate::helpers::test_settings(&crate::helpers::STACK.kafka_brokers).await,
+    let app = crate::support::spawn_with(
+        crate::support::test_settings(&crate::support::STACK.kafka_brokers).await,
     )
     .await;
     let (sale, item) = app.create_live_sale(10, 2).await;
@@ -85,7 +89,7 @@ async fn an_order_bought_with_an_idempotency_key_is_found_by_its_id_before_and_a
     // On a compact-ledger sale the key derives the id: a UUIDv8.
     assert_eq!(id.get_version_num(), 8);
     let token =
-        seckill::buy::identify::mint_token(&crate::helpers::JWT_SECRET, "keyed", 600).unwrap();
+        seckill::buy::identify::mint_token(&crate::support::JWT_SECRET, "keyed", 600).unwrap();
     let get = |user_token: String| {
         app.http
             .get(app.url(&format!("/api/v1/orders/{id}")))
@@ -99,7 +103,7 @@ async fn an_order_bought_with_an_idempotency_key_is_found_by_its_id_before_and_a
         status == "reserved" || status == "pending_payment",
         "{status}"
     );
-    let persisted = crate::helpers::eventually(std::time::Duration::from_secs(30), || async {
+    let persisted = crate::support::eventually(std::time::Duration::from_secs(30), || async {
         let r = get(token.clone()).await.ok()?;
         let body: serde_json::Value = r.json().await.ok()?;
         (body["status"] == "pending_payment").then_some(body)
@@ -108,7 +112,7 @@ async fn an_order_bought_with_an_idempotency_key_is_found_by_its_id_before_and_a
     assert_eq!(persisted["order_id"], id.to_string());
     // Another buyer is told it does not exist.
     let other =
-        seckill::buy::identify::mint_token(&crate::helpers::JWT_SECRET, "other", 600).unwrap();
+        seckill::buy::identify::mint_token(&crate::support::JWT_SECRET, "other", 600).unwrap();
     assert_eq!(
         get(other).await.unwrap().status(),
         reqwest::StatusCode::NOT_FOUND

@@ -1,85 +1,22 @@
-//! Units that come back: cancellation and expiry return each unit once, and it sells again.
+//! Units that come back and sell again (a release asked twice: `faults::release_twice`).
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use seckill::stock::ReleaseOutcome;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::{app, assert_clean, cancel, pay, reserve_each, sale, states, stocks, wait_rows};
-use crate::helpers::eventually;
-
-#[tokio::test]
-async fn cancel_expire_and_a_repeated_release_each_return_a_unit_once() {
-    let app = app(None).await;
-    let (sale, item) = sale(&app, 5, 1, 5).await;
-    let ids = reserve_each(&app, sale, item, "c", 3).await;
-    wait_rows(&app, item, 3).await;
-    assert_eq!(stocks(&app, sale, item).await, (2, 2));
-
-    let (s, first) = cancel(&app, "c0", &ids[0]).await;
-    assert_eq!(
-        (s, &first["status"]),
-        (StatusCode::OK, &json!("cancelled")),
-        "{first}"
-    );
-    let (s, second) = cancel(&app, "c0", &ids[0]).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(second, first, "cancelling twice answers the same");
-    // Someone else's order is as unknown as a random id.
-    let (s, _) = cancel(&app, "c2", &ids[1]).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(stocks(&app, sale, item).await, (3, 3));
-
-    // The window (5 s) passes: one expiry pass closes the other two, a second changes nothing.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(app.services.lifecycle.expire_once().await.unwrap(), 2);
-    assert_eq!(app.services.lifecycle.expire_once().await.unwrap(), 0);
-    assert_eq!(stocks(&app, sale, item).await, (5, 5));
-    let (s, body) = cancel(&app, "c1", &ids[1]).await;
-    assert_eq!(
-        (s, body["code"].as_str()),
-        (StatusCode::CONFLICT, Some("order_closed"))
-    );
-
-    // A release asked again (a sweep after a crash between the MySQL commit and the record)
-    // gives nothing more.
-    sqlx::query("UPDATE orders SET released_at = NULL WHERE item_id = ?")
-        .bind(item)
-        .execute(app.db())
-        .await
-        .unwrap();
-    assert_eq!(app.services.lifecycle.sweep_once().await.unwrap(), 3);
-    let meta = app.db().clone();
-    let version: String = sqlx::query_scalar("SELECT uid FROM sales WHERE id = ?")
-        .bind(sale)
-        .fetch_one(&meta)
-        .await
-        .unwrap();
-    let again = app
-        .services
-        .stock
-        .release(
-            sale,
-            item,
-            "v5",
-            &version,
-            &[Uuid::parse_str(&ids[2]).unwrap()],
-        )
-        .await
-        .unwrap();
-    assert_eq!(again, [ReleaseOutcome::Already { units: 1 }]);
-    assert_eq!(stocks(&app, sale, item).await, (5, 5));
-    assert_clean(&app, sale).await;
-}
+use crate::support::{
+    assert_clean, cancel, eventually, lifecycle_app, pay, sale_with_window, states, stocks,
+    wait_rows, wait_stocks,
+};
 
 #[tokio::test]
 async fn units_that_come_back_sell_again_and_the_states_add_up() {
     // Stock 100, window 5 s, 300 buyers: 100 reserve; 40 pay, 10 cancel, 50 expire; then
     // exactly 60 more buyers get 202.
-    let app = app(None).await;
-    let (sale, item) = sale(&app, 100, 1, 5).await;
+    let app = lifecycle_app(None).await;
+    let (sale, item) = sale_with_window(&app, 100, 1, 5).await;
     let first: Vec<(StatusCode, Value)> = futures::future::join_all((0..300).map(|u| {
         let app = &app;
         async move { app.buy(sale, item, &format!("r{u}"), 1, None).await }
@@ -135,8 +72,8 @@ async fn units_that_come_back_sell_again_and_the_states_add_up() {
 
 #[tokio::test]
 async fn a_buyer_who_cancelled_can_buy_again_within_the_limit() {
-    let app = app(None).await;
-    let (sale, item) = sale(&app, 10, 1, 900).await;
+    let app = lifecycle_app(None).await;
+    let (sale, item) = sale_with_window(&app, 10, 1, 900).await;
     let (s, body) = app.buy(sale, item, "back", 1, None).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{body}");
     let id = body["order_id"].as_str().unwrap().to_string();
@@ -158,10 +95,9 @@ async fn a_buyer_who_cancelled_can_buy_again_within_the_limit() {
 
 #[tokio::test]
 async fn the_expiry_job_closes_an_order_within_its_window_plus_five_seconds() {
-    let app = app(Some(Duration::from_millis(200))).await;
-    let (sale, item) = sale(&app, 5, 1, 5).await;
-    let ids = reserve_each(&app, sale, item, "e", 1).await;
-    wait_rows(&app, item, 1).await;
+    let app = lifecycle_app(Some(Duration::from_millis(200))).await;
+    let (sale, item) = sale_with_window(&app, 5, 1, 5).await;
+    let ids = app.persisted_reservations((sale, item), "e", 1).await;
     let expires_at: chrono::DateTime<chrono::Utc> =
         sqlx::query_scalar("SELECT expires_at FROM orders WHERE order_id = ?")
             .bind(Uuid::parse_str(&ids[0]).unwrap())
@@ -187,11 +123,7 @@ async fn the_expiry_job_closes_an_order_within_its_window_plus_five_seconds() {
         late >= chrono::Duration::zero() && late <= chrono::Duration::seconds(5),
         "expired {late} after its time"
     );
-    eventually(Duration::from_secs(10), || {
-        let app = &app;
-        async move { (stocks(app, sale, item).await == (5, 5)).then_some(()) }
-    })
-    .await;
+    wait_stocks(&app, sale, item, (5, 5), Duration::from_secs(10)).await;
     let metrics = app.services.metrics.render();
     assert!(
         metrics.contains("seckill_order_expiry_lateness_seconds_count 1"),

@@ -1,38 +1,25 @@
-//! The loadtest's reporting: errors by cause, thresholds, Ctrl-C, retries, the HTML report and
-//! the client-side verification.
+//! The loadtest's reporting: errors by cause, thresholds, Ctrl-C and the HTML report (the
+//! client-side verification is in `verify`).
 
-use crate::helpers::{ADMIN_TOKEN, JWT_SECRET, STACK, spawn_app, spawn_with, test_settings};
+use crate::support::{JWT_SECRET, spawn_app};
 use std::time::Duration;
 
-use super::{args, args_signed, sale_args};
+use super::{args, args_signed, flags, run_on, sale_args};
 
 #[tokio::test]
 async fn a_wrong_jwt_secret_shows_as_401s_with_a_hint() {
     let app = spawn_app().await;
-    let (sale, item) = app.create_live_sale(5, 1).await;
-    let (s, i) = (sale.to_string(), item.to_string());
+    let (s, i) = sale_args(&app, 5).await;
     let json_path =
-        std::env::temp_dir().join(format!("loadtest-{}.json", crate::helpers::unique()));
+        std::env::temp_dir().join(format!("loadtest-{}.json", crate::support::unique()));
     let wrong = format!("{}-not-the-secret", *JWT_SECRET);
+    let line = format!("--sale {s} --item {i} --users 10 --concurrency 4 --requests 60");
     let summary = loadtest::run(
         args_signed(
             &app.base,
             &app.admin_base,
             &wrong,
-            &[
-                "--sale",
-                &s,
-                "--item",
-                &i,
-                "--users",
-                "10",
-                "--concurrency",
-                "4",
-                "--requests",
-                "60",
-                "--json",
-                json_path.to_str().unwrap(),
-            ],
+            &flags(&line, &["--json", json_path.to_str().unwrap()]),
         ),
         false,
     )
@@ -79,16 +66,7 @@ async fn a_closed_port_shows_as_connect_refused() {
         args(
             &base,
             &base,
-            &[
-                "--sale",
-                "1",
-                "--item",
-                "1",
-                "--concurrency",
-                "2",
-                "--requests",
-                "10",
-            ],
+            &flags("--sale 1 --item 1 --concurrency 2 --requests 10", &[]),
         ),
         false,
     )
@@ -108,25 +86,13 @@ async fn a_closed_port_shows_as_connect_refused() {
     );
 }
 
-/// A live sale with `stock` units and a per-user limit of 1, and its arguments.
-
 #[tokio::test]
 async fn thresholds_decide_the_verdict_and_name_the_broken_ones() {
     let app = spawn_app().await;
     let (s, i) = sale_args(&app, 5).await;
+    let line = format!("--sale {s} --item {i} --users 50 --concurrency 4 --requests 100");
     let run = |thresholds: &'static [&'static str]| {
-        let mut extra = vec![
-            "--sale",
-            &s,
-            "--item",
-            &i,
-            "--users",
-            "50",
-            "--concurrency",
-            "4",
-            "--requests",
-            "100",
-        ];
+        let mut extra = flags(&line, &[]);
         for t in thresholds {
             extra.extend(["--threshold", t]);
         }
@@ -175,26 +141,12 @@ async fn thresholds_decide_the_verdict_and_name_the_broken_ones() {
 async fn a_cancelled_run_stops_early_and_summarises_what_ran() {
     let app = spawn_app().await;
     let (s, i) = sale_args(&app, 10).await;
+    let line = format!(
+        "--sale {s} --item {i} --users 1000 --concurrency 4 --duration 60s --threshold reserved>=10"
+    );
     let started = std::time::Instant::now();
     let summary = loadtest::run_until(
-        args(
-            &app.base,
-            &app.admin_base,
-            &[
-                "--sale",
-                &s,
-                "--item",
-                &i,
-                "--users",
-                "1000",
-                "--concurrency",
-                "4",
-                "--duration",
-                "60s",
-                "--threshold",
-                "reserved>=10",
-            ],
-        ),
+        args(&app.base, &app.admin_base, &flags(&line, &[])),
         false,
         tokio::time::sleep(Duration::from_millis(1500)),
     )
@@ -216,115 +168,24 @@ async fn a_cancelled_run_stops_early_and_summarises_what_ran() {
 }
 
 #[tokio::test]
-async fn retried_rate_limited_buys_still_reserve_with_their_idempotency_keys() {
-    let mut settings = test_settings(&STACK.kafka_brokers).await;
-    settings.limits.per_user_per_sec = 2;
-    settings.limits.per_user_burst = 1;
-    let app = spawn_with(settings).await;
-    // 8 users, 3 units each at most, 40 buys: each user's bucket refuses most first tries.
-    let (sale, item) = app.create_live_sale(100, 3).await;
-    let (s, i) = (sale.to_string(), item.to_string());
-    let summary = loadtest::run(
-        args(
-            &app.base,
-            &app.admin_base,
-            &[
-                "--sale",
-                &s,
-                "--item",
-                &i,
-                "--users",
-                "8",
-                "--concurrency",
-                "8",
-                "--requests",
-                "40",
-                "--retry-on",
-                "429",
-                "--idempotency-keys",
-                "--verify",
-                "--drain-timeout",
-                "60s",
-            ],
-        ),
-        false,
-    )
-    .await
-    .unwrap();
-    let text = summary.render();
-    assert!(summary.retries.retries > 0, "{text}");
-    assert_eq!(summary.retries.retries, summary.retries.by_status[&429]);
-    assert!(
-        summary.outcomes.reserved >= 16,
-        "retries got through: {text}"
-    );
-    assert!(text.contains("retries     "), "{text}");
-    assert!(summary.verification.as_ref().unwrap().ok, "{text}");
-    // The server received the keys: every persisted order carries one, all different; nobody
-    // holds more than the limit; MySQL has exactly what the client was confirmed.
-    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT user_id, COUNT(*), COUNT(DISTINCT idempotency_key), \
-         CAST(SUM(idempotency_key IS NULL) AS SIGNED) FROM orders WHERE item_id = ? GROUP BY user_id",
-    )
-    .bind(item)
-    .fetch_all(app.db())
-    .await
-    .unwrap();
-    let total: i64 = rows.iter().map(|r| r.1).sum();
-    assert_eq!(total as u64, summary.outcomes.reserved, "{rows:?}");
-    for (user, orders, keys, without) in &rows {
-        assert!(
-            *orders <= 3,
-            "{user} holds {orders} orders, above the limit of 3"
-        );
-        assert_eq!((keys, without), (orders, &0), "{user}: one key per order");
-    }
-    let keys: Vec<String> =
-        sqlx::query_scalar("SELECT idempotency_key FROM orders WHERE item_id = ? LIMIT 1")
-            .bind(item)
-            .fetch_all(app.db())
-            .await
-            .unwrap();
-    assert!(keys[0].starts_with("lt-"), "{keys:?}");
-}
-
-#[tokio::test]
 async fn the_html_report_is_self_contained_and_renders_in_chromium() {
     let app = spawn_app().await;
     let (s, i) = sale_args(&app, 20).await;
-    let dir = std::env::temp_dir().join(format!("loadtest-report-{}", crate::helpers::unique()));
+    let dir = std::env::temp_dir().join(format!("loadtest-report-{}", crate::support::unique()));
     std::fs::create_dir_all(&dir).unwrap();
     let report = dir.join("run.html");
     let json = dir.join("run.json");
-    let summary = loadtest::run(
-        args(
-            &app.base,
-            &app.admin_base,
-            &[
-                "--sale",
-                &s,
-                "--item",
-                &i,
-                "--users",
-                "500",
-                "--rate",
-                "200",
-                "--connections",
-                "8",
-                "--duration",
-                "2500ms",
-                "--threshold",
-                "p99<30s",
-                "--report",
-                report.to_str().unwrap(),
-                "--json",
-                json.to_str().unwrap(),
-            ],
-        ),
-        false,
-    )
-    .await
-    .unwrap();
+    let line = format!(
+        "--sale {s} --item {i} --users 500 --rate 200 --connections 8 --duration 2500ms \
+         --threshold p99<30s"
+    );
+    let paths = [
+        "--report",
+        report.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let summary = run_on(&app, &line, &paths).await;
     assert!(summary.series.len() >= 2, "{:?}", summary.series);
     let html = std::fs::read_to_string(&report).unwrap();
     assert_eq!(
@@ -350,13 +211,7 @@ async fn the_html_report_is_self_contained_and_renders_in_chromium() {
     );
     // Chromium renders it: the DOM it dumps holds the charts.
     let out = tokio::process::Command::new("chromium")
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-        ])
+        .args(crate::browser::HEADLESS)
         .arg(format!("--user-data-dir={}", dir.join("profile").display()))
         .arg("--dump-dom")
         .arg(format!("file://{}", report.display()))
@@ -368,68 +223,4 @@ async fn the_html_report_is_self_contained_and_renders_in_chromium() {
     assert!(dom.contains("<polyline"), "{dom}");
     assert!(dom.contains("seckill loadtest report"));
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[tokio::test]
-async fn verify_compares_the_stores_with_what_the_client_was_confirmed() {
-    let app = spawn_app().await;
-    let summary = loadtest::run(
-        args(
-            &app.base,
-            &app.admin_base,
-            &[
-                "--create-sale",
-                "--stock",
-                "5",
-                "--users",
-                "20",
-                "--concurrency",
-                "4",
-                "--requests",
-                "40",
-                "--verify",
-                "--drain-timeout",
-                "60s",
-            ],
-        ),
-        false,
-    )
-    .await
-    .unwrap();
-    let v = summary.verification.as_ref().unwrap();
-    assert!(v.ok, "{}", summary.render());
-    assert_eq!(summary.order_ids.len(), 5);
-    let (sale, item) = (summary.sale_id.unwrap(), summary.item_id.unwrap());
-    let client = loadtest::ClientTally {
-        item_id: item,
-        confirmed: summary.outcomes.reserved,
-        order_ids: Some(summary.order_ids.clone()),
-        unknown_fate: summary.unknown_fate,
-        only_client: true,
-    };
-    // One of the orders confirmed to the client disappears from MySQL.
-    let gone = sqlx::query("DELETE FROM orders WHERE order_id = UNHEX(REPLACE(?, '-', ''))")
-        .bind(&summary.order_ids[0])
-        .execute(app.db())
-        .await
-        .unwrap();
-    assert_eq!(gone.rows_affected(), 1);
-    let http = reqwest::Client::new();
-    let (v, _) = loadtest::verify::verify_sale(
-        &http,
-        &app.admin_base,
-        &ADMIN_TOKEN,
-        sale,
-        &client,
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap();
-    assert!(!v.ok);
-    assert!(
-        v.problems.iter().any(|p| p.contains(&format!(
-            "item {item}: 5 reservations confirmed to this client but MySQL holds 4 units (4 persisted + 0 released): 1 missing"
-        ))),
-        "{v:?}"
-    );
 }

@@ -44,7 +44,6 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use seckill::{
-    config::RedisSettings,
     domain::{
         order_reserved::OrderReserved,
         script_version::{KNOWN_VERSIONS, has_compact_ledger},
@@ -55,11 +54,11 @@ use seckill::{
         RestoreTarget, ScriptRegistry, StockError, StockService,
         compact::{derived_order_id, in_buyers_bucket},
     },
-    stores::redis::{RedisPool, keys::Keys},
+    stores::redis::keys::Keys,
 };
 use uuid::Uuid;
 
-use crate::helpers::{STACK, unique};
+use crate::support::{stack_redis, unique};
 
 pub(crate) use calls::{all_ints, deduct_batch, ints, invoke, label, replayed, req};
 pub(crate) use state::{Figures, expire_with_the_sale, figures, ledger};
@@ -92,13 +91,7 @@ fn every_live_version_is_tested() {
 
 /// A stock service over the shared Redis, under a prefix of its own.
 pub(crate) async fn service() -> StockService {
-    let redis = RedisPool::connect(&RedisSettings {
-        url: STACK.redis_url.clone(),
-        pool_size: 1,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let redis = stack_redis(1).await;
     let scripts = Arc::new(ScriptRegistry::new(Arc::new(Metrics::new())));
     StockService::new(redis, Keys::new(&format!("t{}:", unique())), scripts)
 }

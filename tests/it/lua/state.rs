@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use redis::AsyncCommands;
-use seckill::stock::{StockService, compact::CompactEntry, ledger::ItemLedger};
+use seckill::stock::{StockService, ledger::ItemLedger};
 use uuid::Uuid;
 
 /// The test item's state.
@@ -86,20 +86,7 @@ async fn released(s: &StockService, l: &ItemLedger) -> BTreeMap<Uuid, u32> {
             .map(|(id, units)| (id.parse().unwrap(), units))
             .collect();
     }
-    let mut out = BTreeMap::new();
-    for key in l.ledger_keys() {
-        let bucket: Vec<(Vec<u8>, Vec<u8>)> = conn.hgetall(&key).await.unwrap();
-        for (field, raw) in bucket {
-            let Some(id) = l.order_of_field(&field) else {
-                continue;
-            };
-            let entry = CompactEntry::decode(&raw).expect("a ledger entry");
-            if entry.released {
-                out.insert(id, entry.quantity);
-            }
-        }
-    }
-    out
+    crate::support::compact_released(&mut conn, l).await
 }
 
 /// Asserts that each of `keys` expires when the item's meta says its state does.

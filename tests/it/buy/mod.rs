@@ -1,23 +1,35 @@
-//! The buy path: gates, atomic deduction, answers, order lookups.
+//! The buy path: gates, atomic deduction, answers, order lookups. The sale window is in
+//! [`window`].
+
+mod window;
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{Duration, Utc};
 use redis::AsyncCommands;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use seckill::buy::identify::mint_token;
 use serde_json::{Value, json};
 
-use crate::helpers::{JWT_SECRET, STACK, spawn_app, spawn_with, test_settings};
+use tokio::task::JoinHandle;
 
-#[tokio::test]
-async fn a_stampede_sells_exactly_the_stock_and_retries_get_their_first_answer() {
-    let app = spawn_app().await;
-    let stock = 40;
-    let (sale, item) = app.create_live_sale(stock, 1).await;
-    // 300 distinct users, each trying twice with the same idempotency key and once without.
+use crate::support::{
+    JWT_SECRET, STACK, TestApp, app_with_user_bucket, gateway_app, send, spawn_app, spawn_with,
+    test_settings,
+};
+
+/// A user's answers, in the order the requests were sent.
+type Answers = Vec<(StatusCode, Value)>;
+
+/// Three answers for each of `users` distinct users, sent at once: two buys with the same
+/// idempotency key, then one without.
+fn three_tries_each(
+    app: &TestApp,
+    sale: u64,
+    item: u64,
+    users: u64,
+) -> Vec<JoinHandle<(u64, Answers)>> {
     let mut tasks = Vec::new();
-    for u in 0..300 {
+    for u in 0..users {
         let http = app.http.clone();
         let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
         tasks.push(tokio::spawn(async move {
@@ -39,6 +51,44 @@ async fn a_stampede_sells_exactly_the_stock_and_retries_get_their_first_answer()
             (u, answers)
         }));
     }
+    tasks
+}
+
+/// Redis holds exactly the winners' orders: the stock is gone, one ledger entry per winner,
+/// nobody above the limit of one.
+async fn the_ledger_holds_the_winners(
+    app: &TestApp,
+    sale: u64,
+    item: u64,
+    stock: i64,
+    winners: &HashMap<u64, String>,
+) {
+    let keys = app.keys().item(sale, item);
+    let mut conn = app.redis().get();
+    let remaining: i64 = conn.get(&keys.stock).await.unwrap();
+    let state = crate::support::redis_ledger(app.redis(), &app.keys(), sale, item).await;
+    assert_eq!(remaining, 0);
+    assert_eq!(state.events.len(), stock as usize);
+    assert!(
+        state.buyers.values().all(|units| *units == 1),
+        "nobody above the limit"
+    );
+    for id in winners.values() {
+        let id: uuid::Uuid = id.parse().unwrap();
+        assert!(
+            state.events.contains_key(&id),
+            "order {id} is in the ledger"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stampede_sells_exactly_the_stock_and_retries_get_their_first_answer() {
+    let app = spawn_app().await;
+    let stock = 40;
+    let (sale, item) = app.create_live_sale(stock, 1).await;
+    // 300 distinct users, each trying twice with the same idempotency key and once without.
+    let tasks = three_tries_each(&app, sale, item, 300);
     let mut winners = HashMap::new();
     let mut codes: HashMap<String, usize> = HashMap::new();
     for t in tasks {
@@ -78,47 +128,21 @@ async fn a_stampede_sells_exactly_the_stock_and_retries_get_their_first_answer()
         winners.len(),
         "every winner has their own order"
     );
-
-    let keys = app.keys().item(sale, item);
-    let mut conn = app.redis().get();
-    let remaining: i64 = conn.get(&keys.stock).await.unwrap();
-    let state = crate::helpers::redis_ledger(app.redis(), &app.keys(), sale, item).await;
-    assert_eq!(remaining, 0);
-    assert_eq!(state.events.len(), stock as usize);
-    assert!(
-        state.buyers.values().all(|units| *units == 1),
-        "nobody above the limit"
-    );
-    for id in winners.values() {
-        let id: uuid::Uuid = id.parse().unwrap();
-        assert!(
-            state.events.contains_key(&id),
-            "order {id} is in the ledger"
-        );
-    }
+    the_ledger_holds_the_winners(&app, sale, item, stock, &winners).await;
 }
 
-#[tokio::test]
-async fn each_refusal_has_its_status_and_code() {
-    let app = spawn_app().await;
-    let (sale, item) = app.create_live_sale(2, 1).await;
-    let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
-
-    // 401: no token, a forged token.
-    let r = app.http.post(&url).send().await.unwrap();
+/// 401: no token, a forged token.
+async fn unauthenticated_buys_get_401(app: &TestApp, url: &str) {
+    let r = send(app.http.post(url)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "unauthorized");
     let forged = mint_token("not-the-secret-at-all", "alice", 60).unwrap();
-    let r = app
-        .http
-        .post(&url)
-        .bearer_auth(forged)
-        .send()
-        .await
-        .unwrap();
+    let r = send(app.http.post(url).bearer_auth(forged)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
 
-    // 422: bad bodies and headers.
+/// 422: bad bodies and headers, each naming its field.
+async fn bad_bodies_and_headers_get_422(app: &TestApp, url: &str) {
     let token = mint_token(&JWT_SECRET, "alice", 60).unwrap();
     for (body, field) in [
         (json!({"quantity": 0}), "quantity"),
@@ -126,50 +150,27 @@ async fn each_refusal_has_its_status_and_code() {
         (json!({"quantity": 2}), "quantity"),
         (json!({"qty": 1}), "qty"),
     ] {
-        let r = app
-            .http
-            .post(&url)
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = send(app.http.post(url).bearer_auth(&token).json(&body)).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         let err: Value = r.json().await.unwrap();
         assert_eq!(err["field"], field, "{err}");
     }
-    let r = app
-        .http
-        .post(&url)
-        .bearer_auth(&token)
-        .header("Idempotency-Key", "has spaces")
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        app.http
+            .post(url)
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "has spaces"),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let r = app
-        .http
-        .post(&url)
-        .bearer_auth(&token)
-        .body("{oops")
-        .send()
-        .await
-        .unwrap();
+    let r = send(app.http.post(url).bearer_auth(&token).body("{oops")).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid_json");
+}
 
-    // 404: unknown item, or an item of another sale.
-    let (s, err) = app.buy(sale, 999_999, "alice", 1, None).await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "{err}");
-    let (s, _) = app.buy(sale + 1, item, "alice", 1, None).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-
-    // Nothing was reserved by any of the above.
-    let mut conn = app.redis().get();
-    let remaining: i64 = conn.get(app.keys().item(sale, item).stock).await.unwrap();
-    assert_eq!(remaining, 2);
-
-    // 202, then 409 limit_exceeded, then 409 sold_out.
+/// 202, then 409 limit_exceeded, then 409 sold_out; the local flag then answers the next loser
+/// without Redis.
+async fn a_limit_then_the_sell_out_get_409(app: &TestApp, sale: u64, item: u64) {
     let (s, ok) = app.buy(sale, item, "alice", 1, None).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{ok}");
     assert_eq!(ok["status"], "reserved");
@@ -185,7 +186,6 @@ async fn each_refusal_has_its_status_and_code() {
         (s, err["code"].as_str()),
         (StatusCode::CONFLICT, Some("sold_out"))
     );
-    // The local flag answers the next loser without Redis.
     let flagged = app
         .services
         .metrics
@@ -207,66 +207,35 @@ async fn each_refusal_has_its_status_and_code() {
 }
 
 #[tokio::test]
-async fn the_sale_window_is_enforced() {
+async fn each_refusal_has_its_status_and_code() {
     let app = spawn_app().await;
-    let now = Utc::now();
-    let (status, sale) = app
-        .admin(
-            Method::POST,
-            "/admin/v1/sales",
-            Some(json!({
-                "name": "later",
-                "starts_at": (now + Duration::minutes(10)).to_rfc3339(),
-                "ends_at": (now + Duration::minutes(20)).to_rfc3339(),
-                "items": [{"sku": "a", "title": "A", "price_cents": 1, "stock": 5, "per_user_limit": 1}],
-            })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (id, item) = (
-        sale["id"].as_u64().unwrap(),
-        sale["items"][0]["id"].as_u64().unwrap(),
-    );
-    let (s, err) = app.buy(id, item, "alice", 1, None).await;
-    assert_eq!(
-        (s, err["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("not_started"))
-    );
+    let (sale, item) = app.create_live_sale(2, 1).await;
+    let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
+    unauthenticated_buys_get_401(&app, &url).await;
+    bad_bodies_and_headers_get_422(&app, &url).await;
 
-    // A sale whose end has passed (written straight to MySQL: the API refuses such windows).
-    let (s2, i2) = app.create_live_sale(5, 1).await;
-    sqlx::query("UPDATE sales SET ends_at = ? WHERE id = ?")
-        .bind(now - Duration::seconds(1))
-        .bind(s2)
-        .execute(app.db())
-        .await
-        .unwrap();
-    let (s, err) = app.buy(s2, i2, "alice", 1, None).await;
-    assert_eq!(
-        (s, err["code"].as_str()),
-        (StatusCode::GONE, Some("ended")),
-        "{err}"
-    );
+    // 404: unknown item, or an item of another sale.
+    let (s, err) = app.buy(sale, 999_999, "alice", 1, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{err}");
+    let (s, _) = app.buy(sale + 1, item, "alice", 1, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Nothing was reserved by any of the above.
+    let mut conn = app.redis().get();
+    let remaining: i64 = conn.get(app.keys().item(sale, item).stock).await.unwrap();
+    assert_eq!(remaining, 2);
+    a_limit_then_the_sell_out_get_409(&app, sale, item).await;
 }
 
 #[tokio::test]
 async fn a_user_bucket_answers_429_with_retry_after() {
-    let mut settings = test_settings(&STACK.kafka_brokers).await;
-    settings.limits.per_user_per_sec = 1;
-    settings.limits.per_user_burst = 2;
-    let app = spawn_with(settings).await;
+    let app = app_with_user_bucket(1, 2).await;
     let (sale, item) = app.create_live_sale(100, 10).await;
     let token = mint_token(&JWT_SECRET, "eager", 60).unwrap();
-    let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
+    let url = app.buy_url(sale, item);
     let mut limited = None;
     for _ in 0..4 {
-        let r = app
-            .http
-            .post(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let r = send(app.http.post(&url).bearer_auth(&token)).await;
         if r.status() == StatusCode::TOO_MANY_REQUESTS {
             limited = Some(r);
             break;
@@ -314,13 +283,7 @@ async fn the_per_ip_bucket_when_switched_on_limits_an_address_across_users() {
         "a burst of 3 (plus at most one refill) from one address: {statuses:?}"
     );
     assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS));
-    let metrics = app
-        .http
-        .get(app.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    let text = metrics.text().await.unwrap();
+    let text = app.metrics_text().await;
     assert!(
         text.lines()
             .any(|l| l.starts_with(r#"seckill_gate_rejections_total{gate="ip"}"#)),
@@ -349,76 +312,20 @@ async fn buyers_see_their_own_orders_only() {
     assert_eq!(body["quantity"], 1);
     let r = get("mallory").await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = app
-        .http
-        .get(app.url("/api/v1/orders/not-a-uuid"))
-        .bearer_auth(mint_token(&JWT_SECRET, "alice", 60).unwrap())
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.get(app.url("/api/v1/orders/not-a-uuid"));
+    let r = send(r.bearer_auth(mint_token(&JWT_SECRET, "alice", 60).unwrap())).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 #[tokio::test]
 async fn behind_a_gateway_the_trusted_header_names_the_buyer() {
-    let mut settings = test_settings(&STACK.kafka_brokers).await;
-    settings.user_identity = seckill::config::UserIdentity::TrustedHeader;
-    settings.trusted_proxies = "127.0.0.1".into();
-    let app = spawn_with(settings).await;
+    let app = gateway_app("127.0.0.1").await;
     let (sale, item) = app.create_live_sale(5, 1).await;
-    let url = app.url(&format!("/api/v1/sales/{sale}/items/{item}/orders"));
-    let r = app
-        .http
-        .post(&url)
-        .header("X-User-Id", "gw-user")
-        .send()
-        .await
-        .unwrap();
+    let as_gw_user = || app.buy_request(sale, item).header("X-User-Id", "gw-user");
+    let r = send(as_gw_user()).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let r = app
-        .http
-        .post(&url)
-        .header("X-User-Id", "gw-user")
-        .send()
-        .await
-        .unwrap();
+    let r = send(as_gw_user()).await;
     assert_eq!(r.status(), StatusCode::CONFLICT, "the same user, limit 1");
-    let r = app.http.post(&url).send().await.unwrap();
+    let r = send(app.buy_request(sale, item)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-}
-
-#[tokio::test]
-async fn a_winner_retrying_after_the_end_gets_the_first_answer() {
-    let app = spawn_app().await;
-    let now = Utc::now();
-    let (status, sale) = app
-        .admin(
-            Method::POST,
-            "/admin/v1/sales",
-            Some(json!({
-                "name": "short",
-                "starts_at": (now - Duration::seconds(1)).to_rfc3339(),
-                "ends_at": (now + Duration::seconds(3)).to_rfc3339(),
-                "items": [{"sku": "a", "title": "A", "price_cents": 1, "stock": 5, "per_user_limit": 2}],
-            })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{sale}");
-    let (id, item) = (
-        sale["id"].as_u64().unwrap(),
-        sale["items"][0]["id"].as_u64().unwrap(),
-    );
-    let (s, first) = app.buy(id, item, "late", 2, Some("k-late")).await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{first}");
-    let left = (now + Duration::milliseconds(3_300)) - Utc::now();
-    tokio::time::sleep(left.to_std().unwrap_or_default()).await;
-    let (s, again) = app.buy(id, item, "late", 1, Some("k-late")).await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{again}");
-    assert_eq!(again["order_id"], first["order_id"]);
-    assert_eq!(
-        again["quantity"], 2,
-        "the first answer, not this request's quantity"
-    );
-    let (s, err) = app.buy(id, item, "late", 1, Some("k-new")).await;
-    assert_eq!((s, err["code"].as_str()), (StatusCode::GONE, Some("ended")));
 }

@@ -19,7 +19,7 @@ use seckill::buy::identify::mint_token;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use crate::helpers::{JWT_SECRET, eventually};
+use super::{JWT_SECRET, eventually};
 
 /// What the buyers saw.
 #[derive(Default)]

@@ -1,14 +1,15 @@
-//! The command line: clear one-line errors, each command explained, tokens and reports.
+//! The command line: clear one-line errors, secrets refused, each command explained; tokens
+//! ([`token`]) and a reconciliation report redrawn until interrupted ([`watch`]).
+
+mod token;
+mod watch;
 
 use std::{
     io::{BufRead, BufReader},
     time::{Duration, Instant},
 };
 
-use crate::{
-    helpers::{ADMIN_TOKEN, JWT_SECRET, PAYMENT_SECRET, STACK},
-    processes::free_port,
-};
+use crate::support::{ADMIN_TOKEN, JWT_SECRET, PAYMENT_SECRET, STACK, free_port};
 
 /// `seckill` with the stack's servers unset, real (random) secrets, and `env` on top.
 fn command(args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
@@ -106,16 +107,18 @@ fn passwords_in_urls_appear_neither_in_config_output_nor_in_start_up_errors() {
 }
 
 /// What the kubelet injects for a Service named `seckill-api` in the pod's namespace.
-const SERVICE_LINKS: &[(&str, &str)] = &[
-    ("SECKILL_API_SERVICE_HOST", "10.96.0.12"),
-    ("SECKILL_API_SERVICE_PORT", "80"),
-    ("SECKILL_API_SERVICE_PORT_HTTP", "80"),
-    ("SECKILL_API_PORT", "tcp://10.96.0.12:80"),
-    ("SECKILL_API_PORT_80_TCP", "tcp://10.96.0.12:80"),
-    ("SECKILL_API_PORT_80_TCP_PROTO", "tcp"),
-    ("SECKILL_API_PORT_80_TCP_PORT", "80"),
-    ("SECKILL_API_PORT_80_TCP_ADDR", "10.96.0.12"),
-];
+/// (As `NAME=value` words; [`service_links`] reads them.)
+const SERVICE_LINKS: &str = "\
+    SECKILL_API_SERVICE_HOST=10.96.0.12 SECKILL_API_SERVICE_PORT=80 \
+    SECKILL_API_SERVICE_PORT_HTTP=80 SECKILL_API_PORT=tcp://10.96.0.12:80 \
+    SECKILL_API_PORT_80_TCP=tcp://10.96.0.12:80 SECKILL_API_PORT_80_TCP_PROTO=tcp \
+    SECKILL_API_PORT_80_TCP_PORT=80 SECKILL_API_PORT_80_TCP_ADDR=10.96.0.12";
+
+/// [`SERVICE_LINKS`] as (name, value) pairs.
+fn service_links() -> Vec<(&'static str, &'static str)> {
+    let words = SERVICE_LINKS.split_whitespace();
+    words.map(|w| w.split_once('=').unwrap()).collect()
+}
 
 /// A GET with an `X-Request-Id`, over a plain socket; returns the answer's head.
 fn raw_get(addr: &str, path: &str, request_id: &str) -> String {
@@ -136,7 +139,7 @@ fn the_server_starts_with_kubernetes_service_links_in_its_environment_and_says_s
     let (http, admin) = (free_port(), free_port());
     let http_addr = format!("127.0.0.1:{http}");
     let admin_addr = format!("127.0.0.1:{admin}");
-    let mut env: Vec<(&str, &str)> = SERVICE_LINKS.to_vec();
+    let mut env: Vec<(&str, &str)> = service_links();
     env.extend([
         ("SECKILL_REDIS_URL", STACK.redis_url.as_str()),
         ("SECKILL_MYSQL_URL", STACK.mysql_url.as_str()),
@@ -201,7 +204,7 @@ fn the_server_starts_with_kubernetes_service_links_in_its_environment_and_says_s
             .any(|l| l.contains("probe-req-4242") && l.contains("answered with an error")),
         "the request id is not in the log: {log}"
     );
-    for (name, _) in SERVICE_LINKS {
+    for (name, _) in service_links() {
         assert!(
             log.contains(name) && log.contains("Kubernetes service link"),
             "no warning names {name}: {log}"
@@ -300,145 +303,4 @@ fn every_command_explains_itself() {
     for cmd in seckill::cli::Cli::command().get_subcommands() {
         assert!(overview.contains(cmd.get_name()), "{overview}");
     }
-}
-
-#[test]
-fn token_prints_a_buyer_token_the_service_accepts() {
-    let out = seckill(&["token", "--user", "alice", "--ttl", "10m"], &[]);
-    assert!(out.status.success(), "{out:?}");
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let settings = seckill::config::Settings {
-        jwt_secret: seckill::config::Secret::new(JWT_SECRET.as_str()),
-        ..Default::default()
-    };
-    let auth = seckill::buy::identify::Authenticator::new(&settings);
-    let user = auth
-        .buyer(Some(&format!("Bearer {token}")), None, None)
-        .expect("the service accepts it");
-    assert_eq!(user.as_ref(), "alice");
-    // Its lifetime is the one asked for.
-    let claims: serde_json::Value =
-        serde_json::from_slice(&base64_url_decode(token.split('.').nth(1).unwrap())).unwrap();
-    let life = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
-    assert_eq!(life, 600);
-    // Bad input: a clear error and exit 2.
-    for (args, env) in [
-        (vec!["token", "--user", "alice", "--ttl", "forever"], vec![]),
-        (vec!["token", "--user", "   "], vec![]),
-        (vec!["token"], vec![]),
-        (
-            vec!["token", "--user", "alice"],
-            vec![("SECKILL_JWT_SECRET", "change-me-jwt-secret")],
-        ),
-    ] {
-        let out = seckill(&args, &env);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
-        assert!(out.stdout.is_empty());
-    }
-}
-
-fn base64_url_decode(s: &str) -> Vec<u8> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut bits = 0u32;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in s.bytes() {
-        let v = alphabet.iter().position(|a| *a == c).unwrap() as u32;
-        bits = (bits << 6) | v;
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-            bits &= (1 << n) - 1;
-        }
-    }
-    out
-}
-
-/// Runs `seckill reconcile --watch` on `config` until it has drawn two reports, then sends it
-/// SIGINT; returns its exit code and what it printed.
-fn watch_twice(config: &std::path::Path, sale: u64) -> (Option<i32>, String) {
-    let mut child = command(
-        &[
-            "reconcile",
-            "--config",
-            config.to_str().unwrap(),
-            "--sale",
-            &sale.to_string(),
-            "--watch",
-            "--every",
-            "300ms",
-        ],
-        &[],
-    )
-    .stdout(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            text.push_str(&line);
-            text.push('\n');
-            let _ = tx.send(text.clone());
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = String::new();
-    while seen.matches("Reconciliation of sale").count() < 2 {
-        assert!(Instant::now() < deadline, "two reports never came: {seen}");
-        if let Ok(text) = rx.recv_timeout(Duration::from_millis(200)) {
-            seen = text;
-        }
-    }
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let code = child.wait().unwrap().code();
-    (code, seen)
-}
-
-#[tokio::test]
-async fn reconcile_watch_redraws_until_interrupted_and_exits_with_the_last_verdict() {
-    let app = crate::helpers::spawn_app().await;
-    let (sale, item) = app.create_live_sale(5, 1).await;
-    let (status, _) = app.buy(sale, item, "watched", 1, None).await;
-    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
-    crate::helpers::eventually(Duration::from_secs(30), || async {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
-            .fetch_one(app.db())
-            .await
-            .ok()?;
-        (n == 1).then_some(())
-    })
-    .await;
-    // No grace: an entry missing from MySQL fails the report at once.
-    let mut settings = app.settings().clone();
-    settings.reconcile.ledger_grace_secs = 0;
-    let config = crate::processes::write_config(&settings);
-    let (code, printed) = tokio::task::spawn_blocking({
-        let config = config.clone();
-        move || watch_twice(&config, sale)
-    })
-    .await
-    .unwrap();
-    assert_eq!(code, Some(0), "{printed}");
-    assert!(printed.contains("ALL CHECKS OK"), "{printed}");
-    assert!(printed.contains("\x1b[2J"), "the screen is redrawn");
-    // Drift: the order row disappears behind the service's back; the last report fails.
-    sqlx::query("DELETE FROM orders")
-        .execute(app.db())
-        .await
-        .unwrap();
-    let (code, printed) = tokio::task::spawn_blocking(move || watch_twice(&config, sale))
-        .await
-        .unwrap();
-    assert_eq!(code, Some(1), "{printed}");
-    assert!(printed.contains("DISCREPANCIES"), "{printed}");
 }

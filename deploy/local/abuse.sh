@@ -28,6 +28,7 @@ eval "$(deploy/local/stack.sh env)"
 
 say "building the release binary"
 cargo build --release --quiet -p seckill --bin seckill
+BIN="${CARGO_TARGET_DIR:-target}/release"   # where cargo put the binaries
 
 export SECKILL_KAFKA_BROKERS=embedded
 export SECKILL_HTTP_ADDR="127.0.0.1:$PORT" SECKILL_ADMIN_ADDR="127.0.0.1:$((PORT + 1))"
@@ -41,7 +42,7 @@ MYSQL="mariadb -h 127.0.0.1 -P ${SECKILL_STACK_MYSQL_PORT:-13306} -u seckill -ps
 $MYSQL -e 'CREATE DATABASE IF NOT EXISTS seckill_abuse'
 
 say "starting seckill all on $SECKILL_HTTP_ADDR (log: $LOG_DIR/seckill.log)"
-target/release/seckill all >"$LOG_DIR/seckill.log" 2>&1 &
+"$BIN/seckill" all >"$LOG_DIR/seckill.log" 2>&1 &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; stop_started' EXIT
 ready() {

@@ -57,6 +57,7 @@ eval "$(deploy/local/stack.sh env)"
 
 say "building release binaries"
 cargo build --release --quiet -p seckill -p loadtest --bins
+BIN="${CARGO_TARGET_DIR:-target}/release"   # where cargo put the binaries
 
 export SECKILL_KAFKA_BROKERS=embedded
 export SECKILL_HTTP_ADDR="127.0.0.1:$PORT" SECKILL_ADMIN_ADDR="127.0.0.1:$((PORT + 1))"
@@ -76,7 +77,7 @@ mariadb -h 127.0.0.1 -P "${SECKILL_STACK_MYSQL_PORT:-13306}" -u seckill -pseckil
   -e 'CREATE DATABASE IF NOT EXISTS seckill_quickstart'
 
 say "starting seckill all on $SECKILL_HTTP_ADDR (log: $LOG_DIR/seckill.log)"
-target/release/seckill all >"$LOG_DIR/seckill.log" 2>&1 &
+"$BIN/seckill" all >"$LOG_DIR/seckill.log" 2>&1 &
 SECKILL_PID=$!
 cleanup() {
   if kill -0 "$SECKILL_PID" 2>/dev/null; then
@@ -101,7 +102,7 @@ ready || { tail -20 "$LOG_DIR/seckill.log"; echo "seckill did not become ready" 
 
 say "loadtest: a sale of $STOCK units, $USERS users, $CONCURRENCY in flight for $DURATION"
 set +e
-target/release/loadtest --base-url "http://$SECKILL_HTTP_ADDR" \
+"$BIN/loadtest" --base-url "http://$SECKILL_HTTP_ADDR" \
   --admin-url "http://$SECKILL_ADMIN_ADDR" --create-sale \
   --stock "$STOCK" --per-user-limit 1 --users "$USERS" --concurrency "$CONCURRENCY" \
   --duration "$DURATION" --verify --payment-window-secs "$WINDOW" --pay-share "$PAY_SHARE" \
@@ -116,7 +117,7 @@ if [ $KEEP = 1 ]; then
   console       http://$SECKILL_ADMIN_ADDR/console
   admin token   $SECKILL_ADMIN_TOKEN
   buyers' API   http://$SECKILL_HTTP_ADDR
-  a buyer token SECKILL_JWT_SECRET=$SECKILL_JWT_SECRET target/release/seckill token --user alice
+  a buyer token SECKILL_JWT_SECRET=$SECKILL_JWT_SECRET $BIN/seckill token --user alice
   stop it with  kill $SECKILL_PID$(for svc in "${started[@]}"; do printf '; deploy/local/stack.sh stop %s' "$svc"; done)
 KEPT
   [ $status -eq 0 ] && say "quickstart OK: the reconciliation report is clean" || say "quickstart FAILED (exit $status)"

@@ -127,12 +127,9 @@ impl Reconciler {
         })
         .await?;
         order_facts.shrink_to_fit();
-        let fresh: (u32,) = sqlx::query_as("SELECT stock FROM sale_items WHERE id = ?")
-            .bind(item_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let fresh = sales::item_stock(&mut tx, item_id).await?;
         tx.commit().await?;
-        Ok((order_facts, fresh.0))
+        Ok((order_facts, fresh))
     }
 
     /// The item's Redis meta: present, whose, rebuilding.

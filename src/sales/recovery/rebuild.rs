@@ -61,12 +61,9 @@ impl Recovery {
     async fn read_orders(&self, item_id: u64) -> Result<(Vec<orders::OrderRow>, u32), SaleError> {
         let mut tx = self.db.begin().await?;
         let placed = orders::ledger_orders_in(&mut tx, item_id).await?;
-        let remaining: (u32,) = sqlx::query_as("SELECT stock FROM sale_items WHERE id = ?")
-            .bind(item_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let remaining = crate::stores::mysql::sales::item_stock(&mut tx, item_id).await?;
         tx.commit().await?;
-        Ok((placed, remaining.0))
+        Ok((placed, remaining))
     }
 
     /// Takes the item over for the rebuild under `token`; false when it turned out to be

@@ -228,6 +228,20 @@ pub(crate) async fn mark_warmed(pool: &MySqlPool, id: u64) -> Result<(), sqlx::E
     Ok(())
 }
 
+/// An item's remaining stock, read inside `tx` (after the orders the caller read there).
+///
+/// # Errors
+/// The database failed, or there is no such item.
+pub(crate) async fn item_stock(
+    tx: &mut Transaction<'_, MySql>,
+    item_id: u64,
+) -> Result<u32, sqlx::Error> {
+    sqlx::query_scalar("SELECT stock FROM sale_items WHERE id = ?")
+        .bind(item_id)
+        .fetch_one(&mut **tx)
+        .await
+}
+
 /// The highest item id (0 when there is none): ids come from AUTO_INCREMENT and items are
 /// never deleted, so no item has a higher one.
 ///

@@ -87,6 +87,7 @@ async fn sale(pool: &MySqlPool, stock: &StockService, orders: usize) -> SaleReco
                 per_user_limit: 1,
                 payment_window_secs: 5,
             }],
+            admission: Default::default(),
         },
         "v4",
     )

@@ -70,6 +70,7 @@ async fn sale(pool: &MySqlPool, items: usize) -> (u64, Vec<u64>) {
                     payment_window_secs: 900,
                 })
                 .collect(),
+            admission: Default::default(),
         },
         "v1",
     )

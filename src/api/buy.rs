@@ -38,6 +38,7 @@ const MAX_BODY: usize = 1024;
         ("item_id" = u64, Path, description = "item id", minimum = 1, maximum = 9_007_199_254_740_991_i64),
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key gets the first answer", min_length = 1, max_length = 128, pattern = "^[!-~]{1,128}$"),
         ("X-User-Id" = Option<String>, Header, description = "the buyer, from a trusted gateway (SECKILL_USER_IDENTITY=trusted_header only)"),
+        ("X-Admission-Token" = Option<String>, Header, description = "a queued sale's admission token, from its waiting room (`POST .../queue`, then polls)", max_length = 1024),
     ),
     request_body(content = Option<crate::buy::BuyBody>, description = "empty: one unit"),
     responses(
@@ -50,7 +51,7 @@ const MAX_BODY: usize = 1024;
                   ("CancelOrder" = (operation_id = "cancel_order", parameters(("order_id" = "$response.body#/order_id")))))),
         (status = 400, description = "`X-User-Id` or `X-Forwarded-For` sent twice where the service believes it (`ambiguous_header`)", body = super::doc::ErrorDoc),
         (status = 401, description = "no or bad buyer token, or `X-User-Id` from an untrusted peer (`unauthorized`)", body = super::doc::ErrorDoc),
-        (status = 403, description = "the sale has not started (`not_started`)", body = super::doc::ErrorDoc),
+        (status = 403, description = "the sale has not started (`not_started`); a queued sale's buy without a valid admission of this buyer (`admission_required`, `admission_invalid`, `admission_foreign`, `admission_expired`)", body = super::doc::ErrorDoc),
         (status = 404, description = "no such sale item (`not_found`)", body = super::doc::ErrorDoc),
         (status = 409, description = "`sold_out`, `insufficient_stock`, `limit_exceeded`", body = super::doc::ErrorDoc),
         (status = 410, description = "the sale has ended (`ended`)", body = super::doc::ErrorDoc),
@@ -101,6 +102,9 @@ async fn create_order(
                         .client(peer.ip(), identity.forwarded_for),
                 ),
                 peer: Some(peer.ip()),
+                admission: headers
+                    .get("x-admission-token")
+                    .and_then(|v| v.to_str().ok()),
             },
             body,
         )

@@ -13,6 +13,7 @@ pub mod listener;
 pub mod live;
 pub mod orders;
 pub mod payments;
+pub mod queue;
 pub mod ready;
 pub mod request_id;
 pub mod state;
@@ -32,6 +33,7 @@ fn public_routes() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(doc::public_router())
         .merge(buy::router())
+        .merge(queue::router())
         .merge(orders::router())
         .merge(payments::router())
 }

@@ -45,6 +45,8 @@ pub struct Services {
     pub auth: Arc<Authenticator>,
     /// The buy path.
     pub buy: BuyService,
+    /// The waiting rooms of queued sales.
+    pub queue: crate::waiting_room::WaitingRoom,
     /// Admin operations.
     pub admin: SaleAdmin,
     /// Live views of sales for the console.

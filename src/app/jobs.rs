@@ -1,6 +1,6 @@
 //! The background jobs of the API role: the outbox relay, the prewarm scheduler, expiry, the
-//! lifecycle events relay, periodic reconciliation, the invalidation listener and pruning of
-//! the token buckets; each leader job under its own election.
+//! lifecycle events relay, periodic reconciliation, the waiting rooms' usher and the record of
+//! their finished buyers, the invalidation listener and pruning of the token buckets; each leader job under its own election.
 
 use std::time::Duration;
 
@@ -74,6 +74,13 @@ pub(super) fn spawn_api_jobs(
         state.stock.keys().sale_invalidations(),
         shutdown.clone(),
     )));
+    jobs.push(tokio::spawn(state.queue.clone().run_usher(
+        LeaderElection::new(state.lock.clone(), "usher", Duration::from_secs(3)),
+        shutdown.clone(),
+    )));
+    jobs.push(tokio::spawn(
+        state.queue.clone().run_flusher(shutdown.clone()),
+    ));
     let gates = state.buy.gates().clone();
     let token = shutdown.clone();
     jobs.push(tokio::spawn(async move {

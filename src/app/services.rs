@@ -28,6 +28,7 @@ use crate::{
         mysql,
         redis::{RedisPool, keys::Keys, lock::RedisLock},
     },
+    waiting_room::{RoomParts, WaitingRoom},
 };
 
 impl Services {
@@ -83,7 +84,15 @@ impl Services {
         let (recoveries, recovery_requests) = Recoveries::channel();
         let catalog = Catalog::new(base.db.clone());
         let auth = Arc::new(Authenticator::new(&base.settings));
-        let buy = base.buy_service(auth.clone(), catalog.clone(), recoveries.clone());
+        let queue = WaitingRoom::new(RoomParts {
+            db: base.db.clone(),
+            redis: base.redis.clone(),
+            keys: base.stock.keys().clone(),
+            grace_secs: base.settings.sale.grace_secs,
+            secret: base.settings.jwt_secret.expose().as_bytes().to_vec(),
+            metrics: base.metrics.clone(),
+        });
+        let buy = base.buy_service(auth.clone(), catalog.clone(), recoveries.clone(), &queue);
         let sale_pages = base.sale_pages().await?;
         let admin = base.sale_admin(catalog, recoveries.clone(), &sale_pages);
         let live = base.live_feed(&admin);
@@ -125,6 +134,7 @@ impl Services {
             lock: base.lock,
             outbox: base.outbox,
             buy,
+            queue,
             admin,
             live,
             orders,
@@ -193,6 +203,7 @@ impl Base {
         auth: Arc<Authenticator>,
         catalog: Catalog,
         recoveries: Recoveries,
+        queue: &WaitingRoom,
     ) -> BuyService {
         let settings = &self.settings;
         BuyService::new(BuyParts {
@@ -210,6 +221,7 @@ impl Base {
                 timeout: Duration::from_millis(settings.buy.confirm_timeout_ms),
             },
             recoveries,
+            queue: queue.clone(),
             metrics: self.metrics.clone(),
         })
     }

@@ -49,6 +49,9 @@ pub enum BuyError {
         /// The item's per-user limit.
         limit: i64,
     },
+    /// A queued sale's buy without a valid admission of this buyer.
+    #[error(transparent)]
+    Admission(crate::waiting_room::AdmissionError),
     /// A bad quantity or body.
     #[error(transparent)]
     Invalid(#[from] FieldError),
@@ -98,6 +101,7 @@ impl BuyError {
             BuyError::SoldOut => "sold_out",
             BuyError::InsufficientStock { .. } => "insufficient_stock",
             BuyError::LimitExceeded { .. } => "limit_exceeded",
+            BuyError::Admission(e) => e.code(),
             BuyError::Invalid(_) => "invalid_field",
             BuyError::Json(JsonError::Malformed(_)) => "invalid_json",
             BuyError::Json(_) => "invalid_field",

@@ -41,6 +41,7 @@ use crate::{
     sales::{Recoveries, catalog::Catalog},
     stock::StockService,
     stores::mysql::sales::ItemMeta,
+    waiting_room::{AdmissionClaims, WaitingRoom},
 };
 
 pub use error::BuyError;
@@ -72,6 +73,8 @@ pub struct BuyRequest<'a> {
     pub client_ip: Option<IpAddr>,
     /// The connection's peer (a trusted proxy, in trusted-header mode).
     pub peer: Option<IpAddr>,
+    /// The `X-Admission-Token` header (a queued sale's buys need one).
+    pub admission: Option<&'a str>,
 }
 
 /// A successful buy.
@@ -118,6 +121,7 @@ pub struct BuyService {
     outbox: Outbox,
     confirmation: Confirmation,
     recoveries: Recoveries,
+    queue: WaitingRoom,
     /// Another sale's state seen by every buy of an item would log once per buy.
     foreign: Arc<Throttle>,
     metrics: Arc<Metrics>,
@@ -141,6 +145,8 @@ pub struct BuyParts {
     pub confirmation: Confirmation,
     /// Where a lost sale state is reported for recovery.
     pub recoveries: Recoveries,
+    /// The waiting rooms (admission tokens, finished buyers).
+    pub queue: WaitingRoom,
     /// Metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -157,6 +163,7 @@ impl BuyService {
             outbox,
             confirmation,
             recoveries,
+            queue,
             metrics,
         } = parts;
         Self {
@@ -176,6 +183,7 @@ impl BuyService {
             outbox,
             confirmation,
             recoveries,
+            queue,
             foreign: Arc::default(),
             metrics,
         }
@@ -242,6 +250,7 @@ impl BuyService {
         *started = Some(gated.clock);
         let quantity = reserve::parse_quantity(&body.await?)?;
         let user = self.identify(req).await?;
+        let admitted = self.admitted(req, &gated, &user)?;
         self.past_refusal(&gated, &user, req).await?;
         if quantity > gated.meta.per_user_limit {
             return Err(FieldError::new(
@@ -251,7 +260,29 @@ impl BuyService {
             .into());
         }
         let reserved = self.reserve(req, &gated, &user, quantity).await?;
-        self.confirm(req, &gated, user, quantity, reserved).await
+        let answer = self.confirm(req, &gated, user, quantity, reserved).await?;
+        if let (Some(claims), BuyAnswer::Reserved { .. }) = (&admitted, &answer) {
+            let ends_at = gated.meta.ends_at.timestamp_millis();
+            self.queue.finished(req.sale_id, claims, ends_at);
+        }
+        Ok(answer)
+    }
+
+    /// A queued sale's buy carries the buyer's own admission, verified in memory.
+    fn admitted(
+        &self,
+        req: &BuyRequest<'_>,
+        gated: &Gated,
+        user: &UserId,
+    ) -> Result<Option<AdmissionClaims>, BuyError> {
+        if !gated.meta.admission.queued() {
+            return Ok(None);
+        }
+        self.queue
+            .admissions()
+            .verify(req.admission, req.sale_id, user.as_ref())
+            .map(Some)
+            .map_err(BuyError::Admission)
     }
 
     /// The answers from memory, cheapest first: the client address's bucket, the item, the

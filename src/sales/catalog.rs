@@ -197,6 +197,7 @@ mod tests {
                 ends_at: now,
                 script_version: "v3".into(),
                 sale_uid: "uid".into(),
+                admission: Default::default(),
             })),
             at,
         }

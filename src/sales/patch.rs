@@ -48,8 +48,16 @@ impl SaleAdmin {
         let ends_at = patch.ends_at.unwrap_or(sale.ends_at);
         check_window(starts_at, ends_at, now)?;
         check_items(&record, &patch)?;
+        let admission = patch.admission.as_ref().unwrap_or(&sale.admission);
+        admission.check_start(starts_at)?;
         let name = patch.name.clone().unwrap_or_else(|| sale.name.clone());
-        sales::apply_patch(&mut tx, sale, &name, starts_at, ends_at, &patch.items).await?;
+        let changed = sales::Changed {
+            name: &name,
+            starts_at,
+            ends_at,
+            admission,
+        };
+        sales::apply_patch(&mut tx, sale, &changed, &patch.items).await?;
         if sale.status == STATUS_WARMED {
             // Redis first, inside the MySQL transaction: if Redis fails, MySQL keeps the old
             // values. Items already refreshed keep the new ones (they sit in different slots,

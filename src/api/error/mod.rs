@@ -58,6 +58,15 @@ pub enum ApiError {
     /// 409 `sold_out`: nothing left (the commonest answer of a sale, so its body is prebuilt).
     #[error("sold out")]
     SoldOut,
+    /// 403 with a code: the request is understood and refused (a queued sale's admission, a
+    /// join's proof of work).
+    #[error("{detail}")]
+    Forbidden {
+        /// Machine-readable reason (`admission_required`, `challenge_failed`, ...).
+        code: &'static str,
+        /// Human-readable detail.
+        detail: String,
+    },
     /// 403: the sale has not started.
     #[error("the sale has not started")]
     NotStarted,
@@ -156,7 +165,7 @@ impl ApiError {
             ApiError::Conflict { .. } | ApiError::SoldOut | ApiError::NotPersisted => {
                 StatusCode::CONFLICT
             }
-            ApiError::NotStarted => StatusCode::FORBIDDEN,
+            ApiError::NotStarted | ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::Ended => StatusCode::GONE,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -180,7 +189,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::BadSignature(_) => "bad_signature",
             ApiError::NotFound(_) => "not_found",
-            ApiError::Conflict { code, .. } => code,
+            ApiError::Conflict { code, .. } | ApiError::Forbidden { code, .. } => code,
             ApiError::SoldOut => "sold_out",
             ApiError::NotPersisted => "not_persisted",
             ApiError::NotStarted => "not_started",
@@ -238,7 +247,9 @@ impl IntoResponse for ApiError {
         // Borrowed where the text already exists: a sold-out answer is the common case.
         let detail = match &self {
             ApiError::Invalid(f) => std::borrow::Cow::Borrowed(f.detail.as_str()),
-            ApiError::Conflict { detail, .. } => std::borrow::Cow::Borrowed(detail.as_str()),
+            ApiError::Conflict { detail, .. } | ApiError::Forbidden { detail, .. } => {
+                std::borrow::Cow::Borrowed(detail.as_str())
+            }
             other => std::borrow::Cow::Owned(other.to_string()),
         };
         let order_id = match &self {

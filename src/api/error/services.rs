@@ -26,6 +26,10 @@ impl From<crate::buy::BuyError> for ApiError {
                 ApiError::conflict("insufficient_stock", e.to_string())
             }
             e @ B::LimitExceeded { .. } => ApiError::conflict("limit_exceeded", e.to_string()),
+            B::Admission(e) => ApiError::Forbidden {
+                code: e.code(),
+                detail: e.to_string(),
+            },
             B::Invalid(e) => ApiError::Invalid(e),
             B::Json(e) => e.into(),
             B::Unauthorized(e) => ApiError::Unauthorized(e),
@@ -83,6 +87,29 @@ impl From<crate::reconcile::ReconcileError> for ApiError {
             ReconcileError::UnknownSale(_) => ApiError::NotFound("sale"),
             ReconcileError::Db(e) => ApiError::Db(e),
             ReconcileError::Redis(e) => ApiError::Stock(StockError::Redis(e)),
+        }
+    }
+}
+
+impl From<crate::waiting_room::QueueError> for ApiError {
+    fn from(e: crate::waiting_room::QueueError) -> Self {
+        use crate::waiting_room::{QueueError as Q, challenge::ChallengeError as C};
+        match e {
+            Q::NotFound => ApiError::NotFound("sale"),
+            Q::UnknownTicket => ApiError::NotFound("ticket"),
+            e @ Q::NotQueued => ApiError::conflict("queue_not_used", e.to_string()),
+            e @ Q::NotOpen(_) => ApiError::conflict("queue_not_open", e.to_string()),
+            Q::Ended => ApiError::Ended,
+            Q::Challenge(e) => ApiError::Forbidden {
+                code: match e {
+                    C::Missing => "challenge_required",
+                    C::Foreign | C::Unsolved => "challenge_failed",
+                },
+                detail: e.to_string(),
+            },
+            e @ Q::Full => ApiError::Unavailable(e.to_string()),
+            Q::Db(e) => ApiError::Db(e),
+            Q::Redis(e) => ApiError::Stock(StockError::from(e)),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the validated sale and patch, and the window rule live here; the request bodies as sent in
 //! `request`, the rules that turn them into these types in `parse`.
 
+mod admission;
 mod parse;
 mod request;
 
@@ -9,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::FieldError;
 
+pub use admission::{Admission, AdmissionMode, AdmissionRequest};
 pub use request::{CreateItemRequest, CreateSaleRequest, PatchItemRequest, PatchSaleRequest};
 
 /// Most items one sale may carry; bounds request size and prewarm time.
@@ -41,6 +43,8 @@ pub struct NewSale {
     pub ends_at: DateTime<Utc>,
     /// One or more items with unique SKUs.
     pub items: Vec<NewItem>,
+    /// Who may buy when: open, or through the waiting room.
+    pub admission: Admission,
 }
 
 /// A validated new item.
@@ -71,6 +75,8 @@ pub struct SalePatch {
     pub ends_at: Option<DateTime<Utc>>,
     /// Item changes.
     pub items: Vec<ItemPatch>,
+    /// A new admission policy (checked against the start by the admin service).
+    pub admission: Option<Admission>,
 }
 
 /// A validated change to one item.
@@ -134,6 +140,7 @@ impl SalePatch {
             && self.starts_at.is_none()
             && self.ends_at.is_none()
             && self.items.is_empty()
+            && self.admission.is_none()
     }
 }
 

@@ -5,9 +5,10 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 
 use super::{
-    CreateSaleRequest, DEFAULT_PAYMENT_WINDOW_SECS, ItemPatch, MAX_ITEMS, MAX_PAYMENT_WINDOW_SECS,
-    MAX_PER_USER_LIMIT, MAX_PRICE_CENTS, MAX_SKU_LEN, MAX_STOCK, MAX_TEXT_LEN,
-    MIN_PAYMENT_WINDOW_SECS, NewItem, NewSale, PatchSaleRequest, SalePatch, check_window,
+    Admission, CreateSaleRequest, DEFAULT_PAYMENT_WINDOW_SECS, ItemPatch, MAX_ITEMS,
+    MAX_PAYMENT_WINDOW_SECS, MAX_PER_USER_LIMIT, MAX_PRICE_CENTS, MAX_SKU_LEN, MAX_STOCK,
+    MAX_TEXT_LEN, MIN_PAYMENT_WINDOW_SECS, NewItem, NewSale, PatchSaleRequest, SalePatch,
+    check_window,
 };
 use crate::domain::FieldError;
 
@@ -131,11 +132,13 @@ impl NewSale {
                 )?,
             });
         }
+        let admission = Admission::parse(req.admission.unwrap_or_default(), starts_at)?;
         Ok(Self {
             name,
             starts_at,
             ends_at,
             items,
+            admission,
         })
     }
 }
@@ -195,11 +198,17 @@ impl SalePatch {
                     .transpose()?,
             });
         }
+        // The opening is checked against the final start by the admin service.
+        let admission = req
+            .admission
+            .map(|a| Admission::parse(a, DateTime::<Utc>::MAX_UTC))
+            .transpose()?;
         Ok(Self {
             name,
             starts_at,
             ends_at,
             items,
+            admission,
         })
     }
 }

@@ -23,6 +23,9 @@ pub struct CreateSaleRequest {
     /// The items on sale (SKUs unique within the sale).
     #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<CreateItemRequest>,
+    /// Who may buy when (default: open).
+    #[schema(nullable = false)]
+    pub admission: Option<super::AdmissionRequest>,
 }
 
 /// One item of a [`CreateSaleRequest`].
@@ -90,6 +93,9 @@ pub struct PatchSaleRequest {
     /// Item changes, by item id (each item of this sale at most once).
     #[schema(nullable = false, min_items = 1, max_items = 100)]
     pub items: Option<Vec<PatchItemRequest>>,
+    /// A new admission policy, replacing the stored one as a whole.
+    #[schema(nullable = false)]
+    pub admission: Option<super::AdmissionRequest>,
 }
 
 /// One item change of a [`PatchSaleRequest`].

@@ -21,6 +21,7 @@ fn request() -> CreateSaleRequest {
             per_user_limit: 1,
             payment_window_secs: None,
         }],
+        admission: None,
     }
 }
 

@@ -7,6 +7,7 @@
 //! Kafka, the outbox, the consumer, the lifecycle, reconciliation).
 
 mod orders;
+mod queue;
 mod requests;
 
 use prometheus::{
@@ -15,6 +16,7 @@ use prometheus::{
 };
 
 pub use orders::{ConsumerMetrics, KafkaMetrics, OrderMetrics, OutboxMetrics, ReconcileMetrics};
+pub use queue::{POLL_STATES, QueueMetrics};
 pub use requests::{BuyMetrics, CacheMetrics, HttpMetrics, ScriptMetrics};
 
 /// Prefix of every metric name.
@@ -48,6 +50,8 @@ pub struct Metrics {
     pub orders: OrderMetrics,
     /// Reconciliation.
     pub reconcile: ReconcileMetrics,
+    /// The waiting room.
+    pub queue: QueueMetrics,
 }
 
 impl Metrics {
@@ -69,6 +73,7 @@ impl Metrics {
         let consumer = ConsumerMetrics::register(&mut r);
         let orders = OrderMetrics::register(&mut r);
         let reconcile = ReconcileMetrics::register(&mut r);
+        let queue = QueueMetrics::register(&mut r);
         Self {
             registry: r.registry,
             names: r.names,
@@ -81,6 +86,7 @@ impl Metrics {
             consumer,
             orders,
             reconcile,
+            queue,
         }
     }
 

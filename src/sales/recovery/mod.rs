@@ -109,6 +109,7 @@ mod tests {
             version: 1,
             created_at: now,
             updated_at: now,
+            admission: Default::default(),
         };
         assert!(needs_recovery(&sale, now));
         sale.status = STATUS_CREATED.into();

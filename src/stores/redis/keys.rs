@@ -47,6 +47,25 @@ impl ItemKeys {
     }
 }
 
+/// The keys of one sale's waiting room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomKeys {
+    /// Join counters and the pre-queue draw (`pre`, `seq`, `drawn`, `pre_total`, `seed`).
+    pub counters: String,
+    /// Buyers who bought with their admission, scored by position.
+    pub finished: String,
+    /// The usher's published state (now serving, marks, sold out), read by every instance.
+    pub board: String,
+    bucket_prefix: String,
+}
+
+impl RoomKeys {
+    /// The bucket (hash of user digest -> place) holding the user with this digest.
+    pub fn bucket(&self, bucket: u16) -> String {
+        format!("{}{bucket}", self.bucket_prefix)
+    }
+}
+
 impl Keys {
     /// Keys under `prefix` (may be empty).
     pub fn new(prefix: &str) -> Self {
@@ -109,6 +128,17 @@ impl Keys {
     /// The pub/sub channel on which sale changes are announced to every instance.
     pub(crate) fn sale_invalidations(&self) -> String {
         format!("{}sk:sales:invalidate", self.prefix)
+    }
+
+    /// The keys of one sale's waiting room, all under the hash tag `{q<sale>}` (one slot).
+    pub fn room(&self, sale_id: u64) -> RoomKeys {
+        let base = format!("{}sk:{{q{sale_id}}}", self.prefix);
+        RoomKeys {
+            counters: format!("{base}:n"),
+            finished: format!("{base}:done"),
+            board: format!("{base}:board"),
+            bucket_prefix: format!("{base}:u:"),
+        }
     }
 
     /// The prefix itself (tests use it to find their keys).

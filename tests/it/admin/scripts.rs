@@ -66,6 +66,7 @@ async fn sale_pinned_to(app: &crate::support::TestApp, version: &str) -> (u64, u
         name: format!("pinned to {version}"),
         starts_at: now - chrono::Duration::seconds(1),
         ends_at: now + chrono::Duration::minutes(30),
+        admission: Default::default(),
     };
     let record = seckill::stores::mysql::sales::insert_sale(app.db(), &sale, version)
         .await

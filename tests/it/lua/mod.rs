@@ -251,5 +251,6 @@ pub(crate) fn meta(version: &str) -> seckill::stores::mysql::sales::ItemMeta {
         ends_at: Utc::now(),
         script_version: version.into(),
         sale_uid: UID.into(),
+        admission: Default::default(),
     }
 }

@@ -3,7 +3,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::{MySql, MySqlPool, QueryBuilder, Transaction};
 
-use crate::domain::{NewSale, sale::ItemPatch};
+use crate::domain::{
+    NewSale,
+    sale::{Admission, ItemPatch},
+};
 
 /// Status of a sale whose stock is not in Redis yet.
 pub(crate) const STATUS_CREATED: &str = "created";
@@ -19,7 +22,7 @@ mod rows;
 pub use rows::{ItemMeta, ItemRow, LiveItem, SaleRecord, SaleRow};
 
 const SALE_COLUMNS: &str = "id, uid, name, starts_at, ends_at, status, script_version, warmed_at, \
-                            version, created_at, updated_at";
+                            version, created_at, updated_at, admission";
 const ITEM_COLUMNS: &str = "id, sale_id, sku, title, price_cents, initial_stock, stock, \
                             per_user_limit, payment_window_secs, version";
 
@@ -34,7 +37,8 @@ pub async fn insert_sale(
 ) -> Result<SaleRecord, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let result = sqlx::query(
-        "INSERT INTO sales (uid, name, starts_at, ends_at, status, script_version) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO sales (uid, name, starts_at, ends_at, status, script_version, admission) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(uuid::Uuid::new_v4().simple().to_string())
     .bind(&sale.name)
@@ -42,6 +46,7 @@ pub async fn insert_sale(
     .bind(sale.ends_at)
     .bind(STATUS_CREATED)
     .bind(script_version)
+    .bind(sale.admission.to_json())
     .execute(&mut *tx)
     .await?;
     let sale_id = result.last_insert_id();
@@ -156,6 +161,18 @@ pub(crate) async fn item_counts(
     Ok(rows.into_iter().collect())
 }
 
+/// The sale-level terms a PATCH writes (each the new value or the stored one).
+pub(crate) struct Changed<'a> {
+    /// Display name.
+    pub name: &'a str,
+    /// Window start.
+    pub starts_at: DateTime<Utc>,
+    /// Window end.
+    pub ends_at: DateTime<Utc>,
+    /// Admission policy.
+    pub admission: &'a Admission,
+}
+
 /// Writes a validated patch to a sale locked by [`lock_sale`] and bumps its version.
 ///
 /// # Errors
@@ -163,17 +180,17 @@ pub(crate) async fn item_counts(
 pub(crate) async fn apply_patch(
     tx: &mut Transaction<'_, MySql>,
     sale: &SaleRow,
-    name: &str,
-    starts_at: DateTime<Utc>,
-    ends_at: DateTime<Utc>,
+    changed: &Changed<'_>,
     items: &[ItemPatch],
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE sales SET name = ?, starts_at = ?, ends_at = ?, version = version + 1 WHERE id = ?",
+        "UPDATE sales SET name = ?, starts_at = ?, ends_at = ?, admission = ?, version = version + 1 \
+         WHERE id = ?",
     )
-    .bind(name)
-    .bind(starts_at)
-    .bind(ends_at)
+    .bind(changed.name)
+    .bind(changed.starts_at)
+    .bind(changed.ends_at)
+    .bind(changed.admission.to_json())
     .bind(sale.id)
     .execute(&mut **tx)
     .await?;
@@ -264,7 +281,7 @@ pub(crate) async fn item_meta(
 ) -> Result<Option<ItemMeta>, sqlx::Error> {
     sqlx::query_as(
         "SELECT i.id AS item_id, i.sale_id, i.price_cents, i.per_user_limit, s.starts_at, s.ends_at, \
-         s.script_version, s.uid AS sale_uid FROM sale_items i JOIN sales s ON s.id = i.sale_id \
+         s.script_version, s.uid AS sale_uid, s.admission FROM sale_items i JOIN sales s ON s.id = i.sale_id \
          WHERE i.id = ?",
     )
     .bind(item_id)
@@ -323,4 +340,29 @@ pub(crate) async fn sales_to_reconcile(
         .bind(ended_after)
         .fetch_all(pool)
         .await
+}
+
+/// Queued sales not yet ended (the waiting room's usher moves their queues).
+///
+/// # Errors
+/// The database failed.
+pub(crate) async fn queued_sales(
+    pool: &MySqlPool,
+    now: DateTime<Utc>,
+) -> Result<Vec<SaleRecord>, sqlx::Error> {
+    // The policy is written by this service as compact JSON, so the mode reads as this text.
+    let ids: Vec<u64> = sqlx::query_scalar(
+        "SELECT id FROM sales WHERE ends_at > ? AND admission LIKE '%\"mode\":\"queue\"%' \
+         ORDER BY id",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    let mut records = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(r) = get_sale(pool, id).await? {
+            records.push(r);
+        }
+    }
+    Ok(records)
 }

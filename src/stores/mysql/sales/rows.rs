@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::domain::sale::Admission;
+
 /// One `sales` row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct SaleRow {
@@ -28,6 +30,9 @@ pub struct SaleRow {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// Who may buy when: open, or through the waiting room.
+    #[sqlx(try_from = "String")]
+    pub admission: Admission,
 }
 
 /// One `sale_items` row.
@@ -84,6 +89,9 @@ pub struct ItemMeta {
     pub script_version: String,
     /// The sale's identity (checked against its Redis state from script v3 on).
     pub sale_uid: String,
+    /// The sale's admission policy (a queued sale's buys need an admission token).
+    #[sqlx(try_from = "String")]
+    pub admission: Admission,
 }
 
 /// A sale item whose Redis keys may still hold reservations (relay, order lookup).

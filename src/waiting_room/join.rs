@@ -1,0 +1,140 @@
+//! Joining: the sale's terms and proof of work checked in memory, then one script call that
+//! takes a place once per buyer (joining again answers the same ticket).
+
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+
+use super::{
+    QueueAnswer, QueueError, WaitingRoom,
+    board::Board,
+    place_of, sold_out_answer,
+    ticket::{Kind, Ticket},
+};
+use crate::domain::UserId;
+
+/// Buckets of a room's user hashes (a power of two; each stays a small listpack up to about
+/// eight million joins).
+const BUCKETS: u16 = 16_384;
+/// Largest join time a place can hold, in seconds from the room's opening.
+const MAX_JOINED_SECS: i64 = (1 << 25) - 1;
+
+/// The 8 bytes a room stores for a buyer, and the bucket they go in.
+pub(crate) fn digest(user: &str) -> ([u8; 8], u16) {
+    let hash = Sha256::digest(user.as_bytes());
+    let mut d = [0; 8];
+    d.copy_from_slice(&hash[..8]);
+    (d, u16::from_be_bytes([d[0], d[1]]) % BUCKETS)
+}
+
+impl WaitingRoom {
+    /// Joins `user` to `sale_id`'s queue, or answers the place already taken.
+    ///
+    /// # Errors
+    /// No such sale, an open sale, not open yet, ended, a missing or wrong proof of work, or
+    /// Redis failed.
+    pub async fn join(
+        &self,
+        sale_id: u64,
+        user: &UserId,
+        solution: Option<(&str, &str)>,
+    ) -> Result<QueueAnswer, QueueError> {
+        let room = self.room(sale_id).await?;
+        let terms = &room.terms;
+        let now = Utc::now();
+        if now < terms.opens_at() {
+            return Err(QueueError::NotOpen(terms.opens_at()));
+        }
+        if now >= terms.ends_at {
+            return Err(QueueError::Ended);
+        }
+        let bits = terms.admission.pow_bits;
+        if bits > 0 {
+            let now_secs = now.timestamp().max(0) as u64;
+            let checked =
+                self.inner
+                    .challenges
+                    .check(solution, sale_id, user.as_ref(), bits, now_secs);
+            if let Err(e) = checked {
+                self.inner
+                    .metrics
+                    .queue
+                    .joins
+                    .with_label_values(&["refused"])
+                    .inc();
+                return Err(e.into());
+            }
+        }
+        let board = room.board(&self.inner.redis).await;
+        if board.sold_out {
+            self.inner
+                .metrics
+                .queue
+                .joins
+                .with_label_values(&["sold_out"])
+                .inc();
+            return Ok(sold_out_answer(&board));
+        }
+        let (digest, bucket) = digest(user.as_ref());
+        let phase = if now < terms.starts_at { "pre" } else { "open" };
+        let joined = (now - terms.opens_at())
+            .num_seconds()
+            .clamp(0, MAX_JOINED_SECS);
+        let expire_at =
+            (terms.ends_at + chrono::Duration::seconds(self.inner.grace_secs)).timestamp_millis();
+        let mut conn = self.inner.redis.get();
+        let (created, place, pre_total): (i64, i64, i64) = self
+            .inner
+            .join
+            .invoke(
+                &mut conn,
+                &[&room.keys.bucket(bucket), &room.keys.counters],
+                |c| {
+                    c.arg(&digest[..])
+                        .arg(phase)
+                        .arg(rand::random::<u64>())
+                        .arg(joined)
+                        .arg(expire_at);
+                },
+            )
+            .await
+            .map_err(|e| {
+                if e.to_string().contains("FULL") {
+                    QueueError::Full
+                } else {
+                    QueueError::Redis(e)
+                }
+            })?;
+        let ticket = Ticket {
+            sale_id,
+            place: place_of(place),
+            user: user.as_ref().to_string(),
+        };
+        let board = fresher(&board, &ticket, pre_total);
+        let outcome = if created == 1 { "joined" } else { "rejoined" };
+        self.inner
+            .metrics
+            .queue
+            .joins
+            .with_label_values(&[outcome])
+            .inc();
+        let raw = self.inner.tickets.encode(&ticket);
+        let answer = self.answer(&room, &board, &ticket, Some(raw));
+        if created == 1
+            && let Some(eta) = answer.eta_secs
+        {
+            self.inner.metrics.queue.eta.observe(eta as f64);
+        }
+        Ok(answer)
+    }
+}
+
+/// The board with the draw the script just reported, when the board in hand predates it (an
+/// arrival place's position is the draw's size plus its index).
+fn fresher(board: &Board, ticket: &Ticket, pre_total: i64) -> Board {
+    let mut b = board.clone();
+    if !b.drawn && ticket.place.kind() == Kind::Arrival && pre_total >= 0 {
+        b.drawn = true;
+        b.pre_total = pre_total as u64;
+    }
+    b
+}

@@ -1,0 +1,188 @@
+//! The rooms an instance has seen: each sale's terms (from MySQL, at most every few seconds)
+//! and its board (from Redis, at most once a second, in the background once one is known), so
+//! that a poll costs neither store anything.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, AtomicI64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use sqlx::MySqlPool;
+
+use super::{board::Board, error::QueueError};
+use crate::{
+    domain::sale::Admission,
+    stores::{
+        mysql::sales::{self, SaleRecord},
+        redis::{RedisPool, keys::RoomKeys},
+    },
+};
+
+/// How long a sale's terms are trusted before MySQL is read again.
+const TERMS_TTL: Duration = Duration::from_secs(5);
+/// How often a room's board is read from Redis, at most.
+pub(crate) const BOARD_EVERY_MS: i64 = 1_000;
+
+/// What a room needs to know of its sale.
+#[derive(Debug, Clone)]
+pub(crate) struct Terms {
+    /// Sale id.
+    pub sale_id: u64,
+    /// Window start.
+    pub starts_at: DateTime<Utc>,
+    /// Window end.
+    pub ends_at: DateTime<Utc>,
+    /// The admission policy.
+    pub admission: Admission,
+    /// The sale's items.
+    pub items: Vec<u64>,
+}
+
+impl Terms {
+    pub(crate) fn of(record: &SaleRecord) -> Self {
+        Self {
+            sale_id: record.sale.id,
+            starts_at: record.sale.starts_at,
+            ends_at: record.sale.ends_at,
+            admission: record.sale.admission.clone(),
+            items: record.items.iter().map(|i| i.id).collect(),
+        }
+    }
+
+    /// When joins open.
+    pub(crate) fn opens_at(&self) -> DateTime<Utc> {
+        self.admission.opens_at(self.starts_at)
+    }
+}
+
+/// One sale's room as this instance knows it.
+pub(crate) struct Room {
+    pub terms: Terms,
+    pub keys: RoomKeys,
+    loaded: Instant,
+    board: RwLock<Arc<Board>>,
+    board_read_ms: AtomicI64,
+    refreshing: AtomicBool,
+}
+
+/// Reads a room's board; an absent one is the empty board.
+pub(crate) async fn read_board(redis: &RedisPool, keys: &RoomKeys) -> redis::RedisResult<Board> {
+    let raw: Option<String> = redis::cmd("GET")
+        .arg(&keys.board)
+        .query_async(&mut redis.get())
+        .await?;
+    Ok(raw
+        .and_then(|r| serde_json::from_str(&r).ok())
+        .unwrap_or_default())
+}
+
+impl Room {
+    /// The board, read again when a second old: the first read waits for Redis, later ones
+    /// answer the board in hand and refresh it in the background (one refresh at a time).
+    pub(crate) async fn board(self: &Arc<Self>, redis: &RedisPool) -> Arc<Board> {
+        let now = Utc::now().timestamp_millis();
+        let read = self.board_read_ms.load(Ordering::Acquire);
+        if read == 0 {
+            if let Ok(b) = read_board(redis, &self.keys).await {
+                self.store(b, now);
+            }
+        } else if now - read >= BOARD_EVERY_MS && !self.refreshing.swap(true, Ordering::AcqRel) {
+            let room = self.clone();
+            let redis = redis.clone();
+            tokio::spawn(async move {
+                match read_board(&redis, &room.keys).await {
+                    Ok(b) => room.store(b, Utc::now().timestamp_millis()),
+                    Err(e) => {
+                        tracing::warn!(sale_id = room.terms.sale_id, error.message = %e, "reading the queue board failed")
+                    }
+                }
+                room.refreshing.store(false, Ordering::Release);
+            });
+        }
+        self.board.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn store(&self, board: Board, at: i64) {
+        *self.board.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(board);
+        self.board_read_ms.store(at, Ordering::Release);
+    }
+}
+
+/// The rooms of one instance.
+#[derive(Default)]
+pub(crate) struct Rooms {
+    map: RwLock<HashMap<u64, Arc<Room>>>,
+    loading: tokio::sync::Mutex<()>,
+}
+
+impl Rooms {
+    /// The room of a queued sale, its terms at most [`TERMS_TTL`] old.
+    ///
+    /// # Errors
+    /// No such sale, an open sale, or MySQL failed.
+    pub(crate) async fn get(
+        &self,
+        db: &MySqlPool,
+        keys: impl Fn(u64) -> RoomKeys,
+        sale_id: u64,
+    ) -> Result<Arc<Room>, QueueError> {
+        if let Some(room) = self.fresh(sale_id) {
+            return Ok(room);
+        }
+        let _one = self.loading.lock().await;
+        if let Some(room) = self.fresh(sale_id) {
+            return Ok(room);
+        }
+        let record = sales::get_sale(db, sale_id)
+            .await?
+            .ok_or(QueueError::NotFound)?;
+        if !record.sale.admission.queued() {
+            return Err(QueueError::NotQueued);
+        }
+        let old = self
+            .map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&sale_id)
+            .cloned();
+        let (board, read) = old.map_or((Arc::default(), 0), |o| {
+            (
+                o.board.read().unwrap_or_else(|e| e.into_inner()).clone(),
+                o.board_read_ms.load(Ordering::Acquire),
+            )
+        });
+        let room = Arc::new(Room {
+            terms: Terms::of(&record),
+            keys: keys(sale_id),
+            loaded: Instant::now(),
+            board: RwLock::new(board),
+            board_read_ms: AtomicI64::new(read),
+            refreshing: AtomicBool::new(false),
+        });
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sale_id, room.clone());
+        Ok(room)
+    }
+
+    fn fresh(&self, sale_id: u64) -> Option<Arc<Room>> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        map.get(&sale_id)
+            .filter(|r| r.loaded.elapsed() < TERMS_TTL)
+            .cloned()
+    }
+
+    /// Forgets rooms of sales that ended (called by the usher's loop now and then).
+    pub(crate) fn prune(&self, now: DateTime<Utc>) {
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, r| r.terms.ends_at > now);
+    }
+}

@@ -4,12 +4,7 @@
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 
-use super::{
-    QueueAnswer, QueueError, WaitingRoom,
-    board::Board,
-    place_of, sold_out_answer,
-    ticket::{Kind, Ticket},
-};
+use super::{QueueAnswer, QueueError, WaitingRoom, place_of, sold_out_answer, ticket::Ticket};
 use crate::domain::UserId;
 
 /// Buckets of a room's user hashes (a power of two; each stays a small listpack up to about
@@ -109,7 +104,8 @@ impl WaitingRoom {
             place: place_of(place),
             user: user.as_ref().to_string(),
         };
-        let board = fresher(&board, &ticket, pre_total);
+        room.saw_draw(pre_total);
+        let board = room.with_draw(board);
         let outcome = if created == 1 { "joined" } else { "rejoined" };
         self.inner
             .metrics
@@ -126,15 +122,4 @@ impl WaitingRoom {
         }
         Ok(answer)
     }
-}
-
-/// The board with the draw the script just reported, when the board in hand predates it (an
-/// arrival place's position is the draw's size plus its index).
-fn fresher(board: &Board, ticket: &Ticket, pre_total: i64) -> Board {
-    let mut b = board.clone();
-    if !b.drawn && ticket.place.kind() == Kind::Arrival && pre_total >= 0 {
-        b.drawn = true;
-        b.pre_total = pre_total as u64;
-    }
-    b
 }

@@ -192,7 +192,7 @@ impl WaitingRoom {
             .filter(|t| t.sale_id == sale_id)
             .ok_or(QueueError::UnknownTicket)?;
         let room = self.room(sale_id).await?;
-        let board = room.board(&self.inner.redis).await;
+        let board = room.with_draw(room.board(&self.inner.redis).await);
         let answer = self.answer(&room, &board, &ticket, None);
         self.inner.metrics.queue.polls[answer.state.index()].inc();
         Ok(answer)

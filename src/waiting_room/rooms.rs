@@ -25,8 +25,10 @@ use crate::{
 
 /// How long a sale's terms are trusted before MySQL is read again.
 const TERMS_TTL: Duration = Duration::from_secs(5);
-/// How often a room's board is read from Redis, at most.
+/// How often a room's board is read from Redis, at most, while polls keep coming.
 pub(crate) const BOARD_EVERY_MS: i64 = 1_000;
+/// Age past which a board is read again before a poll is answered (the instance was quiet).
+const STALE_MS: i64 = 3 * BOARD_EVERY_MS;
 
 /// What a room needs to know of its sale.
 #[derive(Debug, Clone)]
@@ -68,6 +70,9 @@ pub(crate) struct Room {
     board: RwLock<Arc<Board>>,
     board_read_ms: AtomicI64,
     refreshing: AtomicBool,
+    /// The pre-queue's size, as this instance's joins learned it from the draw (-1 before):
+    /// a board read before the draw still places arrival tickets with it.
+    drawn_total: AtomicI64,
 }
 
 /// Reads a room's board; an absent one is the empty board.
@@ -82,12 +87,13 @@ pub(crate) async fn read_board(redis: &RedisPool, keys: &RoomKeys) -> redis::Red
 }
 
 impl Room {
-    /// The board, read again when a second old: the first read waits for Redis, later ones
-    /// answer the board in hand and refresh it in the background (one refresh at a time).
+    /// The board, read again when a second old: while polls keep coming, they answer the
+    /// board in hand and one of them refreshes it in the background; a board older than
+    /// [`STALE_MS`] (the first poll, or one after a quiet spell) is read before answering.
     pub(crate) async fn board(self: &Arc<Self>, redis: &RedisPool) -> Arc<Board> {
         let now = Utc::now().timestamp_millis();
         let read = self.board_read_ms.load(Ordering::Acquire);
-        if read == 0 {
+        if now - read >= STALE_MS {
             if let Ok(b) = read_board(redis, &self.keys).await {
                 self.store(b, now);
             }
@@ -105,6 +111,26 @@ impl Room {
             });
         }
         self.board.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records the draw's size a join script reported (`-1`: not drawn yet).
+    pub(crate) fn saw_draw(&self, pre_total: i64) {
+        if pre_total >= 0 {
+            self.drawn_total.store(pre_total, Ordering::Release);
+        }
+    }
+
+    /// `board`, with the draw this instance's joins saw when the board predates it (an
+    /// arrival place's position is the draw's size plus its index).
+    pub(crate) fn with_draw(&self, board: Arc<Board>) -> Arc<Board> {
+        let total = self.drawn_total.load(Ordering::Acquire);
+        if board.drawn || total < 0 {
+            return board;
+        }
+        let mut b = (*board).clone();
+        b.drawn = true;
+        b.pre_total = total as u64;
+        Arc::new(b)
     }
 
     fn store(&self, board: Board, at: i64) {
@@ -150,10 +176,11 @@ impl Rooms {
             .unwrap_or_else(|e| e.into_inner())
             .get(&sale_id)
             .cloned();
-        let (board, read) = old.map_or((Arc::default(), 0), |o| {
+        let (board, read, total) = old.map_or((Arc::default(), 0, -1), |o| {
             (
                 o.board.read().unwrap_or_else(|e| e.into_inner()).clone(),
                 o.board_read_ms.load(Ordering::Acquire),
+                o.drawn_total.load(Ordering::Acquire),
             )
         });
         let room = Arc::new(Room {
@@ -163,6 +190,7 @@ impl Rooms {
             board: RwLock::new(board),
             board_read_ms: AtomicI64::new(read),
             refreshing: AtomicBool::new(false),
+            drawn_total: AtomicI64::new(total),
         });
         self.map
             .write()

@@ -22,6 +22,7 @@ mod loadtest;
 mod lua;
 mod ops;
 mod outbox;
+mod queue;
 mod reconcile;
 mod sale_page;
 mod stack;

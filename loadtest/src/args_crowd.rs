@@ -57,8 +57,6 @@ pub(crate) struct CrowdPlan {
 
 /// How long a crowd may take when `--duration` does not say.
 pub(crate) const CROWD_DEADLINE: Duration = Duration::from_secs(600);
-/// The most `--pow-bits` (about 4 billion hashes a join on average beyond it).
-const MAX_POW_BITS: u32 = 32;
 
 impl CrowdArgs {
     /// True when a flag of the crowd differs from its default (what a load refuses).
@@ -89,7 +87,7 @@ impl Args {
         if c.admit_per_sec == 0 || c.max_active == 0 {
             return refuse("--admit-per-sec and --max-active must be at least 1");
         }
-        if c.pow_bits > MAX_POW_BITS {
+        if c.pow_bits > crate::crowd::MAX_POW_BITS {
             return refuse("--pow-bits is at most 32");
         }
         if c.join_ramp.is_zero() {

@@ -35,6 +35,9 @@ pub use open::OpenCrowd;
 pub use report::{CrowdReport, Fairness, Outcomes, PreQueue, SelloutWaits};
 pub use user::Requests;
 
+/// The most `--pow-bits`: about 4 billion hashes a join on average.
+pub(crate) const MAX_POW_BITS: u32 = pow::MAX_BITS;
+
 use crate::{Args, args_crowd::CrowdPlan, setup};
 use pool::Pool;
 use user::{Crowd, UserRecord};

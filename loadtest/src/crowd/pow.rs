@@ -3,6 +3,10 @@
 
 use sha2::{Digest, Sha256};
 
+/// The most bits the crowd solves (`--pow-bits` takes no more; a challenge asking more is
+/// not attempted).
+pub(crate) const MAX_BITS: u32 = 32;
+
 /// The first nonce (decimal, tried from 0 up) whose hash with `challenge` has at least `bits`
 /// leading zero bits. About 2^bits hashes on average; `bits` is at most 32 (`--pow-bits`),
 /// so a nonce always exists well within `u64`.

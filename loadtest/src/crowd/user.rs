@@ -244,6 +244,9 @@ async fn prove(crowd: &Crowd, auth: &HeaderValue, rec: &mut UserRecord) -> Optio
     let (_, answer) = crowd.pool.send(call).await;
     rec.requests.challenge += 1;
     let c = protocol::challenge_of(&answer.ok().filter(|a| a.status == 200)?.body)?;
+    if c.bits > pow::MAX_BITS {
+        return None; // beyond what a client can solve in a run
+    }
     let nonce = tokio::task::spawn_blocking(move || (pow::solve(&c.challenge, c.bits), c))
         .await
         .ok()?;

@@ -4,12 +4,15 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+pub use crate::args_crowd::CrowdArgs;
+
 /// Load generator for seckill.
 ///
 /// While it runs it prints one line a second on standard error (requests per second, p50 and
 /// p99 so far, outcome counts, errors by cause); at the end, the summary on standard output.
 /// Ctrl-C stops the load and still prints the summary of what ran (a second Ctrl-C quits at
-/// once). Exit code: 0 when every --threshold held and --verify passed, 1 when one did not,
+/// once). With --queue, a crowd goes through a sale's waiting room instead (see --queue).
+/// Exit code: 0 when every --threshold held and --verify passed, 1 when one did not,
 /// 2 on a usage error or when the run could not start (the host did not resolve, the sale
 /// could not be created); failed requests are counted, not fatal.
 #[derive(Debug, Clone, Parser)]
@@ -40,7 +43,8 @@ pub struct Args {
     /// What to hit.
     #[arg(long, value_enum, default_value_t = Endpoint::Buy)]
     pub endpoint: Endpoint,
-    /// Create a one-item sale that starts now and target it.
+    /// Create a one-item sale that starts now and target it (with --queue: a sale with a waiting
+    /// room whose queue opens now and which starts --pre-queue-secs later).
     #[arg(long, conflicts_with_all = ["sale", "item"])]
     pub create_sale: bool,
     /// Stock of the created sale.
@@ -67,10 +71,11 @@ pub struct Args {
     /// Closed loop: requests in flight at once, each sent when the previous answered.
     #[arg(long)]
     pub concurrency: Option<u64>,
-    /// Connections used in open-loop mode.
+    /// Connections used in open-loop mode; with --queue, the pool the crowd shares.
     #[arg(long, default_value_t = 256)]
     pub connections: u64,
-    /// How long to run (e.g. 10s, 1m).
+    /// How long to run (e.g. 10s, 1m); with --queue, the longest the crowd may take (10 min
+    /// without it).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
     /// Stop after this many requests.
@@ -86,7 +91,8 @@ pub struct Args {
     /// Longest wait for the consumer to drain in --verify.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "120s")]
     pub drain_timeout: Duration,
-    /// Write every figure as JSON to this file (with the per-second series).
+    /// Write every figure as JSON to this file (with the per-second series; with --queue, the
+    /// crowd's report).
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
     /// Write a self-contained HTML report to this file: throughput, p50/p99 and outcomes per
@@ -127,6 +133,9 @@ pub struct Args {
         hide_env_values = true
     )]
     pub payment_secret: String,
+    /// `--queue` and its flags.
+    #[command(flatten)]
+    pub crowd: CrowdArgs,
 }
 
 /// The request the load consists of.
@@ -193,6 +202,9 @@ impl Args {
     /// # Errors
     /// An [`ArgError`] saying which arguments conflict or are missing.
     pub(crate) fn plan(self) -> Result<Plan, ArgError> {
+        if self.crowd.queue {
+            return refuse("--queue is a crowd run, not a load (see Args::crowd_plan)");
+        }
         let mode = self.mode()?;
         self.check_bounds()?;
         self.check_options()?;
@@ -267,6 +279,12 @@ impl Args {
         if self.idempotency_keys && self.endpoint != Endpoint::Buy {
             return refuse("--idempotency-keys applies to --endpoint buy");
         }
+        if self.crowd.any_set() {
+            return refuse(
+                "--pre-queue-share, --pre-queue-secs, --join-ramp, --admit-per-sec, --max-active, \
+                 --pow-bits and --compare-open apply to --queue",
+            );
+        }
         if self.payment_window_secs.is_some() && !self.create_sale {
             return refuse("--payment-window-secs applies to --create-sale");
         }
@@ -295,12 +313,13 @@ impl Args {
     }
 }
 
-fn refuse<T>(why: &str) -> Result<T, ArgError> {
+/// An [`ArgError`] saying `why`.
+pub(crate) fn refuse<T>(why: &str) -> Result<T, ArgError> {
     Err(ArgError(why.to_string()))
 }
 
 /// The most `--users` a run takes: each one's token is signed before the run starts.
-const MAX_USERS: u64 = 2_000_000;
+pub(crate) const MAX_USERS: u64 = 2_000_000;
 
 #[cfg(test)]
 #[path = "args_tests.rs"]

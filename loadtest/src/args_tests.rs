@@ -195,3 +195,116 @@ fn buying_and_administering_need_their_secrets() {
         parse_bare("--admin-token= --jwt-secret s --create-sale --concurrency 1 --requests 5");
     assert!(create.unwrap_err().contains("need --admin-token"));
 }
+
+/// The `--queue` arguments `args` (after both secrets), as a crowd plan or the error.
+fn crowd(args: &str) -> Result<crate::args_crowd::CrowdPlan, String> {
+    let all = "loadtest --admin-token t --jwt-secret s --queue".split_whitespace();
+    Args::try_parse_from(all.chain(args.split_whitespace()))
+        .map_err(|e| e.to_string())
+        .and_then(|a| a.crowd_plan().map_err(|e| e.0))
+}
+
+#[test]
+fn a_queued_crowd_takes_its_defaults() {
+    let p = crowd("--create-sale --users 1000").unwrap();
+    let c = &p.args.crowd;
+    assert_eq!(p.pre_queue_users, 200);
+    assert_eq!(p.deadline, crate::args_crowd::CROWD_DEADLINE);
+    assert_eq!(
+        (c.pre_queue_secs, c.admit_per_sec, c.max_active, c.pow_bits),
+        (3, 1000, 1000, 0)
+    );
+    assert_eq!(c.join_ramp, Duration::from_secs(2));
+    assert!(!c.compare_open);
+    let p = crowd(
+        "--sale 1 --item 2 --users 10 --pre-queue-share 0.5 --pow-bits 20 --duration 30s \
+         --connections 8 --join-ramp 500ms",
+    )
+    .unwrap();
+    assert_eq!((p.pre_queue_users, p.args.connections), (5, 8));
+    assert_eq!(p.deadline, Duration::from_secs(30));
+}
+
+#[test]
+fn a_queued_crowd_is_no_load_and_a_load_takes_no_crowd_flags() {
+    let a = Args::try_parse_from("loadtest --queue --create-sale".split_whitespace()).unwrap();
+    assert!(a.plan().unwrap_err().0.contains("--queue is a crowd run"));
+    assert_refused(&[
+        (
+            "--create-sale --concurrency 1 --requests 1 --pow-bits 3",
+            "--queue",
+        ),
+        (
+            "--create-sale --concurrency 1 --requests 1 --compare-open",
+            "--queue",
+        ),
+    ]);
+}
+
+#[test]
+fn a_queued_crowd_refuses_what_cannot_run() {
+    for (args, says) in [
+        ("--create-sale --rate 5", "cannot be used with"),
+        ("--create-sale --requests 5", "cannot be used with"),
+        ("--create-sale --verify", "cannot be used with"),
+        (
+            "--users 5",
+            "--queue needs --create-sale or --sale ID --item ID",
+        ),
+        (
+            "--sale 1 --item 1 --compare-open",
+            "--compare-open needs --create-sale",
+        ),
+        (
+            "--create-sale --pre-queue-share 1.5",
+            "--pre-queue-share must be between 0 and 1",
+        ),
+        (
+            "--create-sale --admit-per-sec 0",
+            "--admit-per-sec and --max-active must be at least 1",
+        ),
+        (
+            "--create-sale --max-active 0",
+            "--admit-per-sec and --max-active must be at least 1",
+        ),
+        ("--create-sale --pow-bits 33", "--pow-bits is at most 32"),
+        (
+            "--create-sale --join-ramp 0s",
+            "--join-ramp must be positive",
+        ),
+        (
+            "--create-sale --pre-queue-secs 0",
+            "a pre-queue needs --pre-queue-secs",
+        ),
+        (
+            "--create-sale --users 0",
+            "--users must be between 1 and 2000000",
+        ),
+        (
+            "--create-sale --connections 0",
+            "--connections must be at least 1",
+        ),
+        (
+            "--create-sale --stock 0",
+            "--stock and --per-user-limit must be at least 1",
+        ),
+        ("--create-sale --base-url ftp://x", "must be http:// URLs"),
+        ("--create-sale --duration 0s", "--duration must be positive"),
+    ] {
+        let error = crowd(args)
+            .map(|p| format!("accepted: {p:?}"))
+            .unwrap_or_else(|e| e);
+        assert!(error.contains(says), "{args}: {error}");
+    }
+    assert!(crowd("--create-sale --pre-queue-secs 0 --pre-queue-share 0").is_ok());
+    let bare = Args::try_parse_from(
+        "loadtest --queue --create-sale --jwt-secret= --admin-token t".split_whitespace(),
+    );
+    assert!(
+        bare.unwrap()
+            .crowd_plan()
+            .unwrap_err()
+            .0
+            .contains("needs --jwt-secret")
+    );
+}

@@ -1,5 +1,6 @@
 //! One keep-alive HTTP/1.1 connection per worker, driven by hyper directly: no pool, no lock
-//! shared between workers, so the load generator stays cheap per request.
+//! shared between workers, so the load generator stays cheap per request. (The crowd of
+//! `--queue` shares a few of them through `crowd::pool`.)
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -102,6 +103,21 @@ impl Conn {
         authorization: Option<&HeaderValue>,
         idempotency_key: Option<&HeaderValue>,
     ) -> Result<Answer, ClientError> {
+        let auth = authorization.map(|a| (header::AUTHORIZATION.as_str(), a));
+        let key = idempotency_key.map(|k| ("idempotency-key", k));
+        let headers = [auth, key];
+        self.send_with(t, headers.iter().flatten().copied()).await
+    }
+
+    /// Sends one request with `headers` (name, value) and reads the whole answer.
+    ///
+    /// # Errors
+    /// The connection broke, or a header name is not one.
+    pub(crate) async fn send_with<'h>(
+        &mut self,
+        t: &RequestTemplate,
+        headers: impl Iterator<Item = (&'static str, &'h HeaderValue)>,
+    ) -> Result<Answer, ClientError> {
         let mut req = Request::builder()
             .method(t.method.clone())
             .uri(t.path.as_str())
@@ -109,11 +125,8 @@ impl Conn {
         if !t.body.is_empty() {
             req = req.header(header::CONTENT_TYPE, "application/json");
         }
-        if let Some(a) = authorization {
-            req = req.header(header::AUTHORIZATION, a.clone());
-        }
-        if let Some(k) = idempotency_key {
-            req = req.header("idempotency-key", k.clone());
+        for (name, value) in headers {
+            req = req.header(name, value.clone());
         }
         let req = req.body(Full::new(t.body.clone()))?;
         self.sender.ready().await.map_err(ClientError::Broken)?;

@@ -5,19 +5,24 @@
 //! coordinated omission) or closed loop (a fixed number of requests in flight), counts every
 //! answer by outcome and failures by cause, prints a line a second, judges `--threshold`s,
 //! writes `--json` and an HTML `--report`, and with `--verify` checks the result through the
-//! admin API against what the client itself was told.
+//! admin API against what the client itself was told. With `--queue` it runs a crowd through
+//! a sale's waiting room instead ([`run_crowd`]).
 //!
 //! Modules by job: `args` (flags into a plan), `setup` (the sale, the request, the tokens),
 //! `measure` and `run` (the load: workers, retries, schedule, the once-a-second collector),
 //! `client` (one HTTP/1.1 connection), `outcome` and `errors` (classifying answers), `stats`
 //! (recording and the per-second series), `progress` (live lines), `summary` (figures and
 //! their text), `threshold` and `judge`, `report` (HTML), `admin` (the admin API), `verify`,
-//! `lifecycle`.
+//! `lifecycle`; `args_crowd` and `crowd` (`--queue`: a crowd through a sale's waiting room,
+//! with queue times, fairness, the pre-queue draw's randomness, requests per unit sold, waits
+//! after sell-out, and `--compare-open`).
 #![warn(unreachable_pub)]
 
 mod admin;
 mod args;
+mod args_crowd;
 mod client;
+mod crowd;
 mod errors;
 #[cfg(test)]
 mod fixture;
@@ -38,7 +43,11 @@ use std::future::Future;
 
 use anyhow::Context;
 
-pub use args::{Args, Endpoint, Mode};
+pub use args::{Args, CrowdArgs, Endpoint, Mode};
+pub use crowd::{
+    ChiSquare, CrowdReport, Fairness, OpenCrowd, Outcomes, PreQueue, Requests, SelloutWaits,
+    run_crowd,
+};
 pub use errors::ErrorRow;
 pub use lifecycle::LifecycleReport;
 pub use outcome::Counts;

@@ -25,6 +25,9 @@ async fn main() -> ExitCode {
             std::future::pending::<()>().await;
         }
     };
+    if args.crowd.queue {
+        return crowd(args, progress, cancel).await;
+    }
     match loadtest::run_until(args, progress, cancel).await {
         Ok(summary) => {
             print!("{}", summary.render());
@@ -37,6 +40,28 @@ async fn main() -> ExitCode {
                 for t in summary.broken_thresholds() {
                     eprintln!("threshold broken: {} (measured {})", t.threshold, t.shown);
                 }
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `--queue`: the crowd, its report, exit code 1 when too many requests got no answer.
+async fn crowd(
+    args: loadtest::Args,
+    progress: bool,
+    cancel: impl std::future::Future<Output = ()>,
+) -> ExitCode {
+    match loadtest::run_crowd(args, progress, cancel).await {
+        Ok(report) => {
+            print!("{}", report.render());
+            if report.passed {
+                ExitCode::SUCCESS
+            } else {
                 ExitCode::from(1)
             }
         }

@@ -40,8 +40,9 @@ pub(crate) async fn sale_item(http: &reqwest::Client, plan: &Plan) -> anyhow::Re
             item: a.item,
         });
     }
+    let lasts = plan.duration.unwrap_or(Duration::from_secs(600)) + Duration::from_secs(3600);
     let sale = Admin::new(http, &a.admin_url, &a.admin_token)
-        .create_sale(&sale_body(plan))
+        .create_sale(&sale_body(a, lasts))
         .await?;
     Ok(SaleItem {
         sale: Some(sale["id"].as_u64().context("sale id")?),
@@ -49,11 +50,9 @@ pub(crate) async fn sale_item(http: &reqwest::Client, plan: &Plan) -> anyhow::Re
     })
 }
 
-/// A one-item sale that started a second ago and outlasts the run by an hour.
-fn sale_body(plan: &Plan) -> Value {
-    let a = &plan.args;
+/// A one-item sale of `--stock` that started a second ago and lasts `lasts`.
+pub(crate) fn sale_body(a: &Args, lasts: Duration) -> Value {
     let now = chrono::Utc::now();
-    let lasts = plan.duration.unwrap_or(Duration::from_secs(600)) + Duration::from_secs(3600);
     let mut body = json!({
         "name": format!("loadtest {}", now.format("%Y-%m-%d %H:%M:%S")),
         "starts_at": (now - chrono::Duration::seconds(1)).to_rfc3339(),
@@ -102,7 +101,7 @@ fn request(endpoint: Endpoint, ids: SaleItem) -> (Method, String, Bytes) {
 }
 
 /// The address of `--base-url`'s host and its `Host` header.
-fn resolve(base_url: &str) -> anyhow::Result<(SocketAddr, HeaderValue)> {
+pub(crate) fn resolve(base_url: &str) -> anyhow::Result<(SocketAddr, HeaderValue)> {
     let host = base_url
         .trim_start_matches("http://")
         .split('/')
@@ -123,7 +122,7 @@ fn resolve(base_url: &str) -> anyhow::Result<(SocketAddr, HeaderValue)> {
 
 /// One `Authorization` header per user for a buy run (the loadtest acts as the login
 /// system); none for the other endpoints.
-fn tokens(a: &Args) -> anyhow::Result<Vec<HeaderValue>> {
+pub(crate) fn tokens(a: &Args) -> anyhow::Result<Vec<HeaderValue>> {
     if a.endpoint != Endpoint::Buy {
         return Ok(Vec::new());
     }
@@ -151,7 +150,7 @@ fn mint(secret: &str, user: &str) -> anyhow::Result<String> {
 }
 
 /// A number unique to this run (time and process), so its idempotency keys are fresh.
-fn run_id() -> u64 {
+pub(crate) fn run_id() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

@@ -9,9 +9,9 @@
 //! - `sales`: an operator creates a sale in MySQL (the source of truth); it is warmed into
 //!   Redis, every key expiring with the sale, and rebuilt from MySQL after a loss; the catalog
 //!   and the public page read it.
-//! - `waiting_room`: a queued sale's waiting room: joins, tickets polled from memory, the
-//!   usher that admits at the sale's rate within `max_active` and the stock, admission tokens.
-//! - `buy`: gate (token buckets, sold-out flags), identify (the buyer's token), reserve (one
+//! - `buy`: a queued sale's waiting room (joins, tickets polled from memory, the usher that
+//!   admits at the sale's rate within `max_active` and the stock, admission tokens), gate
+//!   (token buckets, sold-out flags), identify (the buyer's token), reserve (one
 //!   atomic script call deducts stock, enforces the per-user limit and idempotency, and appends
 //!   the reservation to the ledger), confirm.
 //! - `outbox`: the ledger is the outbox; reservations go to Kafka, and the relay re-sends what
@@ -33,8 +33,6 @@ pub mod stores;
 pub mod stock;
 
 pub mod sales;
-
-pub mod waiting_room;
 
 pub mod buy;
 

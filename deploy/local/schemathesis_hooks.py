@@ -41,6 +41,29 @@ def _repeats(items, key, k):
     return value is not None and value in earlier
 
 
+def _time(raw):
+    """An RFC 3339 time as a datetime, or None."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _opening_out_of_window(body, detail):
+    '''The opening is "at most a week before and not after `starts_at`" (documented).'''
+    admission = body.get("admission") if isinstance(body.get("admission"), dict) else {}
+    opens, starts = _time(admission.get("queue_opens_at")), _time(body.get("starts_at"))
+    if opens is None or starts is None:
+        return False
+    if detail == "must not be after starts_at":
+        return opens > starts
+    if detail == "must be at most a week before starts_at":
+        return (starts - opens).total_seconds() > 7 * 86400
+    return False
+
+
 def _documented_rule(case, answer):
     """Whether a 422 `answer` to `case` names a documented rule the request really breaks."""
     if answer.get("code") != "invalid_field":
@@ -49,6 +72,9 @@ def _documented_rule(case, answer):
     field = answer.get("field")
     detail = answer.get("detail", "")
     route = (case.operation.method.upper(), case.operation.path)
+    if route in (("POST", "/admin/v1/sales"), ("PATCH", "/admin/v1/sales/{id}")):
+        if field == "admission.queue_opens_at" and _opening_out_of_window(body, detail):
+            return True
     if route == ("POST", "/admin/v1/sales"):
         # "The items on sale (SKUs unique within the sale)."
         k = _index(field, "items", ".sku")

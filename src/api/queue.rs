@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     api::state::AppState,
-    waiting_room::{ChallengeOut, QueueAnswer, ticket::MAX_TICKET_LEN},
+    buy::waiting_room::{ChallengeOut, QueueAnswer, ticket::MAX_TICKET_LEN},
 };
 
 /// Waiting-room routes.
@@ -66,7 +66,7 @@ fn with_retry(answer: QueueAnswer) -> Response {
         (status = 401, description = "no or bad buyer token (`unauthorized`)", body = super::doc::ErrorDoc),
         (status = 403, description = "`challenge_required`, `challenge_failed`", body = super::doc::ErrorDoc),
         (status = 404, description = "no such sale (`not_found`)", body = super::doc::ErrorDoc),
-        (status = 409, description = "`queue_not_used` (an open sale: buy directly), `queue_not_open` (before `queue_opens_at`)", body = super::doc::ErrorDoc),
+        (status = 409, description = "`queue_not_used` (an open sale: buy directly), `queue_not_open` (before the queue opens)", body = super::doc::ErrorDoc),
         (status = 410, description = "the sale has ended (`ended`)", body = super::doc::ErrorDoc),
         (status = 422, description = "a body that is not the JSON above (`invalid_json`, `invalid_field`)", body = super::doc::ErrorDoc),
         (status = 429, description = "the buyer's bucket is empty (`rate_limited`)", body = super::doc::ErrorDoc,
@@ -109,6 +109,7 @@ async fn join_queue(
         (status = 401, description = "no or bad buyer token (`unauthorized`)", body = super::doc::ErrorDoc),
         (status = 404, description = "no such sale (`not_found`)", body = super::doc::ErrorDoc),
         (status = 409, description = "an open sale (`queue_not_used`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "a sale id that is not a number (`invalid_field`)", body = super::doc::ErrorDoc),
         (status = 503, description = "MySQL unavailable (`database_unavailable`)", body = super::doc::ErrorDoc),
     ),
     security(("buyerToken" = []))
@@ -135,6 +136,7 @@ async fn challenge(
             headers(("Retry-After" = String, description = "seconds until the next poll"))),
         (status = 404, description = "not a ticket of this sale, or no such sale (`not_found`)", body = super::doc::ErrorDoc),
         (status = 409, description = "an open sale (`queue_not_used`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "a sale id that is not a number (`invalid_field`)", body = super::doc::ErrorDoc),
         (status = 503, description = "MySQL unavailable while the sale was first loaded (`database_unavailable`)", body = super::doc::ErrorDoc),
     )
 )]

@@ -46,7 +46,7 @@ pub struct Services {
     /// The buy path.
     pub buy: BuyService,
     /// The waiting rooms of queued sales.
-    pub queue: crate::waiting_room::WaitingRoom,
+    pub queue: crate::buy::waiting_room::WaitingRoom,
     /// Admin operations.
     pub admin: SaleAdmin,
     /// Live views of sales for the console.

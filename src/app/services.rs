@@ -11,6 +11,7 @@ use sqlx::MySqlPool;
 
 use crate::{
     api::state::Services,
+    buy::waiting_room::{RoomParts, WaitingRoom},
     buy::{
         BuyParts, BuyService, Confirmation,
         gate::{Gates, SoldOutFlags},
@@ -28,7 +29,6 @@ use crate::{
         mysql,
         redis::{RedisPool, keys::Keys, lock::RedisLock},
     },
-    waiting_room::{RoomParts, WaitingRoom},
 };
 
 impl Services {

@@ -51,7 +51,7 @@ pub enum BuyError {
     },
     /// A queued sale's buy without a valid admission of this buyer.
     #[error(transparent)]
-    Admission(crate::waiting_room::AdmissionError),
+    Admission(crate::buy::waiting_room::AdmissionError),
     /// A bad quantity or body.
     #[error(transparent)]
     Invalid(#[from] FieldError),

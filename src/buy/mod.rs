@@ -18,6 +18,7 @@ mod error;
 pub mod gate;
 pub mod identify;
 mod reserve;
+pub mod waiting_room;
 
 use std::{
     net::IpAddr,
@@ -41,8 +42,8 @@ use crate::{
     sales::{Recoveries, catalog::Catalog},
     stock::StockService,
     stores::mysql::sales::ItemMeta,
-    waiting_room::{AdmissionClaims, WaitingRoom},
 };
+use waiting_room::{AdmissionClaims, WaitingRoom};
 
 pub use error::BuyError;
 pub use reserve::BuyBody;

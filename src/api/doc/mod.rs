@@ -75,6 +75,14 @@ pub enum ErrorCode {
     NotPersisted,
     CancelUnsupported,
     NotReady,
+    AdmissionRequired,
+    AdmissionInvalid,
+    AdmissionForeign,
+    AdmissionExpired,
+    QueueNotUsed,
+    QueueNotOpen,
+    ChallengeRequired,
+    ChallengeFailed,
 }
 
 /// The documents' frame; paths come from the routers (`api::public_document`,

@@ -91,9 +91,9 @@ impl From<crate::reconcile::ReconcileError> for ApiError {
     }
 }
 
-impl From<crate::waiting_room::QueueError> for ApiError {
-    fn from(e: crate::waiting_room::QueueError) -> Self {
-        use crate::waiting_room::{QueueError as Q, challenge::ChallengeError as C};
+impl From<crate::buy::waiting_room::QueueError> for ApiError {
+    fn from(e: crate::buy::waiting_room::QueueError) -> Self {
+        use crate::buy::waiting_room::QueueError as Q;
         match e {
             Q::NotFound => ApiError::NotFound("sale"),
             Q::UnknownTicket => ApiError::NotFound("ticket"),
@@ -101,10 +101,7 @@ impl From<crate::waiting_room::QueueError> for ApiError {
             e @ Q::NotOpen(_) => ApiError::conflict("queue_not_open", e.to_string()),
             Q::Ended => ApiError::Ended,
             Q::Challenge(e) => ApiError::Forbidden {
-                code: match e {
-                    C::Missing => "challenge_required",
-                    C::Foreign | C::Unsolved => "challenge_failed",
-                },
+                code: e.code(),
                 detail: e.to_string(),
             },
             e @ Q::Full => ApiError::Unavailable(e.to_string()),

@@ -89,11 +89,15 @@ impl Admission {
         serde_json::to_string(self).unwrap_or_else(|_| "{\"mode\":\"open\"}".into())
     }
 
-    /// Validates a request against the sale's start.
+    /// Validates a request against the sale's start (`None`: a patch that may move the start;
+    /// the opening is then checked with [`Admission::check_start`]).
     ///
     /// # Errors
     /// The first setting out of bounds, named `admission.<field>`.
-    pub fn parse(req: AdmissionRequest, starts_at: DateTime<Utc>) -> Result<Self, FieldError> {
+    pub fn parse(
+        req: AdmissionRequest,
+        starts_at: Option<DateTime<Utc>>,
+    ) -> Result<Self, FieldError> {
         let d = Self::default();
         let ranged = |field: &str, v: Option<i64>, (min, max): (i64, i64), default: i64| {
             let v = v.unwrap_or(default);
@@ -166,7 +170,7 @@ impl TryFrom<String> for Admission {
     }
 }
 
-fn opening(raw: &str, starts_at: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
+fn opening(raw: &str, starts_at: Option<DateTime<Utc>>) -> Result<DateTime<Utc>, FieldError> {
     let at = DateTime::parse_from_rfc3339(raw.trim())
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
@@ -175,7 +179,9 @@ fn opening(raw: &str, starts_at: DateTime<Utc>) -> Result<DateTime<Utc>, FieldEr
                 format!("'{raw}' is not an RFC 3339 time such as 2026-11-23T19:45:00Z ({e})"),
             )
         })?;
-    check_opening(at, starts_at)?;
+    if let Some(starts_at) = starts_at {
+        check_opening(at, starts_at)?;
+    }
     Ok(at)
 }
 
@@ -234,7 +240,7 @@ mod tests {
 
     #[test]
     fn an_empty_request_is_an_open_sale_with_the_defaults() {
-        let a = Admission::parse(AdmissionRequest::default(), start()).unwrap();
+        let a = Admission::parse(AdmissionRequest::default(), Some(start())).unwrap();
         assert_eq!(a, Admission::default());
         assert!(!a.queued());
         assert_eq!(a.opens_at(start()), start());
@@ -280,7 +286,7 @@ mod tests {
             ),
         ];
         for (req, field) in cases {
-            let e = Admission::parse(req, start()).unwrap_err();
+            let e = Admission::parse(req, Some(start())).unwrap_err();
             assert_eq!(e.field, field, "{e:?}");
         }
     }

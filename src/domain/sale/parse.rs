@@ -132,7 +132,7 @@ impl NewSale {
                 )?,
             });
         }
-        let admission = Admission::parse(req.admission.unwrap_or_default(), starts_at)?;
+        let admission = Admission::parse(req.admission.unwrap_or_default(), Some(starts_at))?;
         Ok(Self {
             name,
             starts_at,
@@ -201,7 +201,7 @@ impl SalePatch {
         // The opening is checked against the final start by the admin service.
         let admission = req
             .admission
-            .map(|a| Admission::parse(a, DateTime::<Utc>::MAX_UTC))
+            .map(|a| Admission::parse(a, None))
             .transpose()?;
         Ok(Self {
             name,

@@ -23,8 +23,7 @@ pub struct CreateSaleRequest {
     /// The items on sale (SKUs unique within the sale).
     #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<CreateItemRequest>,
-    /// Who may buy when (default: open).
-    #[schema(nullable = false)]
+    /// Who may buy when (default, or `null`: open).
     pub admission: Option<super::AdmissionRequest>,
 }
 

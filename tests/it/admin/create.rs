@@ -129,6 +129,21 @@ fn broken_rules(now: chrono::DateTime<Utc>) -> Vec<(&'static str, Mutation)> {
         ),
         ("items", Box::new(|b| b["items"] = json!([]))),
         (
+            "admission.admit_per_sec",
+            Box::new(|b| b["admission"] = json!({"mode": "queue", "admit_per_sec": 0})),
+        ),
+        (
+            "admission.queue_opens_at",
+            Box::new(move |b| {
+                let late = b["starts_at"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<chrono::DateTime<Utc>>();
+                let late = late.unwrap() + Duration::seconds(1);
+                b["admission"] = json!({"mode": "queue", "queue_opens_at": late.to_rfc3339()});
+            }),
+        ),
+        (
             "items[0].stock",
             Box::new(|b| b["items"][0]["stock"] = json!(0)),
         ),

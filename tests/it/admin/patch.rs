@@ -100,3 +100,56 @@ async fn a_started_sale_cannot_be_patched_or_force_warmed() {
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(err["code"], "sale_started");
 }
+
+#[tokio::test]
+async fn the_admission_policy_is_created_read_and_changed_before_the_start() {
+    let app = spawn_app().await;
+    let (status, sale) = create(&app, Duration::hours(2), Duration::hours(1)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(sale["admission"]["mode"], "open", "the default: {sale}");
+    let id = sale["id"].as_u64().unwrap();
+    let path = format!("/admin/v1/sales/{id}");
+    let opens = (Utc::now() + Duration::minutes(90)).to_rfc3339();
+    let policy = json!({"mode": "queue", "admit_per_sec": 50, "max_active": 200,
+                        "queue_opens_at": opens, "pow_bits": 4});
+    let (status, changed) = app
+        .admin(
+            Method::PATCH,
+            &path,
+            Some(json!({"version": 1, "admission": policy})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    let (_, read) = app.admin_get(&path).await;
+    let a = &read["admission"];
+    assert_eq!(
+        (a["mode"].as_str(), a["admit_per_sec"].as_u64()),
+        (Some("queue"), Some(50))
+    );
+    assert_eq!(
+        (a["max_active"].as_u64(), a["pow_bits"].as_u64()),
+        (Some(200), Some(4))
+    );
+    assert_eq!(
+        a["admission_ttl_secs"], 120,
+        "defaults fill what was not sent: {a}"
+    );
+    // Moving the start before the queue's opening is refused, and changes nothing.
+    let early = (Utc::now() + Duration::minutes(80)).to_rfc3339();
+    let (status, err) = app
+        .admin(
+            Method::PATCH,
+            &path,
+            Some(json!({"version": 2, "starts_at": early})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["field"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("admission.queue_opens_at")
+        ),
+        "{err}"
+    );
+    assert_eq!(app.admin_get(&path).await.1["version"], 2);
+}

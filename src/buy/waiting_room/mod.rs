@@ -131,12 +131,12 @@ impl WaitingRoom {
             inner: Arc::new(Inner {
                 join: Script::new(
                     "queue_join.v1".into(),
-                    include_str!("../../lua/queue_join.v1.lua"),
+                    include_str!("../../../lua/queue_join.v1.lua"),
                     &metrics,
                 ),
                 state: Script::new(
                     "queue_state.v1".into(),
-                    include_str!("../../lua/queue_state.v1.lua"),
+                    include_str!("../../../lua/queue_state.v1.lua"),
                     &metrics,
                 ),
                 db: parts.db,

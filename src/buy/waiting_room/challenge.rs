@@ -25,6 +25,16 @@ pub enum ChallengeError {
     Unsolved,
 }
 
+impl ChallengeError {
+    /// The machine-readable code of the answer (403).
+    pub fn code(self) -> &'static str {
+        match self {
+            ChallengeError::Missing => "challenge_required",
+            ChallengeError::Foreign | ChallengeError::Unsolved => "challenge_failed",
+        }
+    }
+}
+
 /// Issues and checks challenges with one key.
 #[derive(Clone)]
 pub struct ChallengeKey(Hmac<Sha256>);

@@ -318,6 +318,7 @@ function render(snap) {
   $('[data-testid=outbox-backlog]').textContent = num(snap.outbox_backlog);
   push(state.lag, [t, snap.consumer_lag ?? 0]);
   chart($('#lag-chart'), [{ cls: 'lag', points: state.lag }], 0);
+  renderQueue(snap, t);
   renderReport(snap.report);
   renderHistory(snap.history || []);
 }

@@ -13,6 +13,7 @@ use crate::api::state::AppState;
 
 const INDEX: &str = include_str!("../../console/index.html");
 const SCRIPT: &str = include_str!("../../console/console.js");
+const QUEUE_SCRIPT: &str = include_str!("../../console/queue.js");
 const STYLE: &str = include_str!("../../console/console.css");
 const DOCS: &str = include_str!("../../console/docs.html");
 const DOCS_SCRIPT: &str = include_str!("../../console/docs.js");
@@ -27,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(console))
         .routes(routes!(console_script))
+        .routes(routes!(console_queue_script))
         .routes(routes!(console_style))
         .routes(routes!(docs))
         .routes(routes!(docs_script))
@@ -49,6 +51,13 @@ asset_route!(
     "The operator console.",
     "text/html",
     INDEX
+);
+asset_route!(
+    console_queue_script,
+    "/console/queue.js",
+    "The console's waiting-room card.",
+    "text/javascript",
+    QUEUE_SCRIPT
 );
 asset_route!(
     console_script,

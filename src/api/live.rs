@@ -19,7 +19,7 @@ use super::{
     error::ApiResult,
     extract::{Admin, ApiPath},
 };
-use crate::{api::state::AppState, sales::live::LiveWatch};
+use crate::{api::state::AppState, buy::waiting_room::WaitingRoom, sales::live::LiveWatch};
 
 /// Time between two snapshots.
 const EVERY: Duration = Duration::from_secs(1);
@@ -56,7 +56,7 @@ enum LiveEventKind {
     get,
     path = "/admin/v1/sales/{id}/events",
     tag = "admin",
-    description = "The sale's live figures as server-sent events: one `snapshot` a second (the sale as GET shows it, buy rates, sell-out times, consumer lag, outbox backlog, the latest reconciliation report and the history), `error` when one could not be taken. Ends when the server shuts down.",
+    description = "The sale's live figures as server-sent events: one `snapshot` a second (the sale as GET shows it, buy rates, sell-out times, consumer lag, outbox backlog, the latest reconciliation report and the history, and for a queued sale its waiting room under `queue`), `error` when one could not be taken. Ends when the server shuts down.",
     params(("id" = u64, Path, description = "sale id", minimum = 1, maximum = 9_007_199_254_740_991_i64)),
     responses(
         (status = 200, description = "an event stream; each event as the schema describes it", content_type = "text/event-stream", body = LiveEvent),
@@ -72,27 +72,41 @@ async fn events(
     ApiPath(id): ApiPath<u64>,
 ) -> ApiResult<impl IntoResponse> {
     let watch = state.live.watch(id).await?;
-    let stream = snapshots(watch).take_until(state.stopping.clone().cancelled_owned());
+    let stream =
+        snapshots(watch, state.queue.clone()).take_until(state.stopping.clone().cancelled_owned());
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 /// A snapshot at once, then one every [`EVERY`]; a failed one is an `error` event and the next
 /// tick tries again.
-fn snapshots(watch: LiveWatch) -> impl Stream<Item = Result<Event, Infallible>> {
+fn snapshots(
+    watch: LiveWatch,
+    queue: WaitingRoom,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     let ticks = tokio::time::interval(EVERY);
-    futures::stream::unfold((watch, ticks), |(mut watch, mut ticks)| async move {
-        ticks.tick().await;
-        let event = match watch.next().await {
-            Ok(snapshot) => Event::default()
-                .event("snapshot")
-                .json_data(&snapshot)
-                .unwrap_or_else(|e| error_event(&e.to_string())),
-            Err(e) => {
-                tracing::warn!(error.message = %e, "live snapshot failed");
-                error_event(&e.to_string())
-            }
-        };
-        Some((Ok(event), (watch, ticks)))
+    futures::stream::unfold((watch, ticks), move |(mut watch, mut ticks)| {
+        let queue = queue.clone();
+        async move {
+            ticks.tick().await;
+            let event = match watch.next().await {
+                Ok(snapshot) => {
+                    let mut data = serde_json::to_value(&snapshot).unwrap_or_default();
+                    if snapshot.sale.sale.admission.queued() {
+                        // A queued sale's snapshot carries its waiting room (`null`: Redis failed).
+                        data["queue"] = json!(queue.view(snapshot.sale.sale.id).await.ok());
+                    }
+                    Event::default()
+                        .event("snapshot")
+                        .json_data(&data)
+                        .unwrap_or_else(|e| error_event(&e.to_string()))
+                }
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "live snapshot failed");
+                    error_event(&e.to_string())
+                }
+            };
+            Some((Ok(event), (watch, ticks)))
+        }
     })
 }
 

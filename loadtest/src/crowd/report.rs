@@ -88,10 +88,10 @@ pub struct Outcomes {
 /// Kendall's tau of the post-start joiners.
 #[derive(Debug, Clone, Serialize)]
 pub struct Fairness {
-    /// Admitted post-start joiners compared.
+    /// Post-start joiners compared (each with a position: admitted, or told one by a poll).
     pub users: u64,
-    /// Between the order of sending the joins and the order of admission (by `nbf`, then
-    /// `pos`): 1 is first come, first served.
+    /// Between the order of sending the joins and the order of admission (the order of the
+    /// positions): 1 is first come, first served.
     pub kendall_tau: f64,
 }
 
@@ -230,13 +230,13 @@ pub(crate) fn queue_time(records: &[UserRecord]) -> Option<Latency> {
 
 /// Kendall's tau of the admitted post-start joiners: join order against (nbf, pos).
 pub(crate) fn fairness(records: &[UserRecord]) -> Option<Fairness> {
+    // The server admits places in the order of their positions (the service's own tests check
+    // that); a position is the token's `pos` once admitted, else the last one a poll gave, so
+    // the users still queued when the sale sold out count too.
     let pairs: Vec<(u64, u64)> = records
         .iter()
         .filter(|r| !r.pre_queue)
-        .filter_map(|r| {
-            let admitted = (r.nbf? << 32) | r.pos?.min(u64::from(u32::MAX));
-            Some((nanos(r.join_sent?), admitted))
-        })
+        .filter_map(|r| Some((nanos(r.join_sent?), r.pos.or(r.position)?)))
         .collect();
     Some(Fairness {
         users: pairs.len() as u64,

@@ -29,12 +29,16 @@ fn first_come_first_served_has_tau_one_and_a_reversal_minus_one() {
 }
 
 #[test]
-fn the_admission_second_orders_before_the_place() {
-    // Place 0 admitted a second after place 1: admission order is 1, 0.
-    let mut a = admitted(0, 0);
-    a.nbf = Some(101);
-    let b = admitted(10, 1);
-    assert_eq!(fairness(&[a, b]).unwrap().kendall_tau, -1.0);
+fn users_still_queued_count_by_the_position_a_poll_gave() {
+    // Joined first, still waiting at place 2; the next two were admitted at places 0 and 1.
+    let waiting = UserRecord {
+        join_sent: ms(0),
+        position: Some(2),
+        ..UserRecord::default()
+    };
+    let f = fairness(&[waiting, admitted(10, 0), admitted(20, 1)]).unwrap();
+    assert_eq!(f.users, 3);
+    assert!((f.kendall_tau + 1.0 / 3.0).abs() < 1e-12, "{f:?}");
 }
 
 #[test]

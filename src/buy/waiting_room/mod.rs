@@ -18,6 +18,7 @@ mod rooms;
 pub mod shuffle;
 pub mod ticket;
 mod usher;
+mod view;
 
 use std::sync::{Arc, Mutex};
 
@@ -30,6 +31,7 @@ use sqlx::MySqlPool;
 pub use admission_token::{AdmissionClaims, AdmissionError, AdmissionKeys};
 pub use board::State;
 pub use error::QueueError;
+pub use view::QueueView;
 
 use self::{
     board::{Board, Clock, Standing},
@@ -38,6 +40,7 @@ use self::{
     ticket::{Place, Ticket, TicketKey},
 };
 use crate::{
+    buy::gate::SoldOutFlags,
     observe::metrics::Metrics,
     stores::redis::{RedisPool, keys::Keys, script::Script},
 };
@@ -153,6 +156,16 @@ impl WaitingRoom {
         }
     }
 
+    /// A buy found `sale_id` sold out: when every item of the sale is flagged so, polls on this
+    /// instance answer `sold_out` at once, before the usher's board says it.
+    pub fn heard_sold_out(&self, sale_id: u64, flags: &SoldOutFlags) {
+        if let Some(room) = self.inner.rooms.held(sale_id)
+            && room.terms.items.iter().all(|i| flags.is_sold_out(*i))
+        {
+            room.hear_sold_out();
+        }
+    }
+
     /// The admission keys the buy path verifies with.
     pub fn admissions(&self) -> &AdmissionKeys {
         &self.inner.admissions
@@ -209,7 +222,10 @@ impl WaitingRoom {
             admit_per_sec: terms.admission.admit_per_sec,
             overbooking: terms.admission.overbooking,
         };
-        let s: Standing = board.standing(t.place, &clock);
+        let mut s: Standing = board.standing(t.place, &clock);
+        if s.state == State::Waiting && room.heard_sold_out() {
+            s.state = State::SoldOut;
+        }
         let admission_token = match (s.state, s.admitted_at, s.position) {
             (State::Admitted, Some(at), Some(pos)) => Some(self.mint(room, t, at, pos, clock.ttl)),
             _ => None,

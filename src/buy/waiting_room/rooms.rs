@@ -29,6 +29,9 @@ const TERMS_TTL: Duration = Duration::from_secs(5);
 pub(crate) const BOARD_EVERY_MS: i64 = 1_000;
 /// Age past which a board is read again before a poll is answered (the instance was quiet).
 const STALE_MS: i64 = 3 * BOARD_EVERY_MS;
+/// How long before a board read a sell-out heard by a buy still counts (the usher ticks five
+/// times a second; a board read just after the sell-out may not show it yet).
+const HEARD_MARGIN_MS: i64 = 500;
 
 /// What a room needs to know of its sale.
 #[derive(Debug, Clone)]
@@ -70,6 +73,8 @@ pub(crate) struct Room {
     board: RwLock<Arc<Board>>,
     board_read_ms: AtomicI64,
     refreshing: AtomicBool,
+    /// When a buy on this instance found every item sold out, Unix milliseconds (0: never).
+    sold_out_heard_ms: AtomicI64,
     /// The pre-queue's size, as this instance's joins learned it from the draw (-1 before):
     /// a board read before the draw still places arrival tickets with it.
     drawn_total: AtomicI64,
@@ -111,6 +116,19 @@ impl Room {
             });
         }
         self.board.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// True when a buy on this instance found the sale sold out after the board was read (or
+    /// within half a second before: the usher may not have seen it yet).
+    pub(crate) fn heard_sold_out(&self) -> bool {
+        let heard = self.sold_out_heard_ms.load(Ordering::Acquire);
+        heard > 0 && heard + HEARD_MARGIN_MS > self.board_read_ms.load(Ordering::Acquire)
+    }
+
+    /// Records that a buy found every item of the sale sold out.
+    pub(crate) fn hear_sold_out(&self) {
+        let now = Utc::now().timestamp_millis();
+        self.sold_out_heard_ms.store(now, Ordering::Release);
     }
 
     /// Records the draw's size a join script reported (`-1`: not drawn yet).
@@ -191,12 +209,22 @@ impl Rooms {
             board_read_ms: AtomicI64::new(read),
             refreshing: AtomicBool::new(false),
             drawn_total: AtomicI64::new(total),
+            sold_out_heard_ms: AtomicI64::new(0),
         });
         self.map
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(sale_id, room.clone());
         Ok(room)
+    }
+
+    /// The room of `sale_id` if this instance holds it (nothing is loaded).
+    pub(crate) fn held(&self, sale_id: u64) -> Option<Arc<Room>> {
+        self.map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&sale_id)
+            .cloned()
     }
 
     fn fresh(&self, sale_id: u64) -> Option<Arc<Room>> {

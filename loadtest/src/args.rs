@@ -125,6 +125,9 @@ pub struct Args {
     /// notification, wait for the others to expire, and check the states and the report.
     #[arg(long)]
     pub pay_share: Option<f64>,
+    /// The ticket --endpoint queue-poll polls (a join's answer).
+    #[arg(long)]
+    pub ticket: Option<String>,
     /// Secret that signs payment notifications (the loadtest acts as the payment provider).
     #[arg(
         long,
@@ -148,6 +151,8 @@ pub enum Endpoint {
     Healthz,
     /// `GET /api/v1/sales/{sale}` (the public sale page).
     SalePage,
+    /// `GET /api/v1/sales/{sale}/queue/{ticket}`: polls of one waiting-room ticket (--ticket).
+    QueuePoll,
 }
 
 /// How load is offered.
@@ -275,6 +280,9 @@ impl Args {
             return Err(ArgError(format!(
                 "--retry-on takes 4xx and 5xx statuses, not {bad}"
             )));
+        }
+        if (self.endpoint == Endpoint::QueuePoll) != self.ticket.is_some() {
+            return refuse("--endpoint queue-poll needs --ticket, and --ticket applies to it only");
         }
         if self.idempotency_keys && self.endpoint != Endpoint::Buy {
             return refuse("--idempotency-keys applies to --endpoint buy");

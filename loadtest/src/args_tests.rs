@@ -308,3 +308,15 @@ fn a_queued_crowd_refuses_what_cannot_run() {
             .contains("needs --jwt-secret")
     );
 }
+
+#[test]
+fn queue_polls_need_a_ticket_and_a_ticket_needs_queue_polls() {
+    let p =
+        parse("--endpoint queue-poll --sale 1 --item 1 --ticket abc --concurrency 4 --requests 9");
+    assert!(p.is_ok(), "{p:?}");
+    let e =
+        parse("--endpoint queue-poll --sale 1 --item 1 --concurrency 4 --requests 9").unwrap_err();
+    assert!(e.contains("--ticket"), "{e}");
+    let e = parse("--sale 1 --item 1 --ticket abc --concurrency 4 --requests 9").unwrap_err();
+    assert!(e.contains("--ticket"), "{e}");
+}

@@ -72,7 +72,7 @@ pub(crate) fn sale_body(a: &Args, lasts: Duration) -> Value {
 /// The host of `--base-url` does not resolve, or a token cannot be signed.
 pub(crate) fn target(a: &Args, ids: SaleItem) -> anyhow::Result<Target> {
     let (addr, host) = resolve(&a.base_url)?;
-    let (method, path, body) = request(a.endpoint, ids);
+    let (method, path, body) = request(a.endpoint, ids, a.ticket.as_deref());
     Ok(Target {
         addr,
         template: RequestTemplate {
@@ -87,7 +87,7 @@ pub(crate) fn target(a: &Args, ids: SaleItem) -> anyhow::Result<Target> {
 }
 
 /// The method, path and body of the endpoint's request.
-fn request(endpoint: Endpoint, ids: SaleItem) -> (Method, String, Bytes) {
+fn request(endpoint: Endpoint, ids: SaleItem, ticket: Option<&str>) -> (Method, String, Bytes) {
     let (sale, item) = (ids.sale.unwrap_or(0), ids.item.unwrap_or(0));
     match endpoint {
         Endpoint::Buy => (
@@ -97,6 +97,11 @@ fn request(endpoint: Endpoint, ids: SaleItem) -> (Method, String, Bytes) {
         ),
         Endpoint::Healthz => (Method::GET, "/healthz".into(), Bytes::new()),
         Endpoint::SalePage => (Method::GET, format!("/api/v1/sales/{sale}"), Bytes::new()),
+        Endpoint::QueuePoll => (
+            Method::GET,
+            format!("/api/v1/sales/{sale}/queue/{}", ticket.unwrap_or_default()),
+            Bytes::new(),
+        ),
     }
 }
 

@@ -260,14 +260,7 @@ impl BuyService {
             )
             .into());
         }
-        let reserved = match self.reserve(req, &gated, &user, quantity).await {
-            Err(BuyError::SoldOut) if admitted.is_some() => {
-                // The queue hears it now, not at its next read of the usher's board.
-                self.queue.heard_sold_out(req.sale_id, &self.sold_out);
-                return Err(BuyError::SoldOut);
-            }
-            reserved => reserved?,
-        };
+        let reserved = self.reserve(req, &gated, &user, quantity).await?;
         let answer = self.confirm(req, &gated, user, quantity, reserved).await?;
         if let (Some(claims), BuyAnswer::Reserved { .. }) = (&admitted, &answer) {
             let ends_at = gated.meta.ends_at.timestamp_millis();

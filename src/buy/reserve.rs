@@ -100,7 +100,7 @@ impl BuyService {
                 remaining,
             } => {
                 if remaining <= 0 {
-                    self.sold_out.mark(req.item_id);
+                    self.mark_sold_out(req, gated);
                 }
                 tracing::debug!(%order_id, item_id = req.item_id, remaining, "reserved");
                 let (sale, item, payload) = (req.sale_id, req.item_id, &reserved.payload);
@@ -138,6 +138,15 @@ impl BuyService {
         }
     }
 
+    /// Flags the item sold out here; a queued sale's waiting room hears it at once, not at its
+    /// next read of the usher's board.
+    fn mark_sold_out(&self, req: &BuyRequest<'_>, gated: &Gated) {
+        self.sold_out.mark(req.item_id);
+        if gated.meta.admission.queued() {
+            self.queue.heard_sold_out(req.sale_id, &self.sold_out);
+        }
+    }
+
     /// The error of a script's refusal.
     fn refusal(&self, req: &BuyRequest<'_>, gated: &Gated, outcome: DeductOutcome) -> BuyError {
         match outcome {
@@ -146,7 +155,7 @@ impl BuyService {
             // nothing behind that MySQL would count.
             DeductOutcome::Unconfirmed { order_id, .. } => BuyError::Unconfirmed { order_id },
             DeductOutcome::SoldOut { remaining } if remaining <= 0 => {
-                self.sold_out.mark(req.item_id);
+                self.mark_sold_out(req, gated);
                 BuyError::SoldOut
             }
             DeductOutcome::SoldOut { remaining } => BuyError::InsufficientStock { remaining },

@@ -44,6 +44,7 @@ impl Summary {
         let target = match (self.endpoint, self.sale_id, self.item_id) {
             (Endpoint::Buy, Some(sale), Some(item)) => format!("buy sale {sale} item {item}"),
             (Endpoint::SalePage, Some(sale), _) => format!("sale page {sale}"),
+            (Endpoint::QueuePoll, Some(sale), _) => format!("queue polls of sale {sale}"),
             _ => "healthz".into(),
         };
         let mode = match self.mode {

@@ -6,6 +6,7 @@
 
 mod actions;
 mod charts;
+mod queue;
 mod stream;
 
 use std::{path::PathBuf, time::Duration};

@@ -1,0 +1,67 @@
+"""The summary of deploy/local/bench-queue.sh: the poll path against /healthz (ratios within a
+round), Redis bytes per queued buyer, and the crowd's figures, each beside its goal.
+
+Usage: bench_queue_summary.py OUT_DIR ROUNDS.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+out, rounds = sys.argv[1], int(sys.argv[2])
+
+
+def load(name):
+    return json.load(open(os.path.join(out, name)))
+
+
+def verdict(ok):
+    return "met" if ok else "NOT met"
+
+
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                        text=True).stdout.strip()
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+print(f"waiting room on {os.cpu_count()} x {cpu}, commit {commit}")
+
+health = [load(f"healthz-{r}.json") for r in range(1, rounds + 1)]
+poll = [load(f"poll-{r}.json") for r in range(1, rounds + 1)]
+t = lambda x: x["throughput_per_sec"]
+ratios = sorted(t(p) / t(h) for p, h in zip(poll, health))
+ratio = statistics.median(ratios)
+print(f"   healthz       {statistics.median(map(t, health)):>9.0f} req/s")
+print(f"   queue poll    {statistics.median(map(t, poll)):>9.0f} req/s   poll/healthz {ratio:.2f} "
+      f"[{ratios[0]:.2f}, {ratios[-1]:.2f}] in {rounds} rounds (goal >= 0.9: {verdict(ratio >= 0.9)})")
+
+m = load("memory.json")
+print(f"   memory        {m['joined']:,} queued buyers: {m['bytes_per_user']:.1f} B each in Redis "
+      f"(goal <= 64: {verdict(m['bytes_per_user'] <= 64)}), {m['keys']:,} keys, buckets "
+      f"{m['bucket_encoding']}, joined in {m['seconds']:.1f} s")
+
+c = load("crowd.json")
+per_user = c["requests_per_user"]
+print(f"   crowd         {c['users']:,} buyers for {c['units_sold']:,} units: {per_user:.2f} requests "
+      f"per buyer (goal <= 5: {verdict(per_user <= 5)}), {c['requests_per_unit_sold']:.1f} per unit sold")
+o = c.get("open")
+if o:
+    print(f"   open sale     the same crowd without a queue: {o['requests_per_user']:.2f} requests per "
+          f"buyer, {o['requests_per_unit_sold']:.1f} per unit sold")
+f = c.get("fairness")
+if f:
+    print(f"   fairness      after the start, {f['users']:,} buyers: Kendall tau {f['kendall_tau']:.4f} "
+          f"(goal >= 0.99: {verdict(f['kendall_tau'] >= 0.99)})")
+p = c.get("pre_queue")
+if p:
+    chi = p.get("chi_square") or {}
+    print(f"   pre-queue     {p['users']:,} buyers: tau {p['kendall_tau']:.4f} (z {p['z_score']:.2f}), "
+          f"chi-square p {chi.get('p_value', float('nan')):.3f}: uniform {'yes' if p['uniform'] else 'no'}")
+s = c.get("sellout")
+if s:
+    print(f"   after sell-out {s['users']:,} told sold out: waited max {s['max_ms']:.0f} ms, p99 "
+          f"{s['p99_ms']:.0f} ms, {s['over_2s']:,} over 2 s (goal none: {verdict(s['over_2s'] == 0)})")
+q = c.get("queue_time")
+if q:
+    print(f"   queue time    join to admission, {q['count']:,} admitted: p50 {q['p50_ms']:.0f} ms, "
+          f"p99 {q['p99_ms']:.0f} ms")

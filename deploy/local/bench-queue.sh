@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The waiting room's figures on this machine, in one run (only ratios within a round count:
 # everything shares the machine's cores):
-#   poll     GET /api/v1/sales/{id}/queue/{ticket} against GET /healthz of the same server,
+#   poll     GET /api/v1/sales/{id}/queue/{ticket} of a waiting ticket (what nearly every
+#            poll of a crowd answers) against GET /healthz of the same server,
 #            interleaved in BENCH_ROUNDS rounds of BENCH_SECS seconds, 64 requests in flight
 #   memory   1,000,000 buyers joined through the join script (lua/queue_join.v1.lua, sent by
 #            redis-cli --pipe): Redis bytes per queued buyer, and the keys it took
@@ -54,17 +55,21 @@ for _ in $(seq 1 120); do
 done
 field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
-echo "== the poll target: a queued sale and one ticket"
+echo "== the poll target: a waiting ticket (one buyer admitted ahead of it, who never buys)"
 now() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ; }
 curl -sf -X POST "$ADMIN/admin/v1/sales" -H "Authorization: Bearer $SECKILL_ADMIN_TOKEN" \
   -H 'content-type: application/json' -o "$OUT/poll-sale.json" -d "{
     \"name\": \"poll target\", \"starts_at\": \"$(now '-1 sec')\", \"ends_at\": \"$(now '+1 hour')\",
     \"items\": [{\"sku\": \"p\", \"title\": \"P\", \"price_cents\": 1, \"stock\": 1000, \"per_user_limit\": 1}],
-    \"admission\": {\"mode\": \"queue\", \"admit_per_sec\": 1}}"
+    \"admission\": {\"mode\": \"queue\", \"admit_per_sec\": 1, \"max_active\": 1, \"admission_ttl_secs\": 600}}"
 SALE=$(field "$OUT/poll-sale.json" "d['id']"); ITEM=$(field "$OUT/poll-sale.json" "d['items'][0]['id']")
-TOKEN=$(target/dist/seckill token --user bench-poller)
-curl -sf -X POST "$BASE/api/v1/sales/$SALE/queue" -H "Authorization: Bearer $TOKEN" -o "$OUT/ticket.json"
+join_as() { curl -sf -X POST "$BASE/api/v1/sales/$SALE/queue" -H "Authorization: Bearer $(target/dist/seckill token --user "$1")"; }
+join_as bench-first >/dev/null
+join_as bench-poller >"$OUT/ticket.json"
 TICKET=$(field "$OUT/ticket.json" "d['ticket']")
+sleep 2
+curl -sf "$BASE/api/v1/sales/$SALE/queue/$TICKET" | grep -q '"state":"waiting"' \
+  || { echo "bench: the poll target is not waiting" >&2; exit 1; }
 
 LT=(target/dist/loadtest --no-progress --base-url "$BASE" --admin-url "$ADMIN" --concurrency "$CONC" --duration "${SECS}s")
 for round in $(seq 1 "$ROUNDS"); do

@@ -45,12 +45,13 @@ pub struct JoinBody {
 
 /// The answer with its `Retry-After`.
 fn with_retry(answer: QueueAnswer) -> Response {
-    let secs = answer.retry_after_secs;
-    let mut response = Json(answer).into_response();
-    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    response
+    let retry_after = HeaderValue::from(answer.retry_after_secs);
+    let json = HeaderValue::from_static("application/json");
+    let headers = [
+        (header::CONTENT_TYPE, json),
+        (header::RETRY_AFTER, retry_after),
+    ];
+    (headers, answer.to_json()).into_response()
 }
 
 #[utoipa::path(

@@ -1,10 +1,15 @@
 //! Joining: the sale's terms and proof of work checked in memory, then one script call that
 //! takes a place once per buyer (joining again answers the same ticket).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::{QueueAnswer, QueueError, WaitingRoom, place_of, sold_out_answer, ticket::Ticket};
+use super::{
+    QueueAnswer, QueueError, WaitingRoom, place_of,
+    rooms::{Room, Terms},
+    sold_out_answer,
+    ticket::Ticket,
+};
 use crate::domain::UserId;
 
 /// Buckets of a room's user hashes (a power of two; each stays a small listpack up to about
@@ -33,9 +38,48 @@ impl WaitingRoom {
         user: &UserId,
         solution: Option<(&str, &str)>,
     ) -> Result<QueueAnswer, QueueError> {
-        let room = self.room(sale_id).await?;
-        let terms = &room.terms;
         let now = Utc::now();
+        let room = self.room(sale_id, now.timestamp_millis()).await?;
+        if let Err(e) = self.may_join(&room.terms, user, solution, now) {
+            self.count_join("refused");
+            return Err(e);
+        }
+        let board = room.board(&self.inner.redis, now.timestamp_millis()).await;
+        if board.sold_out {
+            self.count_join("sold_out");
+            return Ok(sold_out_answer(&board));
+        }
+        let (created, place, pre_total) = self.take_place(&room, user, now).await?;
+        let ticket = Ticket {
+            sale_id,
+            place: place_of(place),
+            user: user.as_ref().to_string(),
+        };
+        room.saw_draw(pre_total);
+        let board = room.with_draw(board);
+        self.count_join(if created { "joined" } else { "rejoined" });
+        let raw = self.inner.tickets.encode(&ticket);
+        let answer = self.answer(&room, &board, &ticket, Some(raw), now.timestamp_millis());
+        if created && let Some(eta) = answer.eta_secs {
+            self.inner.metrics.queue.eta.observe(eta as f64);
+        }
+        Ok(answer)
+    }
+
+    fn count_join(&self, outcome: &str) {
+        let joins = &self.inner.metrics.queue.joins;
+        joins.with_label_values(&[outcome]).inc();
+    }
+
+    /// The queue is open at `now`, and the join carries a solved challenge when the sale asks
+    /// for one.
+    fn may_join(
+        &self,
+        terms: &Terms,
+        user: &UserId,
+        solution: Option<(&str, &str)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), QueueError> {
         if now < terms.opens_at() {
             return Err(QueueError::NotOpen(terms.opens_at()));
         }
@@ -45,30 +89,21 @@ impl WaitingRoom {
         let bits = terms.admission.pow_bits;
         if bits > 0 {
             let now_secs = now.timestamp().max(0) as u64;
-            let checked =
-                self.inner
-                    .challenges
-                    .check(solution, sale_id, user.as_ref(), bits, now_secs);
-            if let Err(e) = checked {
-                self.inner
-                    .metrics
-                    .queue
-                    .joins
-                    .with_label_values(&["refused"])
-                    .inc();
-                return Err(e.into());
-            }
+            let challenges = &self.inner.challenges;
+            challenges.check(solution, terms.sale_id, user.as_ref(), bits, now_secs)?;
         }
-        let board = room.board(&self.inner.redis).await;
-        if board.sold_out {
-            self.inner
-                .metrics
-                .queue
-                .joins
-                .with_label_values(&["sold_out"])
-                .inc();
-            return Ok(sold_out_answer(&board));
-        }
+        Ok(())
+    }
+
+    /// Runs the join script: whether the place is new, the place, and the draw's size (`-1`
+    /// before the draw).
+    async fn take_place(
+        &self,
+        room: &Room,
+        user: &UserId,
+        now: DateTime<Utc>,
+    ) -> Result<(bool, i64, i64), QueueError> {
+        let terms = &room.terms;
         let (digest, bucket) = digest(user.as_ref());
         let phase = if now < terms.starts_at { "pre" } else { "open" };
         let joined = (now - terms.opens_at())
@@ -76,21 +111,18 @@ impl WaitingRoom {
             .clamp(0, MAX_JOINED_SECS);
         let expire_at =
             (terms.ends_at + chrono::Duration::seconds(self.inner.grace_secs)).timestamp_millis();
+        let keys = [room.keys.bucket(bucket), room.keys.counters.clone()];
         let mut conn = self.inner.redis.get();
         let (created, place, pre_total): (i64, i64, i64) = self
             .inner
             .join
-            .invoke(
-                &mut conn,
-                &[&room.keys.bucket(bucket), &room.keys.counters],
-                |c| {
-                    c.arg(&digest[..])
-                        .arg(phase)
-                        .arg(rand::random::<u64>())
-                        .arg(joined)
-                        .arg(expire_at);
-                },
-            )
+            .invoke(&mut conn, &[&keys[0], &keys[1]], |c| {
+                c.arg(&digest[..])
+                    .arg(phase)
+                    .arg(rand::random::<u64>())
+                    .arg(joined)
+                    .arg(expire_at);
+            })
             .await
             .map_err(|e| {
                 if e.to_string().contains("FULL") {
@@ -99,27 +131,6 @@ impl WaitingRoom {
                     QueueError::Redis(e)
                 }
             })?;
-        let ticket = Ticket {
-            sale_id,
-            place: place_of(place),
-            user: user.as_ref().to_string(),
-        };
-        room.saw_draw(pre_total);
-        let board = room.with_draw(board);
-        let outcome = if created == 1 { "joined" } else { "rejoined" };
-        self.inner
-            .metrics
-            .queue
-            .joins
-            .with_label_values(&[outcome])
-            .inc();
-        let raw = self.inner.tickets.encode(&ticket);
-        let answer = self.answer(&room, &board, &ticket, Some(raw));
-        if created == 1
-            && let Some(eta) = answer.eta_secs
-        {
-            self.inner.metrics.queue.eta.observe(eta as f64);
-        }
-        Ok(answer)
+        Ok((created == 1, place, pre_total))
     }
 }

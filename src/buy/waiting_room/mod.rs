@@ -73,8 +73,43 @@ pub struct QueueAnswer {
     /// The admission token (when admitted): send it as `X-Admission-Token` with the buy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admission_token: Option<String>,
-    /// Seconds until the next poll (also sent as `Retry-After`).
+    /// Seconds until the next poll, sent as `Retry-After`.
+    #[serde(skip)]
     pub retry_after_secs: u64,
+}
+
+impl QueueAnswer {
+    /// The answer as JSON, written directly: every string in it is a ticket, a token or a
+    /// state name (URL-safe base64, JWT and snake_case characters), so nothing needs escaping,
+    /// and a poll must cost little more than a health check.
+    pub fn to_json(&self) -> String {
+        use std::fmt::Write;
+        fn opt(s: &mut String, key: &str, v: Option<u64>) {
+            match v {
+                Some(v) => write!(s, ",\"{key}\":{v}"),
+                None => write!(s, ",\"{key}\":null"),
+            }
+            .unwrap_or_default();
+        }
+        let mut s = String::with_capacity(
+            112 + self.ticket.as_ref().map_or(0, String::len)
+                + self.admission_token.as_ref().map_or(0, String::len),
+        );
+        s.push('{');
+        if let Some(t) = &self.ticket {
+            write!(s, "\"ticket\":\"{t}\",").unwrap_or_default();
+        }
+        write!(s, "\"state\":\"{}\"", self.state.name()).unwrap_or_default();
+        opt(&mut s, "position", self.position);
+        opt(&mut s, "ahead", self.ahead);
+        opt(&mut s, "now_serving", Some(self.now_serving));
+        opt(&mut s, "eta_secs", self.eta_secs);
+        if let Some(t) = &self.admission_token {
+            write!(s, ",\"admission_token\":\"{t}\"").unwrap_or_default();
+        }
+        s.push('}');
+        s
+    }
 }
 
 /// A proof-of-work challenge.
@@ -171,11 +206,11 @@ impl WaitingRoom {
         &self.inner.admissions
     }
 
-    async fn room(&self, sale_id: u64) -> Result<Arc<Room>, QueueError> {
-        let keys = self.inner.keys.clone();
-        self.inner
-            .rooms
-            .get(&self.inner.db, |id| keys.room(id), sale_id)
+    async fn room(&self, sale_id: u64, now_ms: i64) -> Result<Arc<Room>, QueueError> {
+        let keys = &self.inner.keys;
+        let rooms = &self.inner.rooms;
+        rooms
+            .get(&self.inner.db, |id| keys.room(id), sale_id, now_ms)
             .await
     }
 
@@ -184,7 +219,7 @@ impl WaitingRoom {
     /// # Errors
     /// No such sale, or an open one.
     pub async fn challenge(&self, sale_id: u64, user: &str) -> Result<ChallengeOut, QueueError> {
-        let room = self.room(sale_id).await?;
+        let room = self.room(sale_id, Utc::now().timestamp_millis()).await?;
         let now = Utc::now().timestamp().max(0) as u64;
         Ok(ChallengeOut {
             challenge: self.inner.challenges.issue(sale_id, user, now),
@@ -204,18 +239,47 @@ impl WaitingRoom {
             .decode(raw)
             .filter(|t| t.sale_id == sale_id)
             .ok_or(QueueError::UnknownTicket)?;
-        let room = self.room(sale_id).await?;
-        let board = room.with_draw(room.board(&self.inner.redis).await);
-        let answer = self.answer(&room, &board, &ticket, None);
+        // One clock read serves the room, the board and the answer.
+        let now_ms = Utc::now().timestamp_millis();
+        let redis = &self.inner.redis;
+        let from_memory = self.inner.rooms.with_fresh(sale_id, now_ms, |room| {
+            room.with_board(redis, now_ms, |b| {
+                self.answer(room, b, &ticket, None, now_ms)
+            })
+        });
+        let answer = match from_memory.flatten() {
+            Some(answer) => answer,
+            None => Box::pin(self.poll_after_reading(sale_id, &ticket, now_ms)).await?,
+        };
         self.inner.metrics.queue.polls[answer.state.index()].inc();
         Ok(answer)
     }
 
+    /// A poll whose room's terms or board must be read first (the first on this instance, or
+    /// one after a quiet spell).
+    async fn poll_after_reading(
+        &self,
+        sale_id: u64,
+        ticket: &Ticket,
+        now_ms: i64,
+    ) -> Result<QueueAnswer, QueueError> {
+        let room = self.room(sale_id, now_ms).await?;
+        let board = room.with_draw(room.board(&self.inner.redis, now_ms).await);
+        Ok(self.answer(&room, &board, ticket, None, now_ms))
+    }
+
     /// The answer for a ticket on a board, with an admission token when admitted.
-    fn answer(&self, room: &Room, board: &Board, t: &Ticket, raw: Option<String>) -> QueueAnswer {
+    fn answer(
+        &self,
+        room: &Room,
+        board: &Board,
+        t: &Ticket,
+        raw: Option<String>,
+        now_ms: i64,
+    ) -> QueueAnswer {
         let terms = &room.terms;
         let clock = Clock {
-            now: Utc::now().timestamp(),
+            now: now_ms.div_euclid(1000),
             starts_at: terms.starts_at.timestamp(),
             ends_at: terms.ends_at.timestamp(),
             ttl: i64::from(terms.admission.admission_ttl_secs),

@@ -8,7 +8,6 @@ use std::{
         Arc, RwLock,
         atomic::{AtomicBool, AtomicI64, Ordering},
     },
-    time::{Duration, Instant},
 };
 
 use chrono::{DateTime, Utc};
@@ -23,8 +22,8 @@ use crate::{
     },
 };
 
-/// How long a sale's terms are trusted before MySQL is read again.
-const TERMS_TTL: Duration = Duration::from_secs(5);
+/// How long a sale's terms are trusted before MySQL is read again, in milliseconds.
+const TERMS_TTL_MS: i64 = 5_000;
 /// How often a room's board is read from Redis, at most, while polls keep coming.
 pub(crate) const BOARD_EVERY_MS: i64 = 1_000;
 /// Age past which a board is read again before a poll is answered (the instance was quiet).
@@ -69,7 +68,8 @@ impl Terms {
 pub(crate) struct Room {
     pub terms: Terms,
     pub keys: RoomKeys,
-    loaded: Instant,
+    /// When the terms were read from MySQL, Unix milliseconds.
+    loaded_ms: i64,
     board: RwLock<Arc<Board>>,
     board_read_ms: AtomicI64,
     refreshing: AtomicBool,
@@ -95,25 +95,16 @@ impl Room {
     /// The board, read again when a second old: while polls keep coming, they answer the
     /// board in hand and one of them refreshes it in the background; a board older than
     /// [`STALE_MS`] (the first poll, or one after a quiet spell) is read before answering.
-    pub(crate) async fn board(self: &Arc<Self>, redis: &RedisPool) -> Arc<Board> {
-        let now = Utc::now().timestamp_millis();
+    pub(crate) async fn board(self: &Arc<Self>, redis: &RedisPool, now: i64) -> Arc<Board> {
         let read = self.board_read_ms.load(Ordering::Acquire);
         if now - read >= STALE_MS {
-            if let Ok(b) = read_board(redis, &self.keys).await {
+            // Boxed: a poll's future carries this read only when it runs (rarely), so the
+            // common answer from memory does not move a Redis call's state around.
+            if let Ok(b) = Box::pin(read_board(redis, &self.keys)).await {
                 self.store(b, now);
             }
         } else if now - read >= BOARD_EVERY_MS && !self.refreshing.swap(true, Ordering::AcqRel) {
-            let room = self.clone();
-            let redis = redis.clone();
-            tokio::spawn(async move {
-                match read_board(&redis, &room.keys).await {
-                    Ok(b) => room.store(b, Utc::now().timestamp_millis()),
-                    Err(e) => {
-                        tracing::warn!(sale_id = room.terms.sale_id, error.message = %e, "reading the queue board failed")
-                    }
-                }
-                room.refreshing.store(false, Ordering::Release);
-            });
+            self.refresh_in_background(redis);
         }
         self.board.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -151,6 +142,49 @@ impl Room {
         Arc::new(b)
     }
 
+    /// `f` of the board in hand, without waiting and without taking a reference to it:
+    /// `None` when the board is too old to answer from (the caller reads it first). A board a
+    /// second old is refreshed in the background meanwhile.
+    pub(crate) fn with_board<R>(
+        self: &Arc<Self>,
+        redis: &RedisPool,
+        now: i64,
+        f: impl FnOnce(&Board) -> R,
+    ) -> Option<R> {
+        let read = self.board_read_ms.load(Ordering::Acquire);
+        if now - read >= STALE_MS {
+            return None;
+        }
+        if now - read >= BOARD_EVERY_MS && !self.refreshing.swap(true, Ordering::AcqRel) {
+            self.refresh_in_background(redis);
+        }
+        let board = self.board.read().unwrap_or_else(|e| e.into_inner());
+        let total = self.drawn_total.load(Ordering::Acquire);
+        if board.drawn || total < 0 {
+            return Some(f(&board));
+        }
+        let mut b = (**board).clone();
+        b.drawn = true;
+        b.pre_total = total as u64;
+        Some(f(&b))
+    }
+
+    fn refresh_in_background(self: &Arc<Self>, redis: &RedisPool) {
+        let room = self.clone();
+        let redis = redis.clone();
+        tokio::spawn(async move {
+            match read_board(&redis, &room.keys).await {
+                Ok(b) => room.store(b, Utc::now().timestamp_millis()),
+                Err(e) => tracing::warn!(
+                    sale_id = room.terms.sale_id,
+                    error.message = %e,
+                    "reading the queue board failed"
+                ),
+            }
+            room.refreshing.store(false, Ordering::Release);
+        });
+    }
+
     fn store(&self, board: Board, at: i64) {
         *self.board.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(board);
         self.board_read_ms.store(at, Ordering::Release);
@@ -174,12 +208,25 @@ impl Rooms {
         db: &MySqlPool,
         keys: impl Fn(u64) -> RoomKeys,
         sale_id: u64,
+        now: i64,
     ) -> Result<Arc<Room>, QueueError> {
-        if let Some(room) = self.fresh(sale_id) {
+        if let Some(room) = self.fresh(sale_id, now) {
             return Ok(room);
         }
+        // Boxed for the same reason as the board's read: loading is the rare case.
+        Box::pin(self.load(db, keys, sale_id, now)).await
+    }
+
+    /// Loads the sale's terms from MySQL (one load at a time).
+    async fn load(
+        &self,
+        db: &MySqlPool,
+        keys: impl Fn(u64) -> RoomKeys,
+        sale_id: u64,
+        now: i64,
+    ) -> Result<Arc<Room>, QueueError> {
         let _one = self.loading.lock().await;
-        if let Some(room) = self.fresh(sale_id) {
+        if let Some(room) = self.fresh(sale_id, now) {
             return Ok(room);
         }
         let record = sales::get_sale(db, sale_id)
@@ -204,7 +251,7 @@ impl Rooms {
         let room = Arc::new(Room {
             terms: Terms::of(&record),
             keys: keys(sale_id),
-            loaded: Instant::now(),
+            loaded_ms: Utc::now().timestamp_millis(),
             board: RwLock::new(board),
             board_read_ms: AtomicI64::new(read),
             refreshing: AtomicBool::new(false),
@@ -218,6 +265,20 @@ impl Rooms {
         Ok(room)
     }
 
+    /// `f` of the room of `sale_id`, if this instance holds it with fresh terms (nothing is
+    /// loaded, no reference taken).
+    pub(crate) fn with_fresh<R>(
+        &self,
+        sale_id: u64,
+        now: i64,
+        f: impl FnOnce(&Arc<Room>) -> R,
+    ) -> Option<R> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        map.get(&sale_id)
+            .filter(|r| now - r.loaded_ms < TERMS_TTL_MS)
+            .map(f)
+    }
+
     /// The room of `sale_id` if this instance holds it (nothing is loaded).
     pub(crate) fn held(&self, sale_id: u64) -> Option<Arc<Room>> {
         self.map
@@ -227,10 +288,10 @@ impl Rooms {
             .cloned()
     }
 
-    fn fresh(&self, sale_id: u64) -> Option<Arc<Room>> {
+    fn fresh(&self, sale_id: u64, now: i64) -> Option<Arc<Room>> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         map.get(&sale_id)
-            .filter(|r| r.loaded.elapsed() < TERMS_TTL)
+            .filter(|r| now - r.loaded_ms < TERMS_TTL_MS)
             .cloned()
     }
 

@@ -7,8 +7,8 @@ use sha2::Sha256;
 
 /// Format version, the first byte.
 const VERSION: u8 = 1;
-/// Bytes of the signature kept (128 bits).
-const MAC_LEN: usize = 16;
+/// Bytes of the signature kept (96 bits: a forger must guess 2^96 tags, one request each).
+const MAC_LEN: usize = 12;
 /// Longest encoded ticket accepted (a 128-byte user id gives about 220 characters).
 pub(crate) const MAX_TICKET_LEN: usize = 256;
 
@@ -79,13 +79,14 @@ impl TicketKey {
         out
     }
 
-    /// The ticket as a URL-safe string.
+    /// The ticket as a URL-safe string: version, sale and place as LEB128 varints, the user
+    /// id, the tag (short: every poll carries it in its URL).
     pub fn encode(&self, t: &Ticket) -> String {
         let user = t.user.as_bytes();
-        let mut payload = Vec::with_capacity(18 + user.len() + MAC_LEN);
+        let mut payload = Vec::with_capacity(21 + user.len() + MAC_LEN);
         payload.push(VERSION);
-        payload.extend_from_slice(&t.sale_id.to_be_bytes());
-        payload.extend_from_slice(&t.place.0.to_be_bytes());
+        put_varint(&mut payload, t.sale_id);
+        put_varint(&mut payload, t.place.0);
         payload.extend_from_slice(user);
         let mac = self.mac(&payload);
         payload.extend_from_slice(&mac);
@@ -97,8 +98,11 @@ impl TicketKey {
         if raw.len() > MAX_TICKET_LEN {
             return None;
         }
-        let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
-        if bytes.len() < 17 + 1 + MAC_LEN || bytes[0] != VERSION {
+        // Decoded on the stack: a poll allocates nothing for its ticket but the user id.
+        let mut buf = [0u8; MAX_TICKET_LEN];
+        let n = URL_SAFE_NO_PAD.decode_slice(raw, &mut buf).ok()?;
+        let bytes = &buf[..n];
+        if bytes.len() < 3 + 1 + MAC_LEN || bytes[0] != VERSION {
             return None;
         }
         let (payload, mac) = bytes.split_at(bytes.len() - MAC_LEN);
@@ -106,15 +110,35 @@ impl TicketKey {
         if !bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], mac)) {
             return None;
         }
-        let sale_id = u64::from_be_bytes(payload[1..9].try_into().ok()?);
-        let place = Place(u64::from_be_bytes(payload[9..17].try_into().ok()?));
-        let user = String::from_utf8(payload[17..].to_vec()).ok()?;
+        let rest = &payload[1..];
+        let (sale_id, rest) = take_varint(rest)?;
+        let (place, rest) = take_varint(rest)?;
+        let user = std::str::from_utf8(rest).ok().filter(|u| !u.is_empty())?;
         Some(Ticket {
             sale_id,
-            place,
-            user,
+            place: Place(place),
+            user: user.to_owned(),
         })
     }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut v = 0u64;
+    for (i, b) in bytes.iter().enumerate().take(10) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, &bytes[i + 1..]));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -146,7 +170,7 @@ mod tests {
         let raw = key.encode(&ticket());
         assert!(TicketKey::derive(b"other").decode(&raw).is_none());
         let mut bytes = URL_SAFE_NO_PAD.decode(&raw).unwrap();
-        bytes[8] ^= 1; // another sale
+        bytes[1] ^= 1; // another sale
         assert!(key.decode(&URL_SAFE_NO_PAD.encode(&bytes)).is_none());
         assert!(key.decode("not a ticket").is_none());
         assert!(key.decode(&"A".repeat(MAX_TICKET_LEN + 1)).is_none());

@@ -181,5 +181,6 @@ pub(super) async fn sale_args(app: &crate::support::TestApp, stock: i64) -> (Str
     (sale.to_string(), item.to_string())
 }
 
+mod crowd;
 mod reporting;
 mod verify;

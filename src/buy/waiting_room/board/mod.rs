@@ -65,6 +65,16 @@ pub enum State {
 }
 
 impl State {
+    /// Its name in answers.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Waiting => "waiting",
+            State::Admitted => "admitted",
+            State::SoldOut => "sold_out",
+            State::Expired => "expired",
+        }
+    }
+
     /// Its place in `observe::metrics::POLL_STATES`.
     pub fn index(self) -> usize {
         match self {

@@ -183,3 +183,49 @@ fn a_pre_queue_ticket_waits_for_the_draw_then_has_a_drawn_place() {
     assert!(p < 50);
     assert_eq!(Some(p), shuffle::position(11, 50, 3));
 }
+
+#[test]
+fn an_answer_written_by_hand_is_the_json_serde_writes() {
+    use crate::buy::waiting_room::QueueAnswer;
+    let answers = [
+        QueueAnswer {
+            ticket: Some("AQAB-_x".into()),
+            state: State::Waiting,
+            position: Some(7),
+            ahead: Some(3),
+            now_serving: 4,
+            eta_secs: None,
+            admission_token: None,
+            retry_after_secs: 1,
+        },
+        QueueAnswer {
+            ticket: None,
+            state: State::Admitted,
+            position: Some(0),
+            ahead: None,
+            now_serving: 1,
+            eta_secs: None,
+            admission_token: Some("eyJ.a-b.c_d".into()),
+            retry_after_secs: 2,
+        },
+        QueueAnswer {
+            ticket: None,
+            state: State::SoldOut,
+            position: None,
+            ahead: None,
+            now_serving: 9,
+            eta_secs: Some(5),
+            admission_token: None,
+            retry_after_secs: 1,
+        },
+    ];
+    for a in answers {
+        let by_hand: serde_json::Value = serde_json::from_str(&a.to_json()).unwrap();
+        assert_eq!(
+            by_hand,
+            serde_json::to_value(&a).unwrap(),
+            "{}",
+            a.to_json()
+        );
+    }
+}

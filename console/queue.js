@@ -15,14 +15,14 @@ function renderQueue(snap, t) {
   const n = (v) => (v === null || v === undefined ? '–' : Number(v).toLocaleString());
   const secs = (v) => (v === null || v === undefined ? '–' : `${Number(v).toFixed(1)} s`);
   const rows = q ? [
-    ['waiting', n(q.waiting), 'waiting'],
+    ['queued, not admitted', n(q.waiting), 'waiting'],
     ['now serving', n(q.now_serving), 'now-serving'],
     ['joined', n(q.joined), 'joined'],
     ['admitted, not yet bought', n(q.active), 'active'],
     ['admission rate', `${q.admit_rate.toFixed(1)}/s of ${n(policy.admit_per_sec)}/s`, 'rate'],
     ['wait for the last in line', secs(q.eta_last_secs), 'eta-last'],
-    ['estimated wait at join (mean)', secs(q.estimated_wait_secs), 'estimated'],
-    ['real wait, join to admission (mean)', secs(q.real_wait_secs), 'real'],
+    ['estimated wait at join (mean of joins)', secs(q.estimated_wait_secs), 'estimated'],
+    ['real wait, join to admission (mean of buyers)', secs(q.real_wait_secs), 'real'],
     ['units left', n(q.remaining), 'remaining'],
     ['sold out', q.sold_out ? 'yes: every poll answers sold_out' : 'no', 'sold-out'],
   ] : [['waiting room', 'unavailable (Redis did not answer)', 'error']];

@@ -18,7 +18,7 @@ pub struct QueueView {
     pub active: u64,
     /// Admissions per second, smoothed.
     pub admit_rate: f64,
-    /// Estimated seconds until the last in line is admitted (`null`: not moving).
+    /// Estimated seconds until the last in line is admitted (`null`: not moving, or sold out).
     pub eta_last_secs: Option<u64>,
     /// Units left, as the usher last read them.
     pub remaining: Option<i64>,
@@ -50,7 +50,8 @@ impl WaitingRoom {
             now_serving: board.now_serving,
             active: board.active,
             admit_rate: board.rate,
-            eta_last_secs: (board.rate > 0.5).then(|| (waiting as f64 / board.rate).ceil() as u64),
+            eta_last_secs: (board.rate > 0.5 && !board.sold_out)
+                .then(|| (waiting as f64 / board.rate).ceil() as u64),
             remaining: board.remaining,
             sold_out: board.sold_out,
             estimated_wait_secs: mean(&m.eta),

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::{buy_admitted, join, join_with, poll_at, poll_until, queued_sale, settles_at};
-use crate::support::{TestApp, cancel, eventually, spawn_app};
+use crate::support::{TestApp, cancel, eventually, spawn_app, two_instances};
 
 /// `n` buyers `<prefix>-<i>` join in turn; their tickets.
 async fn crowd(app: &TestApp, sale: u64, prefix: &str, n: usize) -> Vec<String> {
@@ -91,28 +91,30 @@ async fn admission_stops_at_the_stock_times_overbooking_and_resumes_when_units_c
 }
 
 #[tokio::test]
-async fn sold_out_reaches_everyone_still_queued_at_once() {
-    let app = spawn_app().await;
-    let (sale, item) = queued_sale(&app, 2, Utc::now(), json!({"admit_per_sec": 100})).await;
-    let t = crowd(&app, sale, "last", 30).await;
+async fn sold_out_reaches_everyone_still_queued_at_once_on_every_instance() {
+    // The buys go through `a`; `b` learns of the sell-out only from the usher's board.
+    let (a, b) = two_instances(|_| {}).await;
+    let (sale, item) = queued_sale(&a, 2, Utc::now(), json!({"admit_per_sec": 100})).await;
+    let t = crowd(&a, sale, "last", 30).await;
     for (i, ticket) in t.iter().enumerate().take(2) {
-        admitted_buy(&app, sale, item, &format!("last-{i}"), ticket).await;
+        admitted_buy(&a, sale, item, &format!("last-{i}"), ticket).await;
     }
-    let sold_out_at = tokio::time::Instant::now();
-    let deadline = sold_out_at + Duration::from_millis(2_500);
-    let mut told: Vec<bool> = vec![false; t.len()];
-    while told.iter().any(|b| !b) {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(2_500);
+    let mut told = vec![[false; 2]; t.len()];
+    while told.iter().flatten().any(|b| !b) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "not told within 2.5 s: {told:?}"
         );
         for (i, ticket) in t.iter().enumerate() {
-            let (_, body, retry) = poll_at(&app, sale, ticket).await;
-            told[i] |= body["state"] == "sold_out";
-            assert!(retry.unwrap_or(1) <= 1 || told[i], "{body}");
+            for (k, app) in [&a, &b].into_iter().enumerate() {
+                let (_, body, retry) = poll_at(app, sale, ticket).await;
+                told[i][k] |= body["state"] == "sold_out";
+                assert!(retry.unwrap_or(1) <= 1 || told[i][k], "{body}");
+            }
         }
     }
-    let (status, late): (StatusCode, Value) = join_with(&app, sale, "latecomer", json!({})).await;
+    let (status, late): (StatusCode, Value) = join_with(&b, sale, "latecomer", json!({})).await;
     assert_eq!(
         (status, late["state"].as_str()),
         (StatusCode::OK, Some("sold_out")),

@@ -5,7 +5,7 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::State,
+    extract::{RawPathParams, State},
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
@@ -20,6 +20,7 @@ use super::{
 use crate::{
     api::state::AppState,
     buy::waiting_room::{ChallengeOut, QueueAnswer, ticket::MAX_TICKET_LEN},
+    domain::FieldError,
 };
 
 /// Waiting-room routes.
@@ -110,7 +111,7 @@ async fn join_queue(
         (status = 401, description = "no or bad buyer token (`unauthorized`)", body = super::doc::ErrorDoc),
         (status = 404, description = "no such sale (`not_found`)", body = super::doc::ErrorDoc),
         (status = 409, description = "an open sale (`queue_not_used`)", body = super::doc::ErrorDoc),
-        (status = 422, description = "a sale id that is not a number (`invalid_field`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "a sale id that is not a number from 1 to 2^53 - 1 (`invalid_field`)", body = super::doc::ErrorDoc),
         (status = 503, description = "MySQL unavailable (`database_unavailable`)", body = super::doc::ErrorDoc),
     ),
     security(("buyerToken" = []))
@@ -137,16 +138,33 @@ async fn challenge(
             headers(("Retry-After" = String, description = "seconds until the next poll"))),
         (status = 404, description = "not a ticket of this sale, or no such sale (`not_found`)", body = super::doc::ErrorDoc),
         (status = 409, description = "an open sale (`queue_not_used`)", body = super::doc::ErrorDoc),
-        (status = 422, description = "a sale id that is not a number (`invalid_field`)", body = super::doc::ErrorDoc),
+        (status = 422, description = "a sale id that is not a number from 1 to 2^53 - 1 (`invalid_field`)", body = super::doc::ErrorDoc),
         (status = 503, description = "MySQL unavailable while the sale was first loaded (`database_unavailable`)", body = super::doc::ErrorDoc),
     )
 )]
-async fn poll_ticket(
-    State(state): State<AppState>,
-    ApiPath((sale_id, ticket)): ApiPath<(u64, String)>,
-) -> ApiResult<Response> {
+async fn poll_ticket(State(state): State<AppState>, params: RawPathParams) -> ApiResult<Response> {
+    // The raw parameters, borrowed: the busiest route of a queued sale deserialises nothing.
+    let (mut sale_id, mut ticket) = (None, "");
+    for (name, value) in &params {
+        match name {
+            "sale_id" => sale_id = Some(value),
+            _ => ticket = value,
+        }
+    }
+    let sale_id = sale_id
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|id| (1..=MAX_ID).contains(id))
+        .ok_or_else(|| {
+            ApiError::Invalid(FieldError::new(
+                "sale_id",
+                format!("must be a number from 1 to {MAX_ID}"),
+            ))
+        })?;
     if ticket.len() > MAX_TICKET_LEN {
         return Err(ApiError::NotFound("ticket"));
     }
-    Ok(with_retry(state.queue.poll(sale_id, &ticket).await?))
+    Ok(with_retry(state.queue.poll(sale_id, ticket).await?))
 }
+
+/// Largest id the documents allow (JavaScript's largest exact integer).
+const MAX_ID: u64 = 9_007_199_254_740_991;

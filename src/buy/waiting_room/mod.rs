@@ -81,35 +81,58 @@ pub struct QueueAnswer {
 impl QueueAnswer {
     /// The answer as JSON, written directly: every string in it is a ticket, a token or a
     /// state name (URL-safe base64, JWT and snake_case characters), so nothing needs escaping,
-    /// and a poll must cost little more than a health check.
+    /// and a poll must cost little more than a health check (formatting machinery showed in
+    /// its profile).
     pub fn to_json(&self) -> String {
-        use std::fmt::Write;
-        fn opt(s: &mut String, key: &str, v: Option<u64>) {
+        fn num(s: &mut String, key: &str, v: Option<u64>) {
+            s.push_str(",\"");
+            s.push_str(key);
+            s.push_str("\":");
             match v {
-                Some(v) => write!(s, ",\"{key}\":{v}"),
-                None => write!(s, ",\"{key}\":null"),
+                Some(v) => push_u64(s, v),
+                None => s.push_str("null"),
             }
-            .unwrap_or_default();
         }
-        let mut s = String::with_capacity(
-            112 + self.ticket.as_ref().map_or(0, String::len)
-                + self.admission_token.as_ref().map_or(0, String::len),
-        );
+        let strings = self.ticket.as_ref().map_or(0, String::len)
+            + self.admission_token.as_ref().map_or(0, String::len);
+        let mut s = String::with_capacity(112 + strings);
         s.push('{');
         if let Some(t) = &self.ticket {
-            write!(s, "\"ticket\":\"{t}\",").unwrap_or_default();
+            s.push_str("\"ticket\":\"");
+            s.push_str(t);
+            s.push_str("\",");
         }
-        write!(s, "\"state\":\"{}\"", self.state.name()).unwrap_or_default();
-        opt(&mut s, "position", self.position);
-        opt(&mut s, "ahead", self.ahead);
-        opt(&mut s, "now_serving", Some(self.now_serving));
-        opt(&mut s, "eta_secs", self.eta_secs);
+        s.push_str("\"state\":\"");
+        s.push_str(self.state.name());
+        s.push('"');
+        num(&mut s, "position", self.position);
+        num(&mut s, "ahead", self.ahead);
+        num(&mut s, "now_serving", Some(self.now_serving));
+        num(&mut s, "eta_secs", self.eta_secs);
         if let Some(t) = &self.admission_token {
-            write!(s, ",\"admission_token\":\"{t}\"").unwrap_or_default();
+            s.push_str(",\"admission_token\":\"");
+            s.push_str(t);
+            s.push('"');
         }
         s.push('}');
         s
     }
+}
+
+/// Appends `v` in decimal.
+fn push_u64(s: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// A proof-of-work challenge.

@@ -5,7 +5,7 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{RawPathParams, State},
+    extract::{Request, State},
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
@@ -142,15 +142,10 @@ async fn challenge(
         (status = 503, description = "MySQL unavailable while the sale was first loaded (`database_unavailable`)", body = super::doc::ErrorDoc),
     )
 )]
-async fn poll_ticket(State(state): State<AppState>, params: RawPathParams) -> ApiResult<Response> {
-    // The raw parameters, borrowed: the busiest route of a queued sale deserialises nothing.
-    let (mut sale_id, mut ticket) = (None, "");
-    for (name, value) in &params {
-        match name {
-            "sale_id" => sale_id = Some(value),
-            _ => ticket = value,
-        }
-    }
+async fn poll_ticket(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
+    // The busiest route of a queued sale reads its path in place: no extractor copies the
+    // parameters (their names are shared, and every copy would touch them).
+    let (sale_id, ticket) = sale_and_ticket(request.uri().path());
     let sale_id = sale_id
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|id| (1..=MAX_ID).contains(id))
@@ -166,5 +161,28 @@ async fn poll_ticket(State(state): State<AppState>, params: RawPathParams) -> Ap
     Ok(with_retry(state.queue.poll(sale_id, ticket).await?))
 }
 
+/// The sale id and the ticket of `/api/v1/sales/{sale_id}/queue/{ticket}` (the router matched
+/// the shape; a ticket is URL-safe base64, never percent-encoded).
+fn sale_and_ticket(path: &str) -> (Option<&str>, &str) {
+    let mut parts = path.trim_start_matches('/').split('/');
+    let sale_id = parts.nth(3);
+    let ticket = parts.nth(1).unwrap_or_default();
+    (sale_id, ticket)
+}
+
 /// Largest id the documents allow (JavaScript's largest exact integer).
 const MAX_ID: u64 = 9_007_199_254_740_991;
+
+#[cfg(test)]
+mod tests {
+    use super::sale_and_ticket;
+
+    #[test]
+    fn the_poll_path_names_its_sale_and_ticket() {
+        assert_eq!(
+            sale_and_ticket("/api/v1/sales/42/queue/AQGB-_x"),
+            (Some("42"), "AQGB-_x")
+        );
+        assert_eq!(sale_and_ticket("/api/v1/sales/x/queue/t"), (Some("x"), "t"));
+    }
+}

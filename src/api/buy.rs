@@ -38,7 +38,7 @@ const MAX_BODY: usize = 1024;
         ("item_id" = u64, Path, description = "item id", minimum = 1, maximum = 9_007_199_254_740_991_i64),
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key gets the first answer", min_length = 1, max_length = 128, pattern = "^[!-~]{1,128}$"),
         ("X-User-Id" = Option<String>, Header, description = "the buyer, from a trusted gateway (SECKILL_USER_IDENTITY=trusted_header only)"),
-        ("X-Admission-Token" = Option<String>, Header, description = "a queued sale's admission token, from its waiting room (`POST .../queue`, then polls)", max_length = 1024),
+        ("X-Admission-Token" = Option<String>, Header, description = "a queued sale's admission token, from its waiting room (`POST .../queue`, then polls); an open sale ignores it"),
     ),
     request_body(content = Option<crate::buy::BuyBody>, description = "empty: one unit"),
     responses(

@@ -129,17 +129,22 @@ impl Room {
         }
     }
 
-    /// `board`, with the draw this instance's joins saw when the board predates it (an
-    /// arrival place's position is the draw's size plus its index).
-    pub(crate) fn with_draw(&self, board: Arc<Board>) -> Arc<Board> {
+    /// The board with the draw this instance's joins saw, when `board` predates it (an arrival
+    /// place's position is the draw's size plus its index); `None` when it needs no patch.
+    fn patched(&self, board: &Board) -> Option<Board> {
         let total = self.drawn_total.load(Ordering::Acquire);
         if board.drawn || total < 0 {
-            return board;
+            return None;
         }
-        let mut b = (*board).clone();
+        let mut b = board.clone();
         b.drawn = true;
         b.pre_total = total as u64;
-        Arc::new(b)
+        Some(b)
+    }
+
+    /// `board`, patched with the draw this instance's joins saw ([`Room::patched`]).
+    pub(crate) fn with_draw(&self, board: Arc<Board>) -> Arc<Board> {
+        self.patched(&board).map_or(board, Arc::new)
     }
 
     /// `f` of the board in hand, without waiting and without taking a reference to it:
@@ -159,14 +164,10 @@ impl Room {
             self.refresh_in_background(redis);
         }
         let board = self.board.read().unwrap_or_else(|e| e.into_inner());
-        let total = self.drawn_total.load(Ordering::Acquire);
-        if board.drawn || total < 0 {
-            return Some(f(&board));
-        }
-        let mut b = (**board).clone();
-        b.drawn = true;
-        b.pre_total = total as u64;
-        Some(f(&b))
+        Some(match self.patched(&board) {
+            Some(b) => f(&b),
+            None => f(&board),
+        })
     }
 
     fn refresh_in_background(self: &Arc<Self>, redis: &RedisPool) {
@@ -199,7 +200,7 @@ pub(crate) struct Rooms {
 }
 
 impl Rooms {
-    /// The room of a queued sale, its terms at most [`TERMS_TTL`] old.
+    /// The room of a queued sale, its terms at most [`TERMS_TTL_MS`] old.
     ///
     /// # Errors
     /// No such sale, an open sale, or MySQL failed.
@@ -289,10 +290,7 @@ impl Rooms {
     }
 
     fn fresh(&self, sale_id: u64, now: i64) -> Option<Arc<Room>> {
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        map.get(&sale_id)
-            .filter(|r| now - r.loaded_ms < TERMS_TTL_MS)
-            .cloned()
+        self.with_fresh(sale_id, now, Arc::clone)
     }
 
     /// Forgets rooms of sales that ended (called by the usher's loop now and then).

@@ -29,13 +29,13 @@ use std::{
     time::Duration,
 };
 
-use axum::{Router, extract::ConnectInfo, extract::Request};
+use axum::{extract::ConnectInfo, extract::Request};
 use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tower::ServiceExt;
 
+use super::front::Front;
 use crate::observe::log::{REPEAT_EVERY, Throttle};
 
 /// What a connection is allowed.
@@ -108,15 +108,16 @@ static OVER_CAPACITY: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(||
 /// A pause after a failed accept (out of file descriptors, say), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Serves `router` on `listener` under `limits` until `shutdown`, then waits for every open
-/// connection to finish its request and close.
+/// Serves `router` (a `Router` or a [`Front`]) on `listener` under `limits` until `shutdown`,
+/// then waits for every open connection to finish its request and close.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: impl Into<Front>,
     limits: ConnectionLimits,
     metrics: ListenerMetrics,
     shutdown: CancellationToken,
 ) {
+    let router = router.into();
     let builder = Arc::new(builder(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let connections = TaskTracker::new();
@@ -174,7 +175,7 @@ fn builder(limits: &ConnectionLimits) -> http1::Builder {
 /// One accepted connection.
 struct Connection {
     builder: Arc<http1::Builder>,
-    router: Router,
+    router: Front,
     peer: SocketAddr,
     idle_timeout: Duration,
     metrics: ListenerMetrics,
@@ -191,8 +192,8 @@ impl Connection {
                 request.extensions_mut().insert(ConnectInfo(peer));
                 let router = router.clone();
                 async move {
-                    let answer = router.oneshot(request.map(axum::body::Body::new)).await;
-                    Ok::<_, Infallible>(answer.unwrap_or_else(|never| match never {}))
+                    let answer = router.answer(request.map(axum::body::Body::new)).await;
+                    Ok::<_, Infallible>(answer)
                 }
             })
         };

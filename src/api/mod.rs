@@ -8,6 +8,7 @@ pub mod doc;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod front;
 pub mod health;
 pub mod listener;
 pub mod live;
@@ -49,16 +50,23 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .merge(console::router())
 }
 
-/// The public surface: buyers, the payment provider, probes and its API document.
-pub fn public_router(state: AppState) -> Router {
-    let span_every = state.settings.log.span_every;
-    layered(public_routes().split_for_parts().0, state, span_every)
+/// The public surface: buyers, the payment provider, probes and its API document; the
+/// waiting room's polls are answered before routing ([`front`]).
+pub fn public_router(state: AppState) -> front::Front {
+    let edge = edge_layer(&state, state.settings.log.span_every);
+    let router = layered(
+        public_routes().split_for_parts().0,
+        state.clone(),
+        edge.clone(),
+    );
+    front::Front::with_polls(router, state, edge)
 }
 
 /// The admin surface: the admin API and its live events, the console and the docs page,
 /// `/metrics`, probes and its API document, on its own listener (loopback by default).
 pub fn admin_router(state: AppState) -> Router {
-    layered(admin_routes().split_for_parts().0, state, 1)
+    let edge = edge_layer(&state, 1);
+    layered(admin_routes().split_for_parts().0, state, edge)
 }
 
 /// The public listener's OpenAPI document: the buyers' routes, the sale page, payment
@@ -74,10 +82,10 @@ pub(crate) fn admin_document() -> utoipa::openapi::OpenApi {
 }
 
 /// The layer every request passes ([`edge`]: load shedding, timeout, request id, counting,
-/// logs; one span in `span_every` requests); unknown routes answer a JSON 404.
-fn layered(routes: Router<AppState>, state: AppState, span_every: u64) -> Router {
+/// logs; one span in `span_every` requests).
+fn edge_layer(state: &AppState, span_every: u64) -> edge::EdgeLayer {
     let http = &state.settings.http;
-    let edge = edge::EdgeLayer::new(
+    edge::EdgeLayer::new(
         edge::EdgeSettings {
             max_in_flight: usize::try_from(http.max_in_flight).unwrap_or(usize::MAX),
             timeout: Duration::from_secs(http.request_timeout_secs),
@@ -85,7 +93,11 @@ fn layered(routes: Router<AppState>, state: AppState, span_every: u64) -> Router
             slow: edge::SLOW,
         },
         state.metrics.http.requests.clone(),
-    );
+    )
+}
+
+/// `routes` behind `edge`; unknown routes answer a JSON 404.
+fn layered(routes: Router<AppState>, state: AppState, edge: edge::EdgeLayer) -> Router {
     routes.fallback(not_found).layer(edge).with_state(state)
 }
 

@@ -142,23 +142,32 @@ async fn challenge(
         (status = 503, description = "MySQL unavailable while the sale was first loaded (`database_unavailable`)", body = super::doc::ErrorDoc),
     )
 )]
-async fn poll_ticket(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
-    // The busiest route of a queued sale reads its path in place: no extractor copies the
-    // parameters (their names are shared, and every copy would touch them).
-    let (sale_id, ticket) = sale_and_ticket(request.uri().path());
-    let sale_id = sale_id
+async fn poll_ticket(State(state): State<AppState>, request: Request) -> Response {
+    answer_poll(&state, request.uri().path()).await
+}
+
+/// The answer to a poll of `path` (`/api/v1/sales/{sale_id}/queue/{ticket}`), routed or not
+/// ([`super::front`]). The busiest route of a queued sale reads its path in place: no
+/// extractor copies the parameters.
+pub(crate) async fn answer_poll(state: &AppState, path: &str) -> Response {
+    let (sale_id, ticket) = sale_and_ticket(path);
+    let Some(sale_id) = sale_id
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|id| (1..=MAX_ID).contains(id))
-        .ok_or_else(|| {
-            ApiError::Invalid(FieldError::new(
-                "sale_id",
-                format!("must be a number from 1 to {MAX_ID}"),
-            ))
-        })?;
+    else {
+        return ApiError::Invalid(FieldError::new(
+            "sale_id",
+            format!("must be a number from 1 to {MAX_ID}"),
+        ))
+        .into_response();
+    };
     if ticket.len() > MAX_TICKET_LEN {
-        return Err(ApiError::NotFound("ticket"));
+        return ApiError::NotFound("ticket").into_response();
     }
-    Ok(with_retry(state.queue.poll(sale_id, ticket).await?))
+    match state.queue.poll(sale_id, ticket).await {
+        Ok(answer) => with_retry(answer),
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 /// The sale id and the ticket of `/api/v1/sales/{sale_id}/queue/{ticket}` (the router matched

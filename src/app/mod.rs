@@ -94,7 +94,7 @@ impl Application {
         };
         tokio::join!(
             serve(self.public, api::public_router(state.clone()), "public"),
-            serve(self.admin, api::admin_router(state.clone()), "admin"),
+            serve(self.admin, api::admin_router(state.clone()).into(), "admin"),
         );
         tracing::info!("HTTP stopped; draining Kafka deliveries");
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_secs);

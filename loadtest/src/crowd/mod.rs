@@ -21,10 +21,7 @@ mod user;
 
 use std::{
     future::Future,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -40,7 +37,7 @@ pub(crate) const MAX_POW_BITS: u32 = pow::MAX_BITS;
 
 use crate::{Args, args_crowd::CrowdPlan, setup};
 use pool::Pool;
-use user::{Crowd, UserRecord};
+use user::{Crowd, Interrupt, UserRecord};
 
 /// Runs a whole crowd: the queued sale (created or given), the users through its waiting room,
 /// with `--compare-open` the open crowd, the figures, and `--json`. When `cancel` completes
@@ -54,10 +51,10 @@ pub async fn run_crowd(
     cancel: impl Future<Output = ()>,
 ) -> anyhow::Result<CrowdReport> {
     let plan = args.crowd_plan()?;
-    let interrupted = Arc::new(AtomicBool::new(false));
+    let interrupted = Arc::new(Interrupt::default());
     let watch = async {
         cancel.await;
-        interrupted.store(true, Ordering::Relaxed);
+        interrupted.raise();
         std::future::pending::<()>().await;
     };
     let report = tokio::select! {
@@ -75,7 +72,7 @@ pub async fn run_crowd(
 async fn crowds(
     plan: &CrowdPlan,
     show_progress: bool,
-    interrupted: Arc<AtomicBool>,
+    interrupted: Arc<Interrupt>,
 ) -> anyhow::Result<CrowdReport> {
     let a = &plan.args;
     let http = reqwest::Client::new();
@@ -110,7 +107,7 @@ async fn crowds(
     let records = queued_crowd(&crowd, &when).await;
     let elapsed = queued.start.elapsed();
     let mut failures = crowd.pool.failures.load(Ordering::Relaxed);
-    let open = if a.crowd.compare_open && !interrupted.load(Ordering::Relaxed) {
+    let open = if a.crowd.compare_open && !interrupted.is_raised() {
         let (sale, item) = sale::open(&http, plan).await?;
         let start = Instant::now();
         let open_crowd = Crowd {
@@ -137,7 +134,7 @@ async fn crowds(
         open,
         elapsed,
         failures,
-        interrupted: interrupted.load(Ordering::Relaxed),
+        interrupted: interrupted.is_raised(),
         pre_queue_users,
     }))
 }

@@ -3,6 +3,7 @@
 //! and what it saw, for the report.
 
 use std::{
+    pin::pin,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -12,6 +13,7 @@ use std::{
 
 use bytes::Bytes;
 use http::{HeaderValue, Method};
+use tokio::sync::Notify;
 
 use super::{
     buy::{BuyEnd, Retrying, buy},
@@ -43,26 +45,50 @@ pub(crate) struct Crowd {
     /// No request goes out after this.
     pub deadline: Instant,
     /// Set by an interrupt.
-    pub interrupted: Arc<AtomicBool>,
+    pub interrupted: Arc<Interrupt>,
+}
+
+/// An interrupt (Ctrl-C): a flag, and a wake-up for the users sleeping in [`Crowd::pause`].
+#[derive(Default)]
+pub(crate) struct Interrupt {
+    set: AtomicBool,
+    wake: Notify,
+}
+
+impl Interrupt {
+    /// Sets the flag and wakes every sleeping user.
+    pub(crate) fn raise(&self) {
+        self.set.store(true, Ordering::Relaxed);
+        self.wake.notify_waiters();
+    }
+
+    /// True once raised.
+    pub(crate) fn is_raised(&self) -> bool {
+        self.set.load(Ordering::Relaxed)
+    }
 }
 
 impl Crowd {
     /// True once interrupted or past the deadline.
     pub(crate) fn stopped(&self) -> bool {
-        self.interrupted.load(Ordering::Relaxed) || Instant::now() >= self.deadline
+        self.interrupted.is_raised() || Instant::now() >= self.deadline
     }
 
-    /// Sleeps `wait`, waking early when the crowd stops; false when it stopped.
+    /// Sleeps `wait`, waking early when the crowd stops; false when it stopped. One timer per
+    /// pause: a hundred thousand sleeping users must not wake the client's timer wheel more
+    /// often than they poll.
     pub(crate) async fn pause(&self, wait: Duration) -> bool {
-        let until = Instant::now() + wait;
-        while !self.stopped() {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return true;
-            }
-            tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+        let woken = self.interrupted.wake.notified();
+        let mut woken = pin!(woken);
+        woken.as_mut().enable();
+        if self.stopped() {
+            return false;
         }
-        false
+        let until = (Instant::now() + wait).min(self.deadline);
+        tokio::select! {
+            () = tokio::time::sleep_until(until.into()) => !self.stopped(),
+            () = woken => false,
+        }
     }
 
     /// `t` on the crowd's clock.

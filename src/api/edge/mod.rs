@@ -124,7 +124,23 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         let inner = self.inner.clone();
         let shared = self.shared.clone();
-        Box::pin(async move { Ok(shared.handle(inner, req).await) })
+        Box::pin(async move {
+            let route = req.extensions().get::<MatchedPath>().cloned();
+            let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            Ok(shared.handle(route, req, |req| inner.oneshot(req)).await)
+        })
+    }
+}
+
+impl EdgeLayer {
+    /// Answers `req` with `run` as the layer answers a routed request of `route` (for a route
+    /// answered before routing, see [`super::front`]).
+    pub(crate) async fn answer<F, Fut>(&self, route: &str, req: Request, run: F) -> Response
+    where
+        F: FnOnce(Request) -> Fut,
+        Fut: Future<Output = Result<Response, Infallible>>,
+    {
+        self.shared.handle(route, req, run).await
     }
 }
 
@@ -153,13 +169,11 @@ impl Shared {
                 .is_multiple_of(every)
     }
 
-    async fn handle<S>(&self, inner: S, req: Request) -> Response
+    async fn handle<F, Fut>(&self, route: &str, req: Request, run: F) -> Response
     where
-        S: Service<Request, Response = Response, Error = Infallible> + Send,
-        S::Future: Send,
+        F: FnOnce(Request) -> Fut,
+        Fut: Future<Output = Result<Response, Infallible>>,
     {
-        let route = req.extensions().get::<MatchedPath>().cloned();
-        let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
         let request_id = request_id::of(req.headers());
         let method = req.method().clone();
         let span = self.spans_next().then(|| {
@@ -179,7 +193,7 @@ impl Shared {
                 None,
             ),
             Some(_place) => {
-                let run = inner.oneshot(req);
+                let run = run(req);
                 match &span {
                     Some(span) => self.within_time(run.instrument(span.clone())).await,
                     None => self.within_time(run).await,

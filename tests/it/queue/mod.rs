@@ -4,6 +4,7 @@
 
 mod admission;
 mod flow;
+mod front;
 mod order;
 
 use std::time::Duration;

@@ -381,3 +381,7 @@ fn refusal(at: &str, status: u16, code: Option<&[u8]>) -> Outcome {
         None => format!("{at} {status}"),
     })
 }
+
+#[cfg(test)]
+#[path = "user_tests.rs"]
+mod tests;

@@ -18,6 +18,9 @@
 #   then: buy (default mode) at 70% of its median maximum, open loop, for the p99
 # Then the MySQL persistence and expiry benchmarks (cargo bench).
 #
+# The results table goes to docs/BENCHMARKS.md (deploy/local/bench_docs.py), with the date,
+# the machine and the commit.
+#
 # Knobs: BENCH_SECS (5), BENCH_ROUNDS (5), BENCH_CONCURRENCY (64), BENCH_PORT (18090, the
 # servers take it and the next five, their admin listeners those ten above), BENCH_BASELINE (a git revision), PEER_DIR
 # (../shared/bench/peer-naive).
@@ -31,6 +34,9 @@ PORT="${BENCH_PORT:-18090}"
 PEER_DIR="${PEER_DIR:-../shared/bench/peer-naive}"
 OUT="${TMPDIR:-/tmp}/seckill-bench"
 rm -rf "$OUT"; mkdir -p "$OUT"
+# Everything printed is also kept, for docs/BENCHMARKS.md at the end.
+exec 3>&1 > >(tee "$OUT/output.txt")
+TEE=$!
 
 deploy/local/stack.sh up >&2   # Redis with its replica (`replica` mode waits for it); the broker for the RSS step
 eval "$(deploy/local/stack.sh env)"
@@ -267,3 +273,7 @@ cargo bench --quiet --bench persist 2>/dev/null
 echo
 echo "== order expiry (cargo bench --bench expiry)"
 cargo bench --quiet --bench expiry 2>/dev/null
+
+exec 1>&3 3>&-
+wait "$TEE" 2>/dev/null || true
+python3 deploy/local/bench_docs.py bench "$OUT/rows.json" "$OUT/output.txt" "== memory"

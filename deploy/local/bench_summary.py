@@ -1,7 +1,8 @@
 """The summary of deploy/local/bench.sh: medians and within-round ratios of the scenarios.
 
 Usage: bench_summary.py OUT_DIR ROUNDS. Reads the loadtest's --json files NAME-ROUND.json;
-scenarios that did not run (no peer, no baseline) are left out.
+scenarios that did not run (no peer, no baseline) are left out. The rows also go to
+OUT_DIR/rows.json, for bench_docs.py.
 """
 
 import json
@@ -11,6 +12,7 @@ import sys
 
 out, rounds = sys.argv[1], int(sys.argv[2])
 rs = range(1, rounds + 1)
+rows = []
 
 
 def runs(name):
@@ -29,13 +31,17 @@ def median_p99(xs):
 
 
 def row(label, xs, against=None, what="", goal=""):
+    measured = f"{statistics.median(t(x) for x in xs):.0f} req/s, p99 {median_p99(xs):.2f} ms"
     line = f"   {label:<22} {statistics.median(t(x) for x in xs):>9.0f} req/s   p99 {median_p99(xs):6.2f} ms"
+    ratio = ""
     if against is not None:
         ratios = sorted(t(xs[i]) / t(against[i]) for i in range(rounds))
-        line += f"   {what} {statistics.median(ratios):.2f} [{ratios[0]:.2f}, {ratios[-1]:.2f}]"
+        ratio = f"{what} {statistics.median(ratios):.2f} [{ratios[0]:.2f}, {ratios[-1]:.2f}]"
+        line += f"   {ratio}"
         if goal:
             line += f"  ({goal})"
     print(line)
+    rows.append({"figure": label, "measured": measured, "ratio": ratio, "goal": goal})
 
 
 print(f"\n== summary over {rounds} interleaved rounds (same machine, same run)")
@@ -76,6 +82,10 @@ goals = "; ".join(
     f"goal {x['threshold']}: {'met' if x['ok'] else 'MISSED'}" for x in b70.get("thresholds", [])
 )
 print(f"   buy @70% (open loop)   {t(b70):>9.0f} req/s   p99 {b70['latency']['p99_ms']:6.2f} ms  ({goals or 'no goal'})")
+rows.append({"figure": "buy @70% of its maximum (open loop)",
+             "measured": f"{t(b70):.0f} req/s, p99 {b70['latency']['p99_ms']:.2f} ms", "ratio": "",
+             "goal": goals})
 warning = (b70.get("schedule") or {}).get("warning")
 if warning:
     print(f"   warning: {warning}")
+json.dump(rows, open(os.path.join(out, "rows.json"), "w"), indent=1)

@@ -15,8 +15,10 @@
 # `redis` is a master with a replica (the default buy confirmation waits for one replica); it
 # also listens for TLS on its own port, and MariaDB accepts TLS, both with a certificate for
 # localhost/127.0.0.1 signed by a CA generated here (tls/ca.crt in the state folder).
-# `install` also installs Debian's prometheus package (promtool checks the alert rules) and
-# chromium (the console's browser test).
+# `up` installs what its servers need (and the tools to build the binaries), nothing more;
+# `install` installs everything the test command uses: Sentinel, Debian's prometheus package
+# (promtool checks the alert rules), chromium (the console's browser test), schemathesis and
+# kubernetes-validate (pinned, in virtualenvs) and the tansu broker.
 # Everything is overridable through the environment, which is how fault-injection tests start
 # private servers of their own:
 #   SECKILL_STACK_DIR   state folder (default: ~/.local/state/seckill/stack, outside any clone,
@@ -86,25 +88,33 @@ wait_for() { # wait_for NAME SECONDS CMD...
 
 # ---------------------------------------------------------------------------------------- install
 need_apt=()
-check_packages() {
+wants() { [ "$SCOPE" = all ] || [[ " $SCOPE " == *" $1 "* ]]; }
+check_packages() { # what SCOPE needs: `all` (the test command's tools too) or services
   need_apt=()
-  command -v redis-server >/dev/null || need_apt+=(redis-server)
-  command -v redis-cli >/dev/null || need_apt+=(redis-tools)
-  command -v redis-sentinel >/dev/null || need_apt+=(redis-sentinel)
-  command -v mariadbd >/dev/null || need_apt+=(mariadb-server)
-  command -v mariadb >/dev/null || need_apt+=(mariadb-client)
-  command -v openssl >/dev/null || need_apt+=(openssl)
-  command -v promtool >/dev/null || need_apt+=(prometheus)
-  command -v chromium >/dev/null || need_apt+=(chromium)   # the console's browser test
-  command -v python3 >/dev/null || need_apt+=(python3)
-  python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
-  # Build dependencies of the service itself (librdkafka with TLS links OpenSSL).
+  if wants redis; then
+    command -v redis-server >/dev/null || need_apt+=(redis-server)
+    command -v redis-cli >/dev/null || need_apt+=(redis-tools)
+  fi
+  if wants mysql; then
+    command -v mariadbd >/dev/null || need_apt+=(mariadb-server)
+    command -v mariadb >/dev/null || need_apt+=(mariadb-client)
+  fi
+  if [ "$SCOPE" = all ]; then
+    command -v redis-sentinel >/dev/null || need_apt+=(redis-sentinel)
+    command -v openssl >/dev/null || need_apt+=(openssl)
+    command -v promtool >/dev/null || need_apt+=(prometheus)  # the alert rules' tests
+    command -v chromium >/dev/null || need_apt+=(chromium)    # the console's browser test
+    command -v python3 >/dev/null || need_apt+=(python3)
+    python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+  fi
+  # Building the binaries (librdkafka's C build, linked against the system's OpenSSL).
   command -v cc >/dev/null || need_apt+=(build-essential)
   command -v pkg-config >/dev/null || need_apt+=(pkg-config)
   [ -f /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
 }
 
-install_all() {
+install_for() { # install_for all | SERVICE...: what those need, and nothing else
+  SCOPE="$*"
   check_packages
   if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -115,23 +125,25 @@ install_all() {
       die "missing ${need_apt[*]}; run: sudo apt-get install -y ${need_apt[*]}"
     fi
   fi
-  # Schemathesis (the API contract fuzz of the test command), pinned, in its own virtualenv.
-  local req="$(dirname "$0")/requirements-schemathesis.txt"
-  if [ ! -x "$VENV/bin/schemathesis" ] || ! cmp -s "$req" "$VENV/requirements.txt"; then
-    log "installing schemathesis into $VENV (pinned in $req)"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
-    cp "$req" "$VENV/requirements.txt"
+  if [ "$SCOPE" = all ]; then
+    # Schemathesis (the API contract fuzz of the test command), pinned, in its own virtualenv.
+    local req="$(dirname "$0")/requirements-schemathesis.txt"
+    if [ ! -x "$VENV/bin/schemathesis" ] || ! cmp -s "$req" "$VENV/requirements.txt"; then
+      log "installing schemathesis into $VENV (pinned in $req)"
+      python3 -m venv "$VENV"
+      "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+      cp "$req" "$VENV/requirements.txt"
+    fi
+    # kubernetes-validate (the manifests' schema check; it ships the schemas), pinned, its own venv.
+    local kreq="$(dirname "$0")/requirements-kubernetes-validate.txt" kvenv="$STATE_DIR/venv-k8s"
+    if [ ! -x "$kvenv/bin/kubernetes-validate" ] || ! cmp -s "$kreq" "$kvenv/requirements.txt"; then
+      log "installing kubernetes-validate into $kvenv (pinned in $kreq)"
+      python3 -m venv "$kvenv"
+      "$kvenv/bin/pip" install --quiet --disable-pip-version-check -r "$kreq"
+      cp "$kreq" "$kvenv/requirements.txt"
+    fi
   fi
-  # kubernetes-validate (the manifests' schema check; it ships the schemas), pinned, its own venv.
-  local kreq="$(dirname "$0")/requirements-kubernetes-validate.txt" kvenv="$STATE_DIR/venv-k8s"
-  if [ ! -x "$kvenv/bin/kubernetes-validate" ] || ! cmp -s "$kreq" "$kvenv/requirements.txt"; then
-    log "installing kubernetes-validate into $kvenv (pinned in $kreq)"
-    python3 -m venv "$kvenv"
-    "$kvenv/bin/pip" install --quiet --disable-pip-version-check -r "$kreq"
-    cp "$kreq" "$kvenv/requirements.txt"
-  fi
-  if [ "${WANT_KAFKA:-1}" = 1 ] && [ ! -x "$TANSU" ]; then
+  if wants kafka && [ ! -x "$TANSU" ]; then
     command -v cargo >/dev/null || die "cargo is needed to build the tansu broker"
     log "building the tansu $TANSU_VERSION broker into $CARGO_BIN (once per machine, about 12 minutes)"
     cargo install tansu --version "$TANSU_VERSION" --locked --features libsql --quiet
@@ -492,14 +504,12 @@ one() { # one start|stop SERVICE
 }
 
 case "${1:-}" in
-  install) install_all ;;
+  install) install_for all ;;
   up)
     shift
     services=("$@")
     [ ${#services[@]} -gt 0 ] || services=(redis mysql kafka)
-    WANT_KAFKA=0
-    for svc in "${services[@]}"; do [ "$svc" = kafka ] && WANT_KAFKA=1; done
-    install_all
+    install_for "${services[@]}"
     mkdir -p "$STATE_DIR"
     for svc in "${services[@]}"; do
       case "$svc" in

@@ -13,6 +13,7 @@ if [ "${SKIP_LINT:-0}" != 1 ]; then
   cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi
 
+deploy/local/stack.sh install   # everything the tests use (servers, promtool, chromium, schemathesis)
 deploy/local/stack.sh up
 eval "$(deploy/local/stack.sh env)"
 deploy/local/stack.sh clean-tests

@@ -13,6 +13,7 @@ mod console;
 mod consumer;
 mod contract;
 mod deploy;
+mod docs;
 mod faults;
 mod hardening;
 mod health;

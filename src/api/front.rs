@@ -10,9 +10,10 @@
 //! Anything it does not recognise (a sale id that is not digits, `challenge`, another method)
 //! goes to the router.
 
-use std::convert::Infallible;
+use std::{convert::Infallible, future::Future, sync::Arc};
 
 use axum::{Router, extract::Request, http::Method, response::Response};
+use futures::future::Either;
 use tower::ServiceExt;
 
 use super::{edge::EdgeLayer, queue, state::AppState};
@@ -24,10 +25,9 @@ pub(crate) const POLL_ROUTE: &str = "/api/v1/sales/{sale_id}/queue/{ticket}";
 #[derive(Clone)]
 pub struct Front {
     router: Router,
-    polls: Option<Polls>,
+    polls: Option<Arc<Polls>>,
 }
 
-#[derive(Clone)]
 struct Polls {
     state: AppState,
     edge: EdgeLayer,
@@ -38,28 +38,34 @@ impl Front {
     pub(crate) fn with_polls(router: Router, state: AppState, edge: EdgeLayer) -> Self {
         Self {
             router,
-            polls: Some(Polls { state, edge }),
+            polls: Some(Arc::new(Polls { state, edge })),
         }
     }
 
-    /// The answer to `request`.
-    pub async fn answer(&self, request: Request) -> Response {
-        if let Some(polls) = &self.polls
-            && request.method() == Method::GET
-            && is_poll(request.uri().path())
-        {
-            let state = &polls.state;
-            return polls
-                .edge
-                .answer(POLL_ROUTE, request, |request| async move {
-                    Ok::<_, Infallible>(queue::answer_poll(state, request.uri().path()).await)
-                })
-                .await;
+    /// The answer to `request`. Every other request costs what routing did before: one
+    /// clone of the router (a reference count) and the router's own future.
+    pub fn answer(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = Result<Response, Infallible>> + Send + use<> {
+        match &self.polls {
+            Some(polls) if request.method() == Method::GET && is_poll(request.uri().path()) => {
+                let polls = polls.clone();
+                Either::Left(Box::pin(async move { Ok(polls.answer(request).await) }))
+            }
+            _ => Either::Right(self.router.clone().oneshot(request)),
         }
-        match self.router.clone().oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        }
+    }
+}
+
+impl Polls {
+    async fn answer(&self, request: Request) -> Response {
+        let state = &self.state;
+        self.edge
+            .answer(POLL_ROUTE, request, |request| async move {
+                Ok::<_, Infallible>(queue::answer_poll(state, request.uri().path()).await)
+            })
+            .await
     }
 }
 

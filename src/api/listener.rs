@@ -20,7 +20,6 @@
 //! request it is serving and closes, and [`serve`] returns once all are closed.
 
 use std::{
-    convert::Infallible,
     net::SocketAddr,
     sync::{
         Arc,
@@ -190,11 +189,7 @@ impl Connection {
             hyper::service::service_fn(move |mut request: Request<Incoming>| {
                 started.fetch_add(1, Ordering::Relaxed);
                 request.extensions_mut().insert(ConnectInfo(peer));
-                let router = router.clone();
-                async move {
-                    let answer = router.answer(request.map(axum::body::Body::new)).await;
-                    Ok::<_, Infallible>(answer)
-                }
+                router.answer(request.map(axum::body::Body::new))
             })
         };
         let conn = self

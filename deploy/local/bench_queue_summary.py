@@ -76,7 +76,7 @@ if p:
           f"chi-square p {chi.get('p_value', float('nan')):.3f}: uniform {'yes' if p['uniform'] else 'no'}")
     row(f"pre-queue draw, {p['users']:,} buyers",
         f"tau {p['kendall_tau']:.4f} (z {p['z_score']:.2f}), chi-square p {chi.get('p_value', float('nan')):.3f}",
-        f"uniform: {'yes' if p['uniform'] else 'no'}")
+        f"uniform (|z| < 3.29 and chi-square p > 0.001): {'yes' if p['uniform'] else 'no'}")
 s = c.get("sellout")
 if s:
     print(f"   after sell-out {s['users']:,} told sold out: waited max {s['max_ms']:.0f} ms, p99 "

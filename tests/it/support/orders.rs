@@ -24,13 +24,23 @@ pub async fn lifecycle_app(job: Option<Duration>) -> TestApp {
 pub async fn pay(app: &TestApp, order: &str, amount: i64, reference: &str) -> (StatusCode, Value) {
     let body =
         json!({"order_id": order, "amount_cents": amount, "provider_ref": reference}).to_string();
-    // Every delivery is signed anew, as a provider does: a second earlier each time, so that
-    // repeats within one second are not the same signed notification (a replay).
-    static DELIVERIES: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-    let earlier = DELIVERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 240;
+    // Every delivery is signed anew, as a provider does, and never with a timestamp this body
+    // was signed with before: the same body and timestamp would be the same signed notification
+    // (a replay). Repeats within a second take the next second.
+    static SIGNED: std::sync::Mutex<Option<std::collections::HashMap<String, i64>>> =
+        std::sync::Mutex::new(None);
+    let t = {
+        let mut signed = SIGNED.lock().unwrap_or_else(|e| e.into_inner());
+        let last = signed
+            .get_or_insert_default()
+            .entry(body.clone())
+            .or_insert(i64::MIN);
+        *last = chrono::Utc::now().timestamp().max(last.saturating_add(1));
+        *last
+    };
     let sig = signature::sign(
         app.settings().payment_secret.expose().as_bytes(),
-        chrono::Utc::now().timestamp() - earlier,
+        t,
         body.as_bytes(),
     );
     let req = app

@@ -71,6 +71,7 @@ pub(crate) const MAX_ID: u64 = 9_007_199_254_740_991;
                 ("Reconciliation" = (operation_id = "reconciliation", parameters(("id" = "$response.body#/id")))),
             )),
         (status = 401, description = "missing or wrong admin token (`unauthorized`)", body = super::doc::ErrorDoc),
+        (status = 409, description = "the sale would be warmed at once, and its ids meet another sale's state in Redis (`foreign_state`: another database shares this Redis and key prefix); nothing is written", body = super::doc::ErrorDoc),
         (status = 422, description = "a field is invalid (`invalid_field` names it) or the body is not JSON (`invalid_json`)", body = super::doc::ErrorDoc),
         (status = 500, description = "`internal`", body = super::doc::ErrorDoc),
     ),

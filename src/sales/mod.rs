@@ -141,16 +141,21 @@ impl SaleAdmin {
     /// Creates a sale and, if it starts within the prewarm lead time, warms it.
     ///
     /// # Errors
-    /// Invalid input (nothing written) or a store failure.
+    /// Invalid input (nothing written), 409 `foreign_state` when a sale to warm at once would
+    /// meet another sale's Redis state under its ids (nothing written), or a store failure.
     pub async fn create(&self, sale: NewSale) -> Result<(SaleView, Option<String>), SaleError> {
-        let record = sales::insert_sale(&self.db, &sale, &self.settings.script_version).await?;
+        let pending = sales::begin_sale(&self.db, &sale, &self.settings.script_version).await?;
+        let lead = chrono::Duration::seconds(self.settings.prewarm_lead_secs as i64);
+        let warm_now = pending.record.sale.starts_at - Utc::now() <= lead;
+        if warm_now {
+            // Dropping `pending` on a refusal rolls the insert back.
+            self.refuse_foreign_state(&pending.record).await?;
+        }
+        let record = pending.commit().await?;
         let id = record.sale.id;
         tracing::info!(sale_id = id, items = record.items.len(), starts_at = %record.sale.starts_at, "sale created");
-        let lead = chrono::Duration::seconds(self.settings.prewarm_lead_secs as i64);
         let mut prewarm_error = None;
-        if record.sale.starts_at - Utc::now() <= lead
-            && let Err(e) = self.prewarm(id, false).await
-        {
+        if warm_now && let Err(e) = self.prewarm(id, false).await {
             tracing::error!(sale_id = id, error.message = %e, "prewarm at creation failed; the scheduler will retry");
             prewarm_error = Some(e.to_string());
         }

@@ -159,6 +159,19 @@ impl SaleAdmin {
         })
     }
 
+    /// Refuses a new sale whose ids already name another sale's state in Redis (two databases
+    /// sharing one Redis and key prefix): warming it would fail, and its buyers would be
+    /// refused. Read-only; prewarm's script checks again when it writes.
+    pub(super) async fn refuse_foreign_state(&self, record: &SaleRecord) -> Result<(), SaleError> {
+        for item in &record.items {
+            let state = self.stock.state(item.sale_id, item.id).await?;
+            if state.present && state.sale_uid.as_deref() != Some(record.sale.uid.as_str()) {
+                return Err(foreign_state(item.id));
+            }
+        }
+        Ok(())
+    }
+
     /// A fresh warm: nothing can have sold yet.
     async fn warm_one(
         &self,

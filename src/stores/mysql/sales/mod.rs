@@ -35,6 +35,38 @@ pub async fn insert_sale(
     sale: &NewSale,
     script_version: &str,
 ) -> Result<SaleRecord, sqlx::Error> {
+    begin_sale(pool, sale, script_version).await?.commit().await
+}
+
+/// A sale inserted in a transaction not yet committed: its ids are known, and dropping it
+/// writes nothing.
+pub struct PendingSale {
+    tx: Transaction<'static, MySql>,
+    /// The sale and its items as they will be stored.
+    pub record: SaleRecord,
+}
+
+impl PendingSale {
+    /// Stores the sale.
+    ///
+    /// # Errors
+    /// The database failed; nothing is written.
+    pub async fn commit(self) -> Result<SaleRecord, sqlx::Error> {
+        self.tx.commit().await?;
+        Ok(self.record)
+    }
+}
+
+/// Inserts a sale and its items without committing, so that the caller can check something
+/// that needs their ids before they are stored.
+///
+/// # Errors
+/// The database failed; nothing is written.
+pub async fn begin_sale(
+    pool: &MySqlPool,
+    sale: &NewSale,
+    script_version: &str,
+) -> Result<PendingSale, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let result = sqlx::query(
         "INSERT INTO sales (uid, name, starts_at, ends_at, status, script_version, admission) \
@@ -68,8 +100,7 @@ pub async fn insert_sale(
     let record = fetch_sale(&mut tx, sale_id, false)
         .await?
         .ok_or(sqlx::Error::RowNotFound)?;
-    tx.commit().await?;
-    Ok(record)
+    Ok(PendingSale { tx, record })
 }
 
 async fn fetch_sale(

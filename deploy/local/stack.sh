@@ -2,7 +2,7 @@
 # The local stack: a real Redis, a real MariaDB and a real Kafka-protocol broker (tansu) on loopback,
 # each on its own port with its own data folder, so they never fight system servers.
 #
-#   stack.sh up [SERVICE...] | down | status | env | install | clean-tests
+#   stack.sh up [SERVICE...] | down | status | env | install [build|SERVICE...] | clean-tests
 #   stack.sh start SERVICE | stop SERVICE      (SERVICE: redis, mysql, kafka; data is kept)
 #   stack.sh start cluster | stop cluster      a Redis Cluster of three masters, each with a
 #                                              replica (not part of `up`: the tests start
@@ -18,7 +18,8 @@
 # `up` installs what its servers need (and the tools to build the binaries), nothing more;
 # `install` installs everything the test command uses: Sentinel, Debian's prometheus package
 # (promtool checks the alert rules), chromium (the console's browser test), schemathesis and
-# kubernetes-validate (pinned, in virtualenvs) and the tansu broker.
+# kubernetes-validate (pinned, in virtualenvs) and the tansu broker. `install build` installs
+# only the tools to build the binaries; `install SERVICE...` what those servers need too.
 # Everything is overridable through the environment, which is how fault-injection tests start
 # private servers of their own:
 #   SECKILL_STACK_DIR   state folder (default: ~/.local/state/seckill/stack, outside any clone,
@@ -504,7 +505,13 @@ one() { # one start|stop SERVICE
 }
 
 case "${1:-}" in
-  install) install_for all ;;
+  install)
+    shift
+    for what in "$@"; do
+      case "$what" in build|redis|mysql|kafka) ;; *) die "install what? $what (build, redis, mysql, kafka)" ;; esac
+    done
+    if [ $# -gt 0 ]; then install_for "$@"; else install_for all; fi
+    ;;
   up)
     shift
     services=("$@")
@@ -523,5 +530,5 @@ case "${1:-}" in
   env) print_env ;;
   clean-tests) clean_tests ;;
   start|stop) one "$1" "${2:-}" ;;
-  *) echo "usage: $0 up|down|status|env|install|clean-tests|start SERVICE|stop SERVICE" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|env|install [build|SERVICE...]|clean-tests|start SERVICE|stop SERVICE" >&2; exit 2 ;;
 esac

@@ -48,6 +48,10 @@ fn fixed_values() -> Vec<(&'static str, String)> {
             "stores::kafka::producer::LINGER",
             format!("{:?}", crate::stores::kafka::producer::LINGER),
         ),
+        (
+            "stores::kafka::producer::CONFIRMING_LINGER",
+            format!("{:?}", crate::stores::kafka::producer::CONFIRMING_LINGER),
+        ),
     ]
 }
 

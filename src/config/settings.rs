@@ -101,13 +101,39 @@ impl Settings {
         self.kafka.brokers.trim() == EMBEDDED_KAFKA
     }
 
-    /// Producer linger as a duration.
+    /// Producer linger as a duration: short when buyers wait for the broker's ack (`kafka`
+    /// confirmation), where every millisecond of it is a millisecond of each buy's answer.
     pub(crate) fn kafka_linger(&self) -> Duration {
-        crate::stores::kafka::producer::LINGER
+        use crate::stores::kafka::producer::{CONFIRMING_LINGER, LINGER};
+        if self.buy.confirm == ConfirmMode::Kafka {
+            CONFIRMING_LINGER
+        } else {
+            LINGER
+        }
     }
 
     /// Producer delivery timeout as a duration.
     pub(crate) fn kafka_message_timeout(&self) -> Duration {
         Duration::from_millis(self.kafka.message_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stores::kafka::producer::{CONFIRMING_LINGER, LINGER};
+
+    #[test]
+    fn the_producer_lingers_briefly_only_when_buyers_wait_for_kafka() {
+        let mut settings = Settings::default();
+        for (mode, linger) in [
+            (ConfirmMode::Ledger, LINGER),
+            (ConfirmMode::Replica, LINGER),
+            (ConfirmMode::Kafka, CONFIRMING_LINGER),
+        ] {
+            settings.buy.confirm = mode;
+            assert_eq!(settings.kafka_linger(), linger, "{mode:?}");
+        }
+        assert!(CONFIRMING_LINGER < LINGER);
     }
 }

@@ -164,7 +164,9 @@ pub struct ConsumerSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReconcileSettings {
-    /// Seconds between periodic runs inside `serve`/`all`; 0 switches the periodic job off.
+    /// Seconds between periodic runs inside `serve`/`all`; 0 switches the periodic job off. A
+    /// live sale's run compares counters only (a few Redis reads per item); an ended sale's,
+    /// and every run asked for, compares every ledger entry with every order.
     pub interval_secs: u64,
     /// A ledger entry younger than this may still be in flight and is not reported missing.
     pub ledger_grace_secs: u64,

@@ -150,7 +150,11 @@ impl Reconciler {
 
 /// What the item's Redis state is to this sale: its own and complete, being rebuilt, another
 /// sale's, lost while its keys should live, or expired.
-fn redis_state(state: &ItemState, sale: &sales::SaleRow, keys_should_live: bool) -> RedisState {
+pub(super) fn redis_state(
+    state: &ItemState,
+    sale: &sales::SaleRow,
+    keys_should_live: bool,
+) -> RedisState {
     match (&state.sale_uid, state.present, state.restoring) {
         (Some(uid), _, _) if *uid != sale.uid => RedisState::Foreign,
         (_, _, true) => RedisState::Rebuilding,

@@ -6,6 +6,7 @@
 //! entries stay listed for a human.
 
 pub mod checks;
+mod counters;
 mod gather;
 mod read;
 mod repair;
@@ -34,7 +35,7 @@ use crate::{
 };
 
 use checks::{Check, ItemFacts, RedisState, check_item};
-pub use report::{CheckOut, ItemReport, SaleReport};
+pub use report::{CheckOut, ItemReport, ReportScope, SaleReport};
 
 fn held_units(facts: &ItemFacts) -> i64 {
     facts
@@ -109,18 +110,7 @@ impl Reconciler {
         let now_ms = Utc::now().timestamp_millis();
         let grace_ms = self.settings.reconcile.ledger_grace_secs as i64 * 1000;
         let lag = self.kafka_lag().await;
-        let mut report = SaleReport {
-            sale_id,
-            generated_at: Utc::now(),
-            ok: true,
-            discrepancies: 0,
-            kafka_consumer_lag: lag,
-            repair,
-            repaired: 0,
-            repaired_ids: Vec::new(),
-            not_repaired: Vec::new(),
-            items: Vec::new(),
-        };
+        let mut report = SaleReport::empty(sale_id, lag, repair, ReportScope::Full);
         let expire_ms = (record.sale.ends_at
             + chrono::Duration::seconds(self.settings.sale.grace_secs as i64))
         .timestamp_millis();
@@ -203,7 +193,8 @@ impl Reconciler {
     }
 
     /// Reconciles active and recently ended sales every `interval_secs` while this instance
-    /// holds the reconcile lock, until `shutdown`. Never repairs.
+    /// holds the reconcile lock, until `shutdown`: a live sale on counters only, an ended one
+    /// in full. Never repairs.
     pub(crate) async fn run_periodically(
         self,
         mut leader: LeaderElection,
@@ -221,7 +212,7 @@ impl Reconciler {
                 }
             };
             for sale_id in sales {
-                if let Err(e) = self.run_once(sale_id, false).await {
+                if let Err(e) = self.run_periodic(sale_id).await {
                     tracing::warn!(sale_id, error.message = %e, "periodic reconciliation failed");
                 }
             }

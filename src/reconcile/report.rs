@@ -33,6 +33,20 @@ pub struct SaleReport {
     pub not_repaired: Vec<String>,
     /// Per item.
     pub items: Vec<ItemReport>,
+    /// How much the run compared.
+    #[serde(default)]
+    pub scope: ReportScope,
+}
+
+/// How much a run compared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportScope {
+    /// Every ledger entry against every order row: after the sale's end, and on demand.
+    #[default]
+    Full,
+    /// Counters only, a few reads of Redis per item: the periodic pass while the sale is live.
+    Counters,
 }
 
 /// Figures and checks of one item.
@@ -113,6 +127,28 @@ fn opt(v: Option<i64>) -> String {
 }
 
 impl SaleReport {
+    /// A report with no item yet.
+    pub(crate) fn empty(
+        sale_id: u64,
+        kafka_consumer_lag: Option<i64>,
+        repair: bool,
+        scope: ReportScope,
+    ) -> Self {
+        Self {
+            sale_id,
+            generated_at: Utc::now(),
+            ok: true,
+            discrepancies: 0,
+            kafka_consumer_lag,
+            repair,
+            repaired: 0,
+            repaired_ids: Vec::new(),
+            not_repaired: Vec::new(),
+            items: Vec::new(),
+            scope,
+        }
+    }
+
     /// The failing checks in one line for a log, each as `item <id> <check>: <detail>`.
     pub(crate) fn failing_summary(&self) -> String {
         let failing: Vec<String> = self
@@ -133,9 +169,13 @@ impl SaleReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "Reconciliation of sale {} at {} — {}",
+            "Reconciliation of sale {} at {}{} — {}",
             self.sale_id,
             self.generated_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            match self.scope {
+                ReportScope::Full => "",
+                ReportScope::Counters => " (counters only: the sale is live)",
+            },
             if self.ok {
                 "ALL CHECKS OK".to_string()
             } else {

@@ -6,6 +6,7 @@
 //! and `expired` orders gave them back, to MySQL's stock in their transaction and to Redis's by
 //! `release.v4` (the `released` hash, its total kept in meta); `rejected` never held any.
 
+pub(crate) mod counters;
 mod mysql_side;
 mod redis_side;
 #[cfg(test)]
@@ -176,27 +177,31 @@ fn holding(facts: &ItemFacts) -> impl Iterator<Item = &OrderFact> {
     facts.orders.iter().filter(|o| holds_units(&o.status))
 }
 
-/// Runs every check on one item.
-pub(crate) fn check_item(facts: &ItemFacts, now_ms: i64, grace_ms: i64) -> Vec<Check> {
-    let mut checks = Vec::new();
-    match facts.redis_state {
-        RedisState::Present | RedisState::Expired => {}
-        RedisState::Lost => checks.push(Check::fail(
+/// The verdict on an item's Redis state, when it is not simply there (or expired as it should).
+pub(crate) fn state_check(state: RedisState) -> Option<Check> {
+    match state {
+        RedisState::Present | RedisState::Expired => None,
+        RedisState::Lost => Some(Check::fail(
             "redis_state_present",
             "the item's Redis state is missing although the sale's keys should live until its end + grace: lost (a Redis restarted empty?); recovery rebuilds it from MySQL".to_string(),
             Vec::new(),
         )),
-        RedisState::Rebuilding => checks.push(Check::fail(
+        RedisState::Rebuilding => Some(Check::fail(
             "redis_state_present",
             "the item's Redis state is being rebuilt from MySQL".to_string(),
             Vec::new(),
         )),
-        RedisState::Foreign => checks.push(Check::fail(
+        RedisState::Foreign => Some(Check::fail(
             "redis_state_identity",
             "the item's Redis keys hold another sale's state (another database sharing this Redis and key prefix?); nothing of it was read".to_string(),
             Vec::new(),
         )),
     }
+}
+
+/// Runs every check on one item.
+pub(crate) fn check_item(facts: &ItemFacts, now_ms: i64, grace_ms: i64) -> Vec<Check> {
+    let mut checks: Vec<Check> = state_check(facts.redis_state).into_iter().collect();
     if facts.ledger_available {
         checks.push(redis_side::stock_balance(facts));
         checks.push(redis_side::ledger_readable(facts));

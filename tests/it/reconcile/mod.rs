@@ -2,6 +2,7 @@
 //! during a stampede. Drift found with the right ids is in [`drift`].
 
 mod drift;
+mod periodic;
 
 use std::time::Duration;
 

@@ -122,13 +122,16 @@ pub async fn get_order(pool: &MySqlPool, order_id: Uuid) -> Result<Option<OrderR
 ///
 /// # Errors
 /// The database failed.
-pub(crate) async fn item_totals(pool: &MySqlPool, item_id: u64) -> Result<ItemTotals, sqlx::Error> {
+pub(crate) async fn item_totals<'e>(
+    db: impl sqlx::Executor<'e, Database = MySql>,
+    item_id: u64,
+) -> Result<ItemTotals, sqlx::Error> {
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT status, CAST(COUNT(*) AS SIGNED), CAST(COALESCE(SUM(quantity), 0) AS SIGNED) \
          FROM orders WHERE item_id = ? GROUP BY status",
     )
     .bind(item_id)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     let mut t = ItemTotals::default();
     for (status, orders, units) in rows {

@@ -16,6 +16,7 @@
 #   rate-limited  POST buy answered 429 by the global bucket
 #   sale page     GET /api/v1/sales/{id}, warm caches
 #   then: buy (default mode) at 70% of its median maximum, open loop, for the p99
+#   around every buy run: the Redis master's main-thread CPU and EVALSHA time, per unit sold
 # Then the MySQL persistence and expiry benchmarks (cargo bench).
 #
 # The results table goes to docs/BENCHMARKS.md (deploy/local/bench_docs.py), with the date,
@@ -66,8 +67,8 @@ export SECKILL_KAFKA_BROKERS=embedded
 export SECKILL_REDIS_KEY_PREFIX="bench$(date +%s):"
 export SECKILL_LIMITS_GLOBAL_PER_SEC=0 SECKILL_LIMITS_PER_USER_PER_SEC=0
 # The periodic reconciliation off in the rounds: one server wins its lock and then passes over
-# the ever-growing buy sale every 30 s, so whether a round overlapped a pass (and which server
-# led) would decide the figures. One pass is measured on its own in the memory step.
+# the sales every 30 s, so whether a round overlapped a pass (and which server led) would sway
+# the figures. One full pass is measured on its own in the memory step.
 export SECKILL_RECONCILE_INTERVAL_SECS=0
 secret() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
 SECKILL_ADMIN_TOKEN=$(secret) SECKILL_JWT_SECRET=$(secret) SECKILL_PAYMENT_SECRET=$(secret)
@@ -138,10 +139,20 @@ if [ $HAVE_BASE = 1 ]; then
   BASE_SALE=$(field "$OUT/setup-base.json" "d['sale_id']"); BASE_ITEM=$(field "$OUT/setup-base.json" "d['item_id']")
 fi
 
+# The Redis master's main-thread CPU (user + sys, seconds) and its EVALSHA calls and time, as
+# JSON: sampled around each buy run, for the Redis CPU one buy costs (bench_summary.py).
+redis_sample() {
+  redis-cli -h 127.0.0.1 -p "${SECKILL_STACK_REDIS_PORT:-16379}" info everything | tr -d '\r' | awk -F'[:=,]' '
+    /^used_cpu_(sys|user)_main_thread:/ {cpu += $2}
+    /^cmdstat_evalsha:/ {calls = $3; usec = $5}
+    END {printf "{\"cpu_s\": %.6f, \"evalsha_calls\": %d, \"evalsha_usec\": %d}\n", cpu, calls, usec}'
+}
 scenario() { # scenario NAME LABEL LOADTEST-ARGS...
   local name=$1 label=$2; shift 2
+  case "$name" in *buy*) redis_sample >"$OUT/$name-$round.redis-before.json" ;; esac
   "${LT0[@]}" --concurrency "$CONC" --duration "${SECS}s" --json "$OUT/$name-$round.json" "$@" \
     | sed -n 3p | sed "s/^/   $(printf '%-16s' "$label")/"
+  case "$name" in *buy*) redis_sample >"$OUT/$name-$round.redis-after.json" ;; esac
 }
 # Rounds interleave the scenarios, so a noisy neighbour hits all of them alike; the summary
 # takes each scenario's median round.

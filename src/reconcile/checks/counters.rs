@@ -3,7 +3,7 @@
 //! buyers compete for its core. MySQL is read before Redis; ledger entries and the units they
 //! took only grow, so a buy landing between the reads never looks like a discrepancy.
 
-use super::{Check, RedisState, state_check};
+use super::{Check, RedisState, mysql_side, state_check};
 use crate::stores::mysql::orders::ItemTotals;
 
 /// Everything the counters pass reads of one item.
@@ -78,29 +78,13 @@ fn stock_within_bounds(facts: &CounterFacts) -> Check {
 
 /// Orders holding units never exceed what was put on sale.
 fn persisted_within_stock(facts: &CounterFacts) -> Check {
-    let held = facts.totals.persisted_units as i64;
-    Check::verdict(
-        "persisted_within_stock",
-        held <= facts.initial_stock,
-        format!("pending and paid {held} of initial {}", facts.initial_stock),
-        Vec::new(),
-    )
+    mysql_side::within_stock(facts.totals.persisted_units as i64, facts.initial_stock)
 }
 
 /// `stock + pending + paid == initial` in MySQL.
 fn mysql_stock_balance(facts: &CounterFacts) -> Check {
     let held = facts.totals.persisted_units as i64;
-    Check::verdict(
-        "mysql_stock_balance",
-        facts.mysql_stock + held == facts.initial_stock,
-        format!(
-            "mysql stock {} + pending and paid {held} = {} vs initial {}",
-            facts.mysql_stock,
-            facts.mysql_stock + held,
-            facts.initial_stock
-        ),
-        Vec::new(),
-    )
+    mysql_side::stock_balance(facts.mysql_stock, held, facts.initial_stock)
 }
 
 /// Every MySQL order came from a ledger entry: MySQL never holds more orders, or more units,

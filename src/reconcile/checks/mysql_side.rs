@@ -13,26 +13,32 @@ fn held_units(facts: &ItemFacts) -> i64 {
 
 /// Orders holding units never exceed what was put on sale.
 pub(super) fn persisted_within_stock(facts: &ItemFacts) -> Check {
-    let held = held_units(facts);
+    within_stock(held_units(facts), facts.initial_stock)
+}
+
+/// `held <= initial`, as both passes check it.
+pub(super) fn within_stock(held: i64, initial: i64) -> Check {
     Check::verdict(
         "persisted_within_stock",
-        held <= facts.initial_stock,
-        format!("pending and paid {held} of initial {}", facts.initial_stock),
+        held <= initial,
+        format!("pending and paid {held} of initial {initial}"),
         Vec::new(),
     )
 }
 
 /// `stock + pending + paid == initial`: cancelled and expired orders gave their units back.
 pub(super) fn mysql_stock_balance(facts: &ItemFacts) -> Check {
-    let held = held_units(facts);
+    stock_balance(facts.mysql_stock, held_units(facts), facts.initial_stock)
+}
+
+/// `stock + held == initial`, as both passes check it.
+pub(super) fn stock_balance(stock: i64, held: i64, initial: i64) -> Check {
     Check::verdict(
         "mysql_stock_balance",
-        facts.mysql_stock + held == facts.initial_stock,
+        stock + held == initial,
         format!(
-            "mysql stock {} + pending and paid {held} = {} vs initial {}",
-            facts.mysql_stock,
-            facts.mysql_stock + held,
-            facts.initial_stock
+            "mysql stock {stock} + pending and paid {held} = {} vs initial {initial}",
+            stock + held
         ),
         Vec::new(),
     )

@@ -38,14 +38,10 @@ impl PrewarmMode {
 /// Which hash a chunk of rebuilt state goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestoreTarget {
-    /// Order id -> reservation payload.
+    /// The ledger's fields (v5: order id -> entry; v6: buyer hash -> records).
     Ledger,
-    /// User -> units reserved.
+    /// User -> units reserved (v5).
     Buyers,
-    /// User `\0` idempotency key -> "order_id units".
-    Idempotency,
-    /// Order id -> units a closed order gave back (v4 on).
-    Released,
 }
 
 impl RestoreTarget {
@@ -53,8 +49,6 @@ impl RestoreTarget {
         match self {
             RestoreTarget::Ledger => "ledger",
             RestoreTarget::Buyers => "buyers",
-            RestoreTarget::Idempotency => "idem",
-            RestoreTarget::Released => "released",
         }
     }
 }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     Recovery,
-    state::{Pairs, rebuilt_state},
+    state::{Form, Pairs, rebuilt_state},
 };
 use crate::{
     sales::{
@@ -42,13 +42,15 @@ impl Recovery {
         if !self.begin_restore(&warm, &token).await? {
             return Ok(None);
         }
-        let compact = crate::domain::script_version::has_compact_ledger(&sale.script_version);
-        let state = rebuilt_state(&placed, compact);
+        let form = if crate::domain::script_version::has_record_ledger(&sale.script_version) {
+            Form::Records
+        } else {
+            Form::Buckets
+        };
+        let state = rebuilt_state(&placed, form);
         for (target, pairs) in [
             (RestoreTarget::Ledger, state.ledger),
             (RestoreTarget::Buyers, state.buyers),
-            (RestoreTarget::Idempotency, state.idem),
-            (RestoreTarget::Released, state.released),
         ] {
             self.write_hash(&warm, &token, target, &pairs).await?;
         }

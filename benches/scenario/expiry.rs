@@ -1,5 +1,5 @@
 //! The expiry benchmark's work: one hot item with `orders` unpaid orders whose windows have
-//! passed, expired by the expiry job's pass (one transaction and one `release.v6` call per
+//! passed, expired by the expiry job's pass (one transaction and one `release.v4` call per
 //! batch) until none is left; every unit must be back in MySQL and Redis. `benches/expiry.rs`
 //! runs it at full size; the test suite runs it small, so it cannot rot unnoticed.
 
@@ -7,14 +7,10 @@ use std::{sync::Arc, time::Instant};
 
 use chrono::Utc;
 use seckill::{
-    domain::{NewItem, NewSale, order_reserved::OrderReserved, script_version::CURRENT},
+    domain::{NewItem, NewSale, order_reserved::OrderReserved},
     observe::metrics::Metrics,
     orders::lifecycle::Lifecycle,
-    stock::{
-        PrewarmItem, PrewarmMode, ScriptRegistry, StockService,
-        compact::{base36, in_buyers_bucket},
-        scripts::ScriptKind,
-    },
+    stock::{PrewarmItem, PrewarmMode, ScriptRegistry, StockService, scripts::ScriptKind},
     stores::{
         mysql::{
             orders::persist_batch,
@@ -29,7 +25,7 @@ use seckill::{
 use sqlx::MySqlPool;
 use uuid::Uuid;
 
-/// Orders reserved per `deduct.v6` call while setting up.
+/// Orders reserved per `deduct.v4` call while setting up.
 const DEDUCT_CHUNK: usize = 1_000;
 /// Orders persisted per batch while setting up.
 const PERSIST_CHUNK: usize = 2_000;
@@ -74,7 +70,7 @@ pub async fn measure(pool: &MySqlPool, redis: &RedisPool, orders: usize, batch: 
     orders as f64 / secs
 }
 
-/// A started sale (current script version) of one item with `orders` units, warmed into Redis.
+/// A started v4 sale of one item with `orders` units, warmed into Redis.
 async fn sale(pool: &MySqlPool, stock: &StockService, orders: usize) -> SaleRecord {
     let now = Utc::now();
     let record = insert_sale(
@@ -93,7 +89,7 @@ async fn sale(pool: &MySqlPool, stock: &StockService, orders: usize) -> SaleReco
             }],
             admission: Default::default(),
         },
-        CURRENT,
+        "v4",
     )
     .await
     .unwrap();
@@ -109,7 +105,7 @@ async fn sale(pool: &MySqlPool, stock: &StockService, orders: usize) -> SaleReco
                 starts_at_ms: sale.starts_at.timestamp_millis(),
                 ends_at_ms: sale.ends_at.timestamp_millis(),
                 expire_at_ms: (sale.ends_at + chrono::Duration::hours(1)).timestamp_millis(),
-                script_version: CURRENT.into(),
+                script_version: "v4".into(),
                 sale_uid: sale.uid.clone(),
                 initial_stock: orders as u64,
             },
@@ -132,19 +128,18 @@ async fn reserve_all(
     let (sale_id, item_id) = (record.sale.id, record.items[0].id);
     let events: Vec<OrderReserved> = (0..orders)
         .map(|i| {
-            let user = format!("u{i}");
             OrderReserved::new(
-                in_buyers_bucket(Uuid::now_v7(), &user),
+                Uuid::now_v7(),
                 sale_id,
                 item_id,
-                &user,
+                &format!("u{i}"),
                 1,
                 1,
                 Utc::now().timestamp_millis(),
             )
         })
         .collect();
-    let deduct = scripts.get(ScriptKind::Deduct, CURRENT).unwrap().clone();
+    let deduct = scripts.get(ScriptKind::Deduct, "v4").unwrap().clone();
     for chunk in events.chunks(DEDUCT_CHUNK) {
         let _: Vec<redis::Value> = deduct
             .invoke(&mut redis.get(), &keys.as_script_keys(), |cmd| {
@@ -152,8 +147,8 @@ async fn reserve_all(
                 for e in chunk {
                     cmd.arg(&e.user_id)
                         .arg(1)
-                        .arg(e.order_id.as_bytes())
-                        .arg(base36(e.reserved_at_ms))
+                        .arg(e.order_id.to_string())
+                        .arg(e.to_bytes())
                         .arg("");
                 }
             })

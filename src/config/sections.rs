@@ -259,7 +259,7 @@ impl Default for SaleSettings {
         Self {
             grace_secs: 86_400,
             prewarm_lead_secs: 3_600,
-            script_version: crate::domain::script_version::CURRENT.into(),
+            script_version: "v5".into(),
         }
     }
 }

@@ -186,11 +186,7 @@ async fn read_redis(
         stock_and_released.query_async(conn).await?;
     let ledger = ItemLedger::open(conn, keys.clone(), item.sale_id, item.id).await?;
     if ledger.is_compact() {
-        let compact = if ledger.is_records() {
-            read::records(conn, &ledger, shared).await?
-        } else {
-            read::compact(conn, &ledger, shared).await?
-        };
+        let compact = read::compact(conn, &ledger, shared).await?;
         read.buyers = compact.buyers;
         read.ledger = compact.ledger;
         read.unreadable = compact.unreadable;

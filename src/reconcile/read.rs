@@ -16,7 +16,6 @@ use crate::{
     stock::{
         compact::{self, CompactEntry},
         ledger::{ItemLedger, field_text},
-        records as stock_records,
     },
     stores::redis::RedisConn,
 };
@@ -51,15 +50,15 @@ impl Interner {
 
 /// Hands every field of a hash to `each`, page by page (HSCAN may repeat a field), paced (see
 /// [`PAUSE_PER_PAGE_TIME`]).
-async fn hscan_each<F: FromRedisValue, V: FromRedisValue>(
+async fn hscan_each<V: FromRedisValue>(
     conn: &mut RedisConn,
     key: &str,
-    mut each: impl FnMut(F, V),
+    mut each: impl FnMut(String, V),
 ) -> redis::RedisResult<()> {
     let mut cursor: u64 = 0;
     loop {
         let started = std::time::Instant::now();
-        let (next, page): (u64, Vec<(F, V)>) = redis::cmd("HSCAN")
+        let (next, page): (u64, Vec<(String, V)>) = redis::cmd("HSCAN")
             .arg(key)
             .arg(cursor)
             .arg("COUNT")
@@ -83,7 +82,7 @@ pub(super) async fn hscan_all<V: FromRedisValue>(
     key: &str,
 ) -> redis::RedisResult<HashMap<String, V>> {
     let mut out = HashMap::new();
-    hscan_each(conn, key, |field: String, value| {
+    hscan_each(conn, key, |field, value| {
         out.insert(field, value);
     })
     .await?;
@@ -195,71 +194,6 @@ pub(super) async fn compact(
     read.ledger.shrink_to_fit();
     read.unreadable.sort_unstable();
     Ok(read)
-}
-
-/// Reads a record ledger (v6) in paced HSCAN pages: each buyer's units are counted from their
-/// records not released, so units and orders are of the same instant by construction.
-pub(super) async fn records(
-    conn: &mut RedisConn,
-    ledger: &ItemLedger,
-    users: &mut Interner,
-) -> redis::RedisResult<CompactRead> {
-    let mut read = CompactRead {
-        buyers: HashMap::new(),
-        ledger: Vec::new(),
-        unreadable: Vec::new(),
-        released: HashMap::new(),
-    };
-    // HSCAN may hand a field over twice; each is counted once.
-    let mut seen: HashSet<Vec<u8>> = HashSet::new();
-    hscan_each(
-        conn,
-        &ledger.keys.ledger,
-        |field: Vec<u8>, value: Vec<u8>| {
-            if field.is_empty() || !seen.insert(field.clone()) {
-                return; // the hash's marker, or a field read before
-            }
-            read_field(&field, &value, &mut read, users);
-        },
-    )
-    .await?;
-    read.ledger.sort_unstable_by_key(|e| e.order_id);
-    read.ledger.dedup_by_key(|e| e.order_id);
-    read.ledger.shrink_to_fit();
-    read.unreadable.sort_unstable();
-    read.unreadable.dedup();
-    Ok(read)
-}
-
-/// One field of a record ledger into `read`: its records, and the field itself as unreadable
-/// when its header is not the units its records hold or bytes follow its last record.
-fn read_field(field: &[u8], value: &[u8], read: &mut CompactRead, users: &mut Interner) {
-    let mut held = 0u64;
-    for (id, raw) in stock_records::records(value) {
-        let Some(e) = CompactEntry::decode(raw)
-            .filter(|_| stock_records::order_field(&id).as_slice() == field)
-        else {
-            read.unreadable.push(id.to_string());
-            continue;
-        };
-        if e.released {
-            read.released.insert(id, e.quantity);
-        } else {
-            held += u64::from(e.quantity);
-            *read.buyers.entry(e.user_id.clone()).or_insert(0) += i64::from(e.quantity);
-        }
-        read.ledger.push(LedgerEntry {
-            order_id: id,
-            user_id: users.get(&e.user_id),
-            quantity: e.quantity,
-            reserved_at_ms: e.reserved_at_ms,
-        });
-    }
-    let header = stock_records::split_header(value).map(|(units, _)| units);
-    if header != Some(held) || !stock_records::unreadable_tail(value).is_empty() {
-        read.unreadable
-            .push(format!("field {}", hex::encode(field)));
-    }
 }
 
 /// The ledger payloads of `ids` that are still there (stored, or rebuilt from compact

@@ -1,17 +1,14 @@
-//! Reading an item's ledger whatever its layout: the JSON payloads of v1–v4 in one hash, the
-//! compact, bucketed entries of v5 (see [`super::compact`]), or the buyers' records of v6 (see
-//! [`super::records`]), from whose entries the Kafka payload is rebuilt with the item's meta. Every reader of the ledger outside the scripts goes through
+//! Reading an item's ledger whatever its layout: the JSON payloads of v1–v4 in one hash, or the
+//! compact, bucketed entries of v5 (see [`super::compact`]), from which the Kafka payload is
+//! rebuilt with the item's meta. Every reader of the ledger outside the scripts goes through
 //! here, so the layout is decided in one place, by what meta holds.
 
 use redis::AsyncCommands;
 use uuid::Uuid;
 
-use super::{
-    compact::{self, CompactEntry},
-    records,
-};
+use super::compact::{self, CompactEntry};
 use crate::{
-    domain::{order_reserved::OrderReserved, script_version::has_record_ledger},
+    domain::order_reserved::OrderReserved,
     stores::redis::{RedisConn, keys::ItemKeys},
 };
 
@@ -24,11 +21,6 @@ pub enum Layout {
     Compact {
         /// Buckets of the ledger and the buyers.
         buckets: u32,
-        /// The item's price, which rebuilt payloads carry.
-        price_cents: u64,
-    },
-    /// One hash of buyers' records (v6).
-    Records {
         /// The item's price, which rebuilt payloads carry.
         price_cents: u64,
     },
@@ -59,22 +51,16 @@ impl ItemLedger {
         sale_id: u64,
         item_id: u64,
     ) -> redis::RedisResult<Self> {
-        let (buckets, price, version): (Option<u32>, Option<u64>, Option<String>) =
-            redis::cmd("HMGET")
-                .arg(&keys.meta)
-                .arg("buckets")
-                .arg("price_cents")
-                .arg("script_version")
-                .query_async(conn)
-                .await?;
-        let price_cents = price.unwrap_or(0);
+        let (buckets, price): (Option<u32>, Option<u64>) = redis::cmd("HMGET")
+            .arg(&keys.meta)
+            .arg("buckets")
+            .arg("price_cents")
+            .query_async(conn)
+            .await?;
         let layout = match buckets {
-            _ if version.as_deref().is_some_and(has_record_ledger) => {
-                Layout::Records { price_cents }
-            }
             Some(buckets) if buckets > 0 => Layout::Compact {
                 buckets,
-                price_cents,
+                price_cents: price.unwrap_or(0),
             },
             _ => Layout::Payloads,
         };
@@ -86,14 +72,9 @@ impl ItemLedger {
         })
     }
 
-    /// True when entries are compact (v5's buckets and v6's records).
+    /// True for the compact layout.
     pub fn is_compact(&self) -> bool {
-        !matches!(self.layout, Layout::Payloads)
-    }
-
-    /// True for the records of v6.
-    pub fn is_records(&self) -> bool {
-        matches!(self.layout, Layout::Records { .. })
+        matches!(self.layout, Layout::Compact { .. })
     }
 
     /// Every key the ledger lives in.
@@ -101,32 +82,27 @@ impl ItemLedger {
         self.bucketed(&self.keys.ledger)
     }
 
-    /// Every key the buyers' units live in (the ledger's keys from v5 on: v6 counts them from
-    /// the records).
+    /// Every key the buyers' units live in (the ledger's buckets, in the compact layout).
     pub fn buyer_keys(&self) -> Vec<String> {
         match self.layout {
             Layout::Payloads => vec![self.keys.buyers.clone()],
-            Layout::Compact { .. } | Layout::Records { .. } => self.ledger_keys(),
+            Layout::Compact { .. } => self.ledger_keys(),
         }
     }
 
     fn bucketed(&self, base: &str) -> Vec<String> {
         match self.layout {
-            Layout::Payloads | Layout::Records { .. } => vec![base.to_string()],
+            Layout::Payloads => vec![base.to_string()],
             Layout::Compact { buckets, .. } => {
                 (0..buckets).map(|n| compact::bucket_key(base, n)).collect()
             }
         }
     }
 
-    /// The key and field an order's entry is under (v6: the field of its buyer's records).
+    /// The key and field an order's entry is under.
     pub fn locate(&self, order_id: &Uuid) -> (String, Vec<u8>) {
         match self.layout {
             Layout::Payloads => (self.keys.ledger.clone(), order_id.to_string().into_bytes()),
-            Layout::Records { .. } => (
-                self.keys.ledger.clone(),
-                records::order_field(order_id).to_vec(),
-            ),
             Layout::Compact { buckets, .. } => (
                 compact::bucket_key(&self.keys.ledger, compact::order_bucket(order_id, buckets)),
                 order_id.as_bytes().to_vec(),
@@ -134,23 +110,21 @@ impl ItemLedger {
         }
     }
 
-    /// The key a buyer's units are under (v6: their records).
+    /// The key a buyer's units are under.
     pub fn buyer_key(&self, user: &str) -> String {
         match self.layout {
             Layout::Payloads => self.keys.buyers.clone(),
-            Layout::Records { .. } => self.keys.ledger.clone(),
             Layout::Compact { buckets, .. } => {
                 compact::bucket_key(&self.keys.ledger, compact::user_bucket(user, buckets))
             }
         }
     }
 
-    /// The field a buyer's units (v6: records) are under, in [`ItemLedger::buyer_key`].
+    /// The field a buyer's units are under, in [`ItemLedger::buyer_key`].
     pub fn buyer_field(&self, user: &str) -> Vec<u8> {
         match self.layout {
             Layout::Payloads => user.as_bytes().to_vec(),
             Layout::Compact { .. } => compact::user_field(user),
-            Layout::Records { .. } => records::user_field(user).to_vec(),
         }
     }
 
@@ -171,15 +145,7 @@ impl ItemLedger {
             let (key, field) = self.locate(id);
             pipe.hget(key, field);
         }
-        let found: Vec<Option<Vec<u8>>> = pipe.query_async(conn).await?;
-        if !self.is_records() {
-            return Ok(found);
-        }
-        Ok(ids
-            .iter()
-            .zip(found)
-            .map(|(id, value)| records::entry_of(&value?, id).map(<[u8]>::to_vec))
-            .collect())
+        pipe.query_async(conn).await
     }
 
     /// True when the ledger holds `order_id`.
@@ -191,10 +157,6 @@ impl ItemLedger {
         conn: &mut RedisConn,
         order_id: &Uuid,
     ) -> redis::RedisResult<bool> {
-        if self.is_records() {
-            let found = self.raw(conn, std::slice::from_ref(order_id)).await?;
-            return Ok(found.into_iter().flatten().next().is_some());
-        }
         let (key, field) = self.locate(order_id);
         conn.hexists(key, field).await
     }
@@ -206,7 +168,7 @@ impl ItemLedger {
             Layout::Payloads => OrderReserved::parse(raw)
                 .ok()
                 .filter(|e| e.order_id == order_id),
-            Layout::Compact { price_cents, .. } | Layout::Records { price_cents } => {
+            Layout::Compact { price_cents, .. } => {
                 let e = CompactEntry::decode(raw)?;
                 Some(
                     OrderReserved::new(
@@ -241,7 +203,7 @@ impl ItemLedger {
             .map(|(id, raw)| match (self.layout, raw) {
                 (_, None) => None,
                 (Layout::Payloads, Some(payload)) => Some(payload),
-                (_, Some(raw)) => self.event(*id, &raw).map(|e| e.to_bytes()),
+                (Layout::Compact { .. }, Some(raw)) => self.event(*id, &raw).map(|e| e.to_bytes()),
             })
             .collect())
     }
@@ -259,52 +221,17 @@ impl ItemLedger {
         conn: &mut RedisConn,
     ) -> redis::RedisResult<std::collections::BTreeMap<Uuid, OrderReserved>> {
         let mut out = std::collections::BTreeMap::new();
-        for (id, raw) in self.all_entries(conn).await? {
-            if let Some(event) = self.event(id, &raw) {
+        for (field, raw) in every_field(conn, self.ledger_keys()).await? {
+            if let Some(id) = self.order_of_field(&field)
+                && let Some(event) = self.event(id, &raw)
+            {
                 out.insert(id, event);
             }
         }
         Ok(out)
     }
 
-    /// Every raw entry with its order id (fields of buyers left out).
-    async fn all_entries(&self, conn: &mut RedisConn) -> redis::RedisResult<Vec<(Uuid, Vec<u8>)>> {
-        let fields = every_field(conn, self.ledger_keys()).await?;
-        if self.is_records() {
-            return Ok(fields
-                .iter()
-                .flat_map(|(_, value)| records::records(value))
-                .map(|(id, raw)| (id, raw.to_vec()))
-                .collect());
-        }
-        Ok(fields
-            .into_iter()
-            .filter_map(|(field, raw)| Some((self.order_of_field(&field)?, raw)))
-            .collect())
-    }
-
-    /// The compact entries (v5 on) whose units were given back: their units, by order id (for
-    /// tools and tests, as [`ItemLedger::all_events`]).
-    ///
-    /// # Errors
-    /// Redis failed.
-    pub async fn all_released(
-        &self,
-        conn: &mut RedisConn,
-    ) -> redis::RedisResult<std::collections::BTreeMap<Uuid, u32>> {
-        Ok(self
-            .all_entries(conn)
-            .await?
-            .into_iter()
-            .filter_map(|(id, raw)| {
-                let e = CompactEntry::decode(&raw)?;
-                e.released.then_some((id, e.quantity))
-            })
-            .collect())
-    }
-
-    /// Every buyer's units (for tools and tests, as [`ItemLedger::all_events`]); v6 counts them
-    /// from the records not released.
+    /// Every buyer's units (for tools and tests, as [`ItemLedger::all_events`]).
     ///
     /// # Errors
     /// Redis failed.
@@ -313,21 +240,10 @@ impl ItemLedger {
         conn: &mut RedisConn,
     ) -> redis::RedisResult<std::collections::BTreeMap<String, i64>> {
         let mut out = std::collections::BTreeMap::new();
-        if self.is_records() {
-            for (_, raw) in self.all_entries(conn).await? {
-                match CompactEntry::decode(&raw) {
-                    Some(e) if !e.released => {
-                        *out.entry(e.user_id).or_insert(0) += i64::from(e.quantity);
-                    }
-                    _ => {}
-                }
-            }
-            return Ok(out);
-        }
         for (field, units) in every_field(conn, self.buyer_keys()).await? {
             let user = match self.layout {
                 Layout::Payloads => Some(String::from_utf8_lossy(&field).into_owned()),
-                Layout::Compact { .. } | Layout::Records { .. } => compact::user_of_field(&field),
+                Layout::Compact { .. } => compact::user_of_field(&field),
             };
             if let Some(user) = user {
                 let units = std::str::from_utf8(&units)
@@ -339,15 +255,14 @@ impl ItemLedger {
         Ok(out)
     }
 
-    /// The order a ledger field names: its text before v5, its 16 bytes in v5 (a bucket's
-    /// other fields are buyers); none in v6, whose fields are buyers' hashes.
+    /// The order a ledger field names: its text before v5, its 16 bytes from v5 (a bucket's
+    /// other fields are buyers).
     pub fn order_of_field(&self, field: &[u8]) -> Option<Uuid> {
         match self.layout {
             Layout::Payloads => Uuid::try_parse_ascii(field).ok(),
             Layout::Compact { .. } => (field.len() == 16)
                 .then(|| Uuid::from_slice(field).ok())
                 .flatten(),
-            Layout::Records { .. } => None,
         }
     }
 }

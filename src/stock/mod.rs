@@ -11,7 +11,6 @@ mod idempotency;
 pub mod ledger;
 pub mod outcome;
 mod prewarm;
-pub mod records;
 mod request;
 pub mod scripts;
 

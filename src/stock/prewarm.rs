@@ -38,10 +38,14 @@ impl PrewarmMode {
 /// Which hash a chunk of rebuilt state goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestoreTarget {
-    /// The ledger's fields (v5: order id -> entry; v6: buyer hash -> records).
+    /// Order id -> reservation payload.
     Ledger,
-    /// User -> units reserved (v5).
+    /// User -> units reserved.
     Buyers,
+    /// User `\0` idempotency key -> "order_id units".
+    Idempotency,
+    /// Order id -> units a closed order gave back (v4 on).
+    Released,
 }
 
 impl RestoreTarget {
@@ -49,6 +53,8 @@ impl RestoreTarget {
         match self {
             RestoreTarget::Ledger => "ledger",
             RestoreTarget::Buyers => "buyers",
+            RestoreTarget::Idempotency => "idem",
+            RestoreTarget::Released => "released",
         }
     }
 }

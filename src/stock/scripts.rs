@@ -49,13 +49,28 @@ impl ScriptKind {
 const SOURCES: &[(ScriptKind, &str, &str)] = &[
     (
         ScriptKind::Prewarm,
-        "v5",
-        include_str!("../../lua/prewarm.v5.lua"),
+        "v4",
+        include_str!("../../lua/prewarm.v4.lua"),
+    ),
+    (
+        ScriptKind::Deduct,
+        "v4",
+        include_str!("../../lua/deduct.v4.lua"),
+    ),
+    (
+        ScriptKind::Restore,
+        "v4",
+        include_str!("../../lua/restore.v4.lua"),
+    ),
+    (
+        ScriptKind::Release,
+        "v4",
+        include_str!("../../lua/release.v4.lua"),
     ),
     (
         ScriptKind::Prewarm,
-        "v6",
-        include_str!("../../lua/prewarm.v6.lua"),
+        "v5",
+        include_str!("../../lua/prewarm.v5.lua"),
     ),
     (
         ScriptKind::Deduct,
@@ -63,29 +78,14 @@ const SOURCES: &[(ScriptKind, &str, &str)] = &[
         include_str!("../../lua/deduct.v5.lua"),
     ),
     (
-        ScriptKind::Deduct,
-        "v6",
-        include_str!("../../lua/deduct.v6.lua"),
-    ),
-    (
         ScriptKind::Restore,
         "v5",
         include_str!("../../lua/restore.v5.lua"),
     ),
     (
-        ScriptKind::Restore,
-        "v6",
-        include_str!("../../lua/restore.v6.lua"),
-    ),
-    (
         ScriptKind::Release,
         "v5",
         include_str!("../../lua/release.v5.lua"),
-    ),
-    (
-        ScriptKind::Release,
-        "v6",
-        include_str!("../../lua/release.v6.lua"),
     ),
 ];
 

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     Recovery,
-    state::{Form, Pairs, rebuilt_state},
+    state::{Pairs, rebuilt_state},
 };
 use crate::{
     sales::{
@@ -42,15 +42,13 @@ impl Recovery {
         if !self.begin_restore(&warm, &token).await? {
             return Ok(None);
         }
-        let form = if crate::domain::script_version::has_record_ledger(&sale.script_version) {
-            Form::Records
-        } else {
-            Form::Buckets
-        };
-        let state = rebuilt_state(&placed, form);
+        let compact = crate::domain::script_version::has_compact_ledger(&sale.script_version);
+        let state = rebuilt_state(&placed, compact);
         for (target, pairs) in [
             (RestoreTarget::Ledger, state.ledger),
             (RestoreTarget::Buyers, state.buyers),
+            (RestoreTarget::Idempotency, state.idem),
+            (RestoreTarget::Released, state.released),
         ] {
             self.write_hash(&warm, &token, target, &pairs).await?;
         }

@@ -1,11 +1,10 @@
-//! An item's Redis state as its orders in MySQL describe it: the ledger and buyers a rebuild
-//! writes back.
+//! An item's Redis state as its orders in MySQL describe it: the ledger, buyers, idempotency and
+//! released hashes a rebuild writes back.
 
 use std::collections::BTreeMap;
 
 use crate::{
-    stock::{compact::CompactEntry, records},
-    stores::mysql::orders,
+    domain::order_reserved::OrderReserved, stock::compact::CompactEntry, stores::mysql::orders,
 };
 
 /// Field/value pairs of one hash.
@@ -15,63 +14,68 @@ pub(super) type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 pub(super) struct Rebuilt {
     pub(super) ledger: Pairs,
     pub(super) buyers: Pairs,
+    pub(super) idem: Pairs,
+    pub(super) released: Pairs,
 }
 
-/// How the rebuilt ledger is laid out (the script version's, see `stock::compact` and
-/// `stock::records`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Form {
-    /// v5: an entry under each order's 16-byte id, and each buyer's units.
-    Buckets,
-    /// v6: each buyer hash with the records of its orders; the units follow from them.
-    Records,
-}
-
-/// The ledger and buyers of the orders MySQL honoured: each order's compact entry, which
-/// carries its key and release mark, in the `form` of the sale's script version.
-pub(super) fn rebuilt_state(placed: &[orders::OrderRow], form: Form) -> Rebuilt {
+/// The ledger, buyers, idempotency and released entries of the orders MySQL honoured: JSON
+/// payloads and separate idempotency and released hashes before v5; with the `compact` ledger
+/// (v5), compact entries under the orders' 16-byte ids that carry their key and release mark.
+pub(super) fn rebuilt_state(placed: &[orders::OrderRow], compact: bool) -> Rebuilt {
     let mut ledger = Vec::with_capacity(placed.len());
-    let mut by_field: BTreeMap<[u8; 4], Vec<(uuid::Uuid, CompactEntry)>> = BTreeMap::new();
     let mut units: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut idem = Vec::new();
+    let mut released = Vec::new();
     for o in placed {
         let holds = orders::holds_units(&o.status);
         if holds {
             *units.entry(o.user_id.as_str()).or_insert(0) += u64::from(o.quantity);
         }
-        let entry = CompactEntry {
-            quantity: o.quantity,
-            reserved_at_ms: o.reserved_at.timestamp_millis(),
-            idempotency_key: o.idempotency_key.clone(),
-            user_id: o.user_id.clone(),
-            released: !holds,
-        };
-        match form {
-            Form::Buckets => {
-                ledger.push((o.order_id.as_bytes().to_vec(), entry.encode().into_bytes()));
-            }
-            Form::Records => by_field
-                .entry(records::order_field(&o.order_id))
-                .or_default()
-                .push((o.order_id, entry)),
+        if compact {
+            let entry = CompactEntry {
+                quantity: o.quantity,
+                reserved_at_ms: o.reserved_at.timestamp_millis(),
+                idempotency_key: o.idempotency_key.clone(),
+                user_id: o.user_id.clone(),
+                released: !holds,
+            };
+            ledger.push((o.order_id.as_bytes().to_vec(), entry.encode().into_bytes()));
+            continue;
         }
-    }
-    if form == Form::Records {
-        return Rebuilt {
-            ledger: by_field
-                .into_iter()
-                .map(|(field, orders)| {
-                    let value = records::field_value(orders.iter().map(|(id, e)| (id, e)));
-                    (field.to_vec(), value)
-                })
-                .collect(),
-            buyers: Vec::new(),
-        };
+        let event = OrderReserved::new(
+            o.order_id,
+            o.sale_id,
+            o.item_id,
+            &o.user_id,
+            o.quantity,
+            o.price_cents,
+            o.reserved_at.timestamp_millis(),
+        )
+        .with_idempotency_key(o.idempotency_key.as_deref());
+        ledger.push((o.order_id.to_string().into_bytes(), event.to_bytes()));
+        if !holds {
+            released.push((
+                o.order_id.to_string().into_bytes(),
+                o.quantity.to_string().into_bytes(),
+            ));
+        }
+        if let Some(key) = &o.idempotency_key {
+            idem.push((
+                format!("{}\0{key}", o.user_id).into_bytes(),
+                format!("{} {}", o.order_id, o.quantity).into_bytes(),
+            ));
+        }
     }
     let buyers = units
         .into_iter()
         .map(|(user, n)| (user.as_bytes().to_vec(), n.to_string().into_bytes()))
         .collect();
-    Rebuilt { ledger, buyers }
+    Rebuilt {
+        ledger,
+        buyers,
+        idem,
+        released,
+    }
 }
 
 #[cfg(test)]
@@ -83,7 +87,7 @@ mod tests {
 
     fn order(user: &str, qty: u32, key: Option<&str>) -> orders::OrderRow {
         orders::OrderRow {
-            order_id: crate::stock::compact::in_buyers_bucket(Uuid::now_v7(), user),
+            order_id: Uuid::now_v7(),
             sale_id: 1,
             item_id: 2,
             user_id: user.into(),
@@ -103,7 +107,8 @@ mod tests {
         }
     }
 
-    fn placed() -> [orders::OrderRow; 4] {
+    #[test]
+    fn the_rebuilt_state_holds_every_order_the_units_held_the_keys_and_what_was_released() {
         let mut placed = [
             order("a", 1, Some("k1")),
             order("a", 2, None),
@@ -111,13 +116,21 @@ mod tests {
             order("c", 2, None),
         ];
         placed[3].status = orders::STATUS_EXPIRED.into();
-        placed
-    }
-
-    #[test]
-    fn buckets_hold_every_order_with_its_key_and_release_mark_and_the_units_held() {
-        let placed = placed();
-        let Rebuilt { ledger, buyers } = rebuilt_state(&placed, Form::Buckets);
+        let Rebuilt {
+            ledger,
+            buyers,
+            idem,
+            released,
+        } = rebuilt_state(&placed, false);
+        assert_eq!(ledger.len(), 4, "closed orders stay in the ledger");
+        assert_eq!(
+            released,
+            [(placed[3].order_id.to_string().into_bytes(), b"2".to_vec())],
+            "and are recorded as released"
+        );
+        let first = OrderReserved::parse(&ledger[0].1).unwrap();
+        assert_eq!(first.order_id, placed[0].order_id);
+        assert_eq!(first.idempotency_key.as_deref(), Some("k1"));
         assert_eq!(
             buyers,
             [
@@ -125,9 +138,18 @@ mod tests {
                 (b"b".to_vec(), b"1".to_vec())
             ]
         );
-        assert_eq!(ledger.len(), 4, "closed orders stay in the ledger");
-        assert_eq!(ledger[0].0, placed[0].order_id.as_bytes());
-        let first = CompactEntry::decode(&ledger[0].1).unwrap();
+        assert_eq!(idem.len(), 1);
+        assert_eq!(idem[0].0, b"a\0k1");
+        assert_eq!(idem[0].1, format!("{} 1", placed[0].order_id).into_bytes());
+
+        // The compact ledger (v5): entries under 16-byte ids carry the key and the release
+        // mark; there is no idempotency or released hash.
+        let compact = rebuilt_state(&placed, true);
+        assert!(compact.idem.is_empty() && compact.released.is_empty());
+        assert_eq!(compact.buyers, buyers);
+        assert_eq!(compact.ledger.len(), 4);
+        assert_eq!(compact.ledger[0].0, placed[0].order_id.as_bytes());
+        let first = CompactEntry::decode(&compact.ledger[0].1).unwrap();
         assert_eq!(
             (
                 first.quantity,
@@ -136,33 +158,7 @@ mod tests {
             ),
             (1, Some("k1"), false)
         );
-        let expired = CompactEntry::decode(&ledger[3].1).unwrap();
+        let expired = CompactEntry::decode(&compact.ledger[3].1).unwrap();
         assert_eq!((expired.quantity, expired.released), (2, true));
-    }
-
-    #[test]
-    fn records_group_each_buyers_orders_under_their_hash() {
-        let placed = placed();
-        let Rebuilt { ledger, buyers } = rebuilt_state(&placed, Form::Records);
-        assert!(buyers.is_empty(), "v6 counts units from the records");
-        assert_eq!(ledger.len(), 3, "one field per buyer hash");
-        let a = ledger
-            .iter()
-            .find(|(f, _)| f.as_slice() == records::user_field("a"))
-            .unwrap();
-        let read: Vec<_> = records::records(&a.1)
-            .map(|(id, raw)| (id, CompactEntry::decode(raw).unwrap().quantity))
-            .collect();
-        assert_eq!(
-            read,
-            [(placed[0].order_id, 1), (placed[1].order_id, 2)],
-            "a's two orders, in order"
-        );
-        let c = ledger
-            .iter()
-            .find(|(f, _)| f.as_slice() == records::user_field("c"))
-            .unwrap();
-        let (_, raw) = records::records(&c.1).next().unwrap();
-        assert!(CompactEntry::decode(raw).unwrap().released);
     }
 }

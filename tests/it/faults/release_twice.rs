@@ -62,7 +62,7 @@ async fn cancel_expire_and_a_repeated_release_each_return_a_unit_once() {
         .release(
             sale,
             item,
-            seckill::domain::script_version::CURRENT,
+            "v5",
             &version,
             &[Uuid::parse_str(&ids[2]).unwrap()],
         )

@@ -1,14 +1,13 @@
 //! The Lua scripts' contracts, tested directly against Redis and grouped by script: each
 //! contract is written once, as `async fn contract(version: &str)`, and `live!` runs it against
-//! every live script version (`lua::deduct::return_codes::v5`, `…::v6`). `compact` checks what
-//! only v5's layout promises, `records` what only v6's does; `lock` the lock scripts, which no
-//! sale pins.
+//! every live script version (`lua::deduct::return_codes::v4`, `…::v5`). `compact` checks what
+//! only v5's layout promises; `lock` the lock scripts, which no sale pins.
 //!
 //! The harness (here and in [`state`]) speaks for both ledger layouts: a request gets the
 //! order id the buy path would send, and what Redis holds is read back through `ItemLedger`,
 //! so the assertions are the same for every version.
 
-/// Writes, for each `contract`, `mod contract { v5, v6 }`: one test per live version.
+/// Writes, for each `contract`, `mod contract { v4, v5 }`: one test per live version.
 macro_rules! live {
     (multi_thread: $($contract:ident),+ $(,)?) => {
         live!(@tests [tokio::test(flavor = "multi_thread", worker_threads = 2)] $($contract),+);
@@ -16,12 +15,12 @@ macro_rules! live {
     (@tests [$test:meta] $($contract:ident),+) => {$(
         mod $contract {
             #[$test]
-            async fn v5() {
-                super::$contract($crate::lua::live("v5")).await;
+            async fn v4() {
+                super::$contract($crate::lua::live("v4")).await;
             }
             #[$test]
-            async fn v6() {
-                super::$contract($crate::lua::live("v6")).await;
+            async fn v5() {
+                super::$contract($crate::lua::live("v5")).await;
             }
         }
     )+};
@@ -37,7 +36,6 @@ mod deduct_batch;
 mod lanes;
 mod lock;
 mod prewarm;
-mod records;
 mod release;
 mod restore;
 mod state;
@@ -67,10 +65,10 @@ pub(crate) use state::{Figures, expire_with_the_sale, figures, ledger};
 
 /// The script versions sales run on. `live!` writes a test for each; a new version needs its
 /// line there.
-pub(crate) const LIVE: &[&str] = &["v5", "v6"];
+pub(crate) const LIVE: &[&str] = &["v4", "v5"];
 
 /// The newest live version (for what is not a script contract: the batching lanes).
-pub(crate) const CURRENT: &str = "v6";
+pub(crate) const CURRENT: &str = "v5";
 
 /// The uid stamped on the test item's state (sale 1, item 1).
 pub(crate) const UID: &str = "uid-1";

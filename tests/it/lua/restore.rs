@@ -5,17 +5,17 @@ use std::collections::BTreeMap;
 
 use redis::AsyncCommands;
 use seckill::{
-    domain::script_version::has_record_ledger,
+    domain::script_version::has_compact_ledger,
     stock::{
         PrewarmItem, PrewarmMode, PrewarmOutcome, ReleaseOutcome, RestoreTarget, StockService,
-        compact::CompactEntry, records, scripts::ScriptKind,
+        compact::CompactEntry, scripts::ScriptKind,
     },
 };
 use uuid::Uuid;
 
 use super::{
     UID, all_ints, begin_rebuild, deduct_batch, expire_with_the_sale, figures, ints, invoke,
-    ledger, on_sale, order_id, release, replayed, req, restore, service,
+    ledger, on_sale, order_id, payload, release, replayed, req, restore, service,
 };
 
 live!(
@@ -35,44 +35,31 @@ pub(super) struct Order<'a>(
     pub bool,
 );
 
-/// The ledger's `(field, value)` pairs of `orders` as `version` keeps them: an entry under each
-/// order id (v5), or each buyer hash with its records (v6).
-pub(super) fn ledger_pairs(version: &str, orders: &[Order<'_>]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let entry = |o: &Order<'_>| CompactEntry {
-        quantity: o.2,
+/// The `(field, value)` of `order`'s ledger entry as `version` keeps it.
+fn ledger_pair(version: &str, o: &Order<'_>) -> (Vec<u8>, Vec<u8>) {
+    let Order(id, user, qty, key, released) = *o;
+    if !has_compact_ledger(version) {
+        return (id.to_string().into_bytes(), payload(id, user, qty, key));
+    }
+    let entry = CompactEntry {
+        quantity: qty,
         reserved_at_ms: chrono::Utc::now().timestamp_millis(),
-        idempotency_key: o.3.map(str::to_string),
-        user_id: o.1.into(),
-        released: o.4,
+        idempotency_key: key.map(str::to_string),
+        user_id: user.into(),
+        released,
     };
-    if !has_record_ledger(version) {
-        return orders
-            .iter()
-            .map(|o| (o.0.as_bytes().to_vec(), entry(o).encode().into_bytes()))
-            .collect();
-    }
-    let mut fields = BTreeMap::<[u8; 4], Vec<(Uuid, CompactEntry)>>::new();
-    for o in orders {
-        let field = fields.entry(records::order_field(&o.0)).or_default();
-        field.push((o.0, entry(o)));
-    }
-    fields
-        .into_iter()
-        .map(|(f, orders)| {
-            let value = records::field_value(orders.iter().map(|(id, e)| (id, e)));
-            (f.to_vec(), value)
-        })
-        .collect()
+    (id.as_bytes().to_vec(), entry.encode().into_bytes())
 }
 
-/// Writes `orders` under `token` as a rebuild does: the ledger, and (v5) each buyer's open
-/// units, which v6 counts from the records.
+/// Writes `orders` under `token` as a rebuild does: the ledger, each buyer's open units, and
+/// (v4) the idempotency and released records, which v5 keeps in the entries.
 pub(super) async fn write_orders(
     s: &StockService,
     version: &str,
     token: &str,
     orders: &[Order<'_>],
 ) {
+    let ledger: Vec<_> = orders.iter().map(|o| ledger_pair(version, o)).collect();
     let mut held = BTreeMap::<&str, u32>::new();
     for Order(_, user, qty, _, released) in orders {
         if !released {
@@ -82,12 +69,24 @@ pub(super) async fn write_orders(
     let buyers: Vec<_> = held
         .iter()
         .map(|(u, q)| (u.as_bytes().to_vec(), q.to_string().into_bytes()))
-        .filter(|_| !has_record_ledger(version))
         .collect();
-    let chunks = [
-        (RestoreTarget::Ledger, ledger_pairs(version, orders)),
+    let mut chunks = vec![
+        (RestoreTarget::Ledger, ledger),
         (RestoreTarget::Buyers, buyers),
     ];
+    if !has_compact_ledger(version) {
+        let record = |o: &Order<'_>| format!("{} {}", o.0, o.2).into_bytes();
+        let idem = orders.iter().filter_map(|o| {
+            let key = o.3?;
+            Some((format!("{}\0{key}", o.1).into_bytes(), record(o)))
+        });
+        let released = orders
+            .iter()
+            .filter(|o| o.4)
+            .map(|o| (o.0.to_string().into_bytes(), o.2.to_string().into_bytes()));
+        chunks.push((RestoreTarget::Idempotency, idem.collect()));
+        chunks.push((RestoreTarget::Released, released.collect()));
+    }
     for (target, pairs) in chunks.into_iter().filter(|(_, p)| !p.is_empty()) {
         assert!(
             restore(s, version, token, target, &pairs).await,
@@ -114,9 +113,9 @@ async fn a_rebuild_runs_under_its_token(version: &str) {
         assert_eq!(out, PrewarmOutcome::Restoring, "{mode:?}");
     }
     let a = Order(order_id(version, "a", Some("k")), "a", 2, Some("k"), false);
-    write_orders(&s, version, "t1", std::slice::from_ref(&a)).await;
-    let stale = ledger_pairs(version, &[Order(a.0, "a", 1, None, false)]);
-    assert!(!restore(&s, version, "t0", RestoreTarget::Ledger, &stale).await);
+    write_orders(&s, version, "t1", &[a]).await;
+    let stale = [(b"a".to_vec(), b"9".to_vec())];
+    assert!(!restore(&s, version, "t0", RestoreTarget::Buyers, &stale).await);
     assert_eq!(
         end_rebuild(&s, &item, "t0").await,
         PrewarmOutcome::NotRestoring
@@ -139,6 +138,9 @@ async fn a_rebuild_runs_under_its_token(version: &str) {
     assert_eq!(initial, 10, "the initial stock, not the rebuilt one");
     let l = ledger(&s).await;
     let mut state = [l.buyer_keys(), l.ledger_keys(), vec![keys.stock.clone()]].concat();
+    if !l.is_compact() {
+        state.push(keys.idem.clone());
+    }
     state.sort();
     state.dedup();
     expire_with_the_sale(&s, &state).await;

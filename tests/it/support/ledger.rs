@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use seckill::{
     config::RedisSettings,
-    stock::ledger::ItemLedger,
+    stock::{compact::CompactEntry, ledger::ItemLedger},
     stores::redis::{RedisConn, RedisPool, keys::Keys},
 };
 use uuid::Uuid;
@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{STACK, TestApp};
 
 /// What Redis holds for one item's reservations, whatever its ledger layout (JSON payloads
-/// before v5, compact buckets in v5, buyers' records from v6).
+/// before v5, compact buckets from v5).
 pub struct RedisLedger {
     /// Every entry as its event, by order id.
     pub events: std::collections::BTreeMap<Uuid, seckill::domain::order_reserved::OrderReserved>,
@@ -24,10 +24,24 @@ pub struct RedisLedger {
     pub released: HashSet<Uuid>,
 }
 
-/// The entries of a compact (v5 on) ledger whose units were given back: their units, by order
-/// id.
+/// The entries of a compact (v5) ledger whose units were given back: their units, by order id.
 pub async fn compact_released(conn: &mut RedisConn, ledger: &ItemLedger) -> BTreeMap<Uuid, u32> {
-    ledger.all_released(conn).await.unwrap()
+    use redis::AsyncCommands;
+    let mut out = BTreeMap::new();
+    for key in ledger.ledger_keys() {
+        let bucket: Vec<(Vec<u8>, Vec<u8>)> = conn.hgetall(&key).await.unwrap();
+        // A bucket's other fields are buyers.
+        let entries = bucket
+            .iter()
+            .filter_map(|(field, raw)| Some((ledger.order_of_field(field)?, raw)));
+        for (id, raw) in entries {
+            let entry = CompactEntry::decode(raw).expect("a ledger entry");
+            if entry.released {
+                out.insert(id, entry.quantity);
+            }
+        }
+    }
+    out
 }
 
 /// Reads [`RedisLedger`] of one item.

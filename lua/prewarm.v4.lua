@@ -1,24 +1,26 @@
--- prewarm.v6: prewarm.v5 (the same modes and codes: put one sale item's state into Redis,
--- stamped with its sale's uid, or rebuild it from MySQL after it was lost) for the record ledger
--- of v6 (see deduct.v6): one ledger hash, no buckets.
+-- prewarm.v4: put one sale item's state into Redis, stamped with its sale's identity, or rebuild
+-- it from MySQL after it was lost. Its orders can give units back (cancelled or expired): the
+-- key `released` (order id -> units given back, written by release.v4) is cleared and expired
+-- like the others.
 --
--- What changed from v5:
---   * The ledger is one hash, created by warm, force and restore_begin with the empty field, so
---     that it carries the sale's expiry before the first buy; a refresh sets its expiry again.
---   * meta has no `buckets`; `script_version` (v6) tells readers the layout. `entries` is
---     written as 0 by every mode that clears the ledger, so it is always there to read.
---   * `force` is refused once meta's `entries` is above 0 or the ledger holds a field other
---     than the empty one.
+-- Meta carries `sale_uid` and every mode first checks it, so the state of another sale that
+-- happens to use the same key names (another database, a MySQL restored from backup with reused
+-- ids) is refused and never written over or mixed in; a warm that finds keys without meta
+-- refuses too. Two modes rebuild an item whose state was lost: `restore_begin` stamps meta with
+-- a token (deduct.v4 answers RECOVERING while it is there) and clears leftovers of an
+-- interrupted rebuild, restore.v4 writes the ledger, buyers, idempotency entries and released
+-- orders under that token, and `restore_end` writes the stock and lifts the token.
 --
 -- KEYS[1] stock   remaining units (string integer)
 -- KEYS[2] meta    hash: starts_at_ms, ends_at_ms, expire_at_ms, per_user_limit, initial_stock,
---                 price_cents, script_version, sale_uid, entries, released_units, and
---                 `restoring` (a token) while a rebuild runs
--- KEYS[3] buyers  (not written from v5 on; cleared)
--- KEYS[4] ledger  hash buyer hash -> records (see deduct.v6), and the empty field
--- KEYS[5] outbox  zset order id by reserve time    (cleared by force and restore_begin)
--- KEYS[6] idem    (not written from v5 on; cleared)
--- KEYS[7] released (not written from v5 on; cleared)
+--                 price_cents, script_version, sale_uid, and `restoring` (a token) while a
+--                 rebuild runs
+-- KEYS[3] buyers  hash user -> units bought        (cleared by force and restore_begin)
+-- KEYS[4] ledger  hash order_id -> reservation     (checked; cleared by restore_begin)
+-- KEYS[5] outbox  zset order_id by reserve time    (cleared by force and restore_begin)
+-- KEYS[6] idem    hash user\0key -> order_id       (cleared by force and restore_begin)
+-- KEYS[7] released hash order_id -> units given back (cleared by force and restore_begin: a
+--                 rebuild takes MySQL's stock, which already holds them)
 -- ARGV[1] stock to set (warm, force: the units on sale; restore_end: MySQL's remaining units)
 -- ARGV[2] per_user_limit   ARGV[3] starts_at_ms   ARGV[4] ends_at_ms
 -- ARGV[5] expire_at_ms (ends_at + grace; must lie in the future)
@@ -26,12 +28,12 @@
 -- ARGV[9] sale_uid         ARGV[10] initial_stock   ARGV[11] restore token ('' outside restores)
 --
 -- Modes:
---   "warm"          write stock, meta and the empty ledger unless the item is already warmed;
---                   refused while keys exist without meta (state of unknown origin)
+--   "warm"          write stock and meta unless the item is already warmed; refused while keys
+--                   exist without meta (state of unknown origin)
 --   "force"         overwrite stock and meta; refused once any reservation exists
 --   "refresh"       update meta and expiries of a warmed item; stock untouched
 --   "restore_begin" on an item without state (or mid-rebuild under the same uid): clear every
---                   key, write meta with `restoring` = token, the empty ledger, and no stock
+--                   key, write meta with `restoring` = token and no stock
 --   "restore_end"   with the token of restore_begin: write the stock, drop `restoring`
 --
 -- Returns {code, remaining}:
@@ -91,24 +93,8 @@ local function expire_all()
   end
 end
 
--- True when the ledger holds anything but the empty field.
-local function any_reservation()
-  local fields = redis.call('HLEN', KEYS[4])
-  return fields > 1 or (fields == 1 and redis.call('HEXISTS', KEYS[4], '') == 0)
-end
-
 local function any_key_but_meta()
   return redis.call('EXISTS', KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]) > 0
-end
-
--- Clears every key but stock and meta, and leaves the empty ledger with its expiry and no
--- entries counted.
-local function clear_all_but_stock_and_meta()
-  redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
-  redis.call('HDEL', KEYS[2], 'released_units')
-  redis.call('HSET', KEYS[2], 'entries', 0)
-  redis.call('HSET', KEYS[4], '', '')
-  redis.call('PEXPIREAT', KEYS[4], expire_at)
 end
 
 if mode == 'restore_end' then
@@ -128,8 +114,7 @@ if mode == 'restore_begin' then
   if not owner and any_key_but_meta() then
     return {-5, 0}
   end
-  redis.call('DEL', KEYS[1])
-  clear_all_but_stock_and_meta()
+  redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
   write_meta()
   redis.call('HSET', KEYS[2], 'restoring', token)
   redis.call('PEXPIREAT', KEYS[2], expire_at)
@@ -156,12 +141,12 @@ if mode == 'warm' then
   if any_key_but_meta() then
     return {-5, 0}
   end
-elseif tonumber(redis.call('HGET', KEYS[2], 'entries') or '0') > 0 or any_reservation() then
+elseif redis.call('HLEN', KEYS[4]) > 0 then
   -- force: writing stock resets buyers and the outbox, never while reservations exist
   return {-2, tonumber(current or '0')}
 end
 
-clear_all_but_stock_and_meta()
+redis.call('DEL', KEYS[3], KEYS[5], KEYS[6], KEYS[7])
 redis.call('SET', KEYS[1], stock, 'PXAT', expire_at)
 write_meta()
 expire_all()

@@ -44,11 +44,8 @@ const LANES: usize = 4;
 /// Most requests in one script call: a batch of this size runs in well under a millisecond,
 /// so Redis never stalls other clients noticeably.
 pub(crate) const MAX_BATCH: usize = 256;
-/// Calls outstanding for one item at once: one, so the next batch fills while it runs and holds
-/// all that arrived in one round trip. Each call has a fixed cost in Redis (the script's setup,
-/// its per-batch commands, the network and the replica's stream), which fewer, fuller batches
-/// share among more buys.
-const MAX_IN_FLIGHT_PER_ITEM: usize = 1;
+/// Calls outstanding for one item at once: two, so one batch fills while the other runs.
+const MAX_IN_FLIGHT_PER_ITEM: usize = 2;
 /// Requests one lane holds before it answers "busy": about 30 full batches, far more than
 /// arrive during one round trip even in a stampede.
 const LANE_QUEUE: usize = 8192;

@@ -86,6 +86,7 @@ async fn sale(pool: &MySqlPool, stock: &StockService, orders: usize) -> SaleReco
                 stock: orders as u32,
                 per_user_limit: 1,
                 payment_window_secs: 5,
+                shards: 1,
             }],
             admission: Default::default(),
         },
@@ -108,6 +109,7 @@ async fn sale(pool: &MySqlPool, stock: &StockService, orders: usize) -> SaleReco
                 script_version: "v4".into(),
                 sale_uid: sale.uid.clone(),
                 initial_stock: orders as u64,
+                shards: 1,
             },
             PrewarmMode::Warm,
         )

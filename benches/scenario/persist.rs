@@ -68,6 +68,7 @@ async fn sale(pool: &MySqlPool, items: usize) -> (u64, Vec<u64>) {
                     stock: 1_000_000_000,
                     per_user_limit: 1,
                     payment_window_secs: 900,
+                    shards: 1,
                 })
                 .collect(),
             admission: Default::default(),

@@ -72,6 +72,9 @@ pub enum BuyError {
     /// The item's Redis state is being rebuilt from MySQL.
     #[error("the sale is recovering from a storage fault; retry shortly")]
     Recovering,
+    /// The buyer's shard is short while units move to it; nothing was reserved.
+    #[error("units are moving to this buyer's stock shard; retry shortly")]
+    StockMoving,
     /// The item's stock is not in Redis yet (the sale is about to be warmed).
     #[error("the sale's stock is not ready yet; try again shortly")]
     NotWarmed,
@@ -108,6 +111,7 @@ impl BuyError {
             BuyError::Unauthorized(_) => "unauthorized",
             BuyError::Unconfirmed { .. } => "unconfirmed",
             BuyError::Recovering => "recovering",
+            BuyError::StockMoving => "stock_moving",
             BuyError::NotWarmed => "unavailable",
             BuyError::ForeignState => "foreign_state",
             BuyError::BadArgument => "internal",

@@ -5,7 +5,7 @@ use crate::{
     config::ConfirmMode,
     domain::{FieldError, UserId, order_reserved::OrderReserved},
     observe::log::REPEAT_EVERY,
-    stock::{DeductOutcome, StockService, stock_request},
+    stock::{DeductOutcome, ItemRef, StockService, stock_request},
 };
 
 /// The buy body; empty means one unit.
@@ -99,18 +99,19 @@ impl BuyService {
                 order_id,
                 remaining,
             } => {
-                if remaining <= 0 {
+                // A shard's last unit is not the item's: its buyers get units moved to them.
+                if remaining <= 0 && gated.meta.shards <= 1 {
                     self.mark_sold_out(req, gated);
                 }
                 tracing::debug!(%order_id, item_id = req.item_id, remaining, "reserved");
-                let (sale, item, payload) = (req.sale_id, req.item_id, &reserved.payload);
+                let (item, payload) = (ItemRef::from(&*gated.meta), &reserved.payload);
                 if kafka {
                     self.outbox
-                        .publish_and_wait(sale, item, order_id, payload, timeout)
+                        .publish_and_wait(item, order_id, payload, timeout)
                         .await
                         .map_err(|_| BuyError::Unconfirmed { order_id })?;
                 } else {
-                    self.outbox.publish(sale, item, order_id, payload);
+                    self.outbox.publish(item, order_id, payload);
                 }
                 Ok(BuyAnswer::Reserved {
                     order_id,
@@ -124,7 +125,7 @@ impl BuyService {
             } => {
                 if kafka {
                     self.outbox
-                        .redeliver_and_wait(req.sale_id, req.item_id, order_id, timeout)
+                        .redeliver_and_wait(ItemRef::from(&*gated.meta), order_id, timeout)
                         .await
                         .map_err(|_| BuyError::Unconfirmed { order_id })?;
                 }
@@ -171,6 +172,7 @@ impl BuyService {
             }
             DeductOutcome::NotWarmed => BuyError::NotWarmed,
             DeductOutcome::Recovering => BuyError::Recovering,
+            DeductOutcome::Moving => BuyError::StockMoving,
             DeductOutcome::ForeignState => {
                 if let Some(held) = self.foreign.allow("foreign", REPEAT_EVERY) {
                     tracing::error!(

@@ -23,7 +23,7 @@ use crate::{
         metrics::Metrics,
     },
     sales::invalidation::RELEASED_PREFIX,
-    stock::{ReleaseOutcome, StockService},
+    stock::{ItemRef, ReleaseOutcome, StockService},
     stores::{
         mysql::{
             lifecycle::{self, Transition, Unreleased},
@@ -285,23 +285,23 @@ impl Lifecycle {
     /// and tells every instance that the items have units again. Returns how many settled;
     /// the rest stay owed for the sweep.
     async fn release(&self, closed: Vec<Unreleased>) -> usize {
-        let mut by_item: BTreeMap<(u64, u64), Vec<Unreleased>> = BTreeMap::new();
+        let mut by_item: BTreeMap<ItemRef, Vec<Unreleased>> = BTreeMap::new();
         for o in closed {
-            by_item.entry((o.sale_id, o.item_id)).or_default().push(o);
+            let item = ItemRef {
+                sale_id: o.sale_id,
+                item_id: o.item_id,
+                shards: o.shards,
+            };
+            by_item.entry(item).or_default().push(o);
         }
         let mut settled_total = 0;
-        for ((sale_id, item_id), orders) in by_item {
+        for (item, orders) in by_item {
+            let item_id = item.item_id;
             let first = &orders[0];
             let ids: Vec<Uuid> = orders.iter().map(|o| o.order_id).collect();
             let outcomes = match self
                 .stock
-                .release(
-                    sale_id,
-                    item_id,
-                    &first.script_version,
-                    &first.sale_uid,
-                    &ids,
-                )
+                .release(item, &first.script_version, &first.sale_uid, &ids)
                 .await
             {
                 Ok(o) => o,

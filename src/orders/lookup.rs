@@ -167,7 +167,7 @@ impl OrderLookup {
             LedgerScope::Every | LedgerScope::Nowhere => true,
         });
         let lookups = lookups.map(|item| {
-            let keys = self.stock.keys().item(item.sale_id, item.item_id);
+            let keys = crate::stock::ItemRef::from(item).order_keys(self.stock.keys(), &order_id);
             let mut conn = self.stock.redis().get();
             async move {
                 let ledger = ItemLedger::open(&mut conn, keys, item.sale_id, item.item_id).await?;

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::{
     observe::metrics::Metrics,
-    stock::{StockService, ledger::ItemLedger},
+    stock::{ItemRef, StockService, ledger::ItemLedger},
     stores::kafka::producer::OrderProducer,
 };
 
@@ -59,9 +59,10 @@ impl Outbox {
     /// Starts delivering one fresh reservation in the background: the message is queued in
     /// the producer and the pipeline marks it delivered on the broker's ack, batching the
     /// Redis writes. If it cannot even be queued, it stays in the outbox for the relay.
-    pub(crate) fn publish(&self, sale_id: u64, item_id: u64, order_id: Uuid, payload: &[u8]) {
+    pub(crate) fn publish(&self, item: ItemRef, order_id: Uuid, payload: &[u8]) {
+        let item_id = item.item_id;
         match self.producer.enqueue(&item_id.to_string(), payload) {
-            Ok(queued) => self.pipeline.track(sale_id, item_id, order_id, queued),
+            Ok(queued) => self.pipeline.track(item, order_id, queued),
             Err(e) => {
                 self.metrics.kafka.produce_errors.inc();
                 tracing::warn!(%order_id, item_id, error.message = %e, "order not queued for Kafka; the outbox relay will send it");
@@ -77,8 +78,7 @@ impl Outbox {
     /// Not acknowledged within `timeout` (or refused).
     pub(crate) async fn publish_and_wait(
         &self,
-        sale_id: u64,
-        item_id: u64,
+        item: ItemRef,
         order_id: Uuid,
         payload: &[u8],
         timeout: Duration,
@@ -86,7 +86,7 @@ impl Outbox {
         let started = Instant::now();
         let mut queued = self
             .producer
-            .enqueue(&item_id.to_string(), payload)
+            .enqueue(&item.item_id.to_string(), payload)
             .map_err(|e| {
                 self.metrics.kafka.produce_errors.inc();
                 tracing::debug!(%order_id, error.message = %e, "order not queued for Kafka");
@@ -101,7 +101,7 @@ impl Outbox {
                     .kafka
                     .produce_latency
                     .observe(started.elapsed().as_secs_f64());
-                self.pipeline.acked(sale_id, item_id, order_id);
+                self.pipeline.acked(item, order_id);
                 Ok(())
             }
             Ok(Ok(Err((e, _)))) => {
@@ -112,7 +112,7 @@ impl Outbox {
             Ok(Err(_)) => Err(Unacknowledged),
             Err(_) => {
                 // Still on its way: the pipeline records the ack if it comes.
-                self.pipeline.track(sale_id, item_id, order_id, queued);
+                self.pipeline.track(item, order_id, queued);
                 Err(Unacknowledged)
             }
         }
@@ -126,14 +126,13 @@ impl Outbox {
     /// The entry is gone, or it was not acknowledged in time.
     pub(crate) async fn redeliver_and_wait(
         &self,
-        sale_id: u64,
-        item_id: u64,
+        item: ItemRef,
         order_id: Uuid,
         timeout: Duration,
     ) -> Result<(), Unacknowledged> {
-        let keys = self.stock.keys().item(sale_id, item_id);
+        let keys = item.order_keys(self.stock.keys(), &order_id);
         let mut conn = self.stock.redis().get();
-        let ledger = ItemLedger::open(&mut conn, keys, sale_id, item_id)
+        let ledger = ItemLedger::open(&mut conn, keys, item.sale_id, item.item_id)
             .await
             .map_err(|_| Unacknowledged)?;
         let payload = ledger
@@ -143,7 +142,7 @@ impl Outbox {
             .pop()
             .flatten()
             .ok_or(Unacknowledged)?;
-        tokio::time::timeout(timeout, self.deliver(sale_id, item_id, order_id, &payload))
+        tokio::time::timeout(timeout, self.deliver(item, order_id, &payload))
             .await
             .map_err(|_| Unacknowledged)?
             .map_err(|_| Unacknowledged)
@@ -156,14 +155,13 @@ impl Outbox {
     /// again; the consumer dedupes).
     pub(crate) async fn deliver(
         &self,
-        sale_id: u64,
-        item_id: u64,
+        item: ItemRef,
         order_id: Uuid,
         payload: &[u8],
     ) -> anyhow::Result<()> {
         let started = Instant::now();
         self.metrics.kafka.in_flight.inc();
-        let sent = self.producer.send(&item_id.to_string(), payload).await;
+        let sent = self.producer.send(&item.item_id.to_string(), payload).await;
         self.metrics.kafka.in_flight.dec();
         if let Err(e) = sent {
             self.metrics.kafka.produce_errors.inc();
@@ -173,7 +171,7 @@ impl Outbox {
             .kafka
             .produce_latency
             .observe(started.elapsed().as_secs_f64());
-        let keys = self.stock.keys().item(sale_id, item_id);
+        let keys = item.order_keys(self.stock.keys(), &order_id);
         let mut conn = self.stock.redis().get();
         let _: i64 = redis::cmd("ZREM")
             .arg(&keys.outbox)

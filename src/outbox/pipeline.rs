@@ -20,7 +20,7 @@ use crate::{
         log::{REPEAT_EVERY, Throttle},
         metrics::Metrics,
     },
-    stock::StockService,
+    stock::{ItemRef, StockService},
     stores::kafka::producer::{OrderProducer, Queued},
 };
 
@@ -31,16 +31,14 @@ const FLUSH_EVERY: Duration = Duration::from_millis(5);
 
 enum Msg {
     Track {
-        sale_id: u64,
-        item_id: u64,
+        item: ItemRef,
         order_id: Uuid,
         started: Instant,
         queued: Queued,
     },
     /// A delivery the buy path awaited itself: only the ack is left to record.
     Acked {
-        sale_id: u64,
-        item_id: u64,
+        item: ItemRef,
         order_id: Uuid,
     },
     Stop(Duration),
@@ -69,14 +67,13 @@ impl Pipeline {
     }
 
     /// Follows one queued message until its ack.
-    pub(crate) fn track(&self, sale_id: u64, item_id: u64, order_id: Uuid, queued: Queued) {
+    pub(crate) fn track(&self, item: ItemRef, order_id: Uuid, queued: Queued) {
         if self.stopped.load(Ordering::Relaxed) {
             return; // shutting down: the entry stays in the outbox for the relay
         }
         self.metrics.kafka.in_flight.inc();
         let msg = Msg::Track {
-            sale_id,
-            item_id,
+            item,
             order_id,
             started: Instant::now(),
             queued,
@@ -88,12 +85,8 @@ impl Pipeline {
 
     /// Records the ack of a delivery awaited elsewhere (the `kafka` confirmation mode), in the
     /// next batch of outbox removals.
-    pub(crate) fn acked(&self, sale_id: u64, item_id: u64, order_id: Uuid) {
-        let _ = self.tx.send(Msg::Acked {
-            sale_id,
-            item_id,
-            order_id,
-        });
+    pub(crate) fn acked(&self, item: ItemRef, order_id: Uuid) {
+        let _ = self.tx.send(Msg::Acked { item, order_id });
     }
 
     /// Stops taking new messages, waits up to `timeout` for those in flight, records their
@@ -108,7 +101,7 @@ impl Pipeline {
     }
 }
 
-type Acked = HashMap<(u64, u64), Vec<Uuid>>;
+type Acked = HashMap<ItemRef, Vec<Uuid>>;
 
 async fn run(
     mut rx: mpsc::UnboundedReceiver<Msg>,
@@ -125,23 +118,23 @@ async fn run(
     loop {
         tokio::select! {
             msg = rx.recv(), if deadline.is_none() => match msg {
-                Some(Msg::Track { sale_id, item_id, order_id, started, queued }) => {
+                Some(Msg::Track { item, order_id, started, queued }) => {
                     let generation = queued.generation;
-                    in_flight.push(queued.delivery.map(move |r| (sale_id, item_id, order_id, started, generation, r)));
+                    in_flight.push(queued.delivery.map(move |r| (item, order_id, started, generation, r)));
                 }
-                Some(Msg::Acked { sale_id, item_id, order_id }) => {
-                    acked.entry((sale_id, item_id)).or_default().push(order_id);
+                Some(Msg::Acked { item, order_id }) => {
+                    acked.entry(item).or_default().push(order_id);
                     pending_acks += 1;
                 }
                 Some(Msg::Stop(timeout)) => deadline = Some(tokio::time::Instant::now() + timeout),
                 None => deadline = Some(tokio::time::Instant::now()),
             },
-            Some((sale_id, item_id, order_id, started, generation, result)) = in_flight.next() => {
+            Some((item, order_id, started, generation, result)) = in_flight.next() => {
                 metrics.kafka.in_flight.dec();
                 match result {
                     Ok(Ok(_)) => {
                         metrics.kafka.produce_latency.observe(started.elapsed().as_secs_f64());
-                        acked.entry((sale_id, item_id)).or_default().push(order_id);
+                        acked.entry(item).or_default().push(order_id);
                         pending_acks += 1;
                         if pending_acks >= FLUSH_AT {
                             flush(&stock, &mut acked).await;
@@ -150,16 +143,16 @@ async fn run(
                     }
                     Ok(Err((e, _))) => {
                         metrics.kafka.produce_errors.inc();
-                        tracing::debug!(%order_id, item_id, error.message = %e, "order not delivered to Kafka");
+                        tracing::debug!(%order_id, item_id = item.item_id, error.message = %e, "order not delivered to Kafka");
                         if let Some(held) = throttle.allow("failed", REPEAT_EVERY) {
-                            tracing::warn!(item_id, error.message = %e, more_since_last = held, "orders not delivered to Kafka yet; they wait in the outbox for the relay");
+                            tracing::warn!(item_id = item.item_id, error.message = %e, more_since_last = held, "orders not delivered to Kafka yet; they wait in the outbox for the relay");
                         }
                         producer.recover_from(generation, &e);
                     }
                     Err(_) => {
                         metrics.kafka.produce_errors.inc();
                         if let Some(held) = throttle.allow("lost", REPEAT_EVERY) {
-                            tracing::warn!(%order_id, item_id, more_since_last = held, "delivery reports lost; the outbox relay will retry those orders");
+                            tracing::warn!(%order_id, item_id = item.item_id, more_since_last = held, "delivery reports lost; the outbox relay will retry those orders");
                         }
                     }
                 }
@@ -186,12 +179,26 @@ async fn run(
 /// Removes acknowledged orders from their items' outbox sets, one command per item (each id in
 /// both forms an outbox holds, text before v5 and 16 bytes from v5 on).
 async fn flush(stock: &StockService, acked: &mut Acked) {
-    for ((sale_id, item_id), ids) in acked.drain() {
-        let key = stock.keys().item(sale_id, item_id).outbox;
+    for (item, ids) in acked.drain() {
+        // A sharded item's orders sit in their buyers' shards: one command per shard.
+        let mut by_outbox: HashMap<String, Vec<Uuid>> = HashMap::new();
+        for id in ids {
+            let key = item.order_keys(stock.keys(), &id).outbox;
+            by_outbox.entry(key).or_default().push(id);
+        }
+        for (key, ids) in by_outbox {
+            remove_acked(stock, item.item_id, &key, &ids).await;
+        }
+    }
+}
+
+/// One `ZREM` of acknowledged orders from one outbox set.
+async fn remove_acked(stock: &StockService, item_id: u64, key: &str, ids: &[Uuid]) {
+    {
         let mut conn = stock.redis().get();
         let mut zrem = redis::cmd("ZREM");
-        zrem.arg(&key);
-        for id in &ids {
+        zrem.arg(key);
+        for id in ids {
             zrem.arg(id.as_bytes()).arg(id.to_string());
         }
         let result: redis::RedisResult<i64> = zrem.query_async(&mut conn).await;

@@ -12,12 +12,19 @@ use uuid::Uuid;
 use super::Outbox;
 use crate::{
     config::{RelaySettings, SaleSettings},
-    stock::ledger::{ItemLedger, field_text, parse_order_id},
+    stock::{
+        ItemRef,
+        ledger::{ItemLedger, field_text, parse_order_id},
+    },
     stores::{
         mysql::sales::{self, LiveItem},
-        redis::{RedisConn, lock::LeaderElection},
+        redis::{RedisConn, keys::ItemKeys, lock::LeaderElection},
     },
 };
+
+/// A move between a sharded item's holders pending this long lost its caller: the relay
+/// gives it (younger ones are being given by the process that took them).
+const SETTLE_AFTER: Duration = Duration::from_secs(5);
 
 /// Most outbox entries re-emitted per item per relay pass.
 const RELAY_BATCH: isize = 500;
@@ -71,14 +78,33 @@ impl Outbox {
         cutoff: i64,
         report: &mut RelayReport,
     ) -> anyhow::Result<()> {
-        let keys = self.stock.keys().item(item.sale_id, item.item_id);
+        let item = ItemRef::from(item);
+        if item.sharded() {
+            // Moves between shards whose caller died halfway are given now.
+            self.stock.settle_moves_of(item, SETTLE_AFTER).await?;
+        }
+        for holder in item.holders() {
+            let keys = item.keys(self.stock.keys(), holder);
+            self.relay_holder(item, &keys, cutoff, report).await?;
+        }
+        Ok(())
+    }
+
+    /// [`Outbox::relay_item`] for one holder of the item's stock.
+    async fn relay_holder(
+        &self,
+        item: ItemRef,
+        keys: &ItemKeys,
+        cutoff: i64,
+        report: &mut RelayReport,
+    ) -> anyhow::Result<()> {
         let mut conn = self.stock.redis().get();
         let mut stale: Vec<Vec<u8>> = conn
             .zrangebyscore_limit(&keys.outbox, "-inf", cutoff, 0, RELAY_BATCH)
             .await?;
         // In `replica` mode an entry goes to Kafka only once replicas hold it: one the
         // master lost in a failover must leave nothing in Kafka that MySQL would count.
-        if !stale.is_empty() && !self.stock.replicated(item.sale_id, item.item_id).await? {
+        if !stale.is_empty() && !self.stock.replicated(keys).await? {
             report.unreplicated += stale.len() as u64;
             stale.clear();
         }
@@ -96,7 +122,7 @@ impl Outbox {
     /// what was delivered and what failed (an entry without a ledger entry fails).
     async fn resend(
         &self,
-        item: &LiveItem,
+        item: ItemRef,
         ids: Vec<Uuid>,
         payloads: Vec<Option<Vec<u8>>>,
         report: &mut RelayReport,
@@ -109,9 +135,7 @@ impl Outbox {
                 continue;
             };
             sends.push(async move {
-                let result = self
-                    .deliver(item.sale_id, item.item_id, order_id, &payload)
-                    .await;
+                let result = self.deliver(item, order_id, &payload).await;
                 (order_id, result)
             });
         }

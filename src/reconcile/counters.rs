@@ -14,10 +14,13 @@ use super::{
     gather::redis_state,
 };
 use crate::{
-    stock::ItemState,
-    stores::mysql::{
-        orders,
-        sales::{self, ItemRow, SaleRecord},
+    stock::{ItemRef, ItemState},
+    stores::{
+        mysql::{
+            orders,
+            sales::{self, ItemRow, SaleRecord},
+        },
+        redis::keys::ItemKeys,
     },
 };
 
@@ -74,36 +77,22 @@ impl Reconciler {
         let totals = orders::item_totals(&mut *tx, item.id).await?;
         let mysql_stock = sales::item_stock(&mut tx, item.id).await?;
         tx.commit().await?;
-        // One atomic read of the item's keys (one hash tag, so one slot on a Cluster): its
-        // state and its counters cannot disagree.
-        let keys = self.stock.keys().item(item.sale_id, item.id);
-        let mut conn = self.stock.redis().get();
-        type Read = (
-            u64,
-            Option<String>,
-            Option<String>,
-            Option<i64>,
-            Option<i64>,
-            Option<u64>,
-            u64,
-        );
-        let (meta_fields, sale_uid, restoring, remaining, released, entries, in_hash): Read =
-            redis::pipe()
-                .atomic()
-                .hlen(&keys.meta)
-                .hget(&keys.meta, "sale_uid")
-                .hget(&keys.meta, "restoring")
-                .get(&keys.stock)
-                .hget(&keys.meta, "released_units")
-                .hget(&keys.meta, "entries")
-                .hlen(&keys.ledger)
-                .query_async(&mut conn)
-                .await?;
-        let state = ItemState {
-            present: meta_fields > 0,
-            sale_uid,
-            restoring: restoring.is_some(),
-        };
+        // One atomic read of each holder's keys (one hash tag, so one slot on a Cluster):
+        // its state and its counters cannot disagree. A sharded item's holders add up (see
+        // `gather::Read::merge`).
+        let mut sum = HolderCounters::default();
+        let whole = ItemRef::from(item);
+        for (n, holder) in whole.holders().into_iter().enumerate() {
+            let keys = whole.keys(self.stock.keys(), holder);
+            let part = self.holder_counters(&keys).await?;
+            sum.add(part, n == 0);
+        }
+        let HolderCounters {
+            state,
+            remaining,
+            released,
+            entries,
+        } = sum;
         // A live sale's keys should be there (its end + grace is still ahead).
         let redis_state = redis_state(&state, &record.sale, true);
         let present = redis_state == RedisState::Present;
@@ -114,14 +103,83 @@ impl Reconciler {
             redis_remaining: remaining.filter(|_| present),
             redis_released: released.filter(|_| present).unwrap_or(0),
             // v5 counts its bucketed entries in meta; before, the ledger is one hash.
-            redis_entries: if present {
-                entries.unwrap_or(in_hash)
-            } else {
-                0
-            },
+            redis_entries: if present { entries } else { 0 },
             redis_state,
         };
         Ok(facts)
+    }
+}
+
+/// One holder's counters, or their sum over a sharded item's holders.
+#[derive(Default)]
+struct HolderCounters {
+    state: ItemState,
+    remaining: Option<i64>,
+    released: Option<i64>,
+    entries: u64,
+}
+
+impl HolderCounters {
+    fn add(&mut self, part: HolderCounters, first: bool) {
+        if first {
+            *self = part;
+            return;
+        }
+        self.state.present &= part.state.present;
+        self.state.restoring |= part.state.restoring;
+        if part.state.sale_uid != self.state.sale_uid && part.state.sale_uid.is_some() {
+            self.state.sale_uid = part.state.sale_uid;
+        }
+        self.remaining = self.remaining.zip(part.remaining).map(|(a, b)| a + b);
+        self.released = Some(self.released.unwrap_or(0) + part.released.unwrap_or(0));
+        self.entries += part.entries;
+    }
+}
+
+impl Reconciler {
+    /// One atomic read of a holder's counters.
+    async fn holder_counters(&self, keys: &ItemKeys) -> Result<HolderCounters, ReconcileError> {
+        let mut conn = self.stock.redis().get();
+        type Read = (
+            u64,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+            Option<u64>,
+            u64,
+            (Option<i64>, Option<i64>),
+        );
+        let (meta_fields, sale_uid, restoring, remaining, released, entries, in_hash, moved): Read =
+            redis::pipe()
+                .atomic()
+                .hlen(&keys.meta)
+                .hget(&keys.meta, "sale_uid")
+                .hget(&keys.meta, "restoring")
+                .get(&keys.stock)
+                .hget(&keys.meta, "released_units")
+                .hget(&keys.meta, "entries")
+                .hlen(&keys.ledger)
+                .cmd("HMGET")
+                .arg(&keys.meta)
+                .arg("moved_out")
+                .arg("moved_in")
+                .query_async(&mut conn)
+                .await?;
+        let (out, into) = moved;
+        Ok(HolderCounters {
+            state: ItemState {
+                present: meta_fields > 0,
+                sale_uid,
+                restoring: restoring.is_some(),
+            },
+            // Units moved out still count as this holder's, units moved in not (the sum over
+            // the holders is then the item's).
+            remaining: remaining.map(|r| r + out.unwrap_or(0) - into.unwrap_or(0)),
+            released,
+            // v5 counts its bucketed entries in meta; before, the ledger is one hash.
+            entries: entries.unwrap_or(in_hash),
+        })
     }
 }
 

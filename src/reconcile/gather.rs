@@ -11,7 +11,7 @@ use super::{
     read::{self, Interner},
 };
 use crate::{
-    stock::{ItemState, ledger::ItemLedger},
+    stock::{ItemRef, ItemState, ledger::ItemLedger},
     stores::{
         kafka::lag::consumer_lag,
         mysql::{
@@ -31,6 +31,28 @@ struct Read {
     ledger: Vec<LedgerEntry>,
     unreadable: Vec<String>,
     released: HashMap<Uuid, u32>,
+}
+
+impl Read {
+    /// Adds one holder's read to the item's (the first holder's read is the start); a
+    /// stock missing on one holder is missing for the item.
+    fn merge(&mut self, part: Read, first: bool) {
+        let sum = |a: Option<i64>, b: Option<i64>| Some(a? + b?);
+        self.stock = if first {
+            part.stock
+        } else {
+            (
+                sum(self.stock.0, part.stock.0),
+                sum(self.stock.1, part.stock.1),
+            )
+        };
+        self.released_total.0 += part.released_total.0;
+        self.released_total.1 += part.released_total.1;
+        self.buyers.extend(part.buyers);
+        self.ledger.extend(part.ledger);
+        self.unreadable.extend(part.unreadable);
+        self.released.extend(part.released);
+    }
 }
 
 impl Reconciler {
@@ -61,7 +83,6 @@ impl Reconciler {
         item: &ItemRow,
         keys_should_live: bool,
     ) -> Result<ItemFacts, ReconcileError> {
-        let keys = self.stock.keys().item(item.sale_id, item.id);
         let mut conn = self.stock.redis().get();
         // MySQL first, then Redis: every order MySQL holds then has its ledger entry in the
         // later Redis snapshot (ledger entries are never removed), so a buy landing between
@@ -75,11 +96,18 @@ impl Reconciler {
         let redis_state = redis_state(&state, sale, keys_should_live);
         // Only this sale's complete state is read and compared with MySQL.
         let ledger_available = redis_state == RedisState::Present;
-        let read = if ledger_available {
-            read_redis(&mut conn, &keys, item, &mut shared).await?
-        } else {
-            Read::default()
-        };
+        let mut read = Read::default();
+        if ledger_available {
+            // A sharded item's holders one after the other: each keeps
+            // `stock - released + moved_out - moved_in + its ledger` equal to what it started
+            // with, so the sums obey the same bounds as one holder's figures.
+            let whole = ItemRef::from(item);
+            for (n, holder) in whole.holders().into_iter().enumerate() {
+                let keys = whole.keys(self.stock.keys(), holder);
+                let part = read_redis(&mut conn, &keys, item, &mut shared).await?;
+                read.merge(part, n == 0);
+            }
+        }
         let Read {
             stock: (redis_remaining, redis_remaining_after),
             released_total,
@@ -135,7 +163,7 @@ impl Reconciler {
     /// The item's Redis meta: present, whose, rebuilding.
     async fn read_state(&self, item: &ItemRow) -> Result<ItemState, ReconcileError> {
         self.stock
-            .state(item.sale_id, item.id)
+            .state(crate::stock::ItemRef::from(item))
             .await
             .map_err(|e| match e {
                 crate::stock::StockError::Redis(e) => ReconcileError::Redis(e),
@@ -177,13 +205,19 @@ async fn read_redis(
     let mut read = Read::default();
     // Stock and released total in one atomic read on each side of the ledger (see
     // `checks::redis_side::stock_balance`).
+    // A sharded item's holder counts the units it moved out as still its own and those moved
+    // in as not (see `Read::merge`); a whole item has neither.
     let stock_and_released = redis::pipe()
         .atomic()
         .get(&keys.stock)
         .hget(&keys.meta, "released_units")
+        .hget(&keys.meta, "moved_out")
+        .hget(&keys.meta, "moved_in")
         .to_owned();
-    let (before, released_before): (Option<i64>, Option<i64>) =
+    type Figures = (Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+    let (before, released_before, out, into): Figures =
         stock_and_released.query_async(conn).await?;
+    let before = before.map(|s| s + out.unwrap_or(0) - into.unwrap_or(0));
     let ledger = ItemLedger::open(conn, keys.clone(), item.sale_id, item.id).await?;
     if ledger.is_compact() {
         let compact = read::compact(conn, &ledger, shared).await?;
@@ -200,8 +234,8 @@ async fn read_redis(
             .filter_map(|(id, units)| Some((Uuid::parse_str(&id).ok()?, units)))
             .collect();
     }
-    let (after, released_after): (Option<i64>, Option<i64>) =
-        stock_and_released.query_async(conn).await?;
+    let (after, released_after, out, into): Figures = stock_and_released.query_async(conn).await?;
+    let after = after.map(|s| s + out.unwrap_or(0) - into.unwrap_or(0));
     read.stock = (before, after);
     read.released_total = (released_before.unwrap_or(0), released_after.unwrap_or(0));
     Ok(read)

@@ -6,7 +6,10 @@ use super::{
     checks::{self, ItemFacts, missing_in_mysql},
     read,
 };
-use crate::{stock::ledger::ItemLedger, stores::mysql::sales::ItemRow};
+use crate::{
+    stock::{ItemRef, ledger::ItemLedger},
+    stores::mysql::sales::ItemRow,
+};
 
 impl Reconciler {
     /// Re-emits the item's ledger entries missing from MySQL when that is safe, and notes in
@@ -36,13 +39,7 @@ impl Reconciler {
             ));
             return;
         }
-        let keys = self.stock.keys().item(item.sale_id, item.id);
-        let mut conn = self.stock.redis().get();
-        let payloads = async {
-            let ledger = ItemLedger::open(&mut conn, keys, item.sale_id, item.id).await?;
-            read::payloads(&mut conn, &ledger, &missing).await
-        };
-        let payloads = match payloads.await {
+        let payloads = match self.payloads(item, &missing).await {
             Ok(p) => p,
             Err(e) => {
                 report.not_repaired.push(format!(
@@ -54,11 +51,7 @@ impl Reconciler {
             }
         };
         for (id, payload) in payloads {
-            match self
-                .outbox
-                .deliver(item.sale_id, item.id, id, &payload)
-                .await
-            {
+            match self.outbox.deliver(ItemRef::from(item), id, &payload).await {
                 Ok(()) => {
                     report.repaired += 1;
                     report.repaired_ids.push(id.to_string());
@@ -69,5 +62,29 @@ impl Reconciler {
                     .push(format!("order {id}: re-emit failed: {e}")),
             }
         }
+    }
+
+    /// The ledger payloads of orders `ids`, each read from the holder that keeps it.
+    async fn payloads(
+        &self,
+        item: &ItemRow,
+        ids: &[uuid::Uuid],
+    ) -> redis::RedisResult<Vec<(uuid::Uuid, Vec<u8>)>> {
+        let item = ItemRef::from(item);
+        let mut by_holder: std::collections::HashMap<_, Vec<uuid::Uuid>> = Default::default();
+        for id in ids {
+            by_holder
+                .entry(crate::stock::order_holder(id, item.shards))
+                .or_default()
+                .push(*id);
+        }
+        let mut conn = self.stock.redis().get();
+        let mut found = Vec::with_capacity(ids.len());
+        for (holder, ids) in by_holder {
+            let keys = item.keys(self.stock.keys(), holder);
+            let ledger = ItemLedger::open(&mut conn, keys, item.sale_id, item.item_id).await?;
+            found.extend(read::payloads(&mut conn, &ledger, &ids).await?);
+        }
+        Ok(found)
     }
 }

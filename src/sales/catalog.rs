@@ -198,6 +198,7 @@ mod tests {
                 script_version: "v3".into(),
                 sale_uid: "uid".into(),
                 admission: Default::default(),
+                shards: 1,
             })),
             at,
         }

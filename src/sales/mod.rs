@@ -144,6 +144,7 @@ impl SaleAdmin {
     /// Invalid input (nothing written), 409 `foreign_state` when a sale to warm at once would
     /// meet another sale's Redis state under its ids (nothing written), or a store failure.
     pub async fn create(&self, sale: NewSale) -> Result<(SaleView, Option<String>), SaleError> {
+        self.refuse_shards_off_cluster(&sale)?;
         let pending = sales::begin_sale(&self.db, &sale, &self.settings.script_version).await?;
         let lead = chrono::Duration::seconds(self.settings.prewarm_lead_secs as i64);
         let warm_now = pending.record.sale.starts_at - Utc::now() <= lead;
@@ -163,6 +164,32 @@ impl SaleAdmin {
         Ok((self.view(id).await?, prewarm_error))
     }
 
+    /// Stock shards spread an item over a Cluster's masters; on one Redis node they would
+    /// only add moves, so they are refused there, as under scripts before v5 (nothing
+    /// written).
+    fn refuse_shards_off_cluster(&self, sale: &NewSale) -> Result<(), SaleError> {
+        let Some(i) = sale.items.iter().position(|i| i.shards > 1) else {
+            return Ok(());
+        };
+        let field = format!("items[{i}].shards");
+        if !self.stock.redis().is_cluster() {
+            return Err(SaleError::Invalid(crate::domain::FieldError::new(
+                field,
+                "stock shards need Redis Cluster (a redis+cluster:// SECKILL_REDIS_URL); on one Redis node every shard shares one core, so leave shards at 1",
+            )));
+        }
+        let version = &self.settings.script_version;
+        if !crate::domain::script_version::has_compact_ledger(version) {
+            return Err(SaleError::Invalid(crate::domain::FieldError::new(
+                field,
+                format!(
+                    "stock shards need script v5 or later; new sales here are pinned to {version}"
+                ),
+            )));
+        }
+        Ok(())
+    }
+
     /// A sale with live figures.
     ///
     /// # Errors
@@ -177,7 +204,11 @@ impl SaleAdmin {
     async fn view_of(&self, record: SaleRecord) -> Result<SaleView, SaleError> {
         let mut items = Vec::with_capacity(record.items.len());
         for item in record.items {
-            let snapshot = match self.stock.snapshot(item.sale_id, item.id).await {
+            let snapshot = match self
+                .stock
+                .snapshot(crate::stock::ItemRef::from(&item))
+                .await
+            {
                 Ok(s) => Some(s),
                 Err(e) => {
                     tracing::warn!(item_id = item.id, error.message = %e, "redis figures unavailable for the admin view");

@@ -99,6 +99,7 @@ impl SaleAdmin {
                 script_version: sale.script_version.clone(),
                 sale_uid: sale.uid.clone(),
                 initial_stock: u64::from(item.initial_stock),
+                shards: item.shards,
             };
             match self.stock.prewarm(&warm, PrewarmMode::Refresh).await? {
                 PrewarmOutcome::Refreshed { .. } => {}

@@ -164,7 +164,7 @@ impl SaleAdmin {
     /// refused. Read-only; prewarm's script checks again when it writes.
     pub(super) async fn refuse_foreign_state(&self, record: &SaleRecord) -> Result<(), SaleError> {
         for item in &record.items {
-            let state = self.stock.state(item.sale_id, item.id).await?;
+            let state = self.stock.state(crate::stock::ItemRef::from(item)).await?;
             if state.present && state.sale_uid.as_deref() != Some(record.sale.uid.as_str()) {
                 return Err(foreign_state(item.id));
             }
@@ -216,7 +216,7 @@ impl SaleAdmin {
         warm: &PrewarmItem,
         expires_at: chrono::DateTime<Utc>,
     ) -> Result<(&'static str, i64), SaleError> {
-        let state = self.stock.state(item.sale_id, item.id).await?;
+        let state = self.stock.state(crate::stock::ItemRef::from(item)).await?;
         if state.present && !state.restoring {
             return match self.stock.prewarm(warm, PrewarmMode::Warm).await? {
                 PrewarmOutcome::AlreadyWarmed { remaining } => Ok(("already_warmed", remaining)),
@@ -236,7 +236,7 @@ impl SaleAdmin {
             None => Ok((
                 "already_warmed",
                 self.stock
-                    .remaining(item.sale_id, item.id)
+                    .remaining(crate::stock::ItemRef::from(item))
                     .await?
                     .unwrap_or(0),
             )),
@@ -254,8 +254,13 @@ impl SaleAdmin {
     ) -> Result<(), SaleError> {
         let mut lost = false;
         for item in &record.items {
-            let state = self.stock.state(item.sale_id, item.id).await?;
-            lost |= !state.present || state.restoring;
+            let whole = crate::stock::ItemRef::from(item);
+            let state = self.stock.state(whole).await?;
+            let item_lost = !state.present || state.restoring;
+            lost |= item_lost;
+            if item_lost && whole.sharded() {
+                self.fence_sharded(record, whole, deadline, guard).await?;
+            }
         }
         if !lost {
             return Ok(());
@@ -280,6 +285,52 @@ impl SaleAdmin {
     }
 }
 
+impl SaleAdmin {
+    /// A sharded item that lost part of its state is rebuilt whole: its other holders stop
+    /// selling first, and what they reserved reaches Kafka (the relay sends it) before the
+    /// drain waits for MySQL to hold it.
+    async fn fence_sharded(
+        &self,
+        record: &SaleRecord,
+        item: crate::stock::ItemRef,
+        deadline: Option<Instant>,
+        guard: &crate::stores::redis::lock::LockGuard,
+    ) -> Result<(), SaleError> {
+        let fenced = self.stock.fence_sharded(item, &record.sale.uid).await?;
+        tracing::warn!(
+            sale_id = item.sale_id,
+            item_id = item.item_id,
+            fenced,
+            "part of a sharded item's state is lost: its other shards stop selling until it is rebuilt"
+        );
+        let mut renewed = Instant::now();
+        loop {
+            let waiting = self.stock.undelivered(item).await?;
+            if waiting == 0 {
+                return Ok(());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                tracing::info!(
+                    item_id = item.item_id,
+                    waiting,
+                    "recovery still waits for the relay to send a sharded item's reservations; answering recovering"
+                );
+                return Err(SaleError::Recovering);
+            }
+            if renewed.elapsed() > PREWARM_LOCK_TTL / 3 {
+                if !self.lock.renew(guard).await.unwrap_or(false) {
+                    tracing::warn!(
+                        sale_id = item.sale_id,
+                        "lost the prewarm lock while waiting for the relay"
+                    );
+                }
+                renewed = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
 /// What Redis is given for one item: the sale's window and the item's terms, with `stock` units
 /// on sale and every key expiring at `expire_at`.
 pub(super) fn warm_item(
@@ -300,6 +351,7 @@ pub(super) fn warm_item(
         script_version: sale.script_version.clone(),
         sale_uid: sale.uid.clone(),
         initial_stock: u64::from(item.initial_stock),
+        shards: item.shards,
     }
 }
 

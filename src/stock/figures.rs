@@ -2,7 +2,8 @@
 
 use redis::AsyncCommands;
 
-use super::{StockError, StockService};
+use super::{ItemRef, StockError, StockService};
+use crate::stores::redis::keys::ItemKeys;
 
 /// What Redis holds about an item's identity and state (meta only).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,12 +30,31 @@ pub struct ItemSnapshot {
 }
 
 impl StockService {
-    /// Meta's view of an item: present, whose, rebuilding.
+    /// Meta's view of an item: present (every holder of a sharded item), whose (another
+    /// sale's as soon as one holder is), rebuilding (any holder).
     ///
     /// # Errors
     /// Redis failed.
-    pub async fn state(&self, sale_id: u64, item_id: u64) -> Result<ItemState, StockError> {
-        let keys = self.keys.item(sale_id, item_id);
+    pub async fn state(&self, item: ItemRef) -> Result<ItemState, StockError> {
+        let mut whole = ItemState {
+            present: true,
+            ..ItemState::default()
+        };
+        for holder in item.holders() {
+            let part = self.holder_state(&item.keys(&self.keys, holder)).await?;
+            whole.present &= part.present;
+            whole.restoring |= part.restoring;
+            if whole.sale_uid.is_none()
+                || part.sale_uid.is_some() && part.sale_uid != whole.sale_uid
+            {
+                whole.sale_uid = part.sale_uid.or(whole.sale_uid);
+            }
+        }
+        Ok(whole)
+    }
+
+    /// Meta's view of one holder.
+    async fn holder_state(&self, keys: &ItemKeys) -> Result<ItemState, StockError> {
         let mut conn = self.redis.get();
         let (fields, sale_uid, restoring): (u64, Option<String>, Option<String>) = redis::pipe()
             .hlen(&keys.meta)
@@ -49,21 +69,21 @@ impl StockService {
         })
     }
 
-    /// True when at least the configured replicas hold every write made to the item so far
+    /// True when at least the configured replicas hold every write made to the holder so far
     /// (always true without replica confirmation): a fence key written in the item's slot,
     /// then `WAIT`, in one pipeline on the node that owns the slot.
     ///
     /// # Errors
     /// Redis failed.
-    pub(crate) async fn replicated(&self, sale_id: u64, item_id: u64) -> Result<bool, StockError> {
+    pub(crate) async fn replicated(&self, keys: &ItemKeys) -> Result<bool, StockError> {
         let Some(wait) = self.replicas else {
             return Ok(true);
         };
-        let fence = self.keys.item_fence(sale_id, item_id);
+        let fence = &keys.fence;
         let mut conn = self.redis.get();
         let (acked,): (u32,) = redis::pipe()
             .cmd("SET")
-            .arg(&fence)
+            .arg(fence)
             .arg(1)
             .arg("PX")
             .arg(60_000)
@@ -80,8 +100,24 @@ impl StockService {
     ///
     /// # Errors
     /// Redis failed.
-    pub async fn snapshot(&self, sale_id: u64, item_id: u64) -> Result<ItemSnapshot, StockError> {
-        let keys = self.keys.item(sale_id, item_id);
+    pub async fn snapshot(&self, item: ItemRef) -> Result<ItemSnapshot, StockError> {
+        let mut whole = ItemSnapshot::default();
+        for holder in item.holders() {
+            let part = self.holder_snapshot(&item.keys(&self.keys, holder)).await?;
+            let add = |a: Option<i64>, b: Option<i64>| match (a, b) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+            };
+            whole.remaining = add(whole.remaining, part.remaining);
+            whole.initial = add(whole.initial, part.initial);
+            whole.reservations += part.reservations;
+            whole.undelivered += part.undelivered;
+        }
+        Ok(whole)
+    }
+
+    /// Live figures of one holder.
+    async fn holder_snapshot(&self, keys: &ItemKeys) -> Result<ItemSnapshot, StockError> {
         let mut conn = self.redis.get();
         type Figures = (Option<i64>, Option<i64>, Option<u64>, u64, u64);
         let (remaining, initial, entries, in_hash, undelivered): Figures = redis::pipe()
@@ -101,13 +137,20 @@ impl StockService {
         })
     }
 
-    /// Remaining units only (the sale page's approximate stock).
+    /// Remaining units only (the sale page's approximate stock): of a sharded item, the sum
+    /// over its holders (units moving between two are not counted).
     ///
     /// # Errors
     /// Redis failed.
-    pub async fn remaining(&self, sale_id: u64, item_id: u64) -> Result<Option<i64>, StockError> {
-        let keys = self.keys.item(sale_id, item_id);
+    pub async fn remaining(&self, item: ItemRef) -> Result<Option<i64>, StockError> {
         let mut conn = self.redis.get();
-        Ok(conn.get(&keys.stock).await?)
+        let mut total = None;
+        for holder in item.holders() {
+            let part: Option<i64> = conn.get(&item.keys(&self.keys, holder).stock).await?;
+            if let Some(part) = part {
+                total = Some(total.unwrap_or(0) + part);
+            }
+        }
+        Ok(total)
     }
 }

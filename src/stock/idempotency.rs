@@ -19,7 +19,7 @@ impl StockService {
         user: &str,
         key: &str,
     ) -> Result<bool, StockError> {
-        let keys = self.keys.item(meta.sale_id, meta.item_id);
+        let keys = super::ItemRef::from(meta).buyer_keys(&self.keys, user);
         let mut conn = self.redis.get();
         if crate::domain::script_version::has_compact_ledger(&meta.script_version) {
             let id = compact::derived_order_id(&meta.sale_uid, meta.item_id, user, key);

@@ -8,11 +8,13 @@ pub(crate) mod batcher;
 pub mod compact;
 mod figures;
 mod idempotency;
+mod item;
 pub mod ledger;
 pub mod outcome;
 mod prewarm;
 mod request;
 pub mod scripts;
+pub mod shards;
 
 use std::sync::Arc;
 
@@ -22,6 +24,7 @@ use crate::{
 };
 
 pub use figures::{ItemSnapshot, ItemState};
+pub use item::{ItemRef, buyer_holder, holder_of_hash, order_holder};
 pub use outcome::{DeductOutcome, PrewarmOutcome, ReleaseOutcome, UnexpectedReply};
 pub use prewarm::{PrewarmItem, PrewarmMode, RestoreTarget};
 pub use request::{DeductRequest, stock_request};
@@ -56,6 +59,7 @@ pub struct StockService {
     scripts: Arc<ScriptRegistry>,
     batcher: Arc<DeductBatcher>,
     replicas: Option<ReplicaWait>,
+    refills: Arc<shards::Refills>,
 }
 
 impl StockService {
@@ -80,6 +84,7 @@ impl StockService {
             scripts,
             batcher: Arc::new(batcher),
             replicas,
+            refills: Arc::default(),
         }
     }
 
@@ -110,6 +115,10 @@ impl StockService {
     /// Redis failed, or the sale's script version is unknown.
     pub async fn deduct(&self, req: &DeductRequest<'_>) -> Result<DeductOutcome, StockError> {
         let script = self.scripts.get(ScriptKind::Deduct, req.script_version)?;
-        self.batcher.deduct(script, req).await
+        let outcome = self.batcher.deduct(script, req).await?;
+        if req.shards <= 1 {
+            return Ok(outcome);
+        }
+        self.deduct_sharded(script, req, outcome).await
     }
 }

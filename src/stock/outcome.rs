@@ -92,6 +92,9 @@ pub enum DeductOutcome {
     ForeignState,
     /// The item's state is being rebuilt from MySQL (v3 on); nothing changed.
     Recovering,
+    /// The buyer's shard of a sharded item is short while units move to it from another
+    /// holder; nothing was reserved, and a retry soon may be.
+    Moving,
     /// The reservation (or replay) was made, but too few replicas acknowledged it in time: it
     /// may not survive a failover, so it is not confirmed to the buyer. It stands on the master;
     /// a retry with the same idempotency key returns it.

@@ -3,10 +3,18 @@
 
 use uuid::Uuid;
 
+use std::collections::HashMap;
+
+use super::ItemRef;
+use crate::stores::redis::keys::{Holder, ItemKeys};
+
 use super::{
     PrewarmOutcome, ReleaseOutcome, StockError, StockService, UnexpectedReply, outcome,
     scripts::ScriptKind,
 };
+
+/// Field/value pairs of a rebuilt hash.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// How prewarm treats an item that is already in Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +92,8 @@ pub struct PrewarmItem {
     pub sale_uid: String,
     /// Units the item was created with (the stock may be less when rebuilt).
     pub initial_stock: u64,
+    /// Stock shards (1: the item is one holder).
+    pub shards: u16,
 }
 
 impl StockService {
@@ -110,10 +120,24 @@ impl StockService {
         mode: PrewarmMode,
         token: &str,
     ) -> Result<PrewarmOutcome, StockError> {
+        if item.shards > 1 {
+            return self.prewarm_sharded(item, mode, token).await;
+        }
+        self.prewarm_holder(item, Holder::Whole, mode, token).await
+    }
+
+    /// The prewarm script on one holder of the item's stock.
+    pub(super) async fn prewarm_holder(
+        &self,
+        item: &PrewarmItem,
+        holder: Holder,
+        mode: PrewarmMode,
+        token: &str,
+    ) -> Result<PrewarmOutcome, StockError> {
         let script = self
             .scripts
             .get(ScriptKind::Prewarm, &item.script_version)?;
-        let keys = self.keys.item(item.sale_id, item.item_id);
+        let keys = self.keys.holder(item.sale_id, item.item_id, holder);
         let mut conn = self.redis.get();
         let reply: Vec<redis::Value> = script
             .invoke(&mut conn, &keys.as_script_keys(), |cmd| {
@@ -140,15 +164,58 @@ impl StockService {
     /// Redis failed, or the sale's version has no restore script (before v3).
     pub async fn restore_chunk(
         &self,
-        sale_id: u64,
-        item_id: u64,
+        item: ItemRef,
+        script_version: &str,
+        token: &str,
+        target: RestoreTarget,
+        pairs: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<bool, StockError> {
+        if !item.sharded() {
+            let keys = item.keys(&self.keys, Holder::Whole);
+            return self
+                .restore_holder(&keys, script_version, token, target, pairs)
+                .await;
+        }
+        // A sharded item's orders and buyers go to the buyers' shards (an order id carries
+        // its buyer's hash).
+        let mut by_holder: HashMap<Holder, Pairs> = HashMap::new();
+        for (field, value) in pairs {
+            let holder = match target {
+                RestoreTarget::Buyers => {
+                    super::buyer_holder(&String::from_utf8_lossy(field), item.shards)
+                }
+                _ => match Uuid::from_slice(field) {
+                    Ok(id) => super::order_holder(&id, item.shards),
+                    Err(_) => Holder::Central,
+                },
+            };
+            by_holder
+                .entry(holder)
+                .or_default()
+                .push((field.clone(), value.clone()));
+        }
+        for (holder, pairs) in by_holder {
+            let keys = item.keys(&self.keys, holder);
+            if !self
+                .restore_holder(&keys, script_version, token, target, &pairs)
+                .await?
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The restore script on one holder.
+    async fn restore_holder(
+        &self,
+        keys: &ItemKeys,
         script_version: &str,
         token: &str,
         target: RestoreTarget,
         pairs: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<bool, StockError> {
         let script = self.scripts.get(ScriptKind::Restore, script_version)?;
-        let keys = self.keys.item(sale_id, item_id);
         let mut conn = self.redis.get();
         let reply: Vec<redis::Value> = script
             .invoke(&mut conn, &keys.as_script_keys(), |cmd| {
@@ -172,15 +239,43 @@ impl StockService {
     /// Redis failed, the reply broke the contract, or the sale's version has no release script.
     pub async fn release(
         &self,
-        sale_id: u64,
-        item_id: u64,
+        item: ItemRef,
+        script_version: &str,
+        sale_uid: &str,
+        order_ids: &[Uuid],
+    ) -> Result<Vec<ReleaseOutcome>, StockError> {
+        // A sharded item's orders sit in their buyers' shards: one call per shard.
+        let mut by_holder: HashMap<Holder, Vec<usize>> = HashMap::new();
+        for (i, id) in order_ids.iter().enumerate() {
+            by_holder
+                .entry(super::order_holder(id, item.shards))
+                .or_default()
+                .push(i);
+        }
+        let mut outcomes = vec![ReleaseOutcome::NotWarmed; order_ids.len()];
+        for (holder, at) in by_holder {
+            let ids: Vec<Uuid> = at.iter().map(|&i| order_ids[i]).collect();
+            let keys = item.keys(&self.keys, holder);
+            let got = self
+                .release_holder(&keys, script_version, sale_uid, &ids)
+                .await?;
+            for (i, outcome) in at.into_iter().zip(got) {
+                outcomes[i] = outcome;
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// The release script on one holder.
+    async fn release_holder(
+        &self,
+        keys: &ItemKeys,
         script_version: &str,
         sale_uid: &str,
         order_ids: &[Uuid],
     ) -> Result<Vec<ReleaseOutcome>, StockError> {
         let script = self.scripts.get(ScriptKind::Release, script_version)?;
         let compact = crate::domain::script_version::has_compact_ledger(script.version);
-        let keys = self.keys.item(sale_id, item_id);
         let mut conn = self.redis.get();
         let replies: Vec<redis::Value> = script
             .invoke(&mut conn, &keys.as_script_keys(), |cmd| {

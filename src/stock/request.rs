@@ -2,6 +2,9 @@
 
 use uuid::Uuid;
 
+use super::item::buyer_holder;
+use crate::stores::redis::keys::Holder;
+
 /// One reservation request.
 #[derive(Debug, Clone)]
 pub struct DeductRequest<'a> {
@@ -25,6 +28,15 @@ pub struct DeductRequest<'a> {
     pub reserved_at_ms: i64,
     /// Client's idempotency key, if any.
     pub idempotency_key: Option<&'a str>,
+    /// The item's stock shards (1: one key).
+    pub shards: u16,
+}
+
+impl DeductRequest<'_> {
+    /// Where the request's stock lives: the item, or the buyer's home shard.
+    pub fn holder(&self) -> Holder {
+        buyer_holder(self.user_id, self.shards)
+    }
 }
 
 /// A [`DeductRequest`] for an item of the catalog.
@@ -48,5 +60,6 @@ pub fn stock_request<'a>(
         payload,
         reserved_at_ms,
         idempotency_key,
+        shards: meta.shards,
     }
 }

@@ -117,7 +117,18 @@ pub struct UnknownScript {
 /// All scripts of this build, by kind and version.
 pub struct ScriptRegistry {
     scripts: HashMap<(ScriptKind, &'static str), Arc<VersionedScript>>,
+    moves: MoveScripts,
     metrics: Arc<Metrics>,
+}
+
+/// The two halves of a move between holders of a sharded item's stock (one version: a move
+/// does not depend on the sale's ledger layout).
+#[derive(Debug)]
+pub struct MoveScripts {
+    /// `move_take.v1`: take units from a holder and record the move.
+    pub take: Script,
+    /// `move_give.v1`: add a move's units to a holder, once.
+    pub give: Script,
 }
 
 impl ScriptRegistry {
@@ -135,7 +146,28 @@ impl ScriptRegistry {
                 ((kind, version), Arc::new(script))
             })
             .collect();
-        Self { scripts, metrics }
+        let moves = MoveScripts {
+            take: Script::new(
+                "move_take.v1".into(),
+                include_str!("../../lua/move_take.v1.lua"),
+                &metrics,
+            ),
+            give: Script::new(
+                "move_give.v1".into(),
+                include_str!("../../lua/move_give.v1.lua"),
+                &metrics,
+            ),
+        };
+        Self {
+            scripts,
+            moves,
+            metrics,
+        }
+    }
+
+    /// The scripts that move units between a sharded item's holders.
+    pub fn moves(&self) -> &MoveScripts {
+        &self.moves
     }
 
     /// The script of `kind` a sale pinned to `version` runs.
@@ -170,6 +202,8 @@ impl ScriptRegistry {
         for script in self.scripts.values() {
             script.load(conn).await?;
         }
+        self.moves.take.load(conn).await?;
+        self.moves.give.load(conn).await?;
         Ok(())
     }
 }

@@ -26,5 +26,6 @@ mod outbox;
 mod queue;
 mod reconcile;
 mod sale_page;
+mod shards;
 mod stack;
 mod tls;

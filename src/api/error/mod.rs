@@ -97,6 +97,9 @@ pub enum ApiError {
     /// 503 `recovering`: the item's Redis state is being rebuilt from MySQL.
     #[error("the sale is recovering from a storage fault; retry shortly")]
     Recovering,
+    /// 503 `stock_moving`: the buyer's stock shard is short while units move to it.
+    #[error("units are moving to this buyer's stock shard; retry shortly")]
+    StockMoving,
     /// 503 `foreign_state`: the item's Redis state belongs to another sale (a deployment
     /// fault); nothing was sold.
     #[error("the sale is unavailable; the operators have been alerted")]
@@ -173,6 +176,7 @@ impl ApiError {
             | ApiError::Stock(_)
             | ApiError::Unconfirmed { .. }
             | ApiError::Recovering
+            | ApiError::StockMoving
             | ApiError::ForeignState => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Db(e) if is_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) | ApiError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -199,6 +203,7 @@ impl ApiError {
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Unconfirmed { .. } => "unconfirmed",
             ApiError::Recovering => "recovering",
+            ApiError::StockMoving => "stock_moving",
             ApiError::ForeignState => "foreign_state",
             ApiError::Stock(_) => "stock_unavailable",
             ApiError::Db(e) if is_unavailable(e) => "database_unavailable",
@@ -267,7 +272,7 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited { retry_after } => {
                 retry_after.as_secs_f64().ceil().max(1.0) as u64
             }
-            ApiError::Unconfirmed { .. } | ApiError::NotPersisted => 1,
+            ApiError::Unconfirmed { .. } | ApiError::NotPersisted | ApiError::StockMoving => 1,
             ApiError::Recovering => 2,
             _ => 0,
         };

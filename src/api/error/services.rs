@@ -35,6 +35,7 @@ impl From<crate::buy::BuyError> for ApiError {
             B::Unauthorized(e) => ApiError::Unauthorized(e),
             B::Unconfirmed { order_id } => ApiError::Unconfirmed { order_id },
             B::Recovering => ApiError::Recovering,
+            B::StockMoving => ApiError::StockMoving,
             e @ B::NotWarmed => ApiError::Unavailable(e.to_string()),
             B::ForeignState => ApiError::ForeignState,
             e @ B::BadArgument => ApiError::Internal(anyhow::anyhow!(e)),

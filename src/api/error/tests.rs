@@ -88,6 +88,7 @@ fn a_buy_refusal_answers_with_the_code_its_metric_label_names() {
             order_id: uuid::Uuid::nil(),
         },
         B::Recovering,
+        B::StockMoving,
         B::NotWarmed,
         B::ForeignState,
         B::BadArgument,

@@ -218,7 +218,11 @@ impl WaitingRoom {
     /// instance answer `sold_out` at once, before the usher's board says it.
     pub fn heard_sold_out(&self, sale_id: u64, flags: &SoldOutFlags) {
         if let Some(room) = self.inner.rooms.held(sale_id)
-            && room.terms.items.iter().all(|i| flags.is_sold_out(*i))
+            && room
+                .terms
+                .items
+                .iter()
+                .all(|i| flags.is_sold_out(i.item_id))
         {
             room.hear_sold_out();
         }

@@ -16,6 +16,7 @@ use sqlx::MySqlPool;
 use super::{board::Board, error::QueueError};
 use crate::{
     domain::sale::Admission,
+    stock::ItemRef,
     stores::{
         mysql::sales::{self, SaleRecord},
         redis::{RedisPool, keys::RoomKeys},
@@ -44,7 +45,7 @@ pub(crate) struct Terms {
     /// The admission policy.
     pub admission: Admission,
     /// The sale's items.
-    pub items: Vec<u64>,
+    pub items: Vec<ItemRef>,
 }
 
 impl Terms {
@@ -54,7 +55,7 @@ impl Terms {
             starts_at: record.sale.starts_at,
             ends_at: record.sale.ends_at,
             admission: record.sale.admission.clone(),
-            items: record.items.iter().map(|i| i.id).collect(),
+            items: record.items.iter().map(ItemRef::from).collect(),
         }
     }
 

@@ -114,11 +114,15 @@ impl WaitingRoom {
     ) -> redis::RedisResult<Option<i64>> {
         let mut total = 0;
         for item in &terms.items {
-            let key = self.inner.keys.item(terms.sale_id, *item).stock;
-            let left: Option<i64> = redis::cmd("GET").arg(&key).query_async(conn).await?;
-            match left {
-                Some(l) => total += l.max(0),
-                None => return Ok(None),
+            // A sharded item's stock is the sum over its holders (units moving between two
+            // are not counted for that instant).
+            for holder in item.holders() {
+                let key = item.keys(&self.inner.keys, holder).stock;
+                let left: Option<i64> = redis::cmd("GET").arg(&key).query_async(conn).await?;
+                match left {
+                    Some(l) => total += l.max(0),
+                    None => return Ok(None),
+                }
             }
         }
         Ok(Some(total))

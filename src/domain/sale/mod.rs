@@ -62,7 +62,12 @@ pub struct NewItem {
     pub per_user_limit: u32,
     /// Seconds a buyer has to pay.
     pub payment_window_secs: u32,
+    /// Stock shards, 1..=[`MAX_SHARDS`].
+    pub shards: u16,
 }
+
+/// Most stock shards an item may have.
+pub const MAX_SHARDS: i64 = 16;
 
 /// A validated change to a sale (checked against the stored sale by the admin service).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -130,6 +130,8 @@ impl NewSale {
                     item.payment_window_secs
                         .unwrap_or(DEFAULT_PAYMENT_WINDOW_SECS),
                 )?,
+                shards: ranged(&f("shards"), item.shards.unwrap_or(1), 1, super::MAX_SHARDS)?
+                    as u16,
             });
         }
         let admission = Admission::parse(req.admission.unwrap_or_default(), Some(starts_at))?;

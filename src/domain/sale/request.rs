@@ -60,6 +60,12 @@ pub struct CreateItemRequest {
     #[serde(default)]
     #[schema(minimum = 5, maximum = 604_800)]
     pub payment_window_secs: Option<i64>,
+    /// Stock shards on Redis Cluster (default 1): the stock is split over this many keys on
+    /// different hash tags, each buyer's home shard holding their units. Refused (422) when
+    /// Redis is not a Cluster.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 16)]
+    pub shards: Option<i64>,
 }
 
 /// `PATCH /admin/v1/sales/{id}` body, as sent: the version read and at least one change.

@@ -20,6 +20,7 @@ fn request() -> CreateSaleRequest {
             stock: 1000,
             per_user_limit: 1,
             payment_window_secs: None,
+            shards: None,
         }],
         admission: None,
     }
@@ -92,6 +93,7 @@ fn duplicate_skus_are_refused() {
         stock: 1,
         per_user_limit: 1,
         payment_window_secs: None,
+        shards: None,
     };
     req.items.push(dup);
     assert_eq!(
@@ -111,6 +113,7 @@ fn too_many_items_are_refused() {
             stock: 1,
             per_user_limit: 1,
             payment_window_secs: None,
+            shards: None,
         })
         .collect();
     assert_eq!(NewSale::parse(req, now()).unwrap_err().field, "items");

@@ -55,6 +55,13 @@ pub struct ItemDetail {
     pub per_user_limit: u32,
     /// Units put on sale.
     pub initial_stock: u32,
+    /// Stock shards (copies cached before shards existed read as 1).
+    #[serde(default = "one_shard")]
+    pub shards: u16,
+}
+
+fn one_shard() -> u16 {
+    1
 }
 
 /// The Redis copy: the detail and when readers should refresh it.
@@ -243,6 +250,7 @@ impl SalePages {
                     price_cents: i.price_cents,
                     per_user_limit: i.per_user_limit,
                     initial_stock: i.initial_stock,
+                    shards: i.shards,
                 })
                 .collect(),
         };

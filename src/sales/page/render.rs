@@ -126,7 +126,11 @@ impl SalePages {
         for item in &detail.items {
             let remaining = self
                 .stock
-                .remaining(id, item.id)
+                .remaining(crate::stock::ItemRef {
+                    sale_id: id,
+                    item_id: item.id,
+                    shards: item.shards,
+                })
                 .await
                 .map_err(|e| PageError::Store(e.to_string()))?;
             items.push(ItemOut {

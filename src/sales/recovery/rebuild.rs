@@ -13,7 +13,7 @@ use crate::{
         error::{Refusal, SaleError},
         prewarm::warm_item,
     },
-    stock::{PrewarmItem, PrewarmMode, PrewarmOutcome, RestoreTarget},
+    stock::{ItemRef, PrewarmItem, PrewarmMode, PrewarmOutcome, RestoreTarget},
     stores::mysql::{
         orders,
         sales::{ItemRow, SaleRow},
@@ -99,8 +99,11 @@ impl Recovery {
             let written = self
                 .stock
                 .restore_chunk(
-                    warm.sale_id,
-                    warm.item_id,
+                    ItemRef {
+                        sale_id: warm.sale_id,
+                        item_id: warm.item_id,
+                        shards: warm.shards,
+                    },
                     &warm.script_version,
                     token,
                     target,

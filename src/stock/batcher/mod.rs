@@ -35,7 +35,10 @@ use super::{
 use crate::{
     domain::script_version::has_compact_ledger,
     stock::ScriptRegistry,
-    stores::redis::{RedisPool, keys::Keys},
+    stores::redis::{
+        RedisPool,
+        keys::{Holder, Keys},
+    },
 };
 
 /// Lanes, each a task with its own queue: enough that a few hot items do not share one
@@ -57,6 +60,7 @@ pub(crate) const QUEUE_DEADLINE: Duration = Duration::from_secs(2);
 struct Pending {
     sale_id: u64,
     item_id: u64,
+    holder: Holder,
     sale_uid: String,
     script: Arc<VersionedScript>,
     user: String,
@@ -75,6 +79,7 @@ struct Pending {
 struct BatchKey {
     sale_id: u64,
     item_id: u64,
+    holder: Holder,
     version: &'static str,
 }
 
@@ -83,6 +88,7 @@ impl Pending {
         BatchKey {
             sale_id: self.sale_id,
             item_id: self.item_id,
+            holder: self.holder,
             version: self.script.version,
         }
     }
@@ -139,6 +145,7 @@ impl DeductBatcher {
         let pending = Pending {
             sale_id: req.sale_id,
             item_id: req.item_id,
+            holder: req.holder(),
             sale_uid: req.sale_uid.to_owned(),
             script: script.clone(),
             user: req.user_id.to_owned(),
@@ -153,7 +160,13 @@ impl DeductBatcher {
             queued_at: Instant::now(),
             reply,
         };
-        self.enqueue((req.item_id % LANES as u64) as usize, pending)?;
+        // A sharded item's shards go to different lanes, as different items do.
+        let shard = match pending.holder {
+            Holder::Shard { index, .. } => u64::from(index),
+            Holder::Whole | Holder::Central => 0,
+        };
+        let lane = (req.item_id.wrapping_add(shard) % LANES as u64) as usize;
+        self.enqueue(lane, pending)?;
         answer.await.unwrap_or(Err(StockError::Stopped))
     }
 
@@ -299,7 +312,9 @@ async fn call(context: LaneContext, key: BatchKey, batch: Vec<Pending>) -> Batch
         return key;
     };
     let script = first.script.clone();
-    let keys = context.keys.item(first.sale_id, first.item_id);
+    let keys = context
+        .keys
+        .holder(first.sale_id, first.item_id, first.holder);
     context
         .scripts
         .metrics()

@@ -1,4 +1,5 @@
 use super::*;
+use crate::stores::redis::keys::Holder;
 use crate::{observe::metrics::Metrics, stock::scripts::ScriptKind};
 
 fn pending(
@@ -14,6 +15,7 @@ fn pending(
     let p = Pending {
         sale_id: 1,
         item_id,
+        holder: Holder::Whole,
         sale_uid: "uid".into(),
         script,
         user: "u".into(),

@@ -30,6 +30,18 @@ pub struct ItemKeys {
     pub idem: String,
     /// Order id -> units given back by a cancelled or expired order (v4 on).
     pub released: String,
+    /// Units moved out to another holder of a sharded item: move id -> "holder units", kept
+    /// (the record reconciliation and a retried move read).
+    pub moves_out: String,
+    /// The moves out not yet known to have arrived: move id -> "holder units".
+    pub moves_pending: String,
+    /// Short-lived; written so that a `WAIT` after it confirms that replicas hold everything
+    /// written to the holder before (the relay checks this before it sends what waited in the
+    /// outbox).
+    pub fence: String,
+    /// Units moved in from another holder: move id -> "holder units" (a retried give finds
+    /// its move here and adds nothing).
+    pub moves_in: String,
 }
 
 impl ItemKeys {
@@ -45,6 +57,65 @@ impl ItemKeys {
             &self.released,
         ]
     }
+}
+
+/// Where a part of an item's stock lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Holder {
+    /// An item of one shard: all its stock under one hash tag.
+    Whole,
+    /// A sharded item's central bucket, which refills the shards.
+    Central,
+    /// Shard `index` of a sharded item's `of` shards.
+    Shard {
+        /// 0-based.
+        index: u16,
+        /// The item's shard count.
+        of: u16,
+    },
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Holder::Whole => f.write_str("item"),
+            Holder::Central => f.write_str("central"),
+            Holder::Shard { index, .. } => write!(f, "shard {index}"),
+        }
+    }
+}
+
+/// Redis Cluster's slot of a hash tag: CRC16 (XMODEM) modulo 16384.
+pub fn slot_of_tag(tag: &str) -> u16 {
+    let mut crc: u16 = 0;
+    for byte in tag.bytes() {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16_384
+}
+
+/// The hash tag of shard `index` of `of`: `s<sale>:i<item>:h<index>`, with the smallest
+/// suffix that puts it in the `index`-th of `of` equal ranges of slots. On a Cluster whose
+/// masters own equal ranges (what `redis-cli --cluster create` makes), shards of an item with
+/// as many shards as masters land one on each master.
+fn shard_tag(sale_id: u64, item_id: u64, index: u16, of: u16) -> String {
+    let of = u32::from(of.max(1));
+    let index = u32::from(index) % of;
+    // One slot of margin at each inner edge: tools round the split of 16384 slots either way.
+    let low = 16_384 * index / of + u32::from(index > 0);
+    let high = 16_384 * (index + 1) / of - u32::from(index + 1 < of);
+    let base = format!("s{sale_id}:i{item_id}:h{index}");
+    (0u32..)
+        .map(|n| format!("{base}.{n}"))
+        .find(|tag| (low..high).contains(&u32::from(slot_of_tag(tag))))
+        .unwrap_or(base)
 }
 
 /// The keys of one sale's waiting room.
@@ -76,8 +147,23 @@ impl Keys {
 
     /// The keys of one sale item.
     pub fn item(&self, sale_id: u64, item_id: u64) -> ItemKeys {
-        let base = format!("{}sk:{{s{sale_id}:i{item_id}}}", self.prefix);
+        self.holder(sale_id, item_id, Holder::Whole)
+    }
+
+    /// The keys of one holder of an item's stock: the whole item (one hash tag), or of a
+    /// sharded item its central bucket or one shard, each under its own tag.
+    pub fn holder(&self, sale_id: u64, item_id: u64, holder: Holder) -> ItemKeys {
+        let tag = match holder {
+            Holder::Whole => format!("s{sale_id}:i{item_id}"),
+            Holder::Central => format!("s{sale_id}:i{item_id}:c"),
+            Holder::Shard { index, of } => shard_tag(sale_id, item_id, index, of),
+        };
+        let base = format!("{}sk:{{{tag}}}", self.prefix);
         ItemKeys {
+            moves_out: format!("{base}:moves:out"),
+            moves_pending: format!("{base}:moves:pending"),
+            moves_in: format!("{base}:moves:in"),
+            fence: format!("{base}:fence"),
             stock: format!("{base}:stock"),
             meta: format!("{base}:meta"),
             buyers: format!("{base}:buyers"),
@@ -86,13 +172,6 @@ impl Keys {
             idem: format!("{base}:idem"),
             released: format!("{base}:released"),
         }
-    }
-
-    /// A short-lived key in an item's slot, written so that a `WAIT` after it confirms that
-    /// replicas hold everything written to the item before (the relay checks this before it
-    /// sends what waited in the outbox).
-    pub(crate) fn item_fence(&self, sale_id: u64, item_id: u64) -> String {
-        format!("{}sk:{{s{sale_id}:i{item_id}}}:fence", self.prefix)
     }
 
     /// A payment notification's signature, recorded once it was seen (replay detection).
@@ -165,6 +244,36 @@ mod tests {
             assert_eq!(hash_tag(key), "s12:i34", "{key}");
             assert!(key.starts_with("t1:sk:"), "{key}");
         }
+    }
+
+    #[test]
+    fn slots_are_redis_clusters() {
+        // `CLUSTER KEYSLOT` answers for these, from the Redis Cluster specification.
+        assert_eq!(slot_of_tag("foo"), 12_182);
+        assert_eq!(slot_of_tag("123456789"), 0x31c3);
+    }
+
+    #[test]
+    fn each_shard_gets_its_own_range_of_slots_and_tag() {
+        let k = Keys::new("p:");
+        for of in [2u16, 3, 5, 16] {
+            for index in 0..of {
+                let keys = k.holder(7, 9, Holder::Shard { index, of });
+                let tag = hash_tag(&keys.stock).to_string();
+                assert!(tag.starts_with(&format!("s7:i9:h{index}.")), "{tag}");
+                let slot = u32::from(slot_of_tag(&tag));
+                let (of32, i32_) = (u32::from(of), u32::from(index));
+                assert!(slot > 16_384 * i32_ / of32 || i32_ == 0, "{tag} {slot}");
+                assert!(slot + 1 < 16_384 * (i32_ + 1) / of32 || i32_ + 1 == of32);
+                for key in keys.as_script_keys() {
+                    assert_eq!(hash_tag(key), tag);
+                }
+                assert_eq!(hash_tag(&keys.moves_in), tag);
+            }
+        }
+        let central = k.holder(7, 9, Holder::Central);
+        assert_eq!(hash_tag(&central.stock), "s7:i9:c");
+        assert_eq!(k.holder(7, 9, Holder::Whole), k.item(7, 9));
     }
 
     #[test]

@@ -60,6 +60,7 @@ async fn sale_pinned_to(app: &crate::support::TestApp, version: &str) -> (u64, u
         stock: 10,
         per_user_limit: 2,
         payment_window_secs: 900,
+        shards: 1,
     };
     let sale = NewSale {
         items: vec![item],

@@ -60,8 +60,7 @@ async fn cancel_expire_and_a_repeated_release_each_return_a_unit_once() {
         .services
         .stock
         .release(
-            sale,
-            item,
+            seckill::stock::ItemRef::whole(sale, item),
             "v5",
             &version,
             &[Uuid::parse_str(&ids[2]).unwrap()],

@@ -1,6 +1,7 @@
 //! What only v5's compact ledger promises: entries and buyers in the buckets Rust computes,
 //! each bucket a listpack, a release marked in its entry, a capped bucket count.
 
+use seckill::stock::ItemRef;
 use std::collections::BTreeMap;
 
 use redis::AsyncCommands;
@@ -57,7 +58,10 @@ async fn entries_land_in_the_buckets_rust_computes_and_stay_listpacks() {
         assert_eq!(encoding, "listpack", "{key}");
     }
     super::expire_with_the_sale(&s, &l.ledger_keys()).await;
-    assert_eq!(s.snapshot(1, 1).await.unwrap().reservations, 300);
+    assert_eq!(
+        s.snapshot(ItemRef::whole(1, 1)).await.unwrap().reservations,
+        300
+    );
     assert_eq!(figures(&s).await.ledger.len(), 300);
 }
 
@@ -130,8 +134,7 @@ async fn a_rebuild_writes_entries_to_their_buckets() {
     ] {
         let out = s
             .restore_chunk(
-                1,
-                1,
+                ItemRef::whole(1, 1),
                 V5,
                 "t1",
                 RestoreTarget::Ledger,
@@ -153,7 +156,7 @@ async fn a_rebuild_writes_entries_to_their_buckets() {
         .unwrap();
     assert_eq!(held, 1);
     assert_eq!(
-        s.snapshot(1, 1).await.unwrap().reservations,
+        s.snapshot(ItemRef::whole(1, 1)).await.unwrap().reservations,
         1,
         "meta counts it"
     );
@@ -177,7 +180,7 @@ async fn a_bucket_without_meta_is_not_warmed_over() {
         .await
         .unwrap();
     assert_eq!(out, PrewarmOutcome::ForeignState);
-    assert!(!s.state(1, 1).await.unwrap().present);
+    assert!(!s.state(ItemRef::whole(1, 1)).await.unwrap().present);
 }
 
 #[tokio::test]

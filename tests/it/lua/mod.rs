@@ -40,6 +40,7 @@ mod release;
 mod restore;
 mod state;
 
+use seckill::stock::ItemRef;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -118,6 +119,7 @@ pub(crate) fn item(
         script_version: version.into(),
         sale_uid: UID.into(),
         initial_stock: stock,
+        shards: 1,
     }
 }
 
@@ -197,6 +199,7 @@ pub(crate) async fn try_deduct(
         payload: &payload(id, user, qty, key),
         reserved_at_ms: Utc::now().timestamp_millis(),
         idempotency_key: key,
+        shards: 1,
     })
     .await
 }
@@ -215,7 +218,9 @@ pub(crate) async fn release(
     uid: &str,
     ids: &[Uuid],
 ) -> Vec<ReleaseOutcome> {
-    s.release(1, 1, version, uid, ids).await.unwrap()
+    s.release(ItemRef::whole(1, 1), version, uid, ids)
+        .await
+        .unwrap()
 }
 
 /// Starts a rebuild of `item` under `token`, which must begin.
@@ -235,7 +240,7 @@ pub(crate) async fn restore(
     target: RestoreTarget,
     pairs: &[(Vec<u8>, Vec<u8>)],
 ) -> bool {
-    s.restore_chunk(1, 1, version, token, target, pairs)
+    s.restore_chunk(ItemRef::whole(1, 1), version, token, target, pairs)
         .await
         .unwrap()
 }
@@ -252,5 +257,6 @@ pub(crate) fn meta(version: &str) -> seckill::stores::mysql::sales::ItemMeta {
         script_version: version.into(),
         sale_uid: UID.into(),
         admission: Default::default(),
+        shards: 1,
     }
 }

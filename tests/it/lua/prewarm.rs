@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 use redis::AsyncCommands;
+use seckill::stock::ItemRef;
 use seckill::stock::{PrewarmItem, PrewarmMode, PrewarmOutcome, StockService};
 
 use super::{figures, item, on_sale, reserve, service, warm};
@@ -90,7 +91,7 @@ async fn a_lost_stock_key_is_not_warmed_over(version: &str) {
 /// refuses and nothing changes.
 async fn stamps_the_sale_and_refuses_another_sales_state(version: &str) {
     let s = warm(version, 10, 2).await;
-    let state = s.state(1, 1).await.unwrap();
+    let state = s.state(ItemRef::whole(1, 1)).await.unwrap();
     assert_eq!(state.sale_uid.as_deref(), Some(super::UID));
     assert!(state.present && !state.restoring);
     let theirs = PrewarmItem {
@@ -111,7 +112,7 @@ async fn stamps_the_sale_and_refuses_another_sales_state(version: &str) {
         );
     }
     assert_eq!(figures(&s).await.stock, Some(10));
-    let state = s.state(1, 1).await.unwrap();
+    let state = s.state(ItemRef::whole(1, 1)).await.unwrap();
     assert_eq!(state.sale_uid.as_deref(), Some(super::UID));
     let mine = on_sale(version, 10, 2);
     assert_eq!(
@@ -146,7 +147,7 @@ async fn keys_without_meta_are_not_warmed_over(version: &str) {
         PrewarmOutcome::ForeignState
     );
     assert_eq!(figures(&s).await.stock, Some(3));
-    assert!(!s.state(1, 1).await.unwrap().present);
+    assert!(!s.state(ItemRef::whole(1, 1)).await.unwrap().present);
 }
 
 /// A forced warm before the start (no reservations) clears a `released` record with the rest.

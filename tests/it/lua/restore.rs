@@ -1,6 +1,7 @@
 //! restore, with prewarm's `restore_begin` and `restore_end`: an item rebuilt from MySQL in
 //! chunks under a token, which sells again from the rebuilt state.
 
+use seckill::stock::ItemRef;
 use std::collections::BTreeMap;
 
 use redis::AsyncCommands;
@@ -107,7 +108,7 @@ async fn a_rebuild_runs_under_its_token(version: &str) {
     let s = service().await;
     let item = on_sale(version, 10, 2);
     begin_rebuild(&s, &item, "t1").await;
-    assert!(s.state(1, 1).await.unwrap().restoring);
+    assert!(s.state(ItemRef::whole(1, 1)).await.unwrap().restoring);
     for mode in [PrewarmMode::Warm, PrewarmMode::Force, PrewarmMode::Refresh] {
         let out = s.prewarm(&item, mode).await.unwrap();
         assert_eq!(out, PrewarmOutcome::Restoring, "{mode:?}");
@@ -193,7 +194,10 @@ async fn a_rebuild_started_again_clears_the_interrupted_one(version: &str) {
     begin_rebuild(&s, &item, "t2").await;
     let f = figures(&s).await;
     assert!(f.ledger.is_empty() && f.buyers.is_empty(), "{f:?}");
-    assert_eq!(s.snapshot(1, 1).await.unwrap().reservations, 0);
+    assert_eq!(
+        s.snapshot(ItemRef::whole(1, 1)).await.unwrap().reservations,
+        0
+    );
 }
 
 /// An unknown target, or a chunk without a complete field/value pair: BAD_ARGUMENT, nothing

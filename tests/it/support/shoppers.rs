@@ -11,7 +11,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use reqwest::StatusCode;
@@ -29,6 +29,9 @@ struct Seen {
     answers: Mutex<BTreeMap<String, u64>>,
     sold_out: AtomicBool,
     requests: AtomicUsize,
+    /// When the last 202 and the first `sold_out` arrived.
+    last_confirmed_at: Mutex<Option<Instant>>,
+    first_sold_out_at: Mutex<Option<Instant>>,
 }
 
 /// Buyers running against one item.
@@ -68,9 +71,15 @@ impl Shoppers {
                                     StatusCode::ACCEPTED => {
                                         let id = body["order_id"].as_str().unwrap().to_string();
                                         seen.confirmed.lock().unwrap().insert(id);
+                                        *seen.last_confirmed_at.lock().unwrap() =
+                                            Some(Instant::now());
                                         0
                                     }
                                     StatusCode::CONFLICT if code == "sold_out" => {
+                                        seen.first_sold_out_at
+                                            .lock()
+                                            .unwrap()
+                                            .get_or_insert_with(Instant::now);
                                         seen.sold_out.store(true, Ordering::Relaxed);
                                         0
                                     }
@@ -108,6 +117,13 @@ impl Shoppers {
         .await;
     }
 
+    /// How long after the last 202 the first `sold_out` came (zero when it came first).
+    pub fn sold_out_lag(&self) -> Option<Duration> {
+        let last = (*self.seen.last_confirmed_at.lock().unwrap())?;
+        let first = (*self.seen.first_sold_out_at.lock().unwrap())?;
+        Some(first.saturating_duration_since(last))
+    }
+
     /// Waits for a buyer to be told `sold_out`, then for every buyer to stop; returns the
     /// confirmed order ids and the answers seen.
     pub async fn finish_at_sell_out(self, timeout: Duration) -> (HashSet<String>, String) {
@@ -122,6 +138,19 @@ impl Shoppers {
         }
         let answers = format!("{:?}", self.seen.answers.lock().unwrap());
         (self.seen.confirmed.lock().unwrap().clone(), answers)
+    }
+
+    /// [`Shoppers::finish_at_sell_out`], with [`Shoppers::sold_out_lag`] measured at the end.
+    pub async fn finish_timed(self, timeout: Duration) -> (HashSet<String>, String, Duration) {
+        let seen = self.seen.clone();
+        let (confirmed, answers) = self.finish_at_sell_out(timeout).await;
+        let lag = Shoppers {
+            seen,
+            tasks: Vec::new(),
+        }
+        .sold_out_lag()
+        .expect("a 202 and a sold_out were seen");
+        (confirmed, answers, lag)
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Unreleased {
     pub script_version: String,
     /// The sale's identity.
     pub sale_uid: String,
+    /// Its item's stock shards.
+    pub shards: u16,
     /// When its window ended (expired orders), for the lateness metric.
     pub expires_at: Option<DateTime<Utc>>,
     /// When it was closed.
@@ -62,11 +64,13 @@ pub async fn expire_due(
     record_expired(&mut tx, &mut won, now).await?;
     tx.commit().await?;
     let pinned = pinned_sales(pool, &won).await?;
+    let shards = item_shards(pool, &won).await?;
     Ok(won
         .into_iter()
         .filter_map(|o| {
             let (script_version, sale_uid) = pinned.get(&o.sale_id)?.clone();
             Some(Unreleased {
+                shards: shards.get(&o.item_id).copied().unwrap_or(1),
                 order_id: o.order_id,
                 sale_id: o.sale_id,
                 item_id: o.item_id,
@@ -215,6 +219,27 @@ async fn pinned_sales(
         .collect())
 }
 
+/// Each item's stock shards, by item id.
+async fn item_shards(
+    pool: &MySqlPool,
+    orders: &[OrderRow],
+) -> Result<HashMap<u64, u16>, sqlx::Error> {
+    let mut items: Vec<u64> = orders.iter().map(|o| o.item_id).collect();
+    items.sort_unstable();
+    items.dedup();
+    let mut q = QueryBuilder::<MySql>::new("SELECT id, shards FROM sale_items WHERE id IN (");
+    let mut sep = q.separated(", ");
+    for id in &items {
+        sep.push_bind(*id);
+    }
+    q.push(")");
+    Ok(q.build_query_as::<(u64, u16)>()
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .collect())
+}
+
 /// The release details of `ids`.
 ///
 /// # Errors
@@ -227,8 +252,8 @@ pub async fn unreleased_of(pool: &MySqlPool, ids: &[Uuid]) -> Result<Vec<Unrelea
     for chunk in ids.chunks(IN_LIST) {
         let mut q = QueryBuilder::<MySql>::new(
             "SELECT o.order_id, o.sale_id, o.item_id, s.script_version, s.uid AS sale_uid, \
-             o.expires_at, o.closed_at FROM orders o JOIN sales s ON s.id = o.sale_id \
-             WHERE o.released_at IS NULL AND o.order_id IN (",
+             i.shards, o.expires_at, o.closed_at FROM orders o JOIN sales s ON s.id = o.sale_id \
+             JOIN sale_items i ON i.id = o.item_id WHERE o.released_at IS NULL AND o.order_id IN (",
         );
         let mut sep = q.separated(", ");
         for id in chunk {
@@ -248,8 +273,8 @@ pub async fn unreleased_of(pool: &MySqlPool, ids: &[Uuid]) -> Result<Vec<Unrelea
 pub async fn unreleased(pool: &MySqlPool, limit: u32) -> Result<Vec<Unreleased>, sqlx::Error> {
     sqlx::query_as(
         "SELECT o.order_id, o.sale_id, o.item_id, s.script_version, s.uid AS sale_uid, \
-         o.expires_at, o.closed_at FROM orders o JOIN sales s ON s.id = o.sale_id \
-         WHERE o.status IN (?, ?) AND o.released_at IS NULL ORDER BY o.closed_at LIMIT ?",
+         i.shards, o.expires_at, o.closed_at FROM orders o JOIN sales s ON s.id = o.sale_id \
+         JOIN sale_items i ON i.id = o.item_id WHERE o.status IN (?, ?) AND o.released_at IS NULL ORDER BY o.closed_at LIMIT ?",
     )
     .bind(STATUS_CANCELLED)
     .bind(STATUS_EXPIRED)

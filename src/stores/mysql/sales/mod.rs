@@ -24,7 +24,7 @@ pub use rows::{ItemMeta, ItemRow, LiveItem, SaleRecord, SaleRow};
 const SALE_COLUMNS: &str = "id, uid, name, starts_at, ends_at, status, script_version, warmed_at, \
                             version, created_at, updated_at, admission";
 const ITEM_COLUMNS: &str = "id, sale_id, sku, title, price_cents, initial_stock, stock, \
-                            per_user_limit, payment_window_secs, version";
+                            per_user_limit, payment_window_secs, shards, version";
 
 /// Inserts a sale and its items in one transaction.
 ///
@@ -84,7 +84,7 @@ pub async fn begin_sale(
     let sale_id = result.last_insert_id();
     let mut insert = QueryBuilder::<MySql>::new(
         "INSERT INTO sale_items (sale_id, sku, title, price_cents, initial_stock, stock, \
-         per_user_limit, payment_window_secs) ",
+         per_user_limit, payment_window_secs, shards) ",
     );
     insert.push_values(&sale.items, |mut row, item| {
         row.push_bind(sale_id)
@@ -94,7 +94,8 @@ pub async fn begin_sale(
             .push_bind(item.stock)
             .push_bind(item.stock)
             .push_bind(item.per_user_limit)
-            .push_bind(Some(item.payment_window_secs));
+            .push_bind(Some(item.payment_window_secs))
+            .push_bind(item.shards);
     });
     insert.build().execute(&mut *tx).await?;
     let record = fetch_sale(&mut tx, sale_id, false)
@@ -312,7 +313,7 @@ pub(crate) async fn item_meta(
 ) -> Result<Option<ItemMeta>, sqlx::Error> {
     sqlx::query_as(
         "SELECT i.id AS item_id, i.sale_id, i.price_cents, i.per_user_limit, s.starts_at, s.ends_at, \
-         s.script_version, s.uid AS sale_uid, s.admission FROM sale_items i JOIN sales s ON s.id = i.sale_id \
+         s.script_version, s.uid AS sale_uid, s.admission, i.shards FROM sale_items i JOIN sales s ON s.id = i.sale_id \
          WHERE i.id = ?",
     )
     .bind(item_id)
@@ -329,7 +330,7 @@ pub(crate) async fn live_items(
     ended_after: DateTime<Utc>,
 ) -> Result<Vec<LiveItem>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT i.sale_id, i.id AS item_id FROM sale_items i JOIN sales s ON s.id = i.sale_id \
+        "SELECT i.sale_id, i.id AS item_id, i.shards FROM sale_items i JOIN sales s ON s.id = i.sale_id \
          WHERE s.status <> ? AND s.ends_at > ? ORDER BY i.id",
     )
     .bind(STATUS_CREATED)

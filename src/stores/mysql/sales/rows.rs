@@ -57,6 +57,8 @@ pub struct ItemRow {
     /// Seconds a buyer has to pay; `null` for items of sales before script v4 (their orders
     /// never expire).
     pub payment_window_secs: Option<u32>,
+    /// Stock shards on Redis Cluster (1: the stock is one key).
+    pub shards: u16,
     /// Row version.
     pub version: u32,
 }
@@ -92,6 +94,8 @@ pub struct ItemMeta {
     /// The sale's admission policy (a queued sale's buys need an admission token).
     #[sqlx(try_from = "String")]
     pub admission: Admission,
+    /// Stock shards on Redis Cluster (1: the stock is one key).
+    pub shards: u16,
 }
 
 /// A sale item whose Redis keys may still hold reservations (relay, order lookup).
@@ -101,4 +105,6 @@ pub struct LiveItem {
     pub sale_id: u64,
     /// Item id.
     pub item_id: u64,
+    /// Stock shards on Redis Cluster (1: the stock is one key).
+    pub shards: u16,
 }

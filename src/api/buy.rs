@@ -58,7 +58,7 @@ const MAX_BODY: usize = 1024;
         (status = 422, description = "a bad quantity, key or body (`invalid_field`, `invalid_json`)", body = super::doc::ErrorDoc),
         (status = 429, description = "a token bucket is empty (`rate_limited`)", body = super::doc::ErrorDoc,
             headers(("Retry-After" = String, description = "seconds"))),
-        (status = 503, description = "`unconfirmed` (the order may stand: retry with the same key), `recovering`, `foreign_state`, `stock_unavailable`, `unavailable` (also when overloaded)", body = super::doc::ErrorDoc,
+        (status = 503, description = "`unconfirmed` (the order may stand: retry with the same key), `recovering`, `stock_moving` (units move to the buyer's stock shard: retry after Retry-After), `foreign_state`, `stock_unavailable`, `unavailable` (also when overloaded)", body = super::doc::ErrorDoc,
             headers(("Retry-After" = String, description = "seconds"))),
     ),
     security(("buyerToken" = []))

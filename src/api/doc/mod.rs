@@ -67,6 +67,7 @@ pub enum ErrorCode {
     Internal,
     Unconfirmed,
     Recovering,
+    StockMoving,
     ForeignState,
     ScriptRetired,
     RecoverySuperseded,

@@ -35,6 +35,7 @@ mod deduct;
 mod deduct_batch;
 mod lanes;
 mod lock;
+mod moves;
 mod prewarm;
 mod release;
 mod restore;

@@ -17,6 +17,8 @@
 #   sale page     GET /api/v1/sales/{id}, warm caches
 #   then: buy (default mode) at 70% of its median maximum, open loop, for the p99
 #   around every buy run: the Redis master's main-thread CPU and EVALSHA time, per unit sold
+#   then a hot item of one shard and of three on the stack's Redis Cluster (bench_shards.sh):
+#   each master's CPU per buy, and the modelled ceiling of the item
 # Then the MySQL persistence and expiry benchmarks (cargo bench).
 #
 # The results table goes to docs/BENCHMARKS.md (deploy/local/bench_docs.py), with the date,
@@ -192,6 +194,9 @@ B70=0
 sed -n 3,4p "$OUT/buy70.txt" | sed 's/^/   /'
 
 python3 deploy/local/bench_summary.py "$OUT" "$ROUNDS"
+# A hot item on the stack's Redis Cluster, of one shard and of three (bench_shards.sh): each
+# master's CPU per buy and the modelled ceilings; its rows join rows.json.
+OUT="$OUT" BENCH_SHARD_PORT=$((PORT + 30)) deploy/local/bench_shards.sh
 
 # Memory. Redis: what 100,000 reservations leave until the sale's end + grace (every key of the
 # item: the ledger and buyers, bucketed from script v5 on; before v5 also the idempotency hash),

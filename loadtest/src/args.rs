@@ -121,6 +121,10 @@ pub struct Args {
     /// Payment window of the created sale's item, in seconds (the service's default: 900).
     #[arg(long)]
     pub payment_window_secs: Option<u64>,
+    /// Stock shards of the created sale's item (more than 1 needs the service on Redis
+    /// Cluster).
+    #[arg(long)]
+    pub shards: Option<u64>,
     /// After --verify: pay this share (0 to 1) of the reserved orders through the payment
     /// notification, wait for the others to expire, and check the states and the report.
     #[arg(long)]
@@ -295,6 +299,9 @@ impl Args {
         }
         if self.payment_window_secs.is_some() && !self.create_sale {
             return refuse("--payment-window-secs applies to --create-sale");
+        }
+        if self.shards.is_some() && !self.create_sale {
+            return refuse("--shards applies to --create-sale");
         }
         Ok(())
     }

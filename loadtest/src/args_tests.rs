@@ -168,6 +168,10 @@ fn options_for_some_runs_only_are_refused_elsewhere() {
             "--sale 1 --item 1 --concurrency 1 --requests 5 --payment-window-secs 5",
             "--payment-window-secs applies to --create-sale",
         ),
+        (
+            "--sale 1 --item 1 --concurrency 1 --requests 5 --shards 3",
+            "--shards applies to --create-sale",
+        ),
     ]);
 }
 

@@ -63,6 +63,9 @@ pub(crate) fn sale_body(a: &Args, lasts: Duration) -> Value {
     if let Some(w) = a.payment_window_secs {
         body["items"][0]["payment_window_secs"] = json!(w);
     }
+    if let Some(n) = a.shards {
+        body["items"][0]["shards"] = json!(n);
+    }
     body
 }
 

@@ -402,3 +402,85 @@ async fn expiry_gives_units_back_to_the_buyers_shard() {
     clean_report(&app, sale).await;
     drop((app, cluster));
 }
+
+/// A buy of one unit, asked again while it is answered 503 (`recovering`, `stock_moving`) for
+/// up to 90 s.
+async fn buy_through_recovery(
+    app: &TestApp,
+    sale: u64,
+    item: u64,
+    user: &str,
+) -> (StatusCode, Value) {
+    for _ in 0..900 {
+        let (status, body) = app.buy(sale, item, user, 1, None).await;
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{user}: still 503 after 90 s");
+}
+
+/// Deletes every key of shard 1 of the item, on the master that holds it (its data lost).
+async fn lose_shard_one(cluster: &PrivateServer) -> usize {
+    let mut lost = 0;
+    for port in masters(cluster).await {
+        let mut conn = node(port).await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*:h1.*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for key in &keys {
+            let _: i64 = redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        lost += keys.len();
+    }
+    lost
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_item_that_lost_one_shard_is_rebuilt_whole() {
+    let cluster = PrivateServer::start("cluster");
+    let app = spawn_with(cluster_settings(&cluster).await).await;
+    let (status, body) = app.create_sale(sharded_sale(90, 1, 3)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (sale, item) = (
+        body["id"].as_u64().unwrap(),
+        body["items"][0]["id"].as_u64().unwrap(),
+    );
+    // Mid-sale: 30 units sold over the shards, persisted.
+    let mut sold = 0;
+    for n in 0..30 {
+        let (status, body) = buy_past_moves(&app, sale, item, &format!("early{n}")).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        sold += 1;
+    }
+    persisted(app.db(), item, 30).await;
+    assert!(lose_shard_one(&cluster).await > 0, "shard 1 had keys");
+
+    // Buyers keep coming: shard 1's get `recovering` until the item is rebuilt whole from
+    // MySQL, then everybody buys until the last unit.
+    for n in 0.. {
+        let (status, body) = buy_through_recovery(&app, sale, item, &format!("late{n}")).await;
+        match status {
+            StatusCode::ACCEPTED => sold += 1,
+            StatusCode::CONFLICT if body["code"] == "sold_out" => break,
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(sold, 90, "exactly the stock, none sold twice");
+    assert_eq!(holder_stocks(&app, sale, item).await, vec![0, 0, 0, 0]);
+    persisted(app.db(), item, 90).await;
+    assert_eq!(mysql_figures(app.db(), item).await, (90, 90, 0));
+    assert!(most_units_of_one_buyer(app.db(), item).await <= 1);
+    assert_eq!(
+        clean_report(&app, sale).await["items"][0]["persisted_units"],
+        90
+    );
+    drop((app, cluster));
+}

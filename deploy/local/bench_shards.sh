@@ -43,6 +43,8 @@ export SECKILL_ADMIN_TOKEN SECKILL_JWT_SECRET SECKILL_PAYMENT_SECRET
 mariadb -h 127.0.0.1 -P "${SECKILL_STACK_MYSQL_PORT:-13306}" -u seckill -pseckill \
   -e 'DROP DATABASE IF EXISTS seckill_bench_shards; CREATE DATABASE seckill_bench_shards'
 export SECKILL_MYSQL_URL="${SECKILL_MYSQL_URL%/*}/seckill_bench_shards"
+target/dist/seckill migrate >/dev/null
+export SECKILL_MYSQL_MIGRATE_ON_START=false
 
 SECKILL_HTTP_ADDR="127.0.0.1:$PORT" SECKILL_ADMIN_ADDR="127.0.0.1:$((PORT + 10))" \
   target/dist/seckill serve >"$OUT/seckill-shards.log" 2>&1 &

@@ -20,8 +20,9 @@ use crate::{
         log::{REPEAT_EVERY, Throttle},
         metrics::Metrics,
     },
-    stock::{ItemRef, StockService},
+    stock::{ItemRef, StockService, order_holder},
     stores::kafka::producer::{OrderProducer, Queued},
+    stores::redis::keys::Holder,
 };
 
 /// Acks gathered before a flush is forced.
@@ -180,13 +181,15 @@ async fn run(
 /// both forms an outbox holds, text before v5 and 16 bytes from v5 on).
 async fn flush(stock: &StockService, acked: &mut Acked) {
     for (item, ids) in acked.drain() {
-        // A sharded item's orders sit in their buyers' shards: one command per shard.
-        let mut by_outbox: HashMap<String, Vec<Uuid>> = HashMap::new();
+        // A sharded item's orders sit in their buyers' shards: one command per shard (the
+        // holder is read from each id; the key is built once per holder).
+        let mut by_holder: HashMap<Holder, Vec<Uuid>> = HashMap::new();
         for id in ids {
-            let key = item.order_keys(stock.keys(), &id).outbox;
-            by_outbox.entry(key).or_default().push(id);
+            let holder = order_holder(&id, item.shards);
+            by_holder.entry(holder).or_default().push(id);
         }
-        for (key, ids) in by_outbox {
+        for (holder, ids) in by_holder {
+            let key = item.keys(stock.keys(), holder).outbox;
             remove_acked(stock, item.item_id, &key, &ids).await;
         }
     }

@@ -88,6 +88,9 @@ impl From<&LiveItem> for ItemRef {
 /// The holder that keeps `user`'s units of an item with `shards` shards: the item itself, or
 /// the buyer's home shard.
 pub fn buyer_holder(user: &str, shards: u16) -> Holder {
+    if shards <= 1 {
+        return Holder::Whole;
+    }
     holder_of_hash(crate::domain::order_id::user_hash(user), shards)
 }
 

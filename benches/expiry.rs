@@ -1,6 +1,6 @@
 //! Orders expired per second, units given back in MySQL and Redis: one hot item with 40,000
 //! unpaid orders whose windows have passed, expired by the expiry job's pass (one transaction
-//! and one `release.v4` call per batch of 1,000) until none is left.
+//! and one `release.v5` call per batch of 1,000) until none is left.
 //!
 //! Needs the local stack's MariaDB and Redis (`deploy/local/stack.sh up redis mysql`); reads
 //! SECKILL_MYSQL_URL and SECKILL_REDIS_URL. Run: `cargo bench --bench expiry` (or

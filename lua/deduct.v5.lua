@@ -2,6 +2,10 @@
 -- as if sent alone in batch order, for state stamped with its sale's uid) over the compact
 -- ledger of v5, which holds about 90 bytes per reservation where v4 held about 550.
 --
+-- Served as v5 and as v6. A v6 sale runs this file unchanged under item keys whose hash tag
+-- carries the sale's uid (`{s<sale>.<uid>:i<item>}`, src/stores/redis/keys.rs), so two
+-- databases sharing one Redis never meet; the script sees only KEYS.
+--
 -- What changed from v4:
 --   * The ledger and the buyers' units share `meta.buckets` small hashes (`<ledger>:<n>`), so
 --     that each stays listpack-encoded in Redis. An order id's bucket is the big-endian number

@@ -2,6 +2,10 @@
 -- stamped with its sale's uid, or rebuild it from MySQL after it was lost) for the compact
 -- ledger of v5 (see deduct.v5).
 --
+-- Served as v5 and as v6. A v6 sale runs this file unchanged under item keys whose hash tag
+-- carries the sale's uid (`{s<sale>.<uid>:i<item>}`, src/stores/redis/keys.rs), so two
+-- databases sharing one Redis never meet; the script sees only KEYS.
+--
 -- What changed from v4:
 --   * meta gets `buckets`, the number of small hashes the ledger and the buyers share: one per
 --     32 units of the initial stock (at least one, at most 16384), fixed for the item's

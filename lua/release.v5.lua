@@ -4,6 +4,10 @@
 -- a released order is marked in its own ledger entry (its quantity gets a leading '-') instead
 -- of in a `released` hash.
 --
+-- Served as v5 and as v6. A v6 sale runs this file unchanged under item keys whose hash tag
+-- carries the sale's uid (`{s<sale>.<uid>:i<item>}`, src/stores/redis/keys.rs), so two
+-- databases sharing one Redis never meet; the script sees only KEYS.
+--
 -- KEYS[1] stock    remaining units
 -- KEYS[2] meta     hash: sale_uid, expire_at_ms, buckets, `restoring` while a rebuild runs, and
 --                  `released_units`, the sum of released quantities, kept beside the stock so

@@ -3,6 +3,10 @@
 -- deduct.v5): each field goes to its bucket, and there are two targets, `ledger` and `buyers`
 -- (v5 has no idempotency hash, and a released order is marked in its ledger entry).
 --
+-- Served as v5 and as v6. A v6 sale runs this file unchanged under item keys whose hash tag
+-- carries the sale's uid (`{s<sale>.<uid>:i<item>}`, src/stores/redis/keys.rs), so two
+-- databases sharing one Redis never meet; the script sees only KEYS.
+--
 -- KEYS[1] stock   (not touched)
 -- KEYS[2] meta    hash; `restoring` holds the rebuild's token, `expire_at_ms` the expiry,
 --                 `buckets` the bucket count; `entries` (new ledger fields) and

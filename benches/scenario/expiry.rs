@@ -1,5 +1,5 @@
 //! The expiry benchmark's work: one hot item with `orders` unpaid orders whose windows have
-//! passed, expired by the expiry job's pass (one transaction and one `release.v4` call per
+//! passed, expired by the expiry job's pass (one transaction and one `release.v5` call per
 //! batch) until none is left; every unit must be back in MySQL and Redis. `benches/expiry.rs`
 //! runs it at full size; the test suite runs it small, so it cannot rot unnoticed.
 
@@ -25,7 +25,7 @@ use seckill::{
 use sqlx::MySqlPool;
 use uuid::Uuid;
 
-/// Orders reserved per `deduct.v4` call while setting up.
+/// Orders reserved per `deduct.v5` call while setting up.
 const DEDUCT_CHUNK: usize = 1_000;
 /// Orders persisted per batch while setting up.
 const PERSIST_CHUNK: usize = 2_000;
@@ -70,7 +70,7 @@ pub async fn measure(pool: &MySqlPool, redis: &RedisPool, orders: usize, batch: 
     orders as f64 / secs
 }
 
-/// A started v4 sale of one item with `orders` units, warmed into Redis.
+/// A started v5 sale of one item with `orders` units, warmed into Redis.
 async fn sale(pool: &MySqlPool, stock: &StockService, orders: usize) -> SaleRecord {
     let now = Utc::now();
     let record = insert_sale(
@@ -90,7 +90,7 @@ async fn sale(pool: &MySqlPool, stock: &StockService, orders: usize) -> SaleReco
             }],
             admission: Default::default(),
         },
-        "v4",
+        "v5",
     )
     .await
     .unwrap();
@@ -106,7 +106,7 @@ async fn sale(pool: &MySqlPool, stock: &StockService, orders: usize) -> SaleReco
                 starts_at_ms: sale.starts_at.timestamp_millis(),
                 ends_at_ms: sale.ends_at.timestamp_millis(),
                 expire_at_ms: (sale.ends_at + chrono::Duration::hours(1)).timestamp_millis(),
-                script_version: "v4".into(),
+                script_version: "v5".into(),
                 sale_uid: sale.uid.clone(),
                 initial_stock: orders as u64,
                 shards: 1,
@@ -131,7 +131,7 @@ async fn reserve_all(
     let events: Vec<OrderReserved> = (0..orders)
         .map(|i| {
             OrderReserved::new(
-                Uuid::now_v7(),
+                seckill::domain::order_id::fresh(item_id, &format!("u{i}")),
                 sale_id,
                 item_id,
                 &format!("u{i}"),
@@ -141,7 +141,7 @@ async fn reserve_all(
             )
         })
         .collect();
-    let deduct = scripts.get(ScriptKind::Deduct, "v4").unwrap().clone();
+    let deduct = scripts.get(ScriptKind::Deduct, "v5").unwrap().clone();
     for chunk in events.chunks(DEDUCT_CHUNK) {
         let _: Vec<redis::Value> = deduct
             .invoke(&mut redis.get(), &keys.as_script_keys(), |cmd| {
@@ -149,8 +149,8 @@ async fn reserve_all(
                 for e in chunk {
                     cmd.arg(&e.user_id)
                         .arg(1)
-                        .arg(e.order_id.to_string())
-                        .arg(e.to_bytes())
+                        .arg(e.order_id.as_bytes())
+                        .arg(seckill::stock::compact::base36(e.reserved_at_ms))
                         .arg("");
                 }
             })

@@ -214,7 +214,10 @@ target/dist/loadtest --no-progress --base-url "$(url_of 1)" --sale "$MEM_SALE" -
   --idempotency-keys --concurrency "$CONC" --requests $((MEM_UNITS + 40000)) --json "$OUT/mem.json" >/dev/null
 sleep 2   # the relay drains the outbox
 AFTER=$(used)
-BASE_KEY="${SECKILL_REDIS_KEY_PREFIX}sk:{s$MEM_SALE:i$MEM_ITEM}"
+# The item's hash tag carries its sale's uid from script v6 on: {s<sale>.<uid>:i<item>}.
+META_KEY=$(rcli --scan --pattern "${SECKILL_REDIS_KEY_PREFIX}sk:{s$MEM_SALE.*:i$MEM_ITEM}:meta" | head -n 1)
+BASE_KEY="${META_KEY%:meta}"
+[ -n "$BASE_KEY" ] || BASE_KEY="${SECKILL_REDIS_KEY_PREFIX}sk:{s$MEM_SALE:i$MEM_ITEM}"
 KEYS_BYTES=0; ITEM_KEYS=0
 for k in $(rcli --scan --pattern "$BASE_KEY:*"); do
   b=$(rcli memory usage "$k" samples 0); KEYS_BYTES=$((KEYS_BYTES + ${b:-0})); ITEM_KEYS=$((ITEM_KEYS + 1))

@@ -132,7 +132,8 @@ pub struct SaleSettings {
     /// Sales starting within this many seconds are warmed on creation; later ones by the
     /// scheduler when they come this close.
     pub prewarm_lead_secs: u64,
-    /// Script version new sales are pinned to.
+    /// Script version new sales are pinned to: `v6` (the default) or `v5`, whose item keys do
+    /// not carry the sale's uid.
     pub script_version: String,
 }
 
@@ -259,7 +260,7 @@ impl Default for SaleSettings {
         Self {
             grace_secs: 86_400,
             prewarm_lead_secs: 3_600,
-            script_version: "v5".into(),
+            script_version: crate::domain::script_version::CURRENT.into(),
         }
     }
 }

@@ -10,15 +10,15 @@
 //! (docs/ARCHITECTURE.md, "Script versions").
 
 /// Script versions this build runs, oldest first: the one before the current, and the current.
-pub const KNOWN_VERSIONS: &[&str] = &["v4", "v5"];
+pub const KNOWN_VERSIONS: &[&str] = &["v5", "v6"];
 
 /// The version new sales are pinned to.
-pub const CURRENT: &str = "v5";
+pub const CURRENT: &str = "v6";
 
 /// Versions earlier releases ran and this one does not: a sale pinned to one of them is refused
 /// at prewarm, with the way out.
 #[cfg(test)]
-pub(crate) const RETIRED_VERSIONS: &[&str] = &["v1", "v2", "v3"];
+pub(crate) const RETIRED_VERSIONS: &[&str] = &["v1", "v2", "v3", "v4"];
 
 /// The number in a version name (`v2` -> 2).
 pub fn number(version: &str) -> Option<u32> {
@@ -32,6 +32,15 @@ pub(crate) const COMPACT_FROM: u32 = 5;
 /// True when sales pinned to `version` keep the compact ledger (v5 on).
 pub fn has_compact_ledger(version: &str) -> bool {
     number(version).is_some_and(|n| n >= COMPACT_FROM)
+}
+
+/// The first version whose item keys carry the sale's uid in their hash tag (v6: the v5
+/// scripts under those keys; see `stores::redis::keys`).
+pub(crate) const UID_KEYS_FROM: u32 = 6;
+
+/// True when the Redis keys of sales pinned to `version` carry the sale's uid (v6 on).
+pub fn keys_carry_uid(version: &str) -> bool {
+    number(version).is_some_and(|n| n >= UID_KEYS_FROM)
 }
 
 /// True when this build runs sales pinned to `version`.

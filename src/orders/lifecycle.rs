@@ -291,6 +291,7 @@ impl Lifecycle {
                 sale_id: o.sale_id,
                 item_id: o.item_id,
                 shards: o.shards,
+                uid: crate::stock::key_uid(&o.script_version, &o.sale_uid),
             };
             by_item.entry(item).or_default().push(o);
         }

@@ -81,7 +81,7 @@ impl Reconciler {
         // its state and its counters cannot disagree. A sharded item's holders add up (see
         // `gather::Read::merge`).
         let mut sum = HolderCounters::default();
-        let whole = ItemRef::from(item);
+        let whole = ItemRef::of(&record.sale, item);
         for (n, holder) in whole.holders().into_iter().enumerate() {
             let keys = whole.keys(self.stock.keys(), holder);
             let part = self.holder_counters(&keys).await?;

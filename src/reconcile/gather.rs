@@ -92,7 +92,8 @@ impl Reconciler {
         // Redis without blocking it (a sale's ledger can hold millions of entries): stock,
         // then buyers, then the ledger in HSCAN pages, then stock again. The checks know the
         // order of these reads (see `checks`), so buys landing meanwhile cause no false alarm.
-        let state = self.read_state(item).await?;
+        let whole = ItemRef::of(sale, item);
+        let state = self.read_state(whole).await?;
         let redis_state = redis_state(&state, sale, keys_should_live);
         // Only this sale's complete state is read and compared with MySQL.
         let ledger_available = redis_state == RedisState::Present;
@@ -101,7 +102,6 @@ impl Reconciler {
             // A sharded item's holders one after the other: each keeps
             // `stock - released + moved_out - moved_in + its ledger` equal to what it started
             // with, so the sums obey the same bounds as one holder's figures.
-            let whole = ItemRef::from(item);
             for (n, holder) in whole.holders().into_iter().enumerate() {
                 let keys = whole.keys(self.stock.keys(), holder);
                 let part = read_redis(&mut conn, &keys, item, &mut shared).await?;
@@ -161,18 +161,15 @@ impl Reconciler {
     }
 
     /// The item's Redis meta: present, whose, rebuilding.
-    async fn read_state(&self, item: &ItemRow) -> Result<ItemState, ReconcileError> {
-        self.stock
-            .state(crate::stock::ItemRef::from(item))
-            .await
-            .map_err(|e| match e {
-                crate::stock::StockError::Redis(e) => ReconcileError::Redis(e),
-                other => ReconcileError::Redis(redis::RedisError::from((
-                    redis::ErrorKind::Client,
-                    "reading meta",
-                    other.to_string(),
-                ))),
-            })
+    async fn read_state(&self, item: ItemRef) -> Result<ItemState, ReconcileError> {
+        self.stock.state(item).await.map_err(|e| match e {
+            crate::stock::StockError::Redis(e) => ReconcileError::Redis(e),
+            other => ReconcileError::Redis(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "reading meta",
+                other.to_string(),
+            ))),
+        })
     }
 }
 

@@ -147,7 +147,8 @@ impl Reconciler {
         }
         let checks = check_item(&facts, now_ms, grace_ms);
         if report.repair {
-            self.repair(item, &facts, &checks, now_ms, grace_ms, report)
+            let whole = crate::stock::ItemRef::of(sale, item);
+            self.repair(whole, &facts, &checks, now_ms, grace_ms, report)
                 .await;
         }
         let failing = checks.iter().filter(|c| !c.ok).count() as u32;

@@ -6,10 +6,7 @@ use super::{
     checks::{self, ItemFacts, missing_in_mysql},
     read,
 };
-use crate::{
-    stock::{ItemRef, ledger::ItemLedger},
-    stores::mysql::sales::ItemRow,
-};
+use crate::stock::{ItemRef, ledger::ItemLedger};
 
 impl Reconciler {
     /// Re-emits the item's ledger entries missing from MySQL when that is safe, and notes in
@@ -17,7 +14,7 @@ impl Reconciler {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn repair(
         &self,
-        item: &ItemRow,
+        item: ItemRef,
         facts: &ItemFacts,
         checks: &[checks::Check],
         now_ms: i64,
@@ -34,7 +31,7 @@ impl Reconciler {
         if !balanced {
             report.not_repaired.push(format!(
                 "item {}: {} ledger entries missing from MySQL, but its MySQL stock does not balance, so re-emitting could double-count; resolve by hand",
-                item.id,
+                item.item_id,
                 missing.len()
             ));
             return;
@@ -44,18 +41,18 @@ impl Reconciler {
             Err(e) => {
                 report.not_repaired.push(format!(
                     "item {}: {} ledger entries missing from MySQL, but reading their payloads failed: {e}",
-                    item.id,
+                    item.item_id,
                     missing.len()
                 ));
                 return;
             }
         };
         for (id, payload) in payloads {
-            match self.outbox.deliver(ItemRef::from(item), id, &payload).await {
+            match self.outbox.deliver(item, id, &payload).await {
                 Ok(()) => {
                     report.repaired += 1;
                     report.repaired_ids.push(id.to_string());
-                    tracing::info!(order_id = %id, item_id = item.id, "repair: ledger entry re-emitted to Kafka");
+                    tracing::info!(order_id = %id, item_id = item.item_id, "repair: ledger entry re-emitted to Kafka");
                 }
                 Err(e) => report
                     .not_repaired
@@ -67,10 +64,9 @@ impl Reconciler {
     /// The ledger payloads of orders `ids`, each read from the holder that keeps it.
     async fn payloads(
         &self,
-        item: &ItemRow,
+        item: ItemRef,
         ids: &[uuid::Uuid],
     ) -> redis::RedisResult<Vec<(uuid::Uuid, Vec<u8>)>> {
-        let item = ItemRef::from(item);
         let mut by_holder: std::collections::HashMap<_, Vec<uuid::Uuid>> = Default::default();
         for id in ids {
             by_holder

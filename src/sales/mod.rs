@@ -206,7 +206,7 @@ impl SaleAdmin {
         for item in record.items {
             let snapshot = match self
                 .stock
-                .snapshot(crate::stock::ItemRef::from(&item))
+                .snapshot(crate::stock::ItemRef::of(&record.sale, &item))
                 .await
             {
                 Ok(s) => Some(s),

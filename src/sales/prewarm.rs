@@ -164,7 +164,10 @@ impl SaleAdmin {
     /// refused. Read-only; prewarm's script checks again when it writes.
     pub(super) async fn refuse_foreign_state(&self, record: &SaleRecord) -> Result<(), SaleError> {
         for item in &record.items {
-            let state = self.stock.state(crate::stock::ItemRef::from(item)).await?;
+            let state = self
+                .stock
+                .state(crate::stock::ItemRef::of(&record.sale, item))
+                .await?;
             if state.present && state.sale_uid.as_deref() != Some(record.sale.uid.as_str()) {
                 return Err(foreign_state(item.id));
             }
@@ -216,7 +219,8 @@ impl SaleAdmin {
         warm: &PrewarmItem,
         expires_at: chrono::DateTime<Utc>,
     ) -> Result<(&'static str, i64), SaleError> {
-        let state = self.stock.state(crate::stock::ItemRef::from(item)).await?;
+        let whole = crate::stock::ItemRef::of(&record.sale, item);
+        let state = self.stock.state(whole).await?;
         if state.present && !state.restoring {
             return match self.stock.prewarm(warm, PrewarmMode::Warm).await? {
                 PrewarmOutcome::AlreadyWarmed { remaining } => Ok(("already_warmed", remaining)),
@@ -235,10 +239,7 @@ impl SaleAdmin {
             Some(remaining) => Ok(("recovered", remaining)),
             None => Ok((
                 "already_warmed",
-                self.stock
-                    .remaining(crate::stock::ItemRef::from(item))
-                    .await?
-                    .unwrap_or(0),
+                self.stock.remaining(whole).await?.unwrap_or(0),
             )),
         }
     }
@@ -254,7 +255,7 @@ impl SaleAdmin {
     ) -> Result<(), SaleError> {
         let mut lost = false;
         for item in &record.items {
-            let whole = crate::stock::ItemRef::from(item);
+            let whole = crate::stock::ItemRef::of(&record.sale, item);
             let state = self.stock.state(whole).await?;
             let item_lost = !state.present || state.restoring;
             lost |= item_lost;

@@ -1,10 +1,10 @@
-//! How the stock layer names an item: its sale, its id and its shard count, and which holder
-//! keeps a buyer's or an order's units.
+//! How the stock layer names an item: its sale, its id, its shard count and (script v6 on) its
+//! sale's uid, and which holder keeps a buyer's or an order's units.
 
 use uuid::Uuid;
 
 use crate::stores::{
-    mysql::sales::{ItemMeta, ItemRow, LiveItem},
+    mysql::sales::{ItemMeta, ItemRow, LiveItem, SaleRow},
     redis::keys::{Holder, ItemKeys, Keys},
 };
 
@@ -17,15 +17,28 @@ pub struct ItemRef {
     pub item_id: u64,
     /// Stock shards (1: the item is one holder).
     pub shards: u16,
+    /// The sale's uid, in its keys' hash tag (sales of script v6 on; `None` before).
+    pub uid: Option<u128>,
 }
 
 impl ItemRef {
-    /// An item of one shard.
+    /// An item of one shard, in the key layout before v6.
     pub fn whole(sale_id: u64, item_id: u64) -> Self {
         Self {
             sale_id,
             item_id,
             shards: 1,
+            uid: None,
+        }
+    }
+
+    /// An item of `sale`.
+    pub fn of(sale: &SaleRow, item: &ItemRow) -> Self {
+        Self {
+            sale_id: item.sale_id,
+            item_id: item.id,
+            shards: item.shards,
+            uid: key_uid(&sale.script_version, &sale.uid),
         }
     }
 
@@ -41,7 +54,7 @@ impl ItemRef {
 
     /// The keys of one holder.
     pub fn keys(&self, keys: &Keys, holder: Holder) -> ItemKeys {
-        keys.holder(self.sale_id, self.item_id, holder)
+        keys.holder(self.sale_id, self.item_id, self.uid, holder)
     }
 
     /// The keys of the holder that keeps order `id`.
@@ -55,22 +68,13 @@ impl ItemRef {
     }
 }
 
-impl From<&ItemRow> for ItemRef {
-    fn from(item: &ItemRow) -> Self {
-        Self {
-            sale_id: item.sale_id,
-            item_id: item.id,
-            shards: item.shards,
-        }
-    }
-}
-
 impl From<&ItemMeta> for ItemRef {
     fn from(item: &ItemMeta) -> Self {
         Self {
             sale_id: item.sale_id,
             item_id: item.item_id,
             shards: item.shards,
+            uid: key_uid(&item.script_version, &item.sale_uid),
         }
     }
 }
@@ -81,8 +85,25 @@ impl From<&LiveItem> for ItemRef {
             sale_id: item.sale_id,
             item_id: item.item_id,
             shards: item.shards,
+            uid: key_uid(&item.script_version, &item.sale_uid),
         }
     }
+}
+
+/// The uid in the keys of a sale pinned to `script_version` with uid `uid` (32 hex characters):
+/// `None` before v6. A uid that is not hex (none is: sales get `UUID()` or a v4 UUID's hex)
+/// would still name its sale alone, through a hash of its text.
+pub fn key_uid(script_version: &str, uid: &str) -> Option<u128> {
+    if !crate::domain::script_version::keys_carry_uid(script_version) {
+        return None;
+    }
+    Some(u128::from_str_radix(uid, 16).unwrap_or_else(|_| {
+        // FNV-1a, 128 bits.
+        uid.bytes()
+            .fold(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d, |h, b| {
+                (h ^ u128::from(b)).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b)
+            })
+    }))
 }
 
 /// The holder that keeps `user`'s units of an item with `shards` shards: the item itself, or
@@ -140,5 +161,17 @@ mod tests {
         for c in counts {
             assert!((9_000..11_000).contains(&c), "{counts:?}");
         }
+    }
+
+    #[test]
+    fn only_sales_of_v6_on_carry_their_uid_in_their_keys() {
+        let uid = "0123456789abcdef0123456789abcdef";
+        assert_eq!(key_uid("v5", uid), None);
+        assert_eq!(
+            key_uid("v6", uid),
+            Some(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef)
+        );
+        let (a, b) = (key_uid("v6", "not-hex-a"), key_uid("v6", "not-hex-b"));
+        assert!(a.is_some() && a != b, "{a:?} {b:?}");
     }
 }

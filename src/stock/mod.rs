@@ -24,7 +24,7 @@ use crate::{
 };
 
 pub use figures::{ItemSnapshot, ItemState};
-pub use item::{ItemRef, buyer_holder, holder_of_hash, order_holder};
+pub use item::{ItemRef, buyer_holder, holder_of_hash, key_uid, order_holder};
 pub use outcome::{DeductOutcome, PrewarmOutcome, ReleaseOutcome, UnexpectedReply};
 pub use prewarm::{PrewarmItem, PrewarmMode, RestoreTarget};
 pub use request::{DeductRequest, stock_request};

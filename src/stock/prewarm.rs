@@ -96,6 +96,13 @@ pub struct PrewarmItem {
     pub shards: u16,
 }
 
+impl PrewarmItem {
+    /// The sale's uid as its keys carry it (v6 on).
+    pub fn key_uid(&self) -> Option<u128> {
+        super::item::key_uid(&self.script_version, &self.sale_uid)
+    }
+}
+
 impl StockService {
     /// Writes (or refreshes) one item's stock and metadata, every key expiring at
     /// `item.expire_at_ms`.
@@ -137,7 +144,9 @@ impl StockService {
         let script = self
             .scripts
             .get(ScriptKind::Prewarm, &item.script_version)?;
-        let keys = self.keys.holder(item.sale_id, item.item_id, holder);
+        let keys = self
+            .keys
+            .holder(item.sale_id, item.item_id, item.key_uid(), holder);
         let mut conn = self.redis.get();
         let reply: Vec<redis::Value> = script
             .invoke(&mut conn, &keys.as_script_keys(), |cmd| {

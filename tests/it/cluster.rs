@@ -13,7 +13,7 @@ use crate::support::{
 
 /// The one slot all of an item's keys hash to.
 async fn slot_of(app: &TestApp, sale: u64, item: u64) -> u16 {
-    let keys = app.keys().item(sale, item);
+    let keys = app.item_keys(sale, item).await;
     let mut conn = app.redis().get();
     let mut slots = Vec::new();
     for k in keys.as_script_keys() {

@@ -98,8 +98,12 @@ fn the_readme_is_a_short_guide_that_links_the_docs() {
 #[test]
 fn the_docs_name_only_script_files_and_versions_that_exist() {
     let scripts = scripts();
-    let deduct = &scripts["deduct"];
-    let every: BTreeSet<u32> = scripts.values().flatten().copied().collect();
+    // A version that runs the files of the version before (v6 runs v5's) has none of its own.
+    let served = seckill::domain::script_version::KNOWN_VERSIONS
+        .iter()
+        .filter_map(|v| seckill::domain::script_version::number(v));
+    let deduct: BTreeSet<u32> = scripts["deduct"].iter().copied().chain(served).collect();
+    let every: BTreeSet<u32> = scripts.values().flatten().chain(&deduct).copied().collect();
     let mut wrong = Vec::new();
     for (page, text) in pages() {
         // File names: `<name>.v<N>.lua`.

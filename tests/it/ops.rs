@@ -57,7 +57,10 @@ fn five_buys_on_three_units_counted(before: &str, after: &str, sale: u64) {
     assert_eq!(
         delta(
             "seckill_script_duration_seconds_count",
-            r#"script="deduct.v5""#
+            &format!(
+                r#"script="deduct.{}""#,
+                seckill::domain::script_version::CURRENT
+            )
         ),
         3.0
     );

@@ -55,7 +55,11 @@ impl Terms {
             starts_at: record.sale.starts_at,
             ends_at: record.sale.ends_at,
             admission: record.sale.admission.clone(),
-            items: record.items.iter().map(ItemRef::from).collect(),
+            items: record
+                .items
+                .iter()
+                .map(|item| ItemRef::of(&record.sale, item))
+                .collect(),
         }
     }
 

@@ -38,6 +38,10 @@ pub struct SaleDetail {
     pub ends_at: DateTime<Utc>,
     /// Items.
     pub items: Vec<ItemDetail>,
+    /// The sale's uid as its Redis keys carry it (script v6 on; copies cached before read as
+    /// none, which is right for the sales they describe). Not shown on the page.
+    #[serde(default)]
+    pub key_uid: Option<u128>,
 }
 
 /// An item on the page.
@@ -237,6 +241,7 @@ impl SalePages {
         };
         let detail = SaleDetail {
             id,
+            key_uid: crate::stock::key_uid(&record.sale.script_version, &record.sale.uid),
             name: record.sale.name,
             starts_at: record.sale.starts_at,
             ends_at: record.sale.ends_at,

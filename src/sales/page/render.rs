@@ -130,6 +130,7 @@ impl SalePages {
                     sale_id: id,
                     item_id: item.id,
                     shards: item.shards,
+                    uid: detail.key_uid,
                 })
                 .await
                 .map_err(|e| PageError::Store(e.to_string()))?;

@@ -103,6 +103,7 @@ impl Recovery {
                         sale_id: warm.sale_id,
                         item_id: warm.item_id,
                         shards: warm.shards,
+                        uid: warm.key_uid(),
                     },
                     &warm.script_version,
                     token,

@@ -312,9 +312,12 @@ async fn call(context: LaneContext, key: BatchKey, batch: Vec<Pending>) -> Batch
         return key;
     };
     let script = first.script.clone();
-    let keys = context
-        .keys
-        .holder(first.sale_id, first.item_id, first.holder);
+    let keys = context.keys.holder(
+        first.sale_id,
+        first.item_id,
+        crate::stock::key_uid(script.version, &first.sale_uid),
+        first.holder,
+    );
     context
         .scripts
         .metrics()

@@ -56,14 +56,14 @@ fn a_batch_takes_the_oldest_items_requests_and_keeps_the_rest_in_order() {
 fn a_batch_never_mixes_scripts_and_never_exceeds_the_maximum() {
     let registry = ScriptRegistry::new(Arc::new(Metrics::new()));
     let (mut queue, _answers): (VecDeque<_>, Vec<_>) = (0..MAX_BATCH + 10)
-        .map(|i| pending(&registry, 7, if i == 1 { "v4" } else { "v5" }))
+        .map(|i| pending(&registry, 7, if i == 1 { "v5" } else { "v6" }))
         .unzip();
     let batch = take_batch(&mut queue, Instant::now(), |_| true).unwrap();
     assert_eq!(batch.len(), MAX_BATCH);
-    assert!(batch.iter().all(|p| p.script.label == "deduct.v5"));
+    assert!(batch.iter().all(|p| p.script.label == "deduct.v6"));
     assert_eq!(queue.len(), 10);
     assert_eq!(
-        queue[0].script.label, "deduct.v4",
+        queue[0].script.label, "deduct.v5",
         "the other script keeps its place"
     );
 }

@@ -80,6 +80,8 @@ pub struct ShardedItem<'a> {
     pub item_id: u64,
     /// The sale's uid (every holder's meta carries it).
     pub sale_uid: &'a str,
+    /// The uid in the item's keys (v6 on).
+    pub key_uid: Option<u128>,
     /// Shard count (> 1).
     pub shards: u16,
 }

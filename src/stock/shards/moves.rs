@@ -15,7 +15,8 @@ use crate::{
 impl StockService {
     /// The keys of `holder` of the item.
     pub(super) fn holder_keys(&self, item: &ShardedItem<'_>, holder: Holder) -> ItemKeys {
-        self.keys().holder(item.sale_id, item.item_id, holder)
+        self.keys()
+            .holder(item.sale_id, item.item_id, item.key_uid, holder)
     }
 
     /// Moves up to `want` units (none unless `least` are there) from one holder to another.
@@ -205,6 +206,7 @@ impl StockService {
             sale_id: item.sale_id,
             item_id: item.item_id,
             sale_uid: &uid,
+            key_uid: item.uid,
             shards: item.shards,
         };
         self.settle_moves(&sharded, older_than).await

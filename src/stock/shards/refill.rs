@@ -114,6 +114,7 @@ impl StockService {
             sale_id: req.sale_id,
             item_id: req.item_id,
             sale_uid: req.sale_uid,
+            key_uid: crate::stock::key_uid(req.script_version, req.sale_uid),
             shards: req.shards,
         };
         let shard = req.holder();

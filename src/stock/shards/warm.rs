@@ -75,7 +75,9 @@ impl StockService {
 
     /// Drops a holder's record of moves (a forced warm, or a rebuild that starts over).
     async fn forget_moves(&self, item: &PrewarmItem, holder: Holder) -> Result<(), StockError> {
-        let keys = self.keys().holder(item.sale_id, item.item_id, holder);
+        let keys = self
+            .keys()
+            .holder(item.sale_id, item.item_id, item.key_uid(), holder);
         let mut conn = self.redis().get();
         let () = redis::pipe()
             .atomic()

@@ -1,8 +1,10 @@
 //! The one place Redis key names are built.
 //!
-//! Every key of one sale item carries the hash tag `{s<sale>:i<item>}`, so a multi-key script
-//! over them stays in one Redis Cluster slot. The configured prefix comes first, outside the tag,
-//! so several deployments (or parallel tests) can share one server.
+//! Every key of one sale item carries one hash tag, so a multi-key script over them stays in one
+//! Redis Cluster slot: `{s<sale>.<uid>:i<item>}` for sales of script v6 on, whose tag carries the
+//! sale's uid (two databases sharing one Redis never meet, even with equal sale ids), and
+//! `{s<sale>:i<item>}` for sales warmed before. The configured prefix comes first, outside the
+//! tag, so several deployments (or parallel tests) can share one server.
 
 use std::sync::Arc;
 
@@ -105,13 +107,13 @@ pub fn slot_of_tag(tag: &str) -> u16 {
 /// suffix that puts it in the `index`-th of `of` equal ranges of slots. On a Cluster whose
 /// masters own equal ranges (what `redis-cli --cluster create` makes), shards of an item with
 /// as many shards as masters land one on each master.
-fn shard_tag(sale_id: u64, item_id: u64, index: u16, of: u16) -> String {
+fn shard_tag(item_tag: &str, index: u16, of: u16) -> String {
     let of = u32::from(of.max(1));
     let index = u32::from(index) % of;
     // One slot of margin at each inner edge: tools round the split of 16384 slots either way.
     let low = 16_384 * index / of + u32::from(index > 0);
     let high = 16_384 * (index + 1) / of - u32::from(index + 1 < of);
-    let base = format!("s{sale_id}:i{item_id}:h{index}");
+    let base = format!("{item_tag}:h{index}");
     (0u32..)
         .map(|n| format!("{base}.{n}"))
         .find(|tag| (low..high).contains(&u32::from(slot_of_tag(tag))))
@@ -145,18 +147,29 @@ impl Keys {
         }
     }
 
-    /// The keys of one sale item.
+    /// The keys of one sale item in the layout before v6 (no uid in the tag).
     pub fn item(&self, sale_id: u64, item_id: u64) -> ItemKeys {
-        self.holder(sale_id, item_id, Holder::Whole)
+        self.holder(sale_id, item_id, None, Holder::Whole)
     }
 
     /// The keys of one holder of an item's stock: the whole item (one hash tag), or of a
-    /// sharded item its central bucket or one shard, each under its own tag.
-    pub fn holder(&self, sale_id: u64, item_id: u64, holder: Holder) -> ItemKeys {
+    /// sharded item its central bucket or one shard, each under its own tag. `uid` is the
+    /// sale's uid for sales whose keys carry it (script v6 on), `None` before.
+    pub fn holder(
+        &self,
+        sale_id: u64,
+        item_id: u64,
+        uid: Option<u128>,
+        holder: Holder,
+    ) -> ItemKeys {
+        let item_tag = match uid {
+            Some(uid) => format!("s{sale_id}.{uid:032x}:i{item_id}"),
+            None => format!("s{sale_id}:i{item_id}"),
+        };
         let tag = match holder {
-            Holder::Whole => format!("s{sale_id}:i{item_id}"),
-            Holder::Central => format!("s{sale_id}:i{item_id}:c"),
-            Holder::Shard { index, of } => shard_tag(sale_id, item_id, index, of),
+            Holder::Whole => item_tag,
+            Holder::Central => format!("{item_tag}:c"),
+            Holder::Shard { index, of } => shard_tag(&item_tag, index, of),
         };
         let base = format!("{}sk:{{{tag}}}", self.prefix);
         ItemKeys {
@@ -258,7 +271,7 @@ mod tests {
         let k = Keys::new("p:");
         for of in [2u16, 3, 5, 16] {
             for index in 0..of {
-                let keys = k.holder(7, 9, Holder::Shard { index, of });
+                let keys = k.holder(7, 9, None, Holder::Shard { index, of });
                 let tag = hash_tag(&keys.stock).to_string();
                 assert!(tag.starts_with(&format!("s7:i9:h{index}.")), "{tag}");
                 let slot = u32::from(slot_of_tag(&tag));
@@ -271,9 +284,43 @@ mod tests {
                 assert_eq!(hash_tag(&keys.moves_in), tag);
             }
         }
-        let central = k.holder(7, 9, Holder::Central);
+        let central = k.holder(7, 9, None, Holder::Central);
         assert_eq!(hash_tag(&central.stock), "s7:i9:c");
-        assert_eq!(k.holder(7, 9, Holder::Whole), k.item(7, 9));
+        assert_eq!(k.holder(7, 9, None, Holder::Whole), k.item(7, 9));
+    }
+
+    #[test]
+    fn a_sale_uid_in_the_tag_keeps_two_sales_with_one_id_apart() {
+        let k = Keys::new("p:");
+        let (a, b) = (0x0123_4567_89ab_cdef_u128, 0xfedc_ba98_7654_3210_u128 << 64);
+        let whole = k.holder(1, 1, Some(a), Holder::Whole);
+        assert_eq!(
+            hash_tag(&whole.stock),
+            "s1.00000000000000000123456789abcdef:i1"
+        );
+        for key in whole.as_script_keys() {
+            assert_eq!(hash_tag(key), hash_tag(&whole.stock), "{key}");
+        }
+        for holder in [
+            Holder::Whole,
+            Holder::Central,
+            Holder::Shard { index: 1, of: 3 },
+        ] {
+            let (ka, kb) = (
+                k.holder(1, 1, Some(a), holder),
+                k.holder(1, 1, Some(b), holder),
+            );
+            assert_ne!(ka.stock, kb.stock, "{holder}");
+            assert_ne!(ka.stock, k.holder(1, 1, None, holder).stock, "{holder}");
+        }
+        // A shard's tag still falls in its range of slots with the uid in it.
+        let shard = k.holder(1, 1, Some(a), Holder::Shard { index: 2, of: 3 });
+        let tag = hash_tag(&shard.stock);
+        assert!(
+            tag.starts_with("s1.00000000000000000123456789abcdef:i1:h2."),
+            "{tag}"
+        );
+        assert!(u32::from(slot_of_tag(tag)) > 16_384 * 2 / 3, "{tag}");
     }
 
     #[test]

@@ -77,7 +77,8 @@ async fn creating_a_sale_writes_mysql_and_redis_with_ttls_aligned_to_its_end() {
     assert_eq!(sale["status"], "warmed");
     assert_eq!(sale["phase"], "upcoming");
     assert_eq!(
-        sale["script_version"], "v5",
+        sale["script_version"],
+        seckill::domain::script_version::CURRENT,
         "pinned to the configured version"
     );
     assert_eq!(sale["version"], 1);

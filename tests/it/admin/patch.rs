@@ -66,7 +66,7 @@ async fn a_patch_moves_the_window_and_refreshes_redis_expiries() {
     let (status, body) = app.patch_sale(id, change).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["items"][0]["price_cents"], 89900);
-    let keys = app.keys().item(id, item);
+    let keys = app.item_keys(id, item).await;
     let mut conn = app.redis().get();
     let pttl: i64 = conn.pttl(&keys.stock).await.unwrap();
     let expected = (new_end.timestamp_millis() + app.settings().sale.grace_secs as i64 * 1000)

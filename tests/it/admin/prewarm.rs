@@ -97,7 +97,7 @@ async fn the_scheduler_warms_a_sale_once_its_start_comes_within_the_lead_time() 
     let started =
         chrono::DateTime::parse_from_rfc3339(warmed["starts_at"].as_str().unwrap()).unwrap();
     assert!(Utc::now() < started, "warmed before the sale starts");
-    let keys = app.keys().item(id, item);
+    let keys = app.item_keys(id, item).await;
     let ttl_ms: i64 = app.redis().get().pttl(&keys.stock).await.unwrap();
     let expected = (ends_at.with_timezone(&Utc) - Utc::now()).num_milliseconds()
         + app.settings().sale.grace_secs as i64 * 1000;

@@ -78,13 +78,13 @@ async fn sale_pinned_to(app: &crate::support::TestApp, version: &str) -> (u64, u
 #[tokio::test]
 async fn a_sale_keeps_the_script_version_it_was_warmed_with_across_an_upgrade() {
     use seckill::stock::{ledger::ItemLedger, scripts::ScriptKind};
-    // This release makes v5 current; a sale of the release before is pinned to v4.
+    // This release makes v6 current; a sale of the release before is pinned to v5.
     let app = spawn_app().await;
-    assert_eq!(app.settings().sale.script_version, "v5");
-    let (old_sale, old_item) = sale_pinned_to(&app, "v4").await;
+    assert_eq!(app.settings().sale.script_version, "v6");
+    let (old_sale, old_item) = sale_pinned_to(&app, "v5").await;
     prewarm(&app, old_sale).await;
     let (new_sale, new_item) = app.create_live_sale(10, 2).await;
-    for (sale, version) in [(old_sale, "v4"), (new_sale, "v5")] {
+    for (sale, version) in [(old_sale, "v5"), (new_sale, "v6")] {
         let (_, body) = app.admin_get(&format!("/admin/v1/sales/{sale}")).await;
         assert_eq!(body["script_version"], version, "{body}");
     }
@@ -102,16 +102,24 @@ async fn a_sale_keeps_the_script_version_it_was_warmed_with_across_an_upgrade() 
             .unwrap()
             .label
     };
-    assert_ne!(label("v4"), label("v5"));
-    assert_eq!(script_calls(&app, label("v4")).await, 1);
+    assert_ne!(label("v5"), label("v6"));
     assert_eq!(script_calls(&app, label("v5")).await, 1);
-    // Each sale's keys hold its own layout: v4's payloads, v5's compact buckets.
+    assert_eq!(script_calls(&app, label("v6")).await, 1);
+    // Each sale's state lives under its own layout of keys: v5's tag names the sale by id,
+    // v6's by id and uid.
     let mut conn = app.redis().get();
-    for (sale, item, compact) in [(old_sale, old_item, false), (new_sale, new_item, true)] {
-        let ledger = ItemLedger::open(&mut conn, app.keys().item(sale, item), sale, item)
-            .await
-            .unwrap();
-        assert_eq!(ledger.is_compact(), compact, "sale {sale}");
+    for (sale, item, tagged) in [(old_sale, old_item, false), (new_sale, new_item, true)] {
+        let keys = app.item_keys(sale, item).await;
+        let (_, body) = app.admin_get(&format!("/admin/v1/sales/{sale}")).await;
+        let uid = body["uid"].as_str().expect("the sale shows its uid");
+        let expected = if tagged {
+            format!("{{s{sale}.{uid}:i{item}}}")
+        } else {
+            format!("{{s{sale}:i{item}}}")
+        };
+        assert!(keys.stock.contains(&expected), "{} {expected}", keys.stock);
+        let ledger = ItemLedger::open(&mut conn, keys, sale, item).await.unwrap();
+        assert!(ledger.is_compact(), "sale {sale}");
         let buyers = ledger.all_buyers(&mut conn).await.unwrap();
         assert_eq!(buyers, [("upgrader".to_string(), 1)].into(), "sale {sale}");
         let remaining: i64 = conn.get(&ledger.keys.stock).await.unwrap();
@@ -127,14 +135,14 @@ async fn a_sale_pinned_to_a_retired_version_is_refused_at_prewarm_with_the_way_o
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["code"], "script_retired", "{body}");
     let detail = body["detail"].as_str().unwrap();
-    for words in ["v2", "v4 and v5", "release before", "script_version to v5"] {
+    for words in ["v2", "v5 and v6", "release before", "script_version to v6"] {
         assert!(
             detail.contains(words),
             "the refusal names {words:?}: {detail}"
         );
     }
     // Nothing was written to Redis, and a buy answers 503 without reserving.
-    let keys = app.keys().item(sale, item);
+    let keys = app.item_keys(sale, item).await;
     let mut conn = app.redis().get();
     let stock: Option<i64> = redis::AsyncCommands::get(&mut conn, &keys.stock)
         .await

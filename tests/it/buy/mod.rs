@@ -63,10 +63,12 @@ async fn the_ledger_holds_the_winners(
     stock: i64,
     winners: &HashMap<u64, String>,
 ) {
-    let keys = app.keys().item(sale, item);
+    let keys = app.item_keys(sale, item).await;
     let mut conn = app.redis().get();
     let remaining: i64 = conn.get(&keys.stock).await.unwrap();
-    let state = crate::support::redis_ledger(app.redis(), &app.keys(), sale, item).await;
+    let state =
+        crate::support::redis_ledger(app.redis(), app.item_keys(sale, item).await, sale, item)
+            .await;
     assert_eq!(remaining, 0);
     assert_eq!(state.events.len(), stock as usize);
     assert!(
@@ -222,7 +224,10 @@ async fn each_refusal_has_its_status_and_code() {
 
     // Nothing was reserved by any of the above.
     let mut conn = app.redis().get();
-    let remaining: i64 = conn.get(app.keys().item(sale, item).stock).await.unwrap();
+    let remaining: i64 = conn
+        .get(app.item_keys(sale, item).await.stock)
+        .await
+        .unwrap();
     assert_eq!(remaining, 2);
     a_limit_then_the_sell_out_get_409(&app, sale, item).await;
 }

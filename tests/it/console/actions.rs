@@ -142,7 +142,7 @@ impl Console {
     /// shows no remaining units; Prewarm rebuilds the state from MySQL, not afresh, so nothing
     /// is for sale again.
     pub(super) async fn prewarm_rebuilds_lost_state(&mut self) {
-        let keys = self.app.keys().item(self.sale, self.item);
+        let keys = self.app.item_keys(self.sale, self.item).await;
         let base = keys.stock.strip_suffix(":stock").unwrap();
         let mut conn = self.app.redis().get();
         let all: Vec<String> = conn.keys(format!("{base}:*")).await.unwrap();

@@ -1,21 +1,95 @@
-//! Another sale's Redis state under the same ids (a second environment, a restored backup): refused
-//! by prewarm and buys, reported by reconciliation, never mixed.
+//! Two databases (a second environment, a restored backup) sharing one Redis and key prefix, so
+//! that both give their first sale the ids 1 and 1. From script v6 on an item's keys carry its
+//! sale's uid, so both sales sell in full. Sales pinned to v5 share key names: there the other
+//! sale's state is refused by create, prewarm and buys, reported by reconciliation, never mixed.
 
 use redis::AsyncCommands;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{STACK, failing_checks, live_sale_body, spawn_with, test_settings};
+use std::time::Duration;
 
-#[tokio::test]
-async fn a_create_that_would_meet_another_sales_state_answers_409_and_writes_nothing() {
-    // Two databases (a second environment, a restored backup), one Redis and key prefix: both
-    // would give their first sale the ids 1 and 1.
-    let first = test_settings(&STACK.kafka_brokers).await;
+use crate::support::{
+    STACK, TestApp, failing_checks, live_sale_body, mysql_figures, spawn_with, test_settings,
+    wait_rows_exactly,
+};
+
+/// Two apps, each with a database of its own, on one Redis under one key prefix; sales pinned
+/// to `version`.
+async fn two_databases(version: &str, prewarm_lead_secs: Option<u64>) -> (TestApp, TestApp) {
+    let mut first = test_settings(&STACK.kafka_brokers).await;
     let mut second = test_settings(&STACK.kafka_brokers).await;
     second.redis.key_prefix = first.redis.key_prefix.clone();
-    let a = spawn_with(first).await;
-    let b = spawn_with(second).await;
+    for s in [&mut first, &mut second] {
+        s.sale.script_version = version.into();
+    }
+    if let Some(lead) = prewarm_lead_secs {
+        second.sale.prewarm_lead_secs = lead;
+    }
+    (spawn_with(first).await, spawn_with(second).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_databases_sharing_one_redis_each_sell_their_sale_1_in_full() {
+    const STOCK: usize = 40;
+    let (a, b) = two_databases(seckill::domain::script_version::CURRENT, None).await;
+    let (sale_a, item_a) = a.create_live_sale(STOCK as i64, 1).await;
+    let (sale_b, item_b) = b.create_live_sale(STOCK as i64, 1).await;
+    assert_eq!((sale_a, item_a), (sale_b, item_b), "the same ids");
+    let (keys_a, keys_b) = (
+        a.item_keys(sale_a, item_a).await,
+        b.item_keys(sale_b, item_b).await,
+    );
+    assert_ne!(keys_a.stock, keys_b.stock, "each sale's keys carry its uid");
+
+    // Both crowds at once, the same user names on both sides, one more buyer than units.
+    tokio::join!(
+        sell_out(&a, sale_a, item_a, STOCK, "A"),
+        sell_out(&b, sale_b, item_b, STOCK, "B")
+    );
+
+    for (app, side) in [(&a, "A"), (&b, "B")] {
+        wait_rows_exactly(app.db(), item_a, STOCK as i64, Duration::from_secs(90)).await;
+        let (rows, units, _) = mysql_figures(app.db(), item_a).await;
+        assert_eq!((rows, units), (STOCK as i64, STOCK as i64), "{side}");
+        let report = app
+            .services
+            .reconciler
+            .run_once(sale_a, false)
+            .await
+            .unwrap();
+        assert!(report.ok, "{side}: {}", report.to_table());
+    }
+    let mut conn = a.redis().get();
+    for keys in [&keys_a, &keys_b] {
+        let left: i64 = conn.get(&keys.stock).await.unwrap();
+        assert_eq!(left, 0, "{}", keys.stock);
+    }
+}
+
+/// `stock + 1` buyers (`u0`, `u1`, …) at once: `stock` are accepted, the last is told sold out.
+async fn sell_out(app: &TestApp, sale: u64, item: u64, stock: usize, side: &str) {
+    let buys = (0..=stock).map(|n| async move {
+        let user = format!("u{n}");
+        app.buy(sale, item, &user, 1, None).await
+    });
+    let answers = futures::future::join_all(buys).await;
+    let accepted = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::ACCEPTED)
+        .count();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(s, _)| *s != StatusCode::ACCEPTED)
+        .map(|(_, body)| body["code"].clone())
+        .collect();
+    assert_eq!(accepted, stock, "{side}: every unit sold: {refused:?}");
+    assert_eq!(refused, [json!("sold_out")], "{side}: then sold out");
+}
+
+#[tokio::test]
+async fn a_v5_create_that_would_meet_another_sales_state_answers_409_and_writes_nothing() {
+    let (a, b) = two_databases("v5", None).await;
     let (sale_a, item_a) = a.create_live_sale(10, 1).await;
 
     let (status, body) = b.create_sale(live_sale_body(500, 1)).await;
@@ -34,7 +108,7 @@ async fn a_create_that_would_meet_another_sales_state_answers_409_and_writes_not
         listed["total"], 0,
         "nothing written in B's database: {listed}"
     );
-    let keys = a.keys().item(sale_a, item_a);
+    let keys = a.item_keys(sale_a, item_a).await;
     let stock: i64 = a.redis().get().get(&keys.stock).await.unwrap();
     assert_eq!(stock, 10, "A's state untouched");
 
@@ -48,15 +122,10 @@ async fn a_create_that_would_meet_another_sales_state_answers_409_and_writes_not
 }
 
 #[tokio::test]
-async fn a_sale_refuses_the_redis_state_of_another_sale_with_the_same_id() {
+async fn a_v5_sale_refuses_the_redis_state_of_another_sale_with_the_same_id() {
     // As above, but B's sale starts after its prewarm lead, so its create warms nothing and
     // checks nothing: the clash shows at the prewarm and the buys.
-    let first = test_settings(&STACK.kafka_brokers).await;
-    let mut second = test_settings(&STACK.kafka_brokers).await;
-    second.redis.key_prefix = first.redis.key_prefix.clone();
-    second.sale.prewarm_lead_secs = 1;
-    let a = spawn_with(first).await;
-    let b = spawn_with(second).await;
+    let (a, b) = two_databases("v5", Some(1)).await;
     let (sale_a, item_a) = a.create_live_sale(10, 1).await;
     let starts_in = chrono::Duration::seconds(3);
     let mut later = live_sale_body(500, 1);
@@ -79,7 +148,7 @@ async fn a_sale_refuses_the_redis_state_of_another_sale_with_the_same_id() {
     let (s, body) = b.buy(sale_b, item_b, "bob", 1, None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["code"], "foreign_state");
-    let keys = a.keys().item(sale_a, item_a);
+    let keys = a.item_keys(sale_a, item_a).await;
     let stock: i64 = a.redis().get().get(&keys.stock).await.unwrap();
     assert_eq!(stock, 10);
     let (s, _) = a.buy(sale_a, item_a, "alice", 1, None).await;

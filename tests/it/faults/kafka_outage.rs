@@ -37,7 +37,7 @@ async fn buys_during_a_kafka_outage_are_confirmed_and_drain_when_it_returns() {
         StatusCode::OK,
         "Kafka down does not make the API unready"
     );
-    let keys = app.keys().item(sale, item);
+    let keys = app.item_keys(sale, item).await;
     let waiting: u64 = app.redis().get().zcard(&keys.outbox).await.unwrap();
     assert!(
         waiting >= 20,

@@ -109,12 +109,13 @@ async fn payment_and_expiry_race_a_thousand_times_and_exactly_one_wins_each() {
         Duration::from_secs(30),
     )
     .await;
-    let released: Vec<String> = crate::support::redis_ledger(app.redis(), &app.keys(), sale, item)
-        .await
-        .released
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let released: Vec<String> =
+        crate::support::redis_ledger(app.redis(), app.item_keys(sale, item).await, sale, item)
+            .await
+            .released
+            .iter()
+            .map(ToString::to_string)
+            .collect();
     assert_eq!(released.len(), expired);
     assert!(released.iter().all(|id| status[id] == "expired"));
     let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM order_events WHERE item_id = ?")

@@ -46,7 +46,7 @@ async fn a_sentinel_failover_loses_no_confirmed_order_in_the_default_mode() {
     assert_eq!(settings.buy.confirm, ConfirmMode::Replica, "the default");
     let app = spawn_with(settings).await;
     let (sale, item, shoppers) = stampede_under_way(&app).await;
-    let keys = app.keys().item(sale, item);
+    let keys = app.item_keys(sale, item).await;
 
     // The replica falls behind: paused, with the replication stream backed up behind it, for
     // about a second of buys before the master dies. What the master wrote meanwhile never

@@ -16,10 +16,11 @@ async fn redis_sigkilled_and_restarted_from_its_aof_keeps_every_confirmed_order(
     redis.kill_redis_on(redis.port);
     tokio::time::sleep(Duration::from_secs(1)).await;
     redis.restart();
-    let ledger = crate::support::redis_ledger(app.redis(), &app.keys(), sale, item)
-        .await
-        .events
-        .len();
+    let ledger =
+        crate::support::redis_ledger(app.redis(), app.item_keys(sale, item).await, sale, item)
+            .await
+            .events
+            .len();
     assert!(
         ledger as usize >= at_fault,
         "the AOF brought back every reservation ({ledger} ledger entries, {at_fault} confirmed)"

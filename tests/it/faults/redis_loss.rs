@@ -61,7 +61,7 @@ async fn redis_restarted_empty_is_rebuilt_from_mysql_and_every_confirmed_order_s
         (at_fault as i64) > in_mysql,
         "Kafka must hold confirmed orders MySQL does not have"
     );
-    let keys = app.keys().item(sale, item);
+    let keys = app.item_keys(sale, item).await;
     assert_eq!(
         stock_on(redis.port, &keys).await,
         None,
@@ -84,7 +84,7 @@ async fn redis_restarted_empty_is_rebuilt_from_mysql_and_every_confirmed_order_s
 /// Every key of the item gone, as after Redis restarted without its data.
 /// Every key of the item goes (the buckets of a v5 ledger too), as in a real loss.
 async fn lose_state(app: &TestApp, sale: u64, item: u64) {
-    let keys = app.keys().item(sale, item);
+    let keys = app.item_keys(sale, item).await;
     let base = keys.stock.strip_suffix(":stock").unwrap();
     let mut conn = app.redis().get();
     let all: Vec<String> = conn.keys(format!("{base}:*")).await.unwrap();

@@ -50,19 +50,18 @@ async fn cancel_expire_and_a_repeated_release_each_return_a_unit_once() {
         .await
         .unwrap();
     assert_eq!(app.services.lifecycle.sweep_once().await.unwrap(), 3);
-    let meta = app.db().clone();
-    let version: String = sqlx::query_scalar("SELECT uid FROM sales WHERE id = ?")
+    let uid: String = sqlx::query_scalar("SELECT uid FROM sales WHERE id = ?")
         .bind(sale)
-        .fetch_one(&meta)
+        .fetch_one(app.db())
         .await
         .unwrap();
     let again = app
         .services
         .stock
         .release(
-            seckill::stock::ItemRef::whole(sale, item),
-            "v5",
-            &version,
+            app.item_ref(sale, item).await,
+            seckill::domain::script_version::CURRENT,
+            &uid,
             &[Uuid::parse_str(&ids[2]).unwrap()],
         )
         .await

@@ -22,7 +22,13 @@ async fn a_service_killed_mid_stampede_still_delivers_every_confirmed_reservatio
         .await
         .unwrap();
     let keys = seckill::stores::redis::keys::Keys::new(&settings.redis.key_prefix);
-    let ledger: HashSet<String> = crate::support::redis_ledger(&redis, &keys, sale_id, item)
+    let db = sqlx::MySqlPool::connect(settings.mysql.url.expose())
+        .await
+        .unwrap();
+    let keys = crate::support::item_ref_in(&db, sale_id, item)
+        .await
+        .keys(&keys, seckill::stores::redis::keys::Holder::Whole);
+    let ledger: HashSet<String> = crate::support::redis_ledger(&redis, keys, sale_id, item)
         .await
         .events
         .keys()

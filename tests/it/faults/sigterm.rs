@@ -26,8 +26,13 @@ async fn sigterm_during_load_loses_no_confirmed_reservation() {
 
     // What the shutdown itself flushed: nothing is left waiting for Kafka (a shutdown that
     // dropped its deliveries would leave them in the outbox for a relay to find later).
-    let keys =
-        seckill::stores::redis::keys::Keys::new(&settings.redis.key_prefix).item(sale_id, item);
+    let db = sqlx::MySqlPool::connect(settings.mysql.url.expose())
+        .await
+        .unwrap();
+    let keys = crate::support::item_ref_in(&db, sale_id, item).await.keys(
+        &seckill::stores::redis::keys::Keys::new(&settings.redis.key_prefix),
+        seckill::stores::redis::keys::Holder::Whole,
+    );
     let mut redis_conn = redis::Client::open(settings.redis.url.as_str())
         .unwrap()
         .get_multiplexed_async_connection()
@@ -42,9 +47,6 @@ async fn sigterm_during_load_loses_no_confirmed_reservation() {
 
     // And persistence completes with a consumer alone: no API, so no relay re-sends anything.
     let mut child = spawn_process("consume", &config);
-    let db = sqlx::MySqlPool::connect(settings.mysql.url.expose())
-        .await
-        .unwrap();
     let expected = confirmed.len() as i64;
     wait_rows_at_least(&db, item, expected, Duration::from_secs(90)).await;
     let persisted = order_ids(&db, item).await.unwrap();

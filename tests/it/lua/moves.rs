@@ -30,7 +30,8 @@ async fn sharded(stock: u64) -> StockService {
 }
 
 fn keys(s: &StockService, holder: Holder) -> ItemKeys {
-    s.keys().holder(1, 1, holder)
+    s.keys()
+        .holder(1, 1, seckill::stock::key_uid(CURRENT, UID), holder)
 }
 
 /// `move_take.v1` on the central bucket: (id, to, want, least) with the sale's `uid`.
@@ -193,6 +194,7 @@ async fn a_move_whose_give_never_came_is_given_by_the_next_settle() {
         sale_id: 1,
         item_id: 1,
         sale_uid: UID,
+        key_uid: seckill::stock::key_uid(CURRENT, UID),
         shards: 3,
     };
     // A young move is left to its caller; with no age limit, it is given, once.

@@ -17,7 +17,7 @@ async fn a_deleted_ledger_entry_is_found_with_its_id() {
     let app = spawn_app().await;
     let (sale, item, ids) = drained_sale(&app, 3).await;
     let mut conn = app.redis().get();
-    let ledger = ItemLedger::open(&mut conn, app.keys().item(sale, item), sale, item)
+    let ledger = ItemLedger::open(&mut conn, app.item_keys(sale, item).await, sale, item)
         .await
         .unwrap();
     let (key, field) = ledger.locate(&ids[1].parse().unwrap());
@@ -131,7 +131,7 @@ async fn after_a_drained_stampede_the_ledger_and_buyer_checks_run_and_catch_drif
     for b in buyers {
         b.await.unwrap();
     }
-    let reserved = redis_ledger(app.redis(), &app.keys(), sale, item)
+    let reserved = redis_ledger(app.redis(), app.item_keys(sale, item).await, sale, item)
         .await
         .events
         .len() as u64;
@@ -157,7 +157,7 @@ async fn after_a_drained_stampede_the_ledger_and_buyer_checks_run_and_catch_drif
     // Redis counts fewer units for a buyer than the ledger holds for them (within the limit,
     // so only the buyers-versus-ledger comparison can see it).
     let mut conn = app.redis().get();
-    let ledger = ItemLedger::open(&mut conn, app.keys().item(sale, item), sale, item)
+    let ledger = ItemLedger::open(&mut conn, app.item_keys(sale, item).await, sale, item)
         .await
         .unwrap();
     let _: () = conn

@@ -48,13 +48,13 @@ async fn an_api_killed_between_a_moves_take_and_give_loses_no_unit() {
         () = wait_for_failpoint(&log, point) => {}
     }
     wait_for_failpoint(&log, point).await;
-    let central = holder_keys(&app, sale, item, Holder::Central);
+    let central = holder_keys(&app, sale, item, Holder::Central).await;
     assert_eq!(
         int(&app, "HLEN", &central.moves_pending).await,
         1,
         "a move in flight"
     );
-    let shard0 = holder_keys(&app, sale, item, Holder::Shard { index: 0, of: 3 });
+    let shard0 = holder_keys(&app, sale, item, Holder::Shard { index: 0, of: 3 }).await;
     assert_eq!(int(&app, "GET", &shard0.stock).await, 0, "taken, not given");
     kill_child(&mut child);
     assert_eq!(confirmed.len(), 10, "the shard's own units sold first");

@@ -90,8 +90,8 @@ pub(super) async fn int(app: &TestApp, cmd: &str, key: &str) -> i64 {
 }
 
 /// The item's keys of one holder.
-pub(super) fn holder_keys(app: &TestApp, sale: u64, item: u64, holder: Holder) -> HolderKeys {
-    app.keys().holder(sale, item, holder)
+pub(super) async fn holder_keys(app: &TestApp, sale: u64, item: u64, holder: Holder) -> HolderKeys {
+    app.item_ref(sale, item).await.keys(&app.keys(), holder)
 }
 pub(super) type HolderKeys = seckill::stores::redis::keys::ItemKeys;
 
@@ -99,7 +99,14 @@ pub(super) type HolderKeys = seckill::stores::redis::keys::ItemKeys;
 pub(super) async fn holder_stocks(app: &TestApp, sale: u64, item: u64) -> Vec<i64> {
     let mut stocks = Vec::new();
     for holder in seckill::stock::shards::holders(3) {
-        stocks.push(int(app, "GET", &holder_keys(app, sale, item, holder).stock).await);
+        stocks.push(
+            int(
+                app,
+                "GET",
+                &holder_keys(app, sale, item, holder).await.stock,
+            )
+            .await,
+        );
     }
     stocks
 }

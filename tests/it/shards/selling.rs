@@ -82,7 +82,7 @@ async fn a_hot_item_of_three_shards_sells_its_stock_on_every_master_from_two_ins
 
     // Each shard started with 150 of its 300 buyers' units: each was refilled.
     for index in 0..3 {
-        let keys = holder_keys(&a, sale, item, Holder::Shard { index, of: 3 });
+        let keys = holder_keys(&a, sale, item, Holder::Shard { index, of: 3 }).await;
         assert!(int(&a, "HLEN", &keys.moves_in).await > 0, "shard {index}");
         assert_eq!(int(&a, "HLEN", &keys.moves_pending).await, 0);
     }
@@ -128,7 +128,7 @@ async fn buyers_of_one_shard_buy_every_unit_of_the_others() {
     );
     assert_eq!(holder_stocks(&app, sale, item).await, vec![0, 0, 0, 0]);
     for index in [1, 2] {
-        let keys = holder_keys(&app, sale, item, Holder::Shard { index, of: 3 });
+        let keys = holder_keys(&app, sale, item, Holder::Shard { index, of: 3 }).await;
         assert!(
             int(&app, "HLEN", &keys.moves_out).await > 0,
             "shard {index} gave"
@@ -157,7 +157,7 @@ async fn expiry_gives_units_back_to_the_buyers_shard() {
     let user = &buyers_of_shard(2, 1)[0];
     let (status, body) = app.buy(sale, item, user, 1, None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let shard2 = holder_keys(&app, sale, item, Holder::Shard { index: 2, of: 3 });
+    let shard2 = holder_keys(&app, sale, item, Holder::Shard { index: 2, of: 3 }).await;
     assert_eq!(int(&app, "GET", &shard2.stock).await, 4);
     // Unpaid, the order expires and its unit returns to shard 2.
     persisted(app.db(), item, 1).await;

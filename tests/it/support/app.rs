@@ -6,7 +6,11 @@ use seckill::{
     api::state::Services,
     app::{Application, ConsumerParts},
     config::Settings,
-    stores::redis::{RedisPool, keys::Keys},
+    stock::{ItemRef, key_uid},
+    stores::redis::{
+        RedisPool,
+        keys::{Holder, ItemKeys, Keys},
+    },
 };
 use sqlx::MySqlPool;
 use tokio::task::JoinHandle;
@@ -40,6 +44,16 @@ impl TestApp {
     pub fn keys(&self) -> Keys {
         Keys::new(&self.settings().redis.key_prefix)
     }
+    /// The item as the stock layer addresses it (see [`item_ref_in`]).
+    pub async fn item_ref(&self, sale: u64, item: u64) -> ItemRef {
+        item_ref_in(self.db(), sale, item).await
+    }
+    /// The keys of an item of one shard (see [`item_ref_in`]).
+    pub async fn item_keys(&self, sale: u64, item: u64) -> ItemKeys {
+        self.item_ref(sale, item)
+            .await
+            .keys(&self.keys(), Holder::Whole)
+    }
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -62,6 +76,26 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// The item as the stock layer addresses it: from script v6 on, its keys carry its sale's uid,
+/// read here from MySQL.
+pub async fn item_ref_in(db: &MySqlPool, sale: u64, item: u64) -> ItemRef {
+    let (version, uid, shards): (String, String, u16) = sqlx::query_as(
+        "SELECT s.script_version, s.uid, i.shards FROM sales s \
+         JOIN sale_items i ON i.sale_id = s.id WHERE s.id = ? AND i.id = ?",
+    )
+    .bind(sale)
+    .bind(item)
+    .fetch_one(db)
+    .await
+    .expect("the item exists");
+    ItemRef {
+        sale_id: sale,
+        item_id: item,
+        shards,
+        uid: key_uid(&version, &uid),
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use seckill::{
     config::RedisSettings,
     stock::{compact::CompactEntry, ledger::ItemLedger},
-    stores::redis::{RedisConn, RedisPool, keys::Keys},
+    stores::redis::{RedisConn, RedisPool, keys::ItemKeys},
 };
 use uuid::Uuid;
 
@@ -45,12 +45,10 @@ pub async fn compact_released(conn: &mut RedisConn, ledger: &ItemLedger) -> BTre
 }
 
 /// Reads [`RedisLedger`] of one item.
-pub async fn redis_ledger(redis: &RedisPool, keys: &Keys, sale: u64, item: u64) -> RedisLedger {
+pub async fn redis_ledger(redis: &RedisPool, keys: ItemKeys, sale: u64, item: u64) -> RedisLedger {
     use redis::AsyncCommands;
     let mut conn = redis.get();
-    let ledger = ItemLedger::open(&mut conn, keys.item(sale, item), sale, item)
-        .await
-        .unwrap();
+    let ledger = ItemLedger::open(&mut conn, keys, sale, item).await.unwrap();
     let events = ledger.all_events(&mut conn).await.unwrap();
     let buyers = ledger.all_buyers(&mut conn).await.unwrap();
     let released = if ledger.is_compact() {
@@ -87,7 +85,7 @@ pub async fn stack_redis(pool_size: u64) -> RedisPool {
 /// Sets the item's stock key to `units` behind the service's back (the drift reconciliation
 /// must find), keeping its expiry.
 pub async fn overwrite_stock(app: &TestApp, sale: u64, item: u64, units: i64) {
-    let keys = app.keys().item(sale, item);
+    let keys = app.item_keys(sale, item).await;
     let mut conn = app.redis().get();
     let set = redis::cmd("SET")
         .arg(&keys.stock)

@@ -96,7 +96,7 @@ pub async fn stocks(app: &TestApp, sale: u64, item: u64) -> (i64, i64) {
     let redis: i64 = app
         .redis()
         .get()
-        .get(app.keys().item(sale, item).stock)
+        .get(app.item_keys(sale, item).await.stock)
         .await
         .unwrap();
     (mysql, redis)

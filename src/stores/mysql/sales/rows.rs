@@ -99,7 +99,7 @@ pub struct ItemMeta {
 }
 
 /// A sale item whose Redis keys may still hold reservations (relay, order lookup).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LiveItem {
     /// Sale id.
     pub sale_id: u64,
@@ -107,4 +107,8 @@ pub struct LiveItem {
     pub item_id: u64,
     /// Stock shards on Redis Cluster (1: the stock is one key).
     pub shards: u16,
+    /// Script version of the sale (v6 on, its keys carry its uid).
+    pub script_version: String,
+    /// The sale's identity.
+    pub sale_uid: String,
 }

@@ -36,7 +36,8 @@ def resp(*parts):
 
 
 sha = cli("SCRIPT", "LOAD", open(script).read())
-base = f"{prefix}sk:{{q{SALE}}}"
+UID = "5a1e" * 8  # a sale's uid: a room's keys carry it from script v6 on
+base = f"{prefix}sk:{{q{SALE}.{UID}}}"
 counters = f"{base}:n"
 expire_ms = int((time.time() + 3600) * 1000)
 before = used_memory()

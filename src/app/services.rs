@@ -168,7 +168,10 @@ impl Base {
             .load_all(&mut redis.get())
             .await
             .context("loading Lua scripts into Redis failed")?;
-        let keys = Keys::new(&settings.redis.key_prefix);
+        let database = crate::stores::mysql::deployment::uid(&db).await.context(
+            "reading this database's identity (table `deployment`) failed: run `seckill migrate`",
+        )?;
+        let keys = Keys::new(&settings.redis.key_prefix).scoped(&database);
         let replicas = (settings.buy.confirm == ConfirmMode::Replica).then(|| ReplicaWait {
             replicas: u32::try_from(settings.redis.min_replicas).unwrap_or(u32::MAX),
             timeout_ms: settings.buy.confirm_timeout_ms,

@@ -264,7 +264,9 @@ impl BuyService {
         let answer = self.confirm(req, &gated, user, quantity, reserved).await?;
         if let (Some(claims), BuyAnswer::Reserved { .. }) = (&admitted, &answer) {
             let ends_at = gated.meta.ends_at.timestamp_millis();
-            self.queue.finished(req.sale_id, claims, ends_at);
+            let meta = &gated.meta;
+            let key_uid = crate::stock::key_uid(&meta.script_version, &meta.sale_uid);
+            self.queue.finished(req.sale_id, key_uid, claims, ends_at);
         }
         Ok(answer)
     }

@@ -15,19 +15,28 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone)]
 pub(crate) struct Finished {
     sale_id: u64,
+    /// The sale's uid as its room's keys carry it (script v6 on).
+    key_uid: Option<u128>,
     position: u64,
     digest: [u8; 8],
     expire_at_ms: i64,
 }
 
 impl WaitingRoom {
-    /// Records that the holder of `claims` bought in `sale_id` (whose keys expire at
-    /// `expire_at_ms`), and how long they waited.
-    pub fn finished(&self, sale_id: u64, claims: &AdmissionClaims, ends_at_ms: i64) {
+    /// Records that the holder of `claims` bought in `sale_id` (whose room's keys carry
+    /// `key_uid`, and expire with the sale), and how long they waited.
+    pub fn finished(
+        &self,
+        sale_id: u64,
+        key_uid: Option<u128>,
+        claims: &AdmissionClaims,
+        ends_at_ms: i64,
+    ) {
         let waited = claims.nbf.saturating_sub(claims.jat);
         self.inner.metrics.queue.waited.observe(waited as f64);
         let entry = Finished {
             sale_id,
+            key_uid,
             position: claims.pos,
             digest: digest(&claims.sub).0,
             expire_at_ms: ends_at_ms + self.inner.grace_secs * 1000,
@@ -65,12 +74,12 @@ impl WaitingRoom {
             return;
         }
         // One pipeline per sale: a room's keys share one slot, different rooms may not.
-        let mut by_sale: std::collections::BTreeMap<u64, Vec<&Finished>> = Default::default();
+        let mut by_sale: std::collections::BTreeMap<_, Vec<&Finished>> = Default::default();
         for f in &batch {
-            by_sale.entry(f.sale_id).or_default().push(f);
+            by_sale.entry((f.sale_id, f.key_uid)).or_default().push(f);
         }
-        for (sale_id, buyers) in by_sale {
-            let key = self.inner.keys.room(sale_id).finished;
+        for ((sale_id, key_uid), buyers) in by_sale {
+            let key = self.inner.keys.room(sale_id, key_uid).finished;
             let mut pipe = redis::pipe();
             for f in &buyers {
                 pipe.cmd("ZADD")

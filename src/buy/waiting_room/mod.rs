@@ -237,7 +237,12 @@ impl WaitingRoom {
         let keys = &self.inner.keys;
         let rooms = &self.inner.rooms;
         rooms
-            .get(&self.inner.db, |id| keys.room(id), sale_id, now_ms)
+            .get(
+                &self.inner.db,
+                |terms| keys.room(terms.sale_id, terms.key_uid),
+                sale_id,
+                now_ms,
+            )
             .await
     }
 

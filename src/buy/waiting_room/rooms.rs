@@ -46,6 +46,8 @@ pub(crate) struct Terms {
     pub admission: Admission,
     /// The sale's items.
     pub items: Vec<ItemRef>,
+    /// The sale's uid as its keys carry it, the room's included (script v6 on).
+    pub key_uid: Option<u128>,
 }
 
 impl Terms {
@@ -60,6 +62,7 @@ impl Terms {
                 .iter()
                 .map(|item| ItemRef::of(&record.sale, item))
                 .collect(),
+            key_uid: crate::stock::key_uid(&record.sale.script_version, &record.sale.uid),
         }
     }
 
@@ -212,7 +215,7 @@ impl Rooms {
     pub(crate) async fn get(
         &self,
         db: &MySqlPool,
-        keys: impl Fn(u64) -> RoomKeys,
+        keys: impl Fn(&Terms) -> RoomKeys,
         sale_id: u64,
         now: i64,
     ) -> Result<Arc<Room>, QueueError> {
@@ -227,7 +230,7 @@ impl Rooms {
     async fn load(
         &self,
         db: &MySqlPool,
-        keys: impl Fn(u64) -> RoomKeys,
+        keys: impl Fn(&Terms) -> RoomKeys,
         sale_id: u64,
         now: i64,
     ) -> Result<Arc<Room>, QueueError> {
@@ -254,9 +257,10 @@ impl Rooms {
                 o.drawn_total.load(Ordering::Acquire),
             )
         });
+        let terms = Terms::of(&record);
         let room = Arc::new(Room {
-            terms: Terms::of(&record),
-            keys: keys(sale_id),
+            keys: keys(&terms),
+            terms,
             loaded_ms: Utc::now().timestamp_millis(),
             board: RwLock::new(board),
             board_read_ms: AtomicI64::new(read),

@@ -64,7 +64,7 @@ impl WaitingRoom {
 
     /// One step of one sale's queue: read, decide, publish.
     async fn tick(&self, terms: &Terms) -> redis::RedisResult<Board> {
-        let keys = self.inner.keys.room(terms.sale_id);
+        let keys = self.inner.keys.room(terms.sale_id, terms.key_uid);
         let now = Utc::now();
         let ttl = i64::from(terms.admission.admission_ttl_secs);
         let prev = read_board(&self.inner.redis, &keys).await?;

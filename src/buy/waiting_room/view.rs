@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{WaitingRoom, rooms::read_board};
+use super::{QueueError, WaitingRoom, rooms::read_board};
 
 /// A waiting room in figures.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -39,9 +39,12 @@ impl WaitingRoom {
     /// The waiting room of `sale_id` in figures, read from Redis now.
     ///
     /// # Errors
-    /// Redis failed.
-    pub async fn view(&self, sale_id: u64) -> redis::RedisResult<QueueView> {
-        let board = read_board(&self.inner.redis, &self.inner.keys.room(sale_id)).await?;
+    /// No such queued sale, or MySQL or Redis failed.
+    pub async fn view(&self, sale_id: u64) -> Result<QueueView, QueueError> {
+        let room = self
+            .room(sale_id, chrono::Utc::now().timestamp_millis())
+            .await?;
+        let board = read_board(&self.inner.redis, &room.keys).await?;
         let waiting = board.joined.saturating_sub(board.now_serving);
         let m = &self.inner.metrics.queue;
         Ok(QueueView {

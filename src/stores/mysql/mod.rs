@@ -1,6 +1,7 @@
 //! MySQL: the pool, migrations, and the small query modules the rest of the service calls.
 //! MySQL is the final guard and sees only winners, batched; the crowd never reaches it.
 
+pub mod deployment;
 pub mod lifecycle;
 pub mod orders;
 pub mod reports;

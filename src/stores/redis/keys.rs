@@ -12,6 +12,10 @@ use std::sync::Arc;
 #[derive(Clone, Debug, Default)]
 pub struct Keys {
     prefix: Arc<str>,
+    /// The database's identity (table `deployment`), carried by the keys that belong to the
+    /// database rather than to one sale: the periodic jobs' leader locks and the sale page
+    /// cache. Empty: not scoped.
+    scope: Arc<str>,
 }
 
 /// The keys of one sale item, in the order the stock scripts expect them as `KEYS[1..7]`
@@ -144,7 +148,29 @@ impl Keys {
     pub fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.into(),
+            scope: "".into(),
         }
+    }
+
+    /// These keys for the database whose identity is `database_uid`: two databases sharing
+    /// one Redis and prefix then elect their own leaders and cache their own sale pages.
+    pub fn scoped(mut self, database_uid: &str) -> Self {
+        self.scope = database_uid.into();
+        self
+    }
+
+    /// `name`, followed by `.<database uid>` when these keys are scoped.
+    fn in_scope(&self, name: &str) -> String {
+        if self.scope.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}.{}", self.scope)
+        }
+    }
+
+    /// The name of the lock whose holder leads the periodic job `job` (see [`Keys::lock`]).
+    pub fn leader(&self, job: &str) -> String {
+        self.in_scope(&format!("leader:{job}"))
     }
 
     /// The keys of one sale item in the layout before v6 (no uid in the tag).
@@ -199,7 +225,8 @@ impl Keys {
 
     /// The serialised public detail of a sale (read path cache).
     pub fn sale_detail(&self, sale_id: u64) -> String {
-        format!("{}sk:sale:{{s{sale_id}}}:detail", self.prefix)
+        let tag = self.in_scope(&format!("s{sale_id}"));
+        format!("{}sk:sale:{{{tag}}}:detail", self.prefix)
     }
 
     /// The Bloom filter of existing sale ids (tagged, so its rebuild key shares its slot).
@@ -214,7 +241,8 @@ impl Keys {
 
     /// A sale id known not to exist (short-lived negative entry).
     pub(crate) fn sale_missing(&self, sale_id: u64) -> String {
-        format!("{}sk:sale:{{s{sale_id}}}:missing", self.prefix)
+        let tag = self.in_scope(&format!("s{sale_id}"));
+        format!("{}sk:sale:{{{tag}}}:missing", self.prefix)
     }
 
     /// The pub/sub channel on which sale changes are announced to every instance.
@@ -222,9 +250,13 @@ impl Keys {
         format!("{}sk:sales:invalidate", self.prefix)
     }
 
-    /// The keys of one sale's waiting room, all under the hash tag `{q<sale>}` (one slot).
-    pub fn room(&self, sale_id: u64) -> RoomKeys {
-        let base = format!("{}sk:{{q{sale_id}}}", self.prefix);
+    /// The keys of one sale's waiting room, all under one hash tag (one slot): `{q<sale>.<uid>}`
+    /// for sales whose keys carry their uid (script v6 on), `{q<sale>}` before.
+    pub fn room(&self, sale_id: u64, uid: Option<u128>) -> RoomKeys {
+        let base = match uid {
+            Some(uid) => format!("{}sk:{{q{sale_id}.{uid:032x}}}", self.prefix),
+            None => format!("{}sk:{{q{sale_id}}}", self.prefix),
+        };
         RoomKeys {
             counters: format!("{base}:n"),
             finished: format!("{base}:done"),
@@ -329,5 +361,31 @@ mod tests {
         assert_ne!(hash_tag(&k.item(1, 2).stock), hash_tag(&k.item(1, 3).stock));
         assert_ne!(hash_tag(&k.item(1, 2).stock), hash_tag(&k.item(2, 2).stock));
         assert_eq!(k.item(1, 2).stock, "sk:{s1:i2}:stock");
+    }
+
+    #[test]
+    fn a_databases_leaders_and_page_cache_carry_its_identity() {
+        let plain = Keys::new("p:");
+        let (a, b) = (plain.clone().scoped("aa"), plain.clone().scoped("bb"));
+        assert_eq!(plain.leader("relay"), "leader:relay");
+        assert_eq!(a.leader("relay"), "leader:relay.aa");
+        assert_ne!(a.lock(&a.leader("usher")), b.lock(&b.leader("usher")));
+        assert_eq!(a.sale_detail(4), "p:sk:sale:{s4.aa}:detail");
+        assert_ne!(a.sale_missing(4), b.sale_missing(4));
+        // A sale's own keys and the prewarm lock are the sale's, not the database's.
+        assert_eq!(a.item(4, 5), b.item(4, 5));
+        assert_eq!(a.lock("prewarm:s4"), plain.lock("prewarm:s4"));
+    }
+
+    #[test]
+    fn a_rooms_keys_carry_the_uid_when_the_sales_do() {
+        let k = Keys::new("");
+        assert_eq!(k.room(3, None).board, "sk:{q3}:board");
+        let room = k.room(3, Some(0xab));
+        assert_eq!(hash_tag(&room.board), "q3.000000000000000000000000000000ab");
+        for key in [&room.counters, &room.finished, &room.bucket(7)] {
+            assert_eq!(hash_tag(key), hash_tag(&room.board), "{key}");
+        }
+        assert_ne!(room.board, k.room(3, Some(0xac)).board);
     }
 }

@@ -164,7 +164,8 @@ impl RedisLock {
     }
 }
 
-/// Leadership of one periodic job across instances: the holder of the lock `leader:<job>`.
+/// Leadership of one periodic job across the instances on one database: the holder of the lock
+/// `leader:<job>.<database uid>`.
 /// Call [`LeaderElection::ensure`] before each run; it renews a held lock or tries to take a
 /// free one. A dead leader's lock expires after its ttl and another instance takes over.
 pub struct LeaderElection {
@@ -180,8 +181,8 @@ impl LeaderElection {
     /// Election for job `job`; the lock lives `ttl` without renewal.
     pub fn new(lock: RedisLock, job: &str, ttl: Duration) -> Self {
         Self {
+            name: lock.keys.leader(job),
             lock,
-            name: format!("leader:{job}"),
             ttl,
             guard: None,
             throttle: Default::default(),

@@ -33,9 +33,26 @@ async fn two_databases(version: &str, prewarm_lead_secs: Option<u64>) -> (TestAp
 async fn two_databases_sharing_one_redis_each_sell_their_sale_1_in_full() {
     const STOCK: usize = 40;
     let (a, b) = two_databases(seckill::domain::script_version::CURRENT, None).await;
-    let (sale_a, item_a) = a.create_live_sale(STOCK as i64, 1).await;
-    let (sale_b, item_b) = b.create_live_sale(STOCK as i64, 1).await;
+    let (mut sales, mut pages) = (Vec::new(), Vec::new());
+    for (app, name) in [(&a, "A's sale"), (&b, "B's sale")] {
+        let mut body = live_sale_body(STOCK as i64, 1);
+        body["name"] = json!(name);
+        let (status, sale) = app.create_sale(body).await;
+        assert_eq!(status, StatusCode::CREATED, "{sale}");
+        let (id, item) = (sale["id"].as_u64(), sale["items"][0]["id"].as_u64());
+        sales.push((id.unwrap(), item.unwrap()));
+    }
+    // Each database's page of sale 1, A's first, through the page cache both share a Redis
+    // with.
+    for (app, (id, _)) in [&a, &b].into_iter().zip(&sales) {
+        let page = app.get(&format!("/api/v1/sales/{id}")).await;
+        pages.push(page.json::<serde_json::Value>().await.unwrap()["name"].clone());
+    }
+    let [(sale_a, item_a), (sale_b, item_b)] = sales[..] else {
+        unreachable!()
+    };
     assert_eq!((sale_a, item_a), (sale_b, item_b), "the same ids");
+    assert_eq!(pages, [json!("A's sale"), json!("B's sale")]);
     let (keys_a, keys_b) = (
         a.item_keys(sale_a, item_a).await,
         b.item_keys(sale_b, item_b).await,
@@ -158,4 +175,42 @@ async fn a_v5_sale_refuses_the_redis_state_of_another_sale_with_the_same_id() {
     let report = b.services.reconciler.run_once(sale_b, false).await.unwrap();
     let failing = failing_checks(&report);
     assert_eq!(failing, ["redis_state_identity"], "{}", report.to_table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_databases_sharing_one_redis_each_keep_their_own_waiting_room() {
+    use crate::queue::{buy_admitted, join, poll_until, queued_sale};
+    let (a, b) = two_databases(seckill::domain::script_version::CURRENT, None).await;
+    let policy = json!({"admit_per_sec": 50});
+    let (sale_a, item_a) = queued_sale(&a, 5, chrono::Utc::now(), policy.clone()).await;
+    let (sale_b, item_b) = queued_sale(&b, 5, chrono::Utc::now(), policy).await;
+    assert_eq!((sale_a, item_a), (sale_b, item_b), "the same ids");
+
+    // A's crowd joins first; B's first buyer is still first in B's room, and each is admitted
+    // by its own usher and buys.
+    for i in 0..3 {
+        let joined = join(&a, sale_a, &format!("a-{i}")).await;
+        assert_eq!(joined["position"], i, "{joined}");
+    }
+    let joined = join(&b, sale_b, "b-0").await;
+    assert_eq!(joined["position"], 0, "B's room is its own: {joined}");
+    for (app, sale, item, user, ticket) in [
+        (&b, sale_b, item_b, "b-0", joined["ticket"].clone()),
+        (
+            &a,
+            sale_a,
+            item_a,
+            "a-3",
+            join(&a, sale_a, "a-3").await["ticket"].clone(),
+        ),
+    ] {
+        let ticket = ticket.as_str().unwrap().to_string();
+        let admitted = poll_until(app, sale, &ticket, Duration::from_secs(20), |b| {
+            b["state"] == "admitted"
+        })
+        .await;
+        let token = admitted["admission_token"].as_str().unwrap();
+        let (status, order) = buy_admitted(app, sale, item, user, Some(token)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{user}: {order}");
+    }
 }

@@ -41,8 +41,9 @@ impl TestApp {
     pub fn redis(&self) -> &RedisPool {
         &self.services.redis
     }
+    /// The keys the app uses (scoped to its database).
     pub fn keys(&self) -> Keys {
-        Keys::new(&self.settings().redis.key_prefix)
+        self.services.stock.keys().clone()
     }
     /// The item as the stock layer addresses it (see [`item_ref_in`]).
     pub async fn item_ref(&self, sale: u64, item: u64) -> ItemRef {

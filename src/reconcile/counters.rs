@@ -127,6 +127,7 @@ impl HolderCounters {
         }
         self.state.present &= part.state.present;
         self.state.restoring |= part.state.restoring;
+        self.state.retired_layout |= part.state.retired_layout;
         if part.state.sale_uid != self.state.sale_uid && part.state.sale_uid.is_some() {
             self.state.sale_uid = part.state.sale_uid;
         }
@@ -149,29 +150,41 @@ impl Reconciler {
             Option<u64>,
             u64,
             (Option<i64>, Option<i64>),
+            bool,
         );
-        let (meta_fields, sale_uid, restoring, remaining, released, entries, in_hash, moved): Read =
-            redis::pipe()
-                .atomic()
-                .hlen(&keys.meta)
-                .hget(&keys.meta, "sale_uid")
-                .hget(&keys.meta, "restoring")
-                .get(&keys.stock)
-                .hget(&keys.meta, "released_units")
-                .hget(&keys.meta, "entries")
-                .hlen(&keys.ledger)
-                .cmd("HMGET")
-                .arg(&keys.meta)
-                .arg("moved_out")
-                .arg("moved_in")
-                .query_async(&mut conn)
-                .await?;
+        let (
+            meta_fields,
+            sale_uid,
+            restoring,
+            remaining,
+            released,
+            entries,
+            in_hash,
+            moved,
+            buckets,
+        ): Read = redis::pipe()
+            .atomic()
+            .hlen(&keys.meta)
+            .hget(&keys.meta, "sale_uid")
+            .hget(&keys.meta, "restoring")
+            .get(&keys.stock)
+            .hget(&keys.meta, "released_units")
+            .hget(&keys.meta, "entries")
+            .hlen(&keys.ledger)
+            .cmd("HMGET")
+            .arg(&keys.meta)
+            .arg("moved_out")
+            .arg("moved_in")
+            .hexists(&keys.meta, "buckets")
+            .query_async(&mut conn)
+            .await?;
         let (out, into) = moved;
         Ok(HolderCounters {
             state: ItemState {
                 present: meta_fields > 0,
                 sale_uid,
                 restoring: restoring.is_some(),
+                retired_layout: meta_fields > 0 && !buckets,
             },
             // Units moved out still count as this holder's, units moved in not (the sum over
             // the holders is then the item's).

@@ -183,6 +183,7 @@ pub(super) fn redis_state(
     match (&state.sale_uid, state.present, state.restoring) {
         (Some(uid), _, _) if *uid != sale.uid => RedisState::Foreign,
         (_, _, true) => RedisState::Rebuilding,
+        (_, true, false) if state.retired_layout => RedisState::Retired,
         (_, true, false) => RedisState::Present,
         (_, false, _) if keys_should_live && sale.status != sales::STATUS_CREATED => {
             RedisState::Lost

@@ -14,6 +14,9 @@ pub struct ItemState {
     pub sale_uid: Option<String>,
     /// True while a rebuild runs.
     pub restoring: bool,
+    /// True when meta was written by a script version this release does not run (no
+    /// `buckets`: the ledger layout before v5), as an ended sale's keys are until they expire.
+    pub retired_layout: bool,
 }
 
 /// Live figures of one item in Redis.
@@ -44,6 +47,7 @@ impl StockService {
             let part = self.holder_state(&item.keys(&self.keys, holder)).await?;
             whole.present &= part.present;
             whole.restoring |= part.restoring;
+            whole.retired_layout |= part.retired_layout;
             if whole.sale_uid.is_none()
                 || part.sale_uid.is_some() && part.sale_uid != whole.sale_uid
             {
@@ -56,16 +60,19 @@ impl StockService {
     /// Meta's view of one holder.
     async fn holder_state(&self, keys: &ItemKeys) -> Result<ItemState, StockError> {
         let mut conn = self.redis.get();
-        let (fields, sale_uid, restoring): (u64, Option<String>, Option<String>) = redis::pipe()
-            .hlen(&keys.meta)
-            .hget(&keys.meta, "sale_uid")
-            .hget(&keys.meta, "restoring")
-            .query_async(&mut conn)
-            .await?;
+        let (fields, sale_uid, restoring, buckets): (u64, Option<String>, Option<String>, bool) =
+            redis::pipe()
+                .hlen(&keys.meta)
+                .hget(&keys.meta, "sale_uid")
+                .hget(&keys.meta, "restoring")
+                .hexists(&keys.meta, "buckets")
+                .query_async(&mut conn)
+                .await?;
         Ok(ItemState {
             present: fields > 0,
             sale_uid,
             restoring: restoring.is_some(),
+            retired_layout: fields > 0 && !buckets,
         })
     }
 

@@ -150,7 +150,7 @@ impl SalePages {
             .misses
             .with_label_values(&["redis"])
             .inc();
-        let name = format!("sale_fill:s{id}");
+        let name = self.keys.page_fill_lock(id);
         let guard = self
             .lock
             .try_acquire(&name, FILL_LOCK_TTL)
@@ -211,7 +211,7 @@ impl SalePages {
     async fn refresh_ahead(&self, id: u64) {
         let Ok(Some(guard)) = self
             .lock
-            .try_acquire(&format!("sale_fill:s{id}"), FILL_LOCK_TTL)
+            .try_acquire(&self.keys.page_fill_lock(id), FILL_LOCK_TTL)
             .await
         else {
             return;

@@ -231,12 +231,21 @@ impl Keys {
 
     /// The Bloom filter of existing sale ids (tagged, so its rebuild key shares its slot).
     pub fn sale_bloom(&self) -> String {
-        format!("{}sk:{{sales}}:bloom", self.prefix)
+        format!("{}sk:{{{}}}:bloom", self.prefix, self.in_scope("sales"))
+    }
+
+    /// The name of the lock one instance holds while it fills sale `sale_id`'s page cache.
+    pub(crate) fn page_fill_lock(&self, sale_id: u64) -> String {
+        self.in_scope(&format!("sale_fill:s{sale_id}"))
     }
 
     /// A temporary key a Bloom filter is rebuilt under before it replaces the live one.
     pub(crate) fn sale_bloom_rebuild(&self, unique: &str) -> String {
-        format!("{}sk:{{sales}}:bloom:rebuild:{unique}", self.prefix)
+        format!(
+            "{}sk:{{{}}}:bloom:rebuild:{unique}",
+            self.prefix,
+            self.in_scope("sales")
+        )
     }
 
     /// A sale id known not to exist (short-lived negative entry).
@@ -372,6 +381,9 @@ mod tests {
         assert_ne!(a.lock(&a.leader("usher")), b.lock(&b.leader("usher")));
         assert_eq!(a.sale_detail(4), "p:sk:sale:{s4.aa}:detail");
         assert_ne!(a.sale_missing(4), b.sale_missing(4));
+        assert_eq!(a.sale_bloom(), "p:sk:{sales.aa}:bloom");
+        assert!(a.sale_bloom_rebuild("x").starts_with("p:sk:{sales.aa}:"));
+        assert_ne!(a.page_fill_lock(4), b.page_fill_lock(4));
         // A sale's own keys and the prewarm lock are the sale's, not the database's.
         assert_eq!(a.item(4, 5), b.item(4, 5));
         assert_eq!(a.lock("prewarm:s4"), plain.lock("prewarm:s4"));

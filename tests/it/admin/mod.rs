@@ -34,7 +34,7 @@ async fn keys_of(app: &TestApp) -> Vec<String> {
     all_keys_of(app)
         .await
         .into_iter()
-        .filter(|k| !k.contains(":lock:") && !k.contains("{sales}:bloom"))
+        .filter(|k| !k.contains(":lock:") && *k != app.keys().sale_bloom())
         .collect()
 }
 

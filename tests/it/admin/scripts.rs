@@ -151,3 +151,50 @@ async fn a_sale_pinned_to_a_retired_version_is_refused_at_prewarm_with_the_way_o
     let (status, _) = app.buy(sale, item, "too-late", 1, None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn state_a_retired_version_wrote_is_not_compared_and_its_releases_settle_in_mysql() {
+    // What an ended v4 sale re-pinned to v5 looks like: v5's key names (v4's), and meta
+    // without the compact ledger's `buckets`, as v4 wrote it.
+    let app = spawn_app().await;
+    let (sale, item) = sale_pinned_to(&app, "v5").await;
+    prewarm(&app, sale).await;
+    let mut orders = Vec::new();
+    for user in ["old-1", "old-2"] {
+        let (status, body) = app.buy(sale, item, user, 1, None).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        orders.push((user, body["order_id"].as_str().unwrap().to_string()));
+    }
+    crate::support::wait_rows(&app, item, 2).await;
+    let keys = app.item_keys(sale, item).await;
+    let mut conn = app.redis().get();
+    let _: i64 = conn.hdel(&keys.meta, "buckets").await.unwrap();
+
+    // A cancel settles: release.v5 finds no compact ledger and answers NOT_WARMED, so the
+    // unit goes back in MySQL only.
+    let (user, order) = &orders[0];
+    let (status, body) = crate::support::cancel(&app, user, order).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let released: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT released_at FROM orders WHERE order_id = ?")
+            .bind(uuid::Uuid::parse_str(order).unwrap())
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    assert!(released.is_some(), "the release settled");
+
+    // Reconciliation says why Redis is not compared, and finds nothing wrong.
+    let report = app.services.reconciler.run_once(sale, false).await.unwrap();
+    assert!(report.ok, "{}", report.to_table());
+    let state = report.items[0]
+        .checks
+        .iter()
+        .find(|c| c.name == "redis_state_present")
+        .expect("a state check");
+    assert!(
+        state
+            .detail
+            .contains("script version this release does not run"),
+        "{state:?}"
+    );
+}

@@ -53,6 +53,13 @@ async fn two_databases_sharing_one_redis_each_sell_their_sale_1_in_full() {
     };
     assert_eq!((sale_a, item_a), (sale_b, item_b), "the same ids");
     assert_eq!(pages, [json!("A's sale"), json!("B's sale")]);
+    // A's second sale has no namesake in B: a B instance starting (it rebuilds its Bloom
+    // filter of sale ids from B's database) leaves A's page of it alone.
+    let (status, second) = a.create_sale(live_sale_body(1, 1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let _b_restarted = spawn_with((*b.services.settings).clone()).await;
+    let page = a.get(&format!("/api/v1/sales/{}", second["id"])).await;
+    assert_eq!(page.status(), StatusCode::OK, "A's second sale's page");
     let (keys_a, keys_b) = (
         a.item_keys(sale_a, item_a).await,
         b.item_keys(sale_b, item_b).await,

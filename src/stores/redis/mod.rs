@@ -14,6 +14,7 @@ pub mod keys;
 pub mod lock;
 pub mod script;
 mod sentinel;
+pub mod slots;
 mod tls;
 
 use std::{

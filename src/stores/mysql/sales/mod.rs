@@ -330,9 +330,8 @@ pub(crate) async fn live_items(
     ended_after: DateTime<Utc>,
 ) -> Result<Vec<LiveItem>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT i.sale_id, i.id AS item_id, i.shards, s.script_version, s.uid AS sale_uid \
-         FROM sale_items i JOIN sales s ON s.id = i.sale_id \
-         WHERE s.status <> ? AND s.ends_at > ? ORDER BY i.id",
+        "SELECT i.sale_id, i.id AS item_id, i.shards, s.script_version, s.uid AS sale_uid FROM \
+         sale_items i JOIN sales s ON s.id = i.sale_id WHERE s.status <> ? AND s.ends_at > ? ORDER BY i.id",
     )
     .bind(STATUS_CREATED)
     .bind(ended_after)
